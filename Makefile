@@ -1,0 +1,109 @@
+# tfb-fcgi: the TechEmpower routes from a pool of FastCGI responders.
+#
+#   make            build build/tfb-fcgi (and build/tfb-spawn)
+#   make test       unit tests, then integration tests against real
+#                   PostgreSQL, nginx and lighttpd; ends "N passed, N failed"
+#   make run        PostgreSQL (embedded under var/ unless PGHOST is set),
+#                   the pool and nginx on 127.0.0.1:$(PORT); Ctrl-C stops it
+#   make start/stop the same in the background
+#   make bench      process-count scaling experiments (see README)
+#
+# Switches: SANITIZE=address,undefined  OPT=-O0  CC=clang  SERVER=lighttpd
+#           WORKERS=N  PORT=N
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+PKGS = libpq json-c
+
+OPT ?= -O2 -g
+WARN = -std=c11 -Wall -Wextra -pedantic -Wshadow -Wstrict-prototypes \
+       -Wmissing-prototypes -Wold-style-definition -Wpointer-arith \
+       -Wwrite-strings -Wvla -Wformat=2 -fno-common
+WERROR ?= -Werror
+ifdef SANITIZE
+SAN = -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+FORTIFY =
+else
+SAN =
+FORTIFY = -D_FORTIFY_SOURCE=2
+endif
+
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo -lpq -ljson-c)
+
+ALL_CPPFLAGS = -D_POSIX_C_SOURCE=200809L $(FORTIFY) -Iapp -Ispawn \
+               $(PKG_CFLAGS) $(CPPFLAGS)
+ALL_CFLAGS = $(WARN) $(WERROR) $(OPT) $(SAN) $(CFLAGS)
+DEPFLAGS = -MMD -MP
+ALL_LDFLAGS = $(SAN) $(LDFLAGS)
+LDLIBS_APP = -lfcgi $(PKG_LIBS) $(LDLIBS)
+
+B = build
+
+APP_SRCS = $(wildcard app/*.c) spawn/scoreboard.c
+APP_OBJS = $(APP_SRCS:%.c=$(B)/%.o)
+LIB_OBJS = $(filter-out $(B)/app/main.o,$(APP_OBJS))
+
+SPAWN_SRCS = $(wildcard spawn/*.c)
+SPAWN_OBJS = $(SPAWN_SRCS:%.c=$(B)/%.o) $(B)/app/log.o
+
+TEST_SRCS = $(wildcard tests/app/test_*.c tests/spawn/test_*.c)
+TEST_BINS = $(TEST_SRCS:%.c=$(B)/%)
+
+PROGS = $(B)/tfb-fcgi
+ifneq ($(wildcard spawn/main.c),)
+PROGS += $(B)/tfb-spawn
+endif
+
+.PHONY: all deps test unit run start stop bench format format-check clean
+
+all: deps $(PROGS)
+
+# Missing Debian packages are installed when root, named otherwise.
+deps:
+	@deploy/deps build
+
+$(B)/tfb-fcgi: $(APP_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_APP)
+
+$(B)/tfb-spawn: $(SPAWN_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/libapp.a: $(LIB_OBJS)
+	$(AR) rcs $@ $^
+
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+# A unit test links the module it tests from libapp.a.
+$(B)/tests/%: tests/%.c tests/harness.h $(wildcard tests/*/*.inc) $(B)/libapp.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) -Itests $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
+	    $(B)/libapp.a $(LDLIBS_APP)
+
+unit: all $(TEST_BINS)
+
+test: all $(TEST_BINS)
+	@deploy/deps test
+	@tests/run $(TEST_BINS)
+
+run start stop:
+	@deploy/stack $@
+
+bench: all
+	@deploy/deps bench
+	@tests/bench/run
+
+FORMAT_SRCS = $(wildcard app/*.[ch] spawn/*.[ch] tests/*.h tests/*/*.[ch])
+
+format:
+	clang-format -i $(FORMAT_SRCS)
+
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SRCS)
+
+clean:
+	rm -rf $(B)
+
+-include $(APP_OBJS:.o=.d) $(SPAWN_OBJS:.o=.d)

@@ -1,0 +1,447 @@
+/*
+ * db.c: see db.h.
+ */
+#include "db.h"
+
+#include <arpa/inet.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "log.h"
+
+/* Type OIDs of the binary parameters we send (pg_type.h). */
+#define INT4OID 23
+
+enum stmt_id { WORLD_READ, WORLD_UPDATE, WORLD_ALL, FORTUNE_ALL, NSTMTS };
+
+/*
+ * Every statement the routes run.  Each row is read by its own statement
+ * (TechEmpower counts them in pg_stat_statements); the update is one
+ * statement for all rows of a request, and carries no SELECT in its text so
+ * that it is not counted as a read.
+ */
+static const struct stmt {
+    const char *name;
+    const char *sql;
+    int nparams;
+    Oid types[2];
+} stmts[NSTMTS] = {
+    [WORLD_READ] = {"world_read",
+                    "SELECT id, randomnumber FROM world WHERE id = $1",
+                    1,
+                    {INT4OID}},
+    [WORLD_UPDATE] = {"world_update",
+                      "UPDATE world SET randomnumber = v.r "
+                      "FROM unnest($1::int[], $2::int[]) AS v(id, r) "
+                      "WHERE world.id = v.id",
+                      2,
+                      {0}},
+    [WORLD_ALL] = {"world_all", "SELECT id, randomnumber FROM world", 0, {0}},
+    [FORTUNE_ALL] = {"fortune_all", "SELECT id, message FROM fortune", 0, {0}},
+};
+
+struct db {
+    PGconn *conn;
+    char *conninfo; /* NULL: the PG* environment alone */
+    enum db_mode mode;
+    int64_t next_try_ms; /* no connection attempt before this */
+    int backoff_ms;      /* 0 while the last attempt succeeded */
+    int lost;            /* the connection was lost: log the recovery */
+    char sqlstate[6];    /* of the last statement that failed */
+    PGresult *fortunes_res;
+    struct fortune *fortunes;
+    int fortunes_cap;
+    struct buf ids, values; /* the update's array literals */
+};
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct db *
+db_new(const char *conninfo, enum db_mode mode)
+{
+    PQconninfoOption *opts;
+    struct db *db;
+    char *errmsg = NULL;
+
+    if (conninfo != NULL) {
+        if ((opts = PQconninfoParse(conninfo, &errmsg)) == NULL) {
+            log_err("db: bad connection string: %s",
+                    errmsg ? errmsg : "out of memory");
+            PQfreemem(errmsg);
+            return NULL;
+        }
+        PQconninfoFree(opts);
+    }
+    if ((db = calloc(1, sizeof(*db))) == NULL)
+        return NULL;
+    if (conninfo != NULL && (db->conninfo = strdup(conninfo)) == NULL) {
+        free(db);
+        return NULL;
+    }
+    db->mode = mode;
+    return db;
+}
+
+static void
+db_close(struct db *db)
+{
+    PQfinish(db->conn);
+    db->conn = NULL;
+}
+
+void
+db_free(struct db *db)
+{
+    if (db == NULL)
+        return;
+    db_close(db);
+    PQclear(db->fortunes_res);
+    free(db->fortunes);
+    buf_free(&db->ids);
+    buf_free(&db->values);
+    free(db->conninfo);
+    free(db);
+}
+
+/* Prepare every statement on a new connection; 0 or -1. */
+static int
+prepare_all(PGconn *conn)
+{
+    PGresult *res;
+    int i, ok;
+
+    for (i = 0; i < NSTMTS; i++) {
+        res = PQprepare(conn, stmts[i].name, stmts[i].sql, stmts[i].nparams,
+                        stmts[i].types);
+        ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        if (!ok)
+            log_err("db: prepare %s: %s", stmts[i].name,
+                    PQresultErrorMessage(res));
+        PQclear(res);
+        if (!ok)
+            return -1;
+    }
+    return 0;
+}
+
+/*
+ * Open the connection.  Our defaults come first, so that the PG*
+ * environment and then the conninfo string override them.
+ */
+static PGconn *
+open_conn(const struct db *db)
+{
+    const char *keys[8], *vals[8];
+    int n = 0;
+
+    if (getenv("PGAPPNAME") == NULL) {
+        keys[n] = "application_name";
+        vals[n++] = "tfb-fcgi";
+    }
+    if (getenv("PGCONNECT_TIMEOUT") == NULL) {
+        keys[n] = "connect_timeout";
+        vals[n++] = "5";
+    }
+    if (getenv("PGCLIENTENCODING") == NULL) {
+        keys[n] = "client_encoding";
+        vals[n++] = "UTF8";
+    }
+    /* Notice a peer that vanished from the network within seconds. */
+    keys[n] = "keepalives_idle";
+    vals[n++] = "10";
+    keys[n] = "keepalives_interval";
+    vals[n++] = "2";
+    keys[n] = "keepalives_count";
+    vals[n++] = "3";
+    if (db->conninfo != NULL) {
+        keys[n] = "dbname";
+        vals[n++] = db->conninfo;
+    }
+    keys[n] = vals[n] = NULL;
+    return PQconnectdbParams(keys, vals, 1);
+}
+
+int
+db_connect(struct db *db)
+{
+    PGconn *conn;
+    int64_t now;
+
+    if (db->conn != NULL)
+        return DB_OK;
+    now = now_ms();
+    if (now < db->next_try_ms)
+        return DB_UNAVAILABLE;
+    conn = open_conn(db);
+    if (PQstatus(conn) != CONNECTION_OK ||
+        (db->mode == DB_PERSISTENT && prepare_all(conn) == -1)) {
+        db->backoff_ms = db->backoff_ms == 0
+                             ? DB_BACKOFF_MIN_MS
+                             : (db->backoff_ms * 2 > DB_BACKOFF_MAX_MS
+                                    ? DB_BACKOFF_MAX_MS
+                                    : db->backoff_ms * 2);
+        db->next_try_ms = now + db->backoff_ms;
+        log_warn("db: cannot connect (next try in %d ms): %s", db->backoff_ms,
+                 conn ? PQerrorMessage(conn) : "out of memory");
+        PQfinish(conn);
+        db->lost = 1;
+        return DB_UNAVAILABLE;
+    }
+    /* Blocking I/O with a blocking connection: the worker has nothing else
+     * to do while it waits. */
+    db->conn = conn;
+    db->backoff_ms = 0;
+    db->next_try_ms = 0;
+    if (db->lost) {
+        log_info("db: connected again");
+        db->lost = 0;
+    }
+    return DB_OK;
+}
+
+void
+db_request_done(struct db *db)
+{
+    if (db->mode == DB_PER_REQUEST)
+        db_close(db);
+}
+
+/* An error the connection cannot recover from, or one of an outage. */
+static int
+is_unavailable(const struct db *db, const PGresult *res)
+{
+    const char *state;
+
+    if (PQstatus(db->conn) != CONNECTION_OK)
+        return 1;
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    /* 08: connection exception; 53: insufficient resources; 57: operator
+     * intervention (shutdown, statement_timeout). */
+    return state != NULL && (strncmp(state, "08", 2) == 0 ||
+                             strncmp(state, "53", 2) == 0 ||
+                             strncmp(state, "57", 2) == 0);
+}
+
+/*
+ * Run statement id.  In DB_PER_REQUEST mode nothing is prepared, so the
+ * text goes with the parameters, as a program that connects per request
+ * would do.  Results: the result, or NULL with *rc set and the failure
+ * logged; a lost connection is closed here.
+ */
+static PGresult *
+run(struct db *db, enum stmt_id id, const char *const *values,
+    const int *lengths, const int *formats, int *rc)
+{
+    const struct stmt *st = &stmts[id];
+    PGresult *res;
+    ExecStatusType status;
+
+    if ((*rc = db_connect(db)) != DB_OK)
+        return NULL;
+    if (db->mode == DB_PERSISTENT)
+        res = PQexecPrepared(db->conn, st->name, st->nparams, values, lengths,
+                             formats, 1);
+    else
+        res = PQexecParams(db->conn, st->sql, st->nparams, st->types, values,
+                           lengths, formats, 1);
+    status = PQresultStatus(res);
+    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
+        *rc = DB_OK;
+        return res;
+    }
+    snprintf(db->sqlstate, sizeof(db->sqlstate), "%s",
+             PQresultErrorField(res, PG_DIAG_SQLSTATE)
+                 ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
+                 : "");
+    if (is_unavailable(db, res)) {
+        log_warn("db: %s: connection lost: %s", st->name,
+                 db->conn ? PQerrorMessage(db->conn) : "");
+        db_close(db);
+        db->lost = 1;
+        *rc = DB_UNAVAILABLE;
+    } else {
+        log_err("db: %s: %s", st->name, PQresultErrorMessage(res));
+        *rc = DB_ERROR;
+    }
+    PQclear(res);
+    return NULL;
+}
+
+static int32_t
+get_int4(const PGresult *res, int row, int col)
+{
+    uint32_t v;
+
+    memcpy(&v, PQgetvalue(res, row, col), sizeof(v));
+    return (int32_t)ntohl(v);
+}
+
+/* Check that a binary result has the expected int4 shape. */
+static int
+check_int4_cols(const PGresult *res, int ncols)
+{
+    int c;
+
+    if (PQnfields(res) != ncols)
+        return -1;
+    for (c = 0; c < ncols; c++)
+        if (PQftype(res, c) != INT4OID)
+            return -1;
+    return 0;
+}
+
+int
+db_world_read(struct db *db, const int32_t *ids, int n, struct world *out)
+{
+    PGresult *res;
+    uint32_t param;
+    const char *values[1] = {(const char *)&param};
+    const int lengths[1] = {sizeof(param)}, formats[1] = {1};
+    int i, rc;
+
+    for (i = 0; i < n; i++) {
+        param = htonl((uint32_t)ids[i]);
+        if ((res = run(db, WORLD_READ, values, lengths, formats, &rc)) == NULL)
+            return rc;
+        if (PQntuples(res) != 1 || check_int4_cols(res, 2) == -1) {
+            log_err("db: world row %d: %d rows of an unexpected shape",
+                    (int)ids[i], PQntuples(res));
+            PQclear(res);
+            return DB_ERROR;
+        }
+        out[i].id = get_int4(res, 0, 0);
+        out[i].random_number = get_int4(res, 0, 1);
+        PQclear(res);
+    }
+    return DB_OK;
+}
+
+static int
+world_cmp(const void *a, const void *b)
+{
+    const struct world *x = a, *y = b;
+
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* "{v1,v2,...}": a PostgreSQL array literal of n integers. */
+static void
+put_array(struct buf *b, const struct world *rows, int n, int ids)
+{
+    int i;
+    int32_t v;
+
+    buf_reset(b);
+    buf_putc(b, '{');
+    for (i = 0; i < n; i++) {
+        if (i > 0)
+            buf_putc(b, ',');
+        v = ids ? rows[i].id : rows[i].random_number;
+        buf_put_int(b, v);
+    }
+    buf_putc(b, '}');
+    buf_putc(b, '\0');
+}
+
+int
+db_world_update(struct db *db, struct world *rows, int n)
+{
+    const char *values[2];
+    PGresult *res;
+    int attempt, rc = DB_ERROR;
+
+    qsort(rows, (size_t)n, sizeof(*rows), world_cmp);
+    put_array(&db->ids, rows, n, 1);
+    put_array(&db->values, rows, n, 0);
+    if (db->ids.failed || db->values.failed)
+        return DB_ERROR;
+    values[0] = db->ids.data;
+    values[1] = db->values.data;
+    /*
+     * Sorted ids keep concurrent updates from deadlocking in practice; a
+     * deadlock PostgreSQL still detects rolled the statement back whole, so
+     * it is safe to run again.
+     */
+    for (attempt = 0; attempt < 3; attempt++) {
+        res = run(db, WORLD_UPDATE, values, NULL, NULL, &rc);
+        if (res != NULL) {
+            PQclear(res);
+            return DB_OK;
+        }
+        if (rc != DB_ERROR || strcmp(db->sqlstate, "40P01") != 0)
+            break;
+    }
+    return rc;
+}
+
+int
+db_world_all(struct db *db, struct world *out, int cap, int *n)
+{
+    PGresult *res;
+    int i, rc, rows;
+
+    if ((res = run(db, WORLD_ALL, NULL, NULL, NULL, &rc)) == NULL)
+        return rc;
+    if (check_int4_cols(res, 2) == -1) {
+        PQclear(res);
+        return DB_ERROR;
+    }
+    rows = PQntuples(res);
+    if (rows > cap)
+        rows = cap;
+    for (i = 0; i < rows; i++) {
+        out[i].id = get_int4(res, i, 0);
+        out[i].random_number = get_int4(res, i, 1);
+    }
+    *n = rows;
+    PQclear(res);
+    return DB_OK;
+}
+
+int
+db_fortunes(struct db *db, struct fortune **out, int *n)
+{
+    PGresult *res;
+    struct fortune *f;
+    int i, rc, rows;
+
+    PQclear(db->fortunes_res);
+    db->fortunes_res = NULL;
+    if ((res = run(db, FORTUNE_ALL, NULL, NULL, NULL, &rc)) == NULL)
+        return rc;
+    rows = PQntuples(res);
+    if (PQnfields(res) != 2 || PQftype(res, 0) != INT4OID) {
+        PQclear(res);
+        return DB_ERROR;
+    }
+    /* One spare slot: the handler adds the request-time fortune. */
+    if (rows + 1 > db->fortunes_cap) {
+        f = realloc(db->fortunes, (size_t)(rows + 1) * sizeof(*f));
+        if (f == NULL) {
+            PQclear(res);
+            return DB_ERROR;
+        }
+        db->fortunes = f;
+        db->fortunes_cap = rows + 1;
+    }
+    for (i = 0; i < rows; i++) {
+        db->fortunes[i].id = get_int4(res, i, 0);
+        db->fortunes[i].message = PQgetvalue(res, i, 1);
+        db->fortunes[i].len = (size_t)PQgetlength(res, i, 1);
+    }
+    db->fortunes_res = res;
+    *out = db->fortunes;
+    *n = rows;
+    return DB_OK;
+}

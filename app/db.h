@@ -1,0 +1,99 @@
+/*
+ * db.h: the worker's PostgreSQL connection.
+ *
+ * One struct db per worker process, opened after fork and never shared.
+ * Every statement the routes run is prepared once per connection, when it
+ * is made.  The connection is configured the libpq way: the PG*
+ * environment variables, overridden by an optional conninfo string.
+ *
+ * When the connection breaks (PostgreSQL restarted, network cut) the call
+ * in progress returns DB_UNAVAILABLE, the connection is closed at once
+ * (never left orphaned), and the next calls reconnect, spaced by a backoff
+ * that doubles up to DB_BACKOFF_MAX_MS; in between they return
+ * DB_UNAVAILABLE without touching the network, so an outage costs each
+ * request microseconds.
+ *
+ * Every function returns DB_OK, DB_UNAVAILABLE (answer 503) or DB_ERROR
+ * (the statement failed for another reason: answer 500), and logs one
+ * line for each failure.
+ */
+#ifndef DB_H
+#define DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DB_OK 0
+#define DB_UNAVAILABLE (-1)
+#define DB_ERROR (-2)
+
+#define DB_BACKOFF_MIN_MS 50
+#define DB_BACKOFF_MAX_MS 2000
+
+/* The World table holds ids 1..WORLD_ROWS. */
+#define WORLD_ROWS 10000
+
+enum db_mode {
+    DB_PERSISTENT, /* one connection for the worker's life (the default) */
+    DB_PER_REQUEST /* experiment: connect and close around every request */
+};
+
+struct world {
+    int32_t id;
+    int32_t random_number;
+};
+
+struct fortune {
+    int32_t id;
+    const char *message; /* not NUL-terminated */
+    size_t len;
+};
+
+struct db;
+
+/*
+ * db_new: a handle for conninfo (NULL: the PG* environment alone).
+ * Results: the handle, not yet connected, or NULL when conninfo does not
+ * parse (the reason is logged) or memory ran out.
+ */
+struct db *db_new(const char *conninfo, enum db_mode mode);
+
+/* db_free: close the connection, if any, and free the handle. */
+void db_free(struct db *db);
+
+/*
+ * db_connect: connect now if not connected and the backoff allows.
+ * Called at worker start, so the first request finds the connection warm.
+ */
+int db_connect(struct db *db);
+
+/*
+ * db_request_done: the request is answered; in DB_PER_REQUEST mode the
+ * connection is closed here.
+ */
+void db_request_done(struct db *db);
+
+/* db_world_read: out[i] = the World row of ids[i], one SELECT per row. */
+int db_world_read(struct db *db, const int32_t *ids, int n, struct world *out);
+
+/*
+ * db_world_update: write rows[i].random_number for each rows[i].id, in one
+ * statement, committed when this returns DB_OK.  rows is sorted by id
+ * in place, so that concurrent updates lock rows in the same order.
+ */
+int db_world_update(struct db *db, struct world *rows, int n);
+
+/*
+ * db_world_all: every World row, for the cache.  out has room for cap
+ * rows; *n is set to the number read.
+ */
+int db_world_all(struct db *db, struct world *out, int cap, int *n);
+
+/*
+ * db_fortunes: every Fortune row, unsorted.  The array and the messages
+ * belong to db and stay valid until the next db_fortunes() or db_free();
+ * the array has room for one more entry, which the caller may fill.
+ */
+int db_fortunes(struct db *db, struct fortune **out, int *n);
+
+#endif

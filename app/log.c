@@ -1,0 +1,73 @@
+/*
+ * log.c: see log.h.
+ */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *log_name = "tfb";
+static enum log_level log_min = LOG_INFO;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void
+log_init(const char *progname, enum log_level min)
+{
+    log_name = progname;
+    log_min = min;
+}
+
+static void
+log_write(enum log_level level, const char *fmt, va_list ap)
+{
+    char line[1024];
+    struct tm tm;
+    time_t now = time(NULL);
+    size_t n;
+    int r;
+
+    gmtime_r(&now, &tm);
+    n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ ", &tm);
+    r = snprintf(line + n, sizeof(line) - n, "%s[%ld] %s: ", log_name,
+                 (long)getpid(), level_names[level]);
+    if (r > 0)
+        n += (size_t)r < sizeof(line) - n ? (size_t)r : sizeof(line) - n - 1;
+    r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+    if (r > 0)
+        n += (size_t)r < sizeof(line) - n ? (size_t)r : sizeof(line) - n - 1;
+    /* Truncated lines still end with a newline. */
+    if (n >= sizeof(line) - 1)
+        n = sizeof(line) - 2;
+    line[n++] = '\n';
+    /* One write: the line is atomic on a pipe or an O_APPEND file. */
+    if (write(STDERR_FILENO, line, n) < 0) {
+        /* Nowhere left to report it. */
+    }
+}
+
+void
+log_msg(enum log_level level, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (level < log_min)
+        return;
+    va_start(ap, fmt);
+    log_write(level, fmt, ap);
+    va_end(ap);
+}
+
+void
+fatal(int status, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_write(LOG_ERR, fmt, ap);
+    va_end(ap);
+    exit(status);
+}

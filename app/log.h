@@ -1,0 +1,31 @@
+/*
+ * log.h: one logger for the responder and the supervisor.
+ *
+ * Each line goes to stderr in one write(2), so that lines from the workers
+ * of a pool sharing one log file never interleave:
+ *
+ *     2026-11-25T20:31:07Z tfb-fcgi[1234] warn: db: connection lost
+ *
+ * Nothing here allocates; none of it may be called from a signal handler.
+ */
+#ifndef LOG_H
+#define LOG_H
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERR };
+
+/* log_init: name the program in every line; lines below min are dropped. */
+void log_init(const char *progname, enum log_level min);
+
+void log_msg(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* fatal: log at LOG_ERR and exit(status).  For start-up errors only. */
+_Noreturn void fatal(int status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_err(...) log_msg(LOG_ERR, __VA_ARGS__)
+
+#endif

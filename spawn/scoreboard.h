@@ -1,0 +1,73 @@
+/*
+ * scoreboard.h: the pool's shared table of workers.
+ *
+ * The supervisor creates the scoreboard before forking (a memfd mapped
+ * MAP_SHARED), and hands it to each worker across exec() as an inherited
+ * file descriptor named by the TFB_SCOREBOARD_FD environment variable, with
+ * the worker's row in TFB_WORKER_SLOT.  A worker writes only its own slot;
+ * the supervisor reads every slot (request time limit, status) and resets a
+ * slot before reusing it.  Fields are C11 atomics so that readers in another
+ * process see whole values; no lock is taken on the request path.
+ *
+ * A worker started by anything else (plain spawn-fcgi, multiwatch, lighttpd,
+ * systemd) finds no variable and runs without a scoreboard.
+ */
+#ifndef SCOREBOARD_H
+#define SCOREBOARD_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define SB_ENV_FD "TFB_SCOREBOARD_FD"
+#define SB_ENV_SLOT "TFB_WORKER_SLOT"
+#define SB_MAGIC 0x54464231u /* "TFB1" */
+
+enum sb_state {
+    SB_EMPTY = 0, /* no worker in this slot */
+    SB_STARTING,  /* forked, not yet accepting */
+    SB_IDLE,      /* waiting in accept() */
+    SB_BUSY,      /* serving a request since busy_since_ns */
+    SB_EXITING    /* leaving after its current request */
+};
+
+/* One worker's row: 64 bytes so that two workers never share a cache line. */
+struct sb_slot {
+    _Atomic int32_t pid;
+    _Atomic int32_t state;         /* enum sb_state */
+    _Atomic int64_t busy_since_ns; /* CLOCK_MONOTONIC; 0 unless SB_BUSY */
+    _Atomic uint64_t requests;     /* served since this worker started */
+    _Atomic int64_t started_ns;    /* CLOCK_MONOTONIC at fork */
+    char pad[32];
+};
+
+struct scoreboard;
+
+/*
+ * sb_create: map a new scoreboard of nslots empty slots.
+ * Results: the scoreboard, or NULL with errno set.  Its fd is not
+ * close-on-exec, so that workers inherit it.
+ */
+struct scoreboard *sb_create(int nslots);
+
+/* sb_free: unmap and close; NULL is allowed. */
+void sb_free(struct scoreboard *sb);
+
+/* sb_fd, sb_nslots: what the supervisor passes to its workers. */
+int sb_fd(const struct scoreboard *sb);
+int sb_nslots(const struct scoreboard *sb);
+
+/* sb_slot: slot i (0 <= i < nslots). */
+struct sb_slot *sb_slot(struct scoreboard *sb, int i);
+
+/*
+ * sb_attach_env: a worker's side.  Maps the scoreboard named by the
+ * environment and returns this worker's slot, or NULL when there is none
+ * or it does not check out (wrong magic, slot out of range).  The mapping
+ * lives until exit.
+ */
+struct sb_slot *sb_attach_env(void);
+
+/* sb_now_ns: CLOCK_MONOTONIC in nanoseconds, the scoreboard's clock. */
+int64_t sb_now_ns(void);
+
+#endif
