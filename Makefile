@@ -8,8 +8,8 @@
 #   make start/stop the same in the background
 #   make bench      process-count scaling experiments (see README)
 #
-# Switches: SANITIZE=address,undefined  OPT=-O0  CC=clang  SERVER=lighttpd
-#           WORKERS=N  PORT=N
+# Switches: SANITIZE=address,undefined  OPT=-O0  CC=clang  V=1 (show commands)
+#           B=DIR (build directory)  SERVER=lighttpd  WORKERS=N  PORT=N
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
@@ -40,6 +40,15 @@ LDLIBS_APP = -lfcgi $(PKG_LIBS) $(LDLIBS)
 
 B = build
 
+# V=1 shows the commands.
+ifeq ($(V),1)
+Q =
+msg = @true
+else
+Q = @
+msg = @printf '  %-6s %s\n'
+endif
+
 APP_SRCS = $(wildcard app/*.c) spawn/scoreboard.c
 APP_OBJS = $(APP_SRCS:%.c=$(B)/%.o)
 LIB_OBJS = $(filter-out $(B)/app/main.o,$(APP_OBJS))
@@ -64,22 +73,27 @@ deps:
 	@deploy/deps build
 
 $(B)/tfb-fcgi: $(APP_OBJS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_APP)
+	$(msg) LINK $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_APP)
 
 $(B)/tfb-spawn: $(SPAWN_OBJS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(msg) LINK $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/libapp.a: $(LIB_OBJS)
-	$(AR) rcs $@ $^
+	$(msg) AR $@
+	$(Q)$(AR) rcs $@ $^
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
+	$(msg) CC $<
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
 # A unit test links the module it tests from libapp.a.
 $(B)/tests/%: tests/%.c tests/harness.h $(wildcard tests/*/*.inc) $(B)/libapp.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CPPFLAGS) -Itests $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
+	$(msg) TEST $@
+	$(Q)$(CC) $(ALL_CPPFLAGS) -Itests $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
 	    $(B)/libapp.a $(LDLIBS_APP)
 
 unit: all $(TEST_BINS)

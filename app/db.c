@@ -172,6 +172,15 @@ open_conn(const struct db *db)
     return PQconnectdbParams(keys, vals, 1);
 }
 
+/* 0, then DB_BACKOFF_MIN_MS doubling up to DB_BACKOFF_MAX_MS. */
+static int
+next_backoff(int ms)
+{
+    if (ms == 0)
+        return DB_BACKOFF_MIN_MS;
+    return ms * 2 > DB_BACKOFF_MAX_MS ? DB_BACKOFF_MAX_MS : ms * 2;
+}
+
 int
 db_connect(struct db *db)
 {
@@ -186,11 +195,7 @@ db_connect(struct db *db)
     conn = open_conn(db);
     if (PQstatus(conn) != CONNECTION_OK ||
         (db->mode == DB_PERSISTENT && prepare_all(conn) == -1)) {
-        db->backoff_ms = db->backoff_ms == 0
-                             ? DB_BACKOFF_MIN_MS
-                             : (db->backoff_ms * 2 > DB_BACKOFF_MAX_MS
-                                    ? DB_BACKOFF_MAX_MS
-                                    : db->backoff_ms * 2);
+        db->backoff_ms = next_backoff(db->backoff_ms);
         db->next_try_ms = now + db->backoff_ms;
         log_warn("db: cannot connect (next try in %d ms): %s", db->backoff_ms,
                  conn ? PQerrorMessage(conn) : "out of memory");
@@ -228,9 +233,9 @@ is_unavailable(const struct db *db, const PGresult *res)
     state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     /* 08: connection exception; 53: insufficient resources; 57: operator
      * intervention (shutdown, statement_timeout). */
-    return state != NULL && (strncmp(state, "08", 2) == 0 ||
-                             strncmp(state, "53", 2) == 0 ||
-                             strncmp(state, "57", 2) == 0);
+    return state != NULL &&
+           (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0 ||
+            strncmp(state, "57", 2) == 0);
 }
 
 /*

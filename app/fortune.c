@@ -47,8 +47,7 @@ fortune_render(struct buf *b, const struct fortune *f, int n)
 }
 
 void
-handle_fortunes(struct ctx *ctx, const struct request *req,
-                struct response *r)
+handle_fortunes(struct ctx *ctx, const struct request *req, struct response *r)
 {
     struct fortune *f;
     int n, rc;

@@ -8,8 +8,7 @@
 #define HELLO "Hello, World!"
 
 void
-handle_plaintext(struct ctx *ctx, const struct request *req,
-                 struct response *r)
+handle_plaintext(struct ctx *ctx, const struct request *req, struct response *r)
 {
     (void)ctx;
     (void)req;

@@ -41,29 +41,29 @@ struct options {
 static void
 usage(FILE *f)
 {
-    fprintf(f,
-            "usage: tfb-fcgi [options]\n"
-            "\n"
-            "Serves the TechEmpower routes over FastCGI on the listening\n"
-            "socket on fd 0 (or fd 3 with systemd's LISTEN_FDS).\n"
-            "\n"
-            "  -b, --bind ADDR         bind ADDR instead: a unix socket path,\n"
-            "                          or HOST:PORT (no HOST: 127.0.0.1)\n"
-            "  -B, --backlog N         listen backlog with --bind [4096]\n"
-            "  -d, --db CONNINFO       libpq connection string, over the PG*\n"
-            "                          environment variables\n"
-            "      --db-mode MODE      persistent (default), or per-request:\n"
-            "                          EXPERIMENT, connect for every request\n"
-            "  -m, --max-requests N    exit after N requests, to be replaced\n"
-            "                          by the supervisor [TFB_MAX_REQUESTS, 0]\n"
-            "      --cache-ttl SECONDS refill /cached-queries' cache after\n"
-            "                          SECONDS [0: never]\n"
-            "  -l, --log-file FILE     append the log to FILE, not stderr\n"
-            "  -v, --verbose           log debug lines\n"
-            "  -q, --quiet             log warnings and errors only\n"
-            "  -h, --help              this text\n"
-            "\n"
-            "Exit status 2: a configuration error (do not respawn).\n");
+    fprintf(
+        f, "usage: tfb-fcgi [options]\n"
+           "\n"
+           "Serves the TechEmpower routes over FastCGI on the listening\n"
+           "socket on fd 0 (or fd 3 with systemd's LISTEN_FDS).\n"
+           "\n"
+           "  -b, --bind ADDR         bind ADDR instead: a unix socket path,\n"
+           "                          or HOST:PORT (no HOST: 127.0.0.1)\n"
+           "  -B, --backlog N         listen backlog with --bind [4096]\n"
+           "  -d, --db CONNINFO       libpq connection string, over the PG*\n"
+           "                          environment variables\n"
+           "      --db-mode MODE      persistent (default), or per-request:\n"
+           "                          EXPERIMENT, connect for every request\n"
+           "  -m, --max-requests N    exit after N requests, to be replaced\n"
+           "                          by the supervisor [TFB_MAX_REQUESTS, 0]\n"
+           "      --cache-ttl SECONDS refill /cached-queries' cache after\n"
+           "                          SECONDS [0: never]\n"
+           "  -l, --log-file FILE     append the log to FILE, not stderr\n"
+           "  -v, --verbose           log debug lines\n"
+           "  -q, --quiet             log warnings and errors only\n"
+           "  -h, --help              this text\n"
+           "\n"
+           "Exit status 2: a configuration error (do not respawn).\n");
 }
 
 static long
@@ -75,8 +75,8 @@ parse_long(const char *s, long min, long max, const char *what)
     errno = 0;
     v = strtol(s, &end, 10);
     if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-        fatal(EXIT_CONFIG, "%s: '%s' is not a number from %ld to %ld", what,
-              s, min, max);
+        fatal(EXIT_CONFIG, "%s: '%s' is not a number from %ld to %ld", what, s,
+              min, max);
     return v;
 }
 
@@ -104,8 +104,7 @@ parse_options(int argc, char **argv, struct options *o)
     o->db_mode = DB_PERSISTENT;
     o->log_level = LOG_INFO;
     if ((env = getenv("TFB_MAX_REQUESTS")) != NULL && *env != '\0')
-        o->max_requests =
-            parse_long(env, 0, 1L << 40, "TFB_MAX_REQUESTS");
+        o->max_requests = parse_long(env, 0, 1L << 40, "TFB_MAX_REQUESTS");
     while ((c = getopt_long(argc, argv, "b:B:d:m:l:vqh", longopts, NULL)) !=
            -1) {
         switch (c) {
@@ -129,8 +128,7 @@ parse_options(int argc, char **argv, struct options *o)
                       optarg);
             break;
         case 'm':
-            o->max_requests =
-                parse_long(optarg, 0, 1L << 40, "--max-requests");
+            o->max_requests = parse_long(optarg, 0, 1L << 40, "--max-requests");
             break;
         case OPT_CACHE_TTL:
             o->cache_ttl = parse_long(optarg, 0, 1L << 30, "--cache-ttl");
@@ -207,8 +205,8 @@ main(int argc, char **argv)
     log_init("tfb-fcgi", o.log_level);
     if (o.log_file != NULL) {
         /* spawn-fcgi leaves a worker's stderr nowhere: give it a file. */
-        int fd = open(o.log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-                      0640);
+        int fd =
+            open(o.log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 
         if (fd == -1 || dup2(fd, STDERR_FILENO) == -1)
             fatal(EXIT_CONFIG, "cannot open %s: %s", o.log_file,
@@ -224,7 +222,8 @@ main(int argc, char **argv)
         fatal(1, "out of memory");
     clock_gettime(CLOCK_REALTIME, &ts);
     ctx.rng = ((uint64_t)getpid() << 32 ^ (uint64_t)ts.tv_nsec ^
-               (uint64_t)ts.tv_sec) | 1;
+               (uint64_t)ts.tv_sec) |
+              1;
 
     /* Warm: the first request finds its connection ready.  A database
      * that is down now is not fatal; requests get 503 until it is back. */

@@ -19,11 +19,11 @@
 #define CT_HTML "text/html; charset=utf-8"
 
 struct response {
-    struct buf out;   /* RESP_HEADROOM bytes, then the body */
-    int status;       /* HTTP status code */
-    const char *type; /* Content-Type value (static storage) */
+    struct buf out;    /* RESP_HEADROOM bytes, then the body */
+    int status;        /* HTTP status code */
+    const char *type;  /* Content-Type value (static storage) */
     const char *allow; /* Allow header value (static storage), or NULL */
-    int head_only;    /* HEAD request: headers with the body's length only */
+    int head_only;     /* HEAD request: headers with the body's length only */
 };
 
 /* resp_begin: start a new response (200, no type); keeps the memory. */

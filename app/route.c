@@ -5,7 +5,10 @@
 
 #include <string.h>
 
-#define ROUTE(p, fn) {p, sizeof(p) - 1, fn}
+#define ROUTE(p, fn)                                                           \
+    {                                                                          \
+        p, sizeof(p) - 1, fn                                                   \
+    }
 
 static const struct route {
     const char *path;
@@ -33,8 +36,8 @@ route_find(const char *path, size_t len)
 }
 
 void
-route_handle(struct ctx *ctx, const char *method, const char *path,
-             size_t len, const char *query, struct response *r)
+route_handle(struct ctx *ctx, const char *method, const char *path, size_t len,
+             const char *query, struct response *r)
 {
     struct request req = {query ? query : ""};
     int head = method != NULL && strcmp(method, "HEAD") == 0;

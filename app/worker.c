@@ -164,8 +164,7 @@ worker_run(struct ctx *ctx, const struct worker_opts *opts)
         db_request_done(ctx->db);
         served++;
         if (slot != NULL)
-            atomic_fetch_add_explicit(&slot->requests, 1,
-                                      memory_order_relaxed);
+            atomic_fetch_add_explicit(&slot->requests, 1, memory_order_relaxed);
         if (opts->max_requests > 0 && served >= opts->max_requests) {
             log_info("worker: served %ld requests, leaving to be replaced",
                      served);

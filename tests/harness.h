@@ -33,18 +33,18 @@ th_ok(int pass, const char *file, int line, const char *fmt, ...)
 
 #define ok(cond, ...) th_ok(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
 
-#define is_int(got, want, name)                                               \
-    do {                                                                      \
-        long long g_ = (got), w_ = (want);                                    \
-        if (!ok(g_ == w_, "%s", name))                                        \
-            printf("#   got %lld, want %lld\n", g_, w_);                      \
+#define is_int(got, want, name)                                                \
+    do {                                                                       \
+        long long g_ = (got), w_ = (want);                                     \
+        if (!ok(g_ == w_, "%s", name))                                         \
+            printf("#   got %lld, want %lld\n", g_, w_);                       \
     } while (0)
 
-#define is_str(got, want, name)                                               \
-    do {                                                                      \
-        const char *g_ = (got), *w_ = (want);                                 \
-        if (!ok(g_ != NULL && strcmp(g_, w_) == 0, "%s", name))               \
-            printf("#   got  '%s'\n#   want '%s'\n", g_ ? g_ : "(null)", w_); \
+#define is_str(got, want, name)                                                \
+    do {                                                                       \
+        const char *g_ = (got), *w_ = (want);                                  \
+        if (!ok(g_ != NULL && strcmp(g_, w_) == 0, "%s", name))                \
+            printf("#   got  '%s'\n#   want '%s'\n", g_ ? g_ : "(null)", w_);  \
     } while (0)
 
 static int

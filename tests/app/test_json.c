@@ -28,9 +28,10 @@ main(void)
     buf_reset(&b);
     world_render(&b, two, 2, 1);
     buf_putc(&b, '\0');
-    is_str(b.data,
-           "[{\"id\":1,\"randomNumber\":10000},{\"id\":10000,\"randomNumber\":1}]",
-           "/queries: an array of objects");
+    is_str(
+        b.data,
+        "[{\"id\":1,\"randomNumber\":10000},{\"id\":10000,\"randomNumber\":1}]",
+        "/queries: an array of objects");
     buf_reset(&b);
     world_render(&b, two, 1, 1);
     buf_putc(&b, '\0');
