@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""test_pg_restart.py: the pool outlives a PostgreSQL restart.
+
+With the stack up behind nginx:
+  1. every worker holds its connection (pg_stat_activity);
+  2. `deploy/stack pg stop`: the DB routes answer 503 quickly with a short
+     text/plain body, /json and /plaintext still 200;
+  3. `deploy/stack pg start`: the DB routes answer 200 again within 15 s,
+     the same worker processes serve (no restart), and pg_stat_activity
+     shows exactly WORKERS connections named tfb-fcgi again;
+  4. the same once more with no request at all during the outage: a
+     worker notices its dead connection only on its next request.
+Skipped when PGHOST is set (the stack then uses a PostgreSQL it does not
+own, and must not stop it).
+"""
+
+import concurrent.futures
+import os
+import re
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lib  # noqa: E402
+import tfb_stack_tests as ts  # noqa: E402
+import tfb_verify as tv  # noqa: E402
+
+DB_ROUTES = ["/db", "/queries?queries=2", "/fortunes", "/updates?queries=2"]
+RECOVERY = 15.0      # seconds allowed for the DB routes to answer 200 again
+FAST = 3.0           # a 503 during the outage must not take longer
+SHORT_BODY = 1024
+
+
+def batch(st, path, n, timeout=10):
+    """n concurrent GETs of path; a list of Responses (status None on a
+    connection error or timeout)."""
+    with concurrent.futures.ThreadPoolExecutor(n) as ex:
+        return list(ex.map(lambda _: lib.try_get(st.url(path), timeout=timeout), range(n)))
+
+
+def check_outage(tap, st, workers):
+    n = 2 * workers
+    for path in DB_ROUTES:
+        rs = batch(st, path, n) + batch(st, path, n)
+        bad = []
+        for r in rs:
+            ctype = r.headers.get("Content-Type") or ""
+            if (r.status != 503 or not re.match(r"^text/plain", ctype)
+                    or len(r.body) > SHORT_BODY or r.elapsed > FAST):
+                bad.append("%s in %.2f s" % (r.summary(120), r.elapsed))
+        tap.check(not bad, "PostgreSQL down: %d x GET %s -> 503, short text/plain body, "
+                  "within %.0f s" % (len(rs), path, FAST), bad[:6])
+    for path in ("/json", "/plaintext"):
+        rs = batch(st, path, n)
+        bad = [r.summary(120) for r in rs if r.status != 200]
+        tap.check(not bad, "PostgreSQL down: %d x GET %s -> 200" % (len(rs), path), bad[:6])
+    rs = batch(st, "/cached-queries?count=2", n)
+    bad = [r.summary(120) for r in rs if r.status not in (200, 503)]
+    tap.check(not bad, "PostgreSQL down: GET /cached-queries -> 200 (from the cache) or 503",
+              bad[:6])
+    tap.note("cached-queries during the outage: %s"
+             % sorted({r.status for r in rs}, key=str))
+
+
+def wait_recovery(tap, st, workers, label):
+    """Poll with concurrent /db batches until a whole batch is 200."""
+    n = 2 * workers
+    t0 = time.monotonic()
+    last = []
+    while time.monotonic() - t0 < RECOVERY:
+        last = batch(st, "/db", n, timeout=5)
+        if all(r.status == 200 for r in last):
+            break
+        time.sleep(0.3)
+    took = time.monotonic() - t0
+    ok = bool(last) and all(r.status == 200 for r in last)
+    tap.check(ok, "%s: /db answers 200 again within %.0f s" % (label, RECOVERY),
+              ["statuses of the last batch: %s" % [r.status for r in last]]
+              + [r.summary(120) for r in last if r.status != 200][:4])
+    if ok:
+        tap.note("%s: recovered after %.1f s" % (label, took))
+    return ok
+
+
+def check_after(tap, st, workers, pids_before, label):
+    v = tv.Verifier(st.url(""), psql=None)
+    results = v.verify_db() + v.verify_fortune() + v.verify_query_cases(
+        "query", "/queries?queries=") + v.verify_query_cases("update", "/updates?queries=")
+    for name, problems in results:
+        tap.problems("%s: TFB %s" % (label, name), problems)
+    ts.touch_all_workers(st, workers)
+    ts.check_connections(tap, st, workers, timeout=10)
+    pids = st.worker_pids()
+    tap.check(pids == pids_before and pids,
+              "%s: the same %d worker processes serve (none restarted)" % (label, workers),
+              ["before %s" % pids_before, "after  %s" % pids])
+
+
+def pg(tap, st, action):
+    r = st.run("pg", action, timeout=90)
+    return tap.check(r.returncode == 0, "deploy/stack pg %s" % action, lib.tail(r.stdout, 10))
+
+
+def body(tap):
+    if not lib.preflight(tap):
+        return
+    if os.environ.get("PGHOST"):
+        tap.skip("PostgreSQL restart", "PGHOST is set: the stack uses a PostgreSQL it "
+                 "does not own")
+        return
+    workers = int(os.environ.get("TFB_TEST_WORKERS", "3"))
+    try:
+        st = lib.Stack(server="nginx", workers=workers, tap=tap, name="pgrestart")
+        st.__enter__()
+    except lib.StackError as e:
+        tap.fail("deploy/stack start with SERVER=nginx WORKERS=%d" % workers, str(e))
+        return
+    try:
+        tap.ok("deploy/stack start with SERVER=nginx WORKERS=%d PORT=%d"
+               % (workers, st.port))
+        ts.touch_all_workers(st, workers)
+        ts.check_connections(tap, st, workers)
+        pids = st.worker_pids()
+        tap.check(len(pids) == workers, "%d tfb-fcgi worker processes" % workers,
+                  "found %s" % pids)
+        tap.note("worker pids: %s" % pids)
+
+        # 1. Restart with requests during the outage.
+        stopped = pg(tap, st, "stop")
+        try:
+            if stopped:
+                check_outage(tap, st, workers)
+        finally:
+            started = pg(tap, st, "start")
+        if started and wait_recovery(tap, st, workers, "restart under requests"):
+            check_after(tap, st, workers, pids, "restart under requests")
+
+        # 2. Restart with no request in between.
+        if pg(tap, st, "stop"):
+            time.sleep(0.5)
+        if pg(tap, st, "start") and wait_recovery(tap, st, workers, "idle restart"):
+            check_after(tap, st, workers, pids, "idle restart")
+    except BaseException:
+        st.__exit__(*sys.exc_info())
+        raise
+    else:
+        st.__exit__(None, None, None)
+
+
+if __name__ == "__main__":
+    lib.main(body, deadline=300)
