@@ -100,7 +100,7 @@ unit: all $(TEST_BINS)
 
 test: all $(TEST_BINS)
 	@deploy/deps test
-	@tests/run $(TEST_BINS)
+	@APP=$(abspath $(B))/tfb-fcgi TFB_BUILD_DIR=$(abspath $(B)) tests/run $(TEST_BINS)
 
 run start stop:
 	@deploy/stack $@

@@ -3,6 +3,8 @@
  */
 #include "log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +23,7 @@ log_init(const char *progname, enum log_level min)
     log_min = min;
 }
 
-static void
+__attribute__((format(printf, 2, 0))) static void
 log_write(enum log_level level, const char *fmt, va_list ap)
 {
     char line[1024];
@@ -47,6 +49,29 @@ log_write(enum log_level level, const char *fmt, va_list ap)
     if (write(STDERR_FILENO, line, n) < 0) {
         /* Nowhere left to report it. */
     }
+}
+
+int
+log_open_file(const char *path)
+{
+    int fd, e;
+
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd == -1)
+        return -1;
+    if (fd == STDERR_FILENO) {
+        /* fd 2 was closed: keep the new one across exec. */
+        fcntl(fd, F_SETFD, 0);
+        return 0;
+    }
+    if (dup2(fd, STDERR_FILENO) == -1) {
+        e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    close(fd);
+    return 0;
 }
 
 void

@@ -19,6 +19,13 @@ void log_init(const char *progname, enum log_level min);
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/*
+ * log_open_file: open path for appending (creating it 0640) and make it
+ * fd 2, where the log goes; a worker started after this inherits it.
+ * Results: 0, or -1 with errno set and fd 2 unchanged.
+ */
+int log_open_file(const char *path);
+
 /* fatal: log at LOG_ERR and exit(status).  For start-up errors only. */
 _Noreturn void fatal(int status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -8,7 +8,6 @@
  * connection for its whole life, opened here, after any fork.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <fcgiapp.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -203,16 +202,9 @@ main(int argc, char **argv)
     log_init("tfb-fcgi", LOG_INFO);
     parse_options(argc, argv, &o);
     log_init("tfb-fcgi", o.log_level);
-    if (o.log_file != NULL) {
-        /* spawn-fcgi leaves a worker's stderr nowhere: give it a file. */
-        int fd =
-            open(o.log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-
-        if (fd == -1 || dup2(fd, STDERR_FILENO) == -1)
-            fatal(EXIT_CONFIG, "cannot open %s: %s", o.log_file,
-                  strerror(errno));
-        close(fd);
-    }
+    /* spawn-fcgi leaves a worker's stderr nowhere: give it a file. */
+    if (o.log_file != NULL && log_open_file(o.log_file) == -1)
+        fatal(EXIT_CONFIG, "cannot open %s: %s", o.log_file, strerror(errno));
 
     wo.listen_fd = listen_socket(&o);
     wo.max_requests = o.max_requests;

@@ -1,0 +1,52 @@
+/*
+ * config.h: tfb-spawn's options, from the environment and the command line.
+ *
+ * Every option has a long flag and an environment variable TFB_SPAWN_<NAME>
+ * (--max-requests is TFB_SPAWN_MAX_REQUESTS); a flag wins over the
+ * environment, which wins over the default.  WORKERS is also read for
+ * --workers, as the Makefile's switch.  The worker command follows "--".
+ */
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stdio.h>
+
+#include "log.h"
+
+struct config {
+    int workers;      /* -w: pool size at start */
+    int max_workers;  /* ceiling for SIGTTIN */
+    const char *bind; /* NULL: use the inherited socket */
+    int backlog;
+    const char *socket_user, *socket_group; /* NULL: --user, --group */
+    int socket_mode;                        /* unix socket's mode bits */
+    const char *user, *group;               /* privilege drop, as root */
+    const char *pid_file, *log_file;
+    enum log_level log_level;
+    long graceful_ms;        /* graceful stop: SIGKILL after this */
+    long request_timeout_ms; /* 0: no request time limit */
+    long start_timeout_ms;   /* a new worker counts as ready after this */
+    long max_requests;       /* 0: workers are never recycled */
+    long max_requests_jitter;
+    char **worker_argv; /* NULL: tfb-fcgi next to tfb-spawn */
+    int help;           /* --help was given */
+};
+
+/*
+ * config_parse: defaults, then the environment, then argv (getopt_long;
+ * argv is permuted as getopt does).  cores is the default pool size.
+ * Results: 0, or -1 with a message a user can act on in err.
+ */
+int config_parse(struct config *c, int argc, char **argv, int cores, char *err,
+                 size_t errlen);
+
+/* config_usage: the --help text, every option with its variable. */
+void config_usage(FILE *fp, const char *progname);
+
+/*
+ * config_duration_ms: "30" (seconds), "30s", "500ms" or "2m" in
+ * milliseconds, at most a day.  Results: 0, or -1 on anything else.
+ */
+int config_duration_ms(const char *s, long *ms);
+
+#endif

@@ -1,0 +1,355 @@
+/*
+ * listener.c: the pool's one listening socket; see listener.h.
+ */
+#define _GNU_SOURCE
+#include "listener.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define SD_LISTEN_FDS_START 3
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int
+is_port(const char *s)
+{
+    long v;
+    char *end;
+
+    if (*s < '0' || *s > '9')
+        return 0;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    return errno == 0 && *end == '\0' && v >= 1 && v <= 65535;
+}
+
+int
+listener_parse_addr(const char *spec, struct listener_addr *a, char *err,
+                    size_t errlen)
+{
+    const char *colon, *host = "127.0.0.1", *port;
+    size_t hostlen = strlen(host);
+
+    memset(a, 0, sizeof(*a));
+    if (strncmp(spec, "unix:", 5) == 0 || strchr(spec, '/') != NULL) {
+        const char *path = strncmp(spec, "unix:", 5) == 0 ? spec + 5 : spec;
+
+        if (*path == '\0')
+            return fail(err, errlen, "--bind %s: no path", spec);
+        if (strlen(path) >= sizeof(a->path))
+            return fail(err, errlen,
+                        "--bind %s: a unix socket path has at most %zu "
+                        "bytes",
+                        spec, sizeof(a->path) - 1);
+        a->is_unix = 1;
+        strcpy(a->path, path);
+        return 0;
+    }
+    if (*spec == '[') {
+        const char *close = strchr(spec, ']');
+
+        if (close == NULL || close[1] != ':')
+            return fail(err, errlen, "--bind %s: expected [ADDRESS]:PORT",
+                        spec);
+        host = spec + 1;
+        hostlen = (size_t)(close - host);
+        port = close + 2;
+    } else if ((colon = strrchr(spec, ':')) != NULL) {
+        if (colon != spec) {
+            host = spec;
+            hostlen = (size_t)(colon - spec);
+        }
+        port = colon + 1;
+    } else {
+        port = spec;
+    }
+    if (!is_port(port))
+        return fail(err, errlen,
+                    "--bind %s: '%s' is not a port in [1, 65535] (a unix "
+                    "socket path needs a '/', as in ./%s)",
+                    spec, port, spec);
+    if (hostlen == 0 || hostlen >= sizeof(a->host))
+        return fail(err, errlen, "--bind %s: bad host", spec);
+    if (hostlen == 1 && *host == '*')
+        hostlen = 0; /* every address */
+    memcpy(a->host, host, hostlen);
+    a->host[hostlen] = '\0';
+    strcpy(a->port, port);
+    return 0;
+}
+
+int
+listener_listen_fds(const char *fds, const char *pid, long self)
+{
+    char *end;
+    long n, p;
+
+    if (fds == NULL || pid == NULL)
+        return 0;
+    errno = 0;
+    p = strtol(pid, &end, 10);
+    if (errno != 0 || end == pid || *end != '\0' || p <= 0)
+        return -1;
+    if (p != self)
+        return 0;
+    errno = 0;
+    n = strtol(fds, &end, 10);
+    if (errno != 0 || end == fds || *end != '\0' || n < 0 || n > 1024)
+        return -1;
+    return (int)n;
+}
+
+/* is_listening: fd is a stream socket in the listening state. */
+static int
+is_listening(int fd)
+{
+    int type = 0, acc = 0;
+    socklen_t len = sizeof(type);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
+        type != SOCK_STREAM)
+        return 0;
+    len = sizeof(acc);
+    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) == 0 &&
+           acc != 0;
+}
+
+/*
+ * adopt: take an inherited socket.  Workers block in accept(), so the
+ * socket must block (the flag is shared with whoever passed it, which
+ * does not accept on it).  fd 0 stays inheritable; others are dup2()ed
+ * onto each worker's fd 0 and need not leak anywhere else.
+ */
+static int
+adopt(struct listener *l, int fd, const char *how, char *err, size_t errlen)
+{
+    int fl;
+
+    if (!is_listening(fd))
+        return fail(err, errlen, "%s: fd %d is not a listening stream socket",
+                    how, fd);
+    if ((fl = fcntl(fd, F_GETFL)) == -1 ||
+        ((fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == -1))
+        return fail(err, errlen, "%s: fd %d: %s", how, fd, strerror(errno));
+    if (fcntl(fd, F_SETFD, fd == 0 ? 0 : FD_CLOEXEC) == -1)
+        return fail(err, errlen, "%s: fd %d: %s", how, fd, strerror(errno));
+    l->fd = fd;
+    snprintf(l->desc, sizeof(l->desc), "%s (fd %d)", how, fd);
+    return 0;
+}
+
+static void
+warn_backlog(int backlog)
+{
+    FILE *fp = fopen("/proc/sys/net/core/somaxconn", "r");
+    int max;
+
+    if (fp == NULL)
+        return;
+    if (fscanf(fp, "%d", &max) == 1 && backlog > max)
+        log_warn("listen backlog %d is capped by net.core.somaxconn = %d",
+                 backlog, max);
+    fclose(fp);
+}
+
+/*
+ * clear_stale: a unix socket left by a server that died is removed; one
+ * that still answers belongs to a running server, and is left alone.
+ */
+static int
+clear_stale(const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    struct stat st;
+    int fd, r;
+
+    if (lstat(path, &st) == -1)
+        return errno == ENOENT
+                   ? 0
+                   : fail(err, errlen, "--bind %s: %s", path, strerror(errno));
+    if (!S_ISSOCK(st.st_mode))
+        return fail(err, errlen, "--bind %s: exists and is not a socket", path);
+    strcpy(sun.sun_path, path);
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+        return fail(err, errlen, "socket: %s", strerror(errno));
+    r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+    close(fd);
+    if (r == 0)
+        return fail(err, errlen,
+                    "--bind %s: a running server listens there already", path);
+    if (unlink(path) == -1)
+        return fail(err, errlen, "--bind %s: removing the stale socket: %s",
+                    path, strerror(errno));
+    log_info("removed the stale socket %s", path);
+    return 0;
+}
+
+static int
+bind_unix(struct listener *l, const char *path, int backlog,
+          const struct listener_perm *perm, char *err, size_t errlen)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    struct stat st;
+    mode_t mask;
+    int fd, r;
+
+    if (clear_stale(path, err, errlen) == -1)
+        return -1;
+    strcpy(sun.sun_path, path);
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+        return fail(err, errlen, "socket: %s", strerror(errno));
+    /* Owner-only until chmod, so that it is never wider than asked. */
+    mask = umask(0177);
+    r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+    umask(mask);
+    if (r == -1) {
+        fail(err, errlen, "--bind %s: %s", path, strerror(errno));
+        goto close_fd;
+    }
+    if (chmod(path, (mode_t)perm->mode) == -1 ||
+        ((perm->uid != (uid_t)-1 || perm->gid != (gid_t)-1) &&
+         chown(path, perm->uid, perm->gid) == -1)) {
+        fail(err, errlen, "--bind %s: setting owner and mode: %s", path,
+             strerror(errno));
+        goto unlink_path;
+    }
+    if (listen(fd, backlog) == -1 || stat(path, &st) == -1) {
+        fail(err, errlen, "--bind %s: %s", path, strerror(errno));
+        goto unlink_path;
+    }
+    l->fd = fd;
+    strcpy(l->path, path);
+    l->dev = st.st_dev;
+    l->ino = st.st_ino;
+    snprintf(l->desc, sizeof(l->desc), "unix:%s (mode %04o)", path, perm->mode);
+    return 0;
+
+unlink_path:
+    unlink(path);
+close_fd:
+    close(fd);
+    return -1;
+}
+
+static int
+bind_tcp(struct listener *l, const struct listener_addr *a, int backlog,
+         char *err, size_t errlen)
+{
+    struct addrinfo hints = {0}, *res, *ai;
+    char host[64], serv[NI_MAXSERV]; /* numeric: INET6_ADDRSTRLEN fits */
+    int fd = -1, one = 1, r, e = 0;
+
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    r = getaddrinfo(*a->host ? a->host : NULL, a->port, &hints, &res);
+    if (r != 0)
+        return fail(err, errlen, "--bind %s:%s: %s", a->host, a->port,
+                    gai_strerror(r));
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+        if (fd == -1) {
+            e = errno;
+            continue;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+            listen(fd, backlog) == 0)
+            break;
+        e = errno;
+        close(fd);
+        fd = -1;
+    }
+    if (fd == -1) {
+        freeaddrinfo(res);
+        return fail(err, errlen, "--bind %s:%s: %s", *a->host ? a->host : "*",
+                    a->port, strerror(e));
+    }
+    if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), serv,
+                    sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+        snprintf(host, sizeof(host), "?");
+    freeaddrinfo(res);
+    l->fd = fd;
+    snprintf(l->desc, sizeof(l->desc), "tcp %s port %s", host, a->port);
+    return 0;
+}
+
+int
+listener_open(struct listener *l, const char *bind, int backlog,
+              const struct listener_perm *perm, char *err, size_t errlen)
+{
+    struct listener_addr a;
+    int n;
+
+    memset(l, 0, sizeof(*l));
+    l->fd = -1;
+    n = listener_listen_fds(getenv("LISTEN_FDS"), getenv("LISTEN_PID"),
+                            (long)getpid());
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDNAMES");
+
+    if (bind != NULL) {
+        if (listener_parse_addr(bind, &a, err, errlen) == -1)
+            return -1;
+        warn_backlog(backlog);
+        if (a.is_unix)
+            return bind_unix(l, a.path, backlog, perm, err, errlen);
+        return bind_tcp(l, &a, backlog, err, errlen);
+    }
+    if (n == -1)
+        return fail(err, errlen, "LISTEN_FDS / LISTEN_PID are malformed");
+    if (n > 0) {
+        if (n > 1)
+            log_warn("LISTEN_FDS=%d: serving fd %d only", n,
+                     SD_LISTEN_FDS_START);
+        return adopt(l, SD_LISTEN_FDS_START, "LISTEN_FDS", err, errlen);
+    }
+    if (is_listening(0))
+        return adopt(l, 0, "inherited", err, errlen);
+    return fail(err, errlen,
+                "no listening socket: fd 0 is not one and LISTEN_FDS is "
+                "not set; start under spawn-fcgi or systemd, or pass "
+                "--bind");
+}
+
+void
+listener_close(struct listener *l)
+{
+    struct stat st;
+
+    if (l->fd == -1)
+        return;
+    close(l->fd);
+    l->fd = -1;
+    /* Only if it is still the one we made: a new server may own it now. */
+    if (l->path[0] != '\0' && lstat(l->path, &st) == 0 && st.st_dev == l->dev &&
+        st.st_ino == l->ino && unlink(l->path) == -1)
+        log_debug("cannot remove %s: %s", l->path, strerror(errno));
+}

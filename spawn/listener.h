@@ -1,0 +1,77 @@
+/*
+ * listener.h: the pool's one listening socket.
+ *
+ * The socket is found or made once, before any worker is forked, and each
+ * worker gets it as its fd 0, where libfcgi looks (FCGI_LISTENSOCK_FILENO).
+ * Where it comes from, first match wins:
+ *
+ *   1. --bind ADDR: we bind it, a unix socket PATH or [HOST:]PORT over TCP;
+ *   2. LISTEN_FDS=1 with LISTEN_PID=<our pid>: systemd's socket activation
+ *      (and systemd-socket-activate), the socket being fd 3;
+ *   3. fd 0, if it is a listening stream socket: spawn-fcgi, or systemd's
+ *      StandardInput=socket.
+ *
+ * LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES are removed from the
+ * environment in every case, so that no worker mistakes them for its own.
+ */
+#ifndef LISTENER_H
+#define LISTENER_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define LISTENER_PATH_MAX 108 /* sizeof(sun_path) on Linux */
+
+struct listener {
+    int fd;         /* the listening socket, blocking */
+    char desc[160]; /* where it came from, for the log */
+    /* A unix socket we bound, unlinked by listener_close if still ours. */
+    char path[LISTENER_PATH_MAX];
+    dev_t dev;
+    ino_t ino;
+};
+
+/* What a unix socket made by --bind looks like; -1 ids leave it alone. */
+struct listener_perm {
+    uid_t uid;
+    gid_t gid;
+    int mode;
+};
+
+/*
+ * listener_open: find or make the socket as above.  backlog and perm only
+ * matter for --bind.  Results: 0, or -1 with a message a user can act on
+ * in err.  The fd is close-on-exec unless it is fd 0.
+ */
+int listener_open(struct listener *l, const char *bind, int backlog,
+                  const struct listener_perm *perm, char *err, size_t errlen);
+
+/* listener_close: close it, and unlink the unix socket we bound. */
+void listener_close(struct listener *l);
+
+/* An address for --bind, split. */
+struct listener_addr {
+    int is_unix;
+    char path[LISTENER_PATH_MAX]; /* is_unix */
+    char host[256];               /* "" means every address */
+    char port[8];
+};
+
+/*
+ * listener_parse_addr: "unix:PATH" or anything with a '/' is a unix
+ * socket; "PORT", ":PORT" and "HOST:PORT" are TCP, HOST defaulting to
+ * 127.0.0.1, "*" meaning every address, "[v6]:PORT" for IPv6.
+ * Results: 0, or -1 with err set.
+ */
+int listener_parse_addr(const char *spec, struct listener_addr *a, char *err,
+                        size_t errlen);
+
+/*
+ * listener_listen_fds: sd_listen_fds(3)'s test.  Results: the number of
+ * sockets passed to pid self from the values of LISTEN_FDS and LISTEN_PID
+ * (either may be NULL), 0 when none or they are for another process, -1
+ * when they are malformed.
+ */
+int listener_listen_fds(const char *fds, const char *pid, long self);
+
+#endif

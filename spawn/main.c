@@ -1,0 +1,290 @@
+/*
+ * main.c: tfb-spawn, the process manager of the tfb-fcgi pool.
+ *
+ *     spawn-fcgi -s /run/tfb.sock -n -- tfb-spawn -w 4 -- tfb-fcgi
+ *     tfb-spawn --bind 127.0.0.1:9000 --user www-data
+ *
+ * Start-up reads top to bottom: options, the log file, the worker to run,
+ * the pid file, the listening socket, the privilege drop, and only then
+ * the supervisor, which forks the workers.  Every error up to there is
+ * fatal with status 2 ("configuration: do not restart me"), before any
+ * worker exists.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <libgen.h>
+#include <linux/close_range.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "pool.h"
+#include "supervisor.h"
+
+#define PROGNAME "tfb-spawn"
+#define WORKER_NAME "tfb-fcgi"
+
+/* The ids of --user/--group and of the socket's owner; -1: unchanged. */
+struct ids {
+    uid_t uid;
+    gid_t gid;
+    struct listener_perm sock;
+};
+
+/*
+ * std_fds: fds 0, 1 and 2 open, on /dev/null if need be, so that no
+ * socket or file we open later becomes someone's stdin or stderr.
+ */
+static void
+std_fds(void)
+{
+    int fd;
+
+    for (fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) == -1 && errno == EBADF &&
+            open("/dev/null", O_RDWR) != fd)
+            exit(1);
+}
+
+/*
+ * cloexec_inherited: fds above 2 that we were started with (a shell's, a
+ * test runner's) stay open here but do not leak into the workers.  The
+ * listening socket and the scoreboard set their own flags after this.
+ */
+static void
+cloexec_inherited(void)
+{
+    int fd;
+
+    if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+        return;
+    for (fd = 3; fd < 1024; fd++) /* kernels before 5.11 */
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+static void
+lookup_user(const char *name, uid_t *uid, gid_t *gid)
+{
+    struct passwd *pw;
+
+    errno = 0;
+    if ((pw = getpwnam(name)) == NULL)
+        fatal(POOL_EXIT_FATAL, "no such user: %s", name);
+    *uid = pw->pw_uid;
+    *gid = pw->pw_gid;
+}
+
+static gid_t
+lookup_group(const char *name)
+{
+    struct group *gr;
+
+    if ((gr = getgrnam(name)) == NULL)
+        fatal(POOL_EXIT_FATAL, "no such group: %s", name);
+    return gr->gr_gid;
+}
+
+/*
+ * resolve_ids: spawn-fcgi's rules: the socket belongs to --socket-user
+ * (else --user) and --socket-group (else --group, else that user's
+ * primary group).
+ */
+static void
+resolve_ids(const struct config *cfg, struct ids *ids)
+{
+    uid_t uid;
+    gid_t gid;
+
+    ids->uid = (uid_t)-1;
+    ids->gid = (gid_t)-1;
+    ids->sock.uid = (uid_t)-1;
+    ids->sock.gid = (gid_t)-1;
+    ids->sock.mode = cfg->socket_mode;
+    if (cfg->user != NULL) {
+        lookup_user(cfg->user, &ids->uid, &ids->gid);
+        if (cfg->group != NULL)
+            ids->gid = lookup_group(cfg->group);
+        if (geteuid() != 0 && ids->uid != geteuid())
+            fatal(POOL_EXIT_FATAL, "--user %s: only root can change users",
+                  cfg->user);
+        ids->sock.uid = ids->uid;
+        ids->sock.gid = ids->gid;
+    }
+    if (cfg->socket_user != NULL) {
+        lookup_user(cfg->socket_user, &uid, &gid);
+        ids->sock.uid = uid;
+        ids->sock.gid = gid;
+    }
+    if (cfg->socket_group != NULL)
+        ids->sock.gid = lookup_group(cfg->socket_group);
+    else if (cfg->group != NULL)
+        ids->sock.gid = ids->gid;
+}
+
+/*
+ * worker_command: argv after "--" (argv[0] searched in PATH unless it
+ * has a '/'), or tfb-fcgi next to our own binary.  The path is checked
+ * now, so that a typo is a start-up error and not a crash loop.
+ */
+static const char *
+worker_command(const struct config *cfg, char ***argvp)
+{
+    static char self[PATH_MAX], found[PATH_MAX];
+    static char *def_argv[2];
+    const char *name, *dirs, *end;
+    ssize_t n;
+
+    if (cfg->worker_argv == NULL) {
+        if ((n = readlink("/proc/self/exe", self, sizeof(self) - 1)) == -1)
+            fatal(1, "/proc/self/exe: %s", strerror(errno));
+        self[n] = '\0';
+        snprintf(found, sizeof(found), "%s/%s", dirname(self), WORKER_NAME);
+        def_argv[0] = found;
+        *argvp = def_argv;
+    } else {
+        *argvp = cfg->worker_argv;
+        name = cfg->worker_argv[0];
+        if (strchr(name, '/') != NULL) {
+            snprintf(found, sizeof(found), "%s", name);
+        } else {
+            dirs = getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin";
+            for (;; dirs = end + 1) {
+                end = strchrnul(dirs, ':');
+                snprintf(found, sizeof(found), "%.*s/%s", (int)(end - dirs),
+                         end == dirs ? "." : dirs, name);
+                if (access(found, X_OK) == 0)
+                    break;
+                if (*end == '\0')
+                    fatal(POOL_EXIT_FATAL, "worker %s: not found in PATH",
+                          name);
+            }
+        }
+    }
+    if (access(found, X_OK) == -1)
+        fatal(POOL_EXIT_FATAL, "worker %s: %s", found, strerror(errno));
+    return found;
+}
+
+/*
+ * pidfile_write: refuse to start when the file names another live
+ * tfb-spawn (a stale file, or one naming an unrelated process, is
+ * overwritten).
+ */
+static void
+pidfile_write(const char *path)
+{
+    char proc[64], comm[64] = "";
+    FILE *fp;
+    long pid;
+    int fd;
+
+    if ((fp = fopen(path, "r")) != NULL) {
+        if (fscanf(fp, "%ld", &pid) == 1 && pid > 0 && pid != getpid()) {
+            FILE *cp;
+
+            snprintf(proc, sizeof(proc), "/proc/%ld/comm", pid);
+            if ((cp = fopen(proc, "r")) != NULL) {
+                if (fgets(comm, sizeof(comm), cp) == NULL)
+                    comm[0] = '\0';
+                fclose(cp);
+            }
+            if (strcmp(comm, PROGNAME "\n") == 0)
+                fatal(POOL_EXIT_FATAL,
+                      "%s: " PROGNAME " %ld is running already", path, pid);
+        }
+        fclose(fp);
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd == -1 || dprintf(fd, "%ld\n", (long)getpid()) < 0 || close(fd) == -1)
+        fatal(POOL_EXIT_FATAL, "pid file %s: %s", path, strerror(errno));
+}
+
+/* pidfile_remove: only if it is still ours. */
+static void
+pidfile_remove(const char *path)
+{
+    FILE *fp;
+    long pid = 0;
+
+    if ((fp = fopen(path, "r")) == NULL)
+        return;
+    if (fscanf(fp, "%ld", &pid) != 1)
+        pid = 0;
+    fclose(fp);
+    if (pid == (long)getpid() && unlink(path) == -1)
+        log_debug("cannot remove %s: %s", path, strerror(errno));
+}
+
+/* drop_privileges: for good: groups, then gid, then uid, and check. */
+static void
+drop_privileges(const char *user, const struct ids *ids)
+{
+    if (getuid() == ids->uid && geteuid() == ids->uid)
+        return;
+    if (initgroups(user, ids->gid) == -1 ||
+        setresgid(ids->gid, ids->gid, ids->gid) == -1 ||
+        setresuid(ids->uid, ids->uid, ids->uid) == -1)
+        fatal(1, "cannot drop privileges to %s: %s", user, strerror(errno));
+    if (ids->uid != 0 && setuid(0) != -1)
+        fatal(1, "could regain root after dropping privileges");
+    log_info("running as %s (uid %ld, gid %ld)", user, (long)ids->uid,
+             (long)ids->gid);
+}
+
+int
+main(int argc, char *argv[])
+{
+    struct config cfg;
+    struct listener l;
+    struct ids ids;
+    char err[512], **wargv;
+    const char *path;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int status;
+
+    std_fds();
+    cloexec_inherited();
+    log_init(PROGNAME, LOG_INFO);
+    if (config_parse(&cfg, argc, argv, cores > 0 ? (int)cores : 1, err,
+                     sizeof(err)) == -1)
+        fatal(POOL_EXIT_FATAL, "%s (see --help)", err);
+    if (cfg.help) {
+        config_usage(stdout, PROGNAME);
+        return 0;
+    }
+    log_init(PROGNAME, cfg.log_level);
+    if (cfg.log_file != NULL && log_open_file(cfg.log_file) == -1)
+        fatal(POOL_EXIT_FATAL, "log file %s: %s", cfg.log_file,
+              strerror(errno));
+    resolve_ids(&cfg, &ids);
+    path = worker_command(&cfg, &wargv);
+
+    if (cfg.pid_file != NULL)
+        pidfile_write(cfg.pid_file);
+    if (listener_open(&l, cfg.bind, cfg.backlog, &ids.sock, err, sizeof(err)) ==
+        -1) {
+        if (cfg.pid_file != NULL)
+            pidfile_remove(cfg.pid_file);
+        fatal(POOL_EXIT_FATAL, "%s", err);
+    }
+    log_info("listening on %s", l.desc);
+    if (cfg.user != NULL)
+        drop_privileges(cfg.user, &ids);
+
+    status = supervisor_run(&cfg, l.fd, path, wargv);
+
+    listener_close(&l);
+    if (cfg.pid_file != NULL)
+        pidfile_remove(cfg.pid_file);
+    return status;
+}

@@ -1,0 +1,43 @@
+/*
+ * supervisor.h: the master process of the pool.
+ *
+ * The supervisor forks the workers and stays their parent, the way nginx's
+ * master does: its signal handlers only set flags, it sleeps in
+ * sigsuspend() between events, reaps with a WNOHANG loop and acts on the
+ * flags in its loop.  Each worker gets the listening socket as fd 0, its
+ * scoreboard slot (scoreboard.h) and its own max-requests in the
+ * environment.  What the supervisor does, in short:
+ *
+ *   a worker dies       it is started again at once, or after a growing
+ *                       backoff when it keeps dying within a second of its
+ *                       start; exit status 2 (fatal configuration) leaves it
+ *                       dead, and when every worker is so, the supervisor
+ *                       exits 2 too;
+ *   a request hangs     a worker busy on one request past the limit is
+ *                       killed and replaced;
+ *   SIGTERM, SIGQUIT    graceful stop: SIGTERM to every worker, which
+ *                       finishes its request and leaves; SIGKILL to those
+ *                       left when --graceful-timeout runs out;
+ *   SIGINT              immediate stop: SIGINT to every worker (their
+ *                       default action is to die), SIGKILL one second later;
+ *   SIGHUP              rolling restart: start one new worker, wait until it
+ *                       accepts, stop one old worker, and so on;
+ *   SIGTTIN, SIGTTOU    one worker more, one fewer (gracefully);
+ *   SIGUSR1             reopen --log-file, then roll the workers onto it.
+ */
+#ifndef SUPERVISOR_H
+#define SUPERVISOR_H
+
+struct config;
+
+/*
+ * supervisor_run: run the pool described by cfg on listen_fd until it is
+ * stopped.  argv[0] is resolved to path already (execve, no PATH search).
+ * The caller has set up logging and dropped privileges.
+ * Results: the process's exit status: 0 after a stop, 2 when every worker
+ * exited with status 2, 1 when the pool could not be set up.
+ */
+int supervisor_run(const struct config *cfg, int listen_fd, const char *path,
+                   char *const argv[]);
+
+#endif

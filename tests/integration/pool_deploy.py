@@ -1,0 +1,305 @@
+#!/usr/bin/env python3
+"""pool_deploy.py: every way of running the pool serves every route.
+
+  1. spawn-fcgi + tfb-spawn (our own: spawn-fcgi binds and forks the
+     supervisor, which supervises the workers)
+  2. plain spawn-fcgi -F N (no supervision at all)
+  3. spawn-fcgi + multiwatch (respawn, nothing more)
+  4. lighttpd's own spawning: bin-path + max-procs
+  5. systemd: deploy/systemd/tfb-fcgi.{socket,service}, checked with
+     systemd-analyze verify and run the way systemd would by
+     systemd-socket-activate: the socket on fd 0 (StandardInput=socket),
+     and on fd 3 with LISTEN_FDS (the unit without StandardInput=socket)
+
+Each path runs build/tfb-fcgi with 2 workers on PostgreSQL, behind nginx
+(lighttpd for 4), and must answer each TechEmpower route with a body the
+verifier's checks accept, then stop leaving no worker behind.
+"""
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lib  # noqa: E402
+import poolkit  # noqa: E402
+import tfb_verify  # noqa: E402
+
+N = 2
+APP = str(poolkit.APP_BIN)
+ROUTES = [("/plaintext", "plaintext"), ("/json", "json"), ("/db", "db"),
+          ("/queries?queries=5", "list"), ("/fortunes", "fortune"),
+          ("/updates?queries=5", "list"), ("/cached-queries?count=5", "list")]
+
+
+def route_problems(base):
+    """(level, reason, url) problems of one GET per route."""
+    out = []
+    for path, kind in ROUTES:
+        url = base + path
+        r = lib.try_get(url, timeout=10)
+        if r.status != 200:
+            out.append(("fail", "HTTP %s: %s" % (r.status, r.summary(120)), url))
+            continue
+        if kind == "plaintext":
+            if b"hello, world!" not in r.body.lower():
+                out.append(("fail", "body %r" % r.body[:40], url))
+        elif kind == "fortune":
+            out += tfb_verify.fortune_problems(r.body.decode("utf-8", "replace"), url)
+        elif kind == "list":
+            out += tfb_verify.verify_randomnumber_list(5, r.body, url)
+        else:
+            obj, p = tfb_verify.basic_body_verification(r.body, url)
+            out += p
+            if not p and kind == "json":
+                out += tfb_verify.verify_helloworld_object(obj, url)
+            elif not p:
+                out += tfb_verify.verify_randomnumber_object(obj, url)
+    return out
+
+
+def app_pids():
+    return [p for p in lib.all_pids()
+            if poolkit.alive(p) and os.path.realpath(lib.proc_exe(p)) == os.path.realpath(APP)]
+
+
+def serve_and_stop(tap, name, base, stop, pids_before):
+    """Check the routes at base, stop with stop(), check no worker left."""
+    workers = [p for p in app_pids() if p not in pids_before]
+    tap.check(len(workers) == N, "%s: %d workers run (%s)" % (name, N, workers))
+    tap.problems("%s: every route answers" % name, route_problems(base))
+    stop()
+    left = poolkit.wait_for(lambda: not [p for p in workers if poolkit.alive(p)], 15)
+    tap.check(left, "%s: stopped, no worker left" % name,
+              str([p for p in workers if poolkit.alive(p)]))
+
+
+def spawn_fcgi_supervised(tap, db):
+    with poolkit.Scene(tap, "sf-spawn") as sc:
+        before = app_pids()
+        pidf, logf = sc.path("spawn.pid"), sc.path("spawn.log")
+        # spawn-fcgi forks, execs tfb-spawn, and exits; tfb-spawn's own pid
+        # file and log file are how it is found again.
+        r = lib.run(["spawn-fcgi", "-s", sc.sock, "-M", "0666", "--",
+                     str(poolkit.SPAWN_BIN), "-w", str(N), "-p", pidf, "-l", logf,
+                     "--log-level", "debug", "--", APP], 20,
+                    env=dict(os.environ, **db.pg))
+        poolkit.wait_for(lambda: os.path.exists(pidf), 5)
+        pid = int(open(pidf).read().split()[0]) if os.path.exists(pidf) else 0
+        sp = poolkit.SpawnLog(logf, pid)
+        ready = sp.wait_ready(N, 20)
+        tap.check(r.returncode == 0 and ready,
+                  "spawn-fcgi + tfb-spawn: spawn-fcgi forks the supervisor, "
+                  "which starts %d workers" % N, [r.stdout] + lib.tail(sp.text(), 10))
+        ng = sc.nginx()
+
+        def stop():
+            os.kill(pid, signal.SIGTERM)
+            poolkit.wait_for(lambda: not poolkit.alive(pid), 12)
+
+        try:
+            tap.check("inherited (fd 0)" in sp.text(),
+                      "spawn-fcgi + tfb-spawn: the socket comes on fd 0")
+            victim = sp.workers()[0]
+            os.kill(victim, signal.SIGKILL)
+            tap.check(poolkit.wait_for(lambda: len(sp.ready_pids()) == N
+                                       and victim not in sp.workers(), 3),
+                      "spawn-fcgi + tfb-spawn: a killed worker is replaced")
+            serve_and_stop(tap, "spawn-fcgi + tfb-spawn", ng.url(""), stop, before)
+            tap.check(not poolkit.alive(pid) and not os.path.exists(pidf),
+                      "spawn-fcgi + tfb-spawn: SIGTERM stops the supervisor "
+                      "and removes its pid file")
+        finally:
+            if pid and poolkit.alive(pid):
+                poolkit.kill_tree(pid)
+
+
+def spawn_fcgi_plain(tap, db):
+    with poolkit.Scene(tap, "sf-plain") as sc:
+        before = app_pids()
+        pidf = sc.path("pool.pid")
+        r = lib.run(["spawn-fcgi", "-F", str(N), "-s", sc.sock, "-M", "0666",
+                     "-P", pidf, "--", APP], 20, env=dict(os.environ, **db.pg))
+        pids = [int(x) for x in re.findall(r"\d+", open(pidf).read())] \
+            if os.path.exists(pidf) else []
+        tap.check(r.returncode == 0 and len(pids) == N,
+                  "spawn-fcgi -F %d: forks %d workers and exits" % (N, N), r.stdout)
+        ng = sc.nginx()
+
+        def stop():
+            for p in pids:
+                try:
+                    os.kill(p, signal.SIGTERM)
+                except OSError:
+                    pass
+
+        try:
+            serve_and_stop(tap, "spawn-fcgi -F %d" % N, ng.url(""), stop, before)
+        finally:
+            for p in pids:
+                if poolkit.alive(p):
+                    os.kill(p, signal.SIGKILL)
+
+
+def spawn_fcgi_multiwatch(tap, db):
+    if not shutil.which("multiwatch"):
+        tap.skip("spawn-fcgi + multiwatch", "multiwatch not installed")
+        return
+    with poolkit.Scene(tap, "sf-multiwatch") as sc:
+        before = app_pids()
+        # -s TERM: multiwatch's default graceful signal is USR1, which our
+        # worker does not treat as a stop request.
+        mw = sc.popen(["spawn-fcgi", "-n", "-s", sc.sock, "-M", "0666", "--",
+                       shutil.which("multiwatch"), "-f", str(N), "-s", "TERM",
+                       "--", APP],
+                      env=dict(os.environ, **db.pg), stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL)
+        ok = poolkit.wait_for(lambda: len(poolkit.children(mw.pid)) == N, 10)
+        tap.check(ok, "spawn-fcgi + multiwatch: %d workers" % N)
+        ng = sc.nginx()
+        victim = poolkit.children(mw.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        tap.check(poolkit.wait_for(lambda: len(poolkit.children(mw.pid)) == N
+                                   and victim not in poolkit.children(mw.pid), 5),
+                  "spawn-fcgi + multiwatch: a killed worker is replaced")
+        time.sleep(0.5)  # the new worker connects to PostgreSQL
+
+        def stop():
+            mw.send_signal(signal.SIGTERM)
+            mw.wait(15)
+
+        serve_and_stop(tap, "spawn-fcgi + multiwatch", ng.url(""), stop, before)
+
+
+LIGHTTPD_CONF = """
+server.modules = ( "mod_fastcgi" )
+server.bind = "127.0.0.1"
+server.port = %(port)d
+server.document-root = "%(dir)s"
+server.errorlog = "%(dir)s/lighttpd.err"
+server.pid-file = "%(dir)s/lighttpd.pid"
+server.upload-dirs = ( "%(dir)s" )
+fastcgi.server = ( "/" => ((
+    "socket" => "%(dir)s/fcgi.sock",
+    "bin-path" => "%(app)s",
+    "max-procs" => %(n)d,
+    "bin-environment" => ( %(env)s ),
+    "check-local" => "disable"
+)) )
+"""
+
+
+def lighttpd_spawning(tap, db):
+    with poolkit.Scene(tap, "lighttpd") as sc:
+        before = app_pids()
+        port = lib.free_port()
+        env = ", ".join('"%s" => "%s"' % kv for kv in sorted(db.pg.items()))
+        conf = sc.path("lighttpd.conf")
+        with open(conf, "w") as f:
+            f.write(LIGHTTPD_CONF % dict(port=port, dir=sc.dir, app=APP, n=N,
+                                         env=env))
+        out = open(sc.path("lighttpd.out"), "ab")
+        lt = sc.popen(["lighttpd", "-D", "-f", conf], stdout=out, stderr=out)
+        up = poolkit.wait_for(lambda: not lib.port_is_free(port)
+                              and len(app_pids()) - len(before) >= N, 15)
+        tap.check(up, "lighttpd bin-path + max-procs %d: lighttpd spawns the "
+                  "workers" % N, lib.tail(open(out.name, errors="replace").read(), 10))
+
+        def stop():
+            lt.send_signal(signal.SIGTERM)
+            lt.wait(15)
+
+        serve_and_stop(tap, "lighttpd bin-path + max-procs",
+                       "http://127.0.0.1:%d" % port, stop, before)
+
+
+def unit_settings(path):
+    """ExecStart argv and Environment pairs of a unit file."""
+    argv, env = [], {}
+    for line in open(path):
+        k, _, v = line.strip().partition("=")
+        if k == "ExecStart":
+            argv = shlex.split(v)
+        elif k == "Environment":
+            env.update(x.split("=", 1) for x in shlex.split(v))
+    return argv, env
+
+
+def systemd(tap, db):
+    src = lib.REPO / "deploy" / "systemd"
+    with poolkit.Scene(tap, "systemd") as sc:
+        units = []
+        for name in ("tfb-fcgi.socket", "tfb-fcgi.service"):
+            text = (src / name).read_text()
+            text = text.replace("/usr/local/bin/tfb-spawn", str(poolkit.SPAWN_BIN))
+            text = text.replace("/usr/local/bin/tfb-fcgi", APP)
+            units.append(sc.path(name))
+            with open(units[-1], "w") as f:
+                f.write(text)
+        if not shutil.which("systemd-analyze"):
+            tap.skip("systemd-analyze verify", "not installed")
+        else:
+            r = lib.run(["systemd-analyze", "verify"] + units, 60)
+            tap.check(r.returncode == 0 and not r.stdout.strip(),
+                      "systemd-analyze verify tfb-fcgi.socket tfb-fcgi.service",
+                      r.stdout)
+        if not shutil.which("systemd-socket-activate"):
+            tap.skip("systemd-socket-activate", "not installed")
+            return
+        argv, env = unit_settings(units[1])
+        env.update(db.pg)
+        tap.check("StandardInput=socket" in open(units[1]).read()
+                  and argv[0] == str(poolkit.SPAWN_BIN),
+                  "the service runs tfb-spawn with StandardInput=socket")
+        # systemd-socket-activate passes only the variables named by -E.
+        setenv = []
+        for k, v in sorted(env.items()):
+            setenv += ["-E", "%s=%s" % (k, v)]
+        setenv += ["-E", "TFB_SPAWN_WORKERS=%d" % N, "-E", "TFB_SPAWN_LOG_LEVEL=debug"]
+        # StandardInput=socket: the socket on fd 0 and no LISTEN_FDS.
+        stdin_socket = ["/bin/sh", "-c", 'exec env -u LISTEN_FDS -u LISTEN_PID '
+                        '-u LISTEN_FDNAMES "$@" <&3 3<&-', "sh"]
+        for how, wrap in (("StandardInput=socket, fd 0", stdin_socket),
+                          ("LISTEN_FDS, fd 3", [])):
+            log = open(sc.path("spawn-%d.log" % len(wrap)), "ab")
+            before = app_pids()
+            sock = sc.path("sd-%d.sock" % len(wrap))
+            act = sc.popen(["systemd-socket-activate", "-l", sock] + setenv
+                           + wrap + argv, stdout=log, stderr=log)
+            poolkit.wait_for(lambda: os.path.exists(sock), 5)
+            ng = sc.nginx("unix:" + sock)
+            r = lib.try_get(ng.url("/plaintext"), timeout=15)  # activates it
+            ok = poolkit.wait_for(lambda: len(app_pids()) - len(before) == N, 10)
+            text = open(log.name, errors="replace").read()
+            tap.check(r.status == 200 and ok
+                      and ("inherited (fd 0)" if wrap else "LISTEN_FDS (fd 3)") in text,
+                      "systemd (%s): activated on the first request" % how,
+                      [r.summary()] + lib.tail(text, 10))
+
+            def stop(p=act):
+                p.send_signal(signal.SIGTERM)
+                p.wait(15)
+
+            serve_and_stop(tap, "systemd (%s)" % how, ng.url(""), stop, before)
+            ng.stop()
+
+
+def body(tap):
+    missing = [str(p) for p in (poolkit.SPAWN_BIN, poolkit.APP_BIN, poolkit.STACK)
+               if not p.exists()]
+    if missing:
+        tap.fail("the binaries and deploy/stack exist", "missing: " + ", ".join(missing))
+        return
+    with poolkit.Database(tap) as db:
+        for case in (spawn_fcgi_supervised, spawn_fcgi_plain, spawn_fcgi_multiwatch,
+                     lighttpd_spawning, systemd):
+            case(tap, db)
+
+
+if __name__ == "__main__":
+    lib.main(body, deadline=400)

@@ -1,0 +1,308 @@
+#!/usr/bin/env python3
+"""pool_fake.py: tfb-spawn with a fake worker (tests/spawn/fake_worker.c).
+
+The fake keeps tfb-fcgi's worker contract without a database, and can
+misbehave on purpose: a request that never ends, a crash at start, exit
+status 2.  So this file runs everything about the supervisor that needs
+no PostgreSQL: the scenarios under load (poolcases.py), the request time
+limit, crash loops, the stops, the pid and log files, the privilege drop,
+a broken binary met by a rolling restart, the TCP and systemd sockets.
+"""
+
+import os
+import pwd
+import shutil
+import signal
+import stat
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lib  # noqa: E402
+import poolcases  # noqa: E402
+import poolkit  # noqa: E402
+from poolcases import N  # noqa: E402
+
+BASE = ["--socket-mode", "0666", "--log-level", "debug"]
+
+
+def stuck(tap, fake):
+    """A request past --request-timeout: its worker is killed, replaced."""
+    w = poolcases.Worker("fake", [fake], "/plaintext")
+    with poolkit.Scene(tap, "stuck") as sc:
+        sp, ng = poolcases.start(sc, w, ["--request-timeout", "1s"])
+        before = sp.workers()
+        t0 = time.monotonic()
+        r = lib.try_get(ng.url("/sleep"), timeout=10)
+        took = time.monotonic() - t0
+        tap.check(r.status == 502 and 0.9 < took < 3,
+                  "a request stuck past the 1 s limit ends (HTTP %s after %.2f s)"
+                  % (r.status, took))
+        tap.check(sp.lines(r"busy on one request for [\d.]+ s, over the 1.0 s "
+                           r"limit: killing it"),
+                  "the supervisor says which worker it killed and why")
+        ok = sp.wait_ready(N, 5)
+        tap.check(ok and set(sp.workers()) != set(before),
+                  "the stuck worker is replaced (%s -> %s)" % (before, sp.workers()))
+        tap.check(lib.try_get(ng.url("/plaintext")).status == 200,
+                  "and the pool answers again")
+
+
+def crash_loop(tap):
+    """A worker binary that dies at start does not fork-bomb."""
+    with poolkit.Scene(tap, "crash") as sc:
+        sp = sc.spawn(["-w", N, "--bind", sc.sock] + BASE + ["--", "/bin/false"])
+        time.sleep(5)
+        starts = len(sp.lines(r"worker \d+ started"))
+        # Backoff 0.25, 0.5, 1, 2 s: 5 starts per slot in 5 s.
+        tap.check(N <= starts <= N * 6,
+                  "/bin/false: %d starts in 5 s for %d slots, not a fork bomb"
+                  % (starts, N))
+        tap.check(sp.lines(r"exited with status 1 [\d.]+ s after its start "
+                           r"\(3 in a row\); next start in 1.00 s"),
+                  "the log gives the reason and the growing backoff")
+        tap.check(sp.proc.poll() is None, "the supervisor keeps trying")
+        sp.signal(signal.SIGTERM)
+        tap.check(sp.wait_exit(3) == 0, "and stops at once on SIGTERM")
+
+
+def fatal(tap, fake):
+    """Every worker exits 2: the supervisor exits 2 too, saying why."""
+    with poolkit.Scene(tap, "fatal") as sc:
+        sp = sc.spawn(["-w", N, "--bind", sc.sock] + BASE + ["--", fake],
+                      env={"FAKE_EXIT": "2"})
+        rc = sp.wait_exit(5)
+        tap.check(rc == 2, "workers exiting 2: the supervisor exits 2 (%s)" % rc)
+        tap.check(sp.lines(r"every worker exited with status 2"),
+                  "with a clear log line")
+        tap.check(len(sp.lines(r"worker \d+ started")) == N,
+                  "and no worker was restarted")
+
+
+def bad_start(tap):
+    """Configuration errors stop the start with status 2 and a message."""
+    cases = [
+        (["-w", "0"], "--workers: '0'"),
+        (["--bind", "x.sock", "--", "/bin/true"],
+         "a unix socket path needs a '/'"),
+        (["--", "/nonexistent/worker"], "No such file"),
+        (["--", "no-such-worker-cmd"], "not found in PATH"),
+        (["--", "/bin/true"], "no listening socket"),
+    ]
+    for args, says in cases:
+        r = lib.run([str(poolkit.SPAWN_BIN)] + args, 10)
+        tap.check(r.returncode == 2 and says in r.stdout,
+                  "tfb-spawn %s: exit 2, saying %r" % (" ".join(args), says),
+                  r.stdout)
+
+
+def stops(tap, fake):
+    """Graceful stop lets a request finish; the deadline SIGKILLs a stuck
+    one; SIGINT does not wait; SIGKILL of the supervisor takes the
+    workers along (PR_SET_PDEATHSIG)."""
+    w = poolcases.Worker("fake", [fake], "/plaintext")
+    with poolkit.Scene(tap, "graceful") as sc:
+        sp, ng = poolcases.start(sc, w)
+        box = {}
+        t = lib_thread(lambda: box.update(r=lib.try_get(ng.url("/slow?ms=1500"))))
+        time.sleep(0.3)
+        sp.signal(signal.SIGTERM)
+        rc = sp.wait_exit(10)
+        t.join(10)
+        tap.check(box.get("r") is not None and box["r"].status == 200
+                  and box["r"].body == b"Hello, World!",
+                  "SIGTERM: the request in flight is answered (%s)"
+                  % (box.get("r") and box["r"].summary()))
+        tap.check(rc == 0, "and the supervisor exits 0 (%s)" % rc)
+
+    with poolkit.Scene(tap, "deadline") as sc:
+        sp, ng = poolcases.start(sc, w, ["--request-timeout", "0",
+                                         "--graceful-timeout", "1s"])
+        t = lib_thread(lambda: lib.try_get(ng.url("/sleep"), timeout=10))
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        sp.signal(signal.SIGTERM)
+        rc = sp.wait_exit(10)
+        took = time.monotonic() - t0
+        tap.check(rc == 0 and 0.9 < took < 2.5,
+                  "SIGTERM with a stuck request: SIGKILL at the 1 s deadline "
+                  "(exit %s after %.2f s)" % (rc, took))
+        tap.check(sp.lines(r"still running after its stop deadline: killing it"),
+                  "the log says which worker was killed")
+        t.join(10)
+
+    with poolkit.Scene(tap, "int") as sc:
+        sp, ng = poolcases.start(sc, w, ["--request-timeout", "0"])
+        t = lib_thread(lambda: lib.try_get(ng.url("/sleep"), timeout=10))
+        time.sleep(0.3)
+        tree = sp.workers()
+        t0 = time.monotonic()
+        sp.signal(signal.SIGINT)
+        rc = sp.wait_exit(5)
+        took = time.monotonic() - t0
+        tap.check(rc == 0 and took < 1.5 and not any(poolkit.alive(p) for p in tree),
+                  "SIGINT: immediate stop, stuck request or not (%.2f s)" % took)
+        t.join(10)
+
+    with poolkit.Scene(tap, "orphans") as sc:
+        sp, ng = poolcases.start(sc, w)
+        tree = sp.workers()
+        sp.proc.kill()
+        sp.proc.wait(5)
+        gone = poolkit.wait_for(lambda: not any(poolkit.alive(p) for p in tree), 3)
+        tap.check(gone, "the supervisor SIGKILLed: its workers stop too (%s)" % tree)
+
+
+def lib_thread(fn):
+    t = threading.Thread(target=fn, daemon=True)
+    t.start()
+    return t
+
+
+def files(tap, fake):
+    """--pid-file, --log-file with the workers' lines, SIGUSR1 reopening
+    it and rolling the workers onto the new file."""
+    with poolkit.Scene(tap, "files") as sc:
+        pidf, logf = sc.path("spawn.pid"), sc.path("pool.log")
+        sp = sc.spawn(["-w", N, "--bind", sc.sock, "-p", pidf, "-l", logf]
+                      + BASE + ["--", fake], log=sc.path("stderr.log"))
+        sp.log = poolkit.Path(logf)
+        sp.wait_ready(N, 10)
+        tap.check(open(pidf).read() == "%d\n" % sp.pid,
+                  "--pid-file holds the supervisor's pid")
+        pids = sp.workers()
+        text = sp.text()
+        tap.check(all(("worker %d started" % p) in text for p in pids),
+                  "--log-file names each worker's pid")
+        second = lib.run([str(poolkit.SPAWN_BIN), "-w", "1", "--bind",
+                          sc.path("other.sock"), "-p", pidf, "--", fake], 10)
+        tap.check(second.returncode == 2 and "running already" in second.stdout,
+                  "a second supervisor on the same pid file is refused",
+                  second.stdout)
+        os.rename(logf, logf + ".1")
+        sp.signal(signal.SIGUSR1)
+        ok = poolkit.wait_for(lambda: os.path.exists(logf)
+                              and "rolling restart done" in open(logf).read(), 10)
+        tap.check(ok, "SIGUSR1 reopens the log file and rolls the workers")
+        tap.check(not set(pids) & set(sp.workers()),
+                  "every worker now writes to the new file")
+        sp.signal(signal.SIGTERM)
+        tap.check(sp.wait_exit(10) == 0 and not os.path.exists(pidf),
+                  "the pid file is removed at exit")
+        tap.check(os.path.getsize(sc.path("stderr.log")) == 0,
+                  "nothing went to stderr once --log-file was open")
+
+
+def privileges(tap, fake):
+    """As root: bind first, then run as --user, workers included."""
+    if os.geteuid() != 0:
+        tap.skip("--user drops privileges", "not root")
+        return
+    nobody = pwd.getpwnam("nobody")
+    with poolkit.Scene(tap, "user") as sc:
+        sp = sc.spawn(["-w", N, "--bind", sc.sock, "--user", "nobody"] + BASE
+                      + ["--", fake])
+        sp.wait_ready(N, 10)
+        uids = [proc_uid(p) for p in [sp.pid] + sp.workers()]
+        tap.check(uids and all(u == nobody.pw_uid for u in uids),
+                  "--user nobody: supervisor and workers run as nobody (%s)" % uids)
+        st = os.stat(sc.sock)
+        tap.check(st.st_uid == nobody.pw_uid and stat.S_IMODE(st.st_mode) == 0o666,
+                  "the socket belongs to nobody, mode as asked")
+        ng = sc.nginx()
+        tap.check(lib.try_get(ng.url("/plaintext")).status == 200,
+                  "and the pool answers")
+
+
+def proc_uid(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return int(line.split()[2])  # effective
+    return None
+
+
+def broken_roll(tap, fake):
+    """A rolling restart onto a binary that cannot start keeps the old
+    workers serving; once the binary is fixed, SIGHUP completes."""
+    with poolkit.Scene(tap, "broken") as sc:
+        exe = sc.path("worker")
+        shutil.copy(fake, exe)
+        w = poolcases.Worker("fake", [exe], "/plaintext")
+        sp, ng = poolcases.start(sc, w)
+        before = set(sp.workers())
+        os.unlink(exe)
+        with open(exe, "w") as f:
+            f.write("#!/bin/sh\nexit 1\n")
+        os.chmod(exe, 0o755)
+        sp.signal(signal.SIGHUP)
+        time.sleep(2)
+        tap.check(before <= set(sp.workers()),
+                  "SIGHUP onto a broken binary: the old workers keep running")
+        tap.check(lib.try_get(ng.url("/plaintext")).status == 200,
+                  "and keep serving")
+        tap.check(sp.lines(r"after its start \(\d in a row\)"),
+                  "the new worker's crash loop is in the log")
+        os.unlink(exe)
+        shutil.copy(fake, exe)
+        sp.signal(signal.SIGHUP)
+        ok = sp.wait_log(r"rolling restart done", 15)
+        tap.check(ok and not before & set(sp.workers()) and len(sp.workers()) == N,
+                  "binary fixed, SIGHUP: the roll completes")
+
+
+def sockets(tap, fake):
+    """--bind HOST:PORT (loopback by default), and systemd's LISTEN_FDS
+    through systemd-socket-activate."""
+    with poolkit.Scene(tap, "tcp") as sc:
+        port = lib.free_port()
+        sp = sc.spawn(["-w", N, "--bind", port] + BASE + ["--", fake])
+        sp.wait_ready(N, 10)
+        ng = sc.nginx("127.0.0.1:%d" % port)
+        tap.check("tcp 127.0.0.1 port %d" % port in sp.text()
+                  and lib.try_get(ng.url("/plaintext")).status == 200,
+                  "--bind PORT: TCP on 127.0.0.1, served")
+    if not shutil.which("systemd-socket-activate"):
+        tap.skip("systemd-socket-activate passes LISTEN_FDS", "not installed")
+        return
+    with poolkit.Scene(tap, "activate") as sc:
+        port = lib.free_port()
+        log = open(sc.path("spawn.log"), "ab")
+        sc.popen(["systemd-socket-activate", "-l", "127.0.0.1:%d" % port,
+                  poolkit.SPAWN_BIN, "-w", N] + BASE + ["--", fake],
+                 stdout=log, stderr=log)
+        poolkit.wait_for(lambda: not lib.port_is_free(port), 5)
+        ng = sc.nginx("127.0.0.1:%d" % port)
+        r = lib.try_get(ng.url("/plaintext"), timeout=10)
+        text = open(sc.path("spawn.log"), errors="replace").read()
+        tap.check(r.status == 200 and "LISTEN_FDS (fd 3)" in text,
+                  "systemd-socket-activate: the pool takes fd 3 from LISTEN_FDS "
+                  "and serves", [r.summary()] + lib.tail(text, 10))
+
+
+def body(tap):
+    if not poolkit.SPAWN_BIN.exists():
+        tap.fail("%s exists (run make)" % poolkit.SPAWN_BIN)
+        return
+    with poolkit.Scene(tap, "fake") as sc:
+        fake = sc.fake_worker()
+        run_all(tap, fake)
+
+
+def run_all(tap, fake):
+    w = poolcases.Worker("fake", [fake], "/plaintext")
+    poolcases.run_all(tap, w)
+    stuck(tap, fake)
+    crash_loop(tap)
+    fatal(tap, fake)
+    bad_start(tap)
+    stops(tap, fake)
+    files(tap, fake)
+    privileges(tap, fake)
+    broken_roll(tap, fake)
+    sockets(tap, fake)
+
+
+if __name__ == "__main__":
+    lib.main(body, deadline=400)

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""pool_real.py: tfb-spawn with the real worker, build/tfb-fcgi, on
+PostgreSQL (deploy/stack's embedded cluster, or the one PGHOST names).
+
+The scenarios under load of poolcases.py on /db (SIGKILL, SIGHUP,
+SIGTTIN/SIGTTOU, max-requests, SIGTERM leaving no connection in
+pg_stat_activity), and the request time limit's other half: PostgreSQL's
+statement_timeout, set below the limit through PGOPTIONS, makes a
+blocked query give up before the supervisor would kill the worker.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lib  # noqa: E402
+import poolcases  # noqa: E402
+import poolkit  # noqa: E402
+
+
+def statement_timeout(tap, w, db):
+    with poolkit.Scene(tap, "stmt") as sc:
+        sp, ng = poolcases.start(sc, w, ["--request-timeout", "2s"])
+        tap.check(sp.lines(r"statement_timeout 1800 ms"),
+                  "--request-timeout 2s: statement_timeout 1800 ms for the workers")
+        before = sp.workers()
+        env = dict(os.environ, **db.pg)
+        locker = sc.popen(["psql", "-X", "-q", "-c",
+                           "BEGIN; LOCK TABLE world IN ACCESS EXCLUSIVE MODE; "
+                           "SELECT pg_sleep(6); COMMIT;"],
+                          env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+        locked = poolkit.wait_for(lambda: db.psql(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+            "WHERE c.relname = 'world' AND l.mode = 'AccessExclusiveLock' "
+            "AND l.granted") == "1", 10, 0.1)
+        t0 = time.monotonic()
+        r = lib.try_get(ng.url("/db"), timeout=10)
+        took = time.monotonic() - t0
+        # 1.8 s plus the way back; the kill would come after 2 s, and the
+        # check below is what tells the two apart.
+        tap.check(locked and r.status is not None and r.status >= 500
+                  and 1.5 < took < 2.5,
+                  "a query blocked on a lock gives up at statement_timeout, "
+                  "before the limit (HTTP %s after %.2f s)" % (r.status, took))
+        tap.check(not sp.lines(r"busy on one request") and sp.workers() == before,
+                  "so the supervisor kills no worker")
+        locker.wait(15)
+        r = lib.try_get(ng.url("/db"))
+        tap.check(r.status == 200, "and /db answers again once the lock is gone")
+
+
+def body(tap):
+    missing = [str(p) for p in (poolkit.SPAWN_BIN, poolkit.APP_BIN, poolkit.STACK)
+               if not p.exists()]
+    if missing:
+        tap.fail("the binaries and deploy/stack exist", "missing: " + ", ".join(missing))
+        return
+    with poolkit.Database(tap) as db:
+        w = poolcases.Worker("tfb-fcgi", [poolkit.APP_BIN], "/db", env=db.pg)
+        poolcases.run_all(tap, w, db)
+        statement_timeout(tap, w, db)
+
+
+if __name__ == "__main__":
+    lib.main(body, deadline=500)

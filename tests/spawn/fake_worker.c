@@ -1,0 +1,133 @@
+/*
+ * fake_worker.c: a libfcgi responder that keeps tfb-fcgi's worker contract
+ * (scoreboard slot, TFB_MAX_REQUESTS, graceful SIGTERM/SIGQUIT, exit
+ * status 2), with routes that misbehave on purpose, for tfb-spawn's
+ * integration tests (tests/integration/pool_*.py build it):
+ *
+ *   /sleep          never answers: a request stuck past any time limit
+ *   /crash          abort() in the middle of a request
+ *   /slow?ms=N      answers after N milliseconds
+ *   /pid            its pid
+ *   anything else   "Hello, World!"
+ *
+ * FAKE_START_MS=N waits N ms before accepting (a slow database connect);
+ * FAKE_EXIT=N exits with status N at once (a broken binary or config).
+ *
+ * libfcgi reports an interrupted read or write as a failed request, so the
+ * stop signals are blocked while a request is served, finished included,
+ * and let in only around FCGX_Accept_r(), whose accept() they interrupt
+ * (sa_flags 0, no SA_RESTART) after FCGX_ShutdownPending().
+ */
+#define _GNU_SOURCE
+#include <fcgiapp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "scoreboard.h"
+
+static volatile sig_atomic_t stopping;
+
+static void
+on_stop(int signo)
+{
+    (void)signo;
+    stopping = 1;
+    FCGX_ShutdownPending();
+}
+
+static long
+env_long(const char *name)
+{
+    const char *v = getenv(name);
+
+    return v != NULL ? strtol(v, NULL, 10) : 0;
+}
+
+static void
+sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) == -1)
+        continue;
+}
+
+static void
+serve(FCGX_Request *req)
+{
+    const char *uri = FCGX_GetParam("REQUEST_URI", req->envp);
+    const char *ms;
+
+    if (uri == NULL)
+        uri = "/";
+    if (strncmp(uri, "/sleep", 6) == 0) {
+        for (;;)
+            pause();
+    }
+    if (strncmp(uri, "/crash", 6) == 0)
+        abort();
+    if (strncmp(uri, "/slow", 5) == 0 && (ms = strstr(uri, "ms=")) != NULL)
+        sleep_ms(strtol(ms + 3, NULL, 10));
+    FCGX_FPrintF(req->out, "Content-Type: text/plain\r\n\r\n");
+    if (strncmp(uri, "/pid", 4) == 0)
+        FCGX_FPrintF(req->out, "%ld", (long)getpid());
+    else
+        FCGX_FPrintF(req->out, "Hello, World!");
+}
+
+int
+main(void)
+{
+    struct sigaction sa;
+    struct sb_slot *slot;
+    FCGX_Request req;
+    sigset_t stop;
+    long max = env_long("TFB_MAX_REQUESTS"), served = 0;
+    int rc;
+
+    if (getenv("FAKE_START_MS") != NULL)
+        sleep_ms(env_long("FAKE_START_MS"));
+    if (getenv("FAKE_EXIT") != NULL)
+        return (int)env_long("FAKE_EXIT");
+    if (FCGX_Init() != 0 || FCGX_InitRequest(&req, 0, 0) != 0)
+        return 2;
+    slot = sb_attach_env();
+
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGQUIT);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop;
+    sa.sa_mask = stop;
+    sa.sa_flags = 0;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+    sigprocmask(SIG_BLOCK, &stop, NULL);
+
+    while (!stopping && (max <= 0 || served < max)) {
+        if (slot != NULL)
+            atomic_store(&slot->state, SB_IDLE);
+        sigprocmask(SIG_UNBLOCK, &stop, NULL);
+        rc = stopping ? -1 : FCGX_Accept_r(&req);
+        sigprocmask(SIG_BLOCK, &stop, NULL);
+        if (rc < 0)
+            break;
+        if (slot != NULL) {
+            atomic_store(&slot->busy_since_ns, sb_now_ns());
+            atomic_store(&slot->state, SB_BUSY);
+        }
+        serve(&req);
+        FCGX_Finish_r(&req);
+        served++;
+        if (slot != NULL) {
+            atomic_fetch_add(&slot->requests, 1);
+            atomic_store(&slot->busy_since_ns, 0);
+        }
+    }
+    if (slot != NULL)
+        atomic_store(&slot->state, SB_EXITING);
+    return 0;
+}

@@ -1,0 +1,252 @@
+/*
+ * test_config.c: tfb-spawn's options from flags and the environment
+ * (spawn/config.c).
+ */
+#include "../../spawn/config.c"
+
+#include "harness.h"
+
+static char err[512];
+
+/* parse: config_parse on a NULL-terminated list of words. */
+static int
+parse(struct config *c, const char *const *words)
+{
+    static char *argv[64];
+    static char store[64][128];
+    int argc = 0;
+
+    for (; words[argc] != NULL; argc++) {
+        snprintf(store[argc], sizeof(store[argc]), "%s", words[argc]);
+        argv[argc] = store[argc];
+    }
+    argv[argc] = NULL;
+    err[0] = '\0';
+    return config_parse(c, argc, argv, 2, err, sizeof(err));
+}
+
+/* clean_env: none of our variables, whatever make test runs under. */
+static void
+clean_env(void)
+{
+    char name[64];
+    size_t i;
+
+    unsetenv("WORKERS");
+    for (i = 0; i < NOPTS; i++) {
+        env_name(&opts[i], name, sizeof(name));
+        unsetenv(name);
+    }
+}
+
+static void
+test_defaults(void)
+{
+    static const char *const w[] = {"tfb-spawn", NULL};
+    struct config c;
+
+    is_int(parse(&c, w), 0, "no option at all");
+    is_int(c.workers, 2, "workers default to the cores");
+    is_int(c.max_workers, 64, "max-workers defaults to 64");
+    is_int(c.backlog, 4096, "backlog 4096");
+    is_int(c.socket_mode, 0660, "socket mode 0660");
+    is_int(c.graceful_ms, 30000, "graceful timeout 30 s");
+    is_int(c.request_timeout_ms, 30000, "request timeout 30 s");
+    is_int(c.max_requests, 0, "no max-requests");
+    ok(c.bind == NULL && c.worker_argv == NULL && c.user == NULL,
+       "no bind, no worker command, no user");
+}
+
+static void
+test_flags(void)
+{
+    static const char *const w[] = {"tfb-spawn",
+                                    "-w",
+                                    "4",
+                                    "--bind=127.0.0.1:9000",
+                                    "--max-requests",
+                                    "1000",
+                                    "--max-requests-jitter",
+                                    "50",
+                                    "--graceful-timeout",
+                                    "5s",
+                                    "--request-timeout",
+                                    "500ms",
+                                    "--socket-mode",
+                                    "0600",
+                                    "--log-level",
+                                    "debug",
+                                    "-p",
+                                    "/run/p.pid",
+                                    "--",
+                                    "/bin/worker",
+                                    "--x",
+                                    NULL};
+    struct config c;
+
+    is_int(parse(&c, w), 0, "a full command line");
+    is_int(c.workers, 4, "-w 4");
+    is_str(c.bind, "127.0.0.1:9000", "--bind=ADDR");
+    is_int(c.max_requests, 1000, "--max-requests");
+    is_int(c.max_requests_jitter, 50, "--max-requests-jitter");
+    is_int(c.graceful_ms, 5000, "--graceful-timeout 5s");
+    is_int(c.request_timeout_ms, 500, "--request-timeout 500ms");
+    is_int(c.socket_mode, 0600, "--socket-mode is octal");
+    is_int(c.log_level, LOG_DEBUG, "--log-level debug");
+    is_str(c.pid_file, "/run/p.pid", "-p");
+    ok(c.worker_argv != NULL && strcmp(c.worker_argv[0], "/bin/worker") == 0 &&
+           strcmp(c.worker_argv[1], "--x") == 0 && c.worker_argv[2] == NULL,
+       "the worker command follows --, its options untouched");
+}
+
+static void
+test_worker_without_dashes(void)
+{
+    static const char *const w[] = {"tfb-spawn", "-w", "2", "/bin/worker",
+                                    "--bind",    "x",  NULL};
+    struct config c;
+
+    is_int(parse(&c, w), 0, "worker command without --");
+    ok(c.bind == NULL && c.worker_argv != NULL &&
+           strcmp(c.worker_argv[1], "--bind") == 0,
+       "options after the worker's name are the worker's");
+}
+
+static void
+test_env(void)
+{
+    static const char *const none[] = {"tfb-spawn", NULL};
+    static const char *const flag[] = {"tfb-spawn", "--workers", "7", NULL};
+    struct config c;
+
+    setenv("WORKERS", "5", 1);
+    parse(&c, none);
+    is_int(c.workers, 5, "WORKERS=5");
+    setenv("TFB_SPAWN_WORKERS", "3", 1);
+    parse(&c, none);
+    is_int(c.workers, 3, "TFB_SPAWN_WORKERS wins over WORKERS");
+    parse(&c, flag);
+    is_int(c.workers, 7, "a flag wins over the environment");
+    setenv("TFB_SPAWN_MAX_REQUESTS_JITTER", "9", 1);
+    setenv("TFB_SPAWN_REQUEST_TIMEOUT", "2m", 1);
+    setenv("TFB_SPAWN_BIND", "/tmp/x.sock", 1);
+    parse(&c, none);
+    is_int(c.max_requests_jitter, 9, "TFB_SPAWN_MAX_REQUESTS_JITTER");
+    is_int(c.request_timeout_ms, 120000, "TFB_SPAWN_REQUEST_TIMEOUT=2m");
+    is_str(c.bind, "/tmp/x.sock", "TFB_SPAWN_BIND");
+    setenv("TFB_SPAWN_BACKLOG", "lots", 1);
+    is_int(parse(&c, none), -1, "a bad variable is an error");
+    ok(strstr(err, "TFB_SPAWN_BACKLOG") != NULL, "which names the variable: %s",
+       err);
+    clean_env();
+}
+
+static void
+test_errors(void)
+{
+    static const struct {
+        const char *words[6];
+        const char *says;
+    } cases[] = {
+        {{"tfb-spawn", "-w", "0"}, "--workers"},
+        {{"tfb-spawn", "-w", "abc"}, "'abc'"},
+        {{"tfb-spawn", "-w", "4097"}, "[1, 4096]"},
+        {{"tfb-spawn", "--socket-mode", "999"}, "octal"},
+        {{"tfb-spawn", "--log-level", "loud"}, "loud"},
+        {{"tfb-spawn", "--request-timeout", "5x"}, "duration"},
+        {{"tfb-spawn", "--frobnicate"}, "--frobnicate"},
+        {{"tfb-spawn", "-z"}, "-z"},
+        {{"tfb-spawn", "--bind"}, "needs a value"},
+        {{"tfb-spawn", "--bind="}, "empty"},
+        {{"tfb-spawn", "-w", "5", "--max-workers", "3"}, "max-workers"},
+        {{"tfb-spawn", "--graceful-timeout", "0"}, "above 0"},
+        {{"tfb-spawn", "--group", "www-data"}, "--user"},
+    };
+    struct config c;
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int r = parse(&c, cases[i].words);
+
+        ok(r == -1 && strstr(err, cases[i].says) != NULL,
+           "%s %s: rejected, saying %s (%s)", cases[i].words[1],
+           cases[i].words[2] ? cases[i].words[2] : "", cases[i].says, err);
+    }
+}
+
+static void
+test_max_workers(void)
+{
+    static const char *const big[] = {"tfb-spawn", "-w", "100", NULL};
+    static const char *const help[] = {"tfb-spawn", "--help", NULL};
+    struct config c;
+
+    parse(&c, big);
+    is_int(c.max_workers, 100, "max-workers follows a large -w");
+    parse(&c, help);
+    is_int(c.help, 1, "--help");
+}
+
+static void
+test_duration(void)
+{
+    static const char *const bad[] = {"",   "-1", "1.5", "5h",         "s",
+                                      "ms", " 5", "5 ",  "99999999999"};
+    long ms = -1;
+    size_t i;
+    int rejected = 1;
+
+    config_duration_ms("30", &ms);
+    is_int(ms, 30000, "30 is seconds");
+    config_duration_ms("30s", &ms);
+    is_int(ms, 30000, "30s");
+    config_duration_ms("500ms", &ms);
+    is_int(ms, 500, "500ms");
+    config_duration_ms("2m", &ms);
+    is_int(ms, 120000, "2m");
+    config_duration_ms("0", &ms);
+    is_int(ms, 0, "0");
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (config_duration_ms(bad[i], &ms) != -1) {
+            rejected = 0;
+            printf("# accepted '%s'\n", bad[i]);
+        }
+    ok(rejected, "malformed and overlong durations are rejected");
+}
+
+static void
+test_usage(void)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&text, &len);
+    int longest = 0;
+    char *line;
+
+    config_usage(fp, "tfb-spawn");
+    fclose(fp);
+    ok(strstr(text, "TFB_SPAWN_MAX_REQUESTS_JITTER") != NULL &&
+           strstr(text, "--request-timeout") != NULL &&
+           strstr(text, "HUP rolling restart") != NULL,
+       "--help lists the options, their variables and the signals");
+    for (line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n"))
+        if ((int)strlen(line) > longest)
+            longest = (int)strlen(line);
+    ok(longest <= 80, "--help fits 80 columns (longest %d)", longest);
+    free(text);
+}
+
+int
+main(void)
+{
+    clean_env();
+    test_defaults();
+    test_flags();
+    test_worker_without_dashes();
+    test_env();
+    test_errors();
+    test_max_workers();
+    test_duration();
+    test_usage();
+    return done_testing();
+}

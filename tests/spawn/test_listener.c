@@ -1,0 +1,222 @@
+/*
+ * test_listener.c: where the pool's socket comes from (spawn/listener.c):
+ * --bind addresses, LISTEN_FDS, an inherited fd 0, stale unix sockets.
+ */
+#include "../../spawn/listener.c"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "harness.h"
+
+static char err[512];
+
+static void
+test_listen_fds(void)
+{
+    is_int(listener_listen_fds("1", "123", 123), 1, "LISTEN_FDS=1, our pid");
+    is_int(listener_listen_fds("2", "123", 123), 2, "LISTEN_FDS=2");
+    is_int(listener_listen_fds("1", "124", 123), 0, "another process's");
+    is_int(listener_listen_fds(NULL, "123", 123), 0, "no LISTEN_FDS");
+    is_int(listener_listen_fds("1", NULL, 123), 0, "no LISTEN_PID");
+    is_int(listener_listen_fds("x", "123", 123), -1, "LISTEN_FDS=x");
+    is_int(listener_listen_fds("-1", "123", 123), -1, "LISTEN_FDS=-1");
+    is_int(listener_listen_fds("1", "12a", 123), -1, "LISTEN_PID=12a");
+    is_int(listener_listen_fds("1", "", 123), -1, "LISTEN_PID empty");
+    is_int(listener_listen_fds("", "123", 123), -1, "LISTEN_FDS empty");
+}
+
+static void
+addr_is(const char *spec, int is_unix, const char *host_or_path,
+        const char *port)
+{
+    struct listener_addr a;
+    int r = listener_parse_addr(spec, &a, err, sizeof(err));
+
+    if (is_unix)
+        ok(r == 0 && a.is_unix && strcmp(a.path, host_or_path) == 0,
+           "--bind %s: unix socket %s", spec, host_or_path);
+    else
+        ok(r == 0 && !a.is_unix && strcmp(a.host, host_or_path) == 0 &&
+               strcmp(a.port, port) == 0,
+           "--bind %s: tcp '%s' port %s", spec, host_or_path, port);
+}
+
+static void
+test_parse_addr(void)
+{
+    static const char *const bad[] = {
+        "x.sock", "70000", "0", "host:", "[::1]9000",
+        "[::1",   "unix:", ":", "9000x", ""};
+    struct listener_addr a;
+    char longpath[200];
+    size_t i;
+
+    addr_is("9000", 0, "127.0.0.1", "9000");
+    addr_is(":9000", 0, "127.0.0.1", "9000");
+    addr_is("*:9000", 0, "", "9000");
+    addr_is("0.0.0.0:9000", 0, "0.0.0.0", "9000");
+    addr_is("localhost:9000", 0, "localhost", "9000");
+    addr_is("[::1]:9000", 0, "::1", "9000");
+    addr_is("unix:/run/tfb.sock", 1, "/run/tfb.sock", NULL);
+    addr_is("unix:tfb.sock", 1, "tfb.sock", NULL);
+    addr_is("/run/tfb.sock", 1, "/run/tfb.sock", NULL);
+    addr_is("./tfb.sock", 1, "./tfb.sock", NULL);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ok(listener_parse_addr(bad[i], &a, err, sizeof(err)) == -1,
+           "--bind '%s' is rejected: %s", bad[i], err);
+    ok(listener_parse_addr("x.sock", &a, err, sizeof(err)) == -1 &&
+           strstr(err, "./x.sock") != NULL,
+       "a path without '/' gets a hint");
+    memset(longpath, 'a', sizeof(longpath) - 1);
+    longpath[0] = '/';
+    longpath[sizeof(longpath) - 1] = '\0';
+    ok(listener_parse_addr(longpath, &a, err, sizeof(err)) == -1,
+       "an overlong unix path is rejected");
+}
+
+static int
+tcp_listener(void)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd == -1 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+        listen(fd, 8) == -1)
+        return -1;
+    return fd;
+}
+
+static void
+test_unix(void)
+{
+    struct listener_perm perm = {(uid_t)-1, (gid_t)-1, 0640};
+    struct listener l, l2;
+    char dir[] = "/tmp/test_listener.XXXXXX", path[128], spec[160];
+    struct stat st;
+    int fd;
+
+    if (mkdtemp(dir) == NULL) {
+        ok(0, "mkdtemp: %s", strerror(errno));
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/fcgi.sock", dir);
+    snprintf(spec, sizeof(spec), "unix:%s", path);
+    is_int(listener_open(&l, spec, 16, &perm, err, sizeof(err)), 0,
+           "bind a unix socket");
+    ok(lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+           (st.st_mode & 0777) == 0640,
+       "it has the mode asked for (%o)", (unsigned)(st.st_mode & 0777));
+    ok(is_listening(l.fd), "it listens");
+    ok(fcntl(l.fd, F_GETFD) & FD_CLOEXEC, "close-on-exec (fd %d)", l.fd);
+    is_int(listener_open(&l2, path, 16, &perm, err, sizeof(err)), -1,
+           "a second server on the same path is refused");
+    ok(strstr(err, "running server") != NULL, "saying why: %s", err);
+    listener_close(&l);
+    ok(lstat(path, &st) == -1 && errno == ENOENT,
+       "listener_close removes the socket");
+
+    /* A stale socket: bound, closed, never unlinked. */
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    {
+        struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+        strcpy(sun.sun_path, path);
+        bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+        close(fd);
+    }
+    is_int(listener_open(&l, path, 16, &perm, err, sizeof(err)), 0,
+           "a stale socket is replaced");
+    listener_close(&l);
+
+    fd = open(path, O_CREAT | O_WRONLY, 0600);
+    close(fd);
+    is_int(listener_open(&l, path, 16, &perm, err, sizeof(err)), -1,
+           "a plain file in the way is refused");
+    unlink(path);
+    rmdir(dir);
+}
+
+static void
+test_tcp(void)
+{
+    struct listener_perm perm = {(uid_t)-1, (gid_t)-1, 0660};
+    struct sockaddr_in sin;
+    socklen_t len = sizeof(sin);
+    struct listener l;
+    char spec[32];
+    int fd, port;
+
+    /* A port that was free a moment ago. */
+    fd = tcp_listener();
+    getsockname(fd, (struct sockaddr *)&sin, &len);
+    port = ntohs(sin.sin_port);
+    close(fd);
+    snprintf(spec, sizeof(spec), "%d", port);
+    is_int(listener_open(&l, spec, 16, &perm, err, sizeof(err)), 0,
+           "--bind PORT");
+    len = sizeof(sin);
+    getsockname(l.fd, (struct sockaddr *)&sin, &len);
+    ok(sin.sin_family == AF_INET &&
+           sin.sin_addr.s_addr == htonl(INADDR_LOOPBACK),
+       "a bare port is bound to 127.0.0.1 only (%s)", l.desc);
+    listener_close(&l);
+}
+
+static void
+test_inherited(void)
+{
+    struct listener_perm perm = {(uid_t)-1, (gid_t)-1, 0660};
+    struct listener l;
+    int saved0 = dup(0), sock = tcp_listener(), r;
+    char pid[32];
+
+    /* spawn-fcgi's way: the socket is fd 0. */
+    dup2(sock, 0);
+    fcntl(0, F_SETFD, FD_CLOEXEC);
+    r = listener_open(&l, NULL, 16, &perm, err, sizeof(err));
+    ok(r == 0 && l.fd == 0, "a listening fd 0 is taken (%s)", err);
+    ok(fcntl(0, F_GETFD) == 0, "and left inheritable");
+
+    /* systemd's way: fd 3 and LISTEN_FDS, which then vanish. */
+    dup2(sock, 3);
+    snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+    setenv("LISTEN_FDS", "1", 1);
+    setenv("LISTEN_PID", pid, 1);
+    setenv("LISTEN_FDNAMES", "tfb", 1);
+    r = listener_open(&l, NULL, 16, &perm, err, sizeof(err));
+    ok(r == 0 && l.fd == 3, "LISTEN_FDS=1 wins over fd 0 (%s)", err);
+    ok(getenv("LISTEN_FDS") == NULL && getenv("LISTEN_PID") == NULL &&
+           getenv("LISTEN_FDNAMES") == NULL,
+       "LISTEN_* are removed from the environment");
+    ok(fcntl(3, F_GETFD) & FD_CLOEXEC, "fd 3 is close-on-exec");
+
+    setenv("LISTEN_FDS", "1", 1);
+    setenv("LISTEN_PID", "1", 1);
+    r = listener_open(&l, NULL, 16, &perm, err, sizeof(err));
+    ok(r == 0 && l.fd == 0, "LISTEN_FDS for another pid is ignored");
+    close(3);
+
+    /* Nothing at all. */
+    dup2(saved0, 0);
+    close(saved0);
+    close(sock);
+    if (!is_listening(0)) {
+        r = listener_open(&l, NULL, 16, &perm, err, sizeof(err));
+        ok(r == -1 && strstr(err, "--bind") != NULL,
+           "no socket anywhere: an error that says what to do (%s)", err);
+    }
+}
+
+int
+main(void)
+{
+    log_init("test_listener", LOG_ERR);
+    test_listen_fds();
+    test_parse_addr();
+    test_unix();
+    test_tcp();
+    test_inherited();
+    return done_testing();
+}
