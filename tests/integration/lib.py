@@ -624,9 +624,10 @@ class Stack:
     def pool_pid_files(self):
         out = []
         for d in self.var_dirs():
-            p = Path(d) / "run" / "pool.pid"
-            if p.exists():
-                out.append(p)
+            for name in ("spawn.pid", "pool.pid"):
+                p = Path(d) / "run" / name
+                if p.exists():
+                    out.append(p)
         return out
 
     def worker_pids(self):
