@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errmsg.h"
+
 #define ENV_PREFIX "TFB_SPAWN_"
 #define MAX_WORKERS_LIMIT 4096
 #define DEFAULT_MAX_WORKERS 64
@@ -89,20 +91,6 @@ static const struct opt {
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* env_name: TFB_SPAWN_ followed by the option's name in capitals. */
 static void
 env_name(const struct opt *o, char *buf, size_t len)
@@ -167,14 +155,14 @@ set(struct config *c, int key, const char *val, const char *from, char *err,
     case OPT_WORKERS:
     case OPT_MAX_WORKERS:
         if (parse_long(val, 1, MAX_WORKERS_LIMIT, &v) == -1)
-            return fail(err, errlen, "%s: '%s' is not a number in [1, %d]",
-                        from, val, MAX_WORKERS_LIMIT);
+            return errmsg(err, errlen, "%s: '%s' is not a number in [1, %d]",
+                          from, val, MAX_WORKERS_LIMIT);
         *(key == OPT_WORKERS ? &c->workers : &c->max_workers) = (int)v;
         break;
     case OPT_BACKLOG:
         if (parse_long(val, 1, 1 << 20, &v) == -1)
-            return fail(err, errlen, "%s: '%s' is not a number in [1, %d]",
-                        from, val, 1 << 20);
+            return errmsg(err, errlen, "%s: '%s' is not a number in [1, %d]",
+                          from, val, 1 << 20);
         c->backlog = (int)v;
         break;
     case OPT_SOCKET_MODE: {
@@ -183,9 +171,9 @@ set(struct config *c, int key, const char *val, const char *from, char *err,
         errno = 0;
         v = strtol(val, &end, 8);
         if (errno != 0 || end == val || *end != '\0' || v < 0 || v > 0777)
-            return fail(err, errlen,
-                        "%s: '%s' is not an octal mode such as 0660", from,
-                        val);
+            return errmsg(err, errlen,
+                          "%s: '%s' is not an octal mode such as 0660", from,
+                          val);
         c->socket_mode = (int)v;
         break;
     }
@@ -196,9 +184,9 @@ set(struct config *c, int key, const char *val, const char *from, char *err,
         for (i = 0; i < 4 && strcmp(val, names[i]) != 0; i++)
             continue;
         if (i == 4)
-            return fail(err, errlen,
-                        "%s: '%s' is not one of debug, info, warn, error", from,
-                        val);
+            return errmsg(err, errlen,
+                          "%s: '%s' is not one of debug, info, warn, error",
+                          from, val);
         c->log_level = (enum log_level)i;
         break;
     }
@@ -206,10 +194,10 @@ set(struct config *c, int key, const char *val, const char *from, char *err,
     case OPT_REQUEST_TIMEOUT:
     case OPT_START_TIMEOUT:
         if (config_duration_ms(val, &v) == -1)
-            return fail(err, errlen,
-                        "%s: '%s' is not a duration such as 30, 30s, 500ms "
-                        "or 2m",
-                        from, val);
+            return errmsg(err, errlen,
+                          "%s: '%s' is not a duration such as 30, 30s, 500ms "
+                          "or 2m",
+                          from, val);
         if (key == OPT_GRACEFUL)
             c->graceful_ms = v;
         else if (key == OPT_REQUEST_TIMEOUT)
@@ -220,9 +208,9 @@ set(struct config *c, int key, const char *val, const char *from, char *err,
     case OPT_MAX_REQUESTS:
     case OPT_JITTER:
         if (parse_long(val, 0, 1000000000, &v) == -1)
-            return fail(err, errlen,
-                        "%s: '%s' is not a number in [0, 1000000000]", from,
-                        val);
+            return errmsg(err, errlen,
+                          "%s: '%s' is not a number in [0, 1000000000]", from,
+                          val);
         *(key == OPT_MAX_REQUESTS ? &c->max_requests
                                   : &c->max_requests_jitter) = v;
         break;
@@ -234,7 +222,7 @@ set(struct config *c, int key, const char *val, const char *from, char *err,
     case OPT_PID_FILE:
     case OPT_LOG_FILE:
         if (*val == '\0')
-            return fail(err, errlen, "%s: empty value", from);
+            return errmsg(err, errlen, "%s: empty value", from);
         if (key == OPT_BIND)
             c->bind = val;
         else if (key == OPT_SOCKET_USER)
@@ -254,7 +242,7 @@ set(struct config *c, int key, const char *val, const char *from, char *err,
         c->help = 1;
         break;
     default:
-        return fail(err, errlen, "%s: unknown option", from);
+        return errmsg(err, errlen, "%s: unknown option", from);
     }
     return 0;
 }
@@ -317,12 +305,12 @@ from_argv(struct config *c, int argc, char **argv, char *err, size_t errlen)
     while ((ch = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
         if (ch == '?') {
             if (optopt != 0)
-                return fail(err, errlen, "unknown option '-%c'", optopt);
-            return fail(err, errlen, "unknown option '%s'", argv[optind - 1]);
+                return errmsg(err, errlen, "unknown option '-%c'", optopt);
+            return errmsg(err, errlen, "unknown option '%s'", argv[optind - 1]);
         }
         if (ch == ':')
-            return fail(err, errlen, "option '%s' needs a value",
-                        argv[optind - 1]);
+            return errmsg(err, errlen, "option '%s' needs a value",
+                          argv[optind - 1]);
         for (i = 0; opts[i].key != ch; i++)
             continue;
         snprintf(from, sizeof(from), "--%s", opts[i].name);
@@ -346,12 +334,12 @@ config_parse(struct config *c, int argc, char **argv, int cores, char *err,
         c->max_workers =
             c->workers > DEFAULT_MAX_WORKERS ? c->workers : DEFAULT_MAX_WORKERS;
     if (c->workers > c->max_workers)
-        return fail(err, errlen, "%d workers is more than --max-workers %d",
-                    c->workers, c->max_workers);
+        return errmsg(err, errlen, "%d workers is more than --max-workers %d",
+                      c->workers, c->max_workers);
     if (c->graceful_ms == 0)
-        return fail(err, errlen, "--graceful-timeout must be above 0");
+        return errmsg(err, errlen, "--graceful-timeout must be above 0");
     if (c->group != NULL && c->user == NULL)
-        return fail(err, errlen, "--group needs --user");
+        return errmsg(err, errlen, "--group needs --user");
     return 0;
 }
 

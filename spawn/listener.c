@@ -17,23 +17,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "errmsg.h"
 #include "log.h"
 
 #define SD_LISTEN_FDS_START 3
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static int
 is_port(const char *s)
@@ -60,12 +47,12 @@ listener_parse_addr(const char *spec, struct listener_addr *a, char *err,
         const char *path = strncmp(spec, "unix:", 5) == 0 ? spec + 5 : spec;
 
         if (*path == '\0')
-            return fail(err, errlen, "--bind %s: no path", spec);
+            return errmsg(err, errlen, "--bind %s: no path", spec);
         if (strlen(path) >= sizeof(a->path))
-            return fail(err, errlen,
-                        "--bind %s: a unix socket path has at most %zu "
-                        "bytes",
-                        spec, sizeof(a->path) - 1);
+            return errmsg(err, errlen,
+                          "--bind %s: a unix socket path has at most %zu "
+                          "bytes",
+                          spec, sizeof(a->path) - 1);
         a->is_unix = 1;
         strcpy(a->path, path);
         return 0;
@@ -74,8 +61,8 @@ listener_parse_addr(const char *spec, struct listener_addr *a, char *err,
         const char *close = strchr(spec, ']');
 
         if (close == NULL || close[1] != ':')
-            return fail(err, errlen, "--bind %s: expected [ADDRESS]:PORT",
-                        spec);
+            return errmsg(err, errlen, "--bind %s: expected [ADDRESS]:PORT",
+                          spec);
         host = spec + 1;
         hostlen = (size_t)(close - host);
         port = close + 2;
@@ -89,12 +76,12 @@ listener_parse_addr(const char *spec, struct listener_addr *a, char *err,
         port = spec;
     }
     if (!is_port(port))
-        return fail(err, errlen,
-                    "--bind %s: '%s' is not a port in [1, 65535] (a unix "
-                    "socket path needs a '/', as in ./%s)",
-                    spec, port, spec);
+        return errmsg(err, errlen,
+                      "--bind %s: '%s' is not a port in [1, 65535] (a unix "
+                      "socket path needs a '/', as in ./%s)",
+                      spec, port, spec);
     if (hostlen == 0 || hostlen >= sizeof(a->host))
-        return fail(err, errlen, "--bind %s: bad host", spec);
+        return errmsg(err, errlen, "--bind %s: bad host", spec);
     if (hostlen == 1 && *host == '*')
         hostlen = 0; /* every address */
     memcpy(a->host, host, hostlen);
@@ -151,13 +138,13 @@ adopt(struct listener *l, int fd, const char *how, char *err, size_t errlen)
     int fl;
 
     if (!is_listening(fd))
-        return fail(err, errlen, "%s: fd %d is not a listening stream socket",
-                    how, fd);
+        return errmsg(err, errlen, "%s: fd %d is not a listening stream socket",
+                      how, fd);
     if ((fl = fcntl(fd, F_GETFL)) == -1 ||
         ((fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == -1))
-        return fail(err, errlen, "%s: fd %d: %s", how, fd, strerror(errno));
+        return errmsg(err, errlen, "%s: fd %d: %s", how, fd, strerror(errno));
     if (fcntl(fd, F_SETFD, fd == 0 ? 0 : FD_CLOEXEC) == -1)
-        return fail(err, errlen, "%s: fd %d: %s", how, fd, strerror(errno));
+        return errmsg(err, errlen, "%s: fd %d: %s", how, fd, strerror(errno));
     l->fd = fd;
     snprintf(l->desc, sizeof(l->desc), "%s (fd %d)", how, fd);
     return 0;
@@ -189,22 +176,24 @@ clear_stale(const char *path, char *err, size_t errlen)
     int fd, r;
 
     if (lstat(path, &st) == -1)
-        return errno == ENOENT
-                   ? 0
-                   : fail(err, errlen, "--bind %s: %s", path, strerror(errno));
+        return errno == ENOENT ? 0
+                               : errmsg(err, errlen, "--bind %s: %s", path,
+                                        strerror(errno));
     if (!S_ISSOCK(st.st_mode))
-        return fail(err, errlen, "--bind %s: exists and is not a socket", path);
+        return errmsg(err, errlen, "--bind %s: exists and is not a socket",
+                      path);
     strcpy(sun.sun_path, path);
     if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-        return fail(err, errlen, "socket: %s", strerror(errno));
+        return errmsg(err, errlen, "socket: %s", strerror(errno));
     r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
     close(fd);
     if (r == 0)
-        return fail(err, errlen,
-                    "--bind %s: a running server listens there already", path);
+        return errmsg(err, errlen,
+                      "--bind %s: a running server listens there already",
+                      path);
     if (unlink(path) == -1)
-        return fail(err, errlen, "--bind %s: removing the stale socket: %s",
-                    path, strerror(errno));
+        return errmsg(err, errlen, "--bind %s: removing the stale socket: %s",
+                      path, strerror(errno));
     log_info("removed the stale socket %s", path);
     return 0;
 }
@@ -222,24 +211,24 @@ bind_unix(struct listener *l, const char *path, int backlog,
         return -1;
     strcpy(sun.sun_path, path);
     if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-        return fail(err, errlen, "socket: %s", strerror(errno));
+        return errmsg(err, errlen, "socket: %s", strerror(errno));
     /* Owner-only until chmod, so that it is never wider than asked. */
     mask = umask(0177);
     r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
     umask(mask);
     if (r == -1) {
-        fail(err, errlen, "--bind %s: %s", path, strerror(errno));
+        errmsg(err, errlen, "--bind %s: %s", path, strerror(errno));
         goto close_fd;
     }
     if (chmod(path, (mode_t)perm->mode) == -1 ||
         ((perm->uid != (uid_t)-1 || perm->gid != (gid_t)-1) &&
          chown(path, perm->uid, perm->gid) == -1)) {
-        fail(err, errlen, "--bind %s: setting owner and mode: %s", path,
-             strerror(errno));
+        errmsg(err, errlen, "--bind %s: setting owner and mode: %s", path,
+               strerror(errno));
         goto unlink_path;
     }
     if (listen(fd, backlog) == -1 || stat(path, &st) == -1) {
-        fail(err, errlen, "--bind %s: %s", path, strerror(errno));
+        errmsg(err, errlen, "--bind %s: %s", path, strerror(errno));
         goto unlink_path;
     }
     l->fd = fd;
@@ -269,8 +258,8 @@ bind_tcp(struct listener *l, const struct listener_addr *a, int backlog,
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     r = getaddrinfo(*a->host ? a->host : NULL, a->port, &hints, &res);
     if (r != 0)
-        return fail(err, errlen, "--bind %s:%s: %s", a->host, a->port,
-                    gai_strerror(r));
+        return errmsg(err, errlen, "--bind %s:%s: %s", a->host, a->port,
+                      gai_strerror(r));
     for (ai = res; ai != NULL; ai = ai->ai_next) {
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
                     ai->ai_protocol);
@@ -288,8 +277,8 @@ bind_tcp(struct listener *l, const struct listener_addr *a, int backlog,
     }
     if (fd == -1) {
         freeaddrinfo(res);
-        return fail(err, errlen, "--bind %s:%s: %s", *a->host ? a->host : "*",
-                    a->port, strerror(e));
+        return errmsg(err, errlen, "--bind %s:%s: %s", *a->host ? a->host : "*",
+                      a->port, strerror(e));
     }
     if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), serv,
                     sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
@@ -324,7 +313,7 @@ listener_open(struct listener *l, const char *bind, int backlog,
         return bind_tcp(l, &a, backlog, err, errlen);
     }
     if (n == -1)
-        return fail(err, errlen, "LISTEN_FDS / LISTEN_PID are malformed");
+        return errmsg(err, errlen, "LISTEN_FDS / LISTEN_PID are malformed");
     if (n > 0) {
         if (n > 1)
             log_warn("LISTEN_FDS=%d: serving fd %d only", n,
@@ -333,10 +322,10 @@ listener_open(struct listener *l, const char *bind, int backlog,
     }
     if (is_listening(0))
         return adopt(l, 0, "inherited", err, errlen);
-    return fail(err, errlen,
-                "no listening socket: fd 0 is not one and LISTEN_FDS is "
-                "not set; start under spawn-fcgi or systemd, or pass "
-                "--bind");
+    return errmsg(err, errlen,
+                  "no listening socket: fd 0 is not one and LISTEN_FDS is "
+                  "not set; start under spawn-fcgi or systemd, or pass "
+                  "--bind");
 }
 
 void
