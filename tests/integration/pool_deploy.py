@@ -290,10 +290,7 @@ def systemd(tap, db):
 
 
 def body(tap):
-    missing = [str(p) for p in (poolkit.SPAWN_BIN, poolkit.APP_BIN, poolkit.STACK)
-               if not p.exists()]
-    if missing:
-        tap.fail("the binaries and deploy/stack exist", "missing: " + ", ".join(missing))
+    if not poolkit.have_binaries(tap):
         return
     with poolkit.Database(tap) as db:
         for case in (spawn_fcgi_supervised, spawn_fcgi_plain, spawn_fcgi_multiwatch,

@@ -53,10 +53,7 @@ def statement_timeout(tap, w, db):
 
 
 def body(tap):
-    missing = [str(p) for p in (poolkit.SPAWN_BIN, poolkit.APP_BIN, poolkit.STACK)
-               if not p.exists()]
-    if missing:
-        tap.fail("the binaries and deploy/stack exist", "missing: " + ", ".join(missing))
+    if not poolkit.have_binaries(tap):
         return
     with poolkit.Database(tap) as db:
         w = poolcases.Worker("tfb-fcgi", [poolkit.APP_BIN], "/db", env=db.pg)

@@ -357,17 +357,7 @@ def check_connections(tap, st, pg, workers, timeout=8):
     """Exactly WORKERS tfb-fcgi backends, all over TCP from 127.0.0.1,
     all benchmarkdbuser on hello_world."""
     want = (workers, workers, workers)
-    deadline = time.monotonic() + timeout
-    got = None
-    while True:
-        try:
-            got = pg.app_connections()
-        except lib.StackError as e:
-            got = str(e)
-        if got == want or time.monotonic() > deadline:
-            break
-        ts.touch_all_workers(st, workers, rounds=1)
-        time.sleep(0.5)
+    got = ts.poll_connections(st, workers, pg.app_connections, want, timeout)
     return tap.check(got == want,
                      "external pg_stat_activity: %d connections with application_name %s, "
                      "all over TCP from 127.0.0.1 as %s to %s" % (workers, lib.APP_NAME,

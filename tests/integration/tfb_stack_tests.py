@@ -429,20 +429,26 @@ def touch_all_workers(st, workers, rounds=3):
             list(ex.map(lambda _: lib.try_get(st.url("/db"), timeout=10), range(n)))
 
 
+def poll_connections(st, workers, fetch, want, timeout=8):
+    """Poll fetch() until it returns want or timeout seconds pass, sending
+    every worker a request in between (a worker notices a dead connection
+    only when it next uses it).  Returns the last value fetched."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            got = fetch()
+        except lib.StackError as e:
+            got = str(e)
+        if got == want or time.monotonic() > deadline:
+            return got
+        touch_all_workers(st, workers, rounds=1)
+        time.sleep(0.5)
+
+
 def check_connections(tap, st, workers, timeout=8):
     desc = "pg_stat_activity: %d connections with application_name %s (one per worker)" % (
         workers, lib.APP_NAME)
-    deadline = time.monotonic() + timeout
-    got = None
-    while True:
-        try:
-            got = st.app_connections()
-        except lib.StackError as e:
-            got = str(e)
-        if got == workers or time.monotonic() > deadline:
-            break
-        touch_all_workers(st, workers, rounds=1)
-        time.sleep(0.5)
+    got = poll_connections(st, workers, st.app_connections, workers, timeout)
     details = ["got %s" % got]
     try:
         details += st.psql("SELECT pid, state, backend_start, left(query, 60) FROM "
