@@ -27,7 +27,7 @@
 #include "route.h"
 #include "scoreboard.h"
 
-/* A POST body is read and dropped up to this size before the 405. */
+/* A request body is read and dropped up to this size. */
 #define DRAIN_MAX (1 << 20)
 
 static volatile sig_atomic_t stopping;
@@ -104,15 +104,23 @@ serve(struct ctx *ctx, FCGX_Request *req, struct response *r)
 
     request_target(req->envp, &path, &path_len, &query);
     route_handle(ctx, method, path, path_len, query, r);
-    /* Read what the server sends of a body, so that it is not cut off
-     * while still writing it. */
-    if (r->status == 405)
-        while (drained < DRAIN_MAX &&
-               (n = FCGX_GetStr(sink, sizeof(sink), req->in)) > 0)
-            drained += n;
+    /* Read the rest of what the server sends (a body, then the end of
+     * FCGI_STDIN), so that it is not cut off while still writing. */
+    while (drained < DRAIN_MAX &&
+           (n = FCGX_GetStr(sink, sizeof(sink), req->in)) > 0)
+        drained += n;
     resp_finish(r, &data, &len);
     if (FCGX_PutStr(data, (int)len, req->out) < 0)
         log_warn("%.*s: the server went away", (int)path_len, path);
+    /*
+     * With the whole request read, nothing the server sent is left unread,
+     * so closing cannot reset the connection under the response.  Then
+     * libfcgi need not linger (shutdown, then wait for the server to close
+     * first): detached, the connection is simply closed, three system
+     * calls and a wait on the front server fewer per request.
+     */
+    if (FCGX_HasSeenEOF(req->in))
+        FCGX_Detach(req);
 }
 
 int
