@@ -54,9 +54,7 @@ def sigkill(tap, w):
         victim = before[0]
         t0 = time.monotonic()
         os.kill(victim, signal.SIGKILL)
-        back = poolkit.wait_for(
-            lambda: len(sp.ready_pids()) == N and victim not in sp.workers(), 5,
-            step=0.005)
+        back = poolkit.wait_for(lambda: sp.replaced(victim, N), 5, step=0.005)
         took = time.monotonic() - t0
         tap.check(back and took < 1.0,
                   "%s: a SIGKILLed worker is replaced and accepting within a "

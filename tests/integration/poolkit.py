@@ -100,6 +100,13 @@ class SpawnLog:
         seen = set(int(p) for p in self.lines(r"worker (\d+) \(slot \d+\) accepting"))
         return sorted(p for p in self.workers() if p in seen)
 
+    def replaced(self, victim, n):
+        """True once n workers accept and the victim is not one of them.
+        One reading of the pool: a victim killed a moment ago may still be
+        alive in a first reading and dead in a second."""
+        ready = self.ready_pids()
+        return len(ready) == n and victim not in ready
+
     def wait_ready(self, n, timeout=20):
         """Wait until exactly n workers run and all of them accept."""
         return wait_for(lambda: len(self.workers()) == n
