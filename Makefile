@@ -49,7 +49,7 @@ Q = @
 msg = @printf '  %-6s %s\n'
 endif
 
-APP_SRCS = $(wildcard app/*.c) spawn/scoreboard.c
+APP_SRCS = $(wildcard app/*.c) spawn/scoreboard.c spawn/listener.c
 APP_OBJS = $(APP_SRCS:%.c=$(B)/%.o)
 LIB_OBJS = $(filter-out $(B)/app/main.o,$(APP_OBJS))
 

@@ -8,18 +8,18 @@
  * connection for its whole life, opened here, after any fork.
  */
 #include <errno.h>
-#include <fcgiapp.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cache.h"
 #include "db.h"
 #include "handler.h"
+#include "listener.h"
 #include "log.h"
 #include "worker.h"
 
@@ -154,40 +154,22 @@ parse_options(int argc, char **argv, struct options *o)
               argv[optind]);
 }
 
-static int
-is_listening(int fd)
+/*
+ * The listening socket, found or bound the way tfb-spawn does it (spawn/
+ * listener.h): --bind, else systemd's LISTEN_FDS, else fd 0.
+ */
+static void
+listen_socket(const struct options *o, struct listener *l)
 {
-    int on = 0;
-    socklen_t len = sizeof(on);
+    /* A unix socket we bind gets the mode the umask leaves, as libfcgi's
+     * FCGX_OpenSocket gave it. */
+    mode_t mask = umask(0);
+    struct listener_perm perm = {(uid_t)-1, (gid_t)-1, 0777 & (int)~mask};
+    char err[512];
 
-    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
-}
-
-/* The listening socket: bound here, or inherited. */
-static int
-listen_socket(const struct options *o)
-{
-    const char *pid, *fds;
-    char addr[512];
-    int fd;
-
-    if (o->bind != NULL) {
-        /* libfcgi binds every address for ":PORT"; we mean loopback. */
-        snprintf(addr, sizeof(addr), "%s%s",
-                 o->bind[0] == ':' ? "127.0.0.1" : "", o->bind);
-        if ((fd = FCGX_OpenSocket(addr, o->backlog)) == -1)
-            fatal(EXIT_CONFIG, "cannot bind %s: %s", addr, strerror(errno));
-        return fd;
-    }
-    pid = getenv("LISTEN_PID");
-    fds = getenv("LISTEN_FDS");
-    if (pid != NULL && fds != NULL && strtol(pid, NULL, 10) == getpid() &&
-        strcmp(fds, "1") == 0 && is_listening(3))
-        return 3;
-    if (!is_listening(0))
-        fatal(EXIT_CONFIG, "fd 0 is not a listening socket: start me under "
-                           "spawn-fcgi or tfb-spawn, or use --bind");
-    return 0;
+    umask(mask);
+    if (listener_open(l, o->bind, o->backlog, &perm, err, sizeof(err)) == -1)
+        fatal(EXIT_CONFIG, "%s", err);
 }
 
 int
@@ -196,6 +178,7 @@ main(int argc, char **argv)
     struct options o = {0};
     struct worker_opts wo = {0};
     struct ctx ctx = {0};
+    struct listener l;
     struct timespec ts;
     int ret;
 
@@ -206,7 +189,8 @@ main(int argc, char **argv)
     if (o.log_file != NULL && log_open_file(o.log_file) == -1)
         fatal(EXIT_CONFIG, "cannot open %s: %s", o.log_file, strerror(errno));
 
-    wo.listen_fd = listen_socket(&o);
+    listen_socket(&o, &l);
+    wo.listen_fd = l.fd;
     wo.max_requests = o.max_requests;
     if ((ctx.db = db_new(o.conninfo, o.db_mode)) == NULL)
         fatal(EXIT_CONFIG, "cannot use the database settings");
@@ -229,5 +213,6 @@ main(int argc, char **argv)
 
     cache_free(ctx.cache);
     db_free(ctx.db);
+    listener_close(&l);
     return ret == 0 ? 0 : 1;
 }
