@@ -158,11 +158,13 @@ def main(body, deadline=600):
     sys.exit(tap.exit_code())
 
 
-def preflight(tap):
-    """One check that the app binary and the stack script exist; False
-    (and a failed check) when they do not, so the caller can stop."""
-    missing = [str(p) for p in (APP_BIN, STACK) if not p.exists()]
-    return tap.check(not missing, "build/tfb-fcgi and deploy/stack exist",
+def preflight(tap, paths=None):
+    """One check that the programs a test needs exist (by default the app
+    binary and the stack script); False (and a failed check) when they do
+    not, so the caller can stop."""
+    paths = paths or (APP_BIN, STACK)
+    missing = [str(p) for p in paths if not p.exists()]
+    return tap.check(not missing, "%s exist" % " and ".join(p.name for p in paths),
                      ["missing: " + ", ".join(missing),
                       "run `make` first; deploy/stack is the stack script"])
 

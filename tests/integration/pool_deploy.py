@@ -292,7 +292,7 @@ def systemd(tap, db):
 
 
 def body(tap):
-    if not poolkit.have_binaries(tap):
+    if not lib.preflight(tap, (poolkit.SPAWN_BIN, poolkit.APP_BIN, poolkit.STACK)):
         return
     with poolkit.Database(tap) as db:
         for case in (spawn_fcgi_supervised, spawn_fcgi_plain, spawn_fcgi_multiwatch,

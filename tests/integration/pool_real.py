@@ -53,7 +53,7 @@ def statement_timeout(tap, w, db):
 
 
 def body(tap):
-    if not poolkit.have_binaries(tap):
+    if not lib.preflight(tap, (poolkit.SPAWN_BIN, poolkit.APP_BIN, poolkit.STACK)):
         return
     with poolkit.Database(tap) as db:
         w = poolcases.Worker("tfb-fcgi", [poolkit.APP_BIN], "/db", env=db.pg)

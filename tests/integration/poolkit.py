@@ -415,11 +415,3 @@ class Database:
         self.stop()
         return False
 
-
-def have_binaries(tap):
-    """Check that tfb-spawn, tfb-fcgi and deploy/stack exist; a failed check
-    when one does not."""
-    missing = [str(p) for p in (SPAWN_BIN, APP_BIN, STACK) if not p.exists()]
-    if missing:
-        tap.fail("the binaries and deploy/stack exist", "missing: " + ", ".join(missing))
-    return not missing
