@@ -7,6 +7,7 @@
 #                   the pool and nginx on 127.0.0.1:$(PORT); Ctrl-C stops it
 #   make start/stop the same in the background
 #   make bench      process-count scaling experiments (see README)
+#   make test-fresh README's two commands in a bare Debian 12 root (root only)
 #
 # Switches: SANITIZE=address,undefined  OPT=-O0  CC=clang  V=1 (show commands)
 #           B=DIR (build directory)  SERVER=lighttpd  WORKERS=N  PORT=N
@@ -28,8 +29,25 @@ SAN =
 FORTIFY = -D_FORTIFY_SOURCE=2
 endif
 
-PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo -lpq -ljson-c)
+B = build
+.DEFAULT_GOAL = all
+
+# The libraries' flags come from pkg-config, which can only answer once
+# deploy/deps has installed the packages.  So they live in a generated
+# file whose rule runs deploy/deps first; make builds it before anything
+# else and restarts.  Goals that compile nothing do not ask for it.
+NOBUILD_GOALS = clean format format-check stop test-fresh
+ifneq ($(filter-out $(NOBUILD_GOALS),$(or $(MAKECMDGOALS),all)),)
+include $(B)/pkg.mk
+endif
+
+$(B)/pkg.mk: Makefile deploy/deps
+	@deploy/deps build
+	@mkdir -p $(@D)
+	@cflags=$$($(PKG_CONFIG) --cflags $(PKGS)) && \
+	 libs=$$($(PKG_CONFIG) --libs $(PKGS)) && \
+	 printf 'PKG_CFLAGS = %s\nPKG_LIBS = %s\n' "$$cflags" "$$libs" >$@.tmp
+	@mv $@.tmp $@
 
 ALL_CPPFLAGS = -D_POSIX_C_SOURCE=200809L $(FORTIFY) -Iapp -Ispawn \
                $(PKG_CFLAGS) $(CPPFLAGS)
@@ -37,8 +55,6 @@ ALL_CFLAGS = $(WARN) $(WERROR) $(OPT) $(SAN) $(CFLAGS)
 DEPFLAGS = -MMD -MP
 ALL_LDFLAGS = $(SAN) $(LDFLAGS)
 LDLIBS_APP = -lfcgi $(PKG_LIBS) $(LDLIBS)
-
-B = build
 
 # V=1 shows the commands.
 ifeq ($(V),1)
@@ -64,7 +80,7 @@ ifneq ($(wildcard spawn/main.c),)
 PROGS += $(B)/tfb-spawn
 endif
 
-.PHONY: all deps test unit run start stop bench format format-check clean
+.PHONY: all deps test unit test-fresh run start stop bench format format-check clean
 
 all: deps $(PROGS)
 
@@ -102,12 +118,22 @@ test: all $(TEST_BINS)
 	@deploy/deps test
 	@APP=$(abspath $(B))/tfb-fcgi TFB_BUILD_DIR=$(abspath $(B)) tests/run $(TEST_BINS)
 
-run start stop:
+# The stack starts what was just built; stopping needs no build.
+run start: all
+	@deploy/deps run
+	@APP=$${APP:-$(abspath $(B))/tfb-fcgi} deploy/stack $@
+
+stop:
 	@deploy/stack $@
 
 bench: all
 	@deploy/deps bench
 	@tests/bench/run
+
+# README's two commands on a bare Debian 12 root filesystem (tests/fresh).
+test-fresh:
+	@deploy/deps fresh
+	@tests/fresh/run
 
 FORMAT_SRCS = $(wildcard app/*.[ch] spawn/*.[ch] tests/*.h tests/*/*.[ch])
 
