@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "allow.h"
 #include "cache.h"
 #include "db.h"
 #include "handler.h"
@@ -180,6 +181,7 @@ main(int argc, char **argv)
     struct ctx ctx = {0};
     struct listener l;
     struct timespec ts;
+    char err[256];
     int ret;
 
     log_init("tfb-fcgi", LOG_INFO);
@@ -189,6 +191,9 @@ main(int argc, char **argv)
     if (o.log_file != NULL && log_open_file(o.log_file) == -1)
         fatal(EXIT_CONFIG, "cannot open %s: %s", o.log_file, strerror(errno));
 
+    if (allow_parse(&wo.allow, getenv("FCGI_WEB_SERVER_ADDRS"), err,
+                    sizeof(err)) == -1)
+        fatal(EXIT_CONFIG, "FCGI_WEB_SERVER_ADDRS: %s", err);
     listen_socket(&o, &l);
     wo.listen_fd = l.fd;
     wo.max_requests = o.max_requests;

@@ -1,24 +1,39 @@
 /*
  * worker.c: see worker.h.
  *
- * Stopping a process blocked in libfcgi's accept() without losing a
- * request takes care.  The stop handler sets a flag and puts a socket that
- * is not listening in place of the listening one with dup2(), in this
- * process only (the other workers keep theirs).  The handler is installed
- * with SA_RESTART, so:
- *  - an accept() in progress is restarted by the kernel on the same fd
- *    number, now the dead socket, and fails at once;
- *  - an accept() not yet entered fails the same way, so there is no window
- *    between checking the flag and blocking;
- *  - reads and writes of a request in flight are restarted, not failed,
- *    and the request is answered before the loop sees the flag.
+ * The worker accepts its connections itself and hands each one to libfcgi,
+ * which reads the request's records and writes the response.  Not
+ * FCGX_Accept_r's own accept: after accepting a unix-socket connection,
+ * libfcgi 2.4.2 polls it for up to a few seconds, and a signal that
+ * interrupts that poll makes it close the connection the front server has
+ * just written its request to (nginx: "writev() failed (32: Broken pipe)
+ * while sending request to upstream", a 502).  That is what a SIGTERM of a
+ * rolling restart did now and then.
+ *
+ * Stopping: SIGTERM and SIGQUIT stay blocked except while the worker waits
+ * in epoll_pwait(), so they end a wait and never cut a request short; the
+ * handler only sets a flag, which the loop reads.
+ *
+ * Waking: the pool shares one listening socket, made non-blocking; each
+ * worker waits on it with EPOLLEXCLUSIVE, so a connection wakes one waiter
+ * (or a few), not the whole pool, and a worker that loses the race to
+ * accept() gets EAGAIN and waits again.
+ *
+ * libfcgi is given a socket that is not listening as its own, so that it
+ * can never block in accept(): a connection it rejects (a protocol error)
+ * makes FCGX_Accept_r fail at once instead of taking the next one.
  */
+#define _GNU_SOURCE
 #include "worker.h"
 
 #include <errno.h>
 #include <fcgiapp.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,37 +46,40 @@
 #define DRAIN_MAX (1 << 20)
 
 static volatile sig_atomic_t stopping;
-static int listen_fd = -1, dead_fd = -1;
 
 static void
 on_stop(int sig)
 {
-    int saved = errno;
-
     (void)sig;
     stopping = 1;
-    dup2(dead_fd, listen_fd);
-    FCGX_ShutdownPending();
-    errno = saved;
 }
 
+/*
+ * install_signals: SIGPIPE ignored (a front server that went away is an
+ * error return), SIGTERM and SIGQUIT caught and blocked; *waitmask is the
+ * mask to wait with, the one that lets them in.
+ */
 static int
-install_signals(void)
+install_signals(sigset_t *waitmask)
 {
     struct sigaction sa;
+    sigset_t stops;
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_IGN;
     if (sigaction(SIGPIPE, &sa, NULL) == -1)
         return -1;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGQUIT);
     sa.sa_handler = on_stop;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    sigaddset(&sa.sa_mask, SIGTERM);
-    sigaddset(&sa.sa_mask, SIGQUIT);
+    sa.sa_mask = stops;
     if (sigaction(SIGTERM, &sa, NULL) == -1 ||
-        sigaction(SIGQUIT, &sa, NULL) == -1)
+        sigaction(SIGQUIT, &sa, NULL) == -1 ||
+        sigprocmask(SIG_BLOCK, &stops, waitmask) == -1)
         return -1;
+    sigdelset(waitmask, SIGTERM);
+    sigdelset(waitmask, SIGQUIT);
     return 0;
 }
 
@@ -123,50 +141,124 @@ serve(struct ctx *ctx, FCGX_Request *req, struct response *r)
         FCGX_Detach(req);
 }
 
+/*
+ * next_connection: wait until the listening socket has a connection or a
+ * stop signal comes, and accept it.  Results: the connection's fd, or -1
+ * with errno: EAGAIN (another worker took it, or a peer not allowed),
+ * EINTR (a signal: look at the flag), or a failure of the socket.
+ */
+static int
+next_connection(int ep, int listen_fd, const sigset_t *waitmask,
+                const struct allow *al)
+{
+    struct sockaddr_storage sa;
+    socklen_t salen = sizeof(sa);
+    struct epoll_event ev;
+    int fd, n;
+
+    if ((n = epoll_pwait(ep, &ev, 1, -1, waitmask)) <= 0) {
+        if (n == 0)
+            errno = EAGAIN;
+        return -1;
+    }
+    fd = accept4(listen_fd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC);
+    if (fd == -1) {
+        if (errno == EWOULDBLOCK || errno == ECONNABORTED)
+            errno = EAGAIN;
+        return -1;
+    }
+    if (!allow_ok(al, &sa)) {
+        close(fd);
+        errno = EAGAIN;
+        return -1;
+    }
+    if (sa.ss_family != AF_UNIX)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+    return fd;
+}
+
+/*
+ * worker_setup: the non-blocking listening socket, the epoll set waiting
+ * on it, the signals, and libfcgi's request on a socket that does not
+ * listen.  Results: 0, or -1 (logged).
+ */
+static int
+worker_setup(int listen_fd, int *ep, int *dead_fd, sigset_t *waitmask,
+             FCGX_Request *req)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE};
+    int fl;
+
+    if ((fl = fcntl(listen_fd, F_GETFL)) == -1 ||
+        fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
+        (*ep = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
+        epoll_ctl(*ep, EPOLL_CTL_ADD, listen_fd, &ev) == -1 ||
+        (*dead_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+        install_signals(waitmask) == -1) {
+        log_err("worker: cannot set up: %s", strerror(errno));
+        return -1;
+    }
+    /* Our handlers are in place first, so libfcgi leaves them alone. */
+    FCGX_Init();
+    if (FCGX_InitRequest(req, *dead_fd, 0) != 0) {
+        log_err("worker: FCGX_InitRequest failed");
+        return -1;
+    }
+    return 0;
+}
+
 int
 worker_run(struct ctx *ctx, const struct worker_opts *opts)
 {
     struct sb_slot *slot = sb_attach_env();
     struct response r = {0};
     FCGX_Request req;
+    sigset_t waitmask;
     long served = 0;
-    int rc, failures = 0, ret = 0;
+    int fd, ep = -1, dead_fd = -1, failures = 0, ret = 0;
 
-    listen_fd = opts->listen_fd;
-    if ((dead_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
-        install_signals() == -1) {
-        log_err("worker: cannot set up signals: %s", strerror(errno));
-        return -1;
-    }
-    /* Our handlers are in place first, so libfcgi leaves them alone. */
-    FCGX_Init();
-    if (FCGX_InitRequest(&req, listen_fd, 0) != 0) {
-        log_err("worker: FCGX_InitRequest failed");
-        return -1;
+    memset(&req, 0, sizeof(req));
+    req.ipcFd = -1;
+    if (worker_setup(opts->listen_fd, &ep, &dead_fd, &waitmask, &req) == -1) {
+        ret = -1;
+        goto out;
     }
     if (slot != NULL)
         atomic_store_explicit(&slot->pid, (int32_t)getpid(),
                               memory_order_relaxed);
     while (!stopping) {
-        slot_set(slot, SB_IDLE);
-        rc = FCGX_Accept_r(&req);
-        if (rc < 0) {
-            if (stopping)
-                break;
-            /* A failing listener must not spin the CPU: back off, and give
-             * up after a minute of nothing but failures. */
-            if (++failures > 600) {
-                log_err("worker: accept keeps failing: %s", strerror(-rc));
-                ret = -1;
-                break;
+        /* A kept connection (FCGI_KEEP_CONN) carries the next request. */
+        if (req.ipcFd < 0) {
+            slot_set(slot, SB_IDLE);
+            if ((fd = next_connection(ep, opts->listen_fd, &waitmask,
+                                      &opts->allow)) == -1) {
+                if (errno == EAGAIN || errno == EINTR)
+                    continue;
+                /* A failing listener must not spin the CPU: back off, and
+                 * give up after a minute of nothing but failures. */
+                if (++failures > 600) {
+                    log_err("worker: accept keeps failing: %s",
+                            strerror(errno));
+                    ret = -1;
+                    break;
+                }
+                if (failures == 1)
+                    log_warn("worker: accept: %s", strerror(errno));
+                nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+                continue;
             }
-            if (failures == 1)
-                log_warn("worker: accept: %s", strerror(-rc));
-            nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+            failures = 0;
+            req.ipcFd = fd;
+            /* FCGX_Accept_r first finishes the previous request, and
+             * closes the connection unless it is to be kept: this one is. */
+            req.keepConnection = 1;
+        }
+        slot_set(slot, SB_BUSY);
+        if (FCGX_Accept_r(&req) < 0) {
+            /* libfcgi rejected what the peer sent and closed it. */
+            req.ipcFd = -1;
             continue;
         }
-        failures = 0;
-        slot_set(slot, SB_BUSY);
         serve(ctx, &req, &r);
         FCGX_Finish_r(&req);
         db_request_done(ctx->db);
@@ -181,6 +273,11 @@ worker_run(struct ctx *ctx, const struct worker_opts *opts)
     }
     slot_set(slot, SB_EXITING);
     FCGX_Free(&req, 1);
+out:
+    if (ep != -1)
+        close(ep);
+    if (dead_fd != -1)
+        close(dead_fd);
     resp_free(&r);
     return ret;
 }

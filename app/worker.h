@@ -4,11 +4,13 @@
 #ifndef WORKER_H
 #define WORKER_H
 
+#include "allow.h"
 #include "handler.h"
 
 struct worker_opts {
-    int listen_fd;     /* the FastCGI listening socket, shared by the pool */
-    long max_requests; /* exit after this many (0: never) */
+    int listen_fd;      /* the FastCGI listening socket, shared by the pool */
+    long max_requests;  /* exit after this many (0: never) */
+    struct allow allow; /* front servers that may connect over TCP */
 };
 
 /*
