@@ -65,20 +65,19 @@ Q = @
 msg = @printf '  %-6s %s\n'
 endif
 
-APP_SRCS = $(wildcard app/*.c) spawn/scoreboard.c spawn/listener.c
-APP_OBJS = $(APP_SRCS:%.c=$(B)/%.o)
-LIB_OBJS = $(filter-out $(B)/app/main.o,$(APP_OBJS))
-
+# spawn/ is the lower layer: the process mechanics the responder runs
+# inside (log, listening socket, scoreboard, options, exit codes) and the
+# supervisor.  app/ uses it; nothing in spawn/ knows app/.
 SPAWN_SRCS = $(wildcard spawn/*.c)
-SPAWN_OBJS = $(SPAWN_SRCS:%.c=$(B)/%.o) $(B)/app/log.o
+SPAWN_OBJS = $(SPAWN_SRCS:%.c=$(B)/%.o)
+APP_SRCS = $(wildcard app/*.c)
+APP_OBJS = $(APP_SRCS:%.c=$(B)/%.o)
+LIBS = $(B)/libapp.a $(B)/libspawn.a
 
 TEST_SRCS = $(wildcard tests/app/test_*.c tests/spawn/test_*.c)
 TEST_BINS = $(TEST_SRCS:%.c=$(B)/%)
 
-PROGS = $(B)/tfb-fcgi
-ifneq ($(wildcard spawn/main.c),)
-PROGS += $(B)/tfb-spawn
-endif
+PROGS = $(B)/tfb-fcgi $(B)/tfb-spawn
 
 .PHONY: all deps test unit test-fresh run start stop bench format format-check clean
 
@@ -88,29 +87,34 @@ all: deps $(PROGS)
 deps:
 	@deploy/deps build
 
-$(B)/tfb-fcgi: $(APP_OBJS)
+$(B)/tfb-fcgi: $(B)/app/main.o $(LIBS)
 	$(msg) LINK $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_APP)
 
-$(B)/tfb-spawn: $(SPAWN_OBJS)
+$(B)/tfb-spawn: $(B)/spawn/main.o $(B)/libspawn.a
 	$(msg) LINK $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/libapp.a: $(LIB_OBJS)
+$(B)/libapp.a: $(filter-out $(B)/app/main.o,$(APP_OBJS))
+$(B)/libspawn.a: $(filter-out $(B)/spawn/main.o,$(SPAWN_OBJS))
+$(LIBS):
 	$(msg) AR $@
-	$(Q)$(AR) rcs $@ $^
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
 	$(msg) CC $<
 	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
-# A unit test links the module it tests from libapp.a.
-$(B)/tests/%: tests/%.c tests/harness.h $(wildcard tests/*/*.inc) $(B)/libapp.a
+# A unit test mirrors one source file: it #includes the .c it tests (so
+# that it reaches the file's static functions) and links the rest from the
+# libraries, whose copy of that module the linker then never needs.
+$(B)/tests/%: tests/%.c tests/harness.h $(wildcard tests/*/*.inc) $(LIBS)
 	@mkdir -p $(@D)
 	$(msg) TEST $@
-	$(Q)$(CC) $(ALL_CPPFLAGS) -Itests $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
-	    $(B)/libapp.a $(LDLIBS_APP)
+	$(Q)$(CC) $(ALL_CPPFLAGS) -Itests $(ALL_CFLAGS) $(DEPFLAGS) $(ALL_LDFLAGS) \
+	    -o $@ $< \
+	    $(LIBS) $(LDLIBS_APP)
 
 unit: all $(TEST_BINS)
 
@@ -146,4 +150,4 @@ format-check:
 clean:
 	rm -rf $(B)
 
--include $(APP_OBJS:.o=.d) $(SPAWN_OBJS:.o=.d)
+-include $(APP_OBJS:.o=.d) $(SPAWN_OBJS:.o=.d) $(TEST_BINS:=.d)

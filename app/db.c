@@ -245,8 +245,8 @@ is_unavailable(const struct db *db, const PGresult *res)
  * logged; a lost connection is closed here.
  */
 static PGresult *
-run(struct db *db, enum stmt_id id, const char *const *values,
-    const int *lengths, const int *formats, int *rc)
+db_exec(struct db *db, enum stmt_id id, const char *const *values,
+        const int *lengths, const int *formats, int *rc)
 {
     const struct stmt *st = &stmts[id];
     PGresult *res;
@@ -317,7 +317,8 @@ db_world_read(struct db *db, const int32_t *ids, int n, struct world *out)
 
     for (i = 0; i < n; i++) {
         param = htonl((uint32_t)ids[i]);
-        if ((res = run(db, WORLD_READ, values, lengths, formats, &rc)) == NULL)
+        if ((res = db_exec(db, WORLD_READ, values, lengths, formats, &rc)) ==
+            NULL)
             return rc;
         if (PQntuples(res) != 1 || check_int4_cols(res, 2) == -1) {
             log_err("db: world row %d: %d rows of an unexpected shape",
@@ -379,7 +380,7 @@ db_world_update(struct db *db, struct world *rows, int n)
      * it is safe to run again.
      */
     for (attempt = 0; attempt < 3; attempt++) {
-        res = run(db, WORLD_UPDATE, values, NULL, NULL, &rc);
+        res = db_exec(db, WORLD_UPDATE, values, NULL, NULL, &rc);
         if (res != NULL) {
             PQclear(res);
             return DB_OK;
@@ -396,7 +397,7 @@ db_world_all(struct db *db, struct world *out, int cap, int *n)
     PGresult *res;
     int i, rc, rows;
 
-    if ((res = run(db, WORLD_ALL, NULL, NULL, NULL, &rc)) == NULL)
+    if ((res = db_exec(db, WORLD_ALL, NULL, NULL, NULL, &rc)) == NULL)
         return rc;
     if (check_int4_cols(res, 2) == -1) {
         PQclear(res);
@@ -423,7 +424,7 @@ db_fortunes(struct db *db, struct fortune **out, int *n)
 
     PQclear(db->fortunes_res);
     db->fortunes_res = NULL;
-    if ((res = run(db, FORTUNE_ALL, NULL, NULL, NULL, &rc)) == NULL)
+    if ((res = db_exec(db, FORTUNE_ALL, NULL, NULL, NULL, &rc)) == NULL)
         return rc;
     rows = PQntuples(res);
     if (PQnfields(res) != 2 || PQftype(res, 0) != INT4OID) {

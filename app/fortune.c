@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "handler.h"
+#include "fortune.h"
 #include "html.h"
 
 #define EXTRA_FORTUNE "Additional fortune added at request time."
@@ -23,13 +23,15 @@ fortune_cmp(const void *a, const void *b)
     return (x->len > y->len) - (x->len < y->len);
 }
 
-void
+/* fortune_sort: by message, in byte order (UTF-8 code point order). */
+static void
 fortune_sort(struct fortune *f, int n)
 {
     qsort(f, (size_t)n, sizeof(*f), fortune_cmp);
 }
 
-void
+/* fortune_render: the HTML page of f[0..n), escaped, in that order. */
+static void
 fortune_render(struct buf *b, const struct fortune *f, int n)
 {
     int i;
@@ -47,7 +49,8 @@ fortune_render(struct buf *b, const struct fortune *f, int n)
 }
 
 void
-handle_fortunes(struct ctx *ctx, const struct request *req, struct response *r)
+handle_fortunes(struct handler_ctx *ctx, const struct request *req,
+                struct response *r)
 {
     struct fortune *f;
     int n, rc;
@@ -62,6 +65,6 @@ handle_fortunes(struct ctx *ctx, const struct request *req, struct response *r)
     f[n].message = EXTRA_FORTUNE;
     f[n].len = sizeof(EXTRA_FORTUNE) - 1;
     fortune_sort(f, n + 1);
-    resp_set(r, 200, CT_HTML);
+    resp_set(r, 200, RESP_CT_HTML);
     fortune_render(resp_body(r), f, n + 1);
 }

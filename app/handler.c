@@ -13,7 +13,7 @@ handler_db_fail(struct response *r, int rc)
 }
 
 int32_t
-handler_random(struct ctx *ctx, int32_t max)
+handler_random(struct handler_ctx *ctx, int32_t max)
 {
     uint64_t x = ctx->rng;
 

@@ -3,21 +3,23 @@
  */
 #include <json-c/json.h>
 
-#include "handler.h"
+#include "hello.h"
 
 #define HELLO "Hello, World!"
 
 void
-handle_plaintext(struct ctx *ctx, const struct request *req, struct response *r)
+handle_plaintext(struct handler_ctx *ctx, const struct request *req,
+                 struct response *r)
 {
     (void)ctx;
     (void)req;
-    resp_set(r, 200, CT_TEXT);
+    resp_set(r, 200, RESP_CT_TEXT);
     buf_append(resp_body(r), HELLO, sizeof(HELLO) - 1);
 }
 
 void
-handle_json(struct ctx *ctx, const struct request *req, struct response *r)
+handle_json(struct handler_ctx *ctx, const struct request *req,
+            struct response *r)
 {
     struct json_object *obj;
     const char *s;
@@ -35,7 +37,7 @@ handle_json(struct ctx *ctx, const struct request *req, struct response *r)
         resp_error(r, 500, "out of memory");
         return;
     }
-    resp_set(r, 200, CT_JSON);
+    resp_set(r, 200, RESP_CT_JSON);
     buf_append(resp_body(r), s, len);
     json_object_put(obj);
 }

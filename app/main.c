@@ -8,7 +8,7 @@
  * connection for its whole life, opened here, after any fork.
  */
 #include <errno.h>
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,140 +19,90 @@
 #include "allow.h"
 #include "cache.h"
 #include "db.h"
+#include "exitcode.h"
 #include "handler.h"
 #include "listener.h"
 #include "log.h"
+#include "opt.h"
 #include "worker.h"
-
-/* Exit status of a configuration error: a supervisor must not respawn. */
-#define EXIT_CONFIG 2
 
 struct options {
     const char *bind;
     int backlog;
     const char *conninfo;
-    enum db_mode db_mode;
+    int db_mode; /* enum db_mode */
     long max_requests;
     long cache_ttl;
     const char *log_file;
-    enum log_level log_level;
+    int log_level; /* enum log_level */
+    int help;
 };
+
+#define AT(field) offsetof(struct options, field)
+
+/* In enum db_mode's order. */
+static const char *const db_modes[] = {"persistent", "per-request", NULL};
+
+/* Help lines: at most 48 columns, so that --help fits 80. */
+static const struct opt opts[] = {
+    {"bind", 'b', OPT_STRING, AT(bind), 0, 0, NULL, NULL, "ADDR",
+     "bind ADDR instead: a unix socket path, or\n"
+     "HOST:PORT (no HOST: 127.0.0.1)"},
+    {"backlog", 'B', OPT_INT, AT(backlog), 1, 65535, NULL, NULL, "N",
+     "listen backlog with --bind (default 4096)"},
+    {"db", 'd', OPT_STRING, AT(conninfo), 0, 0, NULL, NULL, "CONNINFO",
+     "libpq connection string, over the PG*\n"
+     "environment variables"},
+    {"db-mode", 0, OPT_CHOICE, AT(db_mode), 0, 0, db_modes, NULL, "MODE",
+     "persistent (default), or per-request:\n"
+     "EXPERIMENT, connect for every request"},
+    {"max-requests", 'm', OPT_LONG, AT(max_requests), 0, 1L << 40, NULL,
+     "TFB_MAX_REQUESTS", "N",
+     "exit after N requests, to be replaced by the\n"
+     "supervisor (0: never)"},
+    {"cache-ttl", 0, OPT_LONG, AT(cache_ttl), 0, 1L << 30, NULL, NULL,
+     "SECONDS",
+     "refill /cached-queries' cache after SECONDS\n"
+     "(0: never)"},
+    {"log-file", 'l', OPT_STRING, AT(log_file), 0, 0, NULL, NULL, "FILE",
+     "append the log to FILE, not stderr"},
+    {"log-level", 0, OPT_CHOICE, AT(log_level), 0, 0, log_level_names, NULL,
+     "LEVEL", "debug, info, warn or error (default: info)"},
+    {"verbose", 'v', OPT_SET, AT(log_level), 0, LOG_DEBUG, NULL, NULL, NULL,
+     "log debug lines (--log-level debug)"},
+    {"quiet", 'q', OPT_SET, AT(log_level), 0, LOG_WARN, NULL, NULL, NULL,
+     "log warnings and errors only"},
+    {"help", 'h', OPT_FLAG, AT(help), 0, 0, NULL, NULL, NULL, "this text"},
+};
+
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
 static void
 usage(FILE *f)
 {
-    fprintf(
-        f, "usage: tfb-fcgi [options]\n"
-           "\n"
-           "Serves the TechEmpower routes over FastCGI on the listening\n"
-           "socket on fd 0 (or fd 3 with systemd's LISTEN_FDS).\n"
-           "\n"
-           "  -b, --bind ADDR         bind ADDR instead: a unix socket path,\n"
-           "                          or HOST:PORT (no HOST: 127.0.0.1)\n"
-           "  -B, --backlog N         listen backlog with --bind [4096]\n"
-           "  -d, --db CONNINFO       libpq connection string, over the PG*\n"
-           "                          environment variables\n"
-           "      --db-mode MODE      persistent (default), or per-request:\n"
-           "                          EXPERIMENT, connect for every request\n"
-           "  -m, --max-requests N    exit after N requests, to be replaced\n"
-           "                          by the supervisor [TFB_MAX_REQUESTS, 0]\n"
-           "      --cache-ttl SECONDS refill /cached-queries' cache after\n"
-           "                          SECONDS [0: never]\n"
-           "  -l, --log-file FILE     append the log to FILE, not stderr\n"
-           "  -v, --verbose           log debug lines\n"
-           "  -q, --quiet             log warnings and errors only\n"
-           "  -h, --help              this text\n"
-           "\n"
-           "Exit status 2: a configuration error (do not respawn).\n");
-}
-
-static long
-parse_long(const char *s, long min, long max, const char *what)
-{
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-        fatal(EXIT_CONFIG, "%s: '%s' is not a number from %ld to %ld", what, s,
-              min, max);
-    return v;
+    fprintf(f, "usage: tfb-fcgi [options]\n"
+               "\n"
+               "Serves the TechEmpower routes over FastCGI on the listening\n"
+               "socket on fd 0 (or fd 3 with systemd's LISTEN_FDS).\n"
+               "\n");
+    opt_usage(f, opts, NOPTS);
+    fprintf(f, "\nExit status 2: a configuration error (do not respawn).\n");
 }
 
 static void
 parse_options(int argc, char **argv, struct options *o)
 {
-    enum { OPT_DB_MODE = 256, OPT_CACHE_TTL };
-    static const struct option longopts[] = {
-        {"bind", required_argument, NULL, 'b'},
-        {"backlog", required_argument, NULL, 'B'},
-        {"db", required_argument, NULL, 'd'},
-        {"db-mode", required_argument, NULL, OPT_DB_MODE},
-        {"max-requests", required_argument, NULL, 'm'},
-        {"cache-ttl", required_argument, NULL, OPT_CACHE_TTL},
-        {"log-file", required_argument, NULL, 'l'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *env;
-    int c;
+    char err[512];
 
     o->backlog = 4096;
     o->db_mode = DB_PERSISTENT;
     o->log_level = LOG_INFO;
-    if ((env = getenv("TFB_MAX_REQUESTS")) != NULL && *env != '\0')
-        o->max_requests = parse_long(env, 0, 1L << 40, "TFB_MAX_REQUESTS");
-    while ((c = getopt_long(argc, argv, "b:B:d:m:l:vqh", longopts, NULL)) !=
-           -1) {
-        switch (c) {
-        case 'b':
-            o->bind = optarg;
-            break;
-        case 'B':
-            o->backlog = (int)parse_long(optarg, 1, 65535, "--backlog");
-            break;
-        case 'd':
-            o->conninfo = optarg;
-            break;
-        case OPT_DB_MODE:
-            if (strcmp(optarg, "persistent") == 0)
-                o->db_mode = DB_PERSISTENT;
-            else if (strcmp(optarg, "per-request") == 0)
-                o->db_mode = DB_PER_REQUEST;
-            else
-                fatal(EXIT_CONFIG,
-                      "--db-mode: '%s' is neither persistent nor per-request",
-                      optarg);
-            break;
-        case 'm':
-            o->max_requests = parse_long(optarg, 0, 1L << 40, "--max-requests");
-            break;
-        case OPT_CACHE_TTL:
-            o->cache_ttl = parse_long(optarg, 0, 1L << 30, "--cache-ttl");
-            break;
-        case 'l':
-            o->log_file = optarg;
-            break;
-        case 'v':
-            o->log_level = LOG_DEBUG;
-            break;
-        case 'q':
-            o->log_level = LOG_WARN;
-            break;
-        case 'h':
-            usage(stdout);
-            exit(0);
-        default:
-            usage(stderr);
-            exit(EXIT_CONFIG);
-        }
+    if (opt_parse(opts, NOPTS, o, argc, argv, 0, err, sizeof(err)) == -1)
+        log_fatal(EXITCODE_CONFIG, "%s (see --help)", err);
+    if (o->help) {
+        usage(stdout);
+        exit(EXITCODE_OK);
     }
-    if (optind != argc)
-        fatal(EXIT_CONFIG, "unexpected argument '%s' (see --help)",
-              argv[optind]);
 }
 
 /*
@@ -170,7 +120,7 @@ listen_socket(const struct options *o, struct listener *l)
 
     umask(mask);
     if (listener_open(l, o->bind, o->backlog, &perm, err, sizeof(err)) == -1)
-        fatal(EXIT_CONFIG, "%s", err);
+        log_fatal(EXITCODE_CONFIG, "%s", err);
 }
 
 int
@@ -178,7 +128,7 @@ main(int argc, char **argv)
 {
     struct options o = {0};
     struct worker_opts wo = {0};
-    struct ctx ctx = {0};
+    struct handler_ctx ctx = {0};
     struct listener l;
     struct timespec ts;
     char err[256];
@@ -189,18 +139,19 @@ main(int argc, char **argv)
     log_init("tfb-fcgi", o.log_level);
     /* spawn-fcgi leaves a worker's stderr nowhere: give it a file. */
     if (o.log_file != NULL && log_open_file(o.log_file) == -1)
-        fatal(EXIT_CONFIG, "cannot open %s: %s", o.log_file, strerror(errno));
+        log_fatal(EXITCODE_CONFIG, "cannot open %s: %s", o.log_file,
+                  strerror(errno));
 
     if (allow_parse(&wo.allow, getenv("FCGI_WEB_SERVER_ADDRS"), err,
                     sizeof(err)) == -1)
-        fatal(EXIT_CONFIG, "FCGI_WEB_SERVER_ADDRS: %s", err);
+        log_fatal(EXITCODE_CONFIG, "FCGI_WEB_SERVER_ADDRS: %s", err);
     listen_socket(&o, &l);
     wo.listen_fd = l.fd;
     wo.max_requests = o.max_requests;
-    if ((ctx.db = db_new(o.conninfo, o.db_mode)) == NULL)
-        fatal(EXIT_CONFIG, "cannot use the database settings");
+    if ((ctx.db = db_new(o.conninfo, (enum db_mode)o.db_mode)) == NULL)
+        log_fatal(EXITCODE_CONFIG, "cannot use the database settings");
     if ((ctx.cache = cache_new((unsigned)o.cache_ttl)) == NULL)
-        fatal(1, "out of memory");
+        log_fatal(EXITCODE_ERROR, "out of memory");
     clock_gettime(CLOCK_REALTIME, &ts);
     ctx.rng = ((uint64_t)getpid() << 32 ^ (uint64_t)ts.tv_nsec ^
                (uint64_t)ts.tv_sec) |
@@ -219,5 +170,5 @@ main(int argc, char **argv)
     cache_free(ctx.cache);
     db_free(ctx.db);
     listener_close(&l);
-    return ret == 0 ? 0 : 1;
+    return ret == 0 ? EXITCODE_OK : EXITCODE_ERROR;
 }

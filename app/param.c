@@ -53,13 +53,13 @@ clamp_value(const char *s, const char *end)
     }
     for (; c >= '0' && c <= '9'; c = next_char(&s, end)) {
         digits++;
-        /* Saturate early: anything past COUNT_MAX clamps the same. */
-        if (v <= COUNT_MAX)
+        /* Saturate early: anything past PARAM_COUNT_MAX clamps the same. */
+        if (v <= PARAM_COUNT_MAX)
             v = v * 10 + (c - '0');
     }
-    if (c != -1 || digits == 0 || neg || v < COUNT_MIN)
-        return COUNT_MIN;
-    return v > COUNT_MAX ? COUNT_MAX : (int)v;
+    if (c != -1 || digits == 0 || neg || v < PARAM_COUNT_MIN)
+        return PARAM_COUNT_MIN;
+    return v > PARAM_COUNT_MAX ? PARAM_COUNT_MAX : (int)v;
 }
 
 int
@@ -69,7 +69,7 @@ param_count(const char *query, const char *name)
     const char *p = query, *end;
 
     if (query == NULL)
-        return COUNT_MIN;
+        return PARAM_COUNT_MIN;
     while (*p != '\0') {
         end = strchr(p, '&');
         if (end == NULL)
@@ -79,5 +79,5 @@ param_count(const char *query, const char *name)
             return clamp_value(p + nlen + 1, end);
         p = *end ? end + 1 : end;
     }
-    return COUNT_MIN;
+    return PARAM_COUNT_MIN;
 }

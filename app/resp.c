@@ -15,7 +15,7 @@ resp_begin(struct response *r, int head_only)
     if (buf_reserve(&r->out, RESP_HEADROOM + 4096) == 0)
         r->out.len = RESP_HEADROOM;
     r->status = 200;
-    r->type = CT_TEXT;
+    r->type = RESP_CT_TEXT;
     r->allow = NULL;
     r->head_only = head_only;
 }
@@ -39,7 +39,7 @@ resp_error(struct response *r, int status, const char *msg)
     int head_only = r->head_only;
 
     resp_begin(r, head_only);
-    resp_set(r, status, CT_TEXT);
+    resp_set(r, status, RESP_CT_TEXT);
     buf_puts(&r->out, msg);
     buf_putc(&r->out, '\n');
 }

@@ -14,9 +14,9 @@
 
 #define RESP_HEADROOM 256
 
-#define CT_JSON "application/json"
-#define CT_TEXT "text/plain"
-#define CT_HTML "text/html; charset=utf-8"
+#define RESP_CT_JSON "application/json"
+#define RESP_CT_TEXT "text/plain"
+#define RESP_CT_HTML "text/html; charset=utf-8"
 
 struct response {
     struct buf out;    /* RESP_HEADROOM bytes, then the body */

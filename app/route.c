@@ -5,6 +5,10 @@
 
 #include <string.h>
 
+#include "fortune.h"
+#include "hello.h"
+#include "world.h"
+
 #define ROUTE(p, fn)                                                           \
     {                                                                          \
         p, sizeof(p) - 1, fn                                                   \
@@ -36,8 +40,8 @@ route_find(const char *path, size_t len)
 }
 
 void
-route_handle(struct ctx *ctx, const char *method, const char *path, size_t len,
-             const char *query, struct response *r)
+route_handle(struct handler_ctx *ctx, const char *method, const char *path,
+             size_t len, const char *query, struct response *r)
 {
     struct request req = {query ? query : ""};
     int head = method != NULL && strcmp(method, "HEAD") == 0;

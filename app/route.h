@@ -16,7 +16,7 @@ handler_fn *route_find(const char *path, size_t len);
  * unknown); query may be NULL.  An unknown path is a 404, a method other
  * than GET or HEAD a 405 with Allow; HEAD gets GET's headers and no body.
  */
-void route_handle(struct ctx *ctx, const char *method, const char *path,
+void route_handle(struct handler_ctx *ctx, const char *method, const char *path,
                   size_t len, const char *query, struct response *r);
 
 #endif

@@ -83,17 +83,6 @@ install_signals(sigset_t *waitmask)
     return 0;
 }
 
-static void
-slot_set(struct sb_slot *slot, enum sb_state state)
-{
-    if (slot == NULL)
-        return;
-    atomic_store_explicit(&slot->busy_since_ns,
-                          state == SB_BUSY ? sb_now_ns() : 0,
-                          memory_order_relaxed);
-    atomic_store_explicit(&slot->state, state, memory_order_release);
-}
-
 /* The path and query of the request, from the CGI variables. */
 static void
 request_target(FCGX_ParamArray env, const char **path, size_t *len,
@@ -112,7 +101,7 @@ request_target(FCGX_ParamArray env, const char **path, size_t *len,
 }
 
 static void
-serve(struct ctx *ctx, FCGX_Request *req, struct response *r)
+serve(struct handler_ctx *ctx, FCGX_Request *req, struct response *r)
 {
     const char *method = FCGX_GetParam("REQUEST_METHOD", req->envp);
     const char *path, *query, *data;
@@ -208,7 +197,7 @@ worker_setup(int listen_fd, int *ep, int *dead_fd, sigset_t *waitmask,
 }
 
 int
-worker_run(struct ctx *ctx, const struct worker_opts *opts)
+worker_run(struct handler_ctx *ctx, const struct worker_opts *opts)
 {
     struct sb_slot *slot = sb_attach_env();
     struct response r = {0};
@@ -223,13 +212,11 @@ worker_run(struct ctx *ctx, const struct worker_opts *opts)
         ret = -1;
         goto out;
     }
-    if (slot != NULL)
-        atomic_store_explicit(&slot->pid, (int32_t)getpid(),
-                              memory_order_relaxed);
+    sb_set_pid(slot, getpid());
     while (!stopping) {
         /* A kept connection (FCGI_KEEP_CONN) carries the next request. */
         if (req.ipcFd < 0) {
-            slot_set(slot, SB_IDLE);
+            sb_set_state(slot, SB_IDLE);
             if ((fd = next_connection(ep, opts->listen_fd, &waitmask,
                                       &opts->allow)) == -1) {
                 if (errno == EAGAIN || errno == EINTR)
@@ -253,7 +240,7 @@ worker_run(struct ctx *ctx, const struct worker_opts *opts)
              * closes the connection unless it is to be kept: this one is. */
             req.keepConnection = 1;
         }
-        slot_set(slot, SB_BUSY);
+        sb_set_state(slot, SB_BUSY);
         if (FCGX_Accept_r(&req) < 0) {
             /* libfcgi rejected what the peer sent and closed it. */
             req.ipcFd = -1;
@@ -263,15 +250,14 @@ worker_run(struct ctx *ctx, const struct worker_opts *opts)
         FCGX_Finish_r(&req);
         db_request_done(ctx->db);
         served++;
-        if (slot != NULL)
-            atomic_fetch_add_explicit(&slot->requests, 1, memory_order_relaxed);
+        sb_request_done(slot);
         if (opts->max_requests > 0 && served >= opts->max_requests) {
             log_info("worker: served %ld requests, leaving to be replaced",
                      served);
             break;
         }
     }
-    slot_set(slot, SB_EXITING);
+    sb_set_state(slot, SB_EXITING);
     FCGX_Free(&req, 1);
 out:
     if (ep != -1)

@@ -21,6 +21,6 @@ struct worker_opts {
  * Results: 0 when stopped or recycled (max_requests), -1 when the
  * listening socket failed for good (logged).
  */
-int worker_run(struct ctx *ctx, const struct worker_opts *opts);
+int worker_run(struct handler_ctx *ctx, const struct worker_opts *opts);
 
 #endif

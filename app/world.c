@@ -4,11 +4,12 @@
 #include <json-c/json.h>
 #include <string.h>
 
-#include "handler.h"
+#include "world.h"
 #include "param.h"
 
-void
-world_random_ids(struct ctx *ctx, int32_t *ids, int n)
+/* world_random_ids: n distinct ids in [1, WORLD_ROWS] (n <= WORLD_ROWS). */
+static void
+world_random_ids(struct handler_ctx *ctx, int32_t *ids, int n)
 {
     unsigned char seen[WORLD_ROWS / 8 + 1];
     int32_t id;
@@ -41,7 +42,12 @@ world_object(const struct world *w)
     return o;
 }
 
-void
+/*
+ * world_render: rows as JSON, {"id":1,"randomNumber":2} each; a bare object
+ * when array is 0 (n must be 1), else an array.  Results: 0, or -1 when
+ * json-c ran out of memory.
+ */
+static int
 world_render(struct buf *b, const struct world *rows, int n, int array)
 {
     struct json_object *top, *o;
@@ -65,19 +71,27 @@ world_render(struct buf *b, const struct world *rows, int n, int array)
     if (top != NULL)
         s = json_object_to_json_string_length(top, JSON_C_TO_STRING_PLAIN,
                                               &len);
-    if (s == NULL)
-        b->failed = 1;
-    else
+    if (s != NULL)
         buf_append(b, s, len);
     json_object_put(top);
+    return s != NULL ? 0 : -1;
+}
+
+/* world_answer: rows as the JSON body of a 200, or a 500. */
+static void
+world_answer(struct response *r, const struct world *rows, int n, int array)
+{
+    resp_set(r, 200, RESP_CT_JSON);
+    if (world_render(resp_body(r), rows, n, array) == -1)
+        resp_error(r, 500, "out of memory");
 }
 
 /* Read n random rows: the body of /db and /queries. */
 static void
-read_rows(struct ctx *ctx, struct response *r, int n, int array)
+read_rows(struct handler_ctx *ctx, struct response *r, int n, int array)
 {
-    int32_t ids[COUNT_MAX];
-    struct world rows[COUNT_MAX];
+    int32_t ids[PARAM_COUNT_MAX];
+    struct world rows[PARAM_COUNT_MAX];
     int rc;
 
     world_random_ids(ctx, ids, n);
@@ -85,28 +99,30 @@ read_rows(struct ctx *ctx, struct response *r, int n, int array)
         handler_db_fail(r, rc);
         return;
     }
-    resp_set(r, 200, CT_JSON);
-    world_render(resp_body(r), rows, n, array);
+    world_answer(r, rows, n, array);
 }
 
 void
-handle_db(struct ctx *ctx, const struct request *req, struct response *r)
+handle_db(struct handler_ctx *ctx, const struct request *req,
+          struct response *r)
 {
     (void)req;
     read_rows(ctx, r, 1, 0);
 }
 
 void
-handle_queries(struct ctx *ctx, const struct request *req, struct response *r)
+handle_queries(struct handler_ctx *ctx, const struct request *req,
+               struct response *r)
 {
     read_rows(ctx, r, param_count(req->query, "queries"), 1);
 }
 
 void
-handle_updates(struct ctx *ctx, const struct request *req, struct response *r)
+handle_updates(struct handler_ctx *ctx, const struct request *req,
+               struct response *r)
 {
-    int32_t ids[COUNT_MAX], v;
-    struct world rows[COUNT_MAX];
+    int32_t ids[PARAM_COUNT_MAX], v;
+    struct world rows[PARAM_COUNT_MAX];
     int i, rc, n = param_count(req->query, "queries");
 
     world_random_ids(ctx, ids, n);
@@ -126,16 +142,15 @@ handle_updates(struct ctx *ctx, const struct request *req, struct response *r)
         handler_db_fail(r, rc);
         return;
     }
-    resp_set(r, 200, CT_JSON);
-    world_render(resp_body(r), rows, n, 1);
+    world_answer(r, rows, n, 1);
 }
 
 void
-handle_cached_queries(struct ctx *ctx, const struct request *req,
+handle_cached_queries(struct handler_ctx *ctx, const struct request *req,
                       struct response *r)
 {
-    int32_t ids[COUNT_MAX];
-    struct world rows[COUNT_MAX];
+    int32_t ids[PARAM_COUNT_MAX];
+    struct world rows[PARAM_COUNT_MAX];
     int i, rc, n = param_count(req->query, "count");
 
     world_random_ids(ctx, ids, n);
@@ -145,6 +160,5 @@ handle_cached_queries(struct ctx *ctx, const struct request *req,
             return;
         }
     }
-    resp_set(r, 200, CT_JSON);
-    world_render(resp_body(r), rows, n, 1);
+    world_answer(r, rows, n, 1);
 }

@@ -11,8 +11,6 @@
 
 #include <stdio.h>
 
-#include "log.h"
-
 struct config {
     int workers;      /* -w: pool size at start */
     int max_workers;  /* ceiling for SIGTTIN */
@@ -22,7 +20,7 @@ struct config {
     int socket_mode;                        /* unix socket's mode bits */
     const char *user, *group;               /* privilege drop, as root */
     const char *pid_file, *log_file;
-    enum log_level log_level;
+    int log_level;           /* enum log_level */
     long graceful_ms;        /* graceful stop: SIGKILL after this */
     long request_timeout_ms; /* 0: no request time limit */
     long start_timeout_ms;   /* a new worker counts as ready after this */
@@ -42,11 +40,5 @@ int config_parse(struct config *c, int argc, char **argv, int cores, char *err,
 
 /* config_usage: the --help text, every option with its variable. */
 void config_usage(FILE *fp, const char *progname);
-
-/*
- * config_duration_ms: "30" (seconds), "30s", "500ms" or "2m" in
- * milliseconds, at most a day.  Results: 0, or -1 on anything else.
- */
-int config_duration_ms(const char *s, long *ms);
 
 #endif

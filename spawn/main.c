@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "exitcode.h"
 #include "listener.h"
 #include "log.h"
 #include "pool.h"
@@ -53,7 +54,7 @@ std_fds(void)
     for (fd = 0; fd < 3; fd++)
         if (fcntl(fd, F_GETFD) == -1 && errno == EBADF &&
             open("/dev/null", O_RDWR) != fd)
-            exit(1);
+            exit(EXITCODE_ERROR);
 }
 
 /*
@@ -79,7 +80,7 @@ lookup_user(const char *name, uid_t *uid, gid_t *gid)
 
     errno = 0;
     if ((pw = getpwnam(name)) == NULL)
-        fatal(POOL_EXIT_FATAL, "no such user: %s", name);
+        log_fatal(EXITCODE_CONFIG, "no such user: %s", name);
     *uid = pw->pw_uid;
     *gid = pw->pw_gid;
 }
@@ -90,7 +91,7 @@ lookup_group(const char *name)
     struct group *gr;
 
     if ((gr = getgrnam(name)) == NULL)
-        fatal(POOL_EXIT_FATAL, "no such group: %s", name);
+        log_fatal(EXITCODE_CONFIG, "no such group: %s", name);
     return gr->gr_gid;
 }
 
@@ -115,8 +116,8 @@ resolve_ids(const struct config *cfg, struct ids *ids)
         if (cfg->group != NULL)
             ids->gid = lookup_group(cfg->group);
         if (geteuid() != 0 && ids->uid != geteuid())
-            fatal(POOL_EXIT_FATAL, "--user %s: only root can change users",
-                  cfg->user);
+            log_fatal(EXITCODE_CONFIG, "--user %s: only root can change users",
+                      cfg->user);
         ids->sock.uid = ids->uid;
         ids->sock.gid = ids->gid;
     }
@@ -146,7 +147,7 @@ worker_command(const struct config *cfg, char ***argvp)
 
     if (cfg->worker_argv == NULL) {
         if ((n = readlink("/proc/self/exe", self, sizeof(self) - 1)) == -1)
-            fatal(1, "/proc/self/exe: %s", strerror(errno));
+            log_fatal(EXITCODE_ERROR, "/proc/self/exe: %s", strerror(errno));
         self[n] = '\0';
         snprintf(found, sizeof(found), "%s/%s", dirname(self), WORKER_NAME);
         def_argv[0] = found;
@@ -165,13 +166,13 @@ worker_command(const struct config *cfg, char ***argvp)
                 if (access(found, X_OK) == 0)
                     break;
                 if (*end == '\0')
-                    fatal(POOL_EXIT_FATAL, "worker %s: not found in PATH",
-                          name);
+                    log_fatal(EXITCODE_CONFIG, "worker %s: not found in PATH",
+                              name);
             }
         }
     }
     if (access(found, X_OK) == -1)
-        fatal(POOL_EXIT_FATAL, "worker %s: %s", found, strerror(errno));
+        log_fatal(EXITCODE_CONFIG, "worker %s: %s", found, strerror(errno));
     return found;
 }
 
@@ -199,14 +200,14 @@ pidfile_write(const char *path)
                 fclose(cp);
             }
             if (strcmp(comm, PROGNAME "\n") == 0)
-                fatal(POOL_EXIT_FATAL,
-                      "%s: " PROGNAME " %ld is running already", path, pid);
+                log_fatal(EXITCODE_CONFIG,
+                          "%s: " PROGNAME " %ld is running already", path, pid);
         }
         fclose(fp);
     }
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd == -1 || dprintf(fd, "%ld\n", (long)getpid()) < 0 || close(fd) == -1)
-        fatal(POOL_EXIT_FATAL, "pid file %s: %s", path, strerror(errno));
+        log_fatal(EXITCODE_CONFIG, "pid file %s: %s", path, strerror(errno));
 }
 
 /* pidfile_remove: only if it is still ours. */
@@ -234,9 +235,11 @@ drop_privileges(const char *user, const struct ids *ids)
     if (initgroups(user, ids->gid) == -1 ||
         setresgid(ids->gid, ids->gid, ids->gid) == -1 ||
         setresuid(ids->uid, ids->uid, ids->uid) == -1)
-        fatal(1, "cannot drop privileges to %s: %s", user, strerror(errno));
+        log_fatal(EXITCODE_ERROR, "cannot drop privileges to %s: %s", user,
+                  strerror(errno));
     if (ids->uid != 0 && setuid(0) != -1)
-        fatal(1, "could regain root after dropping privileges");
+        log_fatal(EXITCODE_ERROR,
+                  "could regain root after dropping privileges");
     log_info("running as %s (uid %ld, gid %ld)", user, (long)ids->uid,
              (long)ids->gid);
 }
@@ -257,15 +260,15 @@ main(int argc, char *argv[])
     log_init(PROGNAME, LOG_INFO);
     if (config_parse(&cfg, argc, argv, cores > 0 ? (int)cores : 1, err,
                      sizeof(err)) == -1)
-        fatal(POOL_EXIT_FATAL, "%s (see --help)", err);
+        log_fatal(EXITCODE_CONFIG, "%s (see --help)", err);
     if (cfg.help) {
         config_usage(stdout, PROGNAME);
         return 0;
     }
     log_init(PROGNAME, cfg.log_level);
     if (cfg.log_file != NULL && log_open_file(cfg.log_file) == -1)
-        fatal(POOL_EXIT_FATAL, "log file %s: %s", cfg.log_file,
-              strerror(errno));
+        log_fatal(EXITCODE_CONFIG, "log file %s: %s", cfg.log_file,
+                  strerror(errno));
     resolve_ids(&cfg, &ids);
     path = worker_command(&cfg, &wargv);
 
@@ -275,7 +278,7 @@ main(int argc, char *argv[])
         -1) {
         if (cfg.pid_file != NULL)
             pidfile_remove(cfg.pid_file);
-        fatal(POOL_EXIT_FATAL, "%s", err);
+        log_fatal(EXITCODE_CONFIG, "%s", err);
     }
     log_info("listening on %s", l.desc);
     if (cfg.user != NULL)

@@ -6,6 +6,8 @@
 #include <assert.h>
 #include <sys/wait.h>
 
+#include "exitcode.h"
+
 enum pool_action
 pool_plan(const struct pool_census *c, int target)
 {
@@ -48,7 +50,7 @@ pool_classify(int wstatus, int64_t uptime_ms, uint64_t requests, int retiring,
         return POOL_EXIT_RETIRED;
     if (killed)
         return POOL_EXIT_REPLACE;
-    if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == POOL_EXIT_FATAL)
+    if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == EXITCODE_CONFIG)
         return POOL_EXIT_DISABLED;
     /*
      * A clean exit after serving requests is max-requests at work, however

@@ -16,8 +16,6 @@
 /* Its next start waits BASE, 2 BASE, 4 BASE ... at most MAX. */
 #define POOL_BACKOFF_BASE_MS 250
 #define POOL_BACKOFF_MAX_MS 30000
-/* Exit status of a worker (and of the supervisor): fatal, do not retry. */
-#define POOL_EXIT_FATAL 2
 
 /*
  * The pool as the planner sees it.  "New" workers run the current
@@ -28,7 +26,7 @@ struct pool_census {
     int starting; /* new, not accepting yet */
     int old;      /* old, not asked to stop yet, ready or not */
     int pending;  /* dead, to be started again (now or after a backoff) */
-    int fatal;    /* dead with POOL_EXIT_FATAL, left dead */
+    int fatal;    /* dead with EXITCODE_CONFIG, left dead */
 };
 
 enum pool_action {
@@ -62,7 +60,7 @@ enum pool_exit {
     POOL_EXIT_RECYCLED, /* served its max-requests and left: start again */
     POOL_EXIT_REPLACE,  /* died after a healthy life: start again now */
     POOL_EXIT_QUICK,    /* died right after its start: start after backoff */
-    POOL_EXIT_DISABLED  /* exited POOL_EXIT_FATAL: leave the slot dead */
+    POOL_EXIT_DISABLED  /* exited EXITCODE_CONFIG: leave the slot dead */
 };
 
 /*

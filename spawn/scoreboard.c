@@ -6,11 +6,26 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "opt.h"
+
+/* 64 bytes, so that two workers never share a cache line.  Fields are C11
+ * atomics so that a reader in another process sees whole values; no lock
+ * is taken on the request path. */
+struct sb_slot {
+    _Atomic int32_t pid;
+    _Atomic int32_t state;         /* enum sb_state */
+    _Atomic int64_t busy_since_ns; /* CLOCK_MONOTONIC; 0 unless SB_BUSY */
+    _Atomic uint64_t requests;     /* served since this worker started */
+    _Atomic int64_t started_ns;    /* CLOCK_MONOTONIC at fork */
+    char pad[32];
+};
 
 struct sb_header {
     uint32_t magic;
@@ -99,21 +114,67 @@ sb_slot(struct scoreboard *sb, int i)
     return &sb->slots[i];
 }
 
+void
+sb_slot_reset(struct sb_slot *slot, enum sb_state state, int64_t now)
+{
+    atomic_store(&slot->pid, 0);
+    atomic_store(&slot->busy_since_ns, 0);
+    atomic_store(&slot->requests, 0);
+    atomic_store(&slot->started_ns, now);
+    atomic_store(&slot->state, state);
+}
+
+void
+sb_set_pid(struct sb_slot *slot, pid_t pid)
+{
+    if (slot != NULL)
+        atomic_store_explicit(&slot->pid, (int32_t)pid, memory_order_relaxed);
+}
+
+enum sb_state
+sb_state(const struct sb_slot *slot)
+{
+    return (enum sb_state)atomic_load_explicit(&slot->state,
+                                               memory_order_acquire);
+}
+
+int64_t
+sb_busy_since(const struct sb_slot *slot)
+{
+    return atomic_load_explicit(&slot->busy_since_ns, memory_order_relaxed);
+}
+
+uint64_t
+sb_requests(const struct sb_slot *slot)
+{
+    return atomic_load_explicit(&slot->requests, memory_order_relaxed);
+}
+
+void
+sb_set_state(struct sb_slot *slot, enum sb_state state)
+{
+    if (slot == NULL)
+        return;
+    atomic_store_explicit(&slot->busy_since_ns,
+                          state == SB_BUSY ? sb_now_ns() : 0,
+                          memory_order_relaxed);
+    atomic_store_explicit(&slot->state, state, memory_order_release);
+}
+
+void
+sb_request_done(struct sb_slot *slot)
+{
+    if (slot != NULL)
+        atomic_fetch_add_explicit(&slot->requests, 1, memory_order_relaxed);
+}
+
+/* env_long: a variable holding a number in [0, max]. */
 static int
-env_int(const char *name, long max, long *out)
+env_long(const char *name, long max, long *out)
 {
     const char *s = getenv(name);
-    char *end;
-    long v;
 
-    if (s == NULL || *s == '\0')
-        return -1;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < 0 || v > max)
-        return -1;
-    *out = v;
-    return 0;
+    return s == NULL ? -1 : opt_long(s, 0, max, out);
 }
 
 struct sb_slot *
@@ -124,8 +185,8 @@ sb_attach_env(void)
     void *p;
     size_t size;
 
-    if (env_int(SB_ENV_FD, 1 << 20, &fd) == -1 ||
-        env_int(SB_ENV_SLOT, 1 << 20, &slot) == -1)
+    if (env_long(SB_ENV_FD, 1 << 20, &fd) == -1 ||
+        env_long(SB_ENV_SLOT, 1 << 20, &slot) == -1)
         return NULL;
     if (pread((int)fd, &hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
         return NULL;

@@ -15,8 +15,8 @@
 #ifndef SCOREBOARD_H
 #define SCOREBOARD_H
 
-#include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define SB_ENV_FD "TFB_SCOREBOARD_FD"
 #define SB_ENV_SLOT "TFB_WORKER_SLOT"
@@ -30,15 +30,9 @@ enum sb_state {
     SB_EXITING    /* leaving after its current request */
 };
 
-/* One worker's row: 64 bytes so that two workers never share a cache line. */
-struct sb_slot {
-    _Atomic int32_t pid;
-    _Atomic int32_t state;         /* enum sb_state */
-    _Atomic int64_t busy_since_ns; /* CLOCK_MONOTONIC; 0 unless SB_BUSY */
-    _Atomic uint64_t requests;     /* served since this worker started */
-    _Atomic int64_t started_ns;    /* CLOCK_MONOTONIC at fork */
-    char pad[32];
-};
+/* One worker's row, opaque: a worker writes its own through the
+ * functions below, the supervisor reads and resets them. */
+struct sb_slot;
 
 struct scoreboard;
 
@@ -60,12 +54,34 @@ int sb_nslots(const struct scoreboard *sb);
 struct sb_slot *sb_slot(struct scoreboard *sb, int i);
 
 /*
+ * sb_slot_reset: the supervisor's side: an empty row in the given state,
+ * started at now (CLOCK_MONOTONIC ns), pid unknown.
+ */
+void sb_slot_reset(struct sb_slot *slot, enum sb_state state, int64_t now);
+
+/* sb_set_pid: the worker's pid, written by the supervisor and the child. */
+void sb_set_pid(struct sb_slot *slot, pid_t pid);
+
+/* What a slot says.  sb_busy_since: when its request began, 0 unless busy. */
+enum sb_state sb_state(const struct sb_slot *slot);
+int64_t sb_busy_since(const struct sb_slot *slot);
+uint64_t sb_requests(const struct sb_slot *slot);
+
+/*
  * sb_attach_env: a worker's side.  Maps the scoreboard named by the
  * environment and returns this worker's slot, or NULL when there is none
  * or it does not check out (wrong magic, slot out of range).  The mapping
  * lives until exit.
  */
 struct sb_slot *sb_attach_env(void);
+
+/*
+ * The worker's own reports.  Each takes the slot sb_attach_env() gave,
+ * NULL included (no scoreboard: nothing to report).  sb_set_state to
+ * SB_BUSY stamps the request's start; sb_request_done counts it.
+ */
+void sb_set_state(struct sb_slot *slot, enum sb_state state);
+void sb_request_done(struct sb_slot *slot);
 
 /* sb_now_ns: CLOCK_MONOTONIC in nanoseconds, the scoreboard's clock. */
 int64_t sb_now_ns(void);

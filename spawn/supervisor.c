@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "exitcode.h"
 #include "log.h"
 #include "pool.h"
 #include "scoreboard.h"
@@ -44,7 +45,7 @@
 enum wstate {
     W_FREE,    /* no worker */
     W_PENDING, /* dead, to be started at due_ns */
-    W_FATAL,   /* exited POOL_EXIT_FATAL, left dead */
+    W_FATAL,   /* exited EXITCODE_CONFIG, left dead */
     W_RUNNING, /* alive */
     W_STOPPING /* alive, sent the stop signal at deadline_ns - grace */
 };
@@ -135,21 +136,10 @@ slot_of(const struct sv *sv, const struct worker *w)
     return (int)(w - sv->w);
 }
 
-static int
+static enum sb_state
 slot_state(struct sv *sv, const struct worker *w)
 {
-    return atomic_load(&sb_slot(sv->sb, slot_of(sv, w))->state);
-}
-
-/* slot_reset: an empty row, as a new worker or an empty slot needs. */
-static void
-slot_reset(struct sb_slot *slot, enum sb_state state, int64_t now)
-{
-    atomic_store(&slot->pid, 0);
-    atomic_store(&slot->busy_since_ns, 0);
-    atomic_store(&slot->requests, 0);
-    atomic_store(&slot->started_ns, now);
-    atomic_store(&slot->state, state);
+    return sb_state(sb_slot(sv->sb, slot_of(sv, w)));
 }
 
 /* describe: a wait status in words. */
@@ -238,7 +228,7 @@ child(const struct sv *sv, struct sb_slot *slot, pid_t parent, int errfd)
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 
-    atomic_store(&slot->pid, (int32_t)getpid());
+    sb_set_pid(slot, getpid());
     /* Orphans stop gracefully if the supervisor is killed outright. */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != parent)
         goto fail;
@@ -272,7 +262,7 @@ spawn(struct sv *sv, struct worker *w, int64_t now)
     sv->env_slot[0] = sv->env_id;
     sv->env_slot[1] = maxreq > 0 ? sv->env_max : NULL;
 
-    slot_reset(slot, SB_STARTING, now);
+    sb_slot_reset(slot, SB_STARTING, now);
 
     if (pipe2(p, O_CLOEXEC) == -1) {
         pid = -1;
@@ -291,11 +281,11 @@ spawn(struct sv *sv, struct worker *w, int64_t now)
                 strerror(errno), (double)delay / 1000);
         if (p[0] >= 0)
             close(p[0]);
-        slot_reset(slot, SB_EMPTY, 0);
+        sb_slot_reset(slot, SB_EMPTY, 0);
         w->due_ns = now + delay * MS;
         return;
     }
-    atomic_store(&slot->pid, (int32_t)pid);
+    sb_set_pid(slot, pid);
     w->state = W_RUNNING;
     w->pid = pid;
     w->gen = sv->gen;
@@ -468,14 +458,92 @@ reshape(struct sv *sv, int64_t now)
             spawn(sv, w, now);
 }
 
-/* reap: collect every dead child and decide what its row becomes. */
+/* live: workers still running, stopping ones included. */
+static int
+live(const struct sv *sv)
+{
+    int i, n = 0;
+
+    for (i = 0; i < sv->nw; i++)
+        n += sv->w[i].state == W_RUNNING || sv->w[i].state == W_STOPPING;
+    return n;
+}
+
+/* worker_of: the row of a child, or NULL when pid is not a worker. */
+static struct worker *
+worker_of(struct sv *sv, pid_t pid)
+{
+    int i;
+
+    for (i = 0; i < sv->nw; i++)
+        if (sv->w[i].pid == pid)
+            return &sv->w[i];
+    return NULL;
+}
+
+/* buried: what the death of w (wait status st) makes of its row. */
+static void
+buried(struct sv *sv, struct worker *w, int st, int64_t now)
+{
+    int i = slot_of(sv, w);
+    struct sb_slot *slot = sb_slot(sv->sb, i);
+    uint64_t reqs = sb_requests(slot);
+    int64_t up = now - w->started_ns;
+    long pid = (long)w->pid, delay;
+    char how[96];
+
+    describe(st, how, sizeof(how));
+    sb_slot_reset(slot, SB_EMPTY, 0);
+    w->pid = 0;
+    switch (
+        pool_classify(st, up / MS, reqs, w->state == W_STOPPING, w->killed)) {
+    case POOL_EXIT_RETIRED:
+        log_info("worker %ld (slot %d) %s, stopped after %llu requests", pid, i,
+                 how, (unsigned long long)reqs);
+        w->state = W_FREE;
+        return;
+    case POOL_EXIT_RECYCLED:
+        log_info("worker %ld (slot %d) recycled after %llu requests", pid, i,
+                 (unsigned long long)reqs);
+        w->fails = 0;
+        w->due_ns = now;
+        break;
+    case POOL_EXIT_REPLACE:
+        log_msg(w->killed ? LOG_INFO : LOG_WARN,
+                "worker %ld (slot %d) %s after %.1f s and %llu requests; "
+                "replacing it",
+                pid, i, how, secs(up), (unsigned long long)reqs);
+        w->fails = 0;
+        w->due_ns = now;
+        break;
+    case POOL_EXIT_QUICK:
+        delay = pool_backoff_ms(++w->fails);
+        log_err("worker %ld (slot %d) %s %.2f s after its start (%u in a "
+                "row); next start in %.2f s",
+                pid, i, how, secs(up), w->fails, (double)delay / 1000);
+        w->due_ns = now + delay * MS;
+        break;
+    case POOL_EXIT_DISABLED:
+        log_err("worker %ld (slot %d) exited with status %d, a fatal "
+                "configuration error: not restarting it",
+                pid, i, EXITCODE_CONFIG);
+        w->state = W_FATAL;
+        return;
+    }
+    w->state = W_PENDING;
+}
+
+/*
+ * reap: collect every dead child and decide what its row becomes; when
+ * every worker has died of a configuration error, give up.
+ */
 static void
 reap(struct sv *sv, int64_t now)
 {
+    struct pool_census c;
     struct worker *w;
-    char how[96];
-    int st, i, live = 0, pending = 0, fatal = 0;
     pid_t pid;
+    int st;
 
     while ((pid = waitpid(-1, &st, WNOHANG)) != 0) {
         if (pid == -1) {
@@ -483,72 +551,18 @@ reap(struct sv *sv, int64_t now)
                 continue;
             break; /* ECHILD */
         }
-        for (i = 0; i < sv->nw && sv->w[i].pid != pid; i++)
-            continue;
-        if (i == sv->nw) {
+        if ((w = worker_of(sv, pid)) == NULL)
             log_debug("reaped process %ld, not a worker", (long)pid);
-            continue;
-        }
-        w = &sv->w[i];
-        struct sb_slot *slot = sb_slot(sv->sb, i);
-        uint64_t reqs = atomic_load(&slot->requests);
-        int64_t up = now - w->started_ns;
-        enum pool_exit what =
-            pool_classify(st, up / MS, reqs, w->state == W_STOPPING, w->killed);
-
-        slot_reset(slot, SB_EMPTY, 0);
-        w->pid = 0;
-        describe(st, how, sizeof(how));
-        switch (what) {
-        case POOL_EXIT_RETIRED:
-            log_info("worker %ld (slot %d) %s, stopped after %llu requests",
-                     (long)pid, i, how, (unsigned long long)reqs);
-            w->state = W_FREE;
-            continue;
-        case POOL_EXIT_RECYCLED:
-            log_info("worker %ld (slot %d) recycled after %llu requests",
-                     (long)pid, i, (unsigned long long)reqs);
-            w->fails = 0;
-            w->due_ns = now;
-            break;
-        case POOL_EXIT_REPLACE:
-            log_msg(w->killed ? LOG_INFO : LOG_WARN,
-                    "worker %ld (slot %d) %s after %.1f s and %llu "
-                    "requests; replacing it",
-                    (long)pid, i, how, secs(up), (unsigned long long)reqs);
-            w->fails = 0;
-            w->due_ns = now;
-            break;
-        case POOL_EXIT_QUICK: {
-            long delay = pool_backoff_ms(++w->fails);
-
-            log_err("worker %ld (slot %d) %s %.2f s after its start (%u in "
-                    "a row); next start in %.2f s",
-                    (long)pid, i, how, secs(up), w->fails,
-                    (double)delay / 1000);
-            w->due_ns = now + delay * MS;
-            break;
-        }
-        case POOL_EXIT_DISABLED:
-            log_err("worker %ld (slot %d) exited with status %d, a fatal "
-                    "configuration error: not restarting it",
-                    (long)pid, i, POOL_EXIT_FATAL);
-            w->state = W_FATAL;
-            continue;
-        }
-        w->state = W_PENDING;
+        else
+            buried(sv, w, st, now);
     }
 
-    for (i = 0; i < sv->nw; i++) {
-        live += sv->w[i].state == W_RUNNING || sv->w[i].state == W_STOPPING;
-        pending += sv->w[i].state == W_PENDING;
-        fatal += sv->w[i].state == W_FATAL;
-    }
-    if (sv->stop == RUNNING && live == 0 && pending == 0 && fatal > 0) {
+    census(sv, &c);
+    if (sv->stop == RUNNING && live(sv) == 0 && c.pending == 0 && c.fatal > 0) {
         log_err("every worker exited with status %d (fatal configuration "
                 "error): giving up",
-                POOL_EXIT_FATAL);
-        sv->status = POOL_EXIT_FATAL;
+                EXITCODE_CONFIG);
+        sv->status = EXITCODE_CONFIG;
         sv->stop = STOP_NOW;
         sv->target = 0;
     }
@@ -572,7 +586,7 @@ watch(struct sv *sv, int64_t now)
 
         if (w->state != W_RUNNING && w->state != W_STOPPING)
             continue;
-        state = atomic_load(&slot->state);
+        state = sb_state(slot);
         if (!w->ready && w->state == W_RUNNING) {
             if (state == SB_IDLE || state == SB_BUSY || state == SB_EXITING) {
                 w->ready = 1;
@@ -588,7 +602,7 @@ watch(struct sv *sv, int64_t now)
         if (w->killed)
             continue;
         if (limit > 0 && state == SB_BUSY) {
-            int64_t since = atomic_load(&slot->busy_since_ns);
+            int64_t since = sb_busy_since(slot);
 
             if (since > 0 && now - since > limit) {
                 log_err("worker %ld (slot %d) busy on one request for "
@@ -634,9 +648,7 @@ arm(struct sv *sv, int64_t now)
             next = w->deadline_ns < next ? w->deadline_ns : next;
         if (limit > 0) {
             struct sb_slot *slot = sb_slot(sv->sb, i);
-            int64_t since = atomic_load(&slot->state) == SB_BUSY
-                                ? atomic_load(&slot->busy_since_ns)
-                                : 0;
+            int64_t since = sb_state(slot) == SB_BUSY ? sb_busy_since(slot) : 0;
 
             /* An idle worker cannot overrun before now + limit. */
             t = (since > 0 ? since : now) + limit + MS;
@@ -757,26 +769,65 @@ on_flags(struct sv *sv, int64_t now)
     }
 }
 
-static int
-live(const struct sv *sv)
-{
-    int i, n = 0;
+/* The dispositions and mask supervisor_run found, put back at its end. */
+struct saved_signals {
+    struct sigaction act[NHANDLED], pipe;
+    sigset_t mask;
+};
 
-    for (i = 0; i < sv->nw; i++)
-        n += sv->w[i].state == W_RUNNING || sv->w[i].state == W_STOPPING;
-    return n;
+/*
+ * signals_take: our handler for every handled signal, all of them blocked
+ * except inside sigsuspend(wait_mask); SIGPIPE ignored.
+ */
+static void
+signals_take(struct saved_signals *saved, sigset_t *wait_mask)
+{
+    struct sigaction sa;
+    sigset_t set;
+    int i;
+
+    sigemptyset(&set);
+    for (i = 0; i < NHANDLED; i++)
+        sigaddset(&set, handled[i]);
+    sigprocmask(SIG_BLOCK, &set, &saved->mask);
+    *wait_mask = saved->mask;
+    for (i = 0; i < NHANDLED; i++)
+        sigdelset(wait_mask, handled[i]);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sa.sa_mask = set;
+    for (i = 0; i < NHANDLED; i++) {
+        sa.sa_flags = handled[i] == SIGCHLD ? SA_NOCLDSTOP : 0;
+        sigaction(handled[i], &sa, &saved->act[i]);
+    }
+    sa.sa_handler = SIG_IGN;
+    sa.sa_flags = 0;
+    sigaction(SIGPIPE, &sa, &saved->pipe);
+}
+
+/* signals_restore: the timer off, the dispositions and mask as found. */
+static void
+signals_restore(const struct saved_signals *saved)
+{
+    struct itimerval off;
+    int i;
+
+    memset(&off, 0, sizeof(off));
+    setitimer(ITIMER_REAL, &off, NULL);
+    for (i = 0; i < NHANDLED; i++)
+        sigaction(handled[i], &saved->act[i], NULL);
+    sigaction(SIGPIPE, &saved->pipe, NULL);
+    sigprocmask(SIG_SETMASK, &saved->mask, NULL);
 }
 
 int
 supervisor_run(const struct config *cfg, int listen_fd, const char *path,
                char *const argv[])
 {
-    struct sigaction sa, saved[NHANDLED], saved_pipe;
-    struct itimerval off;
-    sigset_t set, wait_mask, old_mask;
+    struct saved_signals saved;
+    sigset_t wait_mask;
     struct sv sv;
     int64_t now;
-    int i;
 
     memset(&sv, 0, sizeof(sv));
     sv.cfg = cfg;
@@ -791,34 +842,17 @@ supervisor_run(const struct config *cfg, int listen_fd, const char *path,
         (sv.sb = sb_create(sv.nw)) == NULL) {
         log_err("cannot create the scoreboard: %s", strerror(errno));
         free(sv.w);
-        return 1;
+        return EXITCODE_ERROR;
     }
     /* Inheritable by workers only: the child clears the flag. */
     if (fcntl(sb_fd(sv.sb), F_SETFD, FD_CLOEXEC) == -1 ||
         worker_env(&sv) == -1) {
         log_err("cannot prepare the workers' environment: %s", strerror(errno));
-        sv.status = 1;
+        sv.status = EXITCODE_ERROR;
         goto free_sv;
     }
     srandom((unsigned)getpid() ^ (unsigned)time(NULL));
-
-    sigemptyset(&set);
-    for (i = 0; i < NHANDLED; i++)
-        sigaddset(&set, handled[i]);
-    sigprocmask(SIG_BLOCK, &set, &old_mask);
-    wait_mask = old_mask;
-    for (i = 0; i < NHANDLED; i++)
-        sigdelset(&wait_mask, handled[i]);
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sa.sa_mask = set;
-    for (i = 0; i < NHANDLED; i++) {
-        sa.sa_flags = handled[i] == SIGCHLD ? SA_NOCLDSTOP : 0;
-        sigaction(handled[i], &sa, &saved[i]);
-    }
-    sa.sa_handler = SIG_IGN;
-    sa.sa_flags = 0;
-    sigaction(SIGPIPE, &sa, &saved_pipe);
+    signals_take(&saved, &wait_mask);
 
     log_info("starting %d workers: %s", sv.target, path);
     now = sb_now_ns();
@@ -838,13 +872,7 @@ supervisor_run(const struct config *cfg, int listen_fd, const char *path,
             break;
     }
     log_info("all workers gone; exiting with status %d", sv.status);
-
-    memset(&off, 0, sizeof(off));
-    setitimer(ITIMER_REAL, &off, NULL);
-    for (i = 0; i < NHANDLED; i++)
-        sigaction(handled[i], &saved[i], NULL);
-    sigaction(SIGPIPE, &saved_pipe, NULL);
-    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    signals_restore(&saved);
 free_sv:
     free(sv.env_pg);
     free(sv.envp);

@@ -1,7 +1,8 @@
-/* Unit tests of app/fortune.c: byte-order sorting and the exact page. */
+/* test_fortune.c: byte-order sorting and the exact page (app/fortune.c). */
+#include "../../app/fortune.c"
+
 #include <stdlib.h>
 
-#include "handler.h"
 #include "harness.h"
 
 static const struct {

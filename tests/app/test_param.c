@@ -1,6 +1,7 @@
-/* Unit tests of app/param.c: the TechEmpower clamping table. */
+/* test_param.c: the TechEmpower clamping table (app/param.c). */
+#include "../../app/param.c"
+
 #include "harness.h"
-#include "param.h"
 
 static const struct {
     const char *query;

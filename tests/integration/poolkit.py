@@ -286,10 +286,13 @@ class Scene:
 
     def fake_worker(self):
         out = self.path("fake_worker")
+        # The scoreboard and what it needs, from the build under test.
+        lib_spawn = os.path.join(os.environ.get("TFB_BUILD_DIR", str(REPO / "build")),
+                                 "libspawn.a")
         r = lib.run(["cc"] + WARN + ["-O2", "-D_POSIX_C_SOURCE=200809L",
                                      "-I" + str(REPO / "spawn"), "-o", out,
                                      str(REPO / "tests/spawn/fake_worker.c"),
-                                     str(REPO / "spawn/scoreboard.c"), "-lfcgi"],
+                                     lib_spawn, "-lfcgi"],
                     60)
         if r.returncode != 0:
             raise RuntimeError("cannot build fake_worker:\n" + r.stdout)

@@ -108,26 +108,18 @@ main(void)
     sigprocmask(SIG_BLOCK, &stop, NULL);
 
     while (!stopping && (max <= 0 || served < max)) {
-        if (slot != NULL)
-            atomic_store(&slot->state, SB_IDLE);
+        sb_set_state(slot, SB_IDLE);
         sigprocmask(SIG_UNBLOCK, &stop, NULL);
         rc = stopping ? -1 : FCGX_Accept_r(&req);
         sigprocmask(SIG_BLOCK, &stop, NULL);
         if (rc < 0)
             break;
-        if (slot != NULL) {
-            atomic_store(&slot->busy_since_ns, sb_now_ns());
-            atomic_store(&slot->state, SB_BUSY);
-        }
+        sb_set_state(slot, SB_BUSY);
         serve(&req);
         FCGX_Finish_r(&req);
         served++;
-        if (slot != NULL) {
-            atomic_fetch_add(&slot->requests, 1);
-            atomic_store(&slot->busy_since_ns, 0);
-        }
+        sb_request_done(slot);
     }
-    if (slot != NULL)
-        atomic_store(&slot->state, SB_EXITING);
+    sb_set_state(slot, SB_EXITING);
     return 0;
 }

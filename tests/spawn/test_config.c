@@ -4,6 +4,8 @@
  */
 #include "../../spawn/config.c"
 
+#include <stdlib.h>
+
 #include "harness.h"
 
 static char err[512];
@@ -29,14 +31,11 @@ parse(struct config *c, const char *const *words)
 static void
 clean_env(void)
 {
-    char name[64];
     size_t i;
 
-    unsetenv("WORKERS");
-    for (i = 0; i < NOPTS; i++) {
-        env_name(&opts[i], name, sizeof(name));
-        unsetenv(name);
-    }
+    for (i = 0; i < NOPTS; i++)
+        if (opts[i].env != NULL)
+            unsetenv(opts[i].env);
 }
 
 static void
@@ -196,18 +195,18 @@ test_duration(void)
     size_t i;
     int rejected = 1;
 
-    config_duration_ms("30", &ms);
+    opt_duration_ms("30", &ms);
     is_int(ms, 30000, "30 is seconds");
-    config_duration_ms("30s", &ms);
+    opt_duration_ms("30s", &ms);
     is_int(ms, 30000, "30s");
-    config_duration_ms("500ms", &ms);
+    opt_duration_ms("500ms", &ms);
     is_int(ms, 500, "500ms");
-    config_duration_ms("2m", &ms);
+    opt_duration_ms("2m", &ms);
     is_int(ms, 120000, "2m");
-    config_duration_ms("0", &ms);
+    opt_duration_ms("0", &ms);
     is_int(ms, 0, "0");
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        if (config_duration_ms(bad[i], &ms) != -1) {
+        if (opt_duration_ms(bad[i], &ms) != -1) {
             rejected = 0;
             printf("# accepted '%s'\n", bad[i]);
         }

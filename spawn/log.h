@@ -13,6 +13,9 @@
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERR };
 
+/* The levels' names, in the enum's order, NULL-terminated: "debug"... */
+extern const char *const log_level_names[];
+
 /* log_init: name the program in every line; lines below min are dropped. */
 void log_init(const char *progname, enum log_level min);
 
@@ -26,8 +29,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
  */
 int log_open_file(const char *path);
 
-/* fatal: log at LOG_ERR and exit(status).  For start-up errors only. */
-_Noreturn void fatal(int status, const char *fmt, ...)
+/* log_fatal: log at LOG_ERR and exit(status).  For start-up errors only. */
+_Noreturn void log_fatal(int status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)

@@ -14,7 +14,7 @@
 static const char *log_name = "tfb";
 static enum log_level log_min = LOG_INFO;
 
-static const char *const level_names[] = {"debug", "info", "warn", "error"};
+const char *const log_level_names[] = {"debug", "info", "warn", "error", NULL};
 
 void
 log_init(const char *progname, enum log_level min)
@@ -35,7 +35,7 @@ log_write(enum log_level level, const char *fmt, va_list ap)
     gmtime_r(&now, &tm);
     n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ ", &tm);
     r = snprintf(line + n, sizeof(line) - n, "%s[%ld] %s: ", log_name,
-                 (long)getpid(), level_names[level]);
+                 (long)getpid(), log_level_names[level]);
     if (r > 0)
         n += (size_t)r < sizeof(line) - n ? (size_t)r : sizeof(line) - n - 1;
     r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
@@ -87,7 +87,7 @@ log_msg(enum log_level level, const char *fmt, ...)
 }
 
 void
-fatal(int status, const char *fmt, ...)
+log_fatal(int status, const char *fmt, ...)
 {
     va_list ap;
 

@@ -1,0 +1,14 @@
+/*
+ * world.h: the World routes: /db, /queries, /updates, /cached-queries.
+ *
+ * Each SELECT reads one row by its id; /updates writes its rows in one
+ * statement, committed before the response is written.
+ */
+#ifndef WORLD_H
+#define WORLD_H
+
+#include "handler.h"
+
+handler_fn handle_db, handle_queries, handle_updates, handle_cached_queries;
+
+#endif
