@@ -44,6 +44,20 @@ main(void)
     r.out.failed = 1;
     ok(strncmp(finish(&r, &len), "Status: 500", 11) == 0,
        "a response that ran out of memory becomes a 500");
+    resp_begin(&r, 0);
+    resp_error(&r, 405, "Method Not Allowed");
+    r.allow = "GET, HEAD";
+    is_str(finish(&r, &len),
+           "Status: 405 Method Not Allowed\r\nContent-Type: text/plain\r\n"
+           "Content-Length: 19\r\nAllow: GET, HEAD\r\n\r\n"
+           "Method Not Allowed\n",
+           "405 framing: the Allow header");
+    resp_begin(&r, 0);
+    resp_error(&r, 404, "Not Found");
+    is_str(finish(&r, &len),
+           "Status: 404 Not Found\r\nContent-Type: text/plain\r\n"
+           "Content-Length: 10\r\n\r\nNot Found\n",
+           "404 framing: a short text body");
     is_str(resp_reason(418), "Unknown", "an unknown status has a reason");
     resp_free(&r);
     return done_testing();
