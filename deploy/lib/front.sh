@@ -6,9 +6,9 @@
 #
 # Expects from its caller: ROOT, VAR resolved, the knobs SERVER, PORT,
 # LISTEN_ADDR, FCGI, FCGI_PORT, KEEPALIVE and WORKERS, FRONT_USER and
-# STOP_DEADLINE, the functions die, is_root, alive, port_taken and
-# http_status, and an array STARTED to which front_start adds "front"
-# before it launches the server.
+# STOP_DEADLINE, the functions die and is_root, deploy/lib/proc.sh, and
+# an array STARTED to which front_start adds "front" before it launches
+# the server.
 
 # render TEMPLATE OUT NAME=VALUE...: replace each @NAME@ by VALUE.
 render() {
@@ -28,12 +28,9 @@ render() {
 
 # The running front server, from its pid file: "nginx PID", or nothing.
 front_running() {
-	local s pid exe
+	local s pid
 	for s in nginx lighttpd; do
-		[ -s "$VAR/run/$s.pid" ] || continue
-		read -r pid <"$VAR/run/$s.pid" || continue
-		exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
-		if [ "${exe##*/}" = "$s" ]; then
+		if pid=$(pid_in "$VAR/run/$s.pid" "$s"); then
 			echo "$s $pid"
 			return 0
 		fi
@@ -145,30 +142,19 @@ front_start() {
 }
 
 front_stop() {
-	local running='' s pid i
+	local running='' i rc=0
 	# A server launched a moment ago may not have written its pid file yet.
 	for ((i = 0; i < 20; i++)); do
 		running=$(front_running) && break
 		[ -e "$VAR/run/front" ] || break
 		sleep 0.05
 	done
-	if [ -n "$running" ]; then
-		s=${running% *}
-		pid=${running#* }
-		# Both stop at once on SIGTERM, closing their connections.
-		kill -TERM "$pid" 2>/dev/null || true
-		for ((i = 0; i < STOP_DEADLINE * 20; i++)); do
-			alive "$pid" || break
-			sleep 0.05
-		done
-		if alive "$pid"; then
-			echo "deploy/stack: killing $s (pid $pid) after ${STOP_DEADLINE}s" >&2
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-	fi
-	front_stop_orphans
+	# Both stop at once on SIGTERM, closing their connections.
+	[ -z "$running" ] || stop_pids "${running% *}" "$STOP_DEADLINE" "${running#* }" || rc=1
+	front_stop_orphans || rc=1
 	# lighttpd, having dropped to www-data, cannot unlink its pid file.
 	rm -f "$VAR/run/nginx.pid" "$VAR/run/lighttpd.pid" "$VAR/run/front"
+	return $rc
 }
 
 # front_orphans: the front server processes that hold our error log open
@@ -190,15 +176,9 @@ front_orphans() {
 }
 
 front_stop_orphans() {
-	local pids i
+	local pids
 	mapfile -t pids < <(front_orphans)
 	[ ${#pids[@]} -gt 0 ] || return 0
 	echo "deploy/stack: stopping front server processes left without their master: ${pids[*]}" >&2
-	kill -TERM "${pids[@]}" 2>/dev/null || true
-	for ((i = 0; i < STOP_DEADLINE * 20; i++)); do
-		mapfile -t pids < <(front_orphans)
-		[ ${#pids[@]} -gt 0 ] || return 0
-		sleep 0.05
-	done
-	kill -KILL "${pids[@]}" 2>/dev/null || true
+	stop_pids "front server orphans" "$STOP_DEADLINE" "${pids[@]}"
 }
