@@ -35,6 +35,10 @@ struct options {
     long cache_ttl;
     const char *log_file;
     int log_level; /* enum log_level */
+    long read_timeout_ms;
+    long idle_timeout_ms;
+    int max_conns;
+    int request_max;
     int help;
 };
 
@@ -64,6 +68,19 @@ static const struct opt opts[] = {
      "SECONDS",
      "refill /cached-queries' cache after SECONDS\n"
      "(0: never)"},
+    {"read-timeout", 0, OPT_DURATION, AT(read_timeout_ms), 0, 0, NULL, NULL,
+     "TIME",
+     "close a connection whose request has not\n"
+     "come whole within TIME (5s)"},
+    {"idle-timeout", 0, OPT_DURATION, AT(idle_timeout_ms), 0, 0, NULL, NULL,
+     "TIME", "close a kept connection idle for TIME (120s)"},
+    {"max-conns", 0, OPT_INT, AT(max_conns), 1, 65536, NULL, NULL, "N",
+     "connections held at once, kept ones\n"
+     "included (256)"},
+    {"request-max", 0, OPT_INT, AT(request_max), 1024, 131072, NULL, NULL,
+     "BYTES",
+     "a request's records, at most; a larger one\n"
+     "closes its connection (65536)"},
     {"log-file", 'l', OPT_STRING, AT(log_file), 0, 0, NULL, NULL, "FILE",
      "append the log to FILE, not stderr"},
     {"log-level", 0, OPT_CHOICE, AT(log_level), 0, 0, log_level_names, NULL,
@@ -97,8 +114,15 @@ parse_options(int argc, char **argv, struct options *o)
     o->backlog = 4096;
     o->db_mode = DB_PERSISTENT;
     o->log_level = LOG_INFO;
+    o->read_timeout_ms = 5000;
+    o->idle_timeout_ms = 120000;
+    o->max_conns = 256;
+    o->request_max = 65536;
     if (opt_parse(opts, NOPTS, o, argc, argv, 0, err, sizeof(err)) == -1)
         log_fatal(EXITCODE_CONFIG, "%s (see --help)", err);
+    if (o->read_timeout_ms == 0 || o->idle_timeout_ms == 0)
+        log_fatal(EXITCODE_CONFIG, "--read-timeout and --idle-timeout must be "
+                                   "above 0");
     if (o->help) {
         usage(stdout);
         exit(EXITCODE_OK);
@@ -148,6 +172,10 @@ main(int argc, char **argv)
     listen_socket(&o, &l);
     wo.listen_fd = l.fd;
     wo.max_requests = o.max_requests;
+    wo.read_timeout_ms = o.read_timeout_ms;
+    wo.idle_timeout_ms = o.idle_timeout_ms;
+    wo.max_conns = o.max_conns;
+    wo.request_max = (size_t)o.request_max;
     if ((ctx.db = db_new(o.conninfo, (enum db_mode)o.db_mode)) == NULL)
         log_fatal(EXITCODE_CONFIG, "cannot use the database settings");
     if ((ctx.cache = cache_new((unsigned)o.cache_ttl)) == NULL)

@@ -1,27 +1,34 @@
 /*
  * worker.c: see worker.h.
  *
- * The worker accepts its connections itself and hands each one to libfcgi,
- * which reads the request's records and writes the response.  Not
- * FCGX_Accept_r's own accept: after accepting a unix-socket connection,
- * libfcgi 2.4.2 polls it for up to a few seconds, and a signal that
- * interrupts that poll makes it close the connection the front server has
- * just written its request to (nginx: "writev() failed (32: Broken pipe)
- * while sending request to upstream", a 502).  That is what a SIGTERM of a
- * rolling restart did now and then.
+ * The worker owns its connections.  It waits in epoll_pwait() on the
+ * pool's listening socket and on every connection it holds, accepts,
+ * looks at what a connection's socket holds without taking it (recv with
+ * MSG_PEEK), and asks wire_judge() what that is.  Only a whole request
+ * goes to libfcgi, which reads it from the socket and writes the answer:
+ * libfcgi then never waits for a slow peer, and never sees a record that
+ * could crash it.  Connections that are not ready cost nothing but a
+ * descriptor: a kept connection (FCGI_KEEP_CONN) no longer pins the
+ * worker, which serves whichever connection has a request.
  *
- * Stopping: SIGTERM and SIGQUIT stay blocked except while the worker waits
- * in epoll_pwait(), so they end a wait and never cut a request short; the
- * handler only sets a flag, which the loop reads.
+ * Why not FCGX_Accept_r's own accept: besides the above, after accepting
+ * a unix-socket connection libfcgi 2.4.2 polls it for a while, and a
+ * signal during that poll makes it close a connection the front server has
+ * just written to (nginx: "writev() failed (32: Broken pipe) while sending
+ * request to upstream", a 502).  libfcgi is given a socket that does not
+ * listen as its own, so that it never accepts anything.
  *
- * Waking: the pool shares one listening socket, made non-blocking; each
- * worker waits on it with EPOLLEXCLUSIVE, so a connection wakes one waiter
- * (or a few), not the whole pool, and a worker that loses the race to
- * accept() gets EAGAIN and waits again.
+ * Waking: the listening socket is non-blocking, shared by the pool, and
+ * each worker waits on it with EPOLLEXCLUSIVE, so a connection wakes one
+ * waiter (the kernel wakes the most recent first), not the whole pool; a
+ * worker that loses the race to accept() gets EAGAIN.  Connections are
+ * watched edge-triggered: a peek that finds half a request must not make
+ * the next wait return at once.
  *
- * libfcgi is given a socket that is not listening as its own, so that it
- * can never block in accept(): a connection it rejects (a protocol error)
- * makes FCGX_Accept_r fail at once instead of taking the next one.
+ * Stopping: SIGTERM and SIGQUIT stay blocked except inside epoll_pwait(),
+ * so they end a wait and never cut a request short.  Then the worker stops
+ * accepting, closes its kept connections, serves the requests still
+ * arriving (each within its read deadline) and returns.
  */
 #define _GNU_SOURCE
 #include "worker.h"
@@ -32,20 +39,43 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "conn.h"
 #include "log.h"
 #include "route.h"
 #include "scoreboard.h"
+#include "wire.h"
 
-/* A request body is read and dropped up to this size. */
-#define DRAIN_MAX (1 << 20)
+#define MS 1000000LL /* nanoseconds */
+/* Events taken per wait. */
+#define EVENTS 64
 
 static volatile sig_atomic_t stopping;
+
+struct worker {
+    struct handler_ctx *ctx;
+    const struct worker_opts *o;
+    struct sb_slot *slot;
+    struct conns conns;
+    int ep;
+    int listening; /* the listening socket is in the epoll set */
+    int draining;  /* stopping: serve what arrives, accept nothing */
+    int dead_fd;   /* libfcgi's listening socket, which does not listen */
+    int failures;  /* accept() failures in a row */
+    long served;
+    sigset_t waitmask;   /* the mask inside epoll_pwait: stops let in */
+    unsigned char *peek; /* room for o->request_max bytes and one more */
+    struct wire_limits lim;
+    struct wire_values values;
+    FCGX_Request req;
+    struct response r;
+};
 
 static void
 on_stop(int sig)
@@ -100,170 +130,411 @@ request_target(FCGX_ParamArray env, const char **path, size_t *len,
         *query = uri + *len + 1;
 }
 
-static void
-serve(struct handler_ctx *ctx, FCGX_Request *req, struct response *r)
+/*
+ * serve: libfcgi reads the whole request the socket holds, the route
+ * answers it, libfcgi writes the answer and FCGI_END_REQUEST.  The
+ * connection stays open: closing or keeping it is ours to decide.
+ * Results: 0, or -1 when libfcgi could not read or write it (logged).
+ */
+static int
+serve(struct worker *w, struct conn *c)
 {
-    const char *method = FCGX_GetParam("REQUEST_METHOD", req->envp);
-    const char *path, *query, *data;
+    FCGX_Request *req = &w->req;
+    const char *method, *path, *query, *data;
     char sink[4096];
     size_t path_len, len;
-    int n, drained = 0;
+    int ret = 0;
 
+    sb_set_state(w->slot, SB_BUSY);
+    req->ipcFd = c->fd;
+    /* FCGX_Accept_r closes the connection of the request before unless it
+     * is to be kept: this one is, and libfcgi does not close ours. */
+    req->keepConnection = 1;
+    if (FCGX_Accept_r(req) < 0) {
+        /* Its error path has closed the connection already. */
+        log_warn("worker: libfcgi refused a request that looked whole");
+        req->ipcFd = -1;
+        c->fd = -1;
+        return -1;
+    }
+    method = FCGX_GetParam("REQUEST_METHOD", req->envp);
     request_target(req->envp, &path, &path_len, &query);
-    route_handle(ctx, method, path, path_len, query, r);
-    /* Read the rest of what the server sends (a body, then the end of
-     * FCGI_STDIN), so that it is not cut off while still writing. */
-    while (drained < DRAIN_MAX &&
-           (n = FCGX_GetStr(sink, sizeof(sink), req->in)) > 0)
-        drained += n;
-    resp_finish(r, &data, &len);
-    if (FCGX_PutStr(data, (int)len, req->out) < 0)
+    route_handle(w->ctx, method, path, path_len, query, &w->r);
+    /* Read the body to its end: libfcgi must take all of this request's
+     * bytes from the socket, and no more, for the next peek to start at a
+     * record.  The request's size is bounded by --request-max. */
+    while (FCGX_GetStr(sink, sizeof(sink), req->in) > 0)
+        continue;
+    resp_finish(&w->r, &data, &len);
+    if (FCGX_PutStr(data, (int)len, req->out) < 0) {
         log_warn("%.*s: the server went away", (int)path_len, path);
-    /*
-     * With the whole request read, nothing the server sent is left unread,
-     * so closing cannot reset the connection under the response.  Then
-     * libfcgi need not linger (shutdown, then wait for the server to close
-     * first): detached, the connection is simply closed, three system
-     * calls and a wait on the front server fewer per request.
-     */
-    if (FCGX_HasSeenEOF(req->in))
-        FCGX_Detach(req);
+        ret = -1;
+    }
+    req->keepConnection = 1;
+    FCGX_Finish_r(req);
+    req->ipcFd = -1;
+    db_request_done(w->ctx->db);
+    sb_request_done(w->slot);
+    w->served++;
+    return ret;
+}
+
+/* watch: c in the epoll set, edge-triggered.  Results: 0, or -1. */
+static int
+watch(struct worker *w, struct conn *c)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET,
+                             .data.ptr = c};
+
+    if (c->polled)
+        return 0;
+    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd, &ev) == -1) {
+        log_err("worker: epoll_ctl: %s", strerror(errno));
+        return -1;
+    }
+    c->polled = 1;
+    return 0;
+}
+
+/* take: consume n bytes already seen (peeked) from c's socket. */
+static int
+take(struct conn *c, size_t n)
+{
+    char sink[4096];
+    ssize_t got;
+
+    while (n > 0) {
+        got = recv(c->fd, sink, n < sizeof(sink) ? n : sizeof(sink),
+                   MSG_DONTWAIT);
+        if (got <= 0)
+            return -1;
+        n -= (size_t)got;
+    }
+    return 0;
+}
+
+/* say: write a short answer of ours; it fits the socket, or we give up. */
+static int
+say(struct conn *c, const unsigned char *p, size_t n)
+{
+    return send(c->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)n ? 0
+                                                                        : -1;
+}
+
+/* end_request: FCGI_END_REQUEST for id with a protocol status. */
+static int
+end_request(struct conn *c, unsigned id, int status)
+{
+    unsigned char rec[WIRE_END_REQUEST_LEN];
+
+    return say(c, rec, wire_end_request(rec, id, 0, status));
 }
 
 /*
- * next_connection: wait until the listening socket has a connection or a
- * stop signal comes, and accept it.  Results: the connection's fd, or -1
- * with errno: EAGAIN (another worker took it, or a peer not allowed),
- * EINTR (a signal: look at the flag), or a failure of the socket.
+ * after_request: what becomes of c once a request on it is answered: kept
+ * for the next, or closed (not asked to keep it, a second request sent
+ * before the first was answered, the worker leaving).
+ */
+static void
+after_request(struct worker *w, struct conn *c, const struct wire_result *v,
+              int64_t now)
+{
+    if (v->next_id != 0)
+        end_request(c, v->next_id, WIRE_CANT_MPX_CONN);
+    if (!v->keep || v->next_id != 0 || w->draining ||
+        (w->o->max_requests > 0 && w->served >= w->o->max_requests)) {
+        conn_close(&w->conns, c);
+        return;
+    }
+    c->state = CONN_KEPT;
+    c->deadline_ns = now + w->o->idle_timeout_ms * MS;
+    if (watch(w, c) == -1)
+        conn_close(&w->conns, c);
+}
+
+/*
+ * readable: look at what c's socket holds and act on it, until it holds
+ * nothing whole.  c may be closed on return.
+ */
+static void
+readable(struct worker *w, struct conn *c, int64_t now)
+{
+    struct wire_result v;
+    unsigned char answer[WIRE_VALUES_MAX];
+    ssize_t n;
+
+    for (;;) {
+        n = recv(c->fd, w->peek, w->lim.request_max + 1,
+                 MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+            conn_close(&w->conns, c); /* the peer went away */
+            return;
+        }
+        if (n == -1) {
+            if (c->state != CONN_KEPT && watch(w, c) == -1)
+                conn_close(&w->conns, c);
+            return;
+        }
+        if (c->state == CONN_KEPT) {
+            c->state = CONN_READING;
+            c->deadline_ns = now + w->o->read_timeout_ms * MS;
+        }
+        wire_judge(w->peek, (size_t)n, c->skip, &w->lim, &v);
+        switch (v.verdict) {
+        case WIRE_MORE:
+            if (watch(w, c) == -1)
+                conn_close(&w->conns, c);
+            return;
+        case WIRE_BAD:
+            log_info("worker: closing a FastCGI connection: %s", v.why);
+            conn_close(&w->conns, c);
+            return;
+        case WIRE_REQUEST:
+            if (serve(w, c) == -1)
+                conn_close(&w->conns, c);
+            else
+                after_request(w, c, &v, now);
+            return;
+        case WIRE_MANAGEMENT:
+            if (take(c, v.len) == -1 ||
+                say(c, answer, wire_answer(answer, w->peek, &v, &w->values)) ==
+                    -1) {
+                conn_close(&w->conns, c);
+                return;
+            }
+            break;
+        case WIRE_OTHER_ROLE:
+            c->skip = v.id;
+            if (take(c, v.len) == -1 ||
+                end_request(c, v.id, WIRE_UNKNOWN_ROLE) == -1) {
+                conn_close(&w->conns, c);
+                return;
+            }
+            break;
+        case WIRE_SKIP:
+            if (take(c, v.len) == -1) {
+                conn_close(&w->conns, c);
+                return;
+            }
+            break;
+        case WIRE_ABORTED:
+            if (take(c, v.len) == -1 ||
+                end_request(c, v.id, WIRE_REQUEST_COMPLETE) == -1) {
+                conn_close(&w->conns, c);
+                return;
+            }
+            if (!v.keep) {
+                conn_close(&w->conns, c);
+                return;
+            }
+            break;
+        }
+        /* Whatever was consumed, the request window starts afresh. */
+        c->state = CONN_READING;
+        c->deadline_ns = now + w->o->read_timeout_ms * MS;
+    }
+}
+
+/* listen_on: the listening socket in the epoll set, or out of it. */
+static int
+listen_on(struct worker *w, int on)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE};
+
+    if (w->listening == on)
+        return 0;
+    if (epoll_ctl(w->ep, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, w->o->listen_fd,
+                  &ev) == -1) {
+        log_err("worker: epoll_ctl on the listening socket: %s",
+                strerror(errno));
+        return -1;
+    }
+    w->listening = on;
+    return 0;
+}
+
+/*
+ * accept_one: take a connection from the listening socket and look at it
+ * at once: the front server usually writes its request right after it
+ * connects, so most are served without entering the epoll set.
+ * Results: 0, or -1 when the listening socket fails for good.
  */
 static int
-next_connection(int ep, int listen_fd, const sigset_t *waitmask,
-                const struct allow *al)
+accept_one(struct worker *w, int64_t now)
 {
     struct sockaddr_storage sa;
     socklen_t salen = sizeof(sa);
-    struct epoll_event ev;
-    int fd, n;
+    struct conn *c;
+    int fd;
 
-    if ((n = epoll_pwait(ep, &ev, 1, -1, waitmask)) <= 0) {
-        if (n == 0)
-            errno = EAGAIN;
-        return -1;
-    }
-    fd = accept4(listen_fd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC);
+    fd = accept4(w->o->listen_fd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC);
     if (fd == -1) {
-        if (errno == EWOULDBLOCK || errno == ECONNABORTED)
-            errno = EAGAIN;
-        return -1;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+            errno == ECONNABORTED)
+            return 0;
+        /* A failing listener (descriptors exhausted...) must not spin the
+         * CPU: back off, and give up after a minute of nothing else. */
+        if (++w->failures > 600) {
+            log_err("worker: accept keeps failing: %s", strerror(errno));
+            return -1;
+        }
+        if (w->failures == 1)
+            log_warn("worker: accept: %s", strerror(errno));
+        nanosleep(&(struct timespec){0, 100 * MS}, NULL);
+        return 0;
     }
-    if (!allow_ok(al, &sa)) {
+    w->failures = 0;
+    if (!allow_ok(&w->o->allow, &sa)) {
         close(fd);
-        errno = EAGAIN;
-        return -1;
+        return 0;
     }
     if (sa.ss_family != AF_UNIX)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
-    return fd;
+    c = conn_open(&w->conns, fd, now + w->o->read_timeout_ms * MS);
+    readable(w, c, now);
+    /* Full: let the other workers take the next ones. */
+    if (w->conns.used == w->conns.max)
+        return listen_on(w, 0);
+    return 0;
+}
+
+/* drain: the worker leaves: accept no more, close what waits for nothing. */
+static void
+drain(struct worker *w)
+{
+    int i;
+
+    if (w->draining)
+        return;
+    w->draining = 1;
+    listen_on(w, 0);
+    for (i = 0; i < w->conns.high; i++)
+        if (w->conns.c[i].state == CONN_KEPT)
+            conn_close(&w->conns, &w->conns.c[i]);
+}
+
+/* wait_ms: epoll's timeout until the earliest deadline. */
+static int
+wait_ms(const struct worker *w, int64_t now)
+{
+    int64_t next = conns_deadline(&w->conns);
+
+    if (next == INT64_MAX)
+        return -1;
+    if (next <= now)
+        return 0;
+    return (int)((next - now + MS - 1) / MS);
 }
 
 /*
- * worker_setup: the non-blocking listening socket, the epoll set waiting
- * on it, the signals, and libfcgi's request on a socket that does not
+ * setup: the non-blocking listening socket, the epoll set, the signals,
+ * the connection table, libfcgi's request on a socket that does not
  * listen.  Results: 0, or -1 (logged).
  */
 static int
-worker_setup(int listen_fd, int *ep, int *dead_fd, sigset_t *waitmask,
-             FCGX_Request *req)
+setup(struct worker *w)
 {
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE};
-    int fl;
+    int fl, fd = w->o->listen_fd;
 
-    if ((fl = fcntl(listen_fd, F_GETFL)) == -1 ||
-        fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
-        (*ep = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
-        epoll_ctl(*ep, EPOLL_CTL_ADD, listen_fd, &ev) == -1 ||
-        (*dead_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
-        install_signals(waitmask) == -1) {
+    w->ep = w->dead_fd = -1;
+    w->lim.request_max = w->o->request_max;
+    w->values.max_conns = (unsigned)w->o->max_conns;
+    w->values.max_reqs = (unsigned)w->o->max_conns;
+    if ((fl = fcntl(fd, F_GETFL)) == -1 ||
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
+        (w->ep = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
+        (w->dead_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+        install_signals(&w->waitmask) == -1) {
         log_err("worker: cannot set up: %s", strerror(errno));
         return -1;
     }
+    if ((w->peek = malloc(w->o->request_max + 1)) == NULL ||
+        conns_init(&w->conns, w->o->max_conns) == -1) {
+        log_err("worker: out of memory");
+        return -1;
+    }
+    if (listen_on(w, 1) == -1)
+        return -1;
     /* Our handlers are in place first, so libfcgi leaves them alone. */
     FCGX_Init();
-    if (FCGX_InitRequest(req, *dead_fd, 0) != 0) {
+    if (FCGX_InitRequest(&w->req, w->dead_fd, 0) != 0) {
         log_err("worker: FCGX_InitRequest failed");
         return -1;
     }
     return 0;
 }
 
+static void
+teardown(struct worker *w)
+{
+    if (w->conns.c != NULL)
+        conns_free(&w->conns);
+    w->req.ipcFd = -1;
+    FCGX_Free(&w->req, 0);
+    free(w->peek);
+    if (w->ep != -1)
+        close(w->ep);
+    if (w->dead_fd != -1)
+        close(w->dead_fd);
+    resp_free(&w->r);
+}
+
 int
 worker_run(struct handler_ctx *ctx, const struct worker_opts *opts)
 {
-    struct sb_slot *slot = sb_attach_env();
-    struct response r = {0};
-    FCGX_Request req;
-    sigset_t waitmask;
-    long served = 0;
-    int fd, ep = -1, dead_fd = -1, failures = 0, ret = 0;
+    struct epoll_event ev[EVENTS];
+    struct worker w;
+    int64_t now;
+    int i, n, ret = 0;
 
-    memset(&req, 0, sizeof(req));
-    req.ipcFd = -1;
-    if (worker_setup(opts->listen_fd, &ep, &dead_fd, &waitmask, &req) == -1) {
-        ret = -1;
-        goto out;
+    memset(&w, 0, sizeof(w));
+    w.ctx = ctx;
+    w.o = opts;
+    w.slot = sb_attach_env();
+    w.req.ipcFd = -1;
+    if (setup(&w) == -1) {
+        teardown(&w);
+        return -1;
     }
-    sb_set_pid(slot, getpid());
-    while (!stopping) {
-        /* A kept connection (FCGI_KEEP_CONN) carries the next request. */
-        if (req.ipcFd < 0) {
-            sb_set_state(slot, SB_IDLE);
-            if ((fd = next_connection(ep, opts->listen_fd, &waitmask,
-                                      &opts->allow)) == -1) {
-                if (errno == EAGAIN || errno == EINTR)
-                    continue;
-                /* A failing listener must not spin the CPU: back off, and
-                 * give up after a minute of nothing but failures. */
-                if (++failures > 600) {
-                    log_err("worker: accept keeps failing: %s",
-                            strerror(errno));
+    sb_set_pid(w.slot, getpid());
+    for (;;) {
+        if (stopping ||
+            (opts->max_requests > 0 && w.served >= opts->max_requests))
+            drain(&w);
+        if (w.draining && w.conns.used == 0)
+            break;
+        /* Full, then not: take connections again. */
+        if (!w.draining && w.conns.used < w.conns.max &&
+            listen_on(&w, 1) == -1) {
+            ret = -1;
+            break;
+        }
+        now = sb_now_ns();
+        sb_set_state(w.slot, conns_count(&w.conns, CONN_READING) > 0
+                                 ? SB_READING
+                                 : SB_IDLE);
+        n = epoll_pwait(w.ep, ev, EVENTS, wait_ms(&w, now), &w.waitmask);
+        now = sb_now_ns();
+        for (i = 0; i < n; i++) {
+            if (ev[i].data.ptr == NULL) {
+                if (accept_one(&w, now) == -1) {
                     ret = -1;
                     break;
                 }
-                if (failures == 1)
-                    log_warn("worker: accept: %s", strerror(errno));
-                nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
-                continue;
+            } else if (((struct conn *)ev[i].data.ptr)->state != CONN_FREE) {
+                /* (A connection closed earlier in this batch is skipped.) */
+                readable(&w, ev[i].data.ptr, now);
             }
-            failures = 0;
-            req.ipcFd = fd;
-            /* FCGX_Accept_r first finishes the previous request, and
-             * closes the connection unless it is to be kept: this one is. */
-            req.keepConnection = 1;
         }
-        sb_set_state(slot, SB_BUSY);
-        if (FCGX_Accept_r(&req) < 0) {
-            /* libfcgi rejected what the peer sent and closed it. */
-            req.ipcFd = -1;
-            continue;
-        }
-        serve(ctx, &req, &r);
-        FCGX_Finish_r(&req);
-        db_request_done(ctx->db);
-        served++;
-        sb_request_done(slot);
-        if (opts->max_requests > 0 && served >= opts->max_requests) {
-            log_info("worker: served %ld requests, leaving to be replaced",
-                     served);
+        if (ret == -1)
             break;
-        }
+        if ((n = conns_expire(&w.conns, CONN_FREE, now)) > 0)
+            log_debug("worker: closed %d connections past their deadline", n);
     }
-    sb_set_state(slot, SB_EXITING);
-    FCGX_Free(&req, 1);
-out:
-    if (ep != -1)
-        close(ep);
-    if (dead_fd != -1)
-        close(dead_fd);
-    resp_free(&r);
+    if (opts->max_requests > 0 && w.served >= opts->max_requests)
+        log_info("worker: served %ld requests, leaving to be replaced",
+                 w.served);
+    sb_set_state(w.slot, SB_EXITING);
+    teardown(&w);
     return ret;
 }

@@ -41,8 +41,8 @@ pool_plan(const struct pool_census *c, int target)
 }
 
 enum pool_exit
-pool_classify(int wstatus, int64_t uptime_ms, uint64_t requests, int retiring,
-              int killed)
+pool_classify(int wstatus, int64_t uptime_ms, uint64_t requests, int busy,
+              int retiring, int killed)
 {
     int clean = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
 
@@ -59,6 +59,8 @@ pool_classify(int wstatus, int64_t uptime_ms, uint64_t requests, int retiring,
      */
     if (clean && requests > 0)
         return POOL_EXIT_RECYCLED;
+    if (requests > 0 || busy)
+        return POOL_EXIT_REPLACE;
     if (uptime_ms < POOL_MIN_UPTIME_MS)
         return POOL_EXIT_QUICK;
     return POOL_EXIT_REPLACE;

@@ -58,18 +58,27 @@ enum pool_action pool_plan(const struct pool_census *c, int target);
 enum pool_exit {
     POOL_EXIT_RETIRED,  /* we asked it to stop: free the slot */
     POOL_EXIT_RECYCLED, /* served its max-requests and left: start again */
-    POOL_EXIT_REPLACE,  /* died after a healthy life: start again now */
-    POOL_EXIT_QUICK,    /* died right after its start: start after backoff */
+    POOL_EXIT_REPLACE,  /* died after a healthy life, or of a request it
+                           served: start again now */
+    POOL_EXIT_QUICK,    /* died right after its start, before it served
+                           anything: start after a backoff */
     POOL_EXIT_DISABLED  /* exited EXITCODE_CONFIG: leave the slot dead */
 };
 
 /*
- * pool_classify: read a worker's death.  wstatus is waitpid()'s; retiring
- * says we sent it the stop signal; killed says we killed it for the
- * request time limit (it is replaced at once, whatever its age).
+ * pool_classify: read a worker's death.  wstatus is waitpid()'s; requests
+ * is how many it served, busy that it was serving one; retiring says we
+ * sent it the stop signal; killed says we killed it for the request time
+ * limit (it is replaced at once, whatever its age).
+ *
+ * Only a worker that dies before it has served anything counts towards
+ * the crash-loop backoff: that is a binary or a configuration that cannot
+ * start.  One that served, or died serving, is a casualty of a request:
+ * replaced at once, however young, so that a storm of requests that crash
+ * workers cannot back the pool off into not serving at all.
  */
 enum pool_exit pool_classify(int wstatus, int64_t uptime_ms, uint64_t requests,
-                             int retiring, int killed);
+                             int busy, int retiring, int killed);
 
 /* pool_backoff_ms: the delay before the next start after `fails` quick
  * deaths in a row (fails >= 1). */

@@ -25,9 +25,12 @@
 enum sb_state {
     SB_EMPTY = 0, /* no worker in this slot */
     SB_STARTING,  /* forked, not yet accepting */
-    SB_IDLE,      /* waiting in accept() */
+    SB_IDLE,      /* waiting for a connection or a request */
     SB_BUSY,      /* serving a request since busy_since_ns */
-    SB_EXITING    /* leaving after its current request */
+    SB_EXITING,   /* leaving after its current request */
+    SB_READING    /* waiting, with part of a request read: not busy, the
+                     read deadline runs (last, so the values above keep
+                     their meaning across a rolling restart) */
 };
 
 /* One worker's row, opaque: a worker writes its own through the

@@ -386,7 +386,7 @@ pick(struct sv *sv, enum pool_action kind)
         if (w->state != W_RUNNING || !w->ready)
             cost = 0;
         else
-            cost = slot_state(sv, w) == SB_IDLE ? 1 : 2;
+            cost = slot_state(sv, w) == SB_BUSY ? 2 : 1;
         if (cost < best_cost) {
             best = w;
             best_cost = cost;
@@ -488,6 +488,7 @@ buried(struct sv *sv, struct worker *w, int st, int64_t now)
     int i = slot_of(sv, w);
     struct sb_slot *slot = sb_slot(sv->sb, i);
     uint64_t reqs = sb_requests(slot);
+    int busy = sb_state(slot) == SB_BUSY;
     int64_t up = now - w->started_ns;
     long pid = (long)w->pid, delay;
     char how[96];
@@ -495,8 +496,8 @@ buried(struct sv *sv, struct worker *w, int st, int64_t now)
     describe(st, how, sizeof(how));
     sb_slot_reset(slot, SB_EMPTY, 0);
     w->pid = 0;
-    switch (
-        pool_classify(st, up / MS, reqs, w->state == W_STOPPING, w->killed)) {
+    switch (pool_classify(st, up / MS, reqs, busy, w->state == W_STOPPING,
+                          w->killed)) {
     case POOL_EXIT_RETIRED:
         log_info("worker %ld (slot %d) %s, stopped after %llu requests", pid, i,
                  how, (unsigned long long)reqs);
@@ -588,7 +589,7 @@ watch(struct sv *sv, int64_t now)
             continue;
         state = sb_state(slot);
         if (!w->ready && w->state == W_RUNNING) {
-            if (state == SB_IDLE || state == SB_BUSY || state == SB_EXITING) {
+            if (state != SB_EMPTY && state != SB_STARTING) {
                 w->ready = 1;
                 log_debug("worker %ld (slot %d) accepting after %.3f s",
                           (long)w->pid, i, secs(now - w->started_ns));

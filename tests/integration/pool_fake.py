@@ -2,8 +2,8 @@
 """pool_fake.py: tfb-spawn with a fake worker (tests/spawn/fake_worker.c).
 
 The fake keeps tfb-fcgi's worker contract without a database, and can
-misbehave on purpose: a request that never ends, a crash at start, exit
-status 2.  So this file runs everything about the supervisor that needs
+misbehave on purpose: a request that never ends, a crash at start or in
+the middle of a request, exit status 2.  So this file runs everything about the supervisor that needs
 no PostgreSQL: the scenarios under load (poolcases.py), the request time
 limit, crash loops, the stops, the pid and log files, the privilege drop,
 a broken binary met by a rolling restart, the TCP and systemd sockets.
@@ -65,6 +65,27 @@ def crash_loop(tap):
         tap.check(sp.proc.poll() is None, "the supervisor keeps trying")
         sp.signal(signal.SIGTERM)
         tap.check(sp.wait_exit(3) == 0, "and stops at once on SIGTERM")
+
+
+def crash_storm(tap, fake):
+    """Requests that crash their worker: each worker that dies serving one
+    is replaced at once, not backed off as a crash loop, so the pool
+    serves the next request right after a storm of them."""
+    w = poolcases.Worker("fake", [fake], "/plaintext")
+    with poolkit.Scene(tap, "storm") as sc:
+        sp, ng = poolcases.start(sc, w, [])
+        for _ in range(100):
+            lib.try_get(ng.url("/crash"), timeout=5)
+        t0 = time.monotonic()
+        r = lib.try_get(ng.url("/plaintext"), timeout=5)
+        took = time.monotonic() - t0
+        replaced = len(sp.lines(r"replacing it"))
+        tap.check(r.status == 200 and took < 1,
+                  "after 100 requests that crash their worker, the next is served "
+                  "(HTTP %s in %.2f s)" % (r.status, took))
+        tap.check(replaced >= 90 and not sp.lines(r"next start in"),
+                  "each crashed worker was replaced at once (%d), none backed off"
+                  % replaced)
 
 
 def fatal(tap, fake):
@@ -295,6 +316,7 @@ def run_all(tap, fake):
     poolcases.run_all(tap, w)
     stuck(tap, fake)
     crash_loop(tap)
+    crash_storm(tap, fake)
     fatal(tap, fake)
     bad_start(tap)
     stops(tap, fake)

@@ -2,6 +2,22 @@
 """test_fcgi_worker.py: one tfb-fcgi process, spoken to directly over
 FastCGI (fcgi.py), with no front server in between.
 
+Its connections (a worker holds many; none pins it):
+- kept connections do not pin it: a request on another is served while
+  one idles, and the idle one serves again after;
+- slow peers (one byte, a BEGIN alone, parameters without the end of
+  stdin) do not hold it: others are served meanwhile, and each slow one
+  is closed at --read-timeout, not before; an idle kept connection at
+  --idle-timeout;
+- --max-conns: the connection past it waits for a free slot;
+- hostile records never reach libfcgi's defects: FCGI_GET_VALUES naming a
+  variable eight times is answered (each once), a name-value length near
+  2^31 or a request over --request-max closes the connection, other roles
+  get FCGI_UNKNOWN_ROLE, FCGI_ABORT_REQUEST ends the request, a second
+  request id gets FCGI_CANT_MPX_CONN; two hundred such connections in a
+  row leave the worker alive and serving at once.
+
+And as a FastCGI responder:
 - it answers, over a unix socket and over TCP;
 - FCGI_WEB_SERVER_ADDRS (IPv4 and IPv6) lets the listed front servers in
   and closes the connections of others unanswered; a malformed list is a
@@ -30,7 +46,7 @@ import lib  # noqa: E402
 class Worker:
     """build/tfb-fcgi --bind ADDR, its log in a temporary directory."""
 
-    def __init__(self, bind, env=None):
+    def __init__(self, bind, env=None, args=()):
         self.tmp = tempfile.TemporaryDirectory(prefix="tfb-test-worker-")
         self.dir = self.tmp.name
         self.log = os.path.join(self.dir, "log")
@@ -40,8 +56,9 @@ class Worker:
         e.update(env or {})
         self.bind = bind
         with open(self.log, "w") as logf:
-            self.proc = subprocess.Popen([str(lib.APP_BIN), "--bind", bind], env=e,
-                                         stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
+            self.proc = subprocess.Popen([str(lib.APP_BIN), "--bind", bind] + list(args),
+                                         env=e, stdin=subprocess.DEVNULL, stdout=logf,
+                                         stderr=logf)
 
     def addr(self):
         if "/" in self.bind:
@@ -176,6 +193,168 @@ def check_sigterm(tap, tmp):
                       ["exit %s" % rc, w.log_text()])
 
 
+def served_meanwhile(w, what):
+    """A whole request on a new connection is answered within a second."""
+    t0 = time.monotonic()
+    with w.connect(timeout=3) as c:
+        r = c.get("/plaintext")
+    return answered(r) and time.monotonic() - t0 < 1
+
+
+def check_no_pinning(tap, tmp):
+    with Worker(os.path.join(tmp, "p.sock")) as w:
+        a, b = w.connect(), w.connect()
+        try:
+            ra = a.get("/plaintext", keep=True)
+            rb = b.get("/json", keep=True)  # a idles, kept
+            ra2 = a.get("/plaintext", keep=True)
+            tap.check(answered(ra) and rb.status == 200 and answered(ra2),
+                      "keep-conn: a request on a second connection is served while "
+                      "the first one idles, and the first serves again",
+                      [repr(ra), repr(rb), repr(ra2), w.log_text()])
+        finally:
+            a.close()
+            b.close()
+
+
+def check_slow_peers(tap, tmp):
+    whole = fcgi.begin() + fcgi.params(fcgi.get_params("/plaintext")) + fcgi.stdin()
+    no_stdin_end = fcgi.begin() + fcgi.params(fcgi.get_params("/plaintext"))
+    cases = [("one byte", whole[:1]), ("a BEGIN alone", fcgi.begin()),
+             ("parameters, no end of stdin", no_stdin_end)]
+    with Worker(os.path.join(tmp, "s.sock"), args=["--read-timeout", "1s"]) as w:
+        for what, data in cases:
+            c = w.connect(timeout=5)
+            try:
+                c.send(data)
+                t0 = time.monotonic()
+                tap.check(served_meanwhile(w, what),
+                          "a slow peer (%s): another connection is served meanwhile"
+                          % what, w.log_text())
+                closed = c.eof(4)
+                took = time.monotonic() - t0
+                tap.check(closed and 0.7 < took < 2.5,
+                          "a slow peer (%s): closed at the 1 s read deadline (%.2f s)"
+                          % (what, took), ["closed: %s" % closed, w.log_text()])
+            finally:
+                c.close()
+    with Worker(os.path.join(tmp, "i.sock"), args=["--idle-timeout", "1s"]) as w:
+        with w.connect(timeout=5) as c:
+            r = c.get("/plaintext", keep=True)
+            t0 = time.monotonic()
+            closed = c.eof(4)
+            took = time.monotonic() - t0
+            tap.check(answered(r) and closed and 0.7 < took < 2.5,
+                      "an idle kept connection: closed at the 1 s idle deadline (%.2f s)"
+                      % took, [repr(r), "closed: %s" % closed])
+
+
+def check_max_conns(tap, tmp):
+    with Worker(os.path.join(tmp, "m.sock"), args=["--max-conns", "2"]) as w:
+        a, b = w.connect(), w.connect()
+        a.send(fcgi.begin())  # two connections held, reading
+        b.send(fcgi.begin())
+        time.sleep(0.2)
+        c = w.connect(timeout=5)
+        try:
+            c.send(fcgi.begin() + fcgi.params(fcgi.get_params("/plaintext")) +
+                   fcgi.stdin())
+            waited = c.eof(0.5) is False
+            a.close()  # a slot comes free
+            r = c.read_response()
+            tap.check(waited and answered(r),
+                      "--max-conns 2: a third connection waits until one closes, "
+                      "then is served", [repr(r), w.log_text()])
+        finally:
+            for x in (a, b, c):
+                x.close()
+
+
+def pid_alive(w):
+    return w.proc.poll() is None
+
+
+def check_hostile(tap, tmp):
+    whole = fcgi.begin() + fcgi.params(fcgi.get_params("/plaintext")) + fcgi.stdin()
+    with Worker(os.path.join(tmp, "h.sock"), args=["--request-max", "8192"]) as w:
+        with w.connect() as c:
+            body = b"".join(fcgi.pairs({"FCGI_MPXS_CONNS": ""}) for _ in range(8))
+            body += fcgi.pairs({"FCGI_MAX_CONNS": "", "FCGI_MAX_REQS": ""})
+            c.send(fcgi.record(fcgi.GET_VALUES, 0, body))
+            rec = c.read_record()
+            c.send(whole)
+            r = c.read_response()
+        got = rec[2] if rec else b""
+        tap.check(rec is not None and rec[0] == fcgi.GET_VALUES_RESULT and
+                  got.count(b"FCGI_MPXS_CONNS") == 1 and b"FCGI_MAX_CONNS256" in got and
+                  answered(r) and pid_alive(w),
+                  "FCGI_GET_VALUES naming FCGI_MPXS_CONNS 8 times: answered, each "
+                  "variable once, then a request on the same connection",
+                  [repr(rec), repr(r), w.log_text()])
+
+        for what, data in (
+                ("a name length of 2^31 - 1",
+                 fcgi.begin() + fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xff\x01a")),
+                ("a request over --request-max 8192",
+                 fcgi.begin() + fcgi.params({"X": "y" * 9000}) + fcgi.stdin())):
+            with w.connect() as c:
+                c.send(data)
+                closed = c.eof(3)
+            tap.check(closed and pid_alive(w) and served_meanwhile(w, what),
+                      "%s: the connection is closed, the worker serves on" % what,
+                      w.log_text())
+
+        for role, name in ((2, "authorizer"), (3, "filter")):
+            with w.connect() as c:
+                c.send(fcgi.begin(1, role=role, flags=fcgi.KEEP_CONN) +
+                       fcgi.params({"A": "b"}) + fcgi.stdin())
+                end = c.read_response()
+                r = c.get("/plaintext")
+            tap.check(end.protocol_status == 3 and answered(r),
+                      "role %s: FCGI_END_REQUEST with FCGI_UNKNOWN_ROLE, and the "
+                      "connection serves on" % name, [repr(end), repr(r)])
+
+        with w.connect() as c:
+            c.send(fcgi.begin(5, flags=fcgi.KEEP_CONN) +
+                   fcgi.record(fcgi.PARAMS, 5, fcgi.pairs({"A": "b"})) +
+                   fcgi.record(fcgi.ABORT_REQUEST, 5))
+            end = c.read_response(5)
+            r = c.get("/json")
+        tap.check(end.protocol_status == 0 and end.app_status is not None and
+                  r.status == 200,
+                  "FCGI_ABORT_REQUEST: the request ends (FCGI_END_REQUEST), the "
+                  "connection serves on", [repr(end), repr(r)])
+
+        with w.connect() as c:
+            c.send(whole + fcgi.begin(2) + fcgi.params(fcgi.get_params("/json")) +
+                   fcgi.stdin(b"", 2))
+            r1 = c.read_response(1)
+            r2 = c.read_response(2)
+        tap.check(answered(r1) and r2.protocol_status == fcgi.CANT_MPX_CONN,
+                  "a second request id on a busy connection: FCGI_CANT_MPX_CONN, the "
+                  "first one answered", [repr(r1), repr(r2)])
+
+        # The records that crashed a worker (libfcgi's overflow and its
+        # assert), two hundred in a row, then a request at once.
+        bomb = fcgi.record(fcgi.GET_VALUES, 0, b"".join(
+            fcgi.pairs({"FCGI_MPXS_CONNS": ""}) for _ in range(8)))
+        huge = fcgi.begin() + fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xff\x01a")
+        pid = w.proc.pid
+        for i in range(200):
+            try:
+                with w.connect(timeout=3) as c:
+                    c.send(bomb if i % 2 else huge)
+            except OSError:
+                pass
+        t0 = time.monotonic()
+        with w.connect(timeout=3) as c:
+            r = c.get("/plaintext")
+        took = time.monotonic() - t0
+        tap.check(answered(r) and pid_alive(w) and w.proc.pid == pid and took < 1,
+                  "200 connections of records that crashed libfcgi: the worker lives "
+                  "and serves the next request in %.3f s" % took, [repr(r), w.log_text()])
+
+
 def body(tap):
     if not lib.preflight(tap, [lib.APP_BIN]):
         return
@@ -185,6 +364,10 @@ def body(tap):
         check_keep_conn(tap, tmp)
         check_garbage(tap, tmp)
         check_sigterm(tap, tmp)
+        check_no_pinning(tap, tmp)
+        check_slow_peers(tap, tmp)
+        check_max_conns(tap, tmp)
+        check_hostile(tap, tmp)
 
 
 if __name__ == "__main__":

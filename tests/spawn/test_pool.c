@@ -181,21 +181,27 @@ test_plan_roll_broken(void)
 static void
 test_classify(void)
 {
-    is_int(pool_classify(EXITED(0), 5, 100, 0, 0), POOL_EXIT_RECYCLED,
+    is_int(pool_classify(EXITED(0), 5, 100, 0, 0, 0), POOL_EXIT_RECYCLED,
            "clean exit after requests: recycled, however fast");
-    is_int(pool_classify(EXITED(0), 5, 0, 0, 0), POOL_EXIT_QUICK,
+    is_int(pool_classify(EXITED(0), 5, 0, 0, 0, 0), POOL_EXIT_QUICK,
            "clean exit at once without a request: crash loop");
-    is_int(pool_classify(EXITED(1), 10, 0, 0, 0), POOL_EXIT_QUICK,
+    is_int(pool_classify(EXITED(1), 10, 0, 0, 0, 0), POOL_EXIT_QUICK,
            "exit 1 at start: crash loop");
-    is_int(pool_classify(SIGNALED(SIGSEGV), 999, 3, 0, 0), POOL_EXIT_QUICK,
-           "signal within a second: crash loop");
-    is_int(pool_classify(SIGNALED(SIGKILL), 1000, 3, 0, 0), POOL_EXIT_REPLACE,
-           "killed after a second: replaced at once");
-    is_int(pool_classify(EXITED(2), 50000, 0, 0, 0), POOL_EXIT_DISABLED,
+    is_int(pool_classify(SIGNALED(SIGSEGV), 999, 0, 0, 0, 0), POOL_EXIT_QUICK,
+           "signal within a second, nothing served: crash loop");
+    is_int(pool_classify(SIGNALED(SIGSEGV), 20, 3, 0, 0, 0), POOL_EXIT_REPLACE,
+           "signal within a second after serving: replaced at once");
+    is_int(pool_classify(SIGNALED(SIGABRT), 5, 0, 1, 0, 0), POOL_EXIT_REPLACE,
+           "died serving its first request: replaced at once");
+    is_int(pool_classify(SIGNALED(SIGKILL), 1000, 0, 0, 0, 0),
+           POOL_EXIT_REPLACE, "killed after a second: replaced at once");
+    is_int(pool_classify(EXITED(2), 50000, 0, 0, 0, 0), POOL_EXIT_DISABLED,
            "exit 2: fatal, left dead");
-    is_int(pool_classify(EXITED(2), 10, 0, 1, 0), POOL_EXIT_RETIRED,
+    is_int(pool_classify(EXITED(2), 10, 5, 1, 0, 0), POOL_EXIT_DISABLED,
+           "exit 2, even after serving: fatal");
+    is_int(pool_classify(EXITED(2), 10, 0, 0, 1, 0), POOL_EXIT_RETIRED,
            "any death after our stop signal: retired");
-    is_int(pool_classify(SIGNALED(SIGKILL), 10, 0, 0, 1), POOL_EXIT_REPLACE,
+    is_int(pool_classify(SIGNALED(SIGKILL), 10, 0, 0, 0, 1), POOL_EXIT_REPLACE,
            "killed by us for the time limit: replaced at once");
 }
 

@@ -1,0 +1,331 @@
+/*
+ * wire.c: see wire.h.
+ *
+ * The walk reads like the specification: a request is FCGI_BEGIN_REQUEST,
+ * then FCGI_PARAMS records closed by an empty one, then FCGI_STDIN records
+ * closed by an empty one.  Records of another request id inside it are
+ * left to libfcgi, which skips them (and answers another BEGIN with
+ * FCGI_CANT_MPX_CONN); nothing else may come between.
+ */
+#include "wire.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define ROLE_RESPONDER 1
+#define FLAG_KEEP_CONN 1
+
+struct header {
+    int version, type;
+    unsigned id;
+    size_t clen, plen;
+};
+
+static void
+header_read(const unsigned char *p, struct header *h)
+{
+    h->version = p[0];
+    h->type = p[1];
+    h->id = (unsigned)p[2] << 8 | p[3];
+    h->clen = (size_t)p[4] << 8 | p[5];
+    h->plen = p[6];
+}
+
+static void
+header_write(unsigned char *p, int type, unsigned id, size_t clen, size_t plen)
+{
+    p[0] = 1;
+    p[1] = (unsigned char)type;
+    p[2] = (unsigned char)(id >> 8);
+    p[3] = (unsigned char)id;
+    p[4] = (unsigned char)(clen >> 8);
+    p[5] = (unsigned char)clen;
+    p[6] = (unsigned char)plen;
+    p[7] = 0;
+}
+
+/*
+ * A name-value pair decoder that takes its bytes in pieces, as records
+ * cut them: two lengths (one byte, or four with the top bit set), then
+ * that many bytes of name and value, skipped.
+ */
+struct pairs {
+    unsigned char len[4];
+    int nlen;        /* bytes of the length field being read */
+    int field;       /* 0: the name's length, 1: the value's */
+    size_t name_len; /* once field 0 is read */
+    size_t skip;     /* name and value bytes still to pass */
+    size_t max;      /* a pair longer than this is a lie */
+    const char *why; /* set on a lie */
+};
+
+static int
+pairs_feed(struct pairs *d, const unsigned char *p, size_t n)
+{
+    size_t v, step;
+
+    while (n > 0) {
+        if (d->skip > 0) {
+            step = n < d->skip ? n : d->skip;
+            d->skip -= step;
+            p += step;
+            n -= step;
+            continue;
+        }
+        d->len[d->nlen++] = *p++;
+        n--;
+        if (d->nlen == 1 && !(d->len[0] & 0x80)) {
+            v = d->len[0];
+        } else if (d->nlen == 4) {
+            v = (size_t)(d->len[0] & 0x7f) << 24 | (size_t)d->len[1] << 16 |
+                (size_t)d->len[2] << 8 | d->len[3];
+        } else {
+            continue;
+        }
+        d->nlen = 0;
+        if (d->field == 0) {
+            d->name_len = v;
+            d->field = 1;
+            continue;
+        }
+        d->field = 0;
+        if (d->name_len > d->max || v > d->max - d->name_len) {
+            d->why = "a name-value pair longer than the request may be";
+            return -1;
+        }
+        d->skip = d->name_len + v;
+    }
+    return 0;
+}
+
+/* pairs_whole: the pairs ended where a pair ends. */
+static int
+pairs_whole(const struct pairs *d)
+{
+    return d->nlen == 0 && d->field == 0 && d->skip == 0;
+}
+
+static void
+verdict(struct wire_result *r, enum wire_verdict v, size_t len, unsigned id)
+{
+    r->verdict = v;
+    r->len = len;
+    r->id = id;
+}
+
+static void
+bad(struct wire_result *r, const char *why)
+{
+    r->verdict = WIRE_BAD;
+    r->len = 0;
+    r->why = why;
+}
+
+/* management: the record at the front has request id 0. */
+static void
+management(const unsigned char *p, const struct header *h,
+           struct wire_result *r)
+{
+    struct pairs d = {.max = h->clen};
+
+    if (h->type == WIRE_GET_VALUES &&
+        (pairs_feed(&d, p + WIRE_HEADER_LEN, h->clen) == -1 ||
+         !pairs_whole(&d))) {
+        bad(r, "FCGI_GET_VALUES whose pairs do not add up");
+        return;
+    }
+    verdict(r, WIRE_MANAGEMENT, WIRE_HEADER_LEN + h->clen + h->plen, 0);
+    r->type = h->type;
+}
+
+/* trailing: what follows a whole request: a BEGIN is a second request. */
+static void
+trailing(const unsigned char *p, size_t n, struct wire_result *r)
+{
+    struct header h;
+
+    if (n < WIRE_HEADER_LEN)
+        return;
+    header_read(p, &h);
+    if (h.version == 1 && h.type == WIRE_BEGIN_REQUEST && h.id != 0 &&
+        h.id != r->id)
+        r->next_id = h.id;
+}
+
+void
+wire_judge(const unsigned char *p, size_t n, unsigned skip,
+           const struct wire_limits *lim, struct wire_result *r)
+{
+    struct pairs params = {.max = lim->request_max};
+    struct header h;
+    size_t off = 0, rec;
+    unsigned id = 0;
+    int params_done = 0;
+
+    memset(r, 0, sizeof(*r));
+    for (;;) {
+        if (n - off < WIRE_HEADER_LEN) {
+            /* The version byte can be judged alone. */
+            if (n > off && p[off] != 1)
+                bad(r, "not FastCGI version 1");
+            else
+                verdict(r, WIRE_MORE, 0, id);
+            return;
+        }
+        header_read(p + off, &h);
+        rec = WIRE_HEADER_LEN + h.clen + h.plen;
+        if (h.version != 1) {
+            bad(r, "not FastCGI version 1");
+            return;
+        }
+        if (off + rec > lim->request_max) {
+            bad(r, "a request larger than --request-max");
+            return;
+        }
+        if (n - off < rec) {
+            verdict(r, WIRE_MORE, 0, id);
+            return;
+        }
+        if (id == 0) {
+            /* Nothing begun: off is 0, each front record is judged alone. */
+            if (h.type == WIRE_BEGIN_REQUEST) {
+                const unsigned char *b = p + WIRE_HEADER_LEN;
+
+                if (h.id == 0 || h.clen != 8) {
+                    bad(r, "a malformed FCGI_BEGIN_REQUEST");
+                    return;
+                }
+                if ((b[0] << 8 | b[1]) != ROLE_RESPONDER) {
+                    verdict(r, WIRE_OTHER_ROLE, rec, h.id);
+                    return;
+                }
+                id = h.id;
+                r->keep = b[2] & FLAG_KEEP_CONN;
+            } else if (h.id == 0) {
+                management(p, &h, r);
+                return;
+            } else if (skip != 0 && h.id == skip) {
+                verdict(r, WIRE_SKIP, rec, h.id);
+                return;
+            } else {
+                bad(r, "a record before FCGI_BEGIN_REQUEST");
+                return;
+            }
+        } else if (h.id == 0) {
+            bad(r, "a management record inside a request");
+            return;
+        } else if (h.id != id) {
+            /* Another request's record: libfcgi skips it, and answers a
+             * BEGIN with FCGI_CANT_MPX_CONN. */
+            if (h.type == WIRE_BEGIN_REQUEST && h.clen != 8) {
+                bad(r, "a malformed FCGI_BEGIN_REQUEST");
+                return;
+            }
+        } else if (h.type == WIRE_ABORT_REQUEST) {
+            verdict(r, WIRE_ABORTED, off + rec, id);
+            return;
+        } else if (h.type == WIRE_PARAMS && !params_done) {
+            if (h.clen == 0) {
+                if (!pairs_whole(&params)) {
+                    bad(r, "parameters cut off in the middle of a pair");
+                    return;
+                }
+                params_done = 1;
+            } else if (pairs_feed(&params, p + off + WIRE_HEADER_LEN, h.clen) ==
+                       -1) {
+                bad(r, params.why);
+                return;
+            }
+        } else if (h.type == WIRE_STDIN && params_done) {
+            if (h.clen == 0) {
+                verdict(r, WIRE_REQUEST, off + rec, id);
+                trailing(p + off + rec, n - off - rec, r);
+                return;
+            }
+        } else {
+            bad(r, "a record out of place in a request");
+            return;
+        }
+        off += rec;
+    }
+}
+
+size_t
+wire_end_request(unsigned char *out, unsigned id, uint32_t app_status,
+                 int protocol_status)
+{
+    header_write(out, WIRE_END_REQUEST, id, 8, 0);
+    out[8] = (unsigned char)(app_status >> 24);
+    out[9] = (unsigned char)(app_status >> 16);
+    out[10] = (unsigned char)(app_status >> 8);
+    out[11] = (unsigned char)app_status;
+    out[12] = (unsigned char)protocol_status;
+    memset(out + 13, 0, 3);
+    return WIRE_END_REQUEST_LEN;
+}
+
+/* length: a pair's length field at *c, which it passes. */
+static size_t
+length(const unsigned char **c)
+{
+    const unsigned char *p = *c;
+
+    if (!(p[0] & 0x80)) {
+        *c += 1;
+        return p[0];
+    }
+    *c += 4;
+    return (size_t)(p[0] & 0x7f) << 24 | (size_t)p[1] << 16 |
+           (size_t)p[2] << 8 | p[3];
+}
+
+/* One name-value pair of a GET_VALUES_RESULT, both lengths below 128. */
+static size_t
+put_pair(unsigned char *out, const char *name, unsigned value)
+{
+    char v[16];
+    size_t nl = strlen(name), vl;
+
+    vl = (size_t)snprintf(v, sizeof(v), "%u", value);
+    out[0] = (unsigned char)nl;
+    out[1] = (unsigned char)vl;
+    memcpy(out + 2, name, nl);
+    memcpy(out + 2 + nl, v, vl);
+    return 2 + nl + vl;
+}
+
+size_t
+wire_answer(unsigned char *out, const unsigned char *p,
+            const struct wire_result *r, const struct wire_values *v)
+{
+    static const char *const names[] = {"FCGI_MAX_CONNS", "FCGI_MAX_REQS",
+                                        "FCGI_MPXS_CONNS"};
+    const unsigned values[] = {v->max_conns, v->max_reqs, 0};
+    const unsigned char *c = p + WIRE_HEADER_LEN, *end;
+    size_t len = 0, nl, vl, pad;
+    int asked[3] = {0, 0, 0}, i;
+
+    if (r->type != WIRE_GET_VALUES) {
+        header_write(out, WIRE_UNKNOWN_TYPE, 0, 8, 0);
+        memset(out + WIRE_HEADER_LEN, 0, 8);
+        out[WIRE_HEADER_LEN] = (unsigned char)r->type;
+        return WIRE_UNKNOWN_TYPE_LEN;
+    }
+    /* wire_judge has checked that the pairs add up to the content. */
+    end = c + (r->len - WIRE_HEADER_LEN - p[6]);
+    while (c < end) {
+        nl = length(&c);
+        vl = length(&c);
+        for (i = 0; i < 3; i++)
+            if (nl == strlen(names[i]) && memcmp(c, names[i], nl) == 0)
+                asked[i] = 1;
+        c += nl + vl;
+    }
+    for (i = 0; i < 3; i++)
+        if (asked[i])
+            len += put_pair(out + WIRE_HEADER_LEN + len, names[i], values[i]);
+    pad = (8 - len % 8) % 8;
+    memset(out + WIRE_HEADER_LEN + len, 0, pad);
+    header_write(out, WIRE_GET_VALUES_RESULT, 0, len, pad);
+    return WIRE_HEADER_LEN + len + pad;
+}

@@ -1,0 +1,108 @@
+/*
+ * wire.h: what a FastCGI peer sent, judged before libfcgi reads any of it.
+ *
+ * The bytes on the socket are untrusted, and libfcgi 2.4.2 has defects
+ * that one record can reach: it answers FCGI_GET_VALUES into a 64-byte
+ * stack buffer (a record naming FCGI_MPXS_CONNS four times overflows it),
+ * and it asserts, aborting the process, on a name-value pair whose length
+ * field is near 2^31.  It also blocks a worker on a peer that stops half
+ * way, and cannot tell a request's end from the next one's start.
+ *
+ * So the worker looks at what the socket holds (recv with MSG_PEEK: the
+ * bytes stay there for libfcgi) and asks wire_judge() what it is.  Every
+ * record header is checked, every length against what is left, and every
+ * name-value pair of the parameters against its record; only a whole,
+ * well-formed request for the responder role is handed to libfcgi, which
+ * then reads it without ever blocking.  What libfcgi would get wrong is
+ * answered here instead: management records (request id 0), a role other
+ * than the responder, FCGI_ABORT_REQUEST.  A lie ends the connection.
+ */
+#ifndef WIRE_H
+#define WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WIRE_HEADER_LEN 8
+/* The answers written here: FCGI_END_REQUEST, FCGI_UNKNOWN_TYPE. */
+#define WIRE_END_REQUEST_LEN 16
+#define WIRE_UNKNOWN_TYPE_LEN 16
+/* An FCGI_GET_VALUES_RESULT naming each of the three variables once. */
+#define WIRE_VALUES_MAX (WIRE_HEADER_LEN + 64)
+
+/* Record types and protocol statuses, from the FastCGI specification. */
+enum {
+    WIRE_BEGIN_REQUEST = 1,
+    WIRE_ABORT_REQUEST = 2,
+    WIRE_END_REQUEST = 3,
+    WIRE_PARAMS = 4,
+    WIRE_STDIN = 5,
+    WIRE_GET_VALUES = 9,
+    WIRE_GET_VALUES_RESULT = 10,
+    WIRE_UNKNOWN_TYPE = 11
+};
+enum {
+    WIRE_REQUEST_COMPLETE = 0,
+    WIRE_CANT_MPX_CONN = 1,
+    WIRE_OVERLOADED = 2,
+    WIRE_UNKNOWN_ROLE = 3
+};
+
+enum wire_verdict {
+    WIRE_MORE,       /* not a whole request yet: wait for more bytes */
+    WIRE_REQUEST,    /* a whole responder request in [0, len): serve it */
+    WIRE_MANAGEMENT, /* a management record in [0, len): answer, consume */
+    WIRE_OTHER_ROLE, /* a BEGIN for another role in [0, len): answer
+                        FCGI_UNKNOWN_ROLE, consume, then skip its id */
+    WIRE_ABORTED,    /* a request and its ABORT in [0, len): answer
+                        FCGI_END_REQUEST, consume */
+    WIRE_SKIP,       /* a record of the skipped request in [0, len) */
+    WIRE_BAD         /* a lie or too much: close the connection */
+};
+
+/* What a connection may send, at most. */
+struct wire_limits {
+    size_t request_max; /* all the records of one request, in bytes */
+};
+
+struct wire_result {
+    enum wire_verdict verdict;
+    size_t len;       /* the bytes the verdict covers, from the start */
+    unsigned id;      /* the request's id (WIRE_MANAGEMENT: 0) */
+    int keep;         /* WIRE_REQUEST: the peer set FCGI_KEEP_CONN */
+    unsigned next_id; /* WIRE_REQUEST: the id of a BEGIN already sent after
+                         it, which a connection that serves one request at
+                         a time refuses (0: none) */
+    int type;         /* WIRE_MANAGEMENT: the record's type */
+    const char *why;  /* WIRE_BAD: what was wrong, for the log */
+};
+
+/*
+ * wire_judge: what the n bytes at p hold, skip being the id of a request
+ * answered with FCGI_UNKNOWN_ROLE whose records may still come (0: none).
+ * A whole request must fit lim->request_max, else the answer is WIRE_BAD
+ * as soon as the bytes so far pass it.  Pure: no system call, no memory.
+ */
+void wire_judge(const unsigned char *p, size_t n, unsigned skip,
+                const struct wire_limits *lim, struct wire_result *r);
+
+/* The values a pool worker reports to FCGI_GET_VALUES. */
+struct wire_values {
+    unsigned max_conns; /* FCGI_MAX_CONNS */
+    unsigned max_reqs;  /* FCGI_MAX_REQS */
+};
+
+/*
+ * wire_answer: the answer to the management record at p (as judged,
+ * WIRE_MANAGEMENT), into out (WIRE_VALUES_MAX bytes): for FCGI_GET_VALUES
+ * the variables it names that we know, each once; for another type,
+ * FCGI_UNKNOWN_TYPE.  Results: the length written.
+ */
+size_t wire_answer(unsigned char *out, const unsigned char *p,
+                   const struct wire_result *r, const struct wire_values *v);
+
+/* wire_end_request: FCGI_END_REQUEST for id into out (16 bytes). */
+size_t wire_end_request(unsigned char *out, unsigned id, uint32_t app_status,
+                        int protocol_status);
+
+#endif

@@ -1,0 +1,336 @@
+/* test_wire.c: judging what a FastCGI peer sent (app/wire.c). */
+#include "../../app/wire.c"
+
+#include "harness.h"
+
+/* A byte stream under construction. */
+static unsigned char s[70000];
+static size_t n;
+
+static void
+rec(int type, unsigned id, const void *content, size_t clen, size_t plen)
+{
+    header_write(s + n, type, id, clen, plen);
+    memcpy(s + n + 8, content, clen);
+    memset(s + n + 8 + clen, 0, plen);
+    n += 8 + clen + plen;
+}
+
+static void
+begin(unsigned id, int role, int flags)
+{
+    unsigned char b[8] = {0, (unsigned char)role, (unsigned char)flags};
+
+    rec(WIRE_BEGIN_REQUEST, id, b, 8, 0);
+}
+
+/* pair: one name-value pair, short lengths, into buf; its length. */
+static size_t
+pair(unsigned char *buf, const char *name, const char *value)
+{
+    size_t nl = strlen(name), vl = strlen(value);
+
+    buf[0] = (unsigned char)nl;
+    buf[1] = (unsigned char)vl;
+    memcpy(buf + 2, name, nl);
+    memcpy(buf + 2 + nl, value, vl);
+    return 2 + nl + vl;
+}
+
+/* request: a whole GET as nginx sends it, params split over records. */
+static void
+request(unsigned id, int flags)
+{
+    unsigned char p[256];
+    size_t pl = 0;
+
+    begin(id, 1, flags);
+    pl += pair(p + pl, "REQUEST_METHOD", "GET");
+    pl += pair(p + pl, "REQUEST_URI", "/plaintext");
+    pl += pair(p + pl, "QUERY_STRING", "");
+    rec(WIRE_PARAMS, id, p, 10, 6); /* a pair cut by the record */
+    rec(WIRE_PARAMS, id, p + 10, pl - 10, 0);
+    rec(WIRE_PARAMS, id, "", 0, 0);
+    rec(WIRE_STDIN, id, "", 0, 0);
+}
+
+static struct wire_limits lim = {65536};
+
+static enum wire_verdict
+judge(struct wire_result *r)
+{
+    wire_judge(s, n, 0, &lim, r);
+    return r->verdict;
+}
+
+static void
+test_request(void)
+{
+    struct wire_result r;
+    size_t whole, i;
+    int more = 1;
+
+    n = 0;
+    request(1, 0);
+    whole = n;
+    is_int(judge(&r), WIRE_REQUEST, "a whole request");
+    ok(r.len == whole && r.id == 1 && !r.keep && r.next_id == 0,
+       "its length, id, no keep-conn, nothing after it");
+    for (i = 0; i < whole; i++) {
+        wire_judge(s, i, 0, &lim, &r);
+        if (r.verdict != WIRE_MORE) {
+            more = 0;
+            printf("# at %zu bytes: %d (%s)\n", i, r.verdict,
+                   r.why ? r.why : "");
+        }
+    }
+    ok(more, "every prefix of it: more to come");
+
+    n = 0;
+    request(7, 1);
+    is_int(judge(&r), WIRE_REQUEST, "FCGI_KEEP_CONN");
+    ok(r.keep && r.id == 7, "is seen, with the id");
+
+    n = 0;
+    request(1, 0);
+    whole = n;
+    begin(2, 1, 0);
+    is_int(judge(&r), WIRE_REQUEST, "a request, then another's BEGIN");
+    ok(r.len == whole && r.next_id == 2, "the second id is named");
+}
+
+static void
+test_interleaved(void)
+{
+    struct wire_result r;
+    unsigned char p[64];
+    size_t pl;
+
+    n = 0;
+    begin(1, 1, 0);
+    begin(2, 1, 0); /* libfcgi answers FCGI_CANT_MPX_CONN */
+    pl = pair(p, "A", "b");
+    rec(WIRE_PARAMS, 2, p, pl, 0); /* and skips the other id */
+    rec(WIRE_PARAMS, 1, p, pl, 0);
+    rec(WIRE_PARAMS, 1, "", 0, 0);
+    rec(WIRE_STDIN, 1, "body", 4, 4);
+    rec(WIRE_STDIN, 1, "", 0, 0);
+    is_int(judge(&r), WIRE_REQUEST, "another request's records inside one");
+    is_int(r.len, n, "all of it");
+}
+
+static void
+test_management(void)
+{
+    unsigned char c[256], out[WIRE_VALUES_MAX];
+    struct wire_values v = {256, 256};
+    struct wire_result r;
+    size_t cl = 0, len;
+    int i;
+
+    /* The record that overflowed libfcgi's 64-byte answer. */
+    for (i = 0; i < 8; i++)
+        cl += pair(c + cl, "FCGI_MPXS_CONNS", "");
+    cl += pair(c + cl, "FCGI_MAX_CONNS", "");
+    cl += pair(c + cl, "FCGI_NO_SUCH", "");
+    n = 0;
+    rec(WIRE_GET_VALUES, 0, c, cl, 0);
+    request(1, 0);
+    is_int(judge(&r), WIRE_MANAGEMENT, "FCGI_GET_VALUES at the front");
+    ok(r.len == 8 + cl && r.type == WIRE_GET_VALUES, "its record alone");
+    len = wire_answer(out, s, &r, &v);
+    ok(len <= WIRE_VALUES_MAX && len % 8 == 0 && out[1] == 10 && out[2] == 0 &&
+           out[3] == 0,
+       "the answer: an aligned FCGI_GET_VALUES_RESULT, id 0");
+    ok((size_t)(out[4] << 8 | out[5]) == 2 + 15 + 1 + 2 + 14 + 3 &&
+           memcmp(out + 8,
+                  "\x0e\x03"
+                  "FCGI_MAX_CONNS256",
+                  19) == 0 &&
+           memcmp(out + 27,
+                  "\x0f\x01"
+                  "FCGI_MPXS_CONNS0",
+                  18) == 0,
+       "each known variable once, the unknown one left out");
+
+    n = 0;
+    rec(42, 0, "", 0, 0);
+    is_int(judge(&r), WIRE_MANAGEMENT, "an unknown management type");
+    len = wire_answer(out, s, &r, &v);
+    ok(len == WIRE_UNKNOWN_TYPE_LEN && out[1] == WIRE_UNKNOWN_TYPE &&
+           out[8] == 42,
+       "answered FCGI_UNKNOWN_TYPE naming it");
+
+    n = 0;
+    c[0] = 0x80; /* a name length of 2^31 - 1 */
+    c[1] = c[2] = c[3] = 0xff;
+    c[4] = 0;
+    rec(WIRE_GET_VALUES, 0, c, 5, 3);
+    is_int(judge(&r), WIRE_BAD, "FCGI_GET_VALUES with a lying length: bad");
+}
+
+static void
+test_roles(void)
+{
+    struct wire_result r;
+
+    n = 0;
+    begin(3, 2, 0); /* FCGI_AUTHORIZER */
+    rec(WIRE_PARAMS, 3, "", 0, 0);
+    is_int(judge(&r), WIRE_OTHER_ROLE, "an authorizer: another role");
+    ok(r.id == 3 && r.len == 16, "its BEGIN alone");
+    wire_judge(s + 16, n - 16, 3, &lim, &r);
+    is_int(r.verdict, WIRE_SKIP, "its other records are skipped");
+    wire_judge(s + 16, n - 16, 0, &lim, &r);
+    is_int(r.verdict, WIRE_BAD, "unless nobody asked");
+}
+
+static void
+test_abort(void)
+{
+    struct wire_result r;
+    size_t at;
+
+    n = 0;
+    begin(5, 1, 1);
+    rec(WIRE_PARAMS, 5, "\x01\x01xy", 4, 4);
+    rec(WIRE_ABORT_REQUEST, 5, "", 0, 0);
+    at = n;
+    request(6, 0);
+    is_int(judge(&r), WIRE_ABORTED, "FCGI_ABORT_REQUEST");
+    ok(r.id == 5 && r.len == at, "the request up to its abort");
+}
+
+static void
+test_lies(void)
+{
+    static const struct {
+        const char *name;
+        int build;
+    } cases[] = {
+        {"version 2", 0},
+        {"a first byte that is not version 1", 1},
+        {"PARAMS before BEGIN", 2},
+        {"a record longer than the limit, at its header", 3},
+        {"a pair length near 2^31", 4},
+        {"STDIN before the end of the parameters", 5},
+        {"parameters ending inside a pair", 6},
+        {"a management record inside a request", 7},
+        {"a second BEGIN for the same id", 8},
+        {"a BEGIN of 4 bytes", 9},
+        {"a BEGIN for id 0", 10},
+        {"an unknown record type inside a request", 11},
+    };
+    unsigned char big[8] = {0x80 | 0x7f, 0xff, 0xff, 0xff, 1, 'x'};
+    struct wire_result r;
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        n = 0;
+        switch (cases[i].build) {
+        case 0:
+            request(1, 0);
+            s[0] = 2;
+            break;
+        case 1:
+            s[n++] = 'G';
+            break;
+        case 2:
+            rec(WIRE_PARAMS, 1, "", 0, 0);
+            break;
+        case 3:
+            begin(1, 1, 0);
+            header_write(s + n, WIRE_PARAMS, 1, 65535, 255);
+            n += 8;
+            break;
+        case 4:
+            begin(1, 1, 0);
+            rec(WIRE_PARAMS, 1, big, 6, 2);
+            break;
+        case 5:
+            begin(1, 1, 0);
+            rec(WIRE_STDIN, 1, "", 0, 0);
+            break;
+        case 6:
+            begin(1, 1, 0);
+            rec(WIRE_PARAMS, 1,
+                "\x05\x01"
+                "ab",
+                4, 4);
+            rec(WIRE_PARAMS, 1, "", 0, 0);
+            break;
+        case 7:
+            begin(1, 1, 0);
+            rec(WIRE_GET_VALUES, 0, "", 0, 0);
+            break;
+        case 8:
+            begin(1, 1, 0);
+            begin(1, 1, 0);
+            break;
+        case 9:
+            rec(WIRE_BEGIN_REQUEST, 1, "\0\1\0\0", 4, 4);
+            break;
+        case 10:
+            begin(0, 1, 0);
+            break;
+        case 11:
+            begin(1, 1, 0);
+            rec(8 /* FCGI_DATA */, 1, "", 0, 0);
+            break;
+        }
+        ok(judge(&r) == WIRE_BAD && r.why != NULL, "%s: bad (%s)",
+           cases[i].name, r.why ? r.why : "no reason");
+    }
+}
+
+static void
+test_limit(void)
+{
+    static unsigned char body[65535];
+    struct wire_limits small;
+    struct wire_result r;
+    size_t whole;
+
+    n = 0;
+    begin(1, 1, 0);
+    rec(WIRE_PARAMS, 1, "", 0, 0);
+    rec(WIRE_STDIN, 1, body, 1000, 0);
+    rec(WIRE_STDIN, 1, "", 0, 0);
+    whole = n;
+    small.request_max = whole;
+    wire_judge(s, n, 0, &small, &r);
+    is_int(r.verdict, WIRE_REQUEST, "a request of exactly the limit");
+    small.request_max = whole - 1;
+    wire_judge(s, n, 0, &small, &r);
+    is_int(r.verdict, WIRE_BAD, "one byte over: bad");
+    wire_judge(s, whole - 8, 0, &small, &r);
+    is_int(r.verdict, WIRE_MORE, "as long as the bytes so far fit: more");
+}
+
+static void
+test_end_request(void)
+{
+    unsigned char out[WIRE_END_REQUEST_LEN];
+
+    is_int(wire_end_request(out, 0x1234, 0x01020304, WIRE_UNKNOWN_ROLE), 16,
+           "FCGI_END_REQUEST: 16 bytes");
+    ok(memcmp(out,
+              "\x01\x03\x12\x34\x00\x08\x00\x00"
+              "\x01\x02\x03\x04\x03\x00\x00\x00",
+              16) == 0,
+       "header, app status, protocol status, padding");
+}
+
+int
+main(void)
+{
+    test_request();
+    test_interleaved();
+    test_management();
+    test_roles();
+    test_abort();
+    test_lies();
+    test_limit();
+    test_end_request();
+    return done_testing();
+}
