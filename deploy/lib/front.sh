@@ -84,11 +84,6 @@ front_start() {
 	if [ "$KEEPALIVE" -gt 0 ]; then
 		keep_line="keepalive $KEEPALIVE;"
 		keep_conn=on
-		# nginx runs nproc workers (worker_processes auto), each its own cache.
-		if [ "$SERVER" = nginx ] && [ $((KEEPALIVE * $(nproc))) -ge "$WORKERS" ]; then
-			echo "deploy/stack: warning: KEEPALIVE=$KEEPALIVE x $(nproc) nginx workers" \
-				"can pin all WORKERS=$WORKERS responders; expect stalls" >&2
-		fi
 	else
 		keep_line="# no keepalive: a new FastCGI connection per request"
 		keep_conn=off

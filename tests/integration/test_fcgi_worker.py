@@ -293,8 +293,8 @@ def check_hostile(tap, tmp):
                   [repr(rec), repr(r), w.log_text()])
 
         for what, data in (
-                ("a name length of 2^31 - 1",
-                 fcgi.begin() + fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xff\x01a")),
+                ("a name of 2^31 - 2 bytes and a value of 1",
+                 fcgi.begin() + fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xfe\x01a")),
                 ("a request over --request-max 8192",
                  fcgi.begin() + fcgi.params({"X": "y" * 9000}) + fcgi.stdin())):
             with w.connect() as c:
@@ -338,7 +338,7 @@ def check_hostile(tap, tmp):
         # assert), two hundred in a row, then a request at once.
         bomb = fcgi.record(fcgi.GET_VALUES, 0, b"".join(
             fcgi.pairs({"FCGI_MPXS_CONNS": ""}) for _ in range(8)))
-        huge = fcgi.begin() + fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xff\x01a")
+        huge = fcgi.begin() + fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xfe\x01a")
         pid = w.proc.pid
         for i in range(200):
             try:
