@@ -176,6 +176,7 @@ main(int argc, char **argv)
     wo.idle_timeout_ms = o.idle_timeout_ms;
     wo.max_conns = o.max_conns;
     wo.request_max = (size_t)o.request_max;
+    wo.log_file = o.log_file;
     if ((ctx.db = db_new(o.conninfo, (enum db_mode)o.db_mode)) == NULL)
         log_fatal(EXITCODE_CONFIG, "cannot use the database settings");
     if ((ctx.cache = cache_new((unsigned)o.cache_ttl)) == NULL)

@@ -25,10 +25,10 @@
  * watched edge-triggered: a peek that finds half a request must not make
  * the next wait return at once.
  *
- * Stopping: SIGTERM and SIGQUIT stay blocked except inside epoll_pwait(),
- * so they end a wait and never cut a request short.  Then the worker stops
- * accepting, closes its kept connections, serves the requests still
- * arriving (each within its read deadline) and returns.
+ * Stopping: SIGTERM, SIGQUIT and SIGHUP stay blocked except inside
+ * epoll_pwait(), so they end a wait and never cut a request short.  Then
+ * the worker stops accepting, closes its kept connections, serves the
+ * requests still arriving (each within its read deadline) and returns.
  */
 #define _GNU_SOURCE
 #include "worker.h"
@@ -56,7 +56,7 @@
 /* Events taken per wait. */
 #define EVENTS 64
 
-static volatile sig_atomic_t stopping;
+static volatile sig_atomic_t stopping, reopen;
 
 struct worker {
     struct handler_ctx *ctx;
@@ -78,38 +78,54 @@ struct worker {
 };
 
 static void
-on_stop(int sig)
+on_signal(int sig)
 {
-    (void)sig;
-    stopping = 1;
+    if (sig == SIGUSR1)
+        reopen = 1;
+    else
+        stopping = 1;
 }
 
 /*
- * install_signals: SIGPIPE ignored (a front server that went away is an
- * error return), SIGTERM and SIGQUIT caught and blocked; *waitmask is the
- * mask to wait with, the one that lets them in.
+ * install_signals: every signal a worker is sent has a disposition of
+ * ours, set before FCGX_Init() so that libfcgi, which installs handlers of
+ * its own only where it finds the default, installs none:
+ *
+ *   TERM, QUIT, HUP   graceful stop (HUP: what a reload means to a worker
+ *                     is to be replaced; its default would kill it mid-way)
+ *   USR1              reopen --log-file (logrotate), as the supervisor does
+ *   PIPE, USR2        ignored: a front server that went away is an error
+ *                     return; USR2 means nothing here
+ *   INT               left to its default: the immediate stop
+ *
+ * The caught ones stay blocked except inside epoll_pwait(); *waitmask is
+ * the mask to wait with, the one that lets them in.
  */
 static int
 install_signals(sigset_t *waitmask)
 {
+    static const int caught[] = {SIGTERM, SIGQUIT, SIGHUP, SIGUSR1};
     struct sigaction sa;
-    sigset_t stops;
+    sigset_t set;
+    size_t i;
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_IGN;
-    if (sigaction(SIGPIPE, &sa, NULL) == -1)
+    if (sigaction(SIGPIPE, &sa, NULL) == -1 ||
+        sigaction(SIGUSR2, &sa, NULL) == -1)
         return -1;
-    sigemptyset(&stops);
-    sigaddset(&stops, SIGTERM);
-    sigaddset(&stops, SIGQUIT);
-    sa.sa_handler = on_stop;
-    sa.sa_mask = stops;
-    if (sigaction(SIGTERM, &sa, NULL) == -1 ||
-        sigaction(SIGQUIT, &sa, NULL) == -1 ||
-        sigprocmask(SIG_BLOCK, &stops, waitmask) == -1)
+    sigemptyset(&set);
+    for (i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
+        sigaddset(&set, caught[i]);
+    sa.sa_handler = on_signal;
+    sa.sa_mask = set;
+    for (i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
+        if (sigaction(caught[i], &sa, NULL) == -1)
+            return -1;
+    if (sigprocmask(SIG_BLOCK, &set, waitmask) == -1)
         return -1;
-    sigdelset(waitmask, SIGTERM);
-    sigdelset(waitmask, SIGQUIT);
+    for (i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
+        sigdelset(waitmask, caught[i]);
     return 0;
 }
 
@@ -498,6 +514,16 @@ worker_run(struct handler_ctx *ctx, const struct worker_opts *opts)
     }
     sb_set_pid(w.slot, getpid());
     for (;;) {
+        if (reopen) {
+            reopen = 0;
+            if (opts->log_file == NULL)
+                log_info("worker: SIGUSR1: no --log-file to reopen");
+            else if (log_open_file(opts->log_file) == -1)
+                log_err("worker: SIGUSR1: cannot reopen %s: %s", opts->log_file,
+                        strerror(errno));
+            else
+                log_info("worker: SIGUSR1: reopened %s", opts->log_file);
+        }
         if (stopping ||
             (opts->max_requests > 0 && w.served >= opts->max_requests))
             drain(&w);

@@ -16,14 +16,15 @@ struct worker_opts {
     long idle_timeout_ms; /* a kept connection idles at most this long */
     int max_conns;        /* connections held at once */
     size_t request_max;   /* bytes of one request's records, at most */
+    const char *log_file; /* reopened on SIGUSR1; NULL: stderr as it is */
 };
 
 /*
  * worker_run: hold connections, answer their requests one at a time, until
  * told to stop.
  *
- * SIGTERM and SIGQUIT stop it gracefully: it accepts nothing more, closes
- * its kept connections, answers the requests still arriving (each within
+ * SIGTERM, SIGQUIT and SIGHUP stop it gracefully: it accepts nothing more,
+ * closes its kept connections, answers the requests still arriving (each within
  * the read timeout), then returns; an idle worker returns at once.
  * Results: 0 when stopped or recycled (max_requests), -1 when the
  * listening socket failed for good (logged).

@@ -201,6 +201,33 @@ def served_meanwhile(w, what):
     return answered(r) and time.monotonic() - t0 < 1
 
 
+def check_other_signals(tap, tmp):
+    """SIGUSR1 reopens --log-file and the worker serves on (libfcgi's own
+    handler would have stopped it); SIGHUP is a graceful stop."""
+    log = os.path.join(tmp, "app.log")
+    with Worker(os.path.join(tmp, "u.sock"), args=["--log-file", log]) as w:
+        with w.connect() as c:
+            c.get("/plaintext")
+        os.rename(log, log + ".1")
+        w.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 3
+        while not os.path.exists(log) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        reopened = os.path.exists(log) and "reopened" in open(log).read()
+        tap.check(reopened and pid_alive(w) and served_meanwhile(w, "usr1"),
+                  "SIGUSR1: the worker reopens its --log-file and serves on",
+                  w.log_text())
+        w.proc.send_signal(signal.SIGUSR2)
+        w.proc.send_signal(signal.SIGPIPE)
+        time.sleep(0.2)
+        tap.check(pid_alive(w) and served_meanwhile(w, "usr2"),
+                  "SIGUSR2 and SIGPIPE: ignored")
+        w.proc.send_signal(signal.SIGHUP)
+        rc = w.wait(3)
+        tap.check(rc == 0, "SIGHUP: a graceful stop, exit 0 (%s)" % rc)
+
+
 def check_no_pinning(tap, tmp):
     with Worker(os.path.join(tmp, "p.sock")) as w:
         a, b = w.connect(), w.connect()
@@ -364,6 +391,7 @@ def body(tap):
         check_keep_conn(tap, tmp)
         check_garbage(tap, tmp)
         check_sigterm(tap, tmp)
+        check_other_signals(tap, tmp)
         check_no_pinning(tap, tmp)
         check_slow_peers(tap, tmp)
         check_max_conns(tap, tmp)
