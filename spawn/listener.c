@@ -9,6 +9,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <sys/file.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,21 +20,10 @@
 
 #include "errmsg.h"
 #include "log.h"
+#include "opt.h"
 
 #define SD_LISTEN_FDS_START 3
 
-static int
-is_port(const char *s)
-{
-    long v;
-    char *end;
-
-    if (*s < '0' || *s > '9')
-        return 0;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    return errno == 0 && *end == '\0' && v >= 1 && v <= 65535;
-}
 
 int
 listener_parse_addr(const char *spec, struct listener_addr *a, char *err,
@@ -41,6 +31,7 @@ listener_parse_addr(const char *spec, struct listener_addr *a, char *err,
 {
     const char *colon, *host = "127.0.0.1", *port;
     size_t hostlen = strlen(host);
+    long portnum;
 
     memset(a, 0, sizeof(*a));
     if (strncmp(spec, "unix:", 5) == 0 || strchr(spec, '/') != NULL) {
@@ -75,7 +66,8 @@ listener_parse_addr(const char *spec, struct listener_addr *a, char *err,
     } else {
         port = spec;
     }
-    if (!is_port(port))
+    /* Stored as the number it is: "09000" is 9000, and fits port[]. */
+    if (opt_long(port, 1, 65535, &portnum) == -1 || *port == '-')
         return errmsg(err, errlen,
                       "--bind %s: '%s' is not a port in [1, 65535] (a unix "
                       "socket path needs a '/', as in ./%s)",
@@ -86,7 +78,7 @@ listener_parse_addr(const char *spec, struct listener_addr *a, char *err,
         hostlen = 0; /* every address */
     memcpy(a->host, host, hostlen);
     a->host[hostlen] = '\0';
-    strcpy(a->port, port);
+    snprintf(a->port, sizeof(a->port), "%ld", portnum);
     return 0;
 }
 
@@ -127,10 +119,10 @@ is_listening(int fd)
 }
 
 /*
- * adopt: take an inherited socket.  Workers block in accept(), so the
- * socket must block (the flag is shared with whoever passed it, which
- * does not accept on it).  fd 0 stays inheritable; others are dup2()ed
- * onto each worker's fd 0 and need not leak anywhere else.
+ * adopt: take an inherited socket, blocking as a libfcgi responder run by
+ * anything else expects it (tfb-fcgi's workers make it non-blocking for
+ * themselves).  fd 0 stays inheritable; others are dup2()ed onto each
+ * worker's fd 0 and need not leak anywhere else.
  */
 static int
 adopt(struct listener *l, int fd, const char *how, char *err, size_t errlen)
@@ -166,14 +158,17 @@ warn_backlog(int backlog)
 
 /*
  * clear_stale: a unix socket left by a server that died is removed; one
- * that still answers belongs to a running server, and is left alone.
+ * that still answers belongs to a running server, and is left alone.  Only
+ * a refused connection means nobody listens: any other failure (no
+ * permission to connect, say) tells nothing, and the path is not ours to
+ * take.
  */
 static int
 clear_stale(const char *path, char *err, size_t errlen)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     struct stat st;
-    int fd, r;
+    int fd, r, e;
 
     if (lstat(path, &st) == -1)
         return errno == ENOENT ? 0
@@ -186,11 +181,17 @@ clear_stale(const char *path, char *err, size_t errlen)
     if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
         return errmsg(err, errlen, "socket: %s", strerror(errno));
     r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+    e = errno;
     close(fd);
     if (r == 0)
         return errmsg(err, errlen,
                       "--bind %s: a running server listens there already",
                       path);
+    if (e != ECONNREFUSED)
+        return errmsg(err, errlen,
+                      "--bind %s: cannot tell whether a server listens there "
+                      "(%s); not removing it",
+                      path, strerror(e));
     if (unlink(path) == -1)
         return errmsg(err, errlen, "--bind %s: removing the stale socket: %s",
                       path, strerror(errno));
@@ -198,6 +199,40 @@ clear_stale(const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * lock_path: an exclusive lock on PATH.lock, held from the stale check to
+ * listen(), so that two servers starting on one path cannot each find the
+ * other's new socket stale and remove it.  The lock file stays (removing
+ * it would let a third server lock a different file); it is never a link.
+ * Results: its fd, or -1 with err set.
+ */
+static int
+lock_path(const char *path, char *err, size_t errlen)
+{
+    char lock[LISTENER_PATH_MAX + 8];
+    int fd;
+
+    snprintf(lock, sizeof(lock), "%s.lock", path);
+    fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd == -1)
+        return errmsg(err, errlen, "--bind %s: lock file %s: %s", path, lock,
+                      strerror(errno));
+    while (flock(fd, LOCK_EX) == -1)
+        if (errno != EINTR) {
+            close(fd);
+            return errmsg(err, errlen, "--bind %s: locking %s: %s", path, lock,
+                          strerror(errno));
+        }
+    return fd;
+}
+
+/*
+ * bind_unix: the socket file gets its mode at bind(), from the umask,
+ * never from a chmod by path afterwards, and its owner from an lchown(),
+ * which changes a link, should the path have become one, and never what
+ * it points to: root must not be made to change a file someone else
+ * names.
+ */
 static int
 bind_unix(struct listener *l, const char *path, int backlog,
           const struct listener_perm *perm, char *err, size_t errlen)
@@ -205,32 +240,35 @@ bind_unix(struct listener *l, const char *path, int backlog,
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     struct stat st;
     mode_t mask;
-    int fd, r;
+    int fd, lock, r;
 
-    if (clear_stale(path, err, errlen) == -1)
+    if ((lock = lock_path(path, err, errlen)) == -1)
         return -1;
+    if (clear_stale(path, err, errlen) == -1)
+        goto unlock;
     strcpy(sun.sun_path, path);
-    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-        return errmsg(err, errlen, "socket: %s", strerror(errno));
-    /* Owner-only until chmod, so that it is never wider than asked. */
-    mask = umask(0177);
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
+        errmsg(err, errlen, "socket: %s", strerror(errno));
+        goto unlock;
+    }
+    mask = umask(0777 & ~(mode_t)perm->mode);
     r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
     umask(mask);
     if (r == -1) {
         errmsg(err, errlen, "--bind %s: %s", path, strerror(errno));
         goto close_fd;
     }
-    if (chmod(path, (mode_t)perm->mode) == -1 ||
-        ((perm->uid != (uid_t)-1 || perm->gid != (gid_t)-1) &&
-         chown(path, perm->uid, perm->gid) == -1)) {
-        errmsg(err, errlen, "--bind %s: setting owner and mode: %s", path,
+    if ((perm->uid != (uid_t)-1 || perm->gid != (gid_t)-1) &&
+        lchown(path, perm->uid, perm->gid) == -1) {
+        errmsg(err, errlen, "--bind %s: setting its owner: %s", path,
                strerror(errno));
         goto unlink_path;
     }
-    if (listen(fd, backlog) == -1 || stat(path, &st) == -1) {
+    if (listen(fd, backlog) == -1 || lstat(path, &st) == -1) {
         errmsg(err, errlen, "--bind %s: %s", path, strerror(errno));
         goto unlink_path;
     }
+    close(lock);
     l->fd = fd;
     strcpy(l->path, path);
     l->dev = st.st_dev;
@@ -242,6 +280,8 @@ unlink_path:
     unlink(path);
 close_fd:
     close(fd);
+unlock:
+    close(lock);
     return -1;
 }
 
