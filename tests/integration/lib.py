@@ -98,10 +98,34 @@ class TAP:
         return self.check(False, desc, details)
 
     def skip(self, desc, reason):
+        """A check that cannot run here for a reason that is no gap in
+        the machine (an external PostgreSQL the test must not restart).
+        tests/run counts it apart, neither passed nor failed."""
         with self._lock:
             self.n += 1
             print("ok %d - %s # SKIP %s" % (self.n, self._one_line(desc),
                                              self._one_line(reason)), flush=True)
+
+    def tool(self, name, desc):
+        """The path of a program deploy/deps test installs; None, and a
+        failed check desc, when it is missing: that is a gap in the
+        machine the tests must not hide by skipping."""
+        path = shutil.which(name)
+        if path is None:
+            self.fail(desc, "%s not found; deploy/deps test installs it" % name)
+        return path
+
+    def root(self, desc):
+        """True when we are root.  Otherwise a check that needs root
+        cannot run: skipped on a developer's machine, failed under CI
+        (CI set, as CI runs as root), where it must never go missing."""
+        if os.geteuid() == 0:
+            return True
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            self.fail(desc, "needs root, and CI runs as root")
+        else:
+            self.skip(desc, "not root")
+        return False
 
     def problems(self, desc, problems):
         """A check from a list of TFB verifier problems (level, reason,

@@ -19,7 +19,6 @@ verifier's checks accept, then stop leaving no worker behind.
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -144,20 +143,20 @@ def spawn_fcgi_plain(tap, db):
             serve_and_stop(tap, "spawn-fcgi -F %d" % N, ng.url(""), stop, before)
         finally:
             for p in pids:
-                if poolkit.alive(p):
+                if lib.alive(p):
                     os.kill(p, signal.SIGKILL)
 
 
 def spawn_fcgi_multiwatch(tap, db):
-    if not shutil.which("multiwatch"):
-        tap.skip("spawn-fcgi + multiwatch", "multiwatch not installed")
+    multiwatch = tap.tool("multiwatch", "spawn-fcgi + multiwatch")
+    if multiwatch is None:
         return
     with poolkit.Scene(tap, "sf-multiwatch") as sc:
         before = app_pids()
         # -s TERM: multiwatch's default graceful signal is USR1, which our
         # worker does not treat as a stop request.
         mw = sc.popen(["spawn-fcgi", "-n", "-s", sc.sock, "-M", "0666", "--",
-                       shutil.which("multiwatch"), "-f", str(N), "-s", "TERM",
+                       multiwatch, "-f", str(N), "-s", "TERM",
                        "--", APP],
                       env=dict(os.environ, **db.pg), stdout=subprocess.DEVNULL,
                       stderr=subprocess.DEVNULL)
@@ -243,15 +242,12 @@ def systemd(tap, db):
             units.append(sc.path(name))
             with open(units[-1], "w") as f:
                 f.write(text)
-        if not shutil.which("systemd-analyze"):
-            tap.skip("systemd-analyze verify", "not installed")
-        else:
+        if tap.tool("systemd-analyze", "systemd-analyze verify"):
             r = lib.run(["systemd-analyze", "verify"] + units, 60)
             tap.check(r.returncode == 0 and not r.stdout.strip(),
                       "systemd-analyze verify tfb-fcgi.socket tfb-fcgi.service",
                       r.stdout)
-        if not shutil.which("systemd-socket-activate"):
-            tap.skip("systemd-socket-activate", "not installed")
+        if not tap.tool("systemd-socket-activate", "systemd-socket-activate"):
             return
         argv, env = unit_settings(units[1])
         env.update(db.pg)

@@ -196,8 +196,7 @@ def files(tap, fake):
 
 def privileges(tap, fake):
     """As root: bind first, then run as --user, workers included."""
-    if os.geteuid() != 0:
-        tap.skip("--user drops privileges", "not root")
+    if not tap.root("--user drops privileges"):
         return
     nobody = pwd.getpwnam("nobody")
     with poolkit.Scene(tap, "user") as sc:
@@ -263,8 +262,7 @@ def sockets(tap, fake):
         tap.check("tcp 127.0.0.1 port %d" % port in sp.text()
                   and lib.try_get(ng.url("/plaintext")).status == 200,
                   "--bind PORT: TCP on 127.0.0.1, served")
-    if not shutil.which("systemd-socket-activate"):
-        tap.skip("systemd-socket-activate passes LISTEN_FDS", "not installed")
+    if not tap.tool("systemd-socket-activate", "systemd-socket-activate passes LISTEN_FDS"):
         return
     with poolkit.Scene(tap, "activate") as sc:
         port = lib.free_port()
