@@ -29,8 +29,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 RUN = HERE / "run"
 sys.dont_write_bytecode = True
-sys.path.insert(0, str(HERE))
-from benchlib import report, servers  # noqa: E402
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+import stack  # noqa: E402
+from benchlib import report  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -54,7 +55,7 @@ def free_ports(n):
                                              "28080-28099").split("-"))
     out = []
     for p in range(lo, hi + 1):
-        if not servers.port_taken(p):
+        if stack.port_is_free(p):
             out.append(p)
             if len(out) == n:
                 return out
@@ -69,7 +70,7 @@ def leftovers(var):
                  "bench-nginx-alone.pid", "bench-lighttpd-alone.pid"):
         f = run / name
         if f.exists():
-            pids = servers.read_pids(f)
+            pids = stack.read_pids(f)
             live = [p for p in pids if Path(f"/proc/{p}").exists()]
             left.append(f"{name}: {live or 'stale file'}")
     pm = Path(var) / "pg" / "data" / "postmaster.pid"
@@ -188,7 +189,7 @@ def smoke_run(tap, argv, env, out, var, port):
     tap.check(all(s in md for s in need), "report.md has the machine, the anchors, "
               "the route table with ratios, the chart and the command",
               f"missing: {[s for s in need if s not in md]}")
-    tap.check(not leftovers(var) and not servers.port_taken(port),
+    tap.check(not leftovers(var) and stack.port_is_free(port),
               "everything it started is stopped", f"left: {leftovers(var)}")
 
 
@@ -216,7 +217,7 @@ def interrupt_run(tap, argv, env, var, port):
         proc.communicate()
     text = "".join(lines)
     tap.check(proc.returncode == 130, "Ctrl-C: exits 130", text)
-    tap.check(not leftovers(var) and not servers.port_taken(port),
+    tap.check(not leftovers(var) and stack.port_is_free(port),
               "Ctrl-C: everything it started is stopped",
               f"left: {leftovers(var)}\n{text}")
 

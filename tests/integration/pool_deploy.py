@@ -64,7 +64,7 @@ def route_problems(base):
 
 def app_pids():
     return [p for p in lib.all_pids()
-            if poolkit.alive(p) and os.path.realpath(lib.proc_exe(p)) == os.path.realpath(APP)]
+            if lib.alive(p) and os.path.realpath(lib.proc_exe(p)) == os.path.realpath(APP)]
 
 
 def serve_and_stop(tap, name, base, stop, pids_before):
@@ -73,9 +73,9 @@ def serve_and_stop(tap, name, base, stop, pids_before):
     tap.check(len(workers) == N, "%s: %d workers run (%s)" % (name, N, workers))
     tap.problems("%s: every route answers" % name, route_problems(base))
     stop()
-    left = poolkit.wait_for(lambda: not [p for p in workers if poolkit.alive(p)], 15)
+    left = poolkit.wait_for(lambda: not [p for p in workers if lib.alive(p)], 15)
     tap.check(left, "%s: stopped, no worker left" % name,
-              str([p for p in workers if poolkit.alive(p)]))
+              str([p for p in workers if lib.alive(p)]))
 
 
 def spawn_fcgi_supervised(tap, db):
@@ -99,7 +99,7 @@ def spawn_fcgi_supervised(tap, db):
 
         def stop():
             os.kill(pid, signal.SIGTERM)
-            poolkit.wait_for(lambda: not poolkit.alive(pid), 12)
+            poolkit.wait_for(lambda: not lib.alive(pid), 12)
 
         try:
             tap.check("inherited (fd 0)" in sp.text(),
@@ -112,11 +112,11 @@ def spawn_fcgi_supervised(tap, db):
             tap.check(poolkit.wait_for(lambda: sp.replaced(victim, N), 3),
                       "spawn-fcgi + tfb-spawn: a killed worker is replaced")
             serve_and_stop(tap, "spawn-fcgi + tfb-spawn", ng.url(""), stop, before)
-            tap.check(not poolkit.alive(pid) and not os.path.exists(pidf),
+            tap.check(not lib.alive(pid) and not os.path.exists(pidf),
                       "spawn-fcgi + tfb-spawn: SIGTERM stops the supervisor "
                       "and removes its pid file")
         finally:
-            if pid and poolkit.alive(pid):
+            if pid and lib.alive(pid):
                 poolkit.kill_tree(pid)
 
 

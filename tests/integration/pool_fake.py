@@ -141,7 +141,7 @@ def stops(tap, fake):
         sp.signal(signal.SIGINT)
         rc = sp.wait_exit(5)
         took = time.monotonic() - t0
-        tap.check(rc == 0 and took < 1.5 and not any(poolkit.alive(p) for p in tree),
+        tap.check(rc == 0 and took < 1.5 and not any(lib.alive(p) for p in tree),
                   "SIGINT: immediate stop, stuck request or not (%.2f s)" % took)
         t.join(10)
 
@@ -150,7 +150,7 @@ def stops(tap, fake):
         tree = sp.workers()
         sp.proc.kill()
         sp.proc.wait(5)
-        gone = poolkit.wait_for(lambda: not any(poolkit.alive(p) for p in tree), 3)
+        gone = poolkit.wait_for(lambda: not any(lib.alive(p) for p in tree), 3)
         tap.check(gone, "the supervisor SIGKILLed: its workers stop too (%s)" % tree)
 
 

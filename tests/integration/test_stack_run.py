@@ -115,7 +115,7 @@ def scenario(tap, what, act, want_rc, want_line):
         parts_gone(tap, st, what, pids)
     finally:
         run.kill()
-        st._cleanup()
+        st.cleanup()
 
 
 def ctrl_c(st, run):

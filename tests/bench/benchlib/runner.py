@@ -3,13 +3,12 @@
 The plan (plan.py) says what to measure; the Runner does it in order:
 PostgreSQL once, then per repetition the anchors (servers.py, and
 pgbench through load.py) and every configuration (the pool and the front
-server through servers.Stack, that is deploy/stack), each point measured
-by load.py between two CPU samples (procstat.py).  It prints and logs
-progress as it goes and keeps every point, failed ones included, for
-report.py.
+server through deploy/stack), each point measured by load.py between two
+CPU samples (procstat.py).  It prints and logs progress as it goes and
+keeps every point, failed ones included, for report.py.
 
 Signals are the caller's: tests/bench/run turns them into
-KeyboardInterrupt outside servers.CRITICAL, then stops the stack.
+KeyboardInterrupt outside servers.CRITICAL, then calls stop_all().
 """
 
 import datetime
@@ -17,14 +16,16 @@ import os
 import time
 from pathlib import Path
 
+import stack
+
 from . import load, procstat, servers
 
 
 class Runner:
     """One sweep: a (the command line's settings: port, fcgi_port, var,
     keepalive), p (the plan), out (the output directory, which exists).
-    run() measures and leaves the points in .points; .stack.stop_all()
-    stops what it started, whatever happened."""
+    run() measures and leaves the points in .points; stop_all() stops
+    what it started, whatever happened."""
 
     def __init__(self, a, p, out):
         self.a, self.p, self.out = a, p, Path(out)
@@ -32,7 +33,15 @@ class Runner:
         self.failures = 0
         self.t0 = time.monotonic()
         self.logf = open(self.out / "bench.log", "w")
-        self.stack = servers.Stack(a.var, a.port, a.fcgi_port, a.keepalive)
+        # PostgreSQL is started once for the sweep; the pool and the front
+        # server per configuration.  APP_ARGS is always set, so that the
+        # caller's own does not change what is measured.
+        self.stack = stack.Stack(var=a.var, port=a.port, fcgi_port=a.fcgi_port,
+                                 keepalive=a.keepalive, app_args="",
+                                 guard=servers.CRITICAL)
+        self.front_kind = None  # (front, socket) of the running front server
+        self.anchor = None      # servers.Anchor, once the stack's VAR exists
+        self.pgenv = {}
         self.postmaster = None
         self.pg_version = None
         self.done = 0
@@ -63,8 +72,9 @@ class Runner:
     def groups(self):
         # The supervisor counts with its responders (its own time is small,
         # and a responder it replaced moves into its cutime).
-        return {"app": self.stack.pool_pids() if self.stack.front_kind else [],
-                "front": self.stack.front_pids(),
+        running = self.anchor.pids() if self.anchor else []
+        return {"app": self.stack.pool_pids() if self.front_kind else [],
+                "front": running or self.stack.front_pids(),
                 "pg": [self.postmaster] if self.postmaster else []}
 
     def point(self, rep, kind, config, route_key, path, conc, extra):
@@ -139,18 +149,18 @@ class Runner:
     def run_front_anchor(self, rep, name):
         paths = ["/plaintext"]
         try:
-            self.stack.start_anchor(name, paths)
+            self.anchor.start(name, paths)
             if self.p.warmup:
                 load.wrk(f"http://127.0.0.1:{self.a.port}/plaintext",
                          max(self.p.concurrency), self.p.warmup, self.p.threads,
                          warmup_paths=paths)
-        except (servers.StartError, load.LoadError) as e:
+        except (stack.StackError, load.LoadError) as e:
             for conc in self.p.concurrency:
                 pt = self.point(rep, "anchor", name, "*", "/plaintext", conc,
                                 {"front": name.split("-")[0], "clients": conc})
                 pt["error"] = str(e)
                 self.record(pt, f"rep {rep} anchor {name} c={conc}")
-            self.stack.stop_anchor()
+            self.anchor.stop()
             return
         try:
             for conc in self.p.concurrency:
@@ -162,12 +172,12 @@ class Runner:
                     pt["error"] = str(e)
                 self.record(pt, f"rep {rep} anchor {name} c={conc}")
         finally:
-            self.stack.stop_anchor()
+            self.anchor.stop()
 
     def run_pg_anchor(self, rep, anchor):
         script = self.out / "pgbench" / f"{anchor.name}-{anchor.route.key}.sql"
         env = dict(os.environ)
-        env.update(self.stack.pgenv)
+        env.update(self.pgenv)
         env["PGAPPNAME"] = "tfb-bench"
         for conc in self.p.concurrency:
             clients = self.p.pg_clients(conc, anchor)
@@ -190,13 +200,45 @@ class Runner:
 
     # --- configurations ------------------------------------------------------
 
+    def start_config(self, cfg):
+        """Run this configuration: restart the pool, and the front server
+        too unless the running one already has this front and socket (it
+        finds the new pool at the same socket path or port)."""
+        st = self.stack
+        if self.front_kind != (cfg.front, cfg.socket):
+            st.run("front", "stop", timeout=st.STOP_TIMEOUT)
+            self.front_kind = None
+        st.run("pool", "stop", timeout=st.STOP_TIMEOUT)
+        st.server, st.fcgi, st.workers = cfg.front, cfg.socket, cfg.workers
+        st.app_args = "" if cfg.db_mode == "persistent" else f"--db-mode {cfg.db_mode}"
+        st.call("pool", "start", timeout=st.START_TIMEOUT)
+        if self.front_kind is None:
+            try:
+                st.call("front", "start", timeout=st.START_TIMEOUT)
+            except stack.StackError:
+                st.run("pool", "stop", timeout=st.STOP_TIMEOUT)
+                raise
+            self.front_kind = (cfg.front, cfg.socket)
+
+    def stop_config(self):
+        """Stop the pool and the front server."""
+        self.stack.run("front", "stop", timeout=self.stack.STOP_TIMEOUT)
+        self.stack.run("pool", "stop", timeout=self.stack.STOP_TIMEOUT)
+        self.front_kind = None
+
+    def stop_all(self):
+        """Stop everything the sweep started, PostgreSQL included."""
+        if self.anchor:
+            self.anchor.stop()
+        self.stack.stop()
+
     def run_config(self, rep, cfg):
         routes = cfg.routes(self.p.routes)
         extra = {"front": cfg.front, "socket": cfg.socket, "db_mode": cfg.db_mode,
                  "workers": cfg.workers}
         label = f"rep {rep} {cfg.label} w={cfg.workers}"
         try:
-            self.stack.start_config(cfg.front, cfg.socket, cfg.workers, cfg.db_mode)
+            self.start_config(cfg)
             bad = {}
             for r in routes:
                 got = servers.http_get(self.a.port, r.path)
@@ -209,13 +251,13 @@ class Runner:
                          self.p.warmup, self.p.threads,
                          warmup_paths=[r.path for r in routes])
                 self.drain()
-        except (servers.StartError, load.LoadError) as e:
+        except (stack.StackError, load.LoadError) as e:
             for r in routes:
                 for conc in self.p.concurrency:
                     pt = self.point(rep, "app", cfg.label, r.key, r.path, conc, extra)
                     pt["error"] = str(e)
                     self.record(pt, f"{label} {r.path} c={conc}")
-            self.stack.stop_config()
+            self.stop_config()
             return
         # The pool and front server stay up: the next configuration
         # restarts what it needs, the next repetition's anchors stop them.
@@ -229,7 +271,7 @@ class Runner:
                         self.measure_wrk(pt, r.path, conc)
                     except load.LoadError as e:
                         pt["error"] = str(e)
-                alive = sum(procstat.alive(x) for x in self.stack.worker_pids())
+                alive = sum(stack.alive(x) for x in self.stack.worker_pids())
                 if alive < cfg.workers and not pt["error"]:
                     pt["error"] = f"{cfg.workers - alive} worker(s) died"
                 self.record(pt, f"{label} {r.path} c={conc}")
@@ -252,11 +294,14 @@ class Runner:
         self.say(f"bench: {len(p.configs)} configurations x {len(p.routes)} "
                  f"route(s), {p.reps} repetition(s), {self.total} points, "
                  f"about {self.estimate / 60:.1f} min; output {self.out}")
-        self.stack.pg_start()
-        self.postmaster = self.stack.postmaster_pid()
+        st = self.stack
+        st.call("pg", "start", timeout=st.START_TIMEOUT)
+        self.pgenv = st.pg_env()
+        self.anchor = servers.Anchor(os.path.realpath(st.var), self.a.port)
+        self.postmaster = st.postmaster_pid()
         try:
-            self.pg_version = self.stack.psql("SHOW server_version")
-        except servers.StartError:
+            self.pg_version = st.psql("SHOW server_version")
+        except stack.StackError:
             pass
         if self.postmaster is None:
             self.say("bench: warning: PostgreSQL's pid not found, its CPU "
@@ -268,7 +313,7 @@ class Runner:
                 (self.out / "pgbench" / f"{an.name}-{an.route.key}.sql").write_text(
                     an.script)
         for rep in range(1, p.reps + 1):
-            self.stack.stop_config()  # the anchors use the same port
+            self.stop_config()  # the anchors use the same port
             for an in anchors:
                 if an.route is None:
                     self.run_front_anchor(rep, an.name)
