@@ -8,8 +8,9 @@ report.md with the anchors), that the anchors were measured, that a
 Ctrl-C stops everything it started, and that a taken port is refused.
 It asserts no timing: a number only has to be there.
 
-Prints TAP lines ("ok N - ..."); exits 1 if any check failed.  About 30 s.
-Ports: the first free ones in TFB_TEST_PORTS (28080-28099).
+Prints TAP lines through the integration tests' lib.py (lib.main: a
+deadline, and any exception a failed check); exits 1 if any check failed.
+About 30 s.  Ports: free ones in TFB_TEST_PORTS (28080-28099).
 
 tests/bench/run is started as make bench starts it, through its #! line,
 so that it runs on the interpreter it names.
@@ -32,38 +33,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 RUN = HERE / "run"
 sys.dont_write_bytecode = True
-sys.path[:0] = [str(HERE), str(HERE.parent)]
-import stack  # noqa: E402
+sys.path[:0] = [str(HERE), str(HERE.parent / "integration")]
+import lib  # noqa: E402
+import stack  # noqa: E402  (on the path through lib)
 from benchlib import report  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-class TAP:
-    def __init__(self):
-        self.n = self.failed = 0
-
-    def check(self, cond, desc, details=""):
-        self.n += 1
-        print(f"{'ok' if cond else 'not ok'} {self.n} - {desc}", flush=True)
-        if not cond:
-            self.failed += 1
-            for line in str(details).splitlines()[-30:]:
-                print(f"# {line}", flush=True)
-        return cond
-
-
-def free_ports(n):
-    lo, hi = (int(x) for x in os.environ.get("TFB_TEST_PORTS",
-                                             "28080-28099").split("-"))
-    out = []
-    for p in range(lo, hi + 1):
-        if stack.port_is_free(p):
-            out.append(p)
-            if len(out) == n:
-                return out
-    raise SystemExit(f"# no {n} free ports in {lo}-{hi}")
 
 
 def leftovers(var):
@@ -83,14 +59,13 @@ def leftovers(var):
     return left
 
 
-def main():
-    tap = TAP()
+def body(tap):
     tmp = tempfile.mkdtemp(prefix="tfb-bench-smoke-", dir="/tmp")
     # PostgreSQL and the front servers run as other users when we are root.
     os.chmod(tmp, 0o755)
     var = os.path.join(tmp, "stack")
     out = os.path.join(tmp, "out")
-    port, fport = free_ports(2)
+    port, fport = lib.free_port(), lib.free_port()
     base = [str(RUN), "--routes", "db",
             "--configs", "nginx/unix/persistent@1:2", "--concurrency", "8",
             "--duration", "1", "--warmup", "0", "--reps", "1",
@@ -109,15 +84,13 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
         if real != var and real.startswith("/var/tmp/tfb-fcgi-"):
             shutil.rmtree(real, ignore_errors=True)
-    print(f"# {tap.n - tap.failed} passed, {tap.failed} failed")
-    return 1 if tap.failed else 0
 
 
 def smoke_run(tap, argv, env, out, var, port):
     p = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240,
                        stdin=subprocess.DEVNULL)
     tap.check(p.returncode == 0, "tests/bench/run exits 0",
-              p.stdout + p.stderr)
+              lib.tail(p.stdout + p.stderr, 30))
     print("\n".join("# " + line for line in p.stdout.splitlines()[-14:]))
     o = Path(out)
     files = ["report.md", "results.csv", "results.json", "chart-db.svg",
@@ -195,7 +168,7 @@ def smoke_run(tap, argv, env, out, var, port):
     tap.check(all(s in md for s in need), "report.md has the machine, the anchors, "
               "the route table with ratios, the chart and the command",
               f"missing: {[s for s in need if s not in md]}")
-    tap.check(not leftovers(var) and stack.port_is_free(port),
+    tap.check(not leftovers(var) and lib.port_is_free(port),
               "everything it started is stopped", f"left: {leftovers(var)}")
 
 
@@ -222,10 +195,10 @@ def interrupt_run(tap, argv, env, var, port):
         proc.kill()
         proc.communicate()
     text = "".join(lines)
-    tap.check(proc.returncode == 130, "Ctrl-C: exits 130", text)
-    tap.check(not leftovers(var) and stack.port_is_free(port),
+    tap.check(proc.returncode == 130, "Ctrl-C: exits 130", lib.tail(text, 30))
+    tap.check(not leftovers(var) and lib.port_is_free(port),
               "Ctrl-C: everything it started is stopped",
-              f"left: {leftovers(var)}\n{text}")
+              [f"left: {leftovers(var)}"] + lib.tail(text, 29))
 
 
 def taken_port(tap, argv, env, port):
@@ -239,7 +212,7 @@ def taken_port(tap, argv, env, port):
     finally:
         s.close()
     tap.check(p.returncode != 0 and "taken" in p.stderr,
-              "refuses to start when its port is taken", p.stdout + p.stderr)
+              "refuses to start when its port is taken", lib.tail(p.stdout + p.stderr, 30))
 
 
 def _is_number(s):
@@ -251,4 +224,4 @@ def _is_number(s):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    lib.main(body, deadline=600)
