@@ -64,6 +64,15 @@ def run(argv, timeout, env=None, cwd=None, session=False):
         return subprocess.CompletedProcess(argv, None, out + "\n(timed out after %ss)" % timeout)
 
 
+def wait_exit(proc, timeout):
+    """proc's exit status once it exits within timeout seconds, else
+    None (it is left running)."""
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
 def tail(text, n=30):
     lines = (text or "").rstrip().splitlines()
     return lines[-n:]

@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stack import (APP_NAME, REPO, STACK, Stack, StackError,  # noqa: E402,F401
                    alive, all_pids, descendants, free_port, is_app, port_is_free,
-                   proc_environ, proc_exe, proc_ppid, run, tail)
+                   proc_environ, proc_exe, proc_ppid, run, tail, wait_exit)
 
 APP_BIN = REPO / "build" / "tfb-fcgi"
 

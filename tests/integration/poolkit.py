@@ -121,10 +121,7 @@ class Spawn(SpawnLog):
         os.kill(self.pid, sig)
 
     def wait_exit(self, timeout):
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        return lib.wait_exit(self.proc, timeout)
 
     def kill(self):
         if self.proc.poll() is None:

@@ -28,7 +28,8 @@ import lib  # noqa: E402
 
 
 class Worker:
-    """build/tfb-fcgi --bind ADDR, its log in a temporary directory."""
+    """build/tfb-fcgi --bind ADDR, its log in a temporary directory.  As a
+    context manager, killed on the way out whatever happened."""
 
     def __init__(self, bind, env=None):
         self.dir = tempfile.mkdtemp(prefix="tfb-test-worker-")
@@ -59,10 +60,7 @@ class Worker:
                 time.sleep(0.02)
 
     def wait(self, timeout):
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        return lib.wait_exit(self.proc, timeout)
 
     def log_text(self):
         with open(self.log, errors="replace") as f:
@@ -73,14 +71,20 @@ class Worker:
             self.proc.kill()
             self.proc.wait()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
 
 def answered(r, body=b"Hello, World!"):
     return r.status == 200 and r.body == body and r.protocol_status == 0
 
 
 def check_serves(tap, tmp):
-    w = Worker(os.path.join(tmp, "w.sock"))
-    try:
+    with Worker(os.path.join(tmp, "w.sock")) as w:
         with w.connect() as c:
             r = c.get("/plaintext")
         tap.check(answered(r), "unix socket: /plaintext answered, FCGI_REQUEST_COMPLETE",
@@ -89,16 +93,13 @@ def check_serves(tap, tmp):
             r = c.get("/json")
         tap.check(r.status == 200 and r.body == b'{"message":"Hello, World!"}',
                   "unix socket: /json answered", [repr(r), r.stdout[:200]])
-    finally:
-        w.stop()
 
 
 def check_allow_list(tap):
     for allow, ok in (("127.0.0.1", True), ("::1, 127.0.0.1", True),
                       ("127.0.0.2", False), ("::1", False)):
         port = lib.free_port()
-        w = Worker("127.0.0.1:%d" % port, {"FCGI_WEB_SERVER_ADDRS": allow})
-        try:
+        with Worker("127.0.0.1:%d" % port, {"FCGI_WEB_SERVER_ADDRS": allow}) as w:
             with w.connect(timeout=3) as c:
                 if ok:
                     r = c.get("/plaintext")
@@ -109,34 +110,25 @@ def check_allow_list(tap):
                            + fcgi.stdin())
                     tap.check(c.eof(3), "FCGI_WEB_SERVER_ADDRS=%r: 127.0.0.1 closed "
                               "unanswered" % allow, w.log_text())
-        finally:
-            w.stop()
-    w = Worker("127.0.0.1:%d" % lib.free_port(), {"FCGI_WEB_SERVER_ADDRS": "127.0.0.1,bogus"})
-    try:
+    with Worker("127.0.0.1:%d" % lib.free_port(), {"FCGI_WEB_SERVER_ADDRS": "127.0.0.1,bogus"}) as w:
         rc = w.wait(5)
         tap.check(rc == 2 and "bogus" in w.log_text(),
                   "FCGI_WEB_SERVER_ADDRS with a bad entry: exit 2, named",
                   ["exit %s" % rc, w.log_text()])
-    finally:
-        w.stop()
 
 
 def check_keep_conn(tap, tmp):
-    w = Worker(os.path.join(tmp, "k.sock"))
-    try:
+    with Worker(os.path.join(tmp, "k.sock")) as w:
         with w.connect() as c:
             rs = [c.get(p, keep=True) for p in ("/plaintext", "/json", "/plaintext")]
             tap.check(all(r.status == 200 for r in rs),
                       "FCGI_KEEP_CONN: three requests on one connection answered",
                       [repr(r) for r in rs])
             tap.check(not c.eof(0.3), "FCGI_KEEP_CONN: the connection stays open")
-    finally:
-        w.stop()
 
 
 def check_garbage(tap, tmp):
-    w = Worker(os.path.join(tmp, "g.sock"))
-    try:
+    with Worker(os.path.join(tmp, "g.sock")) as w:
         with w.connect() as c:
             c.send(b"GET / HTTP/1.0\r\n\r\n" + b"\xff" * 64)
             tap.check(c.eof(5), "garbage instead of records: the connection is closed")
@@ -145,13 +137,10 @@ def check_garbage(tap, tmp):
             r = c.get("/plaintext")
         tap.check(answered(r) and time.monotonic() - t0 < 2,
                   "and the next connection is served at once", [repr(r), w.log_text()])
-    finally:
-        w.stop()
 
 
 def check_sigterm(tap, tmp):
-    w = Worker(os.path.join(tmp, "t.sock"))
-    try:
+    with Worker(os.path.join(tmp, "t.sock")) as w:
         with w.connect() as c:  # up and serving
             c.get("/plaintext")
         t0 = time.monotonic()
@@ -159,15 +148,12 @@ def check_sigterm(tap, tmp):
         rc = w.wait(3)
         tap.check(rc == 0, "SIGTERM, idle: exits 0 at once (%.2f s)" % (time.monotonic() - t0),
                   ["exit %s" % rc, w.log_text()])
-    finally:
-        w.stop()
 
     # Connected but silent is what libfcgi's own accept got wrong: it
     # polled the new connection, and a signal during that poll made it
     # close a connection the front server was about to write to.
     for sent, when in ((0, "connected, nothing sent yet"), (20, "a request half read")):
-        w = Worker(os.path.join(tmp, "t%d.sock" % sent))
-        try:
+        with Worker(os.path.join(tmp, "t%d.sock" % sent)) as w:
             with w.connect() as c:
                 whole = fcgi.begin() + fcgi.params(fcgi.get_params("/plaintext")) + \
                     fcgi.stdin()
@@ -184,8 +170,6 @@ def check_sigterm(tap, tmp):
             rc = w.wait(3)
             tap.check(rc == 0, "SIGTERM, %s: then exits 0" % when,
                       ["exit %s" % rc, w.log_text()])
-        finally:
-            w.stop()
 
 
 def body(tap):

@@ -53,10 +53,7 @@ class Run:
         return False
 
     def wait_exit(self, timeout):
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        return lib.wait_exit(self.proc, timeout)
 
     def kill(self):
         if self.proc.poll() is None:
