@@ -39,8 +39,9 @@ REPO = Path(__file__).resolve().parents[1]
 STACK = Path(os.environ.get("TFB_STACK") or REPO / "deploy" / "stack")
 APP_NAME = "tfb-fcgi"  # application_name of the app's libpq connections
 
-# Ports the tests may listen on, "LO-HI"; the brief of this project reserves
-# 28080-28099 for them.  TFB_TEST_PORTS overrides.
+# Ports the tests may listen on, "LO-HI": 28080-28099 unless TFB_TEST_PORTS
+# names others (several people running tests on one machine each take a
+# range of their own).
 PORT_RANGE = os.environ.get("TFB_TEST_PORTS", "28080-28099")
 
 
