@@ -3,7 +3,8 @@
  *
  * Each check prints a TAP line, "ok N - name" or "not ok N - name" with
  * where it failed; tests/run counts them over every test program and prints
- * the closing "N passed, N failed".  done_testing() is main's return value.
+ * the closing "N passed, N failed, N skipped".  No unit test skips: each
+ * needs nothing but its own process.  done_testing() is main's return value.
  */
 #ifndef HARNESS_H
 #define HARNESS_H

@@ -8,8 +8,12 @@ report.md with the anchors), that the anchors were measured, that a
 Ctrl-C stops everything it started, and that a taken port is refused.
 It asserts no timing: a number only has to be there.
 
-Prints TAP lines ("ok N - ..."); exits 1 if any check failed.  About 30 s.
-Ports: the first free ones in TFB_TEST_PORTS (28080-28099).
+Prints TAP lines through the integration tests' lib.py (lib.main: a
+deadline, and any exception a failed check); exits 1 if any check failed.
+About 30 s.  Ports: free ones in TFB_TEST_PORTS (28080-28099).
+
+tests/bench/run is started as make bench starts it, through its #! line,
+so that it runs on the interpreter it names.
 """
 
 import csv
@@ -29,36 +33,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 RUN = HERE / "run"
 sys.dont_write_bytecode = True
-sys.path.insert(0, str(HERE))
-from benchlib import report, servers  # noqa: E402
+sys.path[:0] = [str(HERE), str(HERE.parent / "integration")]
+import lib  # noqa: E402
+import stack  # noqa: E402  (on the path through lib)
+from benchlib import report  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-class TAP:
-    def __init__(self):
-        self.n = self.failed = 0
-
-    def check(self, cond, desc, details=""):
-        self.n += 1
-        print(f"{'ok' if cond else 'not ok'} {self.n} - {desc}", flush=True)
-        if not cond:
-            self.failed += 1
-            for line in str(details).splitlines()[-30:]:
-                print(f"# {line}", flush=True)
-        return cond
-
-
-def free_ports(n):
-    lo, hi = (int(x) for x in os.environ.get("TFB_TEST_PORTS",
-                                             "28080-28099").split("-"))
-    out = []
-    for p in range(lo, hi + 1):
-        if not servers.port_taken(p):
-            out.append(p)
-            if len(out) == n:
-                return out
-    raise SystemExit(f"# no {n} free ports in {lo}-{hi}")
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 def leftovers(var):
@@ -69,7 +50,7 @@ def leftovers(var):
                  "bench-nginx-alone.pid", "bench-lighttpd-alone.pid"):
         f = run / name
         if f.exists():
-            pids = servers.read_pids(f)
+            pids = stack.read_pids(f)
             live = [p for p in pids if Path(f"/proc/{p}").exists()]
             left.append(f"{name}: {live or 'stale file'}")
     pm = Path(var) / "pg" / "data" / "postmaster.pid"
@@ -78,15 +59,14 @@ def leftovers(var):
     return left
 
 
-def main():
-    tap = TAP()
+def body(tap):
     tmp = tempfile.mkdtemp(prefix="tfb-bench-smoke-", dir="/tmp")
     # PostgreSQL and the front servers run as other users when we are root.
     os.chmod(tmp, 0o755)
     var = os.path.join(tmp, "stack")
     out = os.path.join(tmp, "out")
-    port, fport = free_ports(2)
-    base = [sys.executable, str(RUN), "--routes", "db",
+    port, fport = lib.free_port(), lib.free_port()
+    base = [str(RUN), "--routes", "db",
             "--configs", "nginx/unix/persistent@1:2", "--concurrency", "8",
             "--duration", "1", "--warmup", "0", "--reps", "1",
             "--port", str(port), "--fcgi-port", str(fport), "--var", var]
@@ -104,15 +84,13 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
         if real != var and real.startswith("/var/tmp/tfb-fcgi-"):
             shutil.rmtree(real, ignore_errors=True)
-    print(f"# {tap.n - tap.failed} passed, {tap.failed} failed")
-    return 1 if tap.failed else 0
 
 
 def smoke_run(tap, argv, env, out, var, port):
     p = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240,
                        stdin=subprocess.DEVNULL)
     tap.check(p.returncode == 0, "tests/bench/run exits 0",
-              p.stdout + p.stderr)
+              lib.tail(p.stdout + p.stderr, 30))
     print("\n".join("# " + line for line in p.stdout.splitlines()[-14:]))
     o = Path(out)
     files = ["report.md", "results.csv", "results.json", "chart-db.svg",
@@ -148,10 +126,13 @@ def smoke_run(tap, argv, env, out, var, port):
 
     try:
         root = ET.parse(o / "chart-db.svg").getroot()
-        ns = "{http://www.w3.org/2000/svg}"
-        ok = root.tag == ns + "svg" and root.findall(f".//{ns}circle") and \
-            root.findall(f".//{ns}polyline")
-        tap.check(bool(ok), "chart-db.svg parses as SVG with points and a line")
+        # The one configuration's line: its path, and a marker (<use>) at
+        # each of the two worker counts (chart.py names it series-0).
+        line = root.find(f".//{SVG}g[@id='series-0']")
+        ok = root.tag == SVG + "svg" and line is not None and \
+            line.find(f"{SVG}path") is not None and \
+            len(line.findall(f".//{SVG}use")) == 2
+        tap.check(ok, "chart-db.svg parses as SVG with a line and its 2 points")
     except (OSError, ET.ParseError) as e:
         tap.check(False, "chart-db.svg parses as XML", str(e))
 
@@ -160,8 +141,7 @@ def smoke_run(tap, argv, env, out, var, port):
     except OSError:
         head = b""
     tap.check(head == PNG_MAGIC, "chart-db.png is a PNG",
-              "rsvg-convert (Debian librsvg2-bin) makes it; deploy/deps test "
-              "should install it")
+              "python3-matplotlib makes it; deploy/deps test installs it")
 
     anchors = {r["config"]: r for r in rows if r["kind"] == "anchor"}
     for name in ("nginx-alone", "lighttpd-alone", "pgbench"):
@@ -188,7 +168,7 @@ def smoke_run(tap, argv, env, out, var, port):
     tap.check(all(s in md for s in need), "report.md has the machine, the anchors, "
               "the route table with ratios, the chart and the command",
               f"missing: {[s for s in need if s not in md]}")
-    tap.check(not leftovers(var) and not servers.port_taken(port),
+    tap.check(not leftovers(var) and lib.port_is_free(port),
               "everything it started is stopped", f"left: {leftovers(var)}")
 
 
@@ -215,10 +195,10 @@ def interrupt_run(tap, argv, env, var, port):
         proc.kill()
         proc.communicate()
     text = "".join(lines)
-    tap.check(proc.returncode == 130, "Ctrl-C: exits 130", text)
-    tap.check(not leftovers(var) and not servers.port_taken(port),
+    tap.check(proc.returncode == 130, "Ctrl-C: exits 130", lib.tail(text, 30))
+    tap.check(not leftovers(var) and lib.port_is_free(port),
               "Ctrl-C: everything it started is stopped",
-              f"left: {leftovers(var)}\n{text}")
+              [f"left: {leftovers(var)}"] + lib.tail(text, 29))
 
 
 def taken_port(tap, argv, env, port):
@@ -232,7 +212,7 @@ def taken_port(tap, argv, env, port):
     finally:
         s.close()
     tap.check(p.returncode != 0 and "taken" in p.stderr,
-              "refuses to start when its port is taken", p.stdout + p.stderr)
+              "refuses to start when its port is taken", lib.tail(p.stdout + p.stderr, 30))
 
 
 def _is_number(s):
@@ -244,4 +224,4 @@ def _is_number(s):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    lib.main(body, deadline=600)

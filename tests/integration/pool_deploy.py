@@ -19,7 +19,6 @@ verifier's checks accept, then stop leaving no worker behind.
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -65,7 +64,7 @@ def route_problems(base):
 
 def app_pids():
     return [p for p in lib.all_pids()
-            if poolkit.alive(p) and os.path.realpath(lib.proc_exe(p)) == os.path.realpath(APP)]
+            if lib.alive(p) and os.path.realpath(lib.proc_exe(p)) == os.path.realpath(APP)]
 
 
 def serve_and_stop(tap, name, base, stop, pids_before):
@@ -74,9 +73,9 @@ def serve_and_stop(tap, name, base, stop, pids_before):
     tap.check(len(workers) == N, "%s: %d workers run (%s)" % (name, N, workers))
     tap.problems("%s: every route answers" % name, route_problems(base))
     stop()
-    left = poolkit.wait_for(lambda: not [p for p in workers if poolkit.alive(p)], 15)
+    left = poolkit.wait_for(lambda: not [p for p in workers if lib.alive(p)], 15)
     tap.check(left, "%s: stopped, no worker left" % name,
-              str([p for p in workers if poolkit.alive(p)]))
+              str([p for p in workers if lib.alive(p)]))
 
 
 def spawn_fcgi_supervised(tap, db):
@@ -100,7 +99,7 @@ def spawn_fcgi_supervised(tap, db):
 
         def stop():
             os.kill(pid, signal.SIGTERM)
-            poolkit.wait_for(lambda: not poolkit.alive(pid), 12)
+            poolkit.wait_for(lambda: not lib.alive(pid), 12)
 
         try:
             tap.check("inherited (fd 0)" in sp.text(),
@@ -113,11 +112,11 @@ def spawn_fcgi_supervised(tap, db):
             tap.check(poolkit.wait_for(lambda: sp.replaced(victim, N), 3),
                       "spawn-fcgi + tfb-spawn: a killed worker is replaced")
             serve_and_stop(tap, "spawn-fcgi + tfb-spawn", ng.url(""), stop, before)
-            tap.check(not poolkit.alive(pid) and not os.path.exists(pidf),
+            tap.check(not lib.alive(pid) and not os.path.exists(pidf),
                       "spawn-fcgi + tfb-spawn: SIGTERM stops the supervisor "
                       "and removes its pid file")
         finally:
-            if pid and poolkit.alive(pid):
+            if pid and lib.alive(pid):
                 poolkit.kill_tree(pid)
 
 
@@ -144,20 +143,20 @@ def spawn_fcgi_plain(tap, db):
             serve_and_stop(tap, "spawn-fcgi -F %d" % N, ng.url(""), stop, before)
         finally:
             for p in pids:
-                if poolkit.alive(p):
+                if lib.alive(p):
                     os.kill(p, signal.SIGKILL)
 
 
 def spawn_fcgi_multiwatch(tap, db):
-    if not shutil.which("multiwatch"):
-        tap.skip("spawn-fcgi + multiwatch", "multiwatch not installed")
+    multiwatch = tap.tool("multiwatch", "spawn-fcgi + multiwatch")
+    if multiwatch is None:
         return
     with poolkit.Scene(tap, "sf-multiwatch") as sc:
         before = app_pids()
         # -s TERM: multiwatch's default graceful signal is USR1, which our
         # worker does not treat as a stop request.
         mw = sc.popen(["spawn-fcgi", "-n", "-s", sc.sock, "-M", "0666", "--",
-                       shutil.which("multiwatch"), "-f", str(N), "-s", "TERM",
+                       multiwatch, "-f", str(N), "-s", "TERM",
                        "--", APP],
                       env=dict(os.environ, **db.pg), stdout=subprocess.DEVNULL,
                       stderr=subprocess.DEVNULL)
@@ -243,15 +242,12 @@ def systemd(tap, db):
             units.append(sc.path(name))
             with open(units[-1], "w") as f:
                 f.write(text)
-        if not shutil.which("systemd-analyze"):
-            tap.skip("systemd-analyze verify", "not installed")
-        else:
+        if tap.tool("systemd-analyze", "systemd-analyze verify"):
             r = lib.run(["systemd-analyze", "verify"] + units, 60)
             tap.check(r.returncode == 0 and not r.stdout.strip(),
                       "systemd-analyze verify tfb-fcgi.socket tfb-fcgi.service",
                       r.stdout)
-        if not shutil.which("systemd-socket-activate"):
-            tap.skip("systemd-socket-activate", "not installed")
+        if not tap.tool("systemd-socket-activate", "systemd-socket-activate"):
             return
         argv, env = unit_settings(units[1])
         env.update(db.pg)

@@ -162,7 +162,7 @@ def stops(tap, fake):
         sp.signal(signal.SIGINT)
         rc = sp.wait_exit(5)
         took = time.monotonic() - t0
-        tap.check(rc == 0 and took < 1.5 and not any(poolkit.alive(p) for p in tree),
+        tap.check(rc == 0 and took < 1.5 and not any(lib.alive(p) for p in tree),
                   "SIGINT: immediate stop, stuck request or not (%.2f s)" % took)
         t.join(10)
 
@@ -171,7 +171,7 @@ def stops(tap, fake):
         tree = sp.workers()
         sp.proc.kill()
         sp.proc.wait(5)
-        gone = poolkit.wait_for(lambda: not any(poolkit.alive(p) for p in tree), 3)
+        gone = poolkit.wait_for(lambda: not any(lib.alive(p) for p in tree), 3)
         tap.check(gone, "the supervisor SIGKILLed: its workers stop too (%s)" % tree)
 
 
@@ -217,8 +217,7 @@ def files(tap, fake):
 
 def privileges(tap, fake):
     """As root: bind first, then run as --user, workers included."""
-    if os.geteuid() != 0:
-        tap.skip("--user drops privileges", "not root")
+    if not tap.root("--user drops privileges"):
         return
     nobody = pwd.getpwnam("nobody")
     with poolkit.Scene(tap, "user") as sc:
@@ -284,8 +283,7 @@ def sockets(tap, fake):
         tap.check("tcp 127.0.0.1 port %d" % port in sp.text()
                   and lib.try_get(ng.url("/plaintext")).status == 200,
                   "--bind PORT: TCP on 127.0.0.1, served")
-    if not shutil.which("systemd-socket-activate"):
-        tap.skip("systemd-socket-activate passes LISTEN_FDS", "not installed")
+    if not tap.tool("systemd-socket-activate", "systemd-socket-activate passes LISTEN_FDS"):
         return
     with poolkit.Scene(tap, "activate") as sc:
         port = lib.free_port()

@@ -148,7 +148,7 @@ def sigterm(tap, w, db=None):
         rc = sp.wait_exit(12)
         took = time.monotonic() - t0
         load.result()
-        left = [p for p in tree if poolkit.alive(p)]
+        left = [p for p in tree if lib.alive(p)]
         tap.check(rc == 0 and took < 10,
                   "%s: SIGTERM under load: the supervisor exits 0 within the "
                   "10 s deadline (%s after %.2f s)" % (w.name, rc, took))

@@ -31,7 +31,7 @@ REPO = lib.REPO
 BUILD = Path(os.environ.get("TFB_BUILD_DIR") or REPO / "build")
 SPAWN_BIN = BUILD / "tfb-spawn"
 APP_BIN = BUILD / "tfb-fcgi"
-STACK = REPO / "deploy" / "stack"
+STACK = lib.STACK
 
 WARN = ("-std=c11 -Wall -Wextra -pedantic -Wshadow -Wstrict-prototypes "
         "-Wmissing-prototypes -Wold-style-definition -Wpointer-arith "
@@ -49,23 +49,10 @@ def wait_for(pred, timeout, step=0.02):
         time.sleep(step)
 
 
-def proc_state(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
-
-
-def alive(pid):
-    s = proc_state(pid)
-    return s is not None and s != "Z"
-
-
 def children(pid):
     """Live (not zombie) direct children of pid."""
     return sorted(p for p in lib.all_pids()
-                  if lib.proc_ppid(p) == pid and alive(p))
+                  if lib.proc_ppid(p) == pid and lib.alive(p))
 
 
 def kill_tree(pid, sig=signal.SIGKILL):
@@ -134,10 +121,7 @@ class Spawn(SpawnLog):
         os.kill(self.pid, sig)
 
     def wait_exit(self, timeout):
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        return lib.wait_exit(self.proc, timeout)
 
     def kill(self):
         if self.proc.poll() is None:
@@ -364,30 +348,22 @@ class Scene:
 class Database:
     """PostgreSQL for the real worker: the one PGHOST names when it is set
     (nothing started), else deploy/stack's embedded cluster in a VAR of
-    its own (deploy/stack pg start ... stop)."""
+    its own (deploy/stack pg start ... stop, through lib.Stack)."""
 
     def __init__(self, tap):
         self.tap = tap
         self.external = bool(os.environ.get("PGHOST"))
-        self.var = None
-        self.env = dict(os.environ)
-        self.started = False
+        self.stack = None
 
     def start(self):
         if self.external:
             self.pg = {k: v for k, v in os.environ.items() if k.startswith("PG")}
             return self
-        self.var = tempfile.mkdtemp(prefix="tfb-pool-pg-", dir="/tmp")
-        os.chmod(self.var, 0o755)
-        self.env["VAR"] = self.var
-        r = lib.run([str(STACK), "pg", "start"], 240, env=self.env, cwd=str(REPO))
-        self.started = True
-        if r.returncode != 0:
-            raise RuntimeError("deploy/stack pg start: %s" % "\n".join(lib.tail(r.stdout)))
-        r = lib.run([str(STACK), "env"], 30, env=self.env, cwd=str(REPO))
-        self.pg = dict(re.findall(r"(PG[A-Z]+)=(\S+)", r.stdout or ""))
+        self.stack = lib.Stack(name="pool-pg", tap=self.tap)
+        self.stack.call("pg", "start", timeout=lib.Stack.START_TIMEOUT)
+        self.pg = self.stack.pg_env()
         if "PGHOST" not in self.pg:
-            raise RuntimeError("deploy/stack env: no PGHOST in %r" % r.stdout)
+            raise lib.StackError("deploy/stack env named no PGHOST")
         return self
 
     def psql(self, sql):
@@ -402,10 +378,8 @@ class Database:
                              "WHERE application_name = '%s'" % lib.APP_NAME))
 
     def stop(self):
-        if self.started:
-            lib.run([str(STACK), "stop"], 90, env=self.env, cwd=str(REPO))
-        if self.var:
-            shutil.rmtree(self.var, ignore_errors=True)
+        if self.stack is not None:
+            self.stack.cleanup()
 
     def __enter__(self):
         try:
@@ -417,4 +391,3 @@ class Database:
     def __exit__(self, *exc):
         self.stop()
         return False
-

@@ -446,7 +446,7 @@ def body(tap):
 
         # 2. The schema, the documented way.
         st = lib.Stack(server="nginx", workers=workers, tap=tap, name="extpg",
-                       extra_env=pg.app_env())
+                       env=pg.app_env())
         r = st.run("pg", "load", timeout=120)
         if not tap.check(r.returncode == 0,
                          "PGHOST=127.0.0.1 PGPORT=%d PGUSER=%s PGPASSWORD=... "

@@ -44,7 +44,8 @@ import lib  # noqa: E402
 
 
 class Worker:
-    """build/tfb-fcgi --bind ADDR, its log in a temporary directory."""
+    """build/tfb-fcgi --bind ADDR, its log in a temporary directory.  As a
+    context manager, killed on the way out whatever happened."""
 
     def __init__(self, bind, env=None, args=()):
         self.tmp = tempfile.TemporaryDirectory(prefix="tfb-test-worker-")
@@ -77,10 +78,7 @@ class Worker:
                 time.sleep(0.02)
 
     def wait(self, timeout):
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        return lib.wait_exit(self.proc, timeout)
 
     def log_text(self):
         with open(self.log, errors="replace") as f:
@@ -97,6 +95,7 @@ class Worker:
 
     def __exit__(self, *exc):
         self.stop()
+        return False
 
 
 def answered(r, body=b"Hello, World!"):

@@ -53,10 +53,7 @@ class Run:
         return False
 
     def wait_exit(self, timeout):
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        return lib.wait_exit(self.proc, timeout)
 
     def kill(self):
         if self.proc.poll() is None:
@@ -115,7 +112,7 @@ def scenario(tap, what, act, want_rc, want_line):
         parts_gone(tap, st, what, pids)
     finally:
         run.kill()
-        st._cleanup()
+        st.cleanup()
 
 
 def ctrl_c(st, run):
@@ -140,8 +137,8 @@ def kill_pidfile(rel, sig):
 def check_missing_package(tap):
     """As a user who cannot install: a package that is missing stops make
     before the compiler runs, with the apt-get line to type."""
-    if os.geteuid() != 0:
-        tap.fail("missing package message", "needs root to run make as nobody")
+    # It runs make as nobody, through runuser.
+    if not tap.root("make as a user, a package missing"):
         return
     work = tempfile.mkdtemp(prefix="tfb-test-deps-")
     try:

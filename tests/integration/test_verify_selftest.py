@@ -213,27 +213,30 @@ def server_cases(tap, base):
     for name, probs in v.verify_all():
         tap.problems("fixture, all correct: %s" % name, probs)
 
+    # (fault the fixture injects, the Verifier steps that must catch it,
+    # the level TFB gives it).  Only the Date re-request catches a Date
+    # that never changes.
     faults = [
-        ("plaintext-newline", lambda v: v.verify_plaintext(), "warn"),
-        ("no-server", lambda v: v.verify_json(), "fail"),
-        ("no-length", lambda v: v.verify_json(), "fail"),
-        ("bad-date", lambda v: v.verify_json(), "warn"),
-        ("bad-json-type", lambda v: v.verify_json(), "fail"),
-        ("json-extra-key", lambda v: v.verify_json(), "warn"),
-        ("db-array", lambda v: v.verify_db(), "warn"),
-        ("db-string-id", lambda v: v.verify_db(), "fail"),
-        ("no-clamp-501", lambda v: v.verify_query(), "warn"),
-        ("queries-object", lambda v: v.verify_query(), "fail"),
-        ("html-no-charset", lambda v: v.verify_fortune(), "fail"),
-        ("fortune-numeric-mdash", lambda v: v.verify_fortune(), "fail"),
-        ("fixed-date", lambda v: v.verify_json() + v.check_dates(), "fail"),
+        ("plaintext-newline", ["verify_plaintext"], "warn"),
+        ("no-server", ["verify_json"], "fail"),
+        ("no-length", ["verify_json"], "fail"),
+        ("bad-date", ["verify_json"], "warn"),
+        ("bad-json-type", ["verify_json"], "fail"),
+        ("json-extra-key", ["verify_json"], "warn"),
+        ("db-array", ["verify_db"], "warn"),
+        ("db-string-id", ["verify_db"], "fail"),
+        ("no-clamp-501", ["verify_query"], "warn"),
+        ("queries-object", ["verify_query"], "fail"),
+        ("html-no-charset", ["verify_fortune"], "fail"),
+        ("fortune-numeric-mdash", ["verify_fortune"], "fail"),
+        ("fixed-date", ["verify_json", "check_dates"], "fail"),
     ]
-    for fault, run, level in faults:
+    for fault, steps, level in faults:
         FAULTS.clear()
         FAULTS.add(fault)
         try:
             v = tv.Verifier(base, psql=None)
-            probs = [p for _, ps in run(v) for p in ps]
+            probs = [p for step in steps for _, ps in getattr(v, step)() for p in ps]
             v.dates = []
         finally:
             FAULTS.clear()

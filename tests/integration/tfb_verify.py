@@ -539,70 +539,70 @@ class Verifier:
                      % (kind, MIN_URL_LEN[kind], path), url)]
         return []
 
-    def verify_json(self, path="/json"):
+    def _single(self, test, kind, path, check):
+        """One request of a single-URL test type, the way each of TFB's
+        does it: GET with kind's Accept header, the body checks every type
+        makes (a JSON one for kind json), the route's minimum length; then,
+        only when those found nothing, check(headers, body, status,
+        parsed JSON, url) -> problems.  An exception anywhere is a fail.
+        Returns (url, problems)."""
         url = self.base_url + path
         try:
-            headers, body, status = self.fetch(url, "json")
-            response, problems = basic_body_verification(body, url)
-            problems += self._url_len("json", path, url)
+            headers, body, status = self.fetch(url, kind)
+            response, problems = basic_body_verification(body, url,
+                                                         is_json_check=kind == "json")
+            problems += self._url_len(test, path, url)
             if not problems:
-                problems += verify_helloworld_object(response, url)
-                problems += self.verify_status(status, url)
-                problems += self.verify_headers(headers, url, "json")
+                problems += check(headers, body, status, response, url)
         except _RequestFailed as e:
             problems = [e.problem()]
         except Exception as e:
             problems = [_exception(e, url)]
+        return url, problems
+
+    def verify_json(self, path="/json"):
+        def check(headers, body, status, response, url):
+            return (verify_helloworld_object(response, url)
+                    + self.verify_status(status, url)
+                    + self.verify_headers(headers, url, "json"))
+
+        _, problems = self._single("json", "json", path, check)
         return [("json %s" % path, problems)]
 
     def verify_plaintext(self, path="/plaintext"):
-        url = self.base_url + path
-        try:
-            headers, body, status = self.fetch(url, "plaintext")
-            _, problems = basic_body_verification(body, url, is_json_check=False)
-            problems += self._url_len("plaintext", path, url)
-            if not problems:
-                low = body.lower()
-                if b"hello, world!" not in low:
-                    problems = [("fail", "Could not find 'Hello, World!' in response.", url)]
-                else:
-                    extra = len(low) - len(b"hello, world!")
-                    if extra > 0:
-                        problems.append(("warn", "Server is returning %s more bytes than are "
-                                         "required. This may negatively affect benchmark "
-                                         "performance." % extra, url))
-                    problems += self.verify_status(status, url)
-                    problems += self.verify_headers(headers, url, "plaintext")
-        except _RequestFailed as e:
-            problems = [e.problem()]
-        except Exception as e:
-            problems = [_exception(e, url)]
+        def check(headers, body, status, response, url):
+            low = body.lower()
+            if b"hello, world!" not in low:
+                return [("fail", "Could not find 'Hello, World!' in response.", url)]
+            problems = []
+            extra = len(low) - len(b"hello, world!")
+            if extra > 0:
+                problems.append(("warn", "Server is returning %s more bytes than are "
+                                 "required. This may negatively affect benchmark "
+                                 "performance." % extra, url))
+            return (problems + self.verify_status(status, url)
+                    + self.verify_headers(headers, url, "plaintext"))
+
+        _, problems = self._single("plaintext", "plaintext", path, check)
         return [("plaintext %s" % path, problems)]
 
     def verify_db(self, path="/db"):
-        url = self.base_url + path
-        out = []
-        try:
-            headers, body, status = self.fetch(url, "json")
-            response, problems = basic_body_verification(body, url)
-            problems += self._url_len("db", path, url)
-            if not problems:
-                if type(response) == list:
-                    problems.append(("warn", "Response is a JSON array. Expected JSON object "
-                                     "(e.g. [] vs {})", url))
-                    response = response[0] if response else None
-                if response is not None and type(response) != dict:
-                    problems.append(("fail", "Response is not a JSON object or an array of "
-                                     "JSON objects", url))
-                else:
-                    problems += verify_randomnumber_object(response, url)
-                    problems += self.verify_status(status, url)
-                    problems += self.verify_headers(headers, url, "json")
-        except _RequestFailed as e:
-            problems = [e.problem()]
-        except Exception as e:
-            problems = [_exception(e, url)]
-        out.append(("db %s" % path, problems))
+        def check(headers, body, status, response, url):
+            problems = []
+            if type(response) == list:
+                problems.append(("warn", "Response is a JSON array. Expected JSON object "
+                                 "(e.g. [] vs {})", url))
+                response = response[0] if response else None
+            if response is not None and type(response) != dict:
+                problems.append(("fail", "Response is not a JSON object or an array of "
+                                 "JSON objects", url))
+                return problems
+            return (problems + verify_randomnumber_object(response, url)
+                    + self.verify_status(status, url)
+                    + self.verify_headers(headers, url, "json"))
+
+        url, problems = self._single("db", "json", path, check)
+        out = [("db %s" % path, problems)]
         if self.psql:
             n = REPETITIONS * self.concurrency
             out.append(("db %s: query count (siege -c %d)" % (path, self.concurrency),
@@ -680,27 +680,18 @@ class Verifier:
         return self.verify_query_cases("cached_query", path, with_db=False)
 
     def verify_fortune(self, path="/fortunes"):
-        url = self.base_url + path
-        out = []
-        try:
-            headers, body, status = self.fetch(url, "html")
-            _, problems = basic_body_verification(body, url, is_json_check=False)
-            problems += self._url_len("fortune", path, url)
+        def check(headers, body, status, response, url):
+            try:
+                text = body.decode()
+            except UnicodeDecodeError as e:
+                return [_exception(e, url)]
+            problems = fortune_problems(text, url)
             if not problems:
-                try:
-                    text = body.decode()
-                except UnicodeDecodeError as e:
-                    text = None
-                    problems.append(_exception(e, url))
-                if text is not None:
-                    problems += fortune_problems(text, url)
-                    if not problems:
-                        problems += self.verify_headers(headers, url, "html")
-        except _RequestFailed as e:
-            problems = [e.problem()]
-        except Exception as e:
-            problems = [_exception(e, url)]
-        out.append(("fortune %s" % path, problems))
+                problems += self.verify_headers(headers, url, "html")
+            return problems
+
+        url, problems = self._single("fortune", "html", path, check)
+        out = [("fortune %s" % path, problems)]
         if self.psql:
             n = REPETITIONS * self.concurrency
             out.append(("fortune %s: query count (siege -c %d)" % (path, self.concurrency),

@@ -1,4 +1,4 @@
-"""chart: req/s against workers as SVG, and PNG through rsvg-convert.
+"""chart: req/s against workers, one figure saved as SVG and as PNG.
 
 One chart per route: x is the worker count (log2 scale), y is requests/s
 (log10 scale, so that a ratio is a distance wherever it sits and the
@@ -6,24 +6,40 @@ anchors, often ten times higher, stay on the chart).  One line per
 configuration through the medians, a bar from min to max at each point,
 the anchors as dashed horizontal lines labelled with their value.
 
-No plotting library: the SVG is written by hand and checked to parse as
-XML by the smoke test; rsvg-convert (Debian package librsvg2-bin) turns
-it into the PNG.
+matplotlib (Debian's python3-matplotlib, which deploy/deps installs) draws
+the figure once and writes both files, on its Agg backend: no display, no
+converter.  It is imported only when a chart is drawn, so that reading
+the rest of benchlib (the smoke test reads report.CSV_COLUMNS) needs no
+matplotlib.
+
+Each configuration's artists carry the SVG id "series-N", each anchor's
+"anchor-N": what a reader of the SVG (the smoke test) looks for.
 """
 
 import math
-import shutil
-import subprocess
-from xml.sax.saxutils import escape
+import sys
 
-W, H = 960, 560
-LEFT, RIGHT, TOP, BOTTOM = 80, 250, 56, 64
+W, H, DPI = 960, 560, 100  # pixels: the PNG's size, and the SVG's
+LEFT, RIGHT, TOP, BOTTOM = 80, 250, 56, 64  # the plot's margins, pixels
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
           "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
 ANCHOR_COLORS = ["#444444", "#8a6d00", "#006d6d", "#6d006d", "#6d3500"]
+DASHES = (0, (5, 3))  # on, off: in line widths (matplotlib scales dashes)
+
+
+def missing():
+    """None when charts can be drawn; else what is missing, in a
+    sentence a user can act on."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return f"python3-matplotlib is not importable by {sys.executable}"
+    return None
 
 
 def fmt_rate(v):
+    if v < 10:
+        return f"{v:g}"
     if v >= 10000 or (v >= 1000 and v % 1000 == 0):
         return f"{v / 1000:.0f}k"
     if v >= 1000:
@@ -32,6 +48,7 @@ def fmt_rate(v):
 
 
 def _y_ticks(lo, hi):
+    """1, 2, 5 times the powers of ten between lo and hi."""
     ticks = []
     e = math.floor(math.log10(lo))
     while 10 ** e <= hi * 1.0001:
@@ -43,130 +60,115 @@ def _y_ticks(lo, hi):
     return ticks
 
 
-def svg(title, subtitle, series, anchors, xlabel="worker processes",
-        ylabel="requests/s (log scale)"):
-    """series: [{"label", "points": [(x, median, lo, hi), ...]}];
-    anchors: [(label, value)].  Returns the SVG text."""
-    xs = sorted({p[0] for s in series for p in s["points"]})
+def _limits(series, anchors):
+    """(x values, (xlo, xhi), (ylo, yhi)) that hold every point, bar and
+    anchor."""
+    xs = sorted({p[0] for s in series for p in s["points"]}) or [1]
     vals = [v for s in series for p in s["points"] for v in p[1:] if v]
-    vals += [a[1] for a in anchors if a[1]]
-    if not xs:
-        xs = [1]
-    if not vals:
-        vals = [1.0]
+    vals += [v for _, v in anchors if v]
+    vals = vals or [1.0]
     ylo = 10 ** math.floor(math.log10(max(min(vals), 1e-3) / 1.2))
-    yhi = 10 ** (math.log10(max(vals) * 1.25))
+    yhi = max(vals) * 1.25
     if yhi / ylo < 10:
         ylo = yhi / 10
     # Half a doubling of room on each side, so no point sits on the frame.
-    xlo, xhi = math.log2(min(xs)) - 0.5, math.log2(max(xs)) + 0.5
-    pw, ph = W - LEFT - RIGHT, H - TOP - BOTTOM
+    xlim = (2 ** (math.log2(min(xs)) - 0.5), 2 ** (math.log2(max(xs)) + 0.5))
+    return xs, xlim, (ylo, yhi)
 
-    def X(x):
-        return LEFT + (math.log2(x) - xlo) / (xhi - xlo) * pw
 
-    def Y(v):
-        v = max(v, ylo)
-        return TOP + ph - (math.log10(v) - math.log10(ylo)) / \
-            (math.log10(yhi) - math.log10(ylo)) * ph
+def draw(paths, title, subtitle, series, anchors, xlabel="worker processes",
+         ylabel="requests/s (log scale)"):
+    """series: [{"label", "points": [(x, median, lo, hi), ...]}];
+    anchors: [(label, value or None)], None for an anchor that failed.
+    Writes the chart to each of paths, in the format its suffix names
+    (.svg, .png).  Raises ImportError without matplotlib."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.legend import Legend
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+    from matplotlib.transforms import blended_transform_factory, offset_copy
 
-    o = []
-    o.append(f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
-             f'viewBox="0 0 {W} {H}" font-family="DejaVu Sans, sans-serif" '
-             f'font-size="12">')
-    o.append(f'<rect width="{W}" height="{H}" fill="white"/>')
-    o.append(f'<text x="{LEFT}" y="22" font-size="16" font-weight="bold">'
-             f'{escape(title)}</text>')
-    o.append(f'<text x="{LEFT}" y="40" fill="#555">{escape(subtitle)}</text>')
-    # Grid and axes.
-    for v in _y_ticks(ylo, yhi):
-        y = Y(v)
-        o.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + pw}" y2="{y:.1f}" '
-                 f'stroke="#e4e4e4"/>')
-        o.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
-                 f'{fmt_rate(v)}</text>')
-    for x in xs:
-        px = X(x)
-        o.append(f'<line x1="{px:.1f}" y1="{TOP}" x2="{px:.1f}" y2="{TOP + ph}" '
-                 f'stroke="#f0f0f0"/>')
-        o.append(f'<text x="{px:.1f}" y="{TOP + ph + 18}" text-anchor="middle">'
-                 f'{x}</text>')
-    o.append(f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" '
-             f'fill="none" stroke="#333"/>')
-    o.append(f'<text x="{LEFT + pw / 2:.1f}" y="{H - 20}" text-anchor="middle">'
-             f'{escape(xlabel)}</text>')
-    o.append(f'<text transform="translate(20 {TOP + ph / 2:.1f}) rotate(-90)" '
-             f'text-anchor="middle">{escape(ylabel)}</text>')
+    xs, xlim, ylim = _limits(series, anchors)
+    fig = Figure(figsize=(W / DPI, H / DPI), dpi=DPI, facecolor="white")
+    ax = fig.add_axes([LEFT / W, BOTTOM / H, (W - LEFT - RIGHT) / W,
+                       (H - TOP - BOTTOM) / H])
+    fig.text(LEFT / W, 1 - 22 / H, title, fontsize=14, fontweight="bold",
+             va="baseline")
+    fig.text(LEFT / W, 1 - 40 / H, subtitle, fontsize=9, color="#555555",
+             va="baseline")
 
-    # Anchors: dashed lines across the plot, labelled in the legend column.
-    ly = TOP + 8
+    # Axes: a tick at every measured worker count, 1-2-5 steps for req/s.
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.xaxis.set_major_locator(FixedLocator(xs))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_major_locator(FixedLocator(_y_ticks(*ylim)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_rate(v)))
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_minor_locator(NullLocator())
+    ax.grid(True, color="#e4e4e4", linewidth=0.8)
+    ax.set_axisbelow(True)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+
+    # Anchors: dashed lines across the plot, their value at the right end.
+    across = blended_transform_factory(ax.transAxes, ax.transData)
+    anchor_handles = []
     for i, (label, v) in enumerate(anchors):
+        c = ANCHOR_COLORS[i % len(ANCHOR_COLORS)]
+        text = f"{label}: {fmt_rate(v)}" if v else f"{label}: failed"
+        anchor_handles.append(Line2D([], [], color=c, linewidth=1.5,
+                                     linestyle=DASHES, label=text))
         if not v:
             continue
-        c = ANCHOR_COLORS[i % len(ANCHOR_COLORS)]
-        y = Y(v)
-        o.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + pw}" y2="{y:.1f}" '
-                 f'stroke="{c}" stroke-width="1.5" stroke-dasharray="7 4"/>')
-        o.append(f'<text x="{LEFT + pw - 4}" y="{y - 4:.1f}" text-anchor="end" '
-                 f'fill="{c}" font-size="11">{escape(label)} {fmt_rate(v)}</text>')
+        ax.axhline(v, color=c, linewidth=1.5, linestyle=DASHES, gid=f"anchor-{i}")
+        ax.text(0.99, v, f"{label} {fmt_rate(v)}", transform=across, ha="right",
+                va="bottom", color=c, fontsize=8)
 
-    # Series, each nudged sideways a little so that points measured at
-    # the same worker count do not hide each other.
+    # Series, each nudged sideways a little (in points, so the same on any
+    # scale) so that points measured at the same worker count do not hide
+    # each other.
+    series_handles = []
     for i, s in enumerate(series):
         c = COLORS[i % len(COLORS)]
-        pts = sorted(s["points"])
-        dx = (i - (len(series) - 1) / 2) * 4
-        if len(pts) > 1:
-            d = " ".join(f"{X(x) + dx:.1f},{Y(m):.1f}" for x, m, _, _ in pts if m)
-            o.append(f'<polyline points="{d}" fill="none" stroke="{c}" '
-                     f'stroke-width="2"/>')
-        for x, m, lo, hi in pts:
-            if not m:
-                continue
-            px = X(x) + dx
-            if lo and hi and hi > lo:
-                o.append(f'<line x1="{px:.1f}" y1="{Y(lo):.1f}" x2="{px:.1f}" '
-                         f'y2="{Y(hi):.1f}" stroke="{c}" stroke-width="1.5"/>')
-                for v in (lo, hi):
-                    o.append(f'<line x1="{px - 4:.1f}" y1="{Y(v):.1f}" '
-                             f'x2="{px + 4:.1f}" y2="{Y(v):.1f}" stroke="{c}"/>')
-            o.append(f'<circle cx="{px:.1f}" cy="{Y(m):.1f}" r="3.5" fill="{c}"/>')
-    # Legend.
-    lx = LEFT + pw + 16
-    o.append(f'<text x="{lx}" y="{ly + 4}" font-weight="bold">configurations</text>')
-    ly += 20
-    for i, s in enumerate(series):
-        c = COLORS[i % len(COLORS)]
-        o.append(f'<line x1="{lx}" y1="{ly:.1f}" x2="{lx + 22}" y2="{ly:.1f}" '
-                 f'stroke="{c}" stroke-width="2"/>')
-        o.append(f'<circle cx="{lx + 11}" cy="{ly:.1f}" r="3.5" fill="{c}"/>')
-        o.append(f'<text x="{lx + 28}" y="{ly + 4:.1f}">{escape(s["label"])}</text>')
-        ly += 18
-    if anchors:
-        ly += 10
-        o.append(f'<text x="{lx}" y="{ly + 4}" font-weight="bold">anchors</text>')
-        ly += 20
-        for i, (label, v) in enumerate(anchors):
-            c = ANCHOR_COLORS[i % len(ANCHOR_COLORS)]
-            o.append(f'<line x1="{lx}" y1="{ly:.1f}" x2="{lx + 22}" y2="{ly:.1f}" '
-                     f'stroke="{c}" stroke-width="1.5" stroke-dasharray="7 4"/>')
-            text = f"{label}: {fmt_rate(v)}" if v else f"{label}: failed"
-            o.append(f'<text x="{lx + 28}" y="{ly + 4:.1f}">{escape(text)}</text>')
-            ly += 18
-    o.append("</svg>")
-    return "\n".join(o) + "\n"
+        pts = [p for p in sorted(s["points"]) if p[1]]
+        dx = (i - (len(series) - 1) / 2) * 3
+        shift = offset_copy(ax.transData, fig=fig, x=dx, y=0, units="points")
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], color=c, linewidth=2,
+                marker="o", markersize=6, transform=shift, gid=f"series-{i}")
+        # A bar only where the repetitions spread.
+        spread = [p for p in pts if p[2] and p[3] and p[3] > p[2]]
+        if spread:
+            _, caps, bars = ax.errorbar(
+                [p[0] for p in spread], [p[1] for p in spread],
+                yerr=[[m - lo for _, m, lo, _ in spread],
+                      [hi - m for _, m, _, hi in spread]],
+                fmt="none", ecolor=c, elinewidth=1.5, capsize=4, transform=shift)
+            for k, artist in enumerate(list(caps) + list(bars)):
+                artist.set_gid(f"series-{i}-range-{k}")
+        series_handles.append(Line2D([], [], color=c, linewidth=2, marker="o",
+                                     markersize=6, label=s["label"]))
 
-
-def png_tool():
-    return shutil.which("rsvg-convert")
-
-
-def to_png(svg_path, png_path):
-    """Render svg_path to png_path; False (and no file) when rsvg-convert
-    is missing or fails."""
-    tool = png_tool()
-    if tool is None:
-        return False
-    p = subprocess.run([tool, "-b", "white", "-o", str(png_path), str(svg_path)],
-                       capture_output=True)
-    return p.returncode == 0
+    # The legend column: the configurations, and the anchors under them
+    # (placed once the first legend's height is known).
+    FigureCanvasAgg(fig)
+    top = 1.0
+    for title, handles in (("configurations", series_handles),
+                           ("anchors", anchor_handles)):
+        if not handles:
+            continue
+        legend = Legend(ax, handles, [h.get_label() for h in handles],
+                        title=title, loc="upper left", bbox_to_anchor=(1.02, top),
+                        borderaxespad=0, frameon=False, fontsize=8,
+                        handlelength=2.2, handletextpad=0.6, alignment="left",
+                        title_fontproperties={"weight": "bold", "size": 9})
+        ax.add_artist(legend)
+        box = legend.get_window_extent(fig.canvas.get_renderer())
+        top = box.transformed(ax.transAxes.inverted()).y0 - 0.03
+    for path in paths:
+        fig.savefig(str(path), dpi=DPI, facecolor="white")

@@ -134,16 +134,6 @@ def rss_kb(pid):
     return None
 
 
-def alive(pid):
-    st = None
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            st = f.read()
-    except OSError:
-        return False
-    return st[st.rindex(")") + 2] != "Z"
-
-
 def sockets(pid):
     """How many sockets pid has open."""
     n = 0

@@ -174,8 +174,8 @@ def errs(r):
 # --- charts -------------------------------------------------------------
 
 def charts(summary, routes, concurrency, outdir, reps):
-    """One SVG (and PNG) per route and concurrency; returns
-    [(route, conc, svg name, png name or None)]."""
+    """One chart per route and concurrency, as SVG and PNG; returns
+    [(route, conc, svg name, png name)]."""
     idx = anchor_index(summary)
     made = []
     for route in routes:
@@ -205,13 +205,10 @@ def charts(summary, routes, concurrency, outdir, reps):
             title = f"{route.path}: requests/s vs worker processes"
             sub = (f"wrk -c {conc}, median of {reps} repetition(s), bars min–max; "
                    f"dashed: anchors measured in the same run")
-            text = chart.svg(title, sub, ser, anchors)
             base = f"chart-{route.key}" + (f"-c{conc}" if len(concurrency) > 1 else "")
-            svg_path = Path(outdir) / f"{base}.svg"
-            svg_path.write_text(text)
-            png_path = Path(outdir) / f"{base}.png"
-            made.append((route, conc, svg_path.name,
-                         png_path.name if chart.to_png(svg_path, png_path) else None))
+            names = (f"{base}.svg", f"{base}.png")
+            chart.draw([Path(outdir) / n for n in names], title, sub, ser, anchors)
+            made.append((route, conc) + names)
     return made
 
 
@@ -320,10 +317,8 @@ def write_report(path, meta, plan, summary, made):
         L.append("")
         for rt, conc, svg, png in made:
             if rt.key == route.key:
-                img = png or svg
-                L.append(f"![{route.path} c={conc}]({img})  ")
-                L.append(f"Chart: [{svg}]({svg})" + (f", [{png}]({png})" if png else
-                                                      " (no PNG: rsvg-convert missing)"))
+                L.append(f"![{route.path} c={conc}]({png})  ")
+                L.append(f"Chart: [{svg}]({svg}), [{png}]({png})")
                 L.append("")
         rat_cols = ["nginx-alone", "lighttpd-alone"]
         if route.kind == "db":
@@ -424,11 +419,13 @@ def write_report(path, meta, plan, summary, made):
 
 
 def write_all(outdir, meta, plan, points):
+    """Every output file; the measurements first, so that they are kept
+    whatever happens to the charts."""
     summary = summarize(points)
-    made = charts(summary, plan.routes, plan.concurrency, outdir, plan.reps)
     write_csv(points, os.path.join(outdir, "results.csv"))
     with open(os.path.join(outdir, "results.json"), "w") as f:
         json.dump({"meta": meta, "points": points, "summary": summary}, f,
                   indent=1, default=str)
+    made = charts(summary, plan.routes, plan.concurrency, outdir, plan.reps)
     write_report(os.path.join(outdir, "report.md"), meta, plan, summary, made)
     return summary, made
