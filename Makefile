@@ -2,7 +2,8 @@
 #
 #   make            build build/tfb-fcgi (and build/tfb-spawn)
 #   make test       unit tests, then integration tests against real
-#                   PostgreSQL, nginx and lighttpd; ends "N passed, N failed"
+#                   PostgreSQL, nginx and lighttpd; ends
+#                   "N passed, N failed, N skipped"
 #   make run        PostgreSQL (embedded under var/ unless PGHOST is set),
 #                   the pool and nginx on 127.0.0.1:$(PORT); Ctrl-C stops it
 #   make start/stop the same in the background

@@ -36,7 +36,9 @@ from stack import (APP_NAME, REPO, STACK, Stack, StackError,  # noqa: E402,F401
                    alive, all_pids, descendants, free_port, is_app, port_is_free,
                    proc_environ, proc_exe, proc_ppid, run, tail, wait_exit)
 
-APP_BIN = REPO / "build" / "tfb-fcgi"
+# The build under test: make test passes its B directory as TFB_BUILD_DIR.
+BUILD = Path(os.environ.get("TFB_BUILD_DIR") or REPO / "build")
+APP_BIN = BUILD / "tfb-fcgi"
 
 
 # --------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from pathlib import Path
 import lib
 
 REPO = lib.REPO
-BUILD = Path(os.environ.get("TFB_BUILD_DIR") or REPO / "build")
+BUILD = lib.BUILD
 SPAWN_BIN = BUILD / "tfb-spawn"
 APP_BIN = BUILD / "tfb-fcgi"
 STACK = lib.STACK
@@ -271,8 +271,7 @@ class Scene:
     def fake_worker(self):
         out = self.path("fake_worker")
         # The scoreboard and what it needs, from the build under test.
-        lib_spawn = os.path.join(os.environ.get("TFB_BUILD_DIR", str(REPO / "build")),
-                                 "libspawn.a")
+        lib_spawn = str(BUILD / "libspawn.a")
         r = lib.run(["cc"] + WARN + ["-O2", "-D_POSIX_C_SOURCE=200809L",
                                      "-I" + str(REPO / "spawn"), "-o", out,
                                      str(REPO / "tests/spawn/fake_worker.c"),
