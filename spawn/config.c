@@ -18,6 +18,9 @@
 
 #define AT(field) offsetof(struct config, field)
 
+/* In enum config_affinity's order. */
+static const char *const affinities[] = {"none", "slot", NULL};
+
 /* Help lines: at most 48 columns, so that --help fits 80.  Every option
  * with a value has the variable TFB_SPAWN_<NAME> (unit-tested). */
 static const struct opt opts[] = {
@@ -77,6 +80,10 @@ static const struct opt opts[] = {
     {"max-requests-jitter", 0, OPT_LONG, AT(max_requests_jitter), 0, 1000000000,
      NULL, "TFB_SPAWN_MAX_REQUESTS_JITTER", "N",
      "add 0..N to each worker's max-requests"},
+    {"cpu-affinity", 0, OPT_CHOICE, AT(cpu_affinity), 0, 0, affinities,
+     "TFB_SPAWN_CPU_AFFINITY", "HOW",
+     "none (default), or slot: the worker in slot i\n"
+     "runs on CPU i mod n, for placement experiments"},
     {"help", 'h', OPT_FLAG, AT(help), 0, 0, NULL, NULL, NULL,
      "print this help and exit"},
 };

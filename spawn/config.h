@@ -11,6 +11,12 @@
 
 #include <stdio.h>
 
+/* --cpu-affinity: where a worker may run. */
+enum config_affinity {
+    CONFIG_AFFINITY_NONE, /* wherever the scheduler likes */
+    CONFIG_AFFINITY_SLOT  /* the worker in slot i on allowed CPU i mod n */
+};
+
 struct config {
     int workers;      /* -w: pool size at start */
     int max_workers;  /* ceiling for SIGTTIN */
@@ -26,6 +32,7 @@ struct config {
     long start_timeout_ms;   /* a new worker counts as ready after this */
     long max_requests;       /* 0: workers are never recycled */
     long max_requests_jitter;
+    int cpu_affinity;   /* enum config_affinity */
     char **worker_argv; /* NULL: tfb-fcgi next to tfb-spawn */
     int help;           /* --help was given */
 };

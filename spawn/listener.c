@@ -24,7 +24,6 @@
 
 #define SD_LISTEN_FDS_START 3
 
-
 int
 listener_parse_addr(const char *spec, struct listener_addr *a, char *err,
                     size_t errlen)

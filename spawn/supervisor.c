@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,9 @@ struct sv {
     char **env_slot; /* &envp[k]: TFB_WORKER_SLOT, then TFB_MAX_REQUESTS */
     char env_sb[48], env_id[48], env_max[48];
     char *env_pg;
+    /* --cpu-affinity slot: the CPUs we may run on, in order. */
+    int cpus[CPU_SETSIZE];
+    int ncpus;
 };
 
 static volatile sig_atomic_t sig_child, sig_stop, sig_quick, sig_hup, sig_ttin,
@@ -213,17 +217,19 @@ worker_env(struct sv *sv)
  * parent through errfd (close-on-exec: EOF means the exec succeeded).
  */
 static _Noreturn void
-child(const struct sv *sv, struct sb_slot *slot, pid_t parent, int errfd)
+child(const struct sv *sv, int i, pid_t parent, int errfd)
 {
+    struct sb_slot *slot = sb_slot(sv->sb, i);
     struct sigaction sa;
+    cpu_set_t cpu;
     sigset_t none;
-    int e, i;
+    int e;
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_DFL;
     sigemptyset(&sa.sa_mask);
-    for (i = 0; i < NHANDLED; i++)
-        sigaction(handled[i], &sa, NULL);
+    for (e = 0; e < NHANDLED; e++)
+        sigaction(handled[e], &sa, NULL);
     sigaction(SIGPIPE, &sa, NULL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -232,6 +238,12 @@ child(const struct sv *sv, struct sb_slot *slot, pid_t parent, int errfd)
     /* Orphans stop gracefully if the supervisor is killed outright. */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != parent)
         goto fail;
+    if (sv->ncpus > 0) {
+        CPU_ZERO(&cpu);
+        CPU_SET(sv->cpus[i % sv->ncpus], &cpu);
+        if (sched_setaffinity(0, sizeof(cpu), &cpu) == -1)
+            goto fail;
+    }
     if (sv->listen_fd != 0 && dup2(sv->listen_fd, 0) == -1)
         goto fail;
     if (fcntl(sb_fd(sv->sb), F_SETFD, 0) == -1)
@@ -255,7 +267,7 @@ spawn(struct sv *sv, struct worker *w, int64_t now)
         pool_max_requests(sv->cfg->max_requests, sv->cfg->max_requests_jitter,
                           (uint32_t)random());
     ssize_t n;
-    pid_t pid;
+    pid_t pid, self;
 
     snprintf(sv->env_id, sizeof(sv->env_id), "%s=%d", SB_ENV_SLOT, i);
     snprintf(sv->env_max, sizeof(sv->env_max), "TFB_MAX_REQUESTS=%ld", maxreq);
@@ -264,11 +276,14 @@ spawn(struct sv *sv, struct worker *w, int64_t now)
 
     sb_slot_reset(slot, SB_STARTING, now);
 
+    /* Our pid, taken before the fork: the child checks that its parent
+     * is still us after it asked to die with it. */
+    self = getpid();
     if (pipe2(p, O_CLOEXEC) == -1) {
         pid = -1;
     } else if ((pid = fork()) == 0) {
         close(p[0]);
-        child(sv, slot, getppid(), p[1]);
+        child(sv, i, self, p[1]);
     } else {
         e = errno;
         close(p[1]);
@@ -770,6 +785,22 @@ on_flags(struct sv *sv, int64_t now)
     }
 }
 
+/* cpus_allowed: the CPUs we may run on, for --cpu-affinity slot. */
+static int
+cpus_allowed(struct sv *sv)
+{
+    cpu_set_t set;
+    int c;
+
+    if (sched_getaffinity(0, sizeof(set), &set) == -1)
+        return -1;
+    for (c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &set))
+            sv->cpus[sv->ncpus++] = c;
+    log_info("--cpu-affinity slot: worker i runs on CPU i mod %d", sv->ncpus);
+    return 0;
+}
+
 /* The dispositions and mask supervisor_run found, put back at its end. */
 struct saved_signals {
     struct sigaction act[NHANDLED], pipe;
@@ -853,6 +884,12 @@ supervisor_run(const struct config *cfg, int listen_fd, const char *path,
         goto free_sv;
     }
     srandom((unsigned)getpid() ^ (unsigned)time(NULL));
+    if (cfg->cpu_affinity == CONFIG_AFFINITY_SLOT && cpus_allowed(&sv) == -1) {
+        log_err("--cpu-affinity: cannot read the CPUs allowed: %s",
+                strerror(errno));
+        sv.status = EXITCODE_ERROR;
+        goto free_sv;
+    }
     signals_take(&saved, &wait_mask);
 
     log_info("starting %d workers: %s", sv.target, path);

@@ -272,6 +272,35 @@ def broken_roll(tap, fake):
                   "binary fixed, SIGHUP: the roll completes")
 
 
+def affinity(tap, fake):
+    """--cpu-affinity slot: the worker in slot i runs on allowed CPU i mod
+    n, and only there; none (the default) leaves every worker free."""
+    allowed = sorted(os.sched_getaffinity(0))
+
+    def cpus(pid):
+        return sorted(os.sched_getaffinity(pid))
+
+    with poolkit.Scene(tap, "affinity") as sc:
+        sp = sc.spawn(["-w", N, "--bind", sc.sock, "--cpu-affinity", "slot"] + BASE +
+                      ["--", fake])
+        sp.wait_ready(N, 10)
+        got = {}
+        for pid, slot in sp.lines(r"worker (\d+) started \(slot (\d+)"):
+            pid, slot = int(pid), int(slot)
+            if lib.alive(pid):
+                got[slot] = cpus(pid)
+        want = {slot: [allowed[slot % len(allowed)]] for slot in got}
+        tap.check(len(got) == N and got == want,
+                  "--cpu-affinity slot: worker i on CPU i mod %d (%s)" % (len(allowed), got),
+                  sp.text())
+    with poolkit.Scene(tap, "noaffinity") as sc:
+        sp = sc.spawn(["-w", N, "--bind", sc.sock] + BASE + ["--", fake])
+        sp.wait_ready(N, 10)
+        free = [cpus(pid) == allowed for pid in sp.workers()]
+        tap.check(len(free) == N and all(free),
+                  "no --cpu-affinity: every worker may run on every CPU")
+
+
 def sockets(tap, fake):
     """--bind HOST:PORT (loopback by default), and systemd's LISTEN_FDS
     through systemd-socket-activate."""
@@ -321,6 +350,7 @@ def run_all(tap, fake):
     files(tap, fake)
     privileges(tap, fake)
     broken_roll(tap, fake)
+    affinity(tap, fake)
     sockets(tap, fake)
 
 
