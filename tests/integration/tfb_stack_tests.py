@@ -87,6 +87,24 @@ def world_snapshot(st):
     return out
 
 
+def check_head_safe(tap, st):
+    """HEAD is safe (RFC 9110): HEAD /updates answers like GET and
+    writes nothing."""
+    before = world_snapshot(st)
+    statuses = set()
+    for _ in range(10):
+        raw = lib.raw_exchange(st.port, ("HEAD /updates?queries=500 HTTP/1.1\r\n"
+                                         "Host: 127.0.0.1:%d\r\nConnection: close"
+                                         "\r\n\r\n" % st.port).encode())
+        m = re.match(rb"HTTP/1\.[01] (\d{3})", raw)
+        statuses.add(int(m.group(1)) if m else None)
+    after = world_snapshot(st)
+    changed = sum(before["world"][i] != after["world"].get(i) for i in before["world"])
+    tap.check(statuses == {200} and changed == 0,
+              "HEAD /updates?queries=500 x 10: 200, and not one row changed",
+              ["statuses %s, %d rows changed" % (statuses, changed)])
+
+
 # --------------------------------------------------------------------------
 # Plain HTTP behaviour
 
@@ -530,6 +548,7 @@ def run_checks(tap, st, workers, workdir):
                   "GET %s with Accept-Encoding: gzip: 200, not compressed" % path, r.summary())
     check_exact_output(tap, st)
     check_head(tap, st)
+    check_head_safe(tap, st)
     check_not_found(tap, st)
     check_methods(tap, st)
     check_keepalive_and_pipelining(tap, st)
