@@ -1,6 +1,7 @@
 /*
  * test_config.c: tfb-spawn's options from flags and the environment
- * (spawn/config.c).
+ * (spawn/config.c).  The parser itself, durations included, is
+ * tests/spawn/test_opt.c's.
  */
 #include "../../spawn/config.c"
 
@@ -186,33 +187,10 @@ test_max_workers(void)
     is_int(c.help, 1, "--help");
 }
 
-static void
-test_duration(void)
-{
-    static const char *const bad[] = {"",   "-1", "1.5", "5h",         "s",
-                                      "ms", " 5", "5 ",  "99999999999"};
-    long ms = -1;
-    size_t i;
-    int rejected = 1;
-
-    opt_duration_ms("30", &ms);
-    is_int(ms, 30000, "30 is seconds");
-    opt_duration_ms("30s", &ms);
-    is_int(ms, 30000, "30s");
-    opt_duration_ms("500ms", &ms);
-    is_int(ms, 500, "500ms");
-    opt_duration_ms("2m", &ms);
-    is_int(ms, 120000, "2m");
-    opt_duration_ms("0", &ms);
-    is_int(ms, 0, "0");
-    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        if (opt_duration_ms(bad[i], &ms) != -1) {
-            rejected = 0;
-            printf("# accepted '%s'\n", bad[i]);
-        }
-    ok(rejected, "malformed and overlong durations are rejected");
-}
-
+/*
+ * test_env_names: config.h's promise, TFB_SPAWN_<NAME> for every option
+ * that takes a value, NAME its long flag upper-cased, '-' as '_'.
+ */
 static void
 test_usage(void)
 {
@@ -245,7 +223,6 @@ main(void)
     test_env();
     test_errors();
     test_max_workers();
-    test_duration();
     test_usage();
     return done_testing();
 }
