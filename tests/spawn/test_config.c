@@ -5,6 +5,7 @@
  */
 #include "../../spawn/config.c"
 
+#include <ctype.h>
 #include <stdlib.h>
 
 #include "harness.h"
@@ -192,6 +193,26 @@ test_max_workers(void)
  * that takes a value, NAME its long flag upper-cased, '-' as '_'.
  */
 static void
+test_env_names(void)
+{
+    char want[64], *p;
+    size_t i;
+
+    for (i = 0; i < NOPTS; i++) {
+        const struct opt *o = &opts[i];
+
+        if (o->name == NULL || o->type == OPT_FLAG || o->type == OPT_SET)
+            continue;
+        snprintf(want, sizeof(want), "TFB_SPAWN_%s", o->name);
+        for (p = want; *p != '\0'; p++)
+            *p = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+        if (!ok(o->env != NULL && strcmp(o->env, want) == 0,
+                "--%s has the variable %s", o->name, want))
+            printf("#   got %s\n", o->env ? o->env : "(none)");
+    }
+}
+
+static void
 test_usage(void)
 {
     char *text = NULL;
@@ -223,6 +244,7 @@ main(void)
     test_env();
     test_errors();
     test_max_workers();
+    test_env_names();
     test_usage();
     return done_testing();
 }
