@@ -161,8 +161,13 @@ worker_command(const struct config *cfg, char ***argvp)
             dirs = getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin";
             for (;; dirs = end + 1) {
                 end = strchrnul(dirs, ':');
-                snprintf(found, sizeof(found), "%.*s/%s", (int)(end - dirs),
-                         end == dirs ? "." : dirs, name);
+                /* An empty element is the current directory, as for
+                 * execvp(3). */
+                if (end == dirs)
+                    snprintf(found, sizeof(found), "./%s", name);
+                else
+                    snprintf(found, sizeof(found), "%.*s/%s", (int)(end - dirs),
+                             dirs, name);
                 if (access(found, X_OK) == 0)
                     break;
                 if (*end == '\0')
