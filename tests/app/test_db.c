@@ -271,13 +271,15 @@ test_world_all(struct db *db)
 
 /*
  * test_terminated: the handle's backend killed from outside, as a
- * PostgreSQL restart or an administrator does.
+ * PostgreSQL restart or an administrator does, while the worker is idle.
+ * A read learns of it, reconnects at once and reads again: the request
+ * is answered.  Once per request only, and never a write.
  */
 static void
 test_terminated(struct db *db)
 {
-    struct world w;
-    long pid = PQbackendPID(db->conn);
+    struct world w, rows[2] = {{1, 1}, {2, 2}};
+    long pid = PQbackendPID(db->conn), pid2;
     int rc;
 
     is_int(q_long_int("SELECT pg_terminate_backend($1, 5000)::int", pid), 1,
@@ -285,15 +287,31 @@ test_terminated(struct db *db)
     capture();
     rc = db_world_read(db, (const int32_t[]){1}, 1, &w);
     ok(captured("warn: db: world_read: connection lost"), "one warning line");
-    is_int(rc, DB_UNAVAILABLE, "the call in progress: DB_UNAVAILABLE");
-    ok(db->conn == NULL, "the broken connection is closed at once");
-    capture();
-    rc = db_world_read(db, (const int32_t[]){1}, 1, &w);
-    ok(captured("info: db: connected again"), "the recovery is logged");
-    is_int(rc, DB_OK, "the next call reconnects and succeeds");
+    ok(captured("reconnected, trying again"), "then the retry, logged");
+    is_int(rc, DB_OK, "the read is answered all the same");
+    ok(w.id == 1, "with its row");
     ok(db->conn != NULL && PQbackendPID(db->conn) != pid,
        "on a new backend (%d)", db->conn ? PQbackendPID(db->conn) : 0);
     is_int(prepared(db), NSTMTS, "with its statements prepared again");
+
+    pid2 = PQbackendPID(db->conn);
+    is_int(q_long_int("SELECT pg_terminate_backend($1, 5000)::int", pid2), 1,
+           "terminated again, within the same request");
+    rc = db_world_read(db, (const int32_t[]){1}, 1, &w);
+    is_int(rc, DB_UNAVAILABLE, "a second retry in one request: none");
+    ok(db->conn == NULL, "the broken connection is closed at once");
+    db_request_done(db);
+
+    is_int(db_connect(db), DB_OK, "a new request connects");
+    pid2 = PQbackendPID(db->conn);
+    is_int(q_long_int("SELECT pg_terminate_backend($1, 5000)::int", pid2), 1,
+           "terminated while idle once more");
+    rc = db_world_update(db, rows, 2);
+    is_int(rc, DB_UNAVAILABLE, "a write is never run twice: DB_UNAVAILABLE");
+    db_request_done(db);
+    rc = db_world_read(db, (const int32_t[]){1}, 1, &w);
+    is_int(rc, DB_OK, "and the next request reads again");
+    db_request_done(db);
 }
 
 /*
