@@ -585,6 +585,22 @@ reap(struct sv *sv, int64_t now)
 }
 
 /*
+ * busy_since: when w's request began, as its slot says, if the slot holds
+ * up against what the supervisor itself knows: the pid is w's, the time
+ * lies between w's start and now.  Else 0: a slot another worker wrote
+ * over by mistake must not get w killed.
+ */
+static int64_t
+busy_since(const struct worker *w, const struct sb_slot *slot, int64_t now)
+{
+    int64_t since = sb_busy_since(slot);
+
+    if (sb_pid(slot) != w->pid || since < w->started_ns || since > now)
+        return 0;
+    return since;
+}
+
+/*
  * watch: the clocks.  A starting worker becomes ready when its slot says
  * it accepts (or after --start-timeout); a worker busy on one request past
  * the limit, or still alive past its stop deadline, is killed.
@@ -618,7 +634,7 @@ watch(struct sv *sv, int64_t now)
         if (w->killed)
             continue;
         if (limit > 0 && state == SB_BUSY) {
-            int64_t since = sb_busy_since(slot);
+            int64_t since = busy_since(w, slot, now);
 
             if (since > 0 && now - since > limit) {
                 log_err("worker %ld (slot %d) busy on one request for "
@@ -664,7 +680,8 @@ arm(struct sv *sv, int64_t now)
             next = w->deadline_ns < next ? w->deadline_ns : next;
         if (limit > 0) {
             struct sb_slot *slot = sb_slot(sv->sb, i);
-            int64_t since = sb_state(slot) == SB_BUSY ? sb_busy_since(slot) : 0;
+            int64_t since =
+                sb_state(slot) == SB_BUSY ? busy_since(w, slot, now) : 0;
 
             /* An idle worker cannot overrun before now + limit. */
             t = (since > 0 ? since : now) + limit + MS;

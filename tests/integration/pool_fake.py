@@ -272,6 +272,31 @@ def broken_roll(tap, fake):
                   "binary fixed, SIGHUP: the roll completes")
 
 
+def scoreboard(tap, fake):
+    """The scoreboard is sealed and its slots are checked: a worker that
+    tries to shrink it cannot (the supervisor would die of SIGBUS), and one
+    that writes a sibling's slot as busy for ever does not get the sibling
+    killed by the request time limit."""
+    with poolkit.Scene(tap, "truncate") as sc:
+        sp = sc.spawn(["-w", N, "--bind", sc.sock] + BASE + ["--", fake],
+                      env={"FAKE_TRUNCATE": "1"})
+        ready = sp.wait_ready(N, 10)
+        time.sleep(0.5)
+        tap.check(ready and sp.proc.poll() is None and
+                  not sp.lines(r"exited with status 3"),
+                  "a worker cannot shrink the sealed scoreboard; the supervisor lives",
+                  sp.text())
+    with poolkit.Scene(tap, "forge") as sc:
+        sp = sc.spawn(["-w", N, "--bind", sc.sock, "--request-timeout", "1s"] + BASE +
+                      ["--", fake], env={"FAKE_FORGE": "1"})
+        sp.wait_ready(N, 10)
+        before = sorted(sp.workers())
+        time.sleep(2.5)
+        tap.check(sorted(sp.workers()) == before and not sp.lines(r"killing it"),
+                  "a slot written over by a sibling gets no worker killed "
+                  "(%s -> %s)" % (before, sorted(sp.workers())), sp.text())
+
+
 def affinity(tap, fake):
     """--cpu-affinity slot: the worker in slot i runs on allowed CPU i mod
     n, and only there; none (the default) leaves every worker free."""
@@ -350,6 +375,7 @@ def run_all(tap, fake):
     files(tap, fake)
     privileges(tap, fake)
     broken_roll(tap, fake)
+    scoreboard(tap, fake)
     affinity(tap, fake)
     sockets(tap, fake)
 

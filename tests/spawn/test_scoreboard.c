@@ -42,6 +42,16 @@ test_create(void)
     ok(sb_slot(sb, 3) != sb_slot(sb, 0) &&
            (char *)sb_slot(sb, 1) - (char *)sb_slot(sb, 0) == 64,
        "slots are 64 bytes apart");
+    ok(ftruncate(sb_fd(sb), 0) == -1 && errno == EPERM &&
+           ftruncate(sb_fd(sb), 1 << 20) == -1,
+       "its size is sealed: neither shrunk nor grown (a worker cannot make "
+       "the supervisor's reads fault)");
+    ok(fcntl(sb_fd(sb), F_ADD_SEALS, F_SEAL_WRITE) == -1,
+       "and the seals themselves are sealed");
+    ((int32_t *)sb_slot(sb, 2))[1] = 1234;
+    is_int(sb_state(sb_slot(sb, 2)), SB_EMPTY,
+           "a state out of range reads as empty");
+    sb_slot_reset(sb_slot(sb, 2), SB_EMPTY, 0);
     sb_free(sb);
     sb_free(NULL); /* allowed: a crash here fails the program */
 }
