@@ -260,6 +260,22 @@ test_file(void)
     ok(fstat(STDERR_FILENO, &st2) == 0 && st.st_ino == st2.st_ino,
        "fd 2 is unchanged");
 
+    /* A log that is a link: never followed, whoever planted it. */
+    {
+        char victim[600];
+
+        snprintf(victim, sizeof(victim), "%s/victim", dir);
+        snprintf(buf, sizeof(buf), "%s/linked.log", dir);
+        if (symlink(victim, buf) == 0) {
+            is_int(log_open_file(buf), -1,
+                   "a log path that is a link: refused");
+            ok(access(victim, F_OK) == -1, "and its target is not created");
+            unlink(buf);
+        } else {
+            ok(0, "symlink: %s", strerror(errno));
+        }
+    }
+
     /* No descriptor left behind by any of it. */
     fd = open("/dev/null", O_RDONLY);
     ok(fd == 3 || fd == saved_stderr + 1, "no descriptor leaked (next %d)", fd);

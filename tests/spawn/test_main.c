@@ -251,7 +251,34 @@ test_pidfile(void)
     pidfile_remove(path);
     ok(access(path, F_OK) == 0, "pidfile_remove leaves another's pid");
     kill(live, SIGKILL);
+    {
+        char stat[256] = "";
+        int i;
+
+        /* Killed, not yet reaped: a zombie still named tfb-spawn. */
+        snprintf(want, sizeof(want), "/proc/%ld/stat", (long)live);
+        for (i = 0; i < 200 && strstr(stat, ") Z ") == NULL; i++) {
+            usleep(5000);
+            read_file(want, stat, sizeof(stat));
+        }
+        is_int(in_child(run_pidfile_write, path), 0,
+               "a pid file naming a zombie tfb-spawn: stale, overwritten");
+    }
     waitpid(live, NULL, 0);
+    {
+        char link[600], victim[600];
+
+        snprintf(victim, sizeof(victim), "%s.victim", path);
+        snprintf(link, sizeof(link), "%s.link", path);
+        put_file(victim, "precious\n", 0644);
+        unlink(link);
+        ok(symlink(victim, link) == 0, "a pid file that is a link");
+        is_int(in_child(run_pidfile_write, link), 2, "is refused: exit 2");
+        read_file(victim, text, sizeof(text));
+        is_str(text, "precious\n", "and what it points to is left alone");
+        unlink(link);
+        unlink(victim);
+    }
     put_file(path, "garbage\n", 0644);
     pidfile_remove(path);
     ok(access(path, F_OK) == 0, "and a garbled file");
@@ -394,28 +421,32 @@ run_cloexec(const void *arg)
 }
 
 static void
-run_drop(const void *arg)
+run_creds(const void *arg)
 {
+    const struct supervisor_creds *c;
+    struct passwd *pw = getpwnam(arg);
     struct ids ids;
     struct config cfg;
-    gid_t groups[8];
-    int n, i;
+    int i, primary = 0;
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.user = arg;
     resolve_ids(&cfg, &ids);
-    drop_privileges(cfg.user, &ids);
-    if (getuid() != ids.uid || geteuid() != ids.uid || getgid() != ids.gid ||
-        getegid() != ids.gid)
+    if (pw == NULL || (c = worker_creds(cfg.user, &ids)) == NULL)
         _exit(10);
-    if (setuid(0) != -1)
+    if (c->uid != pw->pw_uid || c->gid != pw->pw_gid ||
+        strcmp(c->name, arg) != 0)
         _exit(11);
-    /* Root's supplementary groups are gone, the user's own in place. */
-    n = getgroups(8, groups);
-    for (i = 0; i < n; i++)
-        if (groups[i] == 0)
+    /* The user's own groups, its primary one among them, not root's. */
+    for (i = 0; i < c->ngroups; i++) {
+        if (c->groups[i] == 0)
             _exit(12);
-    _exit(0);
+        primary |= c->groups[i] == pw->pw_gid;
+    }
+    if (!primary || worker_creds(NULL, &ids) != NULL)
+        _exit(13);
+    /* The supervisor itself stays who it is. */
+    _exit(geteuid() == 0 ? 0 : 14);
 }
 
 static void
@@ -442,8 +473,9 @@ test_process(void)
     is_int(in_child(run_cloexec, NULL), 0,
            "cloexec_inherited: fds above 2 close-on-exec, 0-2 not");
     if (geteuid() == 0)
-        is_int(in_child(run_drop, "nobody"), 0,
-               "drop_privileges: uid, gid and groups, for good");
+        is_int(in_child(run_creds, "nobody"), 0,
+               "worker_creds: nobody's uid, gid and groups for the workers; "
+               "the supervisor stays root");
 
     is_int(in_child(run_main, help), 0, "tfb-spawn --help: exit 0");
     ok(strncmp(out, "usage: tfb-spawn ", 17) == 0 &&
