@@ -275,6 +275,56 @@ test_world_all(struct db *db)
  * A read learns of it, reconnects at once and reads again: the request
  * is answered.  Once per request only, and never a write.
  */
+/* q_exec: a statement on peer; 0 or -1. */
+static int
+q_exec(const char *sql)
+{
+    PGresult *res = PQexec(peer, sql);
+    int ok_ = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+    if (!ok_)
+        printf("# %s: %s", sql, PQresultErrorMessage(res));
+    PQclear(res);
+    return ok_ ? 0 : -1;
+}
+
+/*
+ * test_bad_values: what the database answers is checked before it is
+ * read: a NULL, or a value of another length, is an error (a 500), never
+ * memory read past what the server sent.
+ */
+static void
+test_bad_values(struct db *db)
+{
+    struct world w[2];
+    int32_t two[2] = {7, 8};
+    long saved = random_number(7);
+
+    if (q_exec("ALTER TABLE world ALTER COLUMN randomnumber DROP NOT NULL") ==
+            -1 ||
+        q_exec("UPDATE world SET randomnumber = NULL WHERE id = 7") == -1) {
+        ok(0, "a NULL randomnumber for the test");
+        return;
+    }
+    capture();
+    is_int(db_world_read(db, two, 1, w), DB_ERROR,
+           "a NULL randomNumber: DB_ERROR, not a number read from nowhere");
+    ok(captured("unexpected shape"), "logged");
+    is_int(db_world_read(db, two, 2, w), DB_ERROR,
+           "in a pipeline too: DB_ERROR");
+    is_int(db_world_read(db, two + 1, 1, w), DB_OK,
+           "and the connection is in step: the next read works");
+    q_exec("UPDATE world SET randomnumber = 1 WHERE id = 7");
+    q_exec("ALTER TABLE world ALTER COLUMN randomnumber TYPE bigint");
+    db_request_done(db);
+    is_int(db_world_read(db, two, 1, w), DB_ERROR,
+           "an int8 where an int4 is due: DB_ERROR");
+    q_exec("ALTER TABLE world ALTER COLUMN randomnumber TYPE integer");
+    q_long_int("UPDATE world SET randomnumber = $1 WHERE id = 7 RETURNING 1",
+               saved);
+    db_request_done(db);
+}
+
 static void
 test_terminated(struct db *db)
 {
@@ -432,6 +482,7 @@ main(void)
     test_world_update(db);
     test_fortunes(db);
     test_world_all(db);
+    test_bad_values(db);
     test_terminated(db);
     test_per_request();
     test_server_down(db);
