@@ -423,36 +423,51 @@ class Plan:
         restarts it (nginx's keepalive is in its configuration)."""
         return (c.front, c.socket, c.keepalive)
 
+    # Seconds, measured in a quick sweep on this kind of machine (2 cores,
+    # shared with other work): starting an anchor server, restarting the
+    # pool, restarting the front server, pgbench's start and end, pgbench
+    # connecting one client, a point's own overhead (CPU samples, the
+    # drain), and the per-request mode's drain of what wrk left queued.
+    COST_ANCHOR_START = 0.8
+    COST_POOL = 0.6
+    COST_FRONT = 0.6
+    COST_PGBENCH = 0.5
+    COST_PG_CLIENT = 0.015
+    COST_POINT = 0.3
+    COST_PER_REQUEST_DRAIN = 1.5
+
     def point_costs(self):
         """Estimated seconds of each point of one repetition, in the order
         they run: the anchors, then the configurations.  A group's fixed
         costs (starting servers, warming up, pgbench connecting its
-        clients) go to its first point.  Measured on 2 busy cores."""
+        clients) go to its first point."""
         costs = []
         for a in self.anchors():
             if a.route is None:
                 for i, conc in enumerate(self.concurrency):
-                    costs.append((1.5 + self.warmup if i == 0 else 0) +
-                                 self.duration + 0.3)
+                    costs.append((self.COST_ANCHOR_START + self.warmup if i == 0
+                                  else 0) + self.duration + self.COST_POINT)
                 continue
             for clients in self.anchor_clients(a):
-                costs.append(self.pg_warmup(clients, a) + self.duration + 0.7 +
-                             (0 if a.connect_each else 0.03 * clients))
+                costs.append(self.pg_warmup(clients, a) + self.duration +
+                             self.COST_PGBENCH +
+                             (0 if a.connect_each else self.COST_PG_CLIENT * clients))
         prev = None
+        warm = self.warmup + self.COST_POINT
         for c in self.configs:
-            fixed = 1.2  # the pool's restart
+            fixed = self.COST_POOL
             if prev is None or self.front_kind(prev) != self.front_kind(c):
-                fixed += 1.2
-            if c.db_mode == "persistent":
-                fixed += self.warmup + 0.3
+                fixed += self.COST_FRONT
             prev = c
-            per = self.duration + 0.3
+            per = self.duration + self.COST_POINT
             if c.db_mode == "per-request":
-                per += 3.0  # draining what wrk left queued
+                per += self.COST_PER_REQUEST_DRAIN
             if self.probes(c):
                 # Its own pool life, then the pool's restart.
-                costs.append(fixed - self.warmup - 0.3 + per)
-                fixed = 1.2 + self.warmup + 0.3
+                costs.append(fixed + per)
+                fixed = self.COST_POOL
+            if c.db_mode == "persistent":
+                fixed += warm
             n = len(c.routes(self.routes)) * len(self.concurrency)
             costs += [per + (fixed if i == 0 else 0) for i in range(n)]
         return costs
