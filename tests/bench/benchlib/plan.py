@@ -399,11 +399,14 @@ class Plan:
         return self.warmup + 0.03 * clients
 
     def probes(self, c):
-        """Whether configuration c gets the light-load probe: persistent
-        mode (per-request workers are all busy waiting for PostgreSQL,
-        whatever the order) and more workers than the probe's
-        connections, so that some are idle."""
-        return bool(self.probe) and c.db_mode == "persistent" and c.workers > self.probe
+        """Whether configuration c gets the light-load probe: a new FastCGI
+        connection per request (nginx keep0, lighttpd), so that every
+        request wakes a worker (on a kept connection the request goes to
+        the worker that holds it, whatever the order); persistent mode
+        (per-request workers are all busy waiting for PostgreSQL); and
+        more workers than the probe's connections, so that some are idle."""
+        return (bool(self.probe) and not c.keepalive and c.db_mode == "persistent"
+                and c.workers > self.probe)
 
     def points_per_rep(self):
         n = 0

@@ -635,6 +635,13 @@ def wakeup_reading(plan, summary):
             "the order: there are more requests in flight than cores, so "
             "whoever is idle is woken. What more workers cost there is in the "
             "context switches and CPU per request below.")
+    elif loaded:
+        out.append(
+            "- Under the sweep's load the work spreads over more workers, "
+            "since more requests are in flight than there are cores, but not "
+            "evenly: compare each busiest share with the even one. What more "
+            "workers cost there is in the context switches and CPU per "
+            "request below.")
     # The cost: the line with the most worker counts, per route, from its
     # fewest workers to its most.
     if lines:
@@ -702,7 +709,10 @@ def section_wakeup(plan, summary):
         L.append(f"At light load: `/plaintext` with wrk -c {plan.probe}, fewer "
                  "connections than workers, on a pool started for it alone "
                  "(its request counts are its own), before the configuration's "
-                 "routes run on a fresh one.")
+                 "routes run on a fresh one. Only where every request comes "
+                 "on a new FastCGI connection (nginx `keep0`, lighttpd), so "
+                 "that each one wakes a worker: a kept connection's requests "
+                 "go to the worker that holds it, whatever the order.")
         L.append("")
         L.append("| config | workers | req/s | p99 ms | non-2xx / sock err | "
                  "workers ≥ 1% of requests, busiest | workers ≥ 1% of CPU, "
