@@ -29,19 +29,24 @@ static const struct stmt {
     const char *sql;
     int nparams;
     Oid types[2];
+    int reads; /* changes nothing: safe to run again */
 } stmts[NSTMTS] = {
     [WORLD_READ] = {"world_read",
                     "SELECT id, randomnumber FROM world WHERE id = $1",
                     1,
-                    {INT4OID}},
+                    {INT4OID},
+                    1},
     [WORLD_UPDATE] = {"world_update",
                       "UPDATE world SET randomnumber = v.r "
                       "FROM unnest($1::int[], $2::int[]) AS v(id, r) "
                       "WHERE world.id = v.id",
                       2,
-                      {0}},
-    [WORLD_ALL] = {"world_all", "SELECT id, randomnumber FROM world", 0, {0}},
-    [FORTUNE_ALL] = {"fortune_all", "SELECT id, message FROM fortune", 0, {0}},
+                      {0},
+                      0},
+    [WORLD_ALL] =
+        {"world_all", "SELECT id, randomnumber FROM world", 0, {0}, 1},
+    [FORTUNE_ALL] =
+        {"fortune_all", "SELECT id, message FROM fortune", 0, {0}, 1},
 };
 
 struct db {
@@ -51,6 +56,8 @@ struct db {
     int64_t next_try_ms; /* no connection attempt before this */
     int backoff_ms;      /* 0 while the last attempt succeeded */
     int lost;            /* the connection was lost: log the recovery */
+    int broke;           /* the last failure was the connection itself */
+    int retried;         /* this request has reconnected once already */
     char sqlstate[6];    /* of the last statement that failed */
     PGresult *fortunes_res;
     struct fortune *fortunes;
@@ -208,6 +215,7 @@ db_connect(struct db *db)
     db->conn = conn;
     db->backoff_ms = 0;
     db->next_try_ms = 0;
+    db->broke = 0;
     if (db->lost) {
         log_info("db: connected again");
         db->lost = 0;
@@ -218,6 +226,7 @@ db_connect(struct db *db)
 void
 db_request_done(struct db *db)
 {
+    db->retried = 0;
     if (db->mode == DB_PER_REQUEST)
         db_close(db);
 }
@@ -245,8 +254,8 @@ is_unavailable(const struct db *db, const PGresult *res)
  * logged; a lost connection is closed here.
  */
 static PGresult *
-db_exec(struct db *db, enum stmt_id id, const char *const *values,
-        const int *lengths, const int *formats, int *rc)
+exec_once(struct db *db, enum stmt_id id, const char *const *values,
+          const int *lengths, const int *formats, int *rc)
 {
     const struct stmt *st = &stmts[id];
     PGresult *res;
@@ -272,6 +281,7 @@ db_exec(struct db *db, enum stmt_id id, const char *const *values,
     if (is_unavailable(db, res)) {
         log_warn("db: %s: connection lost: %s", st->name,
                  db->conn ? PQerrorMessage(db->conn) : "");
+        db->broke = PQstatus(db->conn) != CONNECTION_OK;
         db_close(db);
         db->lost = 1;
         *rc = DB_UNAVAILABLE;
@@ -281,6 +291,46 @@ db_exec(struct db *db, enum stmt_id id, const char *const *values,
     }
     PQclear(res);
     return NULL;
+}
+
+/*
+ * reconnected: after a read that failed because its connection was dead,
+ * and that connection was not made for this very call: it died while the
+ * worker was idle (PostgreSQL restarted, or dropped it, since the last
+ * request).  Reconnect at once, backoff or not, so that the caller may try
+ * its read once more.  Only reads do: a write whose answer was lost may
+ * have been committed.  Results: whether there is a connection again.
+ */
+static int
+reconnected(struct db *db, int fresh)
+{
+    if (fresh || !db->broke || db->retried)
+        return 0;
+    db->retried = 1;
+    db->broke = 0;
+    db->next_try_ms = 0;
+    if (db_connect(db) != DB_OK)
+        return 0;
+    log_info("db: the connection had died while idle; reconnected, trying "
+             "again");
+    return 1;
+}
+
+/*
+ * db_exec: run statement id; a read whose connection turns out to have
+ * died while idle is run once more on a new one.
+ */
+static PGresult *
+db_exec(struct db *db, enum stmt_id id, const char *const *values,
+        const int *lengths, const int *formats, int *rc)
+{
+    int fresh = db->conn == NULL;
+    PGresult *res = exec_once(db, id, values, lengths, formats, rc);
+
+    if (res == NULL && *rc == DB_UNAVAILABLE && stmts[id].reads &&
+        reconnected(db, fresh))
+        res = exec_once(db, id, values, lengths, formats, rc);
+    return res;
 }
 
 /*
@@ -346,6 +396,7 @@ static int
 pipeline_broken(struct db *db, const char *what)
 {
     log_warn("db: world_read pipeline: %s: %s", what, PQerrorMessage(db->conn));
+    db->broke = PQstatus(db->conn) != CONNECTION_OK;
     db_close(db);
     db->lost = 1;
     return DB_UNAVAILABLE;
@@ -416,8 +467,8 @@ world_read_pipelined(struct db *db, const int32_t *ids, int n,
     return rc;
 }
 
-int
-db_world_read(struct db *db, const int32_t *ids, int n, struct world *out)
+static int
+world_read_once(struct db *db, const int32_t *ids, int n, struct world *out)
 {
     PGresult *res;
     uint32_t param;
@@ -442,6 +493,17 @@ db_world_read(struct db *db, const int32_t *ids, int n, struct world *out)
             return rc;
     }
     return DB_OK;
+}
+
+int
+db_world_read(struct db *db, const int32_t *ids, int n, struct world *out)
+{
+    int fresh = db->conn == NULL, rc;
+
+    rc = world_read_once(db, ids, n, out);
+    if (rc == DB_UNAVAILABLE && reconnected(db, fresh))
+        rc = world_read_once(db, ids, n, out);
+    return rc;
 }
 
 static int

@@ -27,6 +27,7 @@ struct handler_ctx {
 
 struct request {
     const char *query; /* the query string without '?'; never NULL */
+    int head;          /* HEAD: answer as GET would, change nothing */
 };
 
 typedef void handler_fn(struct handler_ctx *ctx, const struct request *req,

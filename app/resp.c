@@ -4,7 +4,6 @@
 #include "resp.h"
 
 #include <assert.h>
-#include <stdio.h>
 #include <string.h>
 
 void
@@ -65,6 +64,33 @@ resp_reason(int status)
     }
 }
 
+/*
+ * prepend: s[0..n) in front of *p, moving *p back.  The header block is
+ * written backwards, from the body's first byte: each piece lands where
+ * it belongs, with no formatting pass and no copy.
+ */
+static void
+prepend(char **p, const char *s, size_t n)
+{
+    *p -= n;
+    memcpy(*p, s, n);
+}
+
+static void
+prepend_str(char **p, const char *s)
+{
+    prepend(p, s, strlen(s));
+}
+
+static void
+prepend_uint(char **p, unsigned long v)
+{
+    do {
+        *--*p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+}
+
 void
 resp_finish(struct response *r, const char **data, size_t *len)
 {
@@ -72,27 +98,37 @@ resp_finish(struct response *r, const char **data, size_t *len)
                               "Content-Type: text/plain\r\n"
                               "Content-Length: 14\r\n\r\n"
                               "out of memory\n";
-    char hdr[RESP_HEADROOM];
+    char *body, *p;
     size_t body_len;
-    int n;
 
     if (r->out.failed || r->out.len < RESP_HEADROOM) {
         *data = oom;
         *len = sizeof(oom) - 1;
         return;
     }
+    body = p = r->out.data + RESP_HEADROOM;
     body_len = r->out.len - RESP_HEADROOM;
-    n = snprintf(hdr, sizeof(hdr),
-                 "Status: %d %s\r\nContent-Type: %s\r\n"
-                 "Content-Length: %zu\r\n%s%s%s\r\n",
-                 r->status, resp_reason(r->status), r->type, body_len,
-                 r->allow ? "Allow: " : "", r->allow ? r->allow : "",
-                 r->allow ? "\r\n" : "");
+    prepend(&p, "\r\n", 2);
+    if (r->allow != NULL) {
+        prepend(&p, "\r\n", 2);
+        prepend_str(&p, r->allow);
+        prepend(&p, "Allow: ", 7);
+    }
+    prepend(&p, "\r\n", 2);
+    prepend_uint(&p, body_len);
+    prepend(&p, "Content-Length: ", 16);
+    prepend(&p, "\r\n", 2);
+    prepend_str(&p, r->type);
+    prepend(&p, "Content-Type: ", 14);
+    prepend(&p, "\r\n", 2);
+    prepend_str(&p, resp_reason(r->status));
+    prepend(&p, " ", 1);
+    prepend_uint(&p, (unsigned long)r->status);
+    prepend(&p, "Status: ", 8);
     /* Every header value is a short static string: it always fits. */
-    assert(n > 0 && (size_t)n < sizeof(hdr));
-    memcpy(r->out.data + RESP_HEADROOM - n, hdr, (size_t)n);
-    *data = r->out.data + RESP_HEADROOM - n;
-    *len = (size_t)n + (r->head_only ? 0 : body_len);
+    assert(p >= r->out.data);
+    *data = p;
+    *len = (size_t)(body - p) + (r->head_only ? 0 : body_len);
 }
 
 void

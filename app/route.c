@@ -43,8 +43,8 @@ void
 route_handle(struct handler_ctx *ctx, const char *method, const char *path,
              size_t len, const char *query, struct response *r)
 {
-    struct request req = {query ? query : ""};
     int head = method != NULL && strcmp(method, "HEAD") == 0;
+    struct request req = {query ? query : "", head};
     handler_fn *fn;
 
     resp_begin(r, head);

@@ -212,7 +212,9 @@ lock_path(const char *path, char *err, size_t errlen)
     int fd;
 
     snprintf(lock, sizeof(lock), "%s.lock", path);
-    fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    /* Readable by all: flock needs no more, so a server of another user
+     * waits on it too. */
+    fd = open(lock, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd == -1)
         return errmsg(err, errlen, "--bind %s: lock file %s: %s", path, lock,
                       strerror(errno));

@@ -56,7 +56,10 @@ log_open_file(const char *path)
 {
     int fd, e;
 
-    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    /* Never through a link: as root, a log in a directory another account
+     * can write must not become a way to append to any file. */
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+              0640);
     if (fd == -1)
         return -1;
     if (fd == STDERR_FILENO) {

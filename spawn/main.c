@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -158,11 +159,18 @@ worker_command(const struct config *cfg, char ***argvp)
         if (strchr(name, '/') != NULL) {
             snprintf(found, sizeof(found), "%s", name);
         } else {
-            dirs = getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin";
+            dirs = getenv("PATH");
+            if (dirs == NULL)
+                dirs = "/usr/bin:/bin";
             for (;; dirs = end + 1) {
                 end = strchrnul(dirs, ':');
-                snprintf(found, sizeof(found), "%.*s/%s", (int)(end - dirs),
-                         end == dirs ? "." : dirs, name);
+                /* An empty element is the current directory, as for
+                 * execvp(3). */
+                if (end == dirs)
+                    snprintf(found, sizeof(found), "./%s", name);
+                else
+                    snprintf(found, sizeof(found), "%.*s/%s", (int)(end - dirs),
+                             dirs, name);
                 if (access(found, X_OK) == 0)
                     break;
                 if (*end == '\0')
@@ -185,28 +193,39 @@ static void
 pidfile_write(const char *path)
 {
     char proc[64], comm[64] = "";
+    struct stat st;
     FILE *fp;
     long pid;
     int fd;
 
     if ((fp = fopen(path, "r")) != NULL) {
         if (fscanf(fp, "%ld", &pid) == 1 && pid > 0 && pid != getpid()) {
+            char state = 0;
             FILE *cp;
 
-            snprintf(proc, sizeof(proc), "/proc/%ld/comm", pid);
+            /* A zombie (a supervisor killed, not yet reaped) runs no more:
+             * its comm is still ours, its state Z. */
+            snprintf(proc, sizeof(proc), "/proc/%ld/stat", pid);
             if ((cp = fopen(proc, "r")) != NULL) {
-                if (fgets(comm, sizeof(comm), cp) == NULL)
+                if (fscanf(cp, "%*d (%63[^)]) %c", comm, &state) != 2)
                     comm[0] = '\0';
                 fclose(cp);
             }
-            if (strcmp(comm, PROGNAME "\n") == 0)
+            if (strcmp(comm, PROGNAME) == 0 && state != 'Z')
                 log_fatal(EXITCODE_CONFIG,
                           "%s: " PROGNAME " %ld is running already", path, pid);
         }
         fclose(fp);
     }
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd == -1 || dprintf(fd, "%ld\n", (long)getpid()) < 0 || close(fd) == -1)
+    /* Never through a link: root must not be made to write another file.
+     * Truncated once open, so that a file we refuse is left as it was. */
+    fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd != -1 && (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        log_fatal(EXITCODE_CONFIG, "pid file %s: not a regular file", path);
+    }
+    if (fd == -1 || ftruncate(fd, 0) == -1 ||
+        dprintf(fd, "%ld\n", (long)getpid()) < 0 || close(fd) == -1)
         log_fatal(EXITCODE_CONFIG, "pid file %s: %s", path, strerror(errno));
 }
 
@@ -226,22 +245,25 @@ pidfile_remove(const char *path)
         log_debug("cannot remove %s: %s", path, strerror(errno));
 }
 
-/* drop_privileges: for good: groups, then gid, then uid, and check. */
-static void
-drop_privileges(const char *user, const struct ids *ids)
+/*
+ * worker_creds: whom --user makes the workers run as, with USER's
+ * supplementary groups.  NULL when there is nothing to change.
+ */
+static const struct supervisor_creds *
+worker_creds(const char *user, const struct ids *ids)
 {
-    if (getuid() == ids->uid && geteuid() == ids->uid)
-        return;
-    if (initgroups(user, ids->gid) == -1 ||
-        setresgid(ids->gid, ids->gid, ids->gid) == -1 ||
-        setresuid(ids->uid, ids->uid, ids->uid) == -1)
-        log_fatal(EXITCODE_ERROR, "cannot drop privileges to %s: %s", user,
-                  strerror(errno));
-    if (ids->uid != 0 && setuid(0) != -1)
-        log_fatal(EXITCODE_ERROR,
-                  "could regain root after dropping privileges");
-    log_info("running as %s (uid %ld, gid %ld)", user, (long)ids->uid,
-             (long)ids->gid);
+    static struct supervisor_creds c;
+
+    if (user == NULL || (getuid() == ids->uid && geteuid() == ids->uid))
+        return NULL;
+    c.uid = ids->uid;
+    c.gid = ids->gid;
+    c.ngroups = (int)(sizeof(c.groups) / sizeof(c.groups[0]));
+    if (getgrouplist(user, ids->gid, c.groups, &c.ngroups) == -1)
+        log_fatal(EXITCODE_CONFIG, "--user %s: more than %d groups", user,
+                  (int)(sizeof(c.groups) / sizeof(c.groups[0])));
+    snprintf(c.name, sizeof(c.name), "%s", user);
+    return &c;
 }
 
 int
@@ -281,10 +303,9 @@ main(int argc, char *argv[])
         log_fatal(EXITCODE_CONFIG, "%s", err);
     }
     log_info("listening on %s", l.desc);
-    if (cfg.user != NULL)
-        drop_privileges(cfg.user, &ids);
 
-    status = supervisor_run(&cfg, l.fd, path, wargv);
+    status =
+        supervisor_run(&cfg, l.fd, path, wargv, worker_creds(cfg.user, &ids));
 
     listener_close(&l);
     if (cfg.pid_file != NULL)

@@ -144,6 +144,21 @@ takes_value(const struct opt *o)
     return o->type != OPT_FLAG && o->type != OPT_SET;
 }
 
+/* row_of: the row getopt_long() returns val for, or NULL. */
+static const struct opt *
+row_of(const struct opt *opts, size_t n, int val)
+{
+    size_t i;
+
+    if (val >= OPT_LONG_KEY)
+        return (size_t)(val - OPT_LONG_KEY) < n ? &opts[val - OPT_LONG_KEY]
+                                                : NULL;
+    for (i = 0; i < n; i++)
+        if (opts[i].name != NULL && opts[i].key == val)
+            return &opts[i];
+    return NULL;
+}
+
 /* An empty variable counts as unset, as WORKERS= on a command line means. */
 static int
 from_env(const struct opt *opts, size_t n, void *conf, char *err, size_t errlen)
@@ -200,6 +215,11 @@ opt_parse(const struct opt *opts, size_t n, void *conf, int argc, char **argv,
     opterr = 0;
     while ((ch = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
         if (ch == '?') {
+            /* A known flag's value in optopt: its long form was given a
+             * value it does not take ("--verbose=1"). */
+            if (optopt != 0 && (o = row_of(opts, n, optopt)) != NULL)
+                return errmsg(err, errlen, "option '--%s' takes no value",
+                              o->name);
             if (optopt != 0)
                 return errmsg(err, errlen, "unknown option '-%c'", optopt);
             return errmsg(err, errlen, "unknown option '%s'", argv[optind - 1]);
@@ -207,12 +227,8 @@ opt_parse(const struct opt *opts, size_t n, void *conf, int argc, char **argv,
         if (ch == ':')
             return errmsg(err, errlen, "option '%s' needs a value",
                           argv[optind - 1]);
-        if (ch >= OPT_LONG_KEY) {
-            o = &opts[ch - OPT_LONG_KEY];
-        } else {
-            for (o = opts; o->key != ch; o++)
-                continue;
-        }
+        o = row_of(opts, n, ch);
+        assert(o != NULL);
         snprintf(from, sizeof(from), "--%s", o->name);
         if (opt_set(o, conf, optarg ? optarg : "", from, err, errlen) == -1)
             return -1;

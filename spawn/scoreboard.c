@@ -6,6 +6,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,10 +65,14 @@ sb_create(int nslots)
         return NULL;
     sb->nslots = nslots;
     sb->size = sb_size(nslots);
-    /* No MFD_CLOEXEC: the workers inherit it across exec(). */
-    if ((sb->fd = memfd_create("tfb-scoreboard", 0)) == -1)
+    /* No MFD_CLOEXEC: the workers inherit it across exec().  Its size is
+     * sealed: a worker that shrank it would make the supervisor's next
+     * read of a slot a SIGBUS. */
+    if ((sb->fd = memfd_create("tfb-scoreboard", MFD_ALLOW_SEALING)) == -1)
         goto free_sb;
-    if (ftruncate(sb->fd, (off_t)sb->size) == -1)
+    if (ftruncate(sb->fd, (off_t)sb->size) == -1 ||
+        fcntl(sb->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) ==
+            -1)
         goto close_fd;
     p = mmap(NULL, sb->size, PROT_READ | PROT_WRITE, MAP_SHARED, sb->fd, 0);
     if (p == MAP_FAILED)
@@ -134,8 +139,16 @@ sb_set_pid(struct sb_slot *slot, pid_t pid)
 enum sb_state
 sb_state(const struct sb_slot *slot)
 {
-    return (enum sb_state)atomic_load_explicit(&slot->state,
-                                               memory_order_acquire);
+    int32_t s = atomic_load_explicit(&slot->state, memory_order_acquire);
+
+    /* Written by another process: a value we do not know is no state. */
+    return s >= SB_EMPTY && s <= SB_READING ? (enum sb_state)s : SB_EMPTY;
+}
+
+pid_t
+sb_pid(const struct sb_slot *slot)
+{
+    return (pid_t)atomic_load_explicit(&slot->pid, memory_order_relaxed);
 }
 
 int64_t

@@ -2,7 +2,8 @@
  * scoreboard.h: the pool's shared table of workers.
  *
  * The supervisor creates the scoreboard before forking (a memfd mapped
- * MAP_SHARED), and hands it to each worker across exec() as an inherited
+ * MAP_SHARED, its size sealed), and hands it to each worker across exec()
+ * as an inherited
  * file descriptor named by the TFB_SCOREBOARD_FD environment variable, with
  * the worker's row in TFB_WORKER_SLOT.  A worker writes only its own slot;
  * the supervisor reads every slot (request time limit, status) and resets a
@@ -65,8 +66,13 @@ void sb_slot_reset(struct sb_slot *slot, enum sb_state state, int64_t now);
 /* sb_set_pid: the worker's pid, written by the supervisor and the child. */
 void sb_set_pid(struct sb_slot *slot, pid_t pid);
 
-/* What a slot says.  sb_busy_since: when its request began, 0 unless busy. */
+/*
+ * What a slot says.  sb_busy_since: when its request began, 0 unless busy.
+ * Another process writes these: a reader checks them against what it knows
+ * (sb_state turns a value out of range into SB_EMPTY).
+ */
 enum sb_state sb_state(const struct sb_slot *slot);
+pid_t sb_pid(const struct sb_slot *slot);
 int64_t sb_busy_since(const struct sb_slot *slot);
 uint64_t sb_requests(const struct sb_slot *slot);
 

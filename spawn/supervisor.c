@@ -19,6 +19,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
@@ -87,6 +88,7 @@ struct sv {
     /* --cpu-affinity slot: the CPUs we may run on, in order. */
     int cpus[CPU_SETSIZE];
     int ncpus;
+    const struct supervisor_creds *creds; /* NULL: as we are */
 };
 
 static volatile sig_atomic_t sig_child, sig_stop, sig_quick, sig_hup, sig_ttin,
@@ -235,6 +237,15 @@ child(const struct sv *sv, int i, pid_t parent, int errfd)
     sigprocmask(SIG_SETMASK, &none, NULL);
 
     sb_set_pid(slot, getpid());
+    /* Drop to the workers' user for good: groups, gid, uid, then check
+     * root cannot come back.  Before PR_SET_PDEATHSIG, which a change of
+     * credentials clears. */
+    if (sv->creds != NULL &&
+        (setgroups((size_t)sv->creds->ngroups, sv->creds->groups) == -1 ||
+         setresgid(sv->creds->gid, sv->creds->gid, sv->creds->gid) == -1 ||
+         setresuid(sv->creds->uid, sv->creds->uid, sv->creds->uid) == -1 ||
+         (sv->creds->uid != 0 && setuid(0) != -1)))
+        goto fail;
     /* Orphans stop gracefully if the supervisor is killed outright. */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != parent)
         goto fail;
@@ -585,6 +596,22 @@ reap(struct sv *sv, int64_t now)
 }
 
 /*
+ * busy_since: when w's request began, as its slot says, if the slot holds
+ * up against what the supervisor itself knows: the pid is w's, the time
+ * lies between w's start and now.  Else 0: a slot another worker wrote
+ * over by mistake must not get w killed.
+ */
+static int64_t
+busy_since(const struct worker *w, const struct sb_slot *slot, int64_t now)
+{
+    int64_t since = sb_busy_since(slot);
+
+    if (sb_pid(slot) != w->pid || since < w->started_ns || since > now)
+        return 0;
+    return since;
+}
+
+/*
  * watch: the clocks.  A starting worker becomes ready when its slot says
  * it accepts (or after --start-timeout); a worker busy on one request past
  * the limit, or still alive past its stop deadline, is killed.
@@ -618,7 +645,7 @@ watch(struct sv *sv, int64_t now)
         if (w->killed)
             continue;
         if (limit > 0 && state == SB_BUSY) {
-            int64_t since = sb_busy_since(slot);
+            int64_t since = busy_since(w, slot, now);
 
             if (since > 0 && now - since > limit) {
                 log_err("worker %ld (slot %d) busy on one request for "
@@ -664,7 +691,8 @@ arm(struct sv *sv, int64_t now)
             next = w->deadline_ns < next ? w->deadline_ns : next;
         if (limit > 0) {
             struct sb_slot *slot = sb_slot(sv->sb, i);
-            int64_t since = sb_state(slot) == SB_BUSY ? sb_busy_since(slot) : 0;
+            int64_t since =
+                sb_state(slot) == SB_BUSY ? busy_since(w, slot, now) : 0;
 
             /* An idle worker cannot overrun before now + limit. */
             t = (since > 0 ? since : now) + limit + MS;
@@ -854,7 +882,7 @@ signals_restore(const struct saved_signals *saved)
 
 int
 supervisor_run(const struct config *cfg, int listen_fd, const char *path,
-               char *const argv[])
+               char *const argv[], const struct supervisor_creds *creds)
 {
     struct saved_signals saved;
     sigset_t wait_mask;
@@ -866,6 +894,7 @@ supervisor_run(const struct config *cfg, int listen_fd, const char *path,
     sv.listen_fd = listen_fd;
     sv.path = path;
     sv.argv = argv;
+    sv.creds = creds;
     sv.target = cfg->workers;
     sv.gen = 1;
     /* Room for a full pool stopping while a full new one starts. */
@@ -893,6 +922,11 @@ supervisor_run(const struct config *cfg, int listen_fd, const char *path,
     signals_take(&saved, &wait_mask);
 
     log_info("starting %d workers: %s", sv.target, path);
+    if (creds != NULL)
+        log_info("workers run as %s (uid %ld, gid %ld); the supervisor stays "
+                 "uid %ld for its housekeeping",
+                 creds->name, (long)creds->uid, (long)creds->gid,
+                 (long)geteuid());
     now = sb_now_ns();
     reshape(&sv, now);
     for (;;) {

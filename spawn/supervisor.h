@@ -28,16 +28,30 @@
 #ifndef SUPERVISOR_H
 #define SUPERVISOR_H
 
+#include <sys/types.h>
+
 struct config;
+
+/* Whom the workers run as: the supervisor drops to it in each child. */
+struct supervisor_creds {
+    uid_t uid;
+    gid_t gid;
+    int ngroups;
+    gid_t groups[64]; /* supplementary groups */
+    char name[64];    /* for the log */
+};
 
 /*
  * supervisor_run: run the pool described by cfg on listen_fd until it is
  * stopped.  argv[0] is resolved to path already (execve, no PATH search).
- * The caller has set up logging and dropped privileges.
+ * creds, when not NULL, is whom the workers run as; the supervisor keeps
+ * its own identity, as nginx's master does, so that its housekeeping
+ * (reopening the log root opened, removing the pid file and the socket
+ * root made) still works.  The caller has set up logging.
  * Results: the process's exit status: 0 after a stop, 2 when every worker
  * exited with status 2, 1 when the pool could not be set up.
  */
 int supervisor_run(const struct config *cfg, int listen_fd, const char *path,
-                   char *const argv[]);
+                   char *const argv[], const struct supervisor_creds *creds);
 
 #endif

@@ -231,9 +231,11 @@ class Stack:
                  name="t", env=None, tap=None, guard=None):
         self.server = server
         self.workers = workers
+        self.picked = port is None  # ours to change if it turns out taken
         self.port = port or free_port()
         self.fcgi = fcgi
         self.fcgi_port = fcgi_port
+        self.fcgi_picked = fcgi_port is None
         self.keepalive = keepalive
         self.app_args = app_args
         self.own_var = var is None
@@ -290,8 +292,22 @@ class Stack:
     # -- lifecycle
 
     def start(self):
+        """deploy/stack start.  A port we picked free a moment ago may be
+        taken by the time the servers bind it (others pick from the same
+        range): then, and only for a port we picked, try another, twice."""
         self.started = True  # even half-started: stop must run
-        return self.call("start", timeout=self.START_TIMEOUT)
+        for attempt in range(3):
+            r = self.run("start", timeout=self.START_TIMEOUT)
+            if r.returncode == 0 or not self.picked or attempt == 2 or \
+                    "is already taken" not in (r.stdout or ""):
+                break
+            self.port = free_port()
+            if self.fcgi == "tcp" and self.fcgi_picked:
+                self.fcgi_port = free_port()
+        if r.returncode != 0:
+            raise StackError("deploy/stack start (%s) exited %s:\n%s"
+                             % (self.describe(), r.returncode, "\n".join(tail(r.stdout))))
+        return r
 
     def stop(self):
         """deploy/stack stop, whatever runs from VAR; nothing to do when

@@ -23,13 +23,13 @@ pg_bindir() {
 # The embedded cluster unless PGHOST names another server.  "deploy/stack
 # env" output in the caller's environment still means the embedded one.
 pg_embedded() {
-	[ -z "${PGHOST:-}" ] || [ "$(readlink -f "$PGHOST" 2>/dev/null)" = "$VAR/run" ]
+	[ -z "${PGHOST:-}" ] || [ "$(readlink -f "$PGHOST" 2>/dev/null)" = "$VAR/run/pg" ]
 }
 
 # pg_setenv: export the PG* variables the application and psql use.
 pg_setenv() {
 	if pg_embedded; then
-		export PGHOST=$VAR/run PGPORT=$PG_PORT
+		export PGHOST=$VAR/run/pg PGPORT=$PG_PORT
 		export PGUSER=benchmarkdbuser PGDATABASE=hello_world
 	else
 		export PGHOST PGPORT=${PGPORT:-5432}
@@ -75,12 +75,18 @@ pg_load() {
 # synchronous_commit off.  fsync and full_page_writes off as well: this
 # cluster is a throwaway benchmark fixture, a crash may cost its data
 # (deploy/stack pg load, or removing $VAR/pg, rebuilds it).
+#
+# Root writes nothing where postgres may write: the file is in conf/
+# (root's), and the cluster's own postgresql.conf includes it by its
+# absolute path, a line postgres itself appends.  A file root wrote into
+# the data directory could have been a link postgres planted.
 pg_write_conf() {
-	cat >"$VAR/pg/data/tfb.conf" <<EOF
+	local conf=$VAR/conf/pg.conf data=$VAR/pg/data
+	cat >"$conf" <<EOF
 # Written by deploy/stack at every start: edit deploy/lib/pg.sh instead.
 listen_addresses = ''
 port = $PG_PORT
-unix_socket_directories = '$VAR/run'
+unix_socket_directories = '$VAR/run/pg'
 max_connections = 256
 shared_preload_libraries = 'pg_stat_statements'
 pg_stat_statements.track = all
@@ -89,7 +95,10 @@ synchronous_commit = off
 fsync = off
 full_page_writes = off
 EOF
-	! is_root || chown "$PG_OS_USER": "$VAR/pg/data/tfb.conf"
+	# shellcheck disable=SC2016 # expanded by the shell postgres runs
+	grep -qxF "include = '$conf'" "$data/postgresql.conf" ||
+		as_pg sh -c 'printf "include = '\''%s'\''\n" "$1" >>"$2"' sh "$conf" \
+			"$data/postgresql.conf"
 }
 
 pg_start() {
@@ -104,10 +113,11 @@ pg_start() {
 	fi
 
 	# Created once, loaded once: the stamp is written after a load that
-	# succeeded, so a failed one is tried again at the next start.
-	if [ ! -e "$VAR/pg/loaded" ]; then
+	# succeeded, so a failed one is tried again at the next start.  It is
+	# in conf/, root's, like everything root writes.
+	if [ ! -e "$VAR/conf/pg.loaded" ]; then
 		pg_load || die "loading deploy/sql failed"
-		touch "$VAR/pg/loaded"
+		touch "$VAR/conf/pg.loaded"
 	fi
 }
 
@@ -118,10 +128,10 @@ pg_start_cluster() {
 		rm -rf "$VAR/pg" # the remains of an initdb that failed
 		mkdir -m 0700 "$VAR/pg"
 		! is_root || chown "$PG_OS_USER": "$VAR/pg"
+		rm -f "$VAR/conf/pg.loaded"
 		as_pg "$bin/initdb" -D "$data" -U postgres -A trust -E UTF8 \
 			--no-locale --no-sync >"$VAR/log/initdb.log" 2>&1 ||
 			die "initdb failed, see $VAR/log/initdb.log"
-		echo "include = 'tfb.conf'" >>"$data/postgresql.conf"
 	fi
 	pg_write_conf
 	touch "$log"

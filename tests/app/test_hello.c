@@ -16,7 +16,7 @@ int
 main(void)
 {
     struct handler_ctx ctx = {.rng = 42};
-    struct request req = {""};
+    struct request req = {"", 0};
     struct response r = {0};
 
     resp_begin(&r, 0);

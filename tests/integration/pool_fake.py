@@ -216,23 +216,41 @@ def files(tap, fake):
 
 
 def privileges(tap, fake):
-    """As root: bind first, then run as --user, workers included."""
+    """As root with --user: the workers run as the user, the supervisor
+    stays root, as nginx's master does, so that its housekeeping works:
+    SIGUSR1 reopens the log root opened, and at the end the pid file and
+    the socket root made are removed."""
     if not tap.root("--user drops privileges"):
         return
     nobody = pwd.getpwnam("nobody")
     with poolkit.Scene(tap, "user") as sc:
-        sp = sc.spawn(["-w", N, "--bind", sc.sock, "--user", "nobody"] + BASE
-                      + ["--", fake])
+        pidf, logf = sc.path("spawn.pid"), sc.path("pool.log")
+        sp = sc.spawn(["-w", N, "--bind", sc.sock, "--user", "nobody", "-p", pidf,
+                       "-l", logf] + BASE + ["--", fake], log=sc.path("stderr.log"))
+        sp.log = poolkit.Path(logf)
         sp.wait_ready(N, 10)
-        uids = [proc_uid(p) for p in [sp.pid] + sp.workers()]
-        tap.check(uids and all(u == nobody.pw_uid for u in uids),
-                  "--user nobody: supervisor and workers run as nobody (%s)" % uids)
+        uids = [proc_uid(p) for p in sp.workers()]
+        tap.check(len(uids) == N and all(u == nobody.pw_uid for u in uids),
+                  "--user nobody: the workers run as nobody (%s)" % uids)
+        tap.check(proc_uid(sp.pid) == 0,
+                  "and the supervisor stays root for its housekeeping")
         st = os.stat(sc.sock)
         tap.check(st.st_uid == nobody.pw_uid and stat.S_IMODE(st.st_mode) == 0o666,
                   "the socket belongs to nobody, mode as asked")
         ng = sc.nginx()
         tap.check(lib.try_get(ng.url("/plaintext")).status == 200,
                   "and the pool answers")
+        os.rename(logf, logf + ".1")
+        sp.signal(signal.SIGUSR1)
+        reopened = poolkit.wait_for(
+            lambda: os.path.exists(logf) and "reopened" in open(logf).read(), 5)
+        tap.check(reopened, "SIGUSR1: the supervisor reopens its log, root's file")
+        sp.signal(signal.SIGTERM)
+        rc = sp.wait_exit(10)
+        tap.check(rc == 0 and not os.path.exists(pidf) and not os.path.exists(sc.sock),
+                  "SIGTERM: exit 0, the pid file and the socket removed",
+                  ["exit %s, pid file %s, socket %s" % (rc, os.path.exists(pidf),
+                                                         os.path.exists(sc.sock))])
 
 
 def proc_uid(pid):
@@ -270,6 +288,31 @@ def broken_roll(tap, fake):
         ok = sp.wait_log(r"rolling restart done", 15)
         tap.check(ok and not before & set(sp.workers()) and len(sp.workers()) == N,
                   "binary fixed, SIGHUP: the roll completes")
+
+
+def scoreboard(tap, fake):
+    """The scoreboard is sealed and its slots are checked: a worker that
+    tries to shrink it cannot (the supervisor would die of SIGBUS), and one
+    that writes a sibling's slot as busy for ever does not get the sibling
+    killed by the request time limit."""
+    with poolkit.Scene(tap, "truncate") as sc:
+        sp = sc.spawn(["-w", N, "--bind", sc.sock] + BASE + ["--", fake],
+                      env={"FAKE_TRUNCATE": "1"})
+        ready = sp.wait_ready(N, 10)
+        time.sleep(0.5)
+        tap.check(ready and sp.proc.poll() is None and
+                  not sp.lines(r"exited with status 3"),
+                  "a worker cannot shrink the sealed scoreboard; the supervisor lives",
+                  sp.text())
+    with poolkit.Scene(tap, "forge") as sc:
+        sp = sc.spawn(["-w", N, "--bind", sc.sock, "--request-timeout", "1s"] + BASE +
+                      ["--", fake], env={"FAKE_FORGE": "1"})
+        sp.wait_ready(N, 10)
+        before = sorted(sp.workers())
+        time.sleep(2.5)
+        tap.check(sorted(sp.workers()) == before and not sp.lines(r"killing it"),
+                  "a slot written over by a sibling gets no worker killed "
+                  "(%s -> %s)" % (before, sorted(sp.workers())), sp.text())
 
 
 def affinity(tap, fake):
@@ -350,6 +393,7 @@ def run_all(tap, fake):
     files(tap, fake)
     privileges(tap, fake)
     broken_roll(tap, fake)
+    scoreboard(tap, fake)
     affinity(tap, fake)
     sockets(tap, fake)
 

@@ -87,6 +87,24 @@ def world_snapshot(st):
     return out
 
 
+def check_head_safe(tap, st):
+    """HEAD is safe (RFC 9110): HEAD /updates answers like GET and
+    writes nothing."""
+    before = world_snapshot(st)
+    statuses = set()
+    for _ in range(10):
+        raw = lib.raw_exchange(st.port, ("HEAD /updates?queries=500 HTTP/1.1\r\n"
+                                         "Host: 127.0.0.1:%d\r\nConnection: close"
+                                         "\r\n\r\n" % st.port).encode())
+        m = re.match(rb"HTTP/1\.[01] (\d{3})", raw)
+        statuses.add(int(m.group(1)) if m else None)
+    after = world_snapshot(st)
+    changed = sum(before["world"][i] != after["world"].get(i) for i in before["world"])
+    tap.check(statuses == {200} and changed == 0,
+              "HEAD /updates?queries=500 x 10: 200, and not one row changed",
+              ["statuses %s, %d rows changed" % (statuses, changed)])
+
+
 # --------------------------------------------------------------------------
 # Plain HTTP behaviour
 
@@ -392,12 +410,15 @@ def check_wrk_burst(tap, st):
 
 def check_cache_serves(tap, st, workdir, workers):
     """TFB runs no DB check on /cached-queries; the wiki wants a real
-    cache.  After every worker has served the route, a siege -c 512 window
-    of /cached-queries?count=20 (10240 rows served) must read fewer than
-    10240 World rows and run fewer than 10240 statements naming world:
-    a route that reads the database per row, or per request with an IN
-    list, fails; a cache filled whole or id by id passes."""
-    desc = "cache: siege -c 512 /cached-queries?count=20 reads < 10240 World rows"
+    cache.  In a siege -c 512 window of /cached-queries?count=20 (512
+    requests, 10240 rows served) the statements naming world must be at
+    most one per worker, each a fill of the whole table: a route that
+    reads the database per row (10240 statements) or per request with an
+    IN list (512) fails.  Whether a worker fills before the window or in it
+    depends on which workers the kernel woke during the warm-up (the most
+    recently idle first), so the window may hold up to one fill a worker."""
+    desc = ("cache: siege -c 512 /cached-queries?count=20 runs at most one statement "
+            "per worker, a whole-table fill")
     n = max(4 * workers, 16)
     with concurrent.futures.ThreadPoolExecutor(n) as ex:
         for _ in range(3):
@@ -413,7 +434,7 @@ def check_cache_serves(tap, st, workdir, workers):
         tap.fail(desc, str(e))
         return
     q, r = q1 - q0, r1 - r0
-    tap.check(failures == 0 and q < 10240 and r < 10240, desc,
+    tap.check(failures == 0 and q <= workers and r <= workers * 10000, desc,
               "siege failed transactions %s; %d statements naming world, %d rows read"
               % (failures, q, r))
     tap.note("cached-queries window: %d statements, %d rows read" % (q, r))
@@ -530,6 +551,7 @@ def run_checks(tap, st, workers, workdir):
                   "GET %s with Accept-Encoding: gzip: 200, not compressed" % path, r.summary())
     check_exact_output(tap, st)
     check_head(tap, st)
+    check_head_safe(tap, st)
     check_not_found(tap, st)
     check_methods(tap, st)
     check_keepalive_and_pipelining(tap, st)

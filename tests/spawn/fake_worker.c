@@ -11,7 +11,10 @@
  *   anything else   "Hello, World!"
  *
  * FAKE_START_MS=N waits N ms before accepting (a slow database connect);
- * FAKE_EXIT=N exits with status N at once (a broken binary or config).
+ * FAKE_EXIT=N exits with status N at once (a broken binary or config);
+ * FAKE_TRUNCATE=1 tries to shrink the scoreboard, and exits 3 if it could;
+ * FAKE_FORGE=1 writes a sibling's slot (the next one) as busy since the
+ * clock's start.
  *
  * libfcgi reports an interrupted read or write as a failed request, so the
  * stop signals are blocked while a request is served, finished included,
@@ -94,7 +97,22 @@ main(void)
         return (int)env_long("FAKE_EXIT");
     if (FCGX_Init() != 0 || FCGX_InitRequest(&req, 0, 0) != 0)
         return 2;
+    /* A worker gone wrong: it shrinks the scoreboard under the supervisor
+     * (sealed: refused) ... */
+    if (getenv("FAKE_TRUNCATE") != NULL &&
+        ftruncate((int)env_long(SB_ENV_FD), 0) == 0)
+        return 3;
     slot = sb_attach_env();
+    /* ... or writes over the next slot, a sibling's: busy since forever,
+     * a moment after the sibling has said it was idle. */
+    if (getenv("FAKE_FORGE") != NULL && slot != NULL && fork() == 0) {
+        int32_t *next = (int32_t *)((char *)slot + 64);
+
+        sleep_ms(300);
+        next[1] = SB_BUSY;
+        *(int64_t *)(next + 2) = 1;
+        _exit(0);
+    }
 
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);

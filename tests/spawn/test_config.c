@@ -1,9 +1,11 @@
 /*
  * test_config.c: tfb-spawn's options from flags and the environment
- * (spawn/config.c).
+ * (spawn/config.c).  The parser itself, durations included, is
+ * tests/spawn/test_opt.c's.
  */
 #include "../../spawn/config.c"
 
+#include <ctype.h>
 #include <stdlib.h>
 
 #include "harness.h"
@@ -186,31 +188,28 @@ test_max_workers(void)
     is_int(c.help, 1, "--help");
 }
 
+/*
+ * test_env_names: config.h's promise, TFB_SPAWN_<NAME> for every option
+ * that takes a value, NAME its long flag upper-cased, '-' as '_'.
+ */
 static void
-test_duration(void)
+test_env_names(void)
 {
-    static const char *const bad[] = {"",   "-1", "1.5", "5h",         "s",
-                                      "ms", " 5", "5 ",  "99999999999"};
-    long ms = -1;
+    char want[64], *p;
     size_t i;
-    int rejected = 1;
 
-    opt_duration_ms("30", &ms);
-    is_int(ms, 30000, "30 is seconds");
-    opt_duration_ms("30s", &ms);
-    is_int(ms, 30000, "30s");
-    opt_duration_ms("500ms", &ms);
-    is_int(ms, 500, "500ms");
-    opt_duration_ms("2m", &ms);
-    is_int(ms, 120000, "2m");
-    opt_duration_ms("0", &ms);
-    is_int(ms, 0, "0");
-    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        if (opt_duration_ms(bad[i], &ms) != -1) {
-            rejected = 0;
-            printf("# accepted '%s'\n", bad[i]);
-        }
-    ok(rejected, "malformed and overlong durations are rejected");
+    for (i = 0; i < NOPTS; i++) {
+        const struct opt *o = &opts[i];
+
+        if (o->name == NULL || o->type == OPT_FLAG || o->type == OPT_SET)
+            continue;
+        snprintf(want, sizeof(want), "TFB_SPAWN_%s", o->name);
+        for (p = want; *p != '\0'; p++)
+            *p = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+        if (!ok(o->env != NULL && strcmp(o->env, want) == 0,
+                "--%s has the variable %s", o->name, want))
+            printf("#   got %s\n", o->env ? o->env : "(none)");
+    }
 }
 
 static void
@@ -245,7 +244,7 @@ main(void)
     test_env();
     test_errors();
     test_max_workers();
-    test_duration();
+    test_env_names();
     test_usage();
     return done_testing();
 }

@@ -6,6 +6,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pwd.h>
+#include <sys/wait.h>
 
 #include "harness.h"
 
@@ -62,6 +64,9 @@ test_parse_addr(void)
     addr_is("unix:tfb.sock", 1, "tfb.sock", NULL);
     addr_is("/run/tfb.sock", 1, "/run/tfb.sock", NULL);
     addr_is("./tfb.sock", 1, "./tfb.sock", NULL);
+    /* Longer than port[] once: a stack overflow then. */
+    addr_is("127.0.0.1:0000000000000000009000", 0, "127.0.0.1", "9000");
+    addr_is("09000", 0, "127.0.0.1", "9000");
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ok(listener_parse_addr(bad[i], &a, err, sizeof(err)) == -1,
            "--bind '%s' is rejected: %s", bad[i], err);
@@ -86,6 +91,71 @@ tcp_listener(void)
         listen(fd, 8) == -1)
         return -1;
     return fd;
+}
+
+/*
+ * test_not_ours: a live socket the caller may not connect to is no stale
+ * one: listener_open must leave it be, not remove it and take the path.
+ * Run as nobody when we are root (root may connect to anything).
+ */
+static void
+test_not_ours(const char *dir, const char *path)
+{
+    struct listener_perm perm = {(uid_t)-1, (gid_t)-1, 0600};
+    struct listener live, l;
+    struct passwd *pw = getpwnam("nobody");
+    struct stat before, after;
+    int st = -1;
+    pid_t pid;
+
+    if (listener_open(&live, path, 16, &perm, err, sizeof(err)) == -1) {
+        ok(0, "a live socket: %s", err);
+        return;
+    }
+    lstat(path, &before);
+    chmod(dir, 0755); /* nobody may look, not write */
+    if (geteuid() != 0)
+        chmod(path, 0); /* EACCES for us too */
+    fflush(stdout);
+    if ((pid = fork()) == 0) {
+        if (geteuid() == 0 && (pw == NULL || setgid(pw->pw_gid) == -1 ||
+                               setuid(pw->pw_uid) == -1))
+            _exit(3);
+        _exit(listener_open(&l, path, 16, &perm, err, sizeof(err)) == -1 &&
+                      strstr(err, "cannot tell") != NULL
+                  ? 0
+                  : 1);
+    }
+    waitpid(pid, &st, 0);
+    ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+       "a live socket we may not connect to: refused, cannot tell (%d)",
+       WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    ok(lstat(path, &after) == 0 && after.st_ino == before.st_ino,
+       "and it is still there, the same socket");
+    listener_close(&live);
+}
+
+/* test_lock_link: a lock file that is a link is never followed. */
+static void
+test_lock_link(const char *dir, const char *path)
+{
+    struct listener_perm perm = {(uid_t)-1, (gid_t)-1, 0600};
+    char lock[160], victim[160];
+    struct listener l;
+    struct stat st;
+
+    snprintf(lock, sizeof(lock), "%s.lock", path);
+    snprintf(victim, sizeof(victim), "%s/victim", dir);
+    unlink(lock);
+    if (symlink(victim, lock) == -1) {
+        ok(0, "symlink: %s", strerror(errno));
+        return;
+    }
+    is_int(listener_open(&l, path, 16, &perm, err, sizeof(err)), -1,
+           "a lock file that is a link: refused");
+    ok(lstat(victim, &st) == -1 && errno == ENOENT,
+       "and what it points to is not created (%s)", err);
+    unlink(lock);
 }
 
 static void
@@ -135,6 +205,10 @@ test_unix(void)
     is_int(listener_open(&l, path, 16, &perm, err, sizeof(err)), -1,
            "a plain file in the way is refused");
     unlink(path);
+    test_not_ours(dir, path);
+    test_lock_link(dir, path);
+    snprintf(spec, sizeof(spec), "%s.lock", path);
+    unlink(spec);
     rmdir(dir);
 }
 

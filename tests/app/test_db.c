@@ -1,0 +1,443 @@
+/*
+ * test_db.c: the worker's PostgreSQL handle (app/db.c) against a real
+ * server: a throwaway cluster started through deploy/stack (tests/pg.h),
+ * loaded with deploy/sql.  What the handle reads is compared with what a
+ * second connection of the test's own reads; statements are counted in
+ * pg_stat_statements, as TechEmpower counts them.
+ */
+#include "../../app/db.c"
+
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "pg.h"
+
+static PGconn *peer; /* the test's own connection */
+
+/* q_long: the single number a query on peer returns, or -1. */
+static long
+q_long(const char *sql, const char *param)
+{
+    const char *values[1] = {param};
+    PGresult *res =
+        PQexecParams(peer, sql, param != NULL, NULL, values, NULL, NULL, 0);
+    long v = -1;
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        printf("# %s: %s", sql, PQresultErrorMessage(res));
+    else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+        v = atol(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return v;
+}
+
+static long
+q_long_int(const char *sql, long param)
+{
+    char text[32];
+
+    snprintf(text, sizeof(text), "%ld", param);
+    return q_long(sql, text);
+}
+
+static long
+random_number(int32_t id)
+{
+    return q_long_int("SELECT randomnumber FROM world WHERE id = $1", id);
+}
+
+/* calls: how many times statement id ran, by pg_stat_statements. */
+static long
+calls(enum stmt_id id)
+{
+    return q_long("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+                  "WHERE query = $1",
+                  stmts[id].sql);
+}
+
+/* prepared: the statements prepared on the handle's own connection. */
+static long
+prepared(struct db *db)
+{
+    PGresult *res;
+    long n = -1;
+
+    if (db->conn == NULL)
+        return -1;
+    res = PQexec(db->conn, "SELECT count(*) FROM pg_prepared_statements");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+        n = atol(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return n;
+}
+
+static void
+sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, ms % 1000 * 1000000};
+
+    nanosleep(&ts, NULL);
+}
+
+static void
+test_backoff(void)
+{
+    int ms = 0, steps = 0;
+
+    is_int(next_backoff(0), DB_BACKOFF_MIN_MS,
+           "the first backoff: the minimum");
+    is_int(next_backoff(DB_BACKOFF_MIN_MS), 2 * DB_BACKOFF_MIN_MS,
+           "then it doubles");
+    while (ms < DB_BACKOFF_MAX_MS && steps++ < 100)
+        ms = next_backoff(ms);
+    is_int(ms, DB_BACKOFF_MAX_MS, "up to the maximum, exactly");
+    is_int(next_backoff(DB_BACKOFF_MAX_MS), DB_BACKOFF_MAX_MS,
+           "where it stays");
+}
+
+/*
+ * The log goes to fd 2: capture it around the calls whose lines matter,
+ * in a file of the cluster's directory, which goes with it.
+ */
+static char logpath[PATH_MAX];
+static int saved_stderr = -1;
+
+static void
+capture(void)
+{
+    int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+    fflush(stderr);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+}
+
+/* captured: stop capturing; whether the lines hold text. */
+static int
+captured(const char *text)
+{
+    char buf[8192];
+    FILE *fp;
+    size_t n = 0;
+
+    dup2(saved_stderr, STDERR_FILENO);
+    if ((fp = fopen(logpath, "r")) != NULL) {
+        n = fread(buf, 1, sizeof(buf) - 1, fp);
+        fclose(fp);
+    }
+    buf[n] = '\0';
+    if (strstr(buf, text) != NULL)
+        return 1;
+    printf("#   log: %s\n#   want: %s\n", buf, text);
+    return 0;
+}
+
+static void
+test_connect(struct db *db)
+{
+    long pid;
+
+    capture();
+    ok(db_new("nonsense", DB_PERSISTENT) == NULL,
+       "db_new: a conninfo that does not parse gives no handle");
+    ok(captured("error: db: bad connection string:"), "and one error line");
+
+    is_int(db_connect(db), DB_OK, "db_connect through the PG* variables");
+    pid = PQbackendPID(db->conn);
+    ok(pid > 0, "a backend of its own (pid %ld)", pid);
+    is_int(prepared(db), NSTMTS, "every statement prepared on connecting");
+    is_int(q_long_int("SELECT count(*) FROM pg_stat_activity WHERE pid = $1 "
+                      "AND application_name = 'tfb-fcgi'",
+                      pid),
+           1, "application_name tfb-fcgi in pg_stat_activity");
+    is_str(PQparameterStatus(db->conn, "client_encoding"), "UTF8",
+           "client_encoding UTF8");
+    is_int(db_connect(db), DB_OK, "db_connect again");
+    is_int(PQbackendPID(db->conn), pid, "keeps the same connection");
+}
+
+static void
+test_world_read(struct db *db)
+{
+    static const int32_t ids[] = {1, 17, 5000, 9999, 10000};
+    struct world out[5];
+    long before = calls(WORLD_READ);
+    int i, same = 1, bad = 0;
+
+    is_int(db_world_read(db, ids, 5, out), DB_OK, "db_world_read of 5 ids");
+    for (i = 0; i < 5; i++)
+        if (out[i].id != ids[i] ||
+            out[i].random_number != random_number(ids[i]))
+            same = 0;
+    ok(same, "each id its own row, as a SELECT of the test's reads it");
+    is_int(calls(WORLD_READ) - before, 5, "one SELECT per row");
+
+    capture();
+    bad += db_world_read(db, (const int32_t[]){0}, 1, out) == DB_ERROR;
+    bad += db_world_read(db, (const int32_t[]){WORLD_ROWS + 1}, 1, out) ==
+           DB_ERROR;
+    ok(captured("error: db: world row 10001: 0 rows"),
+       "a missing row is logged");
+    is_int(bad, 2, "ids 0 and 10001, not in the table: DB_ERROR");
+    is_int(db_world_read(db, ids, 0, out), DB_OK, "no ids: DB_OK");
+    is_int(db_world_read(db, ids + 1, 1, out), DB_OK,
+           "the connection serves on after an error");
+}
+
+static void
+test_world_update(struct db *db)
+{
+    struct world rows[3] = {{300, 0}, {7, 0}, {150, 0}};
+    long before = calls(WORLD_UPDATE), want[3];
+    int i;
+
+    /* New values, each unlike the row's current one. */
+    for (i = 0; i < 3; i++) {
+        want[i] = random_number(rows[i].id) % WORLD_ROWS + 1;
+        rows[i].random_number = (int32_t)want[i];
+    }
+    is_int(db_world_update(db, rows, 3), DB_OK, "db_world_update of 3 rows");
+    ok(rows[0].id == 7 && rows[1].id == 150 && rows[2].id == 300,
+       "rows sorted by id in place");
+    ok(rows[0].random_number == want[1] && rows[1].random_number == want[2] &&
+           rows[2].random_number == want[0],
+       "each value still with its id");
+    ok(random_number(7) == want[1] && random_number(150) == want[2] &&
+           random_number(300) == want[0],
+       "committed: another connection sees the new values");
+    is_int(calls(WORLD_UPDATE) - before, 1, "in one statement");
+}
+
+static void
+test_fortunes(struct db *db)
+{
+    struct fortune *f = NULL;
+    long count = q_long("SELECT count(*) FROM fortune", NULL);
+    int n = -1, i, same = 1;
+
+    is_int(db_fortunes(db, &f, &n), DB_OK, "db_fortunes");
+    is_int(n, count, "every row of the table");
+    is_int(n, 12, "twelve fortunes, as deploy/sql loads them");
+    for (i = 0; i < n; i++) {
+        PGresult *res;
+        char id[16];
+        const char *values[1] = {id};
+
+        snprintf(id, sizeof(id), "%d", (int)f[i].id);
+        res = PQexecParams(peer, "SELECT message FROM fortune WHERE id = $1", 1,
+                           NULL, values, NULL, NULL, 0);
+        if (PQntuples(res) != 1 || (size_t)PQgetlength(res, 0, 0) != f[i].len ||
+            memcmp(PQgetvalue(res, 0, 0), f[i].message, f[i].len) != 0)
+            same = 0;
+        PQclear(res);
+    }
+    ok(same, "ids and messages byte for byte (UTF-8 included)");
+    ok(db->fortunes_cap >= n + 1, "with room for one more");
+    /* Under the sanitizer, a write past the array would stop here. */
+    f[n].id = 0;
+    f[n].message = "Additional fortune added at request time.";
+    f[n].len = strlen(f[n].message);
+    is_int(db_fortunes(db, &f, &n), DB_OK, "db_fortunes again");
+    is_int(n, count, "the same rows");
+}
+
+static void
+test_world_all(struct db *db)
+{
+    static struct world all[WORLD_ROWS];
+    static long by_id[WORLD_ROWS + 1];
+    PGresult *res;
+    int n = -1, i, same = 1;
+
+    res = PQexec(peer, "SELECT id, randomnumber FROM world");
+    for (i = 0; i < PQntuples(res); i++)
+        by_id[atoi(PQgetvalue(res, i, 0))] = atol(PQgetvalue(res, i, 1));
+    PQclear(res);
+
+    is_int(db_world_all(db, all, WORLD_ROWS, &n), DB_OK, "db_world_all");
+    is_int(n, q_long("SELECT count(*) FROM world", NULL), "every row");
+    for (i = 0; i < n; i++)
+        if (all[i].id < 1 || all[i].id > WORLD_ROWS ||
+            all[i].random_number != by_id[all[i].id])
+            same = 0;
+    ok(same, "each row as the test's SELECT reads it");
+    is_int(db_world_all(db, all, 10, &n), DB_OK,
+           "db_world_all with room for 10");
+    is_int(n, 10, "ten rows");
+    ok(all[9].id >= 1 && all[9].random_number == by_id[all[9].id], "real ones");
+}
+
+/*
+ * test_terminated: the handle's backend killed from outside, as a
+ * PostgreSQL restart or an administrator does, while the worker is idle.
+ * A read learns of it, reconnects at once and reads again: the request
+ * is answered.  Once per request only, and never a write.
+ */
+static void
+test_terminated(struct db *db)
+{
+    struct world w, rows[2] = {{1, 1}, {2, 2}};
+    long pid = PQbackendPID(db->conn), pid2;
+    int rc;
+
+    is_int(q_long_int("SELECT pg_terminate_backend($1, 5000)::int", pid), 1,
+           "the handle's backend terminated from another connection");
+    capture();
+    rc = db_world_read(db, (const int32_t[]){1}, 1, &w);
+    ok(captured("warn: db: world_read: connection lost"), "one warning line");
+    ok(captured("reconnected, trying again"), "then the retry, logged");
+    is_int(rc, DB_OK, "the read is answered all the same");
+    ok(w.id == 1, "with its row");
+    ok(db->conn != NULL && PQbackendPID(db->conn) != pid,
+       "on a new backend (%d)", db->conn ? PQbackendPID(db->conn) : 0);
+    is_int(prepared(db), NSTMTS, "with its statements prepared again");
+
+    pid2 = PQbackendPID(db->conn);
+    is_int(q_long_int("SELECT pg_terminate_backend($1, 5000)::int", pid2), 1,
+           "terminated again, within the same request");
+    rc = db_world_read(db, (const int32_t[]){1}, 1, &w);
+    is_int(rc, DB_UNAVAILABLE, "a second retry in one request: none");
+    ok(db->conn == NULL, "the broken connection is closed at once");
+    db_request_done(db);
+
+    is_int(db_connect(db), DB_OK, "a new request connects");
+    pid2 = PQbackendPID(db->conn);
+    is_int(q_long_int("SELECT pg_terminate_backend($1, 5000)::int", pid2), 1,
+           "terminated while idle once more");
+    rc = db_world_update(db, rows, 2);
+    is_int(rc, DB_UNAVAILABLE, "a write is never run twice: DB_UNAVAILABLE");
+    db_request_done(db);
+    rc = db_world_read(db, (const int32_t[]){1}, 1, &w);
+    is_int(rc, DB_OK, "and the next request reads again");
+    db_request_done(db);
+}
+
+/*
+ * test_server_down: the whole server stopped and started again.  While it
+ * is down, attempts are spaced by the backoff, and calls in between do
+ * not touch the network; once it is back, the next attempt succeeds.
+ */
+static void
+test_server_down(struct db *db)
+{
+    struct world w;
+    int64_t t, end;
+    int rc, first, second, within;
+
+    if (pg_stack("pg", "stop") != 0) {
+        ok(0, "deploy/stack pg stop");
+        return;
+    }
+    PQfinish(peer);
+    peer = NULL;
+    capture();
+    rc = db_world_read(db, (const int32_t[]){1}, 1, &w);
+    is_int(rc, DB_UNAVAILABLE, "server stopped: DB_UNAVAILABLE");
+    rc = db_world_read(db, (const int32_t[]){1}, 1, &w);
+    first = db->backoff_ms;
+    /* Well within the backoff, whatever the machine's load. */
+    t = db->next_try_ms;
+    db->next_try_ms = now_ms() + 60000;
+    within = db_world_read(db, (const int32_t[]){1}, 1, &w);
+    ok(within == DB_UNAVAILABLE && db->backoff_ms == first,
+       "a call within the backoff makes no attempt");
+    db->next_try_ms = t;
+    while (now_ms() <= t)
+        sleep_ms(5);
+    db_world_read(db, (const int32_t[]){1}, 1, &w);
+    second = db->backoff_ms;
+    ok(captured("warn: db: cannot connect (next try in 50 ms)"),
+       "each failed attempt logs a warning");
+    ok(rc == DB_UNAVAILABLE && first == DB_BACKOFF_MIN_MS &&
+           second == 2 * DB_BACKOFF_MIN_MS,
+       "attempts spaced by a backoff that doubles (%d ms, %d ms)", first,
+       second);
+
+    if (pg_stack("pg", "start") != 0) {
+        ok(0, "deploy/stack pg start");
+        return;
+    }
+    rc = DB_UNAVAILABLE;
+    capture();
+    for (end = now_ms() + 10000; rc != DB_OK && now_ms() < end;) {
+        sleep_ms(10);
+        rc = db_world_read(db, (const int32_t[]){1}, 1, &w);
+    }
+    ok(captured("info: db: connected again"), "the recovery is logged");
+    is_int(rc, DB_OK, "server back: a call after the backoff succeeds");
+    is_int(db->backoff_ms, 0, "and the backoff is reset");
+    peer = PQconnectdb("");
+}
+
+static void
+test_per_request(void)
+{
+    struct db *db = db_new(NULL, DB_PER_REQUEST);
+    struct world w, row = {42, 0};
+    struct fortune *f;
+    long pid;
+    int n = 0;
+
+    if (db == NULL) {
+        ok(0, "db_new per-request");
+        return;
+    }
+    is_int(db_world_read(db, (const int32_t[]){42}, 1, &w), DB_OK,
+           "per-request: the first call connects");
+    pid = PQbackendPID(db->conn);
+    is_int(prepared(db), 0, "and prepares nothing");
+    ok(w.id == 42 && w.random_number == random_number(42), "the row");
+    db_request_done(db);
+    ok(db->conn == NULL, "db_request_done closes the connection");
+    is_int(db_fortunes(db, &f, &n), DB_OK, "the next request connects again");
+    ok(db->conn != NULL && PQbackendPID(db->conn) != pid, "to a new backend");
+    is_int(n, 12, "db_fortunes without prepared statements");
+    pid = PQbackendPID(db->conn);
+    db_request_done(db);
+    row.random_number = (int32_t)(random_number(42) % WORLD_ROWS + 1);
+    is_int(db_world_update(db, &row, 1), DB_OK, "db_world_update");
+    ok(random_number(42) == row.random_number && PQbackendPID(db->conn) != pid,
+       "committed, from a third backend");
+    db_request_done(db);
+    db_free(db);
+}
+
+int
+main(void)
+{
+    struct db *db;
+
+    log_init("test_db", LOG_INFO);
+    test_backoff();
+    saved_stderr = dup(STDERR_FILENO);
+    if (pg_start() == -1) {
+        ok(0, "a PostgreSQL cluster for the test (deploy/stack pg start)");
+        return done_testing();
+    }
+    snprintf(logpath, sizeof(logpath), "%s/test_db.log", pg_var);
+    peer = PQconnectdb("");
+    if (PQstatus(peer) != CONNECTION_OK) {
+        ok(0, "the test's own connection: %s", PQerrorMessage(peer));
+        PQfinish(peer);
+        return done_testing();
+    }
+    if ((db = db_new(NULL, DB_PERSISTENT)) == NULL) {
+        ok(0, "db_new");
+        return done_testing();
+    }
+    test_connect(db);
+    test_world_read(db);
+    test_world_update(db);
+    test_fortunes(db);
+    test_world_all(db);
+    test_terminated(db);
+    test_per_request();
+    test_server_down(db);
+    db_request_done(db);
+    ok(db->conn != NULL, "persistent: db_request_done keeps the connection");
+    db_free(db);
+    PQfinish(peer);
+    return done_testing();
+}

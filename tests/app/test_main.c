@@ -1,0 +1,389 @@
+/*
+ * test_main.c: tfb-fcgi's options and start-up (app/main.c).
+ *
+ * main.c's main() is renamed so that this file has its own.  The option
+ * table is read through opt_parse() as parse_options() reads it; what
+ * exits (--help, a bad option, a fatal start-up error, main itself) runs
+ * in a forked child whose status and output are read here.
+ */
+#define main tfb_fcgi_main
+int tfb_fcgi_main(int argc, char **argv);
+#include "../../app/main.c"
+#undef main
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+
+static char err[512];
+static char out[8192];
+static char *argv[32];
+static int argc;
+
+/* words: argv from a NULL-terminated list, in writable storage. */
+static void
+words(const char *const *w)
+{
+    static char store[32][256];
+
+    for (argc = 0; w[argc] != NULL && argc < 31; argc++) {
+        snprintf(store[argc], sizeof(store[argc]), "%s", w[argc]);
+        argv[argc] = store[argc];
+    }
+    argv[argc] = NULL;
+}
+
+/* parse: opt_parse on opts from parse_options()'s defaults. */
+static int
+parse(struct options *o, const char *const *w)
+{
+    memset(o, 0, sizeof(*o));
+    o->backlog = 4096;
+    o->db_mode = DB_PERSISTENT;
+    o->log_level = LOG_INFO;
+    words(w);
+    err[0] = '\0';
+    return opt_parse(opts, NOPTS, o, argc, argv, 0, err, sizeof(err));
+}
+
+/*
+ * in_child: fn() in a forked child with stdout and stderr into out.
+ * Results: its exit status (fn returning is 0), or 128 + the signal.
+ */
+static int
+in_child(void (*fn)(void))
+{
+    int p[2], st = 0;
+    size_t n = 0;
+    ssize_t r;
+    pid_t pid;
+
+    out[0] = '\0';
+    if (pipe(p) == -1)
+        return -1;
+    fflush(stdout);
+    if ((pid = fork()) == 0) {
+        close(p[0]);
+        dup2(p[1], STDOUT_FILENO);
+        dup2(p[1], STDERR_FILENO);
+        close(p[1]);
+        fn();
+        fflush(stdout);
+        _exit(0);
+    }
+    close(p[1]);
+    while (n < sizeof(out) - 1 &&
+           (r = read(p[0], out + n, sizeof(out) - 1 - n)) > 0)
+        n += (size_t)r;
+    out[n] = '\0';
+    close(p[0]);
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void
+sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, ms % 1000 * 1000000};
+
+    nanosleep(&ts, NULL);
+}
+
+static void
+said(const char *want, const char *name)
+{
+    if (!ok(strstr(out, want) != NULL, "%s", name))
+        printf("#   got  '%s'\n#   want '...%s...'\n", out, want);
+}
+
+static void
+test_defaults(void)
+{
+    static const char *const none[] = {"tfb-fcgi", NULL};
+    struct options o;
+
+    /* As main() hands it over. */
+    memset(&o, 0, sizeof(o));
+    words(none);
+    parse_options(argc, argv, &o);
+    is_int(o.backlog, 4096, "parse_options: backlog 4096");
+    is_int(o.db_mode, DB_PERSISTENT, "db-mode persistent");
+    is_int(o.log_level, LOG_INFO, "log level info");
+
+    is_int(parse(&o, none), 1, "no option at all");
+    ok(o.bind == NULL && o.conninfo == NULL && o.log_file == NULL,
+       "no bind, no conninfo, no log file");
+    ok(o.max_requests == 0 && o.cache_ttl == 0 && o.help == 0,
+       "no max-requests, no cache ttl, no help");
+}
+
+static void
+test_flags(void)
+{
+    static const char *const shorts[] = {
+        "tfb-fcgi", "-b", "/run/t.sock",  "-B", "128", "-d", "host=/x", "-m",
+        "1000",     "-l", "/tmp/app.log", "-v", NULL};
+    static const char *const longs[] = {"tfb-fcgi",
+                                        "--bind=127.0.0.1:9000",
+                                        "--backlog=65535",
+                                        "--db=dbname=x",
+                                        "--db-mode=per-request",
+                                        "--max-requests=7",
+                                        "--cache-ttl=60",
+                                        "--log-file=/tmp/x.log",
+                                        "--log-level=error",
+                                        "--help",
+                                        NULL};
+    static const char *const help[] = {"tfb-fcgi", "-h", NULL};
+    struct options o;
+
+    is_int(parse(&o, shorts), argc, "every short flag");
+    is_str(o.bind, "/run/t.sock", "-b");
+    is_int(o.backlog, 128, "-B");
+    is_str(o.conninfo, "host=/x", "-d");
+    is_int(o.max_requests, 1000, "-m");
+    is_str(o.log_file, "/tmp/app.log", "-l");
+    is_int(o.log_level, LOG_DEBUG, "-v is --log-level debug");
+
+    is_int(parse(&o, longs), argc, "every long flag");
+    is_str(o.bind, "127.0.0.1:9000", "--bind");
+    is_int(o.backlog, 65535, "--backlog");
+    is_str(o.conninfo, "dbname=x", "--db");
+    is_int(o.db_mode, DB_PER_REQUEST, "--db-mode");
+    is_int(o.max_requests, 7, "--max-requests");
+    is_int(o.cache_ttl, 60, "--cache-ttl");
+    is_str(o.log_file, "/tmp/x.log", "--log-file");
+    is_int(o.log_level, LOG_ERR, "--log-level");
+    is_int(o.help, 1, "--help");
+    parse(&o, help);
+    is_int(o.help, 1, "-h");
+}
+
+static void
+test_levels_and_modes(void)
+{
+    static const struct {
+        const char *words[4];
+        int level;
+    } levels[] = {
+        {{"tfb-fcgi", "-q"}, LOG_WARN},
+        {{"tfb-fcgi", "--quiet"}, LOG_WARN},
+        {{"tfb-fcgi", "--verbose"}, LOG_DEBUG},
+        {{"tfb-fcgi", "-v", "-q"}, LOG_WARN},
+        {{"tfb-fcgi", "-q", "--log-level=debug"}, LOG_DEBUG},
+        {{"tfb-fcgi", "--log-level=warn", "-v"}, LOG_DEBUG},
+        {{"tfb-fcgi", "--log-level", "info"}, LOG_INFO},
+    };
+    static const char *const persistent[] = {"tfb-fcgi", "--db-mode",
+                                             "persistent", NULL};
+    static const char *const other[] = {"tfb-fcgi", "--db-mode", "pooled",
+                                        NULL};
+    static const char *const loud[] = {"tfb-fcgi", "--log-level", "loud", NULL};
+    struct options o;
+    size_t i;
+
+    for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+        parse(&o, levels[i].words);
+        is_int(o.log_level, levels[i].level,
+               "-v/-q/--log-level: the last wins");
+    }
+    parse(&o, persistent);
+    is_int(o.db_mode, DB_PERSISTENT, "--db-mode persistent");
+    is_int(parse(&o, other), -1, "--db-mode pooled is refused");
+    is_str(err, "--db-mode: 'pooled' is not one of persistent, per-request",
+           "naming the choices");
+    is_int(parse(&o, loud), -1, "--log-level loud is refused");
+    is_str(err, "--log-level: 'loud' is not one of debug, info, warn, error",
+           "naming the levels");
+}
+
+static void
+test_env(void)
+{
+    static const char *const none[] = {"tfb-fcgi", NULL};
+    static const char *const flag[] = {"tfb-fcgi", "-m", "5", NULL};
+    struct options o;
+
+    setenv("TFB_MAX_REQUESTS", "100", 1);
+    parse(&o, none);
+    is_int(o.max_requests, 100, "TFB_MAX_REQUESTS");
+    parse(&o, flag);
+    is_int(o.max_requests, 5, "-m wins over TFB_MAX_REQUESTS");
+    setenv("TFB_MAX_REQUESTS", "", 1);
+    parse(&o, none);
+    is_int(o.max_requests, 0, "an empty TFB_MAX_REQUESTS counts as unset");
+    setenv("TFB_MAX_REQUESTS", "many", 1);
+    is_int(parse(&o, none), -1, "a bad TFB_MAX_REQUESTS is an error");
+    ok(strncmp(err, "TFB_MAX_REQUESTS: 'many'", 24) == 0,
+       "which names the variable: %s", err);
+    unsetenv("TFB_MAX_REQUESTS");
+}
+
+static void
+test_bad(void)
+{
+    static const struct {
+        const char *words[4];
+        const char *says;
+    } cases[] = {
+        {{"tfb-fcgi", "extra"}, "unexpected argument 'extra'"},
+        {{"tfb-fcgi", "-v", "--", "extra"}, "unexpected argument 'extra'"},
+        {{"tfb-fcgi", "-B", "0"},
+         "--backlog: '0' is not a number in [1, 65535]"},
+        {{"tfb-fcgi", "-B", "65536"}, "--backlog: '65536' is not a number"},
+        {{"tfb-fcgi", "-m", "-1"}, "--max-requests: '-1' is not a number"},
+        {{"tfb-fcgi", "--cache-ttl", "2000000000"},
+         "--cache-ttl: '2000000000' is not a number"},
+        {{"tfb-fcgi", "--bind="}, "--bind: empty value"},
+        {{"tfb-fcgi", "-d"}, "option '-d' needs a value"},
+        {{"tfb-fcgi", "--listen", "x"}, "unknown option '--listen'"},
+        {{"tfb-fcgi", "--verbose=2"}, "option '--verbose' takes no value"},
+    };
+    struct options o;
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int r = parse(&o, cases[i].words);
+
+        if (!ok(r == -1 &&
+                    strncmp(err, cases[i].says, strlen(cases[i].says)) == 0,
+                "%s %s: %s", cases[i].words[1],
+                cases[i].words[2] ? cases[i].words[2] : "", err))
+            printf("#   want '%s'\n", cases[i].says);
+    }
+}
+
+static void
+run_parse_options(void)
+{
+    struct options o = {0};
+
+    parse_options(argc, argv, &o);
+}
+
+static void
+run_main(void)
+{
+    exit(tfb_fcgi_main(argc, argv));
+}
+
+static void
+test_exits(void)
+{
+    static const char *const help[] = {"tfb-fcgi", "--help", NULL};
+    static const char *const bad[] = {"tfb-fcgi", "--db-mode", "x", NULL};
+    static const char *const word[] = {"tfb-fcgi", "serve", NULL};
+
+    words(help);
+    is_int(in_child(run_parse_options), 0, "--help exits 0");
+    ok(strncmp(out, "usage: tfb-fcgi [options]\n", 26) == 0,
+       "after the usage, on stdout");
+    words(bad);
+    is_int(in_child(run_parse_options), 2, "a bad option exits 2");
+    said("error: --db-mode: 'x' is not one of persistent, per-request "
+         "(see --help)\n",
+         "with the reason and a pointer to --help");
+    words(word);
+    is_int(in_child(run_parse_options), 2, "an unexpected word exits 2");
+    said("unexpected argument 'serve' (see --help)", "naming it");
+}
+
+static void
+test_usage(void)
+{
+    char *text = NULL, *line;
+    size_t len = 0, i;
+    FILE *fp = open_memstream(&text, &len);
+    int longest = 0, all = 1;
+    char flag[64];
+
+    usage(fp);
+    fclose(fp);
+    for (i = 0; i < NOPTS; i++) {
+        snprintf(flag, sizeof(flag), "--%s", opts[i].name);
+        if (strstr(text, flag) == NULL) {
+            all = 0;
+            printf("#   %s missing\n", flag);
+        }
+    }
+    ok(all, "usage lists every flag of the table");
+    ok(strstr(text, "[env TFB_MAX_REQUESTS]") != NULL,
+       "and the variable of --max-requests");
+    ok(strstr(text, "Exit status 2") != NULL, "and what status 2 means");
+    for (line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n"))
+        if ((int)strlen(line) > longest)
+            longest = (int)strlen(line);
+    ok(longest <= 80, "usage fits 80 columns (longest %d)", longest);
+    free(text);
+}
+
+/*
+ * test_main: the whole start-up, with a socket of its own and a database
+ * that is not there (no connection: /plaintext needs none, and a database
+ * that is down is not fatal), stopped by SIGTERM.
+ */
+static void
+test_main_runs(void)
+{
+    char dir[] = "/tmp/test_fcgi_main.XXXXXX", sock[128], conninfo[160];
+    const char *w[] = {"tfb-fcgi", "--bind", sock, "--db", conninfo, NULL};
+    int p[2], st = 0, i;
+    size_t n = 0;
+    ssize_t r;
+    pid_t pid;
+
+    if (mkdtemp(dir) == NULL || pipe(p) == -1) {
+        ok(0, "set-up: %s", strerror(errno));
+        return;
+    }
+    snprintf(sock, sizeof(sock), "%s/fcgi.sock", dir);
+    snprintf(conninfo, sizeof(conninfo), "host=%s/nodb connect_timeout=1", dir);
+    words(w);
+    fflush(stdout);
+    if ((pid = fork()) == 0) {
+        close(p[0]);
+        dup2(p[1], STDERR_FILENO);
+        close(p[1]);
+        run_main();
+    }
+    close(p[1]);
+    for (i = 0; i < 300 && access(sock, F_OK) == -1; i++)
+        sleep_ms(10);
+    ok(access(sock, F_OK) == 0, "main binds --bind's socket");
+    sleep_ms(100);
+    kill(pid, SIGTERM);
+    while (n < sizeof(out) - 1 &&
+           (r = read(p[0], out + n, sizeof(out) - 1 - n)) > 0)
+        n += (size_t)r;
+    out[n] = '\0';
+    close(p[0]);
+    waitpid(pid, &st, 0);
+    ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "SIGTERM: main returns 0 (%#x)",
+       (unsigned)st);
+    said("warn: db: cannot connect", "a database that is down is no error");
+    ok(access(sock, F_OK) == -1, "the socket is removed at exit");
+    rmdir(dir);
+
+    setenv("FCGI_WEB_SERVER_ADDRS", "127.0.0.1,nginx", 1);
+    is_int(in_child(run_main), 2, "a bad FCGI_WEB_SERVER_ADDRS exits 2");
+    said("FCGI_WEB_SERVER_ADDRS: 'nginx' is not an IPv4 or IPv6 address",
+         "naming the entry");
+    unsetenv("FCGI_WEB_SERVER_ADDRS");
+}
+
+int
+main(void)
+{
+    unsetenv("TFB_MAX_REQUESTS");
+    unsetenv("FCGI_WEB_SERVER_ADDRS");
+    test_defaults();
+    test_flags();
+    test_levels_and_modes();
+    test_env();
+    test_bad();
+    test_exits();
+    test_usage();
+    test_main_runs();
+    return done_testing();
+}

@@ -1,0 +1,219 @@
+/*
+ * test_scoreboard.c: the pool's shared table (spawn/scoreboard.c): its
+ * creation, the slots' states and counts, and a worker's side, attached
+ * through the environment in a child process.
+ */
+#include "../../spawn/scoreboard.c"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+
+static void
+test_create(void)
+{
+    struct scoreboard *sb;
+    struct sb_header hdr;
+    int i, empty = 1;
+
+    errno = 0;
+    ok(sb_create(0) == NULL && errno == EINVAL, "no slots: EINVAL");
+    ok(sb_create(-1) == NULL, "a negative count: refused");
+
+    if ((sb = sb_create(4)) == NULL) {
+        ok(0, "sb_create(4): %s", strerror(errno));
+        return;
+    }
+    is_int(sb_nslots(sb), 4, "sb_create(4): four slots");
+    ok(sb_fd(sb) > 2, "it has a descriptor (%d)", sb_fd(sb));
+    is_int(fcntl(sb_fd(sb), F_GETFD) & FD_CLOEXEC, 0,
+           "not close-on-exec: workers inherit it");
+    ok(pread(sb_fd(sb), &hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr) &&
+           hdr.magic == SB_MAGIC && hdr.nslots == 4,
+       "the header through the descriptor: magic and slot count");
+    for (i = 0; i < 4; i++)
+        if (sb_state(sb_slot(sb, i)) != SB_EMPTY ||
+            sb_requests(sb_slot(sb, i)) != 0 ||
+            sb_busy_since(sb_slot(sb, i)) != 0)
+            empty = 0;
+    ok(empty, "every slot starts empty, idle since never, no requests");
+    ok(sb_slot(sb, 3) != sb_slot(sb, 0) &&
+           (char *)sb_slot(sb, 1) - (char *)sb_slot(sb, 0) == 64,
+       "slots are 64 bytes apart");
+    ok(ftruncate(sb_fd(sb), 0) == -1 && errno == EPERM &&
+           ftruncate(sb_fd(sb), 1 << 20) == -1,
+       "its size is sealed: neither shrunk nor grown (a worker cannot make "
+       "the supervisor's reads fault)");
+    ok(fcntl(sb_fd(sb), F_ADD_SEALS, F_SEAL_WRITE) == -1,
+       "and the seals themselves are sealed");
+    ((int32_t *)sb_slot(sb, 2))[1] = 1234;
+    is_int(sb_state(sb_slot(sb, 2)), SB_EMPTY,
+           "a state out of range reads as empty");
+    sb_slot_reset(sb_slot(sb, 2), SB_EMPTY, 0);
+    sb_free(sb);
+    sb_free(NULL); /* allowed: a crash here fails the program */
+}
+
+static void
+test_slot(void)
+{
+    struct scoreboard *sb = sb_create(2);
+    struct sb_slot *s;
+    int64_t before, after, t1, t2;
+
+    if (sb == NULL) {
+        ok(0, "sb_create: %s", strerror(errno));
+        return;
+    }
+    s = sb_slot(sb, 1);
+    sb_set_pid(s, 4242);
+    sb_set_state(s, SB_BUSY);
+    sb_request_done(s);
+
+    sb_slot_reset(s, SB_STARTING, 123456789);
+    is_int(sb_state(s), SB_STARTING, "reset: the state asked for");
+    is_int(atomic_load(&s->pid), 0, "reset: pid unknown");
+    is_int(sb_requests(s), 0, "reset: no requests");
+    is_int(sb_busy_since(s), 0, "reset: not busy");
+    is_int(atomic_load(&s->started_ns), 123456789, "reset: started at now");
+
+    sb_set_pid(s, 4243);
+    is_int(atomic_load(&s->pid), 4243, "sb_set_pid");
+
+    sb_set_state(s, SB_IDLE);
+    is_int(sb_state(s), SB_IDLE, "idle");
+    is_int(sb_busy_since(s), 0, "idle: busy_since stays 0");
+
+    before = sb_now_ns();
+    sb_set_state(s, SB_BUSY);
+    after = sb_now_ns();
+    is_int(sb_state(s), SB_BUSY, "busy");
+    ok(sb_busy_since(s) >= before && sb_busy_since(s) <= after,
+       "busy: busy_since stamped with the scoreboard's clock");
+    sb_request_done(s);
+    sb_set_state(s, SB_IDLE);
+    is_int(sb_busy_since(s), 0, "idle again: busy_since back to 0");
+    sb_set_state(s, SB_BUSY);
+    sb_request_done(s);
+    sb_set_state(s, SB_EXITING);
+    is_int(sb_state(s), SB_EXITING, "exiting");
+    is_int(sb_busy_since(s), 0, "exiting: busy_since 0");
+    sb_set_state(s, SB_STARTING);
+    is_int(sb_busy_since(s), 0, "starting: busy_since 0");
+    is_int(sb_requests(s), 2, "two requests counted");
+    ok(sb_state(sb_slot(sb, 0)) == SB_EMPTY &&
+           sb_requests(sb_slot(sb, 0)) == 0 &&
+           atomic_load(&sb_slot(sb, 0)->pid) == 0,
+       "the other slot is untouched");
+
+    /* A worker without a scoreboard reports to NULL: nothing happens, and
+     * a crash here fails the program. */
+    sb_set_pid(NULL, 1);
+    sb_set_state(NULL, SB_BUSY);
+    sb_request_done(NULL);
+
+    t1 = sb_now_ns();
+    t2 = sb_now_ns();
+    ok(t1 > 0 && t2 >= t1, "sb_now_ns is monotonic");
+    sb_free(sb);
+}
+
+/*
+ * attach_in_child: fork; the child sets the two variables, attaches and
+ * reports to its slot as a worker does.  Results: the child's exit status
+ * (0: attached and reported; 1: sb_attach_env gave NULL; 3: the fd was
+ * left open) and its pid in *pid.
+ */
+static int
+attach_in_child(const char *fd, const char *slot, pid_t *pid)
+{
+    struct sb_slot *s;
+    int st = -1;
+    long n;
+
+    fflush(stdout);
+    if ((*pid = fork()) == 0) {
+        if (fd != NULL)
+            setenv(SB_ENV_FD, fd, 1);
+        if (slot != NULL)
+            setenv(SB_ENV_SLOT, slot, 1);
+        if ((s = sb_attach_env()) == NULL)
+            _exit(1);
+        sb_set_pid(s, getpid());
+        sb_set_state(s, SB_BUSY);
+        for (n = 0; n < 5; n++)
+            sb_request_done(s);
+        /* The mapping is all a worker keeps: the descriptor is closed. */
+        if (fd != NULL && opt_long(fd, 0, 1 << 20, &n) == 0 &&
+            fcntl((int)n, F_GETFD) != -1)
+            _exit(3);
+        _exit(0);
+    }
+    waitpid(*pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void
+test_attach(void)
+{
+    struct scoreboard *sb = sb_create(4);
+    char fd[16];
+    pid_t pid;
+    int64_t before;
+    int i, others = 1;
+
+    if (sb == NULL) {
+        ok(0, "sb_create: %s", strerror(errno));
+        return;
+    }
+    snprintf(fd, sizeof(fd), "%d", sb_fd(sb));
+    before = sb_now_ns();
+    is_int(attach_in_child(fd, "3", &pid), 0,
+           "a child attaches to the last slot and closes the fd");
+    is_int(atomic_load(&sb_slot(sb, 3)->pid), pid,
+           "the parent reads the child's pid");
+    is_int(sb_state(sb_slot(sb, 3)), SB_BUSY, "its state");
+    ok(sb_busy_since(sb_slot(sb, 3)) >= before, "its busy_since");
+    is_int(sb_requests(sb_slot(sb, 3)), 5, "its request count");
+    for (i = 0; i < 3; i++)
+        if (sb_state(sb_slot(sb, i)) != SB_EMPTY ||
+            sb_requests(sb_slot(sb, i)) != 0)
+            others = 0;
+    ok(others, "and no other slot");
+
+    is_int(attach_in_child(fd, "4", &pid), 1, "slot 4 of 4: refused");
+    is_int(attach_in_child(fd, NULL, &pid), 1, "no TFB_WORKER_SLOT: none");
+    is_int(attach_in_child(NULL, "0", &pid), 1, "no TFB_SCOREBOARD_FD: none");
+    is_int(attach_in_child(fd, "", &pid), 1, "an empty slot: refused");
+    is_int(attach_in_child(fd, "-1", &pid), 1, "slot -1: refused");
+    is_int(attach_in_child(fd, "1x", &pid), 1, "slot 1x: refused");
+    is_int(attach_in_child(fd, " 1", &pid), 1, "slot ' 1': refused");
+    is_int(attach_in_child("x", "0", &pid), 1, "fd x: refused");
+    is_int(attach_in_child("999", "0", &pid), 1, "a closed fd: refused");
+    {
+        int null = open("/dev/null", O_RDONLY);
+        char nfd[16];
+
+        snprintf(nfd, sizeof(nfd), "%d", null);
+        is_int(attach_in_child(nfd, "0", &pid), 1,
+               "an fd without a header (/dev/null): refused");
+        close(null);
+    }
+    sb->hdr->magic = 0x12345678;
+    is_int(attach_in_child(fd, "0", &pid), 1, "a wrong magic: refused");
+    sb->hdr->magic = SB_MAGIC;
+    is_int(sb_state(sb_slot(sb, 0)), SB_EMPTY, "no refused child wrote a slot");
+    is_int(attach_in_child(fd, "0", &pid), 0, "the first slot: attached");
+    sb_free(sb);
+}
+
+int
+main(void)
+{
+    test_create();
+    test_slot();
+    test_attach();
+    return done_testing();
+}
