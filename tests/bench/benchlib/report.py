@@ -633,20 +633,21 @@ def wakeup_reading(plan, summary):
         out.append(
             "- Under the sweep's load nearly every worker gets work whatever "
             "the order: there are more requests in flight than cores, so "
-            "whoever is idle is woken. What more workers cost there is in the "
-            "context switches and CPU per request below.")
+            "whoever is idle is woken. What more workers cost there shows in "
+            "their context switches and CPU per request (the worker-count "
+            "table under *Ratios within this run*).")
     elif loaded:
         out.append(
             "- Under the sweep's load the work spreads over more workers, "
             "since more requests are in flight than there are cores, but not "
             "evenly: compare each busiest share with the even one. What more "
-            "workers cost there is in the context switches and CPU per "
-            "request below.")
+            "workers cost there shows in their context switches and CPU per "
+            "request (the worker-count table under *Ratios within this run*).")
     # The cost: the line with the most worker counts, per route, from its
     # fewest workers to its most.
     if lines:
         label, by_w = max(lines.items(), key=lambda kv: len(kv[1]))
-        if len(by_w) >= 3:
+        if len(by_w) >= 2:
             lo, hi = min(by_w), max(by_w)
             order = {r.key: i for i, r in enumerate(plan.routes)}
             for a in sorted(by_w[lo], key=lambda r: order.get(r["route"], 99)):
