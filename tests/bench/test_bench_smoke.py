@@ -1,16 +1,24 @@
 #!/usr/bin/env python3
 """test_bench_smoke.py: a tiny run of tests/bench/run, checked for shape.
 
-One route (/db), two worker counts, 1 s per point, one repetition, with a
-PostgreSQL of its own in a temporary directory.  Checks that every output
-exists and is well-formed (CSV columns, JSON, SVG as XML, PNG signature,
-report.md with the anchors), that the anchors were measured, that a
-Ctrl-C stops everything it started, and that a taken port is refused.
-It asserts no timing: a number only has to be there.
+Three routes (/plaintext, /db, /queries?queries=2), 1 s per point, one
+repetition, with a PostgreSQL of its own in a temporary directory, over
+four configurations that reach every section of the report: no keep-conn
+at 1 and 4 workers
+(a line to compare worker counts on, and the light-load probe at 4),
+keepalive 8 at 1 worker (keep-conn against none) and the same pinned
+(pinned against free), pgbench with 1 client (like for like at 1 worker).
+Checks that every output exists and is well-formed (CSV columns, JSON,
+SVG as XML, PNG signature, report.md with the anchors and its sections),
+that the anchors were measured, that each configuration's request counts
+were read back and its placement took effect, that the quick sweep's plan
+has its keep-conn and placement lines, that a Ctrl-C stops everything it
+started, and that a taken port is refused.  It asserts no timing: a
+number only has to be there.
 
 Prints TAP lines through the integration tests' lib.py (lib.main: a
 deadline, and any exception a failed check); exits 1 if any check failed.
-About 30 s.  Ports: free ones in TFB_TEST_PORTS (28080-28099).
+About 55 s.  Ports: free ones in TFB_TEST_PORTS (28080-28099).
 
 tests/bench/run is started as make bench starts it, through its #! line,
 so that it runs on the interpreter it names.
@@ -39,6 +47,13 @@ import stack  # noqa: E402  (on the path through lib)
 from benchlib import report  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+CONFIGS = ("nginx/unix/persistent/keep0@1:4,nginx/unix/persistent/keep8@1,"
+           "nginx/unix/persistent/keep8/pinned@1")
+# (label, workers) of every configuration, and the routes each runs.
+EXPECTED = {("nginx/unix/persistent/keep0", 1), ("nginx/unix/persistent/keep0", 4),
+            ("nginx/unix/persistent/keep8", 1),
+            ("nginx/unix/persistent/keep8/pinned", 1)}
+ROUTES = {"plaintext", "db", "queries2"}
 SVG = "{http://www.w3.org/2000/svg}"
 
 
@@ -66,13 +81,15 @@ def body(tap):
     var = os.path.join(tmp, "stack")
     out = os.path.join(tmp, "out")
     port, fport = lib.free_port(), lib.free_port()
-    base = [str(RUN), "--routes", "db",
-            "--configs", "nginx/unix/persistent@1:2", "--concurrency", "8",
+    base = [str(RUN), "--routes", "plaintext,db,queries:2",
+            "--configs", CONFIGS, "--concurrency", "8",
+            "--pgbench-clients", "1", "--probe", "2",
             "--duration", "1", "--warmup", "0", "--reps", "1",
             "--port", str(port), "--fcgi-port", str(fport), "--var", var]
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PG", "BENCH_")) and k != "FULL"}
+           if not k.startswith(("PG", "BENCH_", "TFB_SPAWN_")) and k != "FULL"}
     try:
+        plans(tap, env)
         smoke_run(tap, base + ["--out", out], env, out, var, port)
         interrupt_run(tap, base + ["--out", os.path.join(tmp, "out2"),
                                    "--duration", "20"], env, var, port)
@@ -86,6 +103,32 @@ def body(tap):
             shutil.rmtree(real, ignore_errors=True)
 
 
+def plans(tap, env):
+    """The quick sweep's plan, as --dry-run prints it: what deploy/stack
+    ships at every worker count, the keep-conn comparison at workers =
+    cores, lighttpd without a keepalive; and pinned lines on request."""
+    cores = os.cpu_count() or 1
+    p = subprocess.run([str(RUN), "--dry-run"], env=env, capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    want = ["nginx/unix/persistent/keep32 w=1:", "nginx/unix/persistent/keep32 w=32:"]
+    want += [f"nginx/unix/persistent/keep{k} w={cores}:" for k in (0, 1, 8, 64)]
+    want += ["lighttpd/unix/persistent w=8:", "keepalive axis does not apply",
+             "anchor pgbench db -c", "about "]
+    tap.check(p.returncode == 0 and all(w in p.stdout for w in want)
+              and "/pinned" not in p.stdout,
+              "the quick sweep's plan: keepalive 32 at every worker count, "
+              "0, 1, 8, 64 at workers = cores, nothing pinned",
+              [f"missing: {[w for w in want if w not in p.stdout]}"]
+              + lib.tail(p.stdout + p.stderr, 25))
+    p = subprocess.run([str(RUN), "--dry-run", "--cpu-affinity", "none,slot",
+                        "--keepalives", "32"], env=env, capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    tap.check(p.returncode == 0 and "nginx/unix/persistent/keep32/pinned w=32:" in p.stdout
+              and "--configs" in p.stdout,
+              "--cpu-affinity none,slot adds the pinned main line",
+              lib.tail(p.stdout + p.stderr, 25))
+
+
 def smoke_run(tap, argv, env, out, var, port):
     p = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240,
                        stdin=subprocess.DEVNULL)
@@ -94,7 +137,8 @@ def smoke_run(tap, argv, env, out, var, port):
     print("\n".join("# " + line for line in p.stdout.splitlines()[-14:]))
     o = Path(out)
     files = ["report.md", "results.csv", "results.json", "chart-db.svg",
-             "chart-db.png", "bench.log", "pgbench/pgbench-db.sql"]
+             "chart-db.png", "chart-queries2.png", "bench.log",
+             "pgbench/pgbench-db.sql", "pgbench/pgbench-pipelined-queries2.sql"]
     missing = [f for f in files if not (o / f).is_file()]
     tap.check(not missing, "every output file is there", f"missing: {missing}")
 
@@ -121,13 +165,19 @@ def smoke_run(tap, argv, env, out, var, port):
               and isinstance(data.get("summary"), list) and data.get("meta", {}).get("command"))
         tap.check(ok, "results.json parses and holds the same points, a summary, "
                   "the command")
+        slots = {(p["config"], p["workers"]): p.get("req_per_slot")
+                 for p in data.get("points", []) if p["kind"] == "app"}
+        tap.check(all(isinstance(v, list) and len(v) == k[1] and sum(v) > 0
+                      for k, v in slots.items()) and set(slots) == EXPECTED,
+                  "results.json: each configuration's requests per worker slot",
+                  f"got {slots}")
     except (OSError, ValueError) as e:
         tap.check(False, "results.json parses", str(e))
 
     try:
         root = ET.parse(o / "chart-db.svg").getroot()
-        # The one configuration's line: its path, and a marker (<use>) at
-        # each of the two worker counts (chart.py names it series-0).
+        # The first configuration's line: its path, and a marker (<use>) at
+        # each of its two worker counts (chart.py names it series-0).
         line = root.find(f".//{SVG}g[@id='series-0']")
         ok = root.tag == SVG + "svg" and line is not None and \
             line.find(f"{SVG}path") is not None and \
@@ -143,31 +193,62 @@ def smoke_run(tap, argv, env, out, var, port):
     tap.check(head == PNG_MAGIC, "chart-db.png is a PNG",
               "python3-matplotlib makes it; deploy/deps test installs it")
 
-    anchors = {r["config"]: r for r in rows if r["kind"] == "anchor"}
-    for name in ("nginx-alone", "lighttpd-alone", "pgbench"):
+    anchors = {(r["config"], r["route"]): r for r in rows if r["kind"] == "anchor"}
+    for name in (("nginx-alone", "*"), ("lighttpd-alone", "*"), ("pgbench", "db"),
+                 ("pgbench-pipelined", "queries2")):
         a = anchors.get(name)
         tap.check(a is not None and not a["error"] and _is_number(a["rps"])
                   and float(a["rps"]) > 0 and int(a["requests"]) > 0,
-                  f"anchor {name} was measured", f"row: {a}")
+                  f"anchor {' '.join(name)} was measured", f"row: {a}")
     app = [r for r in rows if r["kind"] == "app"]
-    tap.check(sorted(int(r["workers"]) for r in app) == [1, 2]
-              and all(not r["error"] and int(r["requests"]) > 0
-                      and r["route"] == "db" for r in app),
-              "/db was measured with 1 and 2 workers",
+    got = {(r["config"], int(r["workers"]), r["route"]) for r in app}
+    want = {(c, w, rt) for c, w in EXPECTED for rt in ROUTES}
+    tap.check(got == want and all(not r["error"] and int(r["requests"]) > 0 for r in app),
+              "every route was measured in every configuration",
               "\n".join(str(r) for r in app))
     tap.check(all(_is_number(r["cpu_app"]) and _is_number(r["rss_worker_kb_mean"])
-                  for r in app), "app points carry the CPU split and worker RSS")
+                  and _is_number(r["req_workers_1pct"]) and _is_number(r["req_top_share"])
+                  and _is_number(r["cpu_top_share"]) and _is_number(r["cswitch_per_req"])
+                  for r in app),
+              "app points carry the CPU split, worker RSS and how the work spread")
+    tap.check(all(r["keepalive"] == r["config"].split("/keep")[1][:1] for r in app),
+              "app points carry their keepalive")
+    pinned = [r for r in app if r["config"].endswith("/pinned")]
+    tap.check(pinned and all(r["cpu_affinity"] == "slot" and "one each" in r["cpus_allowed"]
+                             for r in pinned)
+              and all(r["cpu_affinity"] == "none" for r in app if r not in pinned),
+              "the pinned configuration's worker runs on one CPU, the others are free",
+              [f"{r['config']}: {r['cpu_affinity']} {r['cpus_allowed']}" for r in app])
+    probe = [r for r in rows if r["kind"] == "probe"]
+    tap.check(len(probe) == 1 and probe[0]["config"] == "nginx/unix/persistent/keep0"
+              and probe[0]["workers"] == "4" and not probe[0]["error"]
+              and _is_number(probe[0]["req_workers_1pct"]),
+              "the light-load probe ran where every request wakes a worker, once",
+              [str(r) for r in probe])
 
     try:
         md = (o / "report.md").read_text()
     except OSError:
         md = ""
     need = ["## Anchors", "| nginx-alone |", "| lighttpd-alone |", "| pgbench |",
-            "## `/db`", "÷ nginx-alone", "÷ pgbench", "tests/bench/run --routes db",
-            "## Machine", "**kernel**", "**cores**", "chart-db.png"]
+            "| pgbench-pipelined |", "## `/db`", "÷ nginx-alone", "÷ pgbench (w)",
+            "tests/bench/run --routes plaintext,db,queries:2", "## Machine", "**kernel**",
+            "**cores**", "chart-db.png", "cannot and sends one Sync"]
     tap.check(all(s in md for s in need), "report.md has the machine, the anchors, "
               "the route table with ratios, the chart and the command",
               f"missing: {[s for s in need if s not in md]}")
+    sections = ["## Ratios within this run",
+                "### Workers against the best worker count of the same line",
+                "### Best of each line against its front server alone",
+                "### nginx keep-conn against none",
+                "### Against PostgreSQL alone, like for like",
+                "### `/queries` against `/db` of the same configuration",
+                "## Wake-up order", "At light load", "What it shows about the wake-up order",
+                "### Pinned against free placement",
+                "| nginx/unix/persistent/keep8/pinned |", "| nginx/unix/persistent/keep0 |"]
+    tap.check(all(s in md for s in sections), "report.md has the ratios, the "
+              "wake-up order with the probe, and pinned against free",
+              f"missing: {[s for s in sections if s not in md]}")
     tap.check(not leftovers(var) and lib.port_is_free(port),
               "everything it started is stopped", f"left: {leftovers(var)}")
 

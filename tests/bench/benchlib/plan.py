@@ -1,8 +1,9 @@
 """plan: what a sweep runs, in which order, and how long it should take.
 
 A *configuration* is a front server, a FastCGI socket type, a database
-connection mode and a worker count: one start of the pool and the front
-server.  Every route of the sweep is measured on it, one after the other,
+connection mode, nginx's upstream keepalive (how many FastCGI connections
+each nginx worker keeps), the workers' CPU placement and a worker count:
+one start of the pool and the front server.  Every route of the sweep is measured on it, one after the other,
 after one warm-up that cycles through them all.  A *repetition* runs the
 anchors, then every configuration, in the same order each time, so that
 the same configuration is measured at several moments of the run
@@ -18,6 +19,11 @@ from dataclasses import dataclass
 FRONTS = ("nginx", "lighttpd")
 SOCKETS = ("unix", "tcp")
 DB_MODES = ("persistent", "per-request")
+# tfb-spawn's --cpu-affinity: none leaves the scheduler free, slot pins the
+# worker in slot i to online CPU i mod n.
+AFFINITIES = ("none", "slot")
+# What deploy/stack ships: the line every other keepalive is compared with.
+DEFAULT_KEEPALIVE = 32
 
 # name -> (path template, kind).  kind "front": no database work per
 # request, so the front server alone is the ceiling; "db": PostgreSQL does
@@ -86,11 +92,29 @@ class Config:
     socket: str
     db_mode: str
     workers: int
+    # nginx: FastCGI connections kept per nginx worker, 0 for a new one per
+    # request.  lighttpd's mod_fastcgi keeps none, whatever it is told, so
+    # its configurations carry None and the keepalive axis skips them.
+    keepalive: object = DEFAULT_KEEPALIVE
+    affinity: str = "none"
+
+    def __post_init__(self):
+        if self.front != "nginx" and self.keepalive is not None:
+            object.__setattr__(self, "keepalive", None)
+        elif self.front == "nginx" and self.keepalive is None:
+            object.__setattr__(self, "keepalive", DEFAULT_KEEPALIVE)
 
     @property
     def label(self):
-        """The line this point belongs to: all but the worker count."""
-        return f"{self.front}/{self.socket}/{self.db_mode}"
+        """The line this point belongs to: all but the worker count, e.g.
+        nginx/unix/persistent/keep32, lighttpd/unix/persistent,
+        nginx/unix/persistent/keep32/pinned."""
+        s = f"{self.front}/{self.socket}/{self.db_mode}"
+        if self.keepalive is not None:
+            s += f"/keep{self.keepalive}"
+        if self.affinity == "slot":
+            s += "/pinned"
+        return s
 
     def routes(self, routes):
         """Per-request mode changes nothing for a route that does no
@@ -114,27 +138,67 @@ def parse_int_list(text, what):
     return out
 
 
-def parse_configs(text, default_workers):
-    """FRONT/SOCKET/DBMODE[@W:W:...], comma-separated -> [Config]."""
+def parse_configs(text, default_workers, keepalives=(DEFAULT_KEEPALIVE,),
+                  affinities=("none",)):
+    """FRONT/SOCKET/DBMODE[/keepN][/pinned][@W:W:...], comma-separated ->
+    [Config].  What an item leaves out runs at every value of its axis:
+    every worker count without @, every keepalive without /keepN (nginx
+    only), every placement without /pinned."""
     out = []
     for item in [x for x in re.split(r"[,\s]+", text.strip()) if x]:
         spec, _, ws = item.partition("@")
         parts = spec.split("/")
-        if len(parts) != 3:
-            raise ValueError(f"config {item!r}: want FRONT/SOCKET/DBMODE[@W:W...]")
-        front, sock, mode = parts
+        if len(parts) < 3:
+            raise ValueError(f"config {item!r}: want "
+                             "FRONT/SOCKET/DBMODE[/keepN][/pinned][@W:W...]")
+        front, sock, mode = parts[:3]
         if front not in FRONTS or sock not in SOCKETS or mode not in DB_MODES:
             raise ValueError(f"config {item!r}: front {'|'.join(FRONTS)}, "
                              f"socket {'|'.join(SOCKETS)}, "
                              f"db mode {'|'.join(DB_MODES)}")
+        keeps, affs = list(keepalives), list(affinities)
+        for extra in parts[3:]:
+            m = re.fullmatch(r"keep(\d+)", extra)
+            if m and front == "nginx":
+                keeps = [int(m.group(1))]
+            elif m:
+                raise ValueError(f"config {item!r}: {front} keeps no FastCGI "
+                                 "connections, /keepN is for nginx")
+            elif extra == "pinned":
+                affs = ["slot"]
+            else:
+                raise ValueError(f"config {item!r}: {extra!r} is neither "
+                                 "keepN nor pinned")
         workers = parse_int_list(ws, f"config {item!r}") if ws else default_workers
-        out += [Config(front, sock, mode, w) for w in workers]
+        out += product([front], [sock], [mode], workers, keeps, affs)
     return dedupe(out)
 
 
-def product(fronts, sockets, modes, workers):
-    return [Config(f, s, m, w) for f, s, m, w in
-            itertools.product(fronts, sockets, modes, workers)]
+def parse_keepalives(text):
+    """0,1,8,32,64 -> [0, 1, 8, 32, 64]: 0 is allowed (no keep-conn)."""
+    out = []
+    for part in [x for x in re.split(r"[,\s:]+", text.strip()) if x]:
+        if not part.isdigit():
+            raise ValueError(f"--keepalives: want numbers >= 0, got {part!r}")
+        out.append(int(part))
+    if not out:
+        raise ValueError("--keepalives: empty list")
+    return list(dict.fromkeys(out))
+
+
+def main_keepalive(keepalives):
+    """The keepalive of the sweep's main line: deploy/stack's own when the
+    list has it, else the list's last."""
+    return DEFAULT_KEEPALIVE if DEFAULT_KEEPALIVE in keepalives else keepalives[-1]
+
+
+def product(fronts, sockets, modes, workers, keepalives=(DEFAULT_KEEPALIVE,),
+            affinities=("none",)):
+    """Every combination, workers varying fastest; lighttpd's
+    configurations collapse over the keepalives (dedupe)."""
+    return dedupe([Config(f, s, m, w, k, a) for f, s, m, k, a, w in
+                   itertools.product(fronts, sockets, modes, keepalives,
+                                     affinities, workers)])
 
 
 def dedupe(configs):
@@ -155,6 +219,11 @@ class Anchor:
     connect_each: bool = False
     max_tries: int = 1
     note: str = ""
+    # The anchor a route's rows are compared with like for like (the same
+    # statements sent the way the app sends them, as many clients as the
+    # row has workers): pgbench-pipelined for /queries and /updates,
+    # pgbench for /db and /fortunes, pgbench-C for the per-request mode.
+    like: bool = False
 
     @property
     def key(self):
@@ -162,58 +231,100 @@ class Anchor:
 
 
 SELECT = "SELECT id, randomnumber FROM world WHERE id = :id{i};"
+WORLD_ROWS = 10000
 
 
-def _selects(n):
-    lines = []
-    for i in range(1, n + 1):
-        lines.append(f"\\set id{i} random(1, 10000)")
-    for i in range(1, n + 1):
-        lines.append(SELECT.format(i=i))
-    return lines
+def _ids(n, banded=False):
+    """\\set lines for ids id1..idn.  banded: id i drawn from the i-th of n
+    equal bands of the table, so that the ids come in ascending order:
+    the app sorts the ids it updates so that concurrent updates lock rows
+    in the same order and do not deadlock, and pgbench cannot sort."""
+    if not banded:
+        return [f"\\set id{i} random(1, {WORLD_ROWS})" for i in range(1, n + 1)]
+    band = WORLD_ROWS // n
+    return [f"\\set id{i} random({(i - 1) * band + 1}, "
+            f"{WORLD_ROWS if i == n else i * band})" for i in range(1, n + 1)]
 
 
-def pgbench_anchors(route, per_request):
+def pgbench_anchors(route, per_request, sequential=True):
     """The pgbench runs that mirror route: same statements, one
     transaction per request.  per_request adds the connect-per-transaction
-    (-C) variant, unprepared, as the app's per-request mode does."""
+    (-C) variant, unprepared, as the app's per-request mode does;
+    sequential, for /queries and /updates, the selects one after the
+    other besides the pipelined ones (what pipelining gains)."""
     out = []
     if route.name == "db":
-        text = "\n".join(_selects(1)) + "\n"
-        out.append(Anchor("pgbench", route, text, note="select-only, prepared"))
+        text = "\n".join(_ids(1) + [SELECT.format(i=1)]) + "\n"
+        out.append(Anchor("pgbench", route, text, note="select-only, prepared",
+                          like=True))
         if per_request:
             out.append(Anchor("pgbench-C", route, text, mode="extended",
-                              connect_each=True,
+                              connect_each=True, like=True,
                               note="new connection per transaction, unprepared"))
     elif route.name in ("queries", "updates"):
-        sel = _selects(route.n)
-        sets, stmts = sel[:route.n], sel[route.n:]
-        tail = []
+        n = route.n
+        sets = _ids(n, banded=route.name == "updates")
+        stmts = [SELECT.format(i=i) for i in range(1, n + 1)]
+        tail, then = [], ""
         if route.name == "updates":
-            ids = ", ".join(f":id{i}" for i in range(1, route.n + 1))
-            rnd = ", ".join(f":r{i}" for i in range(1, route.n + 1))
-            sets += [f"\\set r{i} random(1, 10000)" for i in range(1, route.n + 1)]
-            # The app's statement, the arrays spelled out instead of bound.
+            ids = ", ".join(f":id{i}" for i in range(1, n + 1))
+            rnd = ", ".join(f":r{i}" for i in range(1, n + 1))
+            sets += [f"\\set r{i} random(1, {WORLD_ROWS})" for i in range(1, n + 1)]
+            # The app's statement; its two arrays are built here from the
+            # \set values (2n bound integers) where the app binds two
+            # array literals.
             tail = [f"UPDATE world SET randomnumber = v.r FROM "
                     f"unnest(ARRAY[{ids}]::int[], ARRAY[{rnd}]::int[]) "
                     f"AS v(id, r) WHERE world.id = v.id;"]
+            then = ", then the bulk UPDATE"
+        # Concurrent updates may still deadlock or fail to serialize
+        # now and then: pgbench retries them rather than stopping.
         tries = 10 if route.name == "updates" else 1
         seq = "\n".join(sets + stmts + tail) + "\n"
-        pipe = "\n".join(sets + ["\\startpipeline"] + stmts + tail +
-                         ["\\endpipeline"]) + "\n"
-        out.append(Anchor("pgbench", route, seq, max_tries=tries,
-                          note=f"{route.n} selects one after the other, prepared "
-                               "(what the app does)"))
+        # The UPDATE after the pipeline, as the app sends it: it reads the
+        # rows first, then writes them.
+        pipe = "\n".join(sets + ["\\startpipeline"] + stmts +
+                         ["\\endpipeline"] + tail) + "\n"
+        if sequential:
+            out.append(Anchor("pgbench", route, seq, max_tries=tries,
+                              note=f"{n} selects one after the other{then}, "
+                                   "prepared"))
         out.append(Anchor("pgbench-pipelined", route, pipe, max_tries=tries,
-                          note=f"{route.n} selects in one \\startpipeline, prepared"))
+                          like=True,
+                          note=f"{n} selects in one \\startpipeline (one Sync "
+                               f"at its end){then}, prepared"))
     elif route.name == "fortunes":
         text = "SELECT id, message FROM fortune;\n"
-        out.append(Anchor("pgbench", route, text, note="all fortunes, prepared"))
+        out.append(Anchor("pgbench", route, text, note="all fortunes, prepared",
+                          like=True))
         if per_request:
             out.append(Anchor("pgbench-C", route, text, mode="extended",
-                              connect_each=True,
+                              connect_each=True, like=True,
                               note="new connection per transaction, unprepared"))
     return out
+
+
+# --pgbench-clients: which client counts each pgbench anchor runs at.
+# "wrk": as many as wrk's connections; "workers": as many as the worker
+# count of each configuration the anchor is compared with, so that the
+# ratio compares like with like; "cores": as many as the machine's cores;
+# a number: that many.  "cores" applies to the anchors of routes measured
+# at workers = cores only: elsewhere it would compare with nothing.
+CLIENT_WORDS = ("wrk", "workers", "cores")
+
+
+def parse_pgbench_clients(text):
+    out = []
+    for part in [x for x in re.split(r"[,\s:]+", text.strip()) if x]:
+        if part == "0":  # the option's old spelling of "wrk"
+            part = "wrk"
+        if part not in CLIENT_WORDS and not (part.isdigit() and int(part) > 0):
+            raise ValueError(f"--pgbench-clients: want numbers or "
+                             f"{', '.join(CLIENT_WORDS)}, got {part!r}")
+        out.append(part if part in CLIENT_WORDS else int(part))
+    if not out:
+        raise ValueError("--pgbench-clients: empty list")
+    return list(dict.fromkeys(out))
 
 
 @dataclass
@@ -225,27 +336,58 @@ class Plan:
     warmup: int
     reps: int
     threads: int = 1
-    pgbench_clients: int = 0  # 0: as many as wrk's connections
+    pgbench_clients: tuple = ("wrk", "cores")
+    sequential: bool = True   # the sequential pgbench for /queries, /updates
+    # wrk connections of the light-load probe (0: none): /plaintext on a
+    # fresh pool with fewer connections than workers, where the order in
+    # which idle workers are woken decides who serves.
+    probe: int = 0
     fronts_alone: tuple = ("nginx-alone", "lighttpd-alone")
+    cores: int = os.cpu_count() or 1
 
     def anchors(self):
         out = [Anchor(name, None) for name in self.fronts_alone]
         per_request = any(c.db_mode == "per-request" for c in self.configs)
         for r in self.routes:
             if r.kind == "db":
-                out += pgbench_anchors(r, per_request)
+                out += pgbench_anchors(r, per_request, self.sequential)
         return out
 
-    def pg_clients(self, conc, anchor=None):
-        """pgbench's client count for the anchors of concurrency conc: the
-        same as wrk's, unless told otherwise.  The connect-per-transaction
-        anchor runs with at most 2 per core: it measures how fast
-        PostgreSQL starts backends, which more clients only queue for
-        (64 of them would spend seconds in the queue per transaction)."""
-        n = self.pgbench_clients or conc
+    def pg_cap(self, n, anchor):
+        """The connect-per-transaction anchor runs with at most 2 clients
+        per core: it measures how fast PostgreSQL starts backends, which
+        more clients only queue for (64 of them would spend seconds in the
+        queue per transaction)."""
         if anchor is not None and anchor.connect_each:
-            n = min(n, 2 * (os.cpu_count() or 1))
+            return min(n, 2 * self.cores)
         return n
+
+    def pg_clients(self, conc, anchor=None):
+        """pgbench's client count for the anchors of wrk concurrency conc."""
+        return self.pg_cap(conc, anchor)
+
+    def anchored_workers(self, anchor):
+        """The worker counts of the configurations anchor is compared
+        with: those that run its route, in the db mode it stands for."""
+        mode = "per-request" if anchor.connect_each else "persistent"
+        return sorted({c.workers for c in self.configs if c.db_mode == mode
+                       and anchor.route in c.routes(self.routes)})
+
+    def anchor_clients(self, anchor):
+        """Every client count a pgbench anchor runs at, ascending."""
+        out = set()
+        for spec in self.pgbench_clients:
+            if spec == "wrk":
+                out.update(self.pg_cap(c, anchor) for c in self.concurrency)
+            elif spec == "workers":
+                out.update(self.pg_cap(w, anchor)
+                           for w in self.anchored_workers(anchor))
+            elif spec == "cores":
+                if self.cores in self.anchored_workers(anchor):
+                    out.add(self.pg_cap(self.cores, anchor))
+            else:
+                out.add(self.pg_cap(spec, anchor))
+        return sorted(out)
 
     def pg_warmup(self, clients, anchor):
         """Seconds of pgbench warm-up once its clients are connected: every
@@ -256,38 +398,79 @@ class Plan:
             return self.warmup
         return self.warmup + 0.03 * clients
 
+    def probes(self, c):
+        """Whether configuration c gets the light-load probe: a new FastCGI
+        connection per request (nginx keep0, lighttpd), so that every
+        request wakes a worker (on a kept connection the request goes to
+        the worker that holds it, whatever the order); persistent mode
+        (per-request workers are all busy waiting for PostgreSQL); and
+        more workers than the probe's connections, so that some are idle."""
+        return (bool(self.probe) and not c.keepalive and c.db_mode == "persistent"
+                and c.workers > self.probe)
+
     def points_per_rep(self):
         n = 0
         for c in self.configs:
-            n += len(c.routes(self.routes)) * len(self.concurrency)
+            n += len(c.routes(self.routes)) * len(self.concurrency) + self.probes(c)
         return n
+
+    def anchor_points(self):
+        """Anchor measurements per repetition: the front servers at each
+        wrk concurrency, pgbench at each of its client counts."""
+        return sum(len(self.concurrency) if a.route is None
+                   else len(self.anchor_clients(a)) for a in self.anchors())
+
+    @staticmethod
+    def front_kind(c):
+        """What the running front server is configured for: a change
+        restarts it (nginx's keepalive is in its configuration)."""
+        return (c.front, c.socket, c.keepalive)
+
+    # Seconds, measured in a quick sweep on this kind of machine (2 cores,
+    # shared with other work): starting an anchor server, restarting the
+    # pool, restarting the front server, pgbench's start and end, pgbench
+    # connecting one client, a point's own overhead (CPU samples, the
+    # drain), and the per-request mode's drain of what wrk left queued.
+    COST_ANCHOR_START = 0.8
+    COST_POOL = 0.6
+    COST_FRONT = 0.6
+    COST_PGBENCH = 0.5
+    COST_PG_CLIENT = 0.015
+    COST_POINT = 0.3
+    COST_PER_REQUEST_DRAIN = 1.5
 
     def point_costs(self):
         """Estimated seconds of each point of one repetition, in the order
         they run: the anchors, then the configurations.  A group's fixed
         costs (starting servers, warming up, pgbench connecting its
-        clients) go to its first point.  Measured on 2 busy cores."""
+        clients) go to its first point."""
         costs = []
         for a in self.anchors():
-            for i, conc in enumerate(self.concurrency):
-                if a.route is None:
-                    costs.append((1.5 + self.warmup if i == 0 else 0) +
-                                 self.duration + 0.3)
-                else:
-                    clients = self.pg_clients(conc, a)
-                    costs.append(self.pg_warmup(clients, a) + self.duration + 0.7 +
-                                 (0 if a.connect_each else 0.03 * clients))
+            if a.route is None:
+                for i, conc in enumerate(self.concurrency):
+                    costs.append((self.COST_ANCHOR_START + self.warmup if i == 0
+                                  else 0) + self.duration + self.COST_POINT)
+                continue
+            for clients in self.anchor_clients(a):
+                costs.append(self.pg_warmup(clients, a) + self.duration +
+                             self.COST_PGBENCH +
+                             (0 if a.connect_each else self.COST_PG_CLIENT * clients))
         prev = None
+        warm = self.warmup + self.COST_POINT
         for c in self.configs:
-            fixed = 1.2  # the pool's restart
-            if prev is None or (prev.front, prev.socket) != (c.front, c.socket):
-                fixed += 1.2
-            if c.db_mode == "persistent":
-                fixed += self.warmup + 0.3
+            fixed = self.COST_POOL
+            if prev is None or self.front_kind(prev) != self.front_kind(c):
+                fixed += self.COST_FRONT
             prev = c
-            per = self.duration + 0.3
+            per = self.duration + self.COST_POINT
             if c.db_mode == "per-request":
-                per += 3.0  # draining what wrk left queued
+                per += self.COST_PER_REQUEST_DRAIN
+            if self.probes(c):
+                # Its own pool life, then the pool's restart.
+                costs.append(fixed + per)
+                fixed = self.COST_POOL
+            if c.db_mode == "persistent":
+                fixed += warm
             n = len(c.routes(self.routes)) * len(self.concurrency)
             costs += [per + (fixed if i == 0 else 0) for i in range(n)]
         return costs

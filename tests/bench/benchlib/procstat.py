@@ -16,6 +16,11 @@ Percentages are of one core: 200 means both cores of a 2-core machine
 were busy for the whole window.  "total" is every process on the
 machine (from /proc/stat), so total minus our groups is what the rest of
 the machine took: other people's work on a shared box.
+
+Per process, finer: task_stats() reads each worker's CPU time in
+nanoseconds and its context switches, cpus_allowed() where the kernel
+lets it run, and spread() says how a quantity (requests, CPU time) spread
+over the workers.
 """
 
 import os
@@ -147,3 +152,57 @@ def sockets(pid):
     except OSError:
         pass
     return n
+
+
+def task_stat(pid):
+    """(ns on a CPU, context switches) of pid's main thread, or None.
+
+    /proc/PID/schedstat counts CPU time in nanoseconds, where stat's
+    ticks (10 ms) are too coarse to split a 1 s point between 32 workers.
+    The context switches, voluntary (it slept: waiting for work or for
+    PostgreSQL) and not (preempted), are what each wake-up costs.  A
+    worker is one thread, so its main thread is all of it."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            ns = int(f.read().split()[0])
+        cs = 0
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("voluntary_ctxt_switches:",
+                                    "nonvoluntary_ctxt_switches:")):
+                    cs += int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return ns, cs
+
+
+def task_stats(pids):
+    """{pid: (ns, context switches)} of the pids still there."""
+    out = {}
+    for pid in pids:
+        st = task_stat(pid)
+        if st is not None:
+            out[pid] = st
+    return out
+
+
+def cpus_allowed(pid):
+    """The CPUs pid may run on, as the kernel lists them ("0-1", "1"),
+    or None."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Cpus_allowed_list:"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def spread(counts, floor=0.01):
+    """How work spread over workers: (how many did at least floor of it,
+    the largest share), or (None, None) when there was none."""
+    total = sum(counts)
+    if total <= 0:
+        return None, None
+    return sum(1 for c in counts if c >= floor * total), max(counts) / total

@@ -13,6 +13,7 @@ KeyboardInterrupt outside servers.CRITICAL, then calls stop_all().
 
 import datetime
 import os
+import re
 import time
 from pathlib import Path
 
@@ -21,9 +22,17 @@ import stack
 from . import load, procstat, servers
 
 
+# The supervisor's line for a worker it stopped (or lost): "tfb-spawn[SPID]
+# info: worker PID (slot N) exited with status 0, stopped after R
+# requests", or "... recycled after R requests", or "... after 1.2 s and R
+# requests; replacing it".
+WORKER_GONE = re.compile(r"\[(\d+)\] \w+: worker (\d+) \(slot (\d+)\) "
+                         r".*?(\d+) requests")
+
+
 class Runner:
-    """One sweep: a (the command line's settings: port, fcgi_port, var,
-    keepalive), p (the plan), out (the output directory, which exists).
+    """One sweep: a (the command line's settings: port, fcgi_port, var),
+    p (the plan), out (the output directory, which exists).
     run() measures and leaves the points in .points; stop_all() stops
     what it started, whatever happened."""
 
@@ -34,24 +43,26 @@ class Runner:
         self.t0 = time.monotonic()
         self.logf = open(self.out / "bench.log", "w")
         # PostgreSQL is started once for the sweep; the pool and the front
-        # server per configuration.  APP_ARGS is always set, so that the
-        # caller's own does not change what is measured.
+        # server per configuration.  APP_ARGS is always set, and the
+        # caller's own TFB_SPAWN_* variables emptied (tfb-spawn takes an
+        # empty one as unset), so that they do not change what is
+        # measured; each configuration sets TFB_SPAWN_CPU_AFFINITY.
         self.stack = stack.Stack(var=a.var, port=a.port, fcgi_port=a.fcgi_port,
-                                 keepalive=a.keepalive, app_args="",
-                                 guard=servers.CRITICAL)
-        self.front_kind = None  # (front, socket) of the running front server
+                                 app_args="", guard=servers.CRITICAL,
+                                 env={k: "" for k in os.environ
+                                      if k.startswith("TFB_SPAWN_")})
+        self.front_kind = None  # plan.front_kind() of the running front server
+        self.log_from = 0       # app.log's size when the running pool started
+        self.config = None      # the configuration being measured
         self.anchor = None      # servers.Anchor, once the stack's VAR exists
         self.pgenv = {}
         self.postmaster = None
         self.pg_version = None
         self.done = 0
-        self.total = p.reps * (p.points_per_rep() + self.anchor_points())
+        self.total = p.reps * (p.points_per_rep() + p.anchor_points())
         self.estimate = p.estimate_seconds()
         self.est_done = 0.0  # estimated seconds of the points done
         self.costs = p.point_costs()
-
-    def anchor_points(self):
-        return len(self.p.anchors()) * len(self.p.concurrency)
 
     def say(self, msg):
         print(msg, flush=True)
@@ -104,32 +115,77 @@ class Runner:
     def measure_wrk(self, pt, path, conc):
         url = f"http://127.0.0.1:{self.a.port}{path}"
         groups = self.groups()
+        workers = self.stack.worker_pids() if self.front_kind else []
+        tasks0 = procstat.task_stats(workers)
         before = procstat.sample(groups)
         r = load.wrk(url, conc, self.p.duration, self.p.threads)
         after = procstat.sample(groups)
+        tasks1 = procstat.task_stats(workers)
         self.drain(pt)
         cpu = procstat.cpu_percent(before, after, {"load": r["cpu_ticks"]})
         self.fill(pt, r, cpu)
+        self.fill_workers(pt, tasks0, tasks1, r["requests"])
         rss = [procstat.rss_kb(pid) for pid in self.stack.worker_pids()]
         rss = [x for x in rss if x]
         if rss:
             pt["rss_worker_kb_mean"] = sum(rss) / len(rss)
             pt["rss_worker_kb_max"] = max(rss)
 
+    @staticmethod
+    def fill_workers(pt, tasks0, tasks1, requests):
+        """How this point's work spread over the workers: each one's CPU
+        time in the window, so per point and per route, where the
+        supervisor's request counts (fill_requests) cover the whole
+        configuration; and the workers' context switches per request."""
+        both = [p for p in tasks0 if p in tasks1]
+        if not both:
+            return
+        ns = [max(0, tasks1[p][0] - tasks0[p][0]) for p in both]
+        cs = sum(max(0, tasks1[p][1] - tasks0[p][1]) for p in both)
+        pt["cpu_workers_1pct"], pt["cpu_top_share"] = procstat.spread(ns)
+        if requests:
+            pt["cswitch_per_req"] = cs / requests
+
     def drain(self, pt=None):
         """Wait until the requests wrk left behind are served.  wrk closes
         its connections at the end, but the requests the front server had
-        already passed on wait in the pool's listen queue and are served
-        anyway, for seconds when a request is slow (per-request mode):
-        they must not eat into the next measurement.  The queue is FIFO,
-        so one more request through it comes back when they are done."""
+        already passed on are served anyway, for seconds when a request is
+        slow (per-request mode): they must not eat into the next
+        measurement.  First one more request through the stack: it comes
+        back after the listen queue's (a FIFO) when it travels on a new
+        FastCGI connection.  On a connection nginx kept it can overtake
+        them, so then wait until the workers and PostgreSQL have been
+        quiet for a moment."""
         t = time.monotonic()
         got = servers.http_get(self.a.port, "/plaintext", timeout=120)
-        waited = time.monotonic() - t
-        if pt is not None:
-            pt["drain_s"] = waited
         if got is None:
             self.say("    warning: the stack did not answer after the run")
+        self.wait_quiet()
+        if pt is not None:
+            pt["drain_s"] = time.monotonic() - t
+
+    def wait_quiet(self, window=0.1, busy_ns=3_000_000, limit=15.0):
+        """Return once the pool's workers used less than busy_ns of CPU (3%
+        of a core) in a window, or after limit seconds.  In per-request
+        mode PostgreSQL counts too: there a request's time is mostly its
+        new backend's (tens of ms), the worker's a fraction of it.  A
+        process that appears in a window counts with all its time; one
+        that exits is gone from the sum (the next backend takes over)."""
+        if not self.front_kind:
+            return
+        per_request = self.config is not None and self.config.db_mode != "persistent"
+        roots = [self.postmaster] if self.postmaster and per_request else []
+        deadline = time.monotonic() + limit
+        prev = None
+        while time.monotonic() < deadline:
+            pids = self.stack.worker_pids() + roots + \
+                procstat.descendants(roots, procstat.children_map() if roots else {})
+            now = {p: ns for p, (ns, _) in procstat.task_stats(pids).items()}
+            if prev is not None and \
+                    sum(ns - prev.get(p, 0) for p, ns in now.items()) < busy_ns:
+                return
+            prev = now
+            time.sleep(window)
 
     def summary_line(self, pt):
         if pt.get("error"):
@@ -175,14 +231,16 @@ class Runner:
             self.anchor.stop()
 
     def run_pg_anchor(self, rep, anchor):
+        """Every client count of the anchor.  Its points carry the client
+        count as their concurrency: an app row finds the anchor run with
+        as many clients as it has wrk connections, or workers."""
         script = self.out / "pgbench" / f"{anchor.name}-{anchor.route.key}.sql"
         env = dict(os.environ)
         env.update(self.pgenv)
         env["PGAPPNAME"] = "tfb-bench"
-        for conc in self.p.concurrency:
-            clients = self.p.pg_clients(conc, anchor)
+        for clients in self.p.anchor_clients(anchor):
             pt = self.point(rep, "anchor", anchor.name, anchor.route.key,
-                            str(script.relative_to(self.out)), conc,
+                            str(script.relative_to(self.out)), clients,
                             {"clients": clients})
 
             try:
@@ -200,25 +258,116 @@ class Runner:
 
     # --- configurations ------------------------------------------------------
 
+    def app_log(self):
+        return os.path.join(self.stack.var, "log", "app.log")
+
     def start_config(self, cfg):
         """Run this configuration: restart the pool, and the front server
-        too unless the running one already has this front and socket (it
-        finds the new pool at the same socket path or port)."""
+        too unless the running one already has this front, socket and
+        keepalive (it finds the new pool at the same socket path or
+        port).  Notes where app.log ends, so that the supervisor's lines
+        for this pool can be told from earlier ones."""
         st = self.stack
-        if self.front_kind != (cfg.front, cfg.socket):
+        kind = self.p.front_kind(cfg)
+        if self.front_kind != kind:
             st.run("front", "stop", timeout=st.STOP_TIMEOUT)
             self.front_kind = None
         st.run("pool", "stop", timeout=st.STOP_TIMEOUT)
         st.server, st.fcgi, st.workers = cfg.front, cfg.socket, cfg.workers
+        st.keepalive = cfg.keepalive
+        st.extra_env["TFB_SPAWN_CPU_AFFINITY"] = cfg.affinity
         st.app_args = "" if cfg.db_mode == "persistent" else f"--db-mode {cfg.db_mode}"
-        st.call("pool", "start", timeout=st.START_TIMEOUT)
+        self.start_pool()
         if self.front_kind is None:
             try:
                 st.call("front", "start", timeout=st.START_TIMEOUT)
             except stack.StackError:
                 st.run("pool", "stop", timeout=st.STOP_TIMEOUT)
                 raise
-            self.front_kind = (cfg.front, cfg.socket)
+            self.front_kind = kind
+
+    def start_pool(self):
+        """Start the pool with the stack's knobs as they are, noting where
+        app.log ends first."""
+        try:
+            self.log_from = os.path.getsize(self.app_log())
+        except OSError:
+            self.log_from = 0
+        self.stack.call("pool", "start", timeout=self.stack.START_TIMEOUT)
+
+    def run_probe(self, rep, cfg, extra, label):
+        """The light-load probe: /plaintext with fewer wrk connections than
+        workers on the pool just started, which then stops for its request
+        counts and starts afresh for the routes.  A pool of its own, so
+        that neither's counts blur the other's."""
+        conc = self.p.probe
+        pt = self.point(rep, "probe", cfg.label, "plaintext", "/plaintext", conc,
+                        extra)
+        try:
+            self.measure_wrk(pt, "/plaintext", conc)
+        except load.LoadError as e:
+            pt["error"] = str(e)
+        counts = self.pool_requests()
+        self.fill_requests([pt], counts, cfg.workers)
+        self.record(pt, f"{label} probe /plaintext c={conc}")
+        self.say_spread(counts, cfg.workers)
+        self.start_pool()
+
+    def say_spread(self, counts, workers):
+        n1, top = procstat.spread(list(counts.values()))
+        if top is not None:
+            self.say(f"    {sum(counts.values()):,} requests over {workers} "
+                     f"worker(s): {n1} served at least 1%, the busiest "
+                     f"{100 * top:.0f}%")
+        if len(counts) < workers:
+            self.say(f"    warning: app.log gives the request counts of "
+                     f"{len(counts)} of {workers} slots")
+
+    def placement(self, cfg):
+        """The CPUs each worker may run on, as the kernel says; raises
+        StackError when a pinned configuration's workers are not pinned
+        (the variable reached a tfb-spawn that ignores it)."""
+        allowed = [procstat.cpus_allowed(p) for p in self.stack.worker_pids()]
+        allowed = [x for x in allowed if x]
+        if cfg.affinity == "slot" and any(not x.isdigit() for x in allowed):
+            raise stack.StackError(
+                f"TFB_SPAWN_CPU_AFFINITY=slot left workers on CPUs "
+                f"{', '.join(sorted(set(allowed)))}: not pinned")
+        cpus = sorted(set(allowed), key=lambda x: (len(x), x))
+        if cfg.affinity == "slot":
+            return f"{', '.join(cpus)} (one each)"
+        return " ".join(cpus)
+
+    def pool_requests(self):
+        """Stop the pool and read from app.log, among the lines written
+        since it started, how many requests each of its workers served:
+        {slot: requests}, summed over the workers a slot had.  The
+        supervisor logs each count as it buries the worker."""
+        pids = self.stack.pool_pids()
+        self.stack.run("pool", "stop", timeout=self.stack.STOP_TIMEOUT)
+        counts = {}
+        try:
+            with open(self.app_log(), errors="replace") as f:
+                f.seek(self.log_from)
+                text = f.read()
+        except OSError:
+            return counts
+        for line in text.splitlines():
+            m = WORKER_GONE.search(line)
+            if m and (not pids or int(m.group(1)) in pids):
+                slot = int(m.group(3))
+                counts[slot] = counts.get(slot, 0) + int(m.group(4))
+        return counts
+
+    @staticmethod
+    def fill_requests(pts, counts, workers):
+        """The configuration's request spread, on each of its points."""
+        n1, top = procstat.spread(list(counts.values()))
+        for pt in pts:
+            pt["pool_requests"] = sum(counts.values())
+            pt["req_workers_1pct"] = n1
+            pt["req_top_share"] = top
+            pt["req_per_slot"] = [counts.get(i, 0) for i in range(workers)]
 
     def stop_config(self):
         """Stop the pool and the front server."""
@@ -235,16 +384,23 @@ class Runner:
     def run_config(self, rep, cfg):
         routes = cfg.routes(self.p.routes)
         extra = {"front": cfg.front, "socket": cfg.socket, "db_mode": cfg.db_mode,
+                 "keepalive": cfg.keepalive, "cpu_affinity": cfg.affinity,
                  "workers": cfg.workers}
         label = f"rep {rep} {cfg.label} w={cfg.workers}"
+        self.config = cfg
+        probed = False
         try:
             self.start_config(cfg)
+            extra["cpus_allowed"] = self.placement(cfg)
             bad = {}
             for r in routes:
                 got = servers.http_get(self.a.port, r.path)
                 if got is None or got[0] != 200:
                     bad[r.key] = (f"{r.path} answered "
                                   f"{got[0] if got else 'nothing'} before the run")
+            if self.p.probes(cfg):
+                probed = True
+                self.run_probe(rep, cfg, extra, label)
             # Per-request mode keeps nothing warm between requests.
             if self.p.warmup and cfg.db_mode == "persistent":
                 load.wrk(f"http://127.0.0.1:{self.a.port}/", max(self.p.concurrency),
@@ -252,15 +408,23 @@ class Runner:
                          warmup_paths=[r.path for r in routes])
                 self.drain()
         except (stack.StackError, load.LoadError) as e:
+            if self.p.probes(cfg) and not probed:
+                pt = self.point(rep, "probe", cfg.label, "plaintext", "/plaintext",
+                                self.p.probe, extra)
+                pt["error"] = str(e)
+                self.record(pt, f"{label} probe /plaintext c={self.p.probe}")
             for r in routes:
                 for conc in self.p.concurrency:
                     pt = self.point(rep, "app", cfg.label, r.key, r.path, conc, extra)
                     pt["error"] = str(e)
                     self.record(pt, f"{label} {r.path} c={conc}")
             self.stop_config()
+            self.config = None
             return
-        # The pool and front server stay up: the next configuration
-        # restarts what it needs, the next repetition's anchors stop them.
+        # The front server stays up: the next configuration restarts it if
+        # it needs another, the next repetition's anchors stop it.  The
+        # pool is stopped at the end, for its request counts.
+        pts = []
         for r in routes:
             for conc in self.p.concurrency:
                 pt = self.point(rep, "app", cfg.label, r.key, r.path, conc, extra)
@@ -274,7 +438,13 @@ class Runner:
                 alive = sum(stack.alive(x) for x in self.stack.worker_pids())
                 if alive < cfg.workers and not pt["error"]:
                     pt["error"] = f"{cfg.workers - alive} worker(s) died"
+                pts.append(pt)
                 self.record(pt, f"{label} {r.path} c={conc}")
+        # The points are recorded already: they get the counts in place.
+        self.config = None
+        counts = self.pool_requests()
+        self.fill_requests(pts, counts, cfg.workers)
+        self.say_spread(counts, cfg.workers)
 
     def record(self, pt, label):
         self.points.append(pt)
