@@ -43,6 +43,7 @@ conn_open(struct conns *t, int fd, int64_t deadline_ns)
     c->state = CONN_READING;
     c->deadline_ns = deadline_ns;
     c->skip = 0;
+    c->read_start_ns = 0;
     c->polled = 0;
     t->used++;
     if (i >= t->high)

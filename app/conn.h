@@ -25,9 +25,10 @@ enum conn_state {
 struct conn {
     int fd;
     enum conn_state state;
-    int64_t deadline_ns; /* CLOCK_MONOTONIC */
-    unsigned skip;       /* a request id answered FCGI_UNKNOWN_ROLE */
-    int polled;          /* in the worker's epoll set */
+    int64_t deadline_ns;   /* CLOCK_MONOTONIC */
+    unsigned skip;         /* a request id answered FCGI_UNKNOWN_ROLE */
+    int64_t read_start_ns; /* the first byte of the request coming, or 0 */
+    int polled;            /* in the worker's epoll set */
 };
 
 struct conns {

@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "scoreboard.h"
 
 /* Type OIDs of the binary parameters we send (pg_type.h). */
 #define INT4OID 23
@@ -72,6 +73,23 @@ now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * in_database, out_of_database: the request's time from here on is the
+ * database's, then the application's again (scoreboard.h's phases).
+ */
+static void
+in_database(void)
+{
+    sb_phase(sb_self(), SB_DATABASE);
+}
+
+static int
+out_of_database(int rc)
+{
+    sb_phase(sb_self(), SB_RENDERING);
+    return rc;
 }
 
 struct db *
@@ -218,6 +236,7 @@ db_connect(struct db *db)
     db->broke = 0;
     if (db->lost) {
         log_info("db: connected again");
+        sb_reconnected(sb_self());
         db->lost = 0;
     }
     return DB_OK;
@@ -325,11 +344,14 @@ db_exec(struct db *db, enum stmt_id id, const char *const *values,
         const int *lengths, const int *formats, int *rc)
 {
     int fresh = db->conn == NULL;
-    PGresult *res = exec_once(db, id, values, lengths, formats, rc);
+    PGresult *res;
 
+    in_database();
+    res = exec_once(db, id, values, lengths, formats, rc);
     if (res == NULL && *rc == DB_UNAVAILABLE && stmts[id].reads &&
         reconnected(db, fresh))
         res = exec_once(db, id, values, lengths, formats, rc);
+    out_of_database(0);
     return res;
 }
 
@@ -476,12 +498,14 @@ world_read_once(struct db *db, const int32_t *ids, int n, struct world *out)
     const int lengths[1] = {sizeof(param)}, formats[1] = {1};
     int rc;
 
-    if ((rc = db_connect(db)) != DB_OK)
-        return rc;
     /* One statement gains nothing from a pipeline; the per-request
      * experiment prepares nothing and stays the classic mistake. */
-    if (n > 1 && db->mode == DB_PERSISTENT)
-        return world_read_pipelined(db, ids, n, out);
+    if (n > 1 && db->mode == DB_PERSISTENT) {
+        in_database();
+        if ((rc = db_connect(db)) == DB_OK)
+            rc = world_read_pipelined(db, ids, n, out);
+        return out_of_database(rc);
+    }
     for (int i = 0; i < n; i++) {
         param = htonl((uint32_t)ids[i]);
         if ((res = db_exec(db, WORLD_READ, values, lengths, formats, &rc)) ==

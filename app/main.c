@@ -39,6 +39,8 @@ struct options {
     long idle_timeout_ms;
     int max_conns;
     int request_max;
+    int server_timing;
+    long slow_ms;
     int help;
 };
 
@@ -81,6 +83,12 @@ static const struct opt opts[] = {
      "BYTES",
      "a request's records, at most; a larger one\n"
      "closes its connection (65536)"},
+    {"server-timing", 0, OPT_FLAG, AT(server_timing), 0, 0, NULL, NULL, NULL,
+     "answer with a Server-Timing header: the\n"
+     "read, database and application times"},
+    {"slow-ms", 0, OPT_LONG, AT(slow_ms), 0, 3600000, NULL, "TFB_SLOW_MS", "MS",
+     "log each request that takes MS or more,\n"
+     "with its phases (0: never, the default)"},
     {"log-file", 'l', OPT_STRING, AT(log_file), 0, 0, NULL, NULL, "FILE",
      "append the log to FILE, not stderr"},
     {"log-level", 0, OPT_CHOICE, AT(log_level), 0, 0, log_level_names, NULL,
@@ -177,6 +185,8 @@ main(int argc, char **argv)
     wo.max_conns = o.max_conns;
     wo.request_max = (size_t)o.request_max;
     wo.log_file = o.log_file;
+    wo.server_timing = o.server_timing || getenv("TFB_SERVER_TIMING") != NULL;
+    wo.slow_ms = o.slow_ms;
     if ((ctx.db = db_new(o.conninfo, (enum db_mode)o.db_mode)) == NULL)
         log_fatal(EXITCODE_CONFIG, "cannot use the database settings");
     if ((ctx.cache = cache_new((unsigned)o.cache_ttl)) == NULL)

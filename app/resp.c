@@ -3,7 +3,6 @@
  */
 #include "resp.h"
 
-#include <assert.h>
 #include <string.h>
 
 void
@@ -16,6 +15,7 @@ resp_begin(struct response *r, int head_only)
     r->status = 200;
     r->type = RESP_CT_TEXT;
     r->allow = NULL;
+    r->extra = NULL;
     r->head_only = head_only;
 }
 
@@ -65,30 +65,44 @@ resp_reason(int status)
 }
 
 /*
- * prepend: s[0..n) in front of *p, moving *p back.  The header block is
- * written backwards, from the body's first byte: each piece lands where
- * it belongs, with no formatting pass and no copy.
+ * The header block is written backwards, from the body's first byte: each
+ * piece lands where it belongs, with no formatting pass and no copy.  A
+ * piece that would not fit the headroom is not written; the response then
+ * turns into a 500.
  */
+struct front {
+    char *p;          /* the first byte written so far */
+    const char *base; /* the headroom's start */
+    int full;
+};
+
 static void
-prepend(char **p, const char *s, size_t n)
+prepend(struct front *f, const char *s, size_t n)
 {
-    *p -= n;
-    memcpy(*p, s, n);
+    if (f->full || (size_t)(f->p - f->base) < n) {
+        f->full = 1;
+        return;
+    }
+    f->p -= n;
+    memcpy(f->p, s, n);
 }
 
 static void
-prepend_str(char **p, const char *s)
+prepend_str(struct front *f, const char *s)
 {
-    prepend(p, s, strlen(s));
+    prepend(f, s, strlen(s));
 }
 
 static void
-prepend_uint(char **p, unsigned long v)
+prepend_uint(struct front *f, unsigned long v)
 {
+    char tmp[24], *q = tmp + sizeof(tmp);
+
     do {
-        *--*p = (char)('0' + v % 10);
+        *--q = (char)('0' + v % 10);
         v /= 10;
     } while (v != 0);
+    prepend(f, q, (size_t)(tmp + sizeof(tmp) - q));
 }
 
 void
@@ -98,7 +112,8 @@ resp_finish(struct response *r, const char **data, size_t *len)
                               "Content-Type: text/plain\r\n"
                               "Content-Length: 14\r\n\r\n"
                               "out of memory\n";
-    char *body, *p;
+    struct front f;
+    char *body;
     size_t body_len;
 
     if (r->out.failed || r->out.len < RESP_HEADROOM) {
@@ -106,29 +121,37 @@ resp_finish(struct response *r, const char **data, size_t *len)
         *len = sizeof(oom) - 1;
         return;
     }
-    body = p = r->out.data + RESP_HEADROOM;
+    body = r->out.data + RESP_HEADROOM;
+    f.p = body;
+    f.base = r->out.data;
+    f.full = 0;
     body_len = r->out.len - RESP_HEADROOM;
-    prepend(&p, "\r\n", 2);
+    prepend(&f, "\r\n", 2);
+    if (r->extra != NULL)
+        prepend_str(&f, r->extra);
     if (r->allow != NULL) {
-        prepend(&p, "\r\n", 2);
-        prepend_str(&p, r->allow);
-        prepend(&p, "Allow: ", 7);
+        prepend(&f, "\r\n", 2);
+        prepend_str(&f, r->allow);
+        prepend(&f, "Allow: ", 7);
     }
-    prepend(&p, "\r\n", 2);
-    prepend_uint(&p, body_len);
-    prepend(&p, "Content-Length: ", 16);
-    prepend(&p, "\r\n", 2);
-    prepend_str(&p, r->type);
-    prepend(&p, "Content-Type: ", 14);
-    prepend(&p, "\r\n", 2);
-    prepend_str(&p, resp_reason(r->status));
-    prepend(&p, " ", 1);
-    prepend_uint(&p, (unsigned long)r->status);
-    prepend(&p, "Status: ", 8);
-    /* Every header value is a short static string: it always fits. */
-    assert(p >= r->out.data);
-    *data = p;
-    *len = (size_t)(body - p) + (r->head_only ? 0 : body_len);
+    prepend(&f, "\r\n", 2);
+    prepend_uint(&f, body_len);
+    prepend(&f, "Content-Length: ", 16);
+    prepend(&f, "\r\n", 2);
+    prepend_str(&f, r->type);
+    prepend(&f, "Content-Type: ", 14);
+    prepend(&f, "\r\n", 2);
+    prepend_str(&f, resp_reason(r->status));
+    prepend(&f, " ", 1);
+    prepend_uint(&f, (unsigned long)r->status);
+    prepend(&f, "Status: ", 8);
+    if (f.full) {
+        *data = oom;
+        *len = sizeof(oom) - 1;
+        return;
+    }
+    *data = f.p;
+    *len = (size_t)(body - f.p) + (r->head_only ? 0 : body_len);
 }
 
 void

@@ -23,6 +23,7 @@ struct response {
     int status;        /* HTTP status code */
     const char *type;  /* Content-Type value (static storage) */
     const char *allow; /* Allow header value (static storage), or NULL */
+    const char *extra; /* whole header lines ("Name: v\r\n"...), or NULL */
     int head_only;     /* HEAD request: headers with the body's length only */
 };
 

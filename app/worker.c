@@ -39,6 +39,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -152,16 +153,67 @@ request_target(FCGX_ParamArray env, const char **path, size_t *len,
  * connection stays open: closing or keeping it is ours to decide.
  * Results: 0, or -1 when libfcgi could not read or write it (logged).
  */
+/*
+ * server_timing: the phases so far as a Server-Timing header, so that a
+ * browser's developer tools show where the time went (writing is not
+ * over yet, so it is not in it).
+ */
+static const char *
+server_timing(const struct worker *w, char *buf, size_t len)
+{
+    uint32_t us[SB_PHASES];
+
+    sb_request_phases(w->slot, us);
+    snprintf(buf, len,
+             "Server-Timing: read;dur=%u.%03u, db;dur=%u.%03u, "
+             "app;dur=%u.%03u\r\n",
+             us[SB_PHASE_READING] / 1000, us[SB_PHASE_READING] % 1000,
+             us[SB_PHASE_DATABASE] / 1000, us[SB_PHASE_DATABASE] % 1000,
+             us[SB_PHASE_RENDERING] / 1000, us[SB_PHASE_RENDERING] % 1000);
+    return buf;
+}
+
+/*
+ * slow_log: one line for a request that took slow_ms or more, from its
+ * first byte to its last written: the route, the query and each phase.
+ */
+static int
+slow_log(const struct worker *w, const char *target, int status)
+{
+    uint32_t us[SB_PHASES], total;
+
+    if (w->o->slow_ms <= 0)
+        return 0;
+    sb_request_phases(w->slot, us);
+    total = us[0] + us[1] + us[2] + us[3];
+    if (total < (uint64_t)w->o->slow_ms * 1000)
+        return 0;
+    log_warn("slow request: %s %d in %u.%03u ms (read %u.%03u, db "
+             "%u.%03u, app %u.%03u, write %u.%03u)",
+             target, status, total / 1000, total % 1000,
+             us[SB_PHASE_READING] / 1000, us[SB_PHASE_READING] % 1000,
+             us[SB_PHASE_DATABASE] / 1000, us[SB_PHASE_DATABASE] % 1000,
+             us[SB_PHASE_RENDERING] / 1000, us[SB_PHASE_RENDERING] % 1000,
+             us[SB_PHASE_WRITING] / 1000, us[SB_PHASE_WRITING] % 1000);
+    return 1;
+}
+
+/*
+ * serve: libfcgi reads the whole request the socket holds, the route
+ * answers it, libfcgi writes the answer and FCGI_END_REQUEST.  The
+ * connection stays open: closing or keeping it is ours to decide.  Each
+ * phase of the request is timed on the scoreboard.
+ * Results: 0, or -1 when libfcgi could not read or write it (logged).
+ */
 static int
 serve(struct worker *w, struct conn *c)
 {
     FCGX_Request *req = &w->req;
     const char *method, *path, *query, *data;
-    char sink[4096];
+    char sink[4096], timing[160], target[256] = "";
     size_t path_len, len;
-    int ret = 0;
+    int ret = 0, slow;
 
-    sb_set_state(w->slot, SB_BUSY);
     req->ipcFd = c->fd;
     /* FCGX_Accept_r closes the connection of the request before unless it
      * is to be kept: this one is, and libfcgi does not close ours. */
@@ -175,22 +227,37 @@ serve(struct worker *w, struct conn *c)
     }
     method = FCGX_GetParam("REQUEST_METHOD", req->envp);
     request_target(req->envp, &path, &path_len, &query);
+    if (query == NULL)
+        query = "";
+    sb_request_begin(w->slot, c->read_start_ns, path, path_len);
+    c->read_start_ns = 0;
     route_handle(w->ctx, method, path, path_len, query, &w->r);
     /* Read the body to its end: libfcgi must take all of this request's
      * bytes from the socket, and no more, for the next peek to start at a
      * record.  The request's size is bounded by --request-max. */
     while (FCGX_GetStr(sink, sizeof(sink), req->in) > 0)
         continue;
+    if (w->o->server_timing)
+        w->r.extra = server_timing(w, timing, sizeof(timing));
     resp_finish(&w->r, &data, &len);
+    sb_phase(w->slot, SB_WRITING);
     if (FCGX_PutStr(data, (int)len, req->out) < 0) {
         log_warn("%.*s: the server went away", (int)path_len, path);
         ret = -1;
     }
+    /* The path and query live in libfcgi's parameters, which the finish
+     * frees: the slow log keeps a copy. */
+    if (w->o->slow_ms > 0)
+        snprintf(target, sizeof(target), "%.*s%s%s",
+                 (int)(path_len < 200 ? path_len : 200), path,
+                 *query ? "?" : "", query);
     req->keepConnection = 1;
     FCGX_Finish_r(req);
     req->ipcFd = -1;
+    path = query = NULL;
     db_request_done(w->ctx->db);
-    sb_request_done(w->slot);
+    slow = slow_log(w, target, w->r.status);
+    sb_request_end(w->slot, w->r.status, slow);
     w->served++;
     return ret;
 }
@@ -295,6 +362,8 @@ readable(struct worker *w, struct conn *c, int64_t now)
             c->state = CONN_READING;
             c->deadline_ns = now + w->o->read_timeout_ms * MS;
         }
+        if (c->read_start_ns == 0)
+            c->read_start_ns = now;
         wire_judge(w->peek, (size_t)n, c->skip, &w->lim, &v);
         switch (v.verdict) {
         case WIRE_MORE:
@@ -406,6 +475,7 @@ accept_one(struct worker *w, int64_t now)
     }
     if (sa.ss_family != AF_UNIX)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+    sb_accepted(w->slot);
     c = conn_open(&w->conns, fd, now + w->o->read_timeout_ms * MS);
     readable(w, c, now);
     /* Full: let the other workers take the next ones. */

@@ -17,6 +17,8 @@ struct worker_opts {
     int max_conns;        /* connections held at once */
     size_t request_max;   /* bytes of one request's records, at most */
     const char *log_file; /* reopened on SIGUSR1; NULL: stderr as it is */
+    int server_timing;    /* answer with a Server-Timing header */
+    long slow_ms;         /* log requests at least this slow (0: never) */
 };
 
 /*

@@ -16,26 +16,49 @@
 
 #include "opt.h"
 
-/* 64 bytes, so that two workers never share a cache line.  Fields are C11
- * atomics so that a reader in another process sees whole values; no lock
- * is taken on the request path. */
+/* SB_SLOT_SIZE bytes, so that two workers never share a cache line.
+ * Fields are C11 atomics so that a reader in another process sees whole
+ * values; no lock is taken on the request path.  The worker alone writes
+ * its slot while it lives; the supervisor resets it. */
 struct sb_slot {
     _Atomic int32_t pid;
-    _Atomic int32_t state;         /* enum sb_state */
-    _Atomic int64_t busy_since_ns; /* CLOCK_MONOTONIC; 0 unless SB_BUSY */
-    _Atomic uint64_t requests;     /* served since this worker started */
-    _Atomic int64_t started_ns;    /* CLOCK_MONOTONIC at fork */
-    char pad[32];
+    _Atomic int32_t state;                /* enum sb_state */
+    _Atomic int64_t busy_since_ns;        /* CLOCK_MONOTONIC; 0 unless busy */
+    _Atomic uint64_t requests;            /* served since this worker started */
+    _Atomic int64_t started_ns;           /* CLOCK_MONOTONIC at fork */
+    _Atomic uint64_t accepted;            /* connections taken */
+    _Atomic uint64_t reconnects;          /* database connections made again */
+    _Atomic uint64_t slow;                /* requests over the slow threshold */
+    _Atomic uint64_t status[5];           /* responses by class, 1xx .. 5xx */
+    _Atomic uint64_t phase_ns[SB_PHASES]; /* summed over every request */
+    _Atomic uint32_t last_us[SB_PHASES];  /* the last request finished */
+    _Atomic uint32_t last_total_us;
+    int32_t pad0;
+    /* The request in progress, written by the worker only. */
+    int64_t phase_since_ns; /* when its current phase began */
+    uint64_t cur_ns[SB_PHASES];
+    char route[SB_ROUTE_MAX]; /* for display: a torn read is harmless */
+    char pad[SB_SLOT_SIZE - 192 - SB_ROUTE_MAX];
 };
 
 struct sb_header {
     uint32_t magic;
     uint32_t nslots;
-    char pad[56];
+    int64_t started_unix;
+    _Atomic int32_t active;
+    _Atomic int32_t max_active;
+    _Atomic uint64_t max_children_reached;
+    char pad[32];
 };
 
-_Static_assert(sizeof(struct sb_slot) == 64, "slot is one cache line");
+_Static_assert(sizeof(struct sb_slot) == SB_SLOT_SIZE, "slot size");
 _Static_assert(sizeof(struct sb_header) == 64, "header is one cache line");
+
+/* The worker's own slot and header, set by sb_attach_env; shared says
+ * they are a pool's, not the worker's own memory. */
+static struct sb_slot *self;
+static struct sb_header *self_hdr;
+static int shared;
 
 struct scoreboard {
     int fd;
@@ -81,6 +104,7 @@ sb_create(int nslots)
     sb->slots = (struct sb_slot *)(sb->hdr + 1);
     sb->hdr->magic = SB_MAGIC;
     sb->hdr->nslots = (uint32_t)nslots;
+    sb->hdr->started_unix = (int64_t)time(NULL);
     return sb;
 
 close_fd:
@@ -122,10 +146,24 @@ sb_slot(struct scoreboard *sb, int i)
 void
 sb_slot_reset(struct sb_slot *slot, enum sb_state state, int64_t now)
 {
+    int i;
+
     atomic_store(&slot->pid, 0);
     atomic_store(&slot->busy_since_ns, 0);
     atomic_store(&slot->requests, 0);
     atomic_store(&slot->started_ns, now);
+    atomic_store(&slot->accepted, 0);
+    atomic_store(&slot->reconnects, 0);
+    atomic_store(&slot->slow, 0);
+    for (i = 0; i < 5; i++)
+        atomic_store(&slot->status[i], 0);
+    for (i = 0; i < SB_PHASES; i++) {
+        atomic_store(&slot->phase_ns[i], 0);
+        atomic_store(&slot->last_us[i], 0);
+        slot->cur_ns[i] = 0;
+    }
+    atomic_store(&slot->last_total_us, 0);
+    slot->route[0] = '\0';
     atomic_store(&slot->state, state);
 }
 
@@ -142,7 +180,7 @@ sb_state(const struct sb_slot *slot)
     int32_t s = atomic_load_explicit(&slot->state, memory_order_acquire);
 
     /* Written by another process: a value we do not know is no state. */
-    return s >= SB_EMPTY && s <= SB_READING ? (enum sb_state)s : SB_EMPTY;
+    return s >= SB_EMPTY && s <= SB_WRITING ? (enum sb_state)s : SB_EMPTY;
 }
 
 pid_t
@@ -164,14 +202,184 @@ sb_requests(const struct sb_slot *slot)
 }
 
 void
+sb_stats(const struct sb_slot *slot, struct sb_stats *out)
+{
+    int i;
+
+    out->pid = sb_pid(slot);
+    out->state = sb_state(slot);
+    out->started_ns = atomic_load(&slot->started_ns);
+    out->busy_since_ns = atomic_load(&slot->busy_since_ns);
+    out->requests = atomic_load(&slot->requests);
+    out->accepted = atomic_load(&slot->accepted);
+    out->reconnects = atomic_load(&slot->reconnects);
+    out->slow = atomic_load(&slot->slow);
+    for (i = 0; i < 5; i++)
+        out->status[i] = atomic_load(&slot->status[i]);
+    for (i = 0; i < SB_PHASES; i++) {
+        out->phase_ns[i] = atomic_load(&slot->phase_ns[i]);
+        out->last_us[i] = atomic_load(&slot->last_us[i]);
+    }
+    out->last_total_us = atomic_load(&slot->last_total_us);
+    memcpy(out->route, slot->route, sizeof(out->route));
+    out->route[sizeof(out->route) - 1] = '\0';
+}
+
+void
+sb_pool(const struct scoreboard *sb, struct sb_pool *out)
+{
+    out->started_unix = sb->hdr->started_unix;
+    out->active = atomic_load(&sb->hdr->active);
+    out->max_active = atomic_load(&sb->hdr->max_active);
+    out->max_children_reached = atomic_load(&sb->hdr->max_children_reached);
+}
+
+void
+sb_pool_max_children(struct scoreboard *sb)
+{
+    atomic_fetch_add(&sb->hdr->max_children_reached, 1);
+}
+
+void
 sb_set_state(struct sb_slot *slot, enum sb_state state)
 {
     if (slot == NULL)
         return;
     atomic_store_explicit(&slot->busy_since_ns,
-                          state == SB_BUSY ? sb_now_ns() : 0,
+                          sb_busy(state) ? sb_now_ns() : 0,
                           memory_order_relaxed);
     atomic_store_explicit(&slot->state, state, memory_order_release);
+}
+
+void
+sb_accepted(struct sb_slot *slot)
+{
+    if (slot != NULL)
+        atomic_fetch_add_explicit(&slot->accepted, 1, memory_order_relaxed);
+}
+
+/* phase_of: the phase a serving state's time counts to. */
+static enum sb_phase
+phase_of(int32_t state)
+{
+    switch (state) {
+    case SB_DATABASE:
+        return SB_PHASE_DATABASE;
+    case SB_WRITING:
+        return SB_PHASE_WRITING;
+    default:
+        return SB_PHASE_RENDERING;
+    }
+}
+
+/* active_add: the pool's count of serving workers, and its maximum. */
+static void
+active_add(int d)
+{
+    int32_t now, max;
+
+    if (self_hdr == NULL)
+        return;
+    now = atomic_fetch_add(&self_hdr->active, d) + d;
+    max = atomic_load(&self_hdr->max_active);
+    while (now > max &&
+           !atomic_compare_exchange_weak(&self_hdr->max_active, &max, now))
+        continue;
+}
+
+void
+sb_request_begin(struct sb_slot *slot, int64_t read_start_ns, const char *route,
+                 size_t route_len)
+{
+    int64_t now;
+    int i;
+
+    if (slot == NULL)
+        return;
+    now = sb_now_ns();
+    for (i = 0; i < SB_PHASES; i++)
+        slot->cur_ns[i] = 0;
+    slot->cur_ns[SB_PHASE_READING] = read_start_ns > 0 && read_start_ns < now
+                                         ? (uint64_t)(now - read_start_ns)
+                                         : 0;
+    if (route_len >= sizeof(slot->route))
+        route_len = sizeof(slot->route) - 1;
+    memcpy(slot->route, route, route_len);
+    slot->route[route_len] = '\0';
+    slot->phase_since_ns = now;
+    atomic_store_explicit(&slot->busy_since_ns, now, memory_order_relaxed);
+    atomic_store_explicit(&slot->state, SB_RENDERING, memory_order_release);
+    active_add(1);
+}
+
+void
+sb_phase(struct sb_slot *slot, enum sb_state state)
+{
+    int32_t old;
+    int64_t now;
+
+    if (slot == NULL)
+        return;
+    old = atomic_load_explicit(&slot->state, memory_order_relaxed);
+    if (!sb_busy(old) || old == (int32_t)state)
+        return;
+    now = sb_now_ns();
+    slot->cur_ns[phase_of(old)] += (uint64_t)(now - slot->phase_since_ns);
+    slot->phase_since_ns = now;
+    atomic_store_explicit(&slot->state, state, memory_order_release);
+}
+
+void
+sb_request_phases(const struct sb_slot *slot, uint32_t us[SB_PHASES])
+{
+    int64_t now = sb_now_ns();
+    int32_t state;
+    int i;
+
+    for (i = 0; i < SB_PHASES; i++)
+        us[i] = 0;
+    if (slot == NULL)
+        return;
+    for (i = 0; i < SB_PHASES; i++)
+        us[i] = (uint32_t)(slot->cur_ns[i] / 1000);
+    /* The phase still running counts up to now. */
+    state = atomic_load_explicit(&slot->state, memory_order_relaxed);
+    if (sb_busy(state))
+        us[phase_of(state)] +=
+            (uint32_t)((uint64_t)(now - slot->phase_since_ns) / 1000);
+}
+
+void
+sb_request_end(struct sb_slot *slot, int status, int slow)
+{
+    uint32_t total = 0, us;
+    int i, c = status / 100 - 1;
+
+    if (slot == NULL)
+        return;
+    sb_phase(slot, SB_IDLE); /* closes the last phase */
+    for (i = 0; i < SB_PHASES; i++) {
+        us = (uint32_t)(slot->cur_ns[i] / 1000);
+        total += us;
+        atomic_fetch_add_explicit(&slot->phase_ns[i], slot->cur_ns[i],
+                                  memory_order_relaxed);
+        atomic_store_explicit(&slot->last_us[i], us, memory_order_relaxed);
+    }
+    atomic_store_explicit(&slot->last_total_us, total, memory_order_relaxed);
+    if (c >= 0 && c < 5)
+        atomic_fetch_add_explicit(&slot->status[c], 1, memory_order_relaxed);
+    if (slow)
+        atomic_fetch_add_explicit(&slot->slow, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&slot->requests, 1, memory_order_relaxed);
+    atomic_store_explicit(&slot->busy_since_ns, 0, memory_order_relaxed);
+    active_add(-1);
+}
+
+void
+sb_reconnected(struct sb_slot *slot)
+{
+    if (slot != NULL)
+        atomic_fetch_add_explicit(&slot->reconnects, 1, memory_order_relaxed);
 }
 
 void
@@ -190,8 +398,11 @@ env_long(const char *name, long max, long *out)
     return s == NULL ? -1 : opt_long(s, 0, max, out);
 }
 
-struct sb_slot *
-sb_attach_env(void)
+/*
+ * attach: map the scoreboard named by the environment, or NULL.
+ */
+static struct sb_slot *
+attach(void)
 {
     struct sb_header hdr;
     long fd, slot;
@@ -210,7 +421,43 @@ sb_attach_env(void)
     close((int)fd); /* the mapping keeps the memory alive */
     if (p == MAP_FAILED)
         return NULL;
+    self_hdr = p;
     return (struct sb_slot *)((struct sb_header *)p + 1) + slot;
+}
+
+struct sb_slot *
+sb_attach_env(void)
+{
+    static struct {
+        struct sb_header hdr;
+        struct sb_slot slot;
+    } own;
+
+    if (self != NULL)
+        return self;
+    if ((self = attach()) != NULL) {
+        shared = 1;
+    } else {
+        own.hdr.magic = SB_MAGIC;
+        own.hdr.nslots = 1;
+        own.hdr.started_unix = (int64_t)time(NULL);
+        self_hdr = &own.hdr;
+        self = &own.slot;
+        sb_slot_reset(self, SB_STARTING, sb_now_ns());
+    }
+    return self;
+}
+
+struct sb_slot *
+sb_self(void)
+{
+    return self;
+}
+
+int
+sb_shared(void)
+{
+    return self != NULL && shared;
 }
 
 int64_t

@@ -21,17 +21,57 @@
 
 #define SB_ENV_FD "TFB_SCOREBOARD_FD"
 #define SB_ENV_SLOT "TFB_WORKER_SLOT"
-#define SB_MAGIC 0x54464231u /* "TFB1" */
+#define SB_MAGIC 0x54464232u /* "TFB2" */
+#define SB_SLOT_SIZE 256     /* four cache lines, none shared */
+#define SB_ROUTE_MAX 24      /* a route's name, with its NUL */
 
 enum sb_state {
     SB_EMPTY = 0, /* no worker in this slot */
     SB_STARTING,  /* forked, not yet accepting */
     SB_IDLE,      /* waiting for a connection or a request */
-    SB_BUSY,      /* serving a request since busy_since_ns */
+    SB_BUSY,      /* serving a request since busy_since_ns (phase unknown) */
     SB_EXITING,   /* leaving after its current request */
-    SB_READING    /* waiting, with part of a request read: not busy, the
-                     read deadline runs (last, so the values above keep
-                     their meaning across a rolling restart) */
+    SB_READING,   /* waiting, with part of a request read: not busy, the
+                     read deadline runs */
+    SB_DATABASE,  /* serving: in the database */
+    SB_RENDERING, /* serving: in the application's own code */
+    SB_WRITING    /* serving: writing the response */
+    /* New states go last, so that the values above keep their meaning
+     * between a supervisor and the workers of a rolling restart. */
+};
+
+/* sb_busy: a state of serving a request (the request time limit runs). */
+#define sb_busy(s)                                                             \
+    ((s) == SB_BUSY || (s) == SB_DATABASE || (s) == SB_RENDERING ||            \
+     (s) == SB_WRITING)
+
+/* The phases of a request, timed each: its indexes in the arrays below. */
+enum sb_phase {
+    SB_PHASE_READING,   /* from its first byte to its last */
+    SB_PHASE_DATABASE,  /* waiting on PostgreSQL */
+    SB_PHASE_RENDERING, /* the handler's own work */
+    SB_PHASE_WRITING,   /* writing the response */
+    SB_PHASES
+};
+
+/* A worker's counters and times, copied out of its slot. */
+struct sb_stats {
+    pid_t pid;
+    enum sb_state state;
+    int64_t started_ns, busy_since_ns;
+    uint64_t requests, accepted, reconnects, slow;
+    uint64_t status[5];           /* responses by class: 1xx .. 5xx */
+    uint64_t phase_ns[SB_PHASES]; /* summed over every request */
+    uint32_t last_us[SB_PHASES];  /* of the last request finished */
+    uint32_t last_total_us;
+    char route[SB_ROUTE_MAX]; /* being served, or the last one */
+};
+
+/* The pool's own counters, in the scoreboard's header. */
+struct sb_pool {
+    int64_t started_unix;          /* wall clock, seconds */
+    int32_t active, max_active;    /* workers serving now, and at most */
+    uint64_t max_children_reached; /* a SIGTTIN refused at --max-workers */
 };
 
 /* One worker's row, opaque: a worker writes its own through the
@@ -76,20 +116,54 @@ pid_t sb_pid(const struct sb_slot *slot);
 int64_t sb_busy_since(const struct sb_slot *slot);
 uint64_t sb_requests(const struct sb_slot *slot);
 
+/* sb_stats: everything a slot says, for the status page. */
+void sb_stats(const struct sb_slot *slot, struct sb_stats *out);
+
+/* sb_pool, sb_pool_max_children: the header's counters. */
+void sb_pool(const struct scoreboard *sb, struct sb_pool *out);
+void sb_pool_max_children(struct scoreboard *sb);
+
 /*
  * sb_attach_env: a worker's side.  Maps the scoreboard named by the
- * environment and returns this worker's slot, or NULL when there is none
- * or it does not check out (wrong magic, slot out of range).  The mapping
- * lives until exit.
+ * environment and returns this worker's slot.  A worker run by anything
+ * else (no variable, or one that does not check out) gets a slot of its
+ * own, in its own memory: its reports then serve only itself (the slow
+ * log, Server-Timing).  The mapping lives until exit; sb_self() returns
+ * the same slot afterwards.
  */
 struct sb_slot *sb_attach_env(void);
+struct sb_slot *sb_self(void);
+
+/* sb_shared: the slot is a pool's, seen by its supervisor. */
+int sb_shared(void);
 
 /*
  * The worker's own reports.  Each takes the slot sb_attach_env() gave,
- * NULL included (no scoreboard: nothing to report).  sb_set_state to
- * SB_BUSY stamps the request's start; sb_request_done counts it.
+ * NULL included (then nothing is reported).
+ *
+ *   sb_set_state       a state between requests (idle, reading, exiting);
+ *                      SB_BUSY stamps a request's start (no phases)
+ *   sb_accepted        a connection taken
+ *   sb_request_begin   a request, whole since read_start_ns, goes to
+ *                      route: the reading phase ends, rendering begins,
+ *                      busy_since is stamped
+ *   sb_phase           the request moves to another serving state; the
+ *                      time of the one it leaves is added to its phase
+ *   sb_request_phases  the current request's phase times so far, in µs
+ *   sb_request_end     answered with HTTP status: the last phase ends, the
+ *                      counters and last_us are updated; slow says it was
+ *                      over the slow threshold
+ *   sb_reconnected     the database connection was made again
+ *   sb_request_done    a request counted without phases
  */
 void sb_set_state(struct sb_slot *slot, enum sb_state state);
+void sb_accepted(struct sb_slot *slot);
+void sb_request_begin(struct sb_slot *slot, int64_t read_start_ns,
+                      const char *route, size_t route_len);
+void sb_phase(struct sb_slot *slot, enum sb_state state);
+void sb_request_phases(const struct sb_slot *slot, uint32_t us[SB_PHASES]);
+void sb_request_end(struct sb_slot *slot, int status, int slow);
+void sb_reconnected(struct sb_slot *slot);
 void sb_request_done(struct sb_slot *slot);
 
 /* sb_now_ns: CLOCK_MONOTONIC in nanoseconds, the scoreboard's clock. */

@@ -412,7 +412,7 @@ pick(struct sv *sv, enum pool_action kind)
         if (w->state != W_RUNNING || !w->ready)
             cost = 0;
         else
-            cost = slot_state(sv, w) == SB_BUSY ? 2 : 1;
+            cost = sb_busy(slot_state(sv, w)) ? 2 : 1;
         if (cost < best_cost) {
             best = w;
             best_cost = cost;
@@ -514,7 +514,7 @@ buried(struct sv *sv, struct worker *w, int st, int64_t now)
     int i = slot_of(sv, w);
     struct sb_slot *slot = sb_slot(sv->sb, i);
     uint64_t reqs = sb_requests(slot);
-    int busy = sb_state(slot) == SB_BUSY;
+    int busy = sb_busy(sb_state(slot));
     int64_t up = now - w->started_ns;
     long pid = (long)w->pid, delay;
     char how[96];
@@ -644,7 +644,7 @@ watch(struct sv *sv, int64_t now)
         }
         if (w->killed)
             continue;
-        if (limit > 0 && state == SB_BUSY) {
+        if (limit > 0 && sb_busy(state)) {
             int64_t since = busy_since(w, slot, now);
 
             if (since > 0 && now - since > limit) {
@@ -692,7 +692,7 @@ arm(struct sv *sv, int64_t now)
         if (limit > 0) {
             struct sb_slot *slot = sb_slot(sv->sb, i);
             int64_t since =
-                sb_state(slot) == SB_BUSY ? busy_since(w, slot, now) : 0;
+                sb_busy(sb_state(slot)) ? busy_since(w, slot, now) : 0;
 
             /* An idle worker cannot overrun before now + limit. */
             t = (since > 0 ? since : now) + limit + MS;

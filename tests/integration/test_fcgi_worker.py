@@ -31,6 +31,7 @@ No database is needed: /plaintext and /json do not touch it.
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -227,6 +228,55 @@ def check_other_signals(tap, tmp):
         tap.check(rc == 0, "SIGHUP: a graceful stop, exit 0 (%s)" % rc)
 
 
+SLOW_RE = re.compile(r"slow request: (\S+) (\d+) in ([\d.]+) ms \(read ([\d.]+), db "
+                     r"([\d.]+), app ([\d.]+), write ([\d.]+)\)")
+
+
+def timed_request(w, delay):
+    """One /plaintext whose last bytes come delay seconds after its first:
+    its reading phase lasts about that long."""
+    whole = fcgi.begin() + fcgi.params(fcgi.get_params("/plaintext?x=1")) + fcgi.stdin()
+    with w.connect() as c:
+        c.send(whole[:20])
+        time.sleep(delay)
+        c.send(whole[20:])
+        return c.read_response()
+
+
+def check_timing(tap, tmp):
+    """--server-timing answers with the phases so far; --slow-ms logs a
+    request at its threshold and not below, one line with its route, its
+    query and phases that add up to its total."""
+    with Worker(os.path.join(tmp, "st.sock"), args=["--server-timing"]) as w:
+        with w.connect() as c:
+            r = c.get("/plaintext")
+        st = r.headers.get("server-timing", "")
+        tap.check(answered(r) and re.fullmatch(
+            r"read;dur=[\d.]+, db;dur=[\d.]+, app;dur=[\d.]+", st) is not None,
+                  "--server-timing: a Server-Timing header with read, db, app (%r)" % st)
+    with Worker(os.path.join(tmp, "nst.sock")) as w:
+        with w.connect() as c:
+            r = c.get("/plaintext")
+        tap.check(answered(r) and "server-timing" not in r.headers,
+                  "without it: no Server-Timing header")
+    with Worker(os.path.join(tmp, "slow.sock"), args=["--slow-ms", "250"]) as w:
+        fast = timed_request(w, 0.0)
+        below = timed_request(w, 0.1)
+        above = timed_request(w, 0.4)
+        time.sleep(0.2)
+        lines = SLOW_RE.findall(w.log_text())
+        tap.check(answered(fast) and answered(below) and answered(above) and len(lines) == 1,
+                  "--slow-ms 250: a request of 0.4 s is logged, ones of 0 and 0.1 s are "
+                  "not (%d lines)" % len(lines), w.log_text())
+        if lines:
+            route, status, total, *phases = lines[0]
+            total, phases = float(total), [float(x) for x in phases]
+            tap.check(route == "/plaintext?x=1" and status == "200" and total >= 250 and
+                      abs(sum(phases) - total) <= 0.005 and phases[0] >= 350,
+                      "the line: route and query, status, phases that add up to the "
+                      "total (%s)" % (lines[0],))
+
+
 def check_no_pinning(tap, tmp):
     with Worker(os.path.join(tmp, "p.sock")) as w:
         a, b = w.connect(), w.connect()
@@ -391,6 +441,7 @@ def body(tap):
         check_garbage(tap, tmp)
         check_sigterm(tap, tmp)
         check_other_signals(tap, tmp)
+        check_timing(tap, tmp)
         check_no_pinning(tap, tmp)
         check_slow_peers(tap, tmp)
         check_max_conns(tap, tmp)

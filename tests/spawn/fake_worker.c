@@ -106,7 +106,7 @@ main(void)
     /* ... or writes over the next slot, a sibling's: busy since forever,
      * a moment after the sibling has said it was idle. */
     if (getenv("FAKE_FORGE") != NULL && slot != NULL && fork() == 0) {
-        int32_t *next = (int32_t *)((char *)slot + 64);
+        int32_t *next = (int32_t *)((char *)slot + SB_SLOT_SIZE);
 
         sleep_ms(300);
         next[1] = SB_BUSY;

@@ -40,8 +40,8 @@ test_create(void)
             empty = 0;
     ok(empty, "every slot starts empty, idle since never, no requests");
     ok(sb_slot(sb, 3) != sb_slot(sb, 0) &&
-           (char *)sb_slot(sb, 1) - (char *)sb_slot(sb, 0) == 64,
-       "slots are 64 bytes apart");
+           (char *)sb_slot(sb, 1) - (char *)sb_slot(sb, 0) == SB_SLOT_SIZE,
+       "slots are %d bytes apart", SB_SLOT_SIZE);
     ok(ftruncate(sb_fd(sb), 0) == -1 && errno == EPERM &&
            ftruncate(sb_fd(sb), 1 << 20) == -1,
        "its size is sealed: neither shrunk nor grown (a worker cannot make "
@@ -123,8 +123,8 @@ test_slot(void)
 /*
  * attach_in_child: fork; the child sets the two variables, attaches and
  * reports to its slot as a worker does.  Results: the child's exit status
- * (0: attached and reported; 1: sb_attach_env gave NULL; 3: the fd was
- * left open) and its pid in *pid.
+ * (0: attached and reported; 1: refused, given a slot of its own; 2: no
+ * slot at all; 3: the fd was left open) and its pid in *pid.
  */
 static int
 attach_in_child(const char *fd, const char *slot, pid_t *pid)
@@ -139,7 +139,10 @@ attach_in_child(const char *fd, const char *slot, pid_t *pid)
             setenv(SB_ENV_FD, fd, 1);
         if (slot != NULL)
             setenv(SB_ENV_SLOT, slot, 1);
+        /* Refused, a worker still gets a slot, its own, shared with none. */
         if ((s = sb_attach_env()) == NULL)
+            _exit(2);
+        if (!sb_shared())
             _exit(1);
         sb_set_pid(s, getpid());
         sb_set_state(s, SB_BUSY);
