@@ -24,6 +24,7 @@
 #include "listener.h"
 #include "log.h"
 #include "opt.h"
+#include "scoreboard.h"
 #include "worker.h"
 
 struct options {
@@ -41,10 +42,13 @@ struct options {
     int request_max;
     int server_timing;
     long slow_ms;
+    int timing; /* index in on_off: 0 on */
     int help;
 };
 
 #define AT(field) offsetof(struct options, field)
+
+static const char *const on_off[] = {"on", "off", NULL};
 
 /* In enum db_mode's order. */
 static const char *const db_modes[] = {"persistent", "per-request", NULL};
@@ -89,6 +93,10 @@ static const struct opt opts[] = {
     {"slow-ms", 0, OPT_LONG, AT(slow_ms), 0, 3600000, NULL, "TFB_SLOW_MS", "MS",
      "log each request that takes MS or more,\n"
      "with its phases (0: never, the default)"},
+    {"timing", 0, OPT_CHOICE, AT(timing), 0, 0, on_off, "TFB_TIMING", "on|off",
+     "time each request's phases for the status\n"
+     "page (on, the default); off: count only,\n"
+     "to measure what timing costs"},
     {"log-file", 'l', OPT_STRING, AT(log_file), 0, 0, NULL, NULL, "FILE",
      "append the log to FILE, not stderr"},
     {"log-level", 0, OPT_CHOICE, AT(log_level), 0, 0, log_level_names, NULL,
@@ -187,6 +195,10 @@ main(int argc, char **argv)
     wo.log_file = o.log_file;
     wo.server_timing = o.server_timing || getenv("TFB_SERVER_TIMING") != NULL;
     wo.slow_ms = o.slow_ms;
+    if (o.timing == 1 && (wo.server_timing || wo.slow_ms > 0))
+        log_fatal(EXITCODE_CONFIG, "--server-timing and --slow-ms need "
+                                   "--timing on");
+    sb_timing(o.timing == 0);
     if ((ctx.db = db_new(o.conninfo, (enum db_mode)o.db_mode)) == NULL)
         log_fatal(EXITCODE_CONFIG, "cannot use the database settings");
     if ((ctx.cache = cache_new((unsigned)o.cache_ttl)) == NULL)

@@ -148,12 +148,6 @@ request_target(FCGX_ParamArray env, const char **path, size_t *len,
 }
 
 /*
- * serve: libfcgi reads the whole request the socket holds, the route
- * answers it, libfcgi writes the answer and FCGI_END_REQUEST.  The
- * connection stays open: closing or keeping it is ours to decide.
- * Results: 0, or -1 when libfcgi could not read or write it (logged).
- */
-/*
  * server_timing: the phases so far as a Server-Timing header, so that a
  * browser's developer tools show where the time went (writing is not
  * over yet, so it is not in it).

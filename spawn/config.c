@@ -80,6 +80,13 @@ static const struct opt opts[] = {
     {"max-requests-jitter", 0, OPT_LONG, AT(max_requests_jitter), 0, 1000000000,
      NULL, "TFB_SPAWN_MAX_REQUESTS_JITTER", "N",
      "add 0..N to each worker's max-requests"},
+    {"status", 0, OPT_STRING, AT(status), 0, 0, NULL, "TFB_SPAWN_STATUS",
+     "PATH",
+     "serve the status page on the unix socket PATH\n"
+     "(a process of its own: it answers while\n"
+     "every worker is busy)"},
+    {"pool", 0, OPT_STRING, AT(pool), 0, 0, NULL, "TFB_SPAWN_POOL", "NAME",
+     "the pool's name on the status page (tfb-fcgi)"},
     {"cpu-affinity", 0, OPT_CHOICE, AT(cpu_affinity), 0, 0, affinities,
      "TFB_SPAWN_CPU_AFFINITY", "HOW",
      "none (default), or slot: the worker in slot i\n"
@@ -101,6 +108,7 @@ defaults(struct config *c, int cores)
     c->graceful_ms = 30000;
     c->request_timeout_ms = 30000;
     c->start_timeout_ms = 10000;
+    c->pool = "tfb-fcgi";
 }
 
 int
@@ -132,6 +140,8 @@ config_usage(FILE *fp, const char *progname)
 {
     fprintf(fp,
             "usage: %s [OPTION]... [--] [WORKER [ARG]...]\n"
+            "       %s status [--watch[=SECONDS]] SOCKET "
+            "[json|full|prometheus]\n"
             "\n"
             "Supervise a pool of FastCGI workers sharing one listening "
             "socket: the\n"
@@ -139,8 +149,11 @@ config_usage(FILE *fp, const char *progname)
             "LISTEN_FDS\n"
             "(systemd), or --bind.  WORKER defaults to tfb-fcgi next to "
             "this program.\n"
+            "The second form prints the status page of a pool started "
+            "with --status\n"
+            "(once, or every SECONDS, 2 by default, as top does).\n"
             "\n",
-            progname);
+            progname, progname);
     opt_usage(fp, opts, NOPTS);
     fprintf(fp, "\n"
                 "TIME is 30 (seconds), 30s, 500ms or 2m.\n"

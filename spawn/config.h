@@ -33,6 +33,8 @@ struct config {
     long max_requests;       /* 0: workers are never recycled */
     long max_requests_jitter;
     int cpu_affinity;   /* enum config_affinity */
+    const char *status; /* the status page's socket, or NULL */
+    const char *pool;   /* the pool's name, on the status page */
     char **worker_argv; /* NULL: tfb-fcgi next to tfb-spawn */
     int help;           /* --help was given */
 };

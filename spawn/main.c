@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -31,6 +32,7 @@
 #include "listener.h"
 #include "log.h"
 #include "pool.h"
+#include "status.h"
 #include "supervisor.h"
 
 #define PROGNAME "tfb-spawn"
@@ -266,11 +268,60 @@ worker_creds(const char *user, const struct ids *ids)
     return &c;
 }
 
+/*
+ * status_command: tfb-spawn status [--watch[=S]] SOCKET [json|full|...]:
+ * the page from a running pool's status socket, once or every S seconds
+ * (2 by default), as watch(1) would.
+ */
+static int
+status_command(int argc, char *argv[])
+{
+    const char *usage = "usage: " PROGNAME " status [--watch[=SECONDS]] "
+                        "SOCKET [json|full|json&full|prometheus]\n";
+    char err[512], *end;
+    double every = 0;
+    int i = 1;
+
+    if (argc > 1 && strncmp(argv[1], "--watch", 7) == 0) {
+        every = 2;
+        if (argv[1][7] == '=') {
+            every = strtod(argv[1] + 8, &end);
+            if (*end != '\0' || !(every >= 0.1 && every <= 3600)) {
+                fputs(usage, stderr);
+                return EXITCODE_CONFIG;
+            }
+        } else if (argv[1][7] != '\0') {
+            fputs(usage, stderr);
+            return EXITCODE_CONFIG;
+        }
+        i++;
+    }
+    if (argc - i < 1 || argc - i > 2 || argv[i][0] == '-') {
+        fputs(usage, stderr);
+        return argc > 1 && strcmp(argv[1], "--help") == 0 ? 0 : EXITCODE_CONFIG;
+    }
+    for (;;) {
+        if (every > 0 && isatty(STDOUT_FILENO))
+            fputs("\033[H\033[2J", stdout);
+        if (status_fetch(argv[i], argc - i > 1 ? argv[i + 1] : "", err,
+                         sizeof(err)) == -1) {
+            fprintf(stderr, PROGNAME " status: %s\n", err);
+            return EXITCODE_ERROR;
+        }
+        if (every == 0)
+            return fflush(stdout) == 0 ? 0 : EXITCODE_ERROR;
+        fflush(stdout);
+        nanosleep(&(struct timespec){(time_t)every,
+                                     (long)((every - (time_t)every) * 1e9)},
+                  NULL);
+    }
+}
+
 int
 main(int argc, char *argv[])
 {
     struct config cfg;
-    struct listener l;
+    struct listener l, sl;
     struct ids ids;
     char err[512], **wargv;
     const char *path;
@@ -280,6 +331,8 @@ main(int argc, char *argv[])
     std_fds();
     cloexec_inherited();
     log_init(PROGNAME, LOG_INFO);
+    if (argc > 1 && strcmp(argv[1], "status") == 0)
+        return status_command(argc - 1, argv + 1);
     if (config_parse(&cfg, argc, argv, cores > 0 ? (int)cores : 1, err,
                      sizeof(err)) == -1)
         log_fatal(EXITCODE_CONFIG, "%s (see --help)", err);
@@ -288,6 +341,14 @@ main(int argc, char *argv[])
         return 0;
     }
     log_init(PROGNAME, cfg.log_level);
+    /* The name goes into the page's JSON and Prometheus labels as is. */
+    if (cfg.pool[0] == '\0' || strlen(cfg.pool) > 64 ||
+        cfg.pool[strspn(cfg.pool,
+                        "abcdefghijklmnopqrstuvwxyz"
+                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")] != '\0')
+        log_fatal(EXITCODE_CONFIG,
+                  "--pool %s: at most 64 letters, digits and _ . : -",
+                  cfg.pool);
     if (cfg.log_file != NULL && log_open_file(cfg.log_file) == -1)
         log_fatal(EXITCODE_CONFIG, "log file %s: %s", cfg.log_file,
                   strerror(errno));
@@ -303,10 +364,30 @@ main(int argc, char *argv[])
         log_fatal(EXITCODE_CONFIG, "%s", err);
     }
     log_info("listening on %s", l.desc);
+    sl.fd = -1;
+    if (cfg.status != NULL) {
+        /* The page is for the machine's own: a unix socket, its mode and
+         * owner the pool socket's. */
+        if (cfg.status[0] != '/' ||
+            listener_open(&sl, cfg.status, 64, &ids.sock, err, sizeof(err)) ==
+                -1) {
+            if (cfg.status[0] != '/')
+                snprintf(err, sizeof(err),
+                         "--status %s: an absolute path to a unix socket",
+                         cfg.status);
+            listener_close(&l);
+            if (cfg.pid_file != NULL)
+                pidfile_remove(cfg.pid_file);
+            log_fatal(EXITCODE_CONFIG, "%s", err);
+        }
+        log_info("status page on %s", sl.desc);
+    }
 
-    status =
-        supervisor_run(&cfg, l.fd, path, wargv, worker_creds(cfg.user, &ids));
+    status = supervisor_run(&cfg, l.fd, path, wargv,
+                            worker_creds(cfg.user, &ids), sl.fd);
 
+    if (sl.fd != -1)
+        listener_close(&sl);
     listener_close(&l);
     if (cfg.pid_file != NULL)
         pidfile_remove(cfg.pid_file);

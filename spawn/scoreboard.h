@@ -21,9 +21,9 @@
 
 #define SB_ENV_FD "TFB_SCOREBOARD_FD"
 #define SB_ENV_SLOT "TFB_WORKER_SLOT"
-#define SB_MAGIC 0x54464232u /* "TFB2" */
+#define SB_MAGIC 0x54464233u /* "TFB3" */
 #define SB_SLOT_SIZE 256     /* four cache lines, none shared */
-#define SB_ROUTE_MAX 24      /* a route's name, with its NUL */
+#define SB_ROUTE_MAX 48      /* a route and its query, with the NUL */
 
 enum sb_state {
     SB_EMPTY = 0, /* no worker in this slot */
@@ -158,6 +158,12 @@ int sb_shared(void);
  */
 void sb_set_state(struct sb_slot *slot, enum sb_state state);
 void sb_accepted(struct sb_slot *slot);
+/*
+ * sb_timing: per-phase timing on (the default) or off: off, a request is
+ * only stamped busy and counted (what the request time limit needs), so
+ * that the bench can measure what the rest costs.
+ */
+void sb_timing(int on);
 void sb_request_begin(struct sb_slot *slot, int64_t read_start_ns,
                       const char *route, size_t route_len);
 void sb_phase(struct sb_slot *slot, enum sb_state state);

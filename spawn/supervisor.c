@@ -37,6 +37,7 @@
 #include "log.h"
 #include "pool.h"
 #include "scoreboard.h"
+#include "status.h"
 
 #define MS 1000000LL /* nanoseconds */
 /* How often a starting worker's slot is looked at. */
@@ -89,6 +90,10 @@ struct sv {
     int cpus[CPU_SETSIZE];
     int ncpus;
     const struct supervisor_creds *creds; /* NULL: as we are */
+    /* The status page's process (status.h), when there is a socket. */
+    int status_fd;
+    pid_t status_pid;
+    int64_t status_due; /* when to start it (again); 0: not due */
 };
 
 static volatile sig_atomic_t sig_child, sig_stop, sig_quick, sig_hup, sig_ttin,
@@ -484,6 +489,52 @@ reshape(struct sv *sv, int64_t now)
             spawn(sv, w, now);
 }
 
+/*
+ * status_start: fork the status process: no exec, so that it keeps the
+ * scoreboard's mapping; signals to their defaults, as the workers', the
+ * workers' identity, and death with the supervisor.
+ */
+static void
+status_start(struct sv *sv, int64_t now)
+{
+    struct status_info info;
+    struct sigaction sa;
+    sigset_t none;
+    pid_t pid, self = getpid();
+    int i;
+
+    sv->status_due = 0;
+    if ((pid = fork()) == -1) {
+        log_err("cannot start the status process: %s; next try in 1 s",
+                strerror(errno));
+        sv->status_due = now + 1000 * MS;
+        return;
+    }
+    if (pid > 0) {
+        sv->status_pid = pid;
+        log_info("status process %ld started", (long)pid);
+        return;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    for (i = 0; i < NHANDLED; i++)
+        sigaction(handled[i], &sa, NULL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (sv->creds != NULL &&
+        (setgroups((size_t)sv->creds->ngroups, sv->creds->groups) == -1 ||
+         setresgid(sv->creds->gid, sv->creds->gid, sv->creds->gid) == -1 ||
+         setresuid(sv->creds->uid, sv->creds->uid, sv->creds->uid) == -1))
+        _exit(EXITCODE_ERROR);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != self)
+        _exit(EXITCODE_ERROR);
+    info.pool = sv->cfg->pool;
+    info.listen_fd = sv->listen_fd;
+    info.backlog = sv->cfg->bind != NULL ? sv->cfg->backlog : 0;
+    info.sb = sv->sb;
+    status_serve(sv->status_fd, &info);
+}
+
 /* live: workers still running, stopping ones included. */
 static int
 live(const struct sv *sv)
@@ -578,10 +629,19 @@ reap(struct sv *sv, int64_t now)
                 continue;
             break; /* ECHILD */
         }
-        if ((w = worker_of(sv, pid)) == NULL)
+        if (pid == sv->status_pid) {
+            sv->status_pid = 0;
+            if (sv->stop == RUNNING) {
+                log_err("the status process %ld died; starting it again in "
+                        "1 s",
+                        (long)pid);
+                sv->status_due = now + 1000 * MS;
+            }
+        } else if ((w = worker_of(sv, pid)) == NULL) {
             log_debug("reaped process %ld, not a worker", (long)pid);
-        else
+        } else {
             buried(sv, w, st, now);
+        }
     }
 
     census(sv, &c);
@@ -674,7 +734,7 @@ static void
 arm(struct sv *sv, int64_t now)
 {
     int64_t limit = sv->cfg->request_timeout_ms * MS;
-    int64_t next = INT64_MAX, t;
+    int64_t next = sv->status_due > 0 ? sv->status_due : INT64_MAX, t;
     struct itimerval it;
     int i;
 
@@ -720,6 +780,9 @@ begin_stop(struct sv *sv, enum stop how, int64_t now)
         return;
     sv->stop = how;
     sv->target = 0;
+    sv->status_due = 0;
+    if (sv->status_pid > 0)
+        kill(sv->status_pid, SIGKILL); /* it holds nothing worth a goodbye */
     for (i = 0; i < sv->nw; i++) {
         struct worker *w = &sv->w[i];
 
@@ -799,8 +862,10 @@ on_flags(struct sv *sv, int64_t now)
     }
     n = sv->target + sig_ttin - sig_ttou;
     if (sig_ttin || sig_ttou) {
-        if (n > sv->cfg->max_workers)
+        if (n > sv->cfg->max_workers) {
             n = sv->cfg->max_workers;
+            sb_pool_max_children(sv->sb);
+        }
         if (n < 1)
             n = 1;
         if (n != sv->target)
@@ -882,7 +947,8 @@ signals_restore(const struct saved_signals *saved)
 
 int
 supervisor_run(const struct config *cfg, int listen_fd, const char *path,
-               char *const argv[], const struct supervisor_creds *creds)
+               char *const argv[], const struct supervisor_creds *creds,
+               int status_fd)
 {
     struct saved_signals saved;
     sigset_t wait_mask;
@@ -895,6 +961,7 @@ supervisor_run(const struct config *cfg, int listen_fd, const char *path,
     sv.path = path;
     sv.argv = argv;
     sv.creds = creds;
+    sv.status_fd = status_fd;
     sv.target = cfg->workers;
     sv.gen = 1;
     /* Room for a full pool stopping while a full new one starts. */
@@ -922,6 +989,8 @@ supervisor_run(const struct config *cfg, int listen_fd, const char *path,
     signals_take(&saved, &wait_mask);
 
     log_info("starting %d workers: %s", sv.target, path);
+    if (status_fd != -1)
+        status_start(&sv, sb_now_ns());
     if (creds != NULL)
         log_info("workers run as %s (uid %ld, gid %ld); the supervisor stays "
                  "uid %ld for its housekeeping",
@@ -940,7 +1009,9 @@ supervisor_run(const struct config *cfg, int listen_fd, const char *path,
         }
         watch(&sv, now);
         reshape(&sv, now);
-        if (sv.stop != RUNNING && live(&sv) == 0)
+        if (sv.status_due > 0 && sv.status_due <= now && sv.stop == RUNNING)
+            status_start(&sv, now);
+        if (sv.stop != RUNNING && live(&sv) == 0 && sv.status_pid == 0)
             break;
     }
     log_info("all workers gone; exiting with status %d", sv.status);

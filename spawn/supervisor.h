@@ -47,11 +47,14 @@ struct supervisor_creds {
  * creds, when not NULL, is whom the workers run as; the supervisor keeps
  * its own identity, as nginx's master does, so that its housekeeping
  * (reopening the log root opened, removing the pid file and the socket
- * root made) still works.  The caller has set up logging.
+ * root made) still works.  status_fd, when not -1, is the status page's
+ * listening socket: a status process (status.h) serves it, restarted if it
+ * dies.  The caller has set up logging.
  * Results: the process's exit status: 0 after a stop, 2 when every worker
  * exited with status 2, 1 when the pool could not be set up.
  */
 int supervisor_run(const struct config *cfg, int listen_fd, const char *path,
-                   char *const argv[], const struct supervisor_creds *creds);
+                   char *const argv[], const struct supervisor_creds *creds,
+                   int status_fd);
 
 #endif

@@ -7,7 +7,7 @@
 #
 #   spawn-fcgi -b 4096 -s $VAR/run/fcgi.sock -M 0600 -- \
 #       tfb-spawn -w WORKERS -p $VAR/run/spawn.pid -l $VAR/log/app.log \
-#       --graceful-timeout 10s -- APP APP_ARGS...
+#       --graceful-timeout 10s --status $VAR/run/status.sock -- APP APP_ARGS...
 #
 # tfb-spawn does the process management: it writes its pid file (and
 # refuses to start on one naming a running tfb-spawn), logs for itself
@@ -75,7 +75,10 @@ pool_start() {
 	# The graceful timeout is the stack's deadline, so that pool_stop
 	# finds the supervisor gone in time.
 	launch+=(-- "$SPAWN" -w "$WORKERS" -p "$VAR/run/spawn.pid" -l "$log"
-		--graceful-timeout "${STOP_DEADLINE}s")
+		--graceful-timeout "${STOP_DEADLINE}s" --status "$VAR/run/status.sock")
+	# The status socket, which tfb-spawn binds, is the front server's to
+	# reach as the pool's is.
+	! is_root || launch+=(--socket-group "$FRONT_USER")
 	[ -z "$POOL_USER" ] || launch+=(-u "$POOL_USER")
 	# shellcheck disable=SC2206 # APP_ARGS is split on blanks by design
 	launch+=(-- "$APP" $APP_ARGS)
@@ -117,5 +120,5 @@ pool_stop() {
 	fi
 	# A supervisor killed, or running as POOL_USER, leaves its pid file;
 	# the socket spawn-fcgi bound is left to us.
-	rm -f "$VAR/run/spawn.pid" "$VAR/run/fcgi.sock"
+	rm -f "$VAR/run/spawn.pid" "$VAR/run/fcgi.sock" "$VAR/run/status.sock"
 }

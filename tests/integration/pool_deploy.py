@@ -235,10 +235,13 @@ def systemd(tap, db):
     src = lib.REPO / "deploy" / "systemd"
     with poolkit.Scene(tap, "systemd") as sc:
         units = []
+        os.makedirs(sc.path("run"), exist_ok=True)
         for name in ("tfb-fcgi.socket", "tfb-fcgi.service"):
             text = (src / name).read_text()
             text = text.replace("/usr/local/bin/tfb-spawn", str(poolkit.SPAWN_BIN))
             text = text.replace("/usr/local/bin/tfb-fcgi", APP)
+            # RuntimeDirectory= is systemd's to make; here, ours.
+            text = text.replace("/run/tfb-fcgi", sc.path("run"))
             units.append(sc.path(name))
             with open(units[-1], "w") as f:
                 f.write(text)
@@ -283,6 +286,11 @@ def systemd(tap, db):
                 p.send_signal(signal.SIGTERM)
                 p.wait(15)
 
+            st = lib.run([str(poolkit.SPAWN_BIN), "status", env["TFB_SPAWN_STATUS"]], 10)
+            tap.check(st.returncode == 0 and
+                      re.search(r"^total processes: +%d$" % N, st.stdout, re.M),
+                      "systemd (%s): the status page on the unit's socket" % how,
+                      lib.tail(st.stdout, 5))
             serve_and_stop(tap, "systemd (%s)" % how, ng.url(""), stop, before)
             ng.stop()
 

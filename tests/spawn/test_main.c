@@ -19,7 +19,7 @@ int tfb_spawn_main(int argc, char *argv[]);
 #include "harness.h"
 
 static char dir[] = "/tmp/test_spawn_main.XXXXXX";
-static char out[4096];
+static char out[16384];
 
 /*
  * in_child: run fn(arg) in a forked child, its stdout and stderr into
@@ -483,6 +483,24 @@ test_process(void)
        "with the usage");
     is_int(in_child(run_main, bad), 2, "a bad option: exit 2");
     said("unknown option '--frobnicate' (see --help)\n", "saying so");
+    {
+        char cmd[] = "status", watch[] = "--watch=0.01",
+             nosock[] = "/nonexistent.sock";
+        char *bare[] = {prog, cmd, NULL};
+        char *badw[] = {prog, cmd, watch, nosock, NULL};
+        char *gone[] = {prog, cmd, nosock, NULL};
+
+        is_int(in_child(run_main, bare), 2,
+               "tfb-spawn status: no socket: exit 2");
+        said("usage: tfb-spawn status [--watch[=SECONDS]] SOCKET",
+             "with its usage");
+        is_int(in_child(run_main, badw), 2,
+               "status --watch=0.01: too often, exit 2");
+        is_int(in_child(run_main, gone), 1,
+               "status on a missing socket: exit 1");
+        said("tfb-spawn status: status socket /nonexistent.sock: No such file",
+             "naming it");
+    }
 }
 
 static int

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "harness.h"
 
@@ -212,11 +213,70 @@ test_attach(void)
     sb_free(sb);
 }
 
+static void
+sleep_ms(int ms)
+{
+    nanosleep(&(struct timespec){0, ms * 1000000L}, NULL);
+}
+
+/*
+ * test_phases: a request's phases, timed on a slot, add up to its total,
+ * which the clock times apart; the counters and the route follow.
+ */
+static void
+test_phases(void)
+{
+    struct scoreboard *sb = sb_create(1);
+    struct sb_slot *slot;
+    struct sb_stats st;
+    uint32_t sum = 0, us[SB_PHASES];
+    int i;
+
+    if (sb == NULL) {
+        ok(0, "sb_create: %s", strerror(errno));
+        return;
+    }
+    slot = sb_slot(sb, 0);
+    sb_slot_reset(slot, SB_IDLE, sb_now_ns());
+    sb_request_begin(slot, sb_now_ns() - 3000000, "/queries?queries=20", 19);
+    is_int(sb_state(slot), SB_RENDERING, "begun: rendering");
+    sleep_ms(2);
+    sb_phase(slot, SB_DATABASE);
+    sleep_ms(4);
+    sb_phase(slot, SB_RENDERING);
+    sb_request_phases(slot, us);
+    ok(us[SB_PHASE_READING] >= 3000 && us[SB_PHASE_DATABASE] >= 4000 &&
+           us[SB_PHASE_WRITING] == 0,
+       "so far: read %u us, db %u us, no writing", us[0], us[1]);
+    sb_phase(slot, SB_WRITING);
+    sleep_ms(1);
+    sb_request_end(slot, 404, 1);
+    sb_stats(slot, &st);
+    for (i = 0; i < SB_PHASES; i++)
+        sum += st.last_us[i];
+    ok(st.last_total_us >= 10000, "the total: at least 3+2+4+1 ms (%u us)",
+       st.last_total_us);
+    ok(sum <= st.last_total_us && sum + SB_PHASES >= st.last_total_us,
+       "the phases add up to it, to a microsecond each (%u of %u us)", sum,
+       st.last_total_us);
+    ok(st.last_us[SB_PHASE_RENDERING] >= 2000 &&
+           st.last_us[SB_PHASE_WRITING] >= 1000,
+       "rendering %u us, writing %u us", st.last_us[SB_PHASE_RENDERING],
+       st.last_us[SB_PHASE_WRITING]);
+    ok(st.requests == 1 && st.status[3] == 1 && st.slow == 1 &&
+           st.phase_ns[SB_PHASE_DATABASE] >= 4000000,
+       "counted: one request, one 4xx, one slow, the database time summed");
+    is_str(st.route, "/queries?queries=20", "the route");
+    is_int(st.state, SB_IDLE, "idle again");
+    sb_free(sb);
+}
+
 int
 main(void)
 {
     test_create();
     test_slot();
     test_attach();
+    test_phases();
     return done_testing();
 }

@@ -182,7 +182,7 @@ start(const struct config *cfg, const char *script)
         log_init("tfb-spawn", cfg->log_level);
         if (log_open_file(logpath) == -1)
             _exit(100);
-        exit(supervisor_run(cfg, listen_fd, "/bin/sh", argv, NULL));
+        exit(supervisor_run(cfg, listen_fd, "/bin/sh", argv, NULL, -1));
     }
     return pid;
 }

@@ -37,6 +37,7 @@ enum {
     WIRE_END_REQUEST = 3,
     WIRE_PARAMS = 4,
     WIRE_STDIN = 5,
+    WIRE_STDOUT = 6,
     WIRE_GET_VALUES = 9,
     WIRE_GET_VALUES_RESULT = 10,
     WIRE_UNKNOWN_TYPE = 11
@@ -100,6 +101,32 @@ struct wire_values {
  */
 size_t wire_answer(unsigned char *out, const unsigned char *p,
                    const struct wire_result *r, const struct wire_values *v);
+
+/*
+ * wire_gather: the content of every record of type for request id among
+ * the n bytes at p (a request wire_judge found whole), joined into out,
+ * which has room for cap bytes: a stream's content (FCGI_PARAMS,
+ * FCGI_STDIN) as its records cut it.  Results: the length, or -1 when it
+ * does not fit.
+ */
+long wire_gather(const unsigned char *p, size_t n, int type, unsigned id,
+                 unsigned char *out, size_t cap);
+
+/*
+ * wire_pair: the name-value pair at *off of the len bytes of pairs at p,
+ * *off moved past it.  Results: 1, or 0 at the end or at a pair that does
+ * not fit what is left.
+ */
+int wire_pair(const unsigned char *p, size_t len, size_t *off,
+              const unsigned char **name, size_t *name_len,
+              const unsigned char **value, size_t *value_len);
+
+/*
+ * wire_stdout: one FCGI_STDOUT record of n (at most 65535) bytes for id:
+ * its header into hdr (8 bytes); the content follows it unchanged, with
+ * no padding.  n 0 is the record that ends the stream.
+ */
+void wire_stdout(unsigned char *hdr, unsigned id, size_t n);
 
 /* wire_end_request: FCGI_END_REQUEST for id into out (16 bytes). */
 size_t wire_end_request(unsigned char *out, unsigned id, uint32_t app_status,

@@ -279,6 +279,67 @@ length(const unsigned char **c)
            (size_t)p[2] << 8 | p[3];
 }
 
+long
+wire_gather(const unsigned char *p, size_t n, int type, unsigned id,
+            unsigned char *out, size_t cap)
+{
+    struct header h;
+    size_t off = 0, len = 0;
+
+    while (n - off >= WIRE_HEADER_LEN) {
+        header_read(p + off, &h);
+        if (h.clen + h.plen > n - off - WIRE_HEADER_LEN)
+            break;
+        if (h.type == type && h.id == id) {
+            if (h.clen > cap - len)
+                return -1;
+            memcpy(out + len, p + off + WIRE_HEADER_LEN, h.clen);
+            len += h.clen;
+        }
+        off += WIRE_HEADER_LEN + h.clen + h.plen;
+    }
+    return (long)len;
+}
+
+/* pair_length: the length field at p[*off] into *v, *off past it; -1 if
+ * the field is cut by the end. */
+static int
+pair_length(const unsigned char *p, size_t len, size_t *off, size_t *v)
+{
+    const unsigned char *c = p + *off;
+
+    if (*off >= len || ((c[0] & 0x80) && len - *off < 4))
+        return -1;
+    *v = length(&c);
+    *off = (size_t)(c - p);
+    return 0;
+}
+
+int
+wire_pair(const unsigned char *p, size_t len, size_t *off,
+          const unsigned char **name, size_t *name_len,
+          const unsigned char **value, size_t *value_len)
+{
+    size_t nl, vl;
+
+    if (pair_length(p, len, off, &nl) == -1 ||
+        pair_length(p, len, off, &vl) == -1 || nl > len - *off ||
+        vl > len - *off - nl)
+        return 0;
+    *name = p + *off;
+    *name_len = nl;
+    *value = p + *off + nl;
+    *value_len = vl;
+    *off += nl + vl;
+    return 1;
+}
+
+void
+wire_stdout(unsigned char *hdr, unsigned id, size_t n)
+{
+    header_write(hdr, 6 /* FCGI_STDOUT */, id, n, 0);
+}
+
 /* One name-value pair of a GET_VALUES_RESULT, both lengths below 128. */
 static size_t
 put_pair(unsigned char *out, const char *name, unsigned value)

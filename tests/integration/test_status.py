@@ -1,0 +1,286 @@
+#!/usr/bin/env python3
+"""test_status.py: the pool's status page, behind nginx and behind lighttpd.
+
+With the stack up (WORKERS=2, the shipped front server configuration):
+  * /status answers with php-fpm's fields; ?json, ?full, ?prometheus and
+    a scraper's Accept give the other formats; the Prometheus page passes
+    promtext.check (promtool's parser and lint rules, promtext.py), which
+    is itself shown to refuse known-bad pages first;
+  * the counters add up: N requests sent are N more requests, by status
+    class; the pool's totals are the sum of its workers'; each worker's
+    last request's phases add up to its total, which is timed apart;
+  * with every worker stuck in the database (the World table locked),
+    /status still answers at once, and shows each worker in its database
+    phase; so does `tfb-spawn status`; the requests then all complete;
+  * `tfb-spawn status --watch` repeats the page; a killed status process
+    is started again by the supervisor;
+  * as root: from an address that is not loopback (a network namespace
+    joined by a veth pair), /status is refused (403) while /plaintext is
+    served.
+"""
+
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lib  # noqa: E402
+import promtext  # noqa: E402
+
+WORKERS = 2
+FIELDS = ["pool", "process manager", "start time", "start since", "accepted conn",
+          "listen queue", "max listen queue", "listen queue len", "idle processes",
+          "active processes", "total processes", "max active processes",
+          "max children reached", "slow requests"]
+PHASES = ["reading", "database", "rendering", "writing"]
+SPAWN = lib.BUILD / "tfb-spawn"
+
+
+def status(st, query="", accept=None):
+    """GET /status?query; the Response's body as text."""
+    r = lib.try_get(st.url("/status" + ("?" + query if query else "")),
+                    accept=accept, timeout=10)
+    r.body = r.body.decode(errors="replace")
+    return r
+
+
+def status_json(st, query="json"):
+    r = status(st, query)
+    try:
+        return json.loads(r.body) if r.status == 200 else None
+    except ValueError:
+        return None
+
+
+def sock(st):
+    return os.path.join(st.var, "run", "status.sock")
+
+
+def check_formats(tap, st, label):
+    r = status(st)
+    missing = [f for f in FIELDS if not re.search(r"^%s: +\S" % re.escape(f), r.body, re.M)]
+    tap.check(r.status == 200 and r.headers.get("Content-Type", "").startswith("text/plain")
+              and not missing, "%s: GET /status -> 200 text/plain, php-fpm's fields" % label,
+              [r.summary(400), "missing: %s" % missing])
+    tap.check(all(re.search(r"^%s seconds: +[\d.]+$" % p, r.body, re.M) for p in PHASES),
+              "%s: /status: the time spent in each phase" % label, r.summary(400))
+    j = status_json(st)
+    tap.check(j is not None and all(f in j for f in FIELDS) and
+              set(j.get("phase seconds", {})) == set(PHASES),
+              "%s: /status?json: the same fields, the phases" % label, str(j)[:400])
+    full = status_json(st, "json&full")
+    procs = (full or {}).get("processes", [])
+    tap.check(len(procs) == WORKERS and all(
+        {"pid", "state", "requests", "rss kb", "last request us"} <= set(p) for p in procs),
+        "%s: /status?json&full: a record per worker" % label, str(full)[:400])
+    r = status(st, "full")
+    tap.check(r.status == 200 and len(re.findall(r"^pid: +\d+$", r.body, re.M)) == WORKERS,
+              "%s: /status?full: a block per worker" % label, r.summary(400))
+    for how, r in (("?prometheus", status(st, "prometheus&full")),
+                   ("Accept: text/plain;version=0.0.4",
+                    status(st, accept="text/plain;version=0.0.4"))):
+        problems = promtext.check(r.body) if r.status == 200 else ["status %s" % r.status]
+        tap.check(r.status == 200 and "version=0.0.4" in r.headers.get("Content-Type", "")
+                  and not problems and "tfb_pool_requests_total{" in r.body,
+                  "%s: %s: Prometheus' text format, clean by promtool's rules"
+                  % (label, how), problems[:8] + [r.summary(300)])
+
+
+def send(st, path, n):
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        return list(ex.map(lambda _: lib.try_get(st.url(path), timeout=10), range(n)))
+
+
+def check_counters(tap, st, label):
+    before = status_json(st)
+    rs = send(st, "/db", 30) + send(st, "/plaintext", 20) + send(st, "/no-such-route", 10)
+    after = status_json(st, "json&full")
+    codes = sorted({r.status for r in rs}, key=str)
+    if not (before and after):
+        tap.fail("%s: /status?json before and after 60 requests" % label)
+        return
+    d = {k: after[k] - before[k] for k in ("requests",)}
+    d2 = {k: after["responses"][k] - before["responses"][k] for k in after["responses"]}
+    tap.check(codes == [200, 404] and d["requests"] == 60 and d2["2xx"] == 50 and
+              d2["4xx"] == 10 and d2["5xx"] == 0,
+              "%s: 60 requests (50 answered 200, 10 404) are counted as such" % label,
+              "statuses %s; requests +%d; responses %s" % (codes, d["requests"], d2))
+    dbt = after["phase seconds"]["database"] - before["phase seconds"]["database"]
+    tap.check(dbt > 0, "%s: the database phase grew (%.6f s)" % (label, dbt))
+    procs = after.get("processes", [])
+    tap.check(sum(p["requests"] for p in procs) == after["requests"] and
+              sum(p["db reconnects"] for p in procs) == after["db reconnects"] and
+              all(sum(p["responses"][c] for p in procs) == after["responses"][c]
+                  for c in after["responses"]) and
+              after["idle processes"] + after["active processes"] == after["total processes"]
+              == WORKERS,
+              "%s: the pool's counts are the sum of its workers'" % label, str(after)[:600])
+    bad = []
+    for p in procs:
+        ph = sum(p["last request us"].values())
+        total = p["request duration"]
+        if p["state"] != "Idle" or not (total - len(PHASES) <= ph <= total) or total <= 0:
+            bad.append("pid %s %s: phases %s sum %d, total %d"
+                       % (p["pid"], p["state"], p["last request us"], ph, total))
+    tap.check(procs and not bad, "%s: each worker's last request: its phases add up to "
+              "its total, timed apart (to a microsecond per phase)" % label, bad)
+
+
+def check_busy(tap, st, label):
+    """Every worker in the database, held there by a lock: /status must
+    not need one of them."""
+    lock = subprocess.Popen(
+        [str(lib.STACK), "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
+         "BEGIN; LOCK TABLE world IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;"],
+        env=st.env(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(0.5)
+        ex = concurrent.futures.ThreadPoolExecutor(3 * WORKERS)
+        futs = [ex.submit(lib.try_get, st.url("/db"), timeout=20) for _ in range(3 * WORKERS)]
+        j, t0 = None, time.monotonic()
+        while time.monotonic() - t0 < 3:
+            j = status_json(st, "json&full")
+            if j and j["active processes"] == WORKERS:
+                break
+            time.sleep(0.1)
+        t1 = time.monotonic()
+        r = status(st, "full")
+        took = time.monotonic() - t1
+        states = re.findall(r"^state: +(\w+)$", r.body, re.M)
+        tap.check(r.status == 200 and took < 1.0 and states == ["Database"] * WORKERS and
+                  re.search(r"^active processes: +%d$" % WORKERS, r.body, re.M),
+                  "%s: every worker stuck in the database: /status answers in %.3f s, "
+                  "each worker in its database phase" % (label, took), r.summary(600))
+        c = lib.run([str(SPAWN), "status", sock(st)], 5)
+        tap.check(c.returncode == 0 and re.search(r"^active processes: +%d$" % WORKERS,
+                                                  c.stdout, re.M),
+                  "%s: and tfb-spawn status says so too" % label, lib.tail(c.stdout, 8))
+        rs = [f.result() for f in futs]
+        ex.shutdown()
+        tap.check(all(x.status == 200 for x in rs),
+                  "%s: once the lock is gone, the %d requests held are answered 200"
+                  % (label, len(rs)), [x.summary(120) for x in rs if x.status != 200][:4])
+    finally:
+        if lock.poll() is None:
+            lock.kill()
+        lock.wait()
+
+
+def check_command(tap, st, label):
+    p = subprocess.Popen([str(SPAWN), "status", "--watch=0.2", sock(st)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(1.1)
+    p.send_signal(signal.SIGTERM)
+    out = p.communicate(timeout=5)[0]
+    n = len(re.findall(r"^pool: ", out, re.M))
+    tap.check(4 <= n <= 7, "%s: tfb-spawn status --watch=0.2: the page every 0.2 s "
+              "(%d in 1.1 s)" % (label, n), lib.tail(out, 5))
+    c = lib.run([str(SPAWN), "status", sock(st), "prometheus"], 5)
+    tap.check(c.returncode == 0 and not promtext.check(c.stdout),
+              "%s: tfb-spawn status SOCKET prometheus: the same page" % label,
+              lib.tail(c.stdout, 5))
+    pid = [q for q in lib.descendants(st.pool_pids()[0])
+           if not lib.is_app(q)] if st.pool_pids() else []
+    if len(pid) != 1:
+        tap.fail("%s: the status process, a child of tfb-spawn" % label, str(pid))
+        return
+    os.kill(pid[0], signal.SIGKILL)
+    t0 = time.monotonic()
+    r = None
+    while time.monotonic() - t0 < 5:
+        r = status(st)
+        if r.status == 200:
+            break
+        time.sleep(0.2)
+    tap.check(r is not None and r.status == 200,
+              "%s: the status process killed: started again, /status answers within "
+              "%.1f s" % (label, time.monotonic() - t0))
+
+
+def netns_client(tap, st, label):
+    """From a network namespace joined by a veth pair: GET /plaintext
+    and /status through the host side's address."""
+    ip = shutil.which("ip")
+    if ip is None:
+        tap.tool("ip", "%s: ip (iproute2), for a client off loopback" % label)
+        return
+    tag = "%x" % (os.getpid() & 0xffff)
+    host, peer = "tfbh" + tag, "tfbp" + tag
+    net = "10.%d.%d." % (200 + os.getpid() % 50, os.getpid() // 50 % 250)
+    ns = subprocess.Popen(["unshare", "--net", "sleep", "60"])
+    try:
+        time.sleep(0.2)
+        steps = [[ip, "link", "add", host, "type", "veth", "peer", "name", peer,
+                  "netns", str(ns.pid)],
+                 [ip, "addr", "add", net + "1/30", "dev", host],
+                 [ip, "link", "set", host, "up"],
+                 ["nsenter", "-t", str(ns.pid), "-n", ip, "addr", "add", net + "2/30",
+                  "dev", peer],
+                 ["nsenter", "-t", str(ns.pid), "-n", ip, "link", "set", peer, "up"]]
+        for s in steps:
+            c = lib.run(s, 10)
+            if c.returncode != 0:
+                tap.fail("%s: a veth pair into a network namespace" % label,
+                         [" ".join(s)] + lib.tail(c.stdout, 3))
+                return
+
+        def fetch(path):
+            c = lib.run(["nsenter", "-t", str(ns.pid), "-n", "curl", "-s", "-o",
+                         "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+                         "http://%s1:%d%s" % (net, st.port, path)], 10)
+            return c.stdout.strip()
+
+        plain, stat = fetch("/plaintext"), fetch("/status")
+        tap.check(plain == "200" and stat == "403",
+                  "%s: from %s2, not loopback: /plaintext -> 200, /status -> 403 "
+                  "(%s, %s)" % (label, net, plain, stat))
+    finally:
+        lib.run([ip or "ip", "link", "del", host], 10)
+        ns.kill()
+        ns.wait()
+
+
+def one_server(tap, server):
+    label = server
+    root = os.geteuid() == 0
+    # As root the front server listens on every address, for the client
+    # in the namespace: for the seconds this stack lives, on a test port.
+    env = {"LISTEN_ADDR": "0.0.0.0"} if root else {}
+    try:
+        st = lib.Stack(server=server, workers=WORKERS, tap=tap, name="status-" + server,
+                       env=env)
+        st.__enter__()
+    except lib.StackError as e:
+        tap.fail("deploy/stack start with SERVER=%s WORKERS=%d" % (server, WORKERS), str(e))
+        return
+    try:
+        tap.ok("deploy/stack start with SERVER=%s WORKERS=%d PORT=%d"
+               % (server, WORKERS, st.port))
+        check_formats(tap, st, label)
+        check_counters(tap, st, label)
+        check_busy(tap, st, label)
+        check_command(tap, st, label)
+        if tap.root("%s: /status refused from off loopback" % label):
+            netns_client(tap, st, label)
+    finally:
+        st.__exit__(None, None, None)
+
+
+def body(tap):
+    if not lib.preflight(tap, (lib.APP_BIN, SPAWN, lib.STACK)):
+        return
+    ok, details = promtext.selftest()
+    tap.check(ok, "promtext: refuses each known-bad page, accepts a good one", details)
+    for server in ("nginx", "lighttpd"):
+        one_server(tap, server)
+
+
+if __name__ == "__main__":
+    lib.main(body, deadline=300)
