@@ -320,6 +320,24 @@ json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* json_counts: ,"phase seconds":{...},"responses":{...} */
+static void
+json_counts(FILE *f, const uint64_t phase_ns[SB_PHASES],
+            const uint64_t status[5])
+{
+    int j;
+
+    fprintf(f, ",\"phase seconds\":{");
+    for (j = 0; j < SB_PHASES; j++)
+        fprintf(f, "%s\"%s\":%.6f", j ? "," : "", phase_names[j],
+                (double)phase_ns[j] / 1e9);
+    fprintf(f, "},\"responses\":{");
+    for (j = 0; j < 5; j++)
+        fprintf(f, "%s\"%dxx\":%llu", j ? "," : "", j + 1,
+                (unsigned long long)status[j]);
+    fputc('}', f);
+}
+
 static void
 json(FILE *f, const struct status_info *info, const struct snapshot *s,
      int full)
@@ -343,15 +361,7 @@ json(FILE *f, const struct status_info *info, const struct snapshot *s,
             (unsigned long long)s->pool.max_children_reached,
             (unsigned long long)s->slow, (unsigned long long)s->requests,
             (unsigned long long)s->reconnects);
-    fprintf(f, ",\"phase seconds\":{");
-    for (j = 0; j < SB_PHASES; j++)
-        fprintf(f, "%s\"%s\":%.6f", j ? "," : "", phase_names[j],
-                (double)s->phase_ns[j] / 1e9);
-    fprintf(f, "},\"responses\":{");
-    for (j = 0; j < 5; j++)
-        fprintf(f, "%s\"%dxx\":%llu", j ? "," : "", j + 1,
-                (unsigned long long)s->status[j]);
-    fputc('}', f);
+    json_counts(f, s->phase_ns, s->status);
     if (full) {
         fprintf(f, ",\"processes\":[");
         for (i = 0; i < s->n; i++) {
@@ -370,16 +380,10 @@ json(FILE *f, const struct status_info *info, const struct snapshot *s,
             for (j = 0; j < SB_PHASES; j++)
                 fprintf(f, "%s\"%s\":%u", j ? "," : "", phase_names[j],
                         w->last_us[j]);
-            fprintf(f, "},\"phase seconds\":{");
-            for (j = 0; j < SB_PHASES; j++)
-                fprintf(f, "%s\"%s\":%.6f", j ? "," : "", phase_names[j],
-                        (double)w->phase_ns[j] / 1e9);
-            fprintf(f, "},\"responses\":{");
-            for (j = 0; j < 5; j++)
-                fprintf(f, "%s\"%dxx\":%llu", j ? "," : "", j + 1,
-                        (unsigned long long)w->status[j]);
+            fputc('}', f);
+            json_counts(f, w->phase_ns, w->status);
             fprintf(f,
-                    "},\"db reconnects\":%llu,\"slow requests\":%llu,"
+                    ",\"db reconnects\":%llu,\"slow requests\":%llu,"
                     "\"rss kb\":%ld}",
                     (unsigned long long)w->reconnects,
                     (unsigned long long)w->slow, rss_kb(w->pid));
@@ -685,19 +689,6 @@ status_serve(int fd, const struct status_info *info)
 
 /* --- the command's client ---------------------------------------------- */
 
-/* pair_out: one short name-value pair (both under 128 bytes). */
-static size_t
-pair_out(unsigned char *out, const char *name, const char *value)
-{
-    size_t nl = strlen(name), vl = strlen(value);
-
-    out[0] = (unsigned char)nl;
-    out[1] = (unsigned char)vl;
-    memcpy(out + 2, name, nl);
-    memcpy(out + 2 + nl, value, vl);
-    return 2 + nl + vl;
-}
-
 int
 status_fetch(const char *path, const char *query, char *err, size_t errlen)
 {
@@ -715,9 +706,9 @@ status_fetch(const char *path, const char *query, char *err, size_t errlen)
         return errmsg(err, errlen, "status socket %s: path or query too long",
                       path);
     strcpy(sun.sun_path, path);
-    plen += pair_out(pairs + plen, "REQUEST_METHOD", "GET");
-    plen += pair_out(pairs + plen, "REQUEST_URI", "/status");
-    plen += pair_out(pairs + plen, "QUERY_STRING", query);
+    plen += wire_put_pair(pairs + plen, "REQUEST_METHOD", "GET");
+    plen += wire_put_pair(pairs + plen, "REQUEST_URI", "/status");
+    plen += wire_put_pair(pairs + plen, "QUERY_STRING", query);
     /* BEGIN_REQUEST (responder, no keep-conn), PARAMS, end, STDIN end. */
     memcpy(req, "\1\1\0\1\0\10\0\0\0\1\0\0\0\0\0\0", 16);
     rl = 16;

@@ -345,13 +345,20 @@ static size_t
 put_pair(unsigned char *out, const char *name, unsigned value)
 {
     char v[16];
-    size_t nl = strlen(name), vl;
 
-    vl = (size_t)snprintf(v, sizeof(v), "%u", value);
+    snprintf(v, sizeof(v), "%u", value);
+    return wire_put_pair(out, name, v);
+}
+
+size_t
+wire_put_pair(unsigned char *out, const char *name, const char *value)
+{
+    size_t nl = strlen(name), vl = strlen(value);
+
     out[0] = (unsigned char)nl;
     out[1] = (unsigned char)vl;
     memcpy(out + 2, name, nl);
-    memcpy(out + 2 + nl, v, vl);
+    memcpy(out + 2 + nl, value, vl);
     return 2 + nl + vl;
 }
 

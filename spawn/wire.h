@@ -128,6 +128,12 @@ int wire_pair(const unsigned char *p, size_t len, size_t *off,
  */
 void wire_stdout(unsigned char *hdr, unsigned id, size_t n);
 
+/*
+ * wire_put_pair: a name-value pair whose name and value are both under
+ * 128 bytes (one-byte lengths), into out.  Results: its length.
+ */
+size_t wire_put_pair(unsigned char *out, const char *name, const char *value);
+
 /* wire_end_request: FCGI_END_REQUEST for id into out (16 bytes). */
 size_t wire_end_request(unsigned char *out, unsigned id, uint32_t app_status,
                         int protocol_status);

@@ -250,8 +250,8 @@ request(unsigned char *out, const char *query, int keep)
     unsigned char pairs[256];
     size_t n = 0, p;
 
-    p = pair_out(pairs, "REQUEST_METHOD", "GET");
-    p += pair_out(pairs + p, "QUERY_STRING", query);
+    p = wire_put_pair(pairs, "REQUEST_METHOD", "GET");
+    p += wire_put_pair(pairs + p, "QUERY_STRING", query);
     memcpy(out, "\1\1\0\1\0\10\0\0\0\1\0\0\0\0\0\0", 16);
     out[10] = (unsigned char)keep;
     n = 16;
@@ -290,6 +290,22 @@ closed(int fd, int ms)
     return poll(&p, 1, ms) == 1 && read(fd, &c, 1) <= 0;
 }
 
+/* serving: a child serving one connection; our end in sv[0]. */
+static pid_t
+serving(const struct status_info *info, unsigned char *buf, int sv[2])
+{
+    pid_t pid;
+
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    if ((pid = fork()) == 0) {
+        close(sv[0]);
+        one(sv[1], info, buf);
+        _exit(0);
+    }
+    close(sv[1]);
+    return pid;
+}
+
 static void
 test_serve(void)
 {
@@ -308,13 +324,7 @@ test_serve(void)
     }
     /* A whole request, kept: the page, then the next one on the same
      * connection; GET_VALUES between them is answered. */
-    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-    if ((pid = fork()) == 0) {
-        close(sv[0]);
-        one(sv[1], &info, buf);
-        _exit(0);
-    }
-    close(sv[1]);
+    pid = serving(&info, buf, sv);
     n = request(req, "json", 1);
     write_all(sv[0], req, n);
     m = answer(sv[0], got, sizeof(got));
@@ -335,13 +345,7 @@ test_serve(void)
     waitpid(pid, &status, 0);
 
     /* Half a request: the connection is dropped at the read deadline. */
-    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-    if ((pid = fork()) == 0) {
-        close(sv[0]);
-        one(sv[1], &info, buf);
-        _exit(0);
-    }
-    close(sv[1]);
+    pid = serving(&info, buf, sv);
     n = request(req, "json", 0);
     write_all(sv[0], req, n - 20);
     t0 = sb_now_ns();
@@ -354,13 +358,7 @@ test_serve(void)
     waitpid(pid, &status, 0);
 
     /* Hostile bytes: closed at once. */
-    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-    if ((pid = fork()) == 0) {
-        close(sv[0]);
-        one(sv[1], &info, buf);
-        _exit(0);
-    }
-    close(sv[1]);
+    pid = serving(&info, buf, sv);
     write_all(sv[0], "GET /status HTTP/1.1\r\n\r\n", 24);
     ok(closed(sv[0], 500), "HTTP instead of FastCGI: closed at once");
     close(sv[0]);
