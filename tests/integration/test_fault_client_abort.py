@@ -170,11 +170,8 @@ def body(tap):
             r = e
         tap.check(isinstance(r, fcgi.Response) and r.status == 200,
                   "%s: then a new FastCGI connection is answered at once" % label, repr(r))
-        res = load.result()
-        sc.check_answers("%s, the others meanwhile" % label, res)
-        tap.check(res["requests"] > 0 and faultkit.count(res, 200) == res["requests"],
-                  "%s: every other client's request answered 200 (%d)"
-                  % (label, res["requests"]), faultkit.summary(res))
+        # The others are not affected: 200 only.
+        sc.check_answers("%s, the other clients meanwhile" % label, load.result(), allow=())
         errors = [ln for ln in sc.app_log()[log_before:].splitlines() if " error: " in ln]
         tap.check(not errors, "%s: no error in the pool's log (%d lines at level error)"
                   % (label, len(errors)), errors[:6])
