@@ -19,7 +19,7 @@ way:
 
   after it, the service recovers by itself: the test restarts nothing, and
   within a bound each test states a round of concurrent requests on every
-  route under test answers 200, then a window of wrk load answers 200
+  route under test answers 200, then a second of wrk load answers 200
   only, without a socket error;
 
   the same worker processes serve where the fault gives no reason to
@@ -153,6 +153,7 @@ class Scene:
         self.auto_start = start
         self.loads, self.procs, self.pids0 = [], [], []
         self.timeout = Load.TIMEOUT
+        self.failed_before = tap.failed
 
     # -- lifecycle
 
@@ -187,7 +188,7 @@ class Scene:
                 p.kill()
                 lib.wait_exit(p, 5)
         ours = self.stack_pids()
-        failed = exc_type is not None or self.tap.failed
+        failed = exc_type is not None or self.tap.failed > self.failed_before
         if failed:
             self.st.dump_logs()
         self.st.cleanup()
@@ -234,9 +235,6 @@ class Scene:
         p = subprocess.Popen([str(a) for a in argv], **kw)
         self.procs.append(p)
         return p
-
-    def note(self, *lines):
-        self.tap.note(*lines)
 
     # -- checks
 
@@ -298,7 +296,7 @@ class Scene:
                        + [r.summary(120) for r in last if r.status != 200][:4])
         return took
 
-    def check_steady(self, label, paths=DB_PATHS, seconds=2):
+    def check_steady(self, label, paths=DB_PATHS, seconds=1):
         """After recovery: a window of wrk load, every answer 200."""
         res = self.load(paths, seconds).result()
         self.tap.note("%s, after: %s" % (label, summary(res)))

@@ -22,7 +22,7 @@ Checked: the well-behaved clients get 200 for every request, without a
 drop or a hang; a new FastCGI connection is still answered at once; no
 line at level error in the pool's log (a client going away is a warning:
 it is the client's doing, not a fault of ours); the same worker processes
-with one PostgreSQL connection each; then 2 s of wrk load answer 200 only.
+with one PostgreSQL connection each; then 1 s of wrk load answers 200 only.
 """
 
 import multiprocessing

@@ -19,7 +19,7 @@ end.  Then:
      and some are 503; nothing dropped, nothing hung;
   4. the other client closes its connections: within 5 s (the backoff's
      2 s ceiling plus slack) a round of requests on every database route
-     answers 200, then 2 s of wrk load answer 200 only; the same worker
+     answers 200, then 1 s of wrk load answers 200 only; the same worker
      processes, one PostgreSQL connection each.
 
 The slots are taken between the termination and the next database
@@ -121,7 +121,7 @@ def body(tap):
         st = sc.st
         hog = Hog(st.pg_env())
         try:
-            bg = sc.load(["/json"], seconds=HOLD + 6)
+            bg = sc.load(["/json"], seconds=HOLD + 5)
             n = st.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                         "WHERE application_name = '%s'" % lib.APP_NAME)
             gone = faultkit.wait_for(lambda: st.app_connections() == 0, 10, 0.1)
@@ -132,7 +132,7 @@ def body(tap):
                       "another client holds every slot: %d connections, then refused "
                       "with 53300" % held, "refusal: %s" % (hog.refusal,))
             tap.note("refused with %s" % (hog.refusal,))
-            load = sc.load(faultkit.DB_PATHS, seconds=HOLD + 4)
+            load = sc.load(faultkit.DB_PATHS, seconds=HOLD + 2)
             time.sleep(HOLD)
         finally:
             hog.release()

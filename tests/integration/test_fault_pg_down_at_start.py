@@ -7,12 +7,12 @@ reach.  A worker connects at start and, failing, backs off (50 ms doubling
 to 2 s) and serves on: it never exits for it, so the supervisor sees no
 crash loop.  Under wrk load on every database route and /json:
 
-  3 s with PostgreSQL down, then `pg start` and 4 s more: every answer
+  3 s with PostgreSQL down, then `pg start` and 2 s more: every answer
   a 200 or the app's 503 with a short body (some 503); no drop, no hang;
   the workers are the ones started first, 3 s in and at the end;
   within 5 s of `pg start` (the backoff's 2 s ceiling plus slack) a
-  round of requests on every database route answers 200; then 2 s of wrk
-  load answer 200 only;
+  round of requests on every database route answers 200; then 1 s of wrk
+  load answers 200 only;
   the workers that started without a database are the ones serving (none
   exited or was replaced), with one PostgreSQL connection each.
 
@@ -54,7 +54,7 @@ def body(tap):
                 and step(tap, st, "pool", "start") and step(tap, st, "front", "start")):
             return
         sc.started()
-        load = sc.load(faultkit.DB_PATHS + ["/json"], seconds=int(DOWN) + 4)
+        load = sc.load(faultkit.DB_PATHS + ["/json"], seconds=int(DOWN) + 2)
         time.sleep(DOWN)
         sc.check_same_workers("%s, %.0f s later" % (label, DOWN))
         if not step(tap, st, "pg", "start"):

@@ -12,7 +12,7 @@ outage; `deploy/stack pg start`.
   after: a round of requests on every route answers 200 within 5 s of
   PostgreSQL accepting connections again: a worker tries again at most
   DB_BACKOFF_MAX_MS (2 s) after its last try, plus slack for a loaded
-  machine; then 2 s of wrk load answer 200 only; the same worker
+  machine; then 1 s of wrk load answers 200 only; the same worker
   processes serve, one PostgreSQL connection each.
 
 test_pg_restart.py restarts PostgreSQL with a few requests at a time and
@@ -43,7 +43,7 @@ def body(tap):
         return
     label = "PostgreSQL restarted under load"
     with faultkit.Scene(tap, "pg-restart") as sc:
-        load = sc.load(faultkit.DB_PATHS, seconds=7)
+        load = sc.load(faultkit.DB_PATHS, seconds=6)
         time.sleep(1)
         r = sc.st.run("pg", "stop", timeout=60)
         tap.check(r.returncode == 0, "deploy/stack pg stop under load", lib.tail(r.stdout))

@@ -4,7 +4,7 @@
 what Debian 12's lighttpd.service runs as ExecReload), each in a stack of
 its own (3 workers).
 
-Two wrk loads at once on every database route and /json, for 5 s, with
+Two wrk loads at once on every database route and /json, for 4 s, with
 two reloads 1.5 s apart: one keeps its connections (keep-alive, 16
 connections), the other opens a connection per request (Connection:
 close, 16 connections), as clients without keep-alive do.
@@ -26,8 +26,8 @@ close, 16 connections), as clients without keep-alive do.
   it;
   the reload happened (nginx: the same master, new worker processes;
   lighttpd: the same process, its log says it restarted), the pool never
-  noticed (the same workers, one PostgreSQL connection each), and 2 s of
-  wrk load afterwards answer 200 only.
+  noticed (the same workers, one PostgreSQL connection each), and 1 s of
+  wrk load afterwards answers 200 only.
 """
 
 import os
@@ -79,8 +79,8 @@ def scene(tap, server, reload):
         master = st.front_pids()
         front0 = sorted(lib.descendants(master[0])) if master else []
         log0 = front_log(st, server)
-        kept = sc.load(PATHS, seconds=5, connections=CONNECTIONS)
-        one = sc.load(PATHS, seconds=5, connections=CONNECTIONS, close=True)
+        kept = sc.load(PATHS, seconds=4, connections=CONNECTIONS)
+        one = sc.load(PATHS, seconds=4, connections=CONNECTIONS, close=True)
         time.sleep(1)
         for k in range(RELOADS):
             ok, out = reload(st)

@@ -5,7 +5,7 @@ The stack behind nginx (3 workers) with tfb-spawn's request time limit at
 2 s (TFB_SPAWN_REQUEST_TIMEOUT=2s), so that the workers get PostgreSQL's
 statement_timeout at 1800 ms through PGOPTIONS.  Under wrk load on every
 database route, another client takes an ACCESS EXCLUSIVE lock on world
-and holds it for 4 s: every statement that reads or writes world waits,
+and holds it for 3 s: every statement that reads or writes world waits,
 and PostgreSQL cancels it after 1.8 s.
 
   during: every answer is a 200 or the app's 503 with a short body, some
@@ -13,10 +13,11 @@ and PostgreSQL cancels it after 1.8 s.
   no worker is killed for the request time limit: statement_timeout is
   there so that a blocked query ends first, and the request answers 503;
   this holds for /queries and /updates too, whose reads are one pipeline
-  of 20 statements, each of which would wait its own 1.8 s;
+  of 20 statements: the first one cancelled ends it, where each would
+  otherwise wait its own 1.8 s;
   within 5 s of the lock's release (the backoff's 2 s ceiling plus slack)
-  a round of requests on every database route answers 200, then 2 s of
-  wrk load answer 200 only; the same worker processes, one PostgreSQL
+  a round of requests on every database route answers 200, then 1 s of
+  wrk load answers 200 only; the same worker processes, one PostgreSQL
   connection each.
 
 Skipped when PGHOST is set: the lock would be taken on a database the
@@ -33,7 +34,7 @@ import faultkit  # noqa: E402
 import lib  # noqa: E402
 
 RECOVERY = 5.0  # seconds from the lock's release to a round all 200
-LOCK = 4
+LOCK = 3
 
 
 def body(tap):
@@ -49,7 +50,7 @@ def body(tap):
         tap.check("statement_timeout 1800 ms" in sc.app_log(),
                   "request time limit 2 s: the workers get statement_timeout 1800 ms",
                   lib.tail(sc.app_log(), 5))
-        load = sc.load(faultkit.DB_PATHS, seconds=LOCK + 5)
+        load = sc.load(faultkit.DB_PATHS, seconds=LOCK + 3)
         time.sleep(1)
         locker = sc.popen([lib.STACK, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
                            "BEGIN; LOCK TABLE world IN ACCESS EXCLUSIVE MODE; "

@@ -16,7 +16,7 @@ answer, a wait.
   (An /updates killed after its UPDATE reached PostgreSQL may then be
   written twice, by two requests; the client sees the second.)
   after: a round of requests on every route answers 200 within 2 s of the
-  last kill, then 2 s of wrk load answer 200 only; the worker never
+  last kill, then 1 s of wrk load answers 200 only; the worker never
   killed is the one of the start; one PostgreSQL connection per worker:
   a killed worker's backend does not linger.
 """
