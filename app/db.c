@@ -409,6 +409,16 @@ world_one(const PGresult *res, int32_t id, struct world *w)
     return DB_OK;
 }
 
+/* is_cancelled: the statement was cancelled: statement_timeout, or a
+ * cancel request (pg_cancel_backend). */
+static int
+is_cancelled(const PGresult *res)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    return state != NULL && strcmp(state, "57014") == 0;
+}
+
 /*
  * pipeline_broken: the connection failed in the middle of a pipeline:
  * close it, so that the next request starts on a new one, never out of
@@ -442,7 +452,7 @@ world_read_pipelined(struct db *db, const int32_t *ids, int n,
     uint32_t param;
     const char *values[1] = {(const char *)&param};
     const int lengths[1] = {sizeof(param)}, formats[1] = {1};
-    int i, rc = DB_OK;
+    int i, cancelled, rc = DB_OK;
 
     if (PQenterPipelineMode(conn) != 1)
         return pipeline_broken(db, "cannot enter pipeline mode");
@@ -457,6 +467,7 @@ world_read_pipelined(struct db *db, const int32_t *ids, int n,
         /* The statement's result, its end (NULL), then its Sync. */
         if ((res = PQgetResult(conn)) == NULL)
             return pipeline_broken(db, "a result missing");
+        cancelled = 0;
         if (PQresultStatus(res) == PGRES_TUPLES_OK) {
             if (rc == DB_OK)
                 rc = world_one(res, ids[i], &out[i]);
@@ -465,10 +476,22 @@ world_read_pipelined(struct db *db, const int32_t *ids, int n,
                 rc = is_unavailable(db, res) ? DB_UNAVAILABLE : DB_ERROR;
                 log_err("db: world_read: %s", PQresultErrorMessage(res));
             }
+            cancelled = is_cancelled(res);
         }
         PQclear(res);
         if (PQstatus(conn) != CONNECTION_OK)
             return pipeline_broken(db, "lost");
+        /*
+         * statement_timeout is per statement, and each statement queued
+         * behind a cancelled one may wait as long (a lock held on world):
+         * waiting for their answers could take n times the limit, past
+         * the supervisor's request time limit, which kills the worker.
+         * Leave them to the server with the connection instead; the next
+         * request makes a new one.
+         */
+        if (cancelled && i + 1 < n)
+            return pipeline_broken(db, "a statement was cancelled, "
+                                       "leaving the rest");
         if ((res = PQgetResult(conn)) != NULL) {
             PQclear(res);
             return pipeline_broken(db, "more results than statements");

@@ -73,7 +73,13 @@ int db_connect(struct db *db);
  */
 void db_request_done(struct db *db);
 
-/* db_world_read: out[i] = the World row of ids[i], one SELECT per row. */
+/*
+ * db_world_read: out[i] = the World row of ids[i], one SELECT per row,
+ * sent as one pipeline when n > 1.  A statement cancelled (statement_timeout)
+ * ends the read at once, DB_UNAVAILABLE, and the connection goes with the
+ * statements left behind it: a request waits one statement_timeout at
+ * most, not one per row.
+ */
 int db_world_read(struct db *db, const int32_t *ids, int n, struct world *out);
 
 /*

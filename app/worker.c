@@ -197,7 +197,8 @@ slow_log(const struct worker *w, const char *target, int status)
  * answers it, libfcgi writes the answer and FCGI_END_REQUEST.  The
  * connection stays open: closing or keeping it is ours to decide.  Each
  * phase of the request is timed on the scoreboard.
- * Results: 0, or -1 when libfcgi could not read or write it (logged).
+ * Results: 0, or -1 when libfcgi could not read or write it (logged);
+ * c->fd is then -1 if libfcgi has closed the connection already.
  */
 static int
 serve(struct worker *w, struct conn *c)
@@ -247,6 +248,20 @@ serve(struct worker *w, struct conn *c)
                  *query ? "?" : "", query);
     req->keepConnection = 1;
     FCGX_Finish_r(req);
+    /*
+     * When it could not write the answer (the front server closed the
+     * connection: its client went away), libfcgi closes the descriptor
+     * itself and says so by setting ipcFd to -1.  The connection is then
+     * gone: ours must not be kept, watched or closed again, or its entry
+     * would live on with a number the next accept() reuses.
+     */
+    if (req->ipcFd == -1) {
+        if (ret == 0)
+            log_warn("worker: the end of an answer could not be written: "
+                     "the server went away");
+        c->fd = -1;
+        ret = -1;
+    }
     req->ipcFd = -1;
     path = query = NULL;
     db_request_done(w->ctx->db);

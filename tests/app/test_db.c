@@ -365,6 +365,48 @@ test_terminated(struct db *db)
 }
 
 /*
+ * test_cancelled: a pipelined read whose first statement is cancelled by
+ * statement_timeout (a lock held on world) gives up at once, instead of
+ * waiting for the statements queued behind it, each of which would wait
+ * as long: n times the limit would outlast the request time limit.
+ */
+static void
+test_cancelled(struct db *db)
+{
+    int32_t ids[20];
+    struct world rows[20];
+    PGresult *res;
+    int64_t t;
+    int i, rc;
+
+    for (i = 0; i < 20; i++)
+        ids[i] = i + 1;
+    res = PQexec(db->conn, "SET statement_timeout = 200");
+    PQclear(res);
+    res = PQexec(peer, "BEGIN; LOCK TABLE world IN ACCESS EXCLUSIVE MODE");
+    ok(PQresultStatus(res) == PGRES_COMMAND_OK,
+       "another connection locks world");
+    PQclear(res);
+    capture();
+    t = now_ms();
+    rc = db_world_read(db, ids, 20, rows);
+    t = now_ms() - t;
+    ok(captured("a statement was cancelled, leaving the rest"),
+       "the pipeline is left, logged");
+    is_int(rc, DB_UNAVAILABLE,
+           "a read of 20 rows past statement_timeout: "
+           "DB_UNAVAILABLE");
+    ok(t < 1500, "after one timeout of 200 ms, not twenty (%ld ms)", (long)t);
+    ok(db->conn == NULL, "the connection goes with the statements left");
+    res = PQexec(peer, "COMMIT");
+    PQclear(res);
+    db_request_done(db);
+    is_int(db_world_read(db, ids, 20, rows), DB_OK,
+           "the lock released, the next request reads on a new connection");
+    db_request_done(db);
+}
+
+/*
  * test_server_down: the whole server stopped and started again.  While it
  * is down, attempts are spaced by the backoff, and calls in between do
  * not touch the network; once it is back, the next attempt succeeds.
@@ -484,6 +526,7 @@ main(void)
     test_world_all(db);
     test_bad_values(db);
     test_terminated(db);
+    test_cancelled(db);
     test_per_request();
     test_server_down(db);
     db_request_done(db);

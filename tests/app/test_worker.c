@@ -414,6 +414,54 @@ test_keep_conn(void)
 }
 
 /*
+ * test_gone: the front server closes a kept connection whose request
+ * waits for its answer, as nginx does when its client goes away.  libfcgi
+ * then fails to write the answer and closes the descriptor itself: the
+ * worker must forget the connection, not keep an entry for a number the
+ * next accept() reuses.  More such connections than its table holds
+ * (16 here) must leave it accepting.
+ */
+static void
+test_gone(void)
+{
+    char out[4096];
+    pid_t pid = start_worker(0);
+    int64_t t;
+    int fd, i, answered, gone = 0;
+
+    for (i = 0; i < 40; i++) {
+        if ((fd = connect_worker()) == -1)
+            break;
+        if (send_request(fd, 1, 1, "/plaintext") == -1 ||
+            read_response(fd, 1, out, sizeof(out)) == -1) {
+            close(fd);
+            break;
+        }
+        /* Stopped, the worker sees the second request only once the
+         * connection is closed. */
+        kill(pid, SIGSTOP);
+        if (send_request(fd, 2, 1, "/plaintext") == 0)
+            gone++;
+        close(fd);
+        kill(pid, SIGCONT);
+    }
+    is_int(gone, 40, "40 kept connections closed with a request unanswered");
+    t = now_ms();
+    fd = connect_worker();
+    answered = fd != -1 && send_request(fd, 1, 0, "/plaintext") == 0 &&
+               read_response(fd, 1, out, sizeof(out)) == 0;
+    t = now_ms() - t;
+    ok(answered && t < 1000,
+       "more than its table holds, and the worker still accepts and answers "
+       "at once (%ld ms)",
+       (long)t);
+    if (fd != -1)
+        close(fd);
+    kill(pid, SIGTERM);
+    is_int(wait_exit(pid, 3000), 0, "then SIGTERM: 0");
+}
+
+/*
  * test_in_flight: SIGTERM while a request is being read does not cut it
  * short: it is answered, then the worker leaves.
  */
@@ -513,6 +561,7 @@ main(void)
     }
     test_plaintext();
     test_keep_conn();
+    test_gone();
     test_in_flight();
     test_max_requests();
     sb_free(sb);

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""test_fault_max_connections.py: another client takes every PostgreSQL
+connection slot while the workers need one.
+
+The stack behind nginx (3 workers), under wrk load on /json from start to
+end.  Then:
+
+  1. the workers' backends are terminated (pg_terminate_backend) while no
+     database request is in flight, so that each worker needs a new
+     connection on its next database request;
+  2. another client (a raw protocol client in this file, application_name
+     tfb-test-hog) opens connections until PostgreSQL refuses one with
+     SQLSTATE 53300 (too many connections): every slot of max_connections
+     is then taken, the reserved ones too (the stack's role is a superuser,
+     as TechEmpower's is);
+  3. wrk load on every database route for 3 s: each worker finds its
+     connection dead, reconnects at once (a read does), is refused, and
+     backs off; every answer is a 200 or the app's 503 with a short body,
+     and some are 503; nothing dropped, nothing hung;
+  4. the other client closes its connections: within 5 s (the backoff's
+     2 s ceiling plus slack) a round of requests on every database route
+     answers 200, then 1 s of wrk load answers 200 only; the same worker
+     processes, one PostgreSQL connection each.
+
+The slots are taken between the termination and the next database
+request, with only /json (no database) under load meanwhile: a worker
+connects when a request needs it, so under database load the workers would
+race the other client for the freed slots, and which of them wins each
+slot would decide whether the fault happens at all.
+
+Skipped when PGHOST is set: the test would terminate connections on, and
+fill, a PostgreSQL it does not own.
+"""
+
+import os
+import socket
+import struct
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import faultkit  # noqa: E402
+import lib  # noqa: E402
+
+RECOVERY = 5.0  # seconds from the slots' release to a round all 200
+HOLD = 3
+MAX_HOG = 2000  # connections the other client tries at most
+
+
+class Hog:
+    """The other client: holds PostgreSQL connections, opened with the
+    protocol's StartupMessage over the unix socket (trust authentication,
+    as the stack's cluster has), until the server refuses one."""
+
+    def __init__(self, pg):
+        self.path = os.path.join(pg["PGHOST"], ".s.PGSQL.%s" % pg.get("PGPORT", "5432"))
+        self.user = pg.get("PGUSER", "benchmarkdbuser")
+        self.db = pg.get("PGDATABASE", "hello_world")
+        self.held = []
+        self.refusal = None  # (SQLSTATE, message) of the refusal
+
+    def connect(self):
+        """One connection: the socket once it is ready for queries, or
+        None with self.refusal set."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        try:
+            s.connect(self.path)
+            kv = [("user", self.user), ("database", self.db),
+                  ("application_name", "tfb-test-hog")]
+            body = b"".join(k.encode() + b"\0" + v.encode() + b"\0" for k, v in kv) + b"\0"
+            s.sendall(struct.pack("!ii", 8 + len(body), 3 << 16) + body)
+            f = s.makefile("rb")
+            while True:
+                head = f.read(5)
+                if len(head) < 5:
+                    self.refusal = ("EOF", "the server closed the connection")
+                    break
+                kind, n = head[:1], struct.unpack("!i", head[1:])[0]
+                msg = f.read(n - 4)
+                if kind == b"Z":  # ReadyForQuery
+                    return s
+                if kind == b"E":  # ErrorResponse: fields "<code><text>\0"
+                    fields = {x[:1]: x[1:].decode(errors="replace")
+                              for x in msg.split(b"\0") if x}
+                    self.refusal = (fields.get(b"C", "?"), fields.get(b"M", "?"))
+                    break
+        except OSError as e:
+            self.refusal = ("OSError", str(e))
+        s.close()
+        return None
+
+    def fill(self):
+        while len(self.held) < MAX_HOG:
+            s = self.connect()
+            if s is None:
+                break
+            self.held.append(s)
+        return len(self.held)
+
+    def release(self):
+        for s in self.held:
+            try:
+                s.sendall(b"X\0\0\0\4")  # Terminate
+            except OSError:
+                pass
+            s.close()
+        self.held = []
+
+
+def body(tap):
+    if not lib.preflight(tap):
+        return
+    if os.environ.get("PGHOST"):
+        tap.skip("max_connections exhausted", "PGHOST is set: the stack uses a "
+                 "PostgreSQL it does not own")
+        return
+    label = "max_connections exhausted by another client"
+    with faultkit.Scene(tap, "max-conns") as sc:
+        st = sc.st
+        hog = Hog(st.pg_env())
+        try:
+            bg = sc.load(["/json"], seconds=HOLD + 5)
+            n = st.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name = '%s'" % lib.APP_NAME)
+            gone = faultkit.wait_for(lambda: st.app_connections() == 0, 10, 0.1)
+            tap.check(n == str(sc.workers) and gone,
+                      "the workers' %d backends terminated" % sc.workers, "terminated %s" % n)
+            held = hog.fill()
+            tap.check(hog.refusal and hog.refusal[0] == "53300" and held > 0,
+                      "another client holds every slot: %d connections, then refused "
+                      "with 53300" % held, "refusal: %s" % (hog.refusal,))
+            tap.note("refused with %s" % (hog.refusal,))
+            load = sc.load(faultkit.DB_PATHS, seconds=HOLD + 2)
+            time.sleep(HOLD)
+        finally:
+            hog.release()
+        since = time.monotonic()
+        sc.wait_recovery(label, since, RECOVERY)
+        sc.check_answers(label, load.result(), must=(503,))
+        sc.check_steady(label)
+        sc.check_same_workers(label)
+        sc.check_connections(label)
+        # /json needs no database: 200 only, throughout.
+        sc.check_answers("%s, /json meanwhile" % label, bg.result(), allow=())
+
+
+if __name__ == "__main__":
+    lib.main(body, deadline=120)

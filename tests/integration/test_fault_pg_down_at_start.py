@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""test_fault_pg_down_at_start.py: the pool starts while PostgreSQL is down.
+
+`deploy/stack pg start` (the cluster made and loaded), `pg stop`, then the
+pool (tfb-spawn, 3 workers) and nginx are started with no database to
+reach.  A worker connects at start and, failing, backs off (50 ms doubling
+to 2 s) and serves on: it never exits for it, so the supervisor sees no
+crash loop.  Under wrk load on every database route and /json:
+
+  3 s with PostgreSQL down, then `pg start` and 2 s more: every answer
+  a 200 or the app's 503 with a short body (some 503); no drop, no hang;
+  the workers are the ones started first, 3 s in and at the end;
+  within 5 s of `pg start` (the backoff's 2 s ceiling plus slack) a
+  round of requests on every database route answers 200; then 1 s of wrk
+  load answers 200 only;
+  the workers that started without a database are the ones serving (none
+  exited or was replaced), with one PostgreSQL connection each.
+
+Skipped when PGHOST is set (the stack would use a PostgreSQL it must not
+stop).
+"""
+
+import os
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import faultkit  # noqa: E402
+import lib  # noqa: E402
+
+RECOVERY = 5.0  # seconds from PostgreSQL's start to a round all 200
+DOWN = 3.0
+
+
+def step(tap, st, *args):
+    r = st.run(*args, timeout=120)
+    return tap.check(r.returncode == 0, "deploy/stack %s" % " ".join(args),
+                     lib.tail(r.stdout))
+
+
+def body(tap):
+    if not lib.preflight(tap):
+        return
+    if os.environ.get("PGHOST"):
+        tap.skip("the pool started with PostgreSQL down", "PGHOST is set: the stack "
+                 "uses a PostgreSQL it does not own")
+        return
+    label = "pool started with PostgreSQL down"
+    with faultkit.Scene(tap, "pg-down", start=False) as sc:
+        st = sc.st
+        # The cluster is made and loaded by its first start; then it goes.
+        if not (step(tap, st, "pg", "start") and step(tap, st, "pg", "stop")
+                and step(tap, st, "pool", "start") and step(tap, st, "front", "start")):
+            return
+        sc.started()
+        load = sc.load(faultkit.DB_PATHS + ["/json"], seconds=int(DOWN) + 2)
+        time.sleep(DOWN)
+        sc.check_same_workers("%s, %.0f s later" % (label, DOWN))
+        if not step(tap, st, "pg", "start"):
+            return
+        since = time.monotonic()
+        sc.wait_recovery(label, since, RECOVERY)
+        sc.check_answers(label, load.result(), must=(503,))
+        sc.check_steady(label)
+        sc.check_same_workers(label)
+        sc.check_connections(label)
+
+
+if __name__ == "__main__":
+    lib.main(body, deadline=120)

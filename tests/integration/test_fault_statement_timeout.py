@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""test_fault_statement_timeout.py: queries blocked past statement_timeout.
+
+The stack behind nginx (3 workers) with tfb-spawn's request time limit at
+2 s (TFB_SPAWN_REQUEST_TIMEOUT=2s), so that the workers get PostgreSQL's
+statement_timeout at 1800 ms through PGOPTIONS.  Under wrk load on every
+database route, another client takes an ACCESS EXCLUSIVE lock on world
+and holds it for 3 s: every statement that reads or writes world waits,
+and PostgreSQL cancels it after 1.8 s.
+
+  during: every answer is a 200 or the app's 503 with a short body, some
+  are 503; no drop, no hang (wrk's --timeout is 10 s);
+  no worker is killed for the request time limit: statement_timeout is
+  there so that a blocked query ends first, and the request answers 503;
+  this holds for /queries and /updates too, whose reads are one pipeline
+  of 20 statements: the first one cancelled ends it, where each would
+  otherwise wait its own 1.8 s;
+  within 5 s of the lock's release (the backoff's 2 s ceiling plus slack)
+  a round of requests on every database route answers 200, then 1 s of
+  wrk load answers 200 only; the same worker processes, one PostgreSQL
+  connection each.
+
+Skipped when PGHOST is set: the lock would be taken on a database the
+stack does not own.
+"""
+
+import os
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import faultkit  # noqa: E402
+import lib  # noqa: E402
+
+RECOVERY = 5.0  # seconds from the lock's release to a round all 200
+LOCK = 3
+
+
+def body(tap):
+    if not lib.preflight(tap):
+        return
+    if os.environ.get("PGHOST"):
+        tap.skip("statement_timeout under load", "PGHOST is set: the stack uses a "
+                 "PostgreSQL it does not own")
+        return
+    label = "queries blocked past statement_timeout"
+    with faultkit.Scene(tap, "stmt-timeout", env={"TFB_SPAWN_REQUEST_TIMEOUT": "2s"}) as sc:
+        st = sc.st
+        tap.check("statement_timeout 1800 ms" in sc.app_log(),
+                  "request time limit 2 s: the workers get statement_timeout 1800 ms",
+                  lib.tail(sc.app_log(), 5))
+        load = sc.load(faultkit.DB_PATHS, seconds=LOCK + 3)
+        time.sleep(1)
+        locker = sc.popen([lib.STACK, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
+                           "BEGIN; LOCK TABLE world IN ACCESS EXCLUSIVE MODE; "
+                           "SELECT pg_sleep(%d); COMMIT;" % LOCK],
+                          env=st.env(), cwd=str(lib.REPO))
+        locked = faultkit.wait_for(lambda: st.psql(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+            "WHERE c.relname = 'world' AND l.mode = 'AccessExclusiveLock' "
+            "AND l.granted") == "1", 10, 0.1)
+        tap.check(locked, "another client holds an ACCESS EXCLUSIVE lock on world")
+        rc = lib.wait_exit(locker, LOCK + 15)
+        since = time.monotonic()
+        tap.check(rc == 0, "and releases it %d s later (psql exited %s)" % (LOCK, rc))
+        sc.wait_recovery(label, since, RECOVERY)
+        sc.check_answers(label, load.result(), must=(503,))
+        log = sc.app_log()
+        tap.check("busy on one request" not in log,
+                  "%s: no worker killed for the request time limit" % label,
+                  [ln for ln in log.splitlines() if "busy on one request" in ln][:5])
+        sc.check_steady(label)
+        sc.check_same_workers(label)
+        sc.check_connections(label)
+
+
+if __name__ == "__main__":
+    lib.main(body, deadline=120)
