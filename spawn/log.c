@@ -29,7 +29,7 @@ log_write(enum log_level level, const char *fmt, va_list ap)
     char line[1024];
     struct tm tm;
     time_t now = time(NULL);
-    size_t n;
+    size_t n, start, i;
     int r;
 
     gmtime_r(&now, &tm);
@@ -38,12 +38,20 @@ log_write(enum log_level level, const char *fmt, va_list ap)
                  (long)getpid(), log_level_names[level]);
     if (r > 0)
         n += (size_t)r < sizeof(line) - n ? (size_t)r : sizeof(line) - n - 1;
+    start = n;
     r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
     if (r > 0)
         n += (size_t)r < sizeof(line) - n ? (size_t)r : sizeof(line) - n - 1;
     /* Truncated lines still end with a newline. */
     if (n >= sizeof(line) - 1)
         n = sizeof(line) - 2;
+    /* One event, one line: libpq's messages end in a newline and may hold
+     * more (a DETAIL, a HINT). */
+    while (n > start && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    for (i = start; i < n; i++)
+        if (line[i] == '\n' || line[i] == '\r')
+            line[i] = ' ';
     line[n++] = '\n';
     /* One write: the line is atomic on a pipe or an O_APPEND file. */
     if (write(STDERR_FILENO, line, n) < 0) {
