@@ -210,7 +210,8 @@ class Stack:
     "tcp" without fcgi_port takes another free one.  Knobs left None are
     not passed, so deploy/stack's defaults apply (WORKERS: one per core).
     The attributes server, workers, fcgi, fcgi_port, keepalive and
-    app_args may be changed between calls; env adds variables (APP, PG*).
+    app_args may be changed between calls; env adds variables (APP, PG*),
+    and takes out of the caller's environment those whose value is None.
 
     tap: a reporter with note() and failed (lib.TAP): notes, and the ends
     of the logs when a check failed, go there.  guard: a context manager
@@ -262,7 +263,7 @@ class Stack:
         e = dict(os.environ)
         e.update(self.knobs())
         e.update(self.extra_env)
-        return e
+        return {k: v for k, v in e.items() if v is not None}
 
     def describe(self):
         """SERVER=nginx WORKERS=4 PORT=28080 ...: for messages."""

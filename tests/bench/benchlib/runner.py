@@ -44,13 +44,14 @@ class Runner:
         self.logf = open(self.out / "bench.log", "w")
         # PostgreSQL is started once for the sweep; the pool and the front
         # server per configuration.  APP_ARGS is always set, and the
-        # caller's own TFB_SPAWN_* variables emptied (tfb-spawn takes an
-        # empty one as unset), so that they do not change what is
+        # caller's own TFB_* variables (tfb-spawn's TFB_SPAWN_*, the
+        # responder's TFB_TIMING, TFB_SERVER_TIMING...) are taken out of
+        # the stack's environment, so that they do not change what is
         # measured; each configuration sets TFB_SPAWN_CPU_AFFINITY.
         self.stack = stack.Stack(var=a.var, port=a.port, fcgi_port=a.fcgi_port,
                                  app_args="", guard=servers.CRITICAL,
-                                 env={k: "" for k in os.environ
-                                      if k.startswith("TFB_SPAWN_")})
+                                 env={k: None for k in os.environ
+                                      if k.startswith("TFB_")})
         self.front_kind = None  # plan.front_kind() of the running front server
         self.log_from = 0       # app.log's size when the running pool started
         self.config = None      # the configuration being measured
