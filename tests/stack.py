@@ -24,6 +24,7 @@ imports the other.  Python standard library only.
 """
 
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -419,6 +420,28 @@ class Stack:
             return proc_ppid(int(self.psql("SELECT pg_backend_pid()")))
         except (StackError, ValueError):
             return None
+
+    # -- the status page
+
+    def status(self, timeout=10):
+        """The pool's status page as JSON (a dict), read from the status
+        socket deploy/stack gives the supervisor (run/status.sock) with
+        `tfb-spawn status SOCKET json`: it is served by the supervisor's
+        own process, so reading it is no request to the workers.  None
+        when no pool answers."""
+        env = self.env()
+        app = env.get("APP") or str(REPO / "build" / "tfb-fcgi")
+        spawn = env.get("SPAWN") or os.path.join(os.path.dirname(app), "tfb-spawn")
+        for d in self.var_dirs():
+            sock = os.path.join(d, "run", "status.sock")
+            if not os.path.exists(sock):
+                continue
+            r = run([spawn, "status", sock, "json"], timeout)
+            try:
+                return json.loads(r.stdout) if r.returncode == 0 else None
+            except ValueError:
+                return None
+        return None
 
     # -- pid files
 

@@ -11,10 +11,12 @@ keepalive 8 at 1 worker (keep-conn against none) and the same pinned
 Checks that every output exists and is well-formed (CSV columns, JSON,
 SVG as XML, PNG signature, report.md with the anchors and its sections),
 that the anchors were measured, that each configuration's request counts
-were read back and its placement took effect, that the quick sweep's plan
-has its keep-conn and placement lines, that a Ctrl-C stops everything it
-started, and that a taken port is refused.  It asserts no timing: a
-number only has to be there.
+were read back and its placement took effect, that each point has the
+status page's phases and request count (the workers' count close to
+wrk's), that the quick sweep's plan has its keep-conn and placement
+lines, that a Ctrl-C stops everything it started, and that a taken port
+is refused.  It asserts no timing: a number only has to be there.  The
+status page's arithmetic is checked on made-up numbers.
 
 Prints TAP lines through the integration tests' lib.py (lib.main: a
 deadline, and any exception a failed check); exits 1 if any check failed.
@@ -27,6 +29,7 @@ so that it runs on the interpreter it names.
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -44,7 +47,7 @@ sys.dont_write_bytecode = True
 sys.path[:0] = [str(HERE), str(HERE.parent / "integration")]
 import lib  # noqa: E402
 import stack  # noqa: E402  (on the path through lib)
-from benchlib import report  # noqa: E402
+from benchlib import phases, report  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CONFIGS = ("nginx/unix/persistent/keep0@1:4,nginx/unix/persistent/keep8@1,"
@@ -54,6 +57,7 @@ EXPECTED = {("nginx/unix/persistent/keep0", 1), ("nginx/unix/persistent/keep0", 
             ("nginx/unix/persistent/keep8", 1),
             ("nginx/unix/persistent/keep8/pinned", 1)}
 ROUTES = {"plaintext", "db", "queries2"}
+CONCURRENCY = 8
 SVG = "{http://www.w3.org/2000/svg}"
 
 
@@ -82,13 +86,14 @@ def body(tap):
     out = os.path.join(tmp, "out")
     port, fport = lib.free_port(), lib.free_port()
     base = [str(RUN), "--routes", "plaintext,db,queries:2",
-            "--configs", CONFIGS, "--concurrency", "8",
+            "--configs", CONFIGS, "--concurrency", str(CONCURRENCY),
             "--pgbench-clients", "1", "--probe", "2",
             "--duration", "1", "--warmup", "0", "--reps", "1",
             "--port", str(port), "--fcgi-port", str(fport), "--var", var]
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PG", "BENCH_", "TFB_SPAWN_")) and k != "FULL"}
     try:
+        arithmetic(tap)
         plans(tap, env)
         smoke_run(tap, base + ["--out", out], env, out, var, port)
         interrupt_run(tap, base + ["--out", os.path.join(tmp, "out2"),
@@ -249,8 +254,59 @@ def smoke_run(tap, argv, env, out, var, port):
     tap.check(all(s in md for s in sections), "report.md has the ratios, the "
               "wake-up order with the probe, and pinned against free",
               f"missing: {[s for s in sections if s not in md]}")
+    status_page(tap, rows, md)
     tap.check(not leftovers(var) and lib.port_is_free(port),
               "everything it started is stopped", f"left: {leftovers(var)}")
+
+
+def status_page(tap, rows, md):
+    """Each point where a pool served: the workers' request count from
+    the status page, close to wrk's (the status page adds none), and the
+    time per request in each phase, in the CSV and in report.md."""
+    served = [r for r in rows if r["kind"] in ("app", "probe") and not r["error"]]
+    far = [r for r in served if not _is_number(r["status_requests"])
+           or abs(int(r["status_requests"]) - int(r["requests"]))
+           > CONCURRENCY + 0.01 * int(r["requests"])]
+    tap.check(served and not far, "the workers' request count (status page) is "
+              "wrk's, within the requests in flight",
+              [f"{r['config']} {r['route']}: wrk {r['requests']}, workers "
+               f"{r['status_requests']}" for r in far])
+    cols = [f"phase_us_{p}" for p in phases.PHASES]
+    bad = [r for r in served if not all(_is_number(r[c]) for c in cols)
+           or float(r["phase_us_writing"]) <= 0
+           or (r["route"] != "plaintext") != (float(r["phase_us_database"]) > 0)]
+    tap.check(served and not bad, "every point has the time per request in each "
+              "phase; the database's only where the route reads it",
+              [f"{r['config']} {r['route']}: {[r[c] for c in cols]}" for r in bad])
+    row = re.compile(r"^\| nginx/unix/persistent/keep0 \| 4 \| 8 \| [\d,]+ / "
+                     r"[\d,]+ \([+-][\d.]+%\) \| [\d.]+ \| [\d.,]+ \| ", re.M)
+    need = [f"### `{path}`: where a request's time goes"
+            for path in ("/plaintext", "/db", "/queries?queries=2")]
+    tap.check(all(s in md for s in need) and row.search(md)
+              and "keep0 (probe) | 4 | 2 |" in md,
+              "report.md: per route, the phases of each point beside the CPU split",
+              f"missing: {[s for s in need if s not in md]}, row: {bool(row.search(md))}")
+
+
+def arithmetic(tap):
+    """The status page's differences, on made-up numbers."""
+    def page(req, secs, queue, active):
+        return {"requests": req, "max listen queue": queue,
+                "max active processes": active,
+                "phase seconds": dict(zip(phases.PHASES, secs))}
+    w = phases.window(page(10, (1, 2, 0, 1), 5, 2),
+                      page(1010, (1.01, 2.1, 0.002, 1.004), 5, 3))
+    want = {"status_requests": 1000, "phase_us_reading": 10, "phase_us_database": 100,
+            "phase_us_rendering": 2, "phase_us_writing": 4, "listen_queue_max": 5,
+            "listen_queue_max_new": False, "active_max": 3, "active_max_new": True}
+    tap.check(set(w) == set(want) and all(abs(w[k] - want[k]) < 1e-6 for k in want)
+              and abs(phases.shares(w)[1] - 100 / 116) < 1e-9,
+              "the status page's difference: µs per request in each phase, the "
+              "maxima and whether the window reached them", str(w))
+    w = phases.window(page(10, (0,) * 4, 0, 0), page(30, (0,) * 4, 0, 0))
+    tap.check(w["status_requests"] == 20 and "phase_us_reading" not in w
+              and phases.total_us(w) is None,
+              "no phases timed (--timing off): requests, no phases", str(w))
 
 
 def interrupt_run(tap, argv, env, var, port):

@@ -4,7 +4,8 @@ The plan (plan.py) says what to measure; the Runner does it in order:
 PostgreSQL once, then per repetition the anchors (servers.py, and
 pgbench through load.py) and every configuration (the pool and the front
 server through deploy/stack), each point measured by load.py between two
-CPU samples (procstat.py).  It prints and logs progress as it goes and
+CPU samples (procstat.py) and, where a pool serves, two reads of its
+status page (phases.py).  It prints and logs progress as it goes and
 keeps every point, failed ones included, for report.py.
 
 Signals are the caller's: tests/bench/run turns them into
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import stack
 
-from . import load, procstat, servers
+from . import load, phases, procstat, servers
 
 
 # The supervisor's line for a worker it stopped (or lost): "tfb-spawn[SPID]
@@ -113,19 +114,28 @@ class Runner:
         if r.get("warning"):
             pt["warning"] = r["warning"]
 
+    def status_page(self):
+        """The pool's status page (phases.window), None without a pool."""
+        return self.stack.status() if self.front_kind else None
+
     def measure_wrk(self, pt, path, conc):
+        """wrk on path between two CPU samples and, inside them, two
+        status pages."""
         url = f"http://127.0.0.1:{self.a.port}{path}"
         groups = self.groups()
         workers = self.stack.worker_pids() if self.front_kind else []
+        page0 = self.status_page()
         tasks0 = procstat.task_stats(workers)
         before = procstat.sample(groups)
         r = load.wrk(url, conc, self.p.duration, self.p.threads)
         after = procstat.sample(groups)
         tasks1 = procstat.task_stats(workers)
+        page1 = self.status_page()
         self.drain(pt)
         cpu = procstat.cpu_percent(before, after, {"load": r["cpu_ticks"]})
         self.fill(pt, r, cpu)
         self.fill_workers(pt, tasks0, tasks1, r["requests"])
+        pt.update(phases.window(page0, page1))
         rss = [procstat.rss_kb(pid) for pid in self.stack.worker_pids()]
         rss = [x for x in rss if x]
         if rss:
@@ -199,7 +209,11 @@ class Runner:
         cpu = " ".join(f"{g} {pt[f'cpu_{g}']:.0f}" for g in
                        ("app", "front", "pg", "load", "other")
                        if pt.get(f"cpu_{g}") is not None)
-        return f"{s}; cpu% {cpu}"
+        s = f"{s}; cpu% {cpu}"
+        if phases.total_us(pt) is not None:
+            s += "; µs/req " + " ".join(f"{p[:4]} {pt[f'phase_us_{p}']:.0f}"
+                                        for p in phases.PHASES)
+        return s
 
     # --- anchors -------------------------------------------------------------
 
