@@ -7,16 +7,19 @@ four configurations that reach every section of the report: no keep-conn
 at 1 and 4 workers
 (a line to compare worker counts on, and the light-load probe at 4),
 keepalive 8 at 1 worker (keep-conn against none) and the same pinned
-(pinned against free), pgbench with 1 client (like for like at 1 worker).
+(pinned against free), pgbench with 1 client (like for like at 1 worker),
+then 2 rounds of what the timing costs.
 Checks that every output exists and is well-formed (CSV columns, JSON,
 SVG as XML, PNG signature, report.md with the anchors and its sections),
 that the anchors were measured, that each configuration's request counts
 were read back and its placement took effect, that each point has the
 status page's phases and request count (the workers' count close to
-wrk's), that the quick sweep's plan has its keep-conn and placement
-lines, that a Ctrl-C stops everything it started, and that a taken port
-is refused.  It asserts no timing: a number only has to be there.  The
-status page's arithmetic is checked on made-up numbers.
+wrk's), that the timing's cost has its rounds, ratio and verdict (and no
+phases with --timing off), that the quick sweep's plan has its keep-conn,
+placement and timing lines, that a Ctrl-C stops everything it started,
+and that a taken port is refused.  It asserts no timing: a number only
+has to be there.  The verdict's and the status page's arithmetic are
+checked on made-up numbers.
 
 Prints TAP lines through the integration tests' lib.py (lib.main: a
 deadline, and any exception a failed check); exits 1 if any check failed.
@@ -58,6 +61,7 @@ EXPECTED = {("nginx/unix/persistent/keep0", 1), ("nginx/unix/persistent/keep0", 
             ("nginx/unix/persistent/keep8/pinned", 1)}
 ROUTES = {"plaintext", "db", "queries2"}
 CONCURRENCY = 8
+TIMING_ROUNDS = 2
 SVG = "{http://www.w3.org/2000/svg}"
 
 
@@ -89,6 +93,7 @@ def body(tap):
             "--configs", CONFIGS, "--concurrency", str(CONCURRENCY),
             "--pgbench-clients", "1", "--probe", "2",
             "--duration", "1", "--warmup", "0", "--reps", "1",
+            "--timing-rounds", str(TIMING_ROUNDS), "--timing-duration", "1",
             "--port", str(port), "--fcgi-port", str(fport), "--var", var]
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PG", "BENCH_", "TFB_SPAWN_")) and k != "FULL"}
@@ -118,13 +123,22 @@ def plans(tap, env):
     want = ["nginx/unix/persistent/keep32 w=1:", "nginx/unix/persistent/keep32 w=32:"]
     want += [f"nginx/unix/persistent/keep{k} w={cores}:" for k in (0, 1, 8, 64)]
     want += ["lighttpd/unix/persistent w=8:", "keepalive axis does not apply",
-             "anchor pgbench db -c", "about "]
+             "anchor pgbench db -c", "about ",
+             f"timing cost: nginx/unix/persistent/keep32 w={cores}: /db "
+             "--timing off and on, 3 round(s)", "--timing-rounds 3"]
     tap.check(p.returncode == 0 and all(w in p.stdout for w in want)
               and "/pinned" not in p.stdout,
               "the quick sweep's plan: keepalive 32 at every worker count, "
-              "0, 1, 8, 64 at workers = cores, nothing pinned",
+              "0, 1, 8, 64 at workers = cores, nothing pinned, 3 rounds of "
+              "the timing's cost",
               [f"missing: {[w for w in want if w not in p.stdout]}"]
               + lib.tail(p.stdout + p.stderr, 25))
+    p = subprocess.run([str(RUN), "--dry-run", "--timing-rounds", "0"], env=env,
+                       capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    tap.check(p.returncode == 0 and "timing cost" not in p.stdout,
+              "--timing-rounds 0: no timing cost in the plan",
+              lib.tail(p.stdout + p.stderr, 25))
     p = subprocess.run([str(RUN), "--dry-run", "--cpu-affinity", "none,slot",
                         "--keepalives", "32"], env=env, capture_output=True,
                        text=True, timeout=60, stdin=subprocess.DEVNULL)
@@ -255,6 +269,7 @@ def smoke_run(tap, argv, env, out, var, port):
               "wake-up order with the probe, and pinned against free",
               f"missing: {[s for s in sections if s not in md]}")
     status_page(tap, rows, md)
+    timing_cost(tap, rows, md)
     tap.check(not leftovers(var) and lib.port_is_free(port),
               "everything it started is stopped", f"left: {leftovers(var)}")
 
@@ -288,8 +303,47 @@ def status_page(tap, rows, md):
               f"missing: {[s for s in need if s not in md]}, row: {bool(row.search(md))}")
 
 
+def timing_cost(tap, rows, md):
+    """The rounds of /db with --timing off and on: every point measured,
+    the off ones without phases; report.md's section with its numbers."""
+    t = [r for r in rows if r["kind"] == "timing"]
+    off = [r for r in t if r["timing"] == "off"]
+    on = [r for r in t if r["timing"] == "on"]
+    tap.check(len(off) == len(on) == TIMING_ROUNDS and all(
+        not r["error"] and r["route"] == "db" and int(r["requests"]) > 0 for r in t)
+        and [r["timing"] for r in t] == ["off", "on", "on", "off"],
+        "timing's cost: /db with --timing off and on, alternately, every point measured",
+        [f"{r['rep']} {r['timing']} {r['requests']} {r['error']}" for r in t])
+    tap.check(off and on and all(_is_number(r["status_requests"]) and
+                                 not r["phase_us_database"] for r in off)
+              and all(_is_number(r["phase_us_database"]) for r in on),
+              "with --timing off the status page counts requests but times no phase",
+              [f"{r['timing']}: {r['status_requests']} {r['phase_us_database']!r}"
+               for r in t])
+    head = re.search(r"\*\*on ÷ off: (\d+\.\d{3})\*\* \(median of (\d) round\(s\), "
+                     r"min–max (\d+\.\d{3})–(\d+\.\d{3})\): .*Budget 3%: "
+                     r"\*\*(within budget|over budget|within noise)\*\*", md)
+    rounds = re.findall(r"^\| (\d) \| (off, on|on, off) \| [\d,]+ \| [\d,]+ \| "
+                        r"[\d.]+ \| [\d,]+ / [\d,]+ \| [\d.]+ / [\d.]+ \| none / [\d.,]+ \|$",
+                        md, re.M)
+    ok = "## What the timing costs" in md and head and len(rounds) == TIMING_ROUNDS
+    if ok:
+        med, n, lo, hi = (float(head.group(i)) for i in range(1, 5))
+        ok = n == TIMING_ROUNDS and lo <= med <= hi and \
+            head.group(5) == report.timing_verdict([lo, hi])
+    tap.check(ok, "report.md: what the timing costs, round by round, the ratio "
+              "with its spread and the verdict",
+              lib.tail(md[md.find("## What the timing"):], 12))
+
+
 def arithmetic(tap):
-    """The status page's differences, on made-up numbers."""
+    """The verdict and the status page's differences, on made-up numbers."""
+    v = report.timing_verdict
+    tap.check((v([0.98, 1.02]), v([0.90, 0.96]), v([0.95, 1.01]), v([0.97])) ==
+              ("within budget", "over budget", "within noise", "within budget"),
+              "the verdict: within budget, over budget, within noise (the spread "
+              "straddles 0.97)")
+
     def page(req, secs, queue, active):
         return {"requests": req, "max listen queue": queue,
                 "max active processes": active,

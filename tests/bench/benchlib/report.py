@@ -28,7 +28,7 @@ CSV_COLUMNS = [
     "req_top_share", "status_requests", "phase_us_reading",
     "phase_us_database", "phase_us_rendering", "phase_us_writing",
     "listen_queue_max", "listen_queue_max_new", "active_max",
-    "active_max_new",
+    "active_max_new", "timing",
 ]
 # cpu_*: % of one core over the measured window (200 = both cores of a
 # 2-core machine); cpu_load is wrk's or pgbench's own; cpu_other is the
@@ -50,7 +50,8 @@ CSV_COLUMNS = [
 # µs per request in each phase (empty with --timing off).
 # listen_queue_max, active_max: the status page's maxima after the window,
 # which run from the pool's start; *_new: 1 when reached in the window
-# (then the window's own), else 0 (a bound on it).
+# (then the window's own), else 0 (a bound on it).  timing: the
+# responder's --timing, on but in the off rounds of the timing's cost.
 
 FRONT_ROUTES_ANCHORS = ("nginx-alone", "lighttpd-alone")
 
@@ -875,7 +876,114 @@ def phase_table(plan, summary, route):
     return L
 
 
-def write_report(path, meta, plan, summary, made):
+# The timing's budget: on, a pool may serve at most 3% fewer requests
+# than off.
+TIMING_BUDGET = 0.03
+
+
+def timing_verdict(ratios, budget=TIMING_BUDGET):
+    """What the rounds' on ÷ off ratios say against the budget: "within
+    budget" when every round is, "over budget" when none is, "within
+    noise" when the spread straddles it."""
+    floor = 1.0 - budget
+    if min(ratios) >= floor:
+        return "within budget"
+    if max(ratios) < floor:
+        return "over budget"
+    return "within noise"
+
+
+def timing_rounds(points):
+    """[(round, order, off point, on point)] of the timing's cost, in
+    round order; order is the timings in the order they ran."""
+    rounds = {}
+    for p in points:
+        if p["kind"] == "timing":
+            rounds.setdefault(p["rep"], []).append(p)
+    out = []
+    for rnd, ps in sorted(rounds.items()):
+        by = {p["timing"]: p for p in ps}
+        out.append((rnd, [p["timing"] for p in ps], by.get("off"), by.get("on")))
+    return out
+
+
+def round_ratio(off, on):
+    """on ÷ off of one round's req/s, None unless both were measured."""
+    if not off or not on or off.get("error") or on.get("error") \
+            or not off.get("rps") or not on.get("rps"):
+        return None
+    return on["rps"] / off["rps"]
+
+
+def section_timing(plan, points):
+    """## What the timing costs: /db with the responder's --timing off and
+    on, round by round, the median ratio with its spread and a verdict
+    against the budget."""
+    rounds = timing_rounds(points)
+    if not rounds:
+        return []
+    cfg = plan.timing_config("on")
+    L = ["## What the timing costs", ""]
+    L.append(
+        f"`/db` on {cfg.label} with {cfg.workers} workers, `wrk -c "
+        f"{max(plan.concurrency)}`, {plan.timing_duration} s per point after "
+        f"a {plan.warmup} s warm-up, "
+        f"the pool restarted for each point with the responder's `--timing "
+        f"off` (request counts only) or `--timing on` (the default: each "
+        f"request's phases, for the status page), off first in odd rounds "
+        f"and on first in even ones so that a drift favours neither. The "
+        f"phases column is what the status page saw: none with `--timing "
+        f"off`.")
+    L.append("")
+    L.append("| round | order | off req/s | on req/s | on ÷ off | CPU µs/req "
+             "app off / on | p99 ms off / on | phases µs/req off / on |")
+    L.append("|---|---|---|---|---|---|---|---|")
+    ratios = []
+    for rnd, order, off, on in rounds:
+        q = round_ratio(off, on)
+        if q is not None:
+            ratios.append(q)
+        a, b = off or {}, on or {}
+        L.append(f"| {rnd} | {', '.join(order)} | {n0(a.get('rps'))} | "
+                 f"{n0(b.get('rps'))} | {ratio(q)} | "
+                 f"{n0(us_per_req(a.get('cpu_app'), a.get('rps')))} / "
+                 f"{n0(us_per_req(b.get('cpu_app'), b.get('rps')))} | "
+                 f"{n2(a.get('p99_ms'))} / {n2(b.get('p99_ms'))} | "
+                 f"{timing_phases(a)} / {timing_phases(b)} |")
+    L.append("")
+    if not ratios:
+        L.append("No round measured both: no verdict.")
+        L.append("")
+        return L
+    med = statistics.median(ratios)
+    verdict = timing_verdict(ratios)
+    cost = (f"the timing costs {100 * (1 - med):.1f}% of `/db`'s throughput"
+            if med < 1 else "no cost shows: on served as many requests as "
+            "off or more")
+    L.append(
+        f"**on ÷ off: {med:.3f}** (median of {len(ratios)} round(s), min–max "
+        f"{min(ratios):.3f}–{max(ratios):.3f}): {cost}. Budget "
+        f"{100 * TIMING_BUDGET:.0f}%: **{verdict}**"
+        + {"within budget": " (every round is).",
+           "over budget": " (no round is).",
+           "within noise": f" (the rounds' spread straddles "
+                           f"{1 - TIMING_BUDGET:.2f}: more rounds, or a "
+                           f"quieter machine, would tell).",
+           }[verdict])
+    L.append("")
+    return L
+
+
+def timing_phases(p):
+    """A point's time in a worker per the status page: its sum of
+    phases, "none" when the workers timed none."""
+    if p.get("status_requests") is None:
+        return "—"
+    total = phases.total_us(p)
+    return "none" if total is None else us(total)
+
+
+def write_report(path, meta, plan, summary, made, points=()):
     idx = anchor_index(summary)
     L = []
     L.append(f"# tfb-fcgi bench, {meta['started']}")
@@ -917,6 +1025,7 @@ def write_report(path, meta, plan, summary, made):
     L.append("")
 
     L += section_ratios(plan, summary, idx)
+    L += section_timing(plan, points)
     L += section_wakeup(plan, summary)
 
     # Per route.
@@ -1054,5 +1163,6 @@ def write_all(outdir, meta, plan, points):
         json.dump({"meta": meta, "points": points, "summary": summary}, f,
                   indent=1, default=str)
     made = charts(summary, plan.routes, plan.concurrency, outdir, plan.reps)
-    write_report(os.path.join(outdir, "report.md"), meta, plan, summary, made)
+    write_report(os.path.join(outdir, "report.md"), meta, plan, summary, made,
+                 points)
     return summary, made
