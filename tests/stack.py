@@ -24,6 +24,7 @@ imports the other.  Python standard library only.
 """
 
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -210,7 +211,8 @@ class Stack:
     "tcp" without fcgi_port takes another free one.  Knobs left None are
     not passed, so deploy/stack's defaults apply (WORKERS: one per core).
     The attributes server, workers, fcgi, fcgi_port, keepalive and
-    app_args may be changed between calls; env adds variables (APP, PG*).
+    app_args may be changed between calls; env adds variables (APP, PG*),
+    and takes out of the caller's environment those whose value is None.
 
     tap: a reporter with note() and failed (lib.TAP): notes, and the ends
     of the logs when a check failed, go there.  guard: a context manager
@@ -262,7 +264,7 @@ class Stack:
         e = dict(os.environ)
         e.update(self.knobs())
         e.update(self.extra_env)
-        return e
+        return {k: v for k, v in e.items() if v is not None}
 
     def describe(self):
         """SERVER=nginx WORKERS=4 PORT=28080 ...: for messages."""
@@ -418,6 +420,28 @@ class Stack:
             return proc_ppid(int(self.psql("SELECT pg_backend_pid()")))
         except (StackError, ValueError):
             return None
+
+    # -- the status page
+
+    def status(self, timeout=10):
+        """The pool's status page as JSON (a dict), read from the status
+        socket deploy/stack gives the supervisor (run/status.sock) with
+        `tfb-spawn status SOCKET json`: it is served by the supervisor's
+        own process, so reading it is no request to the workers.  None
+        when no pool answers."""
+        env = self.env()
+        app = env.get("APP") or str(REPO / "build" / "tfb-fcgi")
+        spawn = env.get("SPAWN") or os.path.join(os.path.dirname(app), "tfb-spawn")
+        for d in self.var_dirs():
+            sock = os.path.join(d, "run", "status.sock")
+            if not os.path.exists(sock):
+                continue
+            r = run([spawn, "status", sock, "json"], timeout)
+            try:
+                return json.loads(r.stdout) if r.returncode == 0 else None
+            except ValueError:
+                return None
+        return None
 
     # -- pid files
 

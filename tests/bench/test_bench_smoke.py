@@ -7,14 +7,19 @@ four configurations that reach every section of the report: no keep-conn
 at 1 and 4 workers
 (a line to compare worker counts on, and the light-load probe at 4),
 keepalive 8 at 1 worker (keep-conn against none) and the same pinned
-(pinned against free), pgbench with 1 client (like for like at 1 worker).
+(pinned against free), pgbench with 1 client (like for like at 1 worker),
+then 2 rounds of what the timing costs.
 Checks that every output exists and is well-formed (CSV columns, JSON,
 SVG as XML, PNG signature, report.md with the anchors and its sections),
 that the anchors were measured, that each configuration's request counts
-were read back and its placement took effect, that the quick sweep's plan
-has its keep-conn and placement lines, that a Ctrl-C stops everything it
-started, and that a taken port is refused.  It asserts no timing: a
-number only has to be there.
+were read back and its placement took effect, that each point has the
+status page's phases and request count (the workers' count close to
+wrk's), that the timing's cost has its rounds, ratio and verdict (and no
+phases with --timing off), that the quick sweep's plan has its keep-conn,
+placement and timing lines, that a Ctrl-C stops everything it started,
+and that a taken port is refused.  It asserts no timing: a number only
+has to be there.  The verdict's and the status page's arithmetic are
+checked on made-up numbers.
 
 Prints TAP lines through the integration tests' lib.py (lib.main: a
 deadline, and any exception a failed check); exits 1 if any check failed.
@@ -27,6 +32,7 @@ so that it runs on the interpreter it names.
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -44,7 +50,7 @@ sys.dont_write_bytecode = True
 sys.path[:0] = [str(HERE), str(HERE.parent / "integration")]
 import lib  # noqa: E402
 import stack  # noqa: E402  (on the path through lib)
-from benchlib import report  # noqa: E402
+from benchlib import phases, report  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CONFIGS = ("nginx/unix/persistent/keep0@1:4,nginx/unix/persistent/keep8@1,"
@@ -54,6 +60,8 @@ EXPECTED = {("nginx/unix/persistent/keep0", 1), ("nginx/unix/persistent/keep0", 
             ("nginx/unix/persistent/keep8", 1),
             ("nginx/unix/persistent/keep8/pinned", 1)}
 ROUTES = {"plaintext", "db", "queries2"}
+CONCURRENCY = 8
+TIMING_ROUNDS = 2
 SVG = "{http://www.w3.org/2000/svg}"
 
 
@@ -82,13 +90,15 @@ def body(tap):
     out = os.path.join(tmp, "out")
     port, fport = lib.free_port(), lib.free_port()
     base = [str(RUN), "--routes", "plaintext,db,queries:2",
-            "--configs", CONFIGS, "--concurrency", "8",
+            "--configs", CONFIGS, "--concurrency", str(CONCURRENCY),
             "--pgbench-clients", "1", "--probe", "2",
             "--duration", "1", "--warmup", "0", "--reps", "1",
+            "--timing-rounds", str(TIMING_ROUNDS), "--timing-duration", "1",
             "--port", str(port), "--fcgi-port", str(fport), "--var", var]
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PG", "BENCH_", "TFB_SPAWN_")) and k != "FULL"}
     try:
+        arithmetic(tap)
         plans(tap, env)
         smoke_run(tap, base + ["--out", out], env, out, var, port)
         interrupt_run(tap, base + ["--out", os.path.join(tmp, "out2"),
@@ -113,13 +123,22 @@ def plans(tap, env):
     want = ["nginx/unix/persistent/keep32 w=1:", "nginx/unix/persistent/keep32 w=32:"]
     want += [f"nginx/unix/persistent/keep{k} w={cores}:" for k in (0, 1, 8, 64)]
     want += ["lighttpd/unix/persistent w=8:", "keepalive axis does not apply",
-             "anchor pgbench db -c", "about "]
+             "anchor pgbench db -c", "about ",
+             f"timing cost: nginx/unix/persistent/keep32 w={cores}: /db "
+             "--timing off and on, 3 round(s)", "--timing-rounds 3"]
     tap.check(p.returncode == 0 and all(w in p.stdout for w in want)
               and "/pinned" not in p.stdout,
               "the quick sweep's plan: keepalive 32 at every worker count, "
-              "0, 1, 8, 64 at workers = cores, nothing pinned",
+              "0, 1, 8, 64 at workers = cores, nothing pinned, 3 rounds of "
+              "the timing's cost",
               [f"missing: {[w for w in want if w not in p.stdout]}"]
               + lib.tail(p.stdout + p.stderr, 25))
+    p = subprocess.run([str(RUN), "--dry-run", "--timing-rounds", "0"], env=env,
+                       capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    tap.check(p.returncode == 0 and "timing cost" not in p.stdout,
+              "--timing-rounds 0: no timing cost in the plan",
+              lib.tail(p.stdout + p.stderr, 25))
     p = subprocess.run([str(RUN), "--dry-run", "--cpu-affinity", "none,slot",
                         "--keepalives", "32"], env=env, capture_output=True,
                        text=True, timeout=60, stdin=subprocess.DEVNULL)
@@ -249,8 +268,99 @@ def smoke_run(tap, argv, env, out, var, port):
     tap.check(all(s in md for s in sections), "report.md has the ratios, the "
               "wake-up order with the probe, and pinned against free",
               f"missing: {[s for s in sections if s not in md]}")
+    status_page(tap, rows, md)
+    timing_cost(tap, rows, md)
     tap.check(not leftovers(var) and lib.port_is_free(port),
               "everything it started is stopped", f"left: {leftovers(var)}")
+
+
+def status_page(tap, rows, md):
+    """Each point where a pool served: the workers' request count from
+    the status page, close to wrk's (the status page adds none), and the
+    time per request in each phase, in the CSV and in report.md."""
+    served = [r for r in rows if r["kind"] in ("app", "probe") and not r["error"]]
+    far = [r for r in served if not _is_number(r["status_requests"])
+           or abs(int(r["status_requests"]) - int(r["requests"]))
+           > CONCURRENCY + 0.01 * int(r["requests"])]
+    tap.check(served and not far, "the workers' request count (status page) is "
+              "wrk's, within the requests in flight",
+              [f"{r['config']} {r['route']}: wrk {r['requests']}, workers "
+               f"{r['status_requests']}" for r in far])
+    cols = [f"phase_us_{p}" for p in phases.PHASES]
+    bad = [r for r in served if not all(_is_number(r[c]) for c in cols)
+           or float(r["phase_us_writing"]) <= 0
+           or (r["route"] != "plaintext") != (float(r["phase_us_database"]) > 0)]
+    tap.check(served and not bad, "every point has the time per request in each "
+              "phase; the database's only where the route reads it",
+              [f"{r['config']} {r['route']}: {[r[c] for c in cols]}" for r in bad])
+    row = re.compile(r"^\| nginx/unix/persistent/keep0 \| 4 \| 8 \| [\d,]+ / "
+                     r"[\d,]+ \([+-][\d.]+%\) \| [\d.]+ \| [\d.,]+ \| ", re.M)
+    need = [f"### `{path}`: where a request's time goes"
+            for path in ("/plaintext", "/db", "/queries?queries=2")]
+    tap.check(all(s in md for s in need) and row.search(md)
+              and "keep0 (probe) | 4 | 2 |" in md,
+              "report.md: per route, the phases of each point beside the CPU split",
+              f"missing: {[s for s in need if s not in md]}, row: {bool(row.search(md))}")
+
+
+def timing_cost(tap, rows, md):
+    """The rounds of /db with --timing off and on: every point measured,
+    the off ones without phases; report.md's section with its numbers."""
+    t = [r for r in rows if r["kind"] == "timing"]
+    off = [r for r in t if r["timing"] == "off"]
+    on = [r for r in t if r["timing"] == "on"]
+    tap.check(len(off) == len(on) == TIMING_ROUNDS and all(
+        not r["error"] and r["route"] == "db" and int(r["requests"]) > 0 for r in t)
+        and [r["timing"] for r in t] == ["off", "on", "on", "off"],
+        "timing's cost: /db with --timing off and on, alternately, every point measured",
+        [f"{r['rep']} {r['timing']} {r['requests']} {r['error']}" for r in t])
+    tap.check(off and on and all(_is_number(r["status_requests"]) and
+                                 not r["phase_us_database"] for r in off)
+              and all(_is_number(r["phase_us_database"]) for r in on),
+              "with --timing off the status page counts requests but times no phase",
+              [f"{r['timing']}: {r['status_requests']} {r['phase_us_database']!r}"
+               for r in t])
+    head = re.search(r"\*\*on ÷ off: (\d+\.\d{3})\*\* \(median of (\d) round\(s\), "
+                     r"min–max (\d+\.\d{3})–(\d+\.\d{3})\): .*Budget 3%: "
+                     r"\*\*(within budget|over budget|within noise)\*\*", md)
+    rounds = re.findall(r"^\| (\d) \| (off, on|on, off) \| [\d,]+ \| [\d,]+ \| "
+                        r"[\d.]+ \| [\d,]+ / [\d,]+ \| [\d.]+ / [\d.]+ \| none / [\d.,]+ \|$",
+                        md, re.M)
+    ok = "## What the timing costs" in md and head and len(rounds) == TIMING_ROUNDS
+    if ok:
+        med, n, lo, hi = (float(head.group(i)) for i in range(1, 5))
+        ok = n == TIMING_ROUNDS and lo <= med <= hi and \
+            head.group(5) == report.timing_verdict([lo, hi])
+    tap.check(ok, "report.md: what the timing costs, round by round, the ratio "
+              "with its spread and the verdict",
+              lib.tail(md[md.find("## What the timing"):], 12))
+
+
+def arithmetic(tap):
+    """The verdict and the status page's differences, on made-up numbers."""
+    v = report.timing_verdict
+    tap.check((v([0.98, 1.02]), v([0.90, 0.96]), v([0.95, 1.01]), v([0.97])) ==
+              ("within budget", "over budget", "within noise", "within budget"),
+              "the verdict: within budget, over budget, within noise (the spread "
+              "straddles 0.97)")
+
+    def page(req, secs, queue, active):
+        return {"requests": req, "max listen queue": queue,
+                "max active processes": active,
+                "phase seconds": dict(zip(phases.PHASES, secs))}
+    w = phases.window(page(10, (1, 2, 0, 1), 5, 2),
+                      page(1010, (1.01, 2.1, 0.002, 1.004), 5, 3))
+    want = {"status_requests": 1000, "phase_us_reading": 10, "phase_us_database": 100,
+            "phase_us_rendering": 2, "phase_us_writing": 4, "listen_queue_max": 5,
+            "listen_queue_max_new": False, "active_max": 3, "active_max_new": True}
+    tap.check(set(w) == set(want) and all(abs(w[k] - want[k]) < 1e-6 for k in want)
+              and abs(phases.shares(w)[1] - 100 / 116) < 1e-9,
+              "the status page's difference: µs per request in each phase, the "
+              "maxima and whether the window reached them", str(w))
+    w = phases.window(page(10, (0,) * 4, 0, 0), page(30, (0,) * 4, 0, 0))
+    tap.check(w["status_requests"] == 20 and "phase_us_reading" not in w
+              and phases.total_us(w) is None,
+              "no phases timed (--timing off): requests, no phases", str(w))
 
 
 def interrupt_run(tap, argv, env, var, port):

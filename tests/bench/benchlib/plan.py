@@ -8,7 +8,10 @@ after one warm-up that cycles through them all.  A *repetition* runs the
 anchors, then every configuration, in the same order each time, so that
 the same configuration is measured at several moments of the run
 (interleaved, not in blocks), and slow drift or someone else's load
-spreads over all of them instead of landing on one.
+spreads over all of them instead of landing on one.  After the
+repetitions come the rounds of what the timing costs: /db on one
+configuration with the responder's --timing off and on, in turn
+(timing_config, timing_order).
 """
 
 import itertools
@@ -97,6 +100,10 @@ class Config:
     # its configurations carry None and the keepalive axis skips them.
     keepalive: object = DEFAULT_KEEPALIVE
     affinity: str = "none"
+    # The responder's --timing: on (the default) times each request's
+    # phases for the status page; off counts requests only.  Off only in
+    # the measure of what the timing costs.
+    timing: str = "on"
 
     def __post_init__(self):
         if self.front != "nginx" and self.keepalive is not None:
@@ -114,7 +121,20 @@ class Config:
             s += f"/keep{self.keepalive}"
         if self.affinity == "slot":
             s += "/pinned"
+        if self.timing == "off":
+            s += "/timing-off"
         return s
+
+    @property
+    def app_args(self):
+        """The responder's arguments, deploy/stack's APP_ARGS: only what
+        differs from its defaults."""
+        args = []
+        if self.db_mode != "persistent":
+            args.append(f"--db-mode {self.db_mode}")
+        if self.timing != "on":
+            args.append(f"--timing {self.timing}")
+        return " ".join(args)
 
     def routes(self, routes):
         """Per-request mode changes nothing for a route that does no
@@ -342,6 +362,10 @@ class Plan:
     # fresh pool with fewer connections than workers, where the order in
     # which idle workers are woken decides who serves.
     probe: int = 0
+    # What the timing costs: rounds of /db with --timing off and on (0:
+    # none), each point timing_duration seconds.
+    timing_rounds: int = 0
+    timing_duration: int = 3
     fronts_alone: tuple = ("nginx-alone", "lighttpd-alone")
     cores: int = os.cpu_count() or 1
 
@@ -407,6 +431,23 @@ class Plan:
         more workers than the probe's connections, so that some are idle."""
         return (bool(self.probe) and not c.keepalive and c.db_mode == "persistent"
                 and c.workers > self.probe)
+
+    def timing_config(self, timing):
+        """The configuration the timing's cost is measured on: what
+        deploy/stack ships (nginx, unix socket, keepalive 32), a worker
+        per core, with --timing on or off."""
+        return Config("nginx", "unix", "persistent", self.cores,
+                      DEFAULT_KEEPALIVE, "none", timing)
+
+    @staticmethod
+    def timing_order(rnd):
+        """The order of a round's two points: off first in odd rounds,
+        on first in even ones, so that a drift over the run (someone
+        else's load coming or going) favours neither."""
+        return ("off", "on") if rnd % 2 else ("on", "off")
+
+    def timing_points(self):
+        return 2 * self.timing_rounds
 
     def points_per_rep(self):
         n = 0
@@ -475,5 +516,19 @@ class Plan:
             costs += [per + (fixed if i == 0 else 0) for i in range(n)]
         return costs
 
+    def timing_costs(self):
+        """Estimated seconds of each point of the timing's cost, after the
+        repetitions: a pool start and a warm-up each, the front server's
+        start on the first."""
+        per = self.COST_POOL + self.warmup + self.timing_duration + self.COST_POINT
+        costs = [per] * self.timing_points()
+        if costs:
+            costs[0] += self.COST_FRONT
+        return costs
+
+    def all_costs(self):
+        """Estimated seconds of every point of the run, in order."""
+        return self.point_costs() * self.reps + self.timing_costs()
+
     def estimate_seconds(self):
-        return sum(self.point_costs()) * self.reps + 8
+        return sum(self.all_costs()) + 8

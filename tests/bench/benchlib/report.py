@@ -14,7 +14,7 @@ import os
 import statistics
 from pathlib import Path
 
-from . import chart
+from . import chart, phases
 
 CSV_COLUMNS = [
     "rep", "kind", "config", "front", "socket", "db_mode", "workers",
@@ -25,7 +25,10 @@ CSV_COLUMNS = [
     "rss_worker_kb_mean", "rss_worker_kb_max", "started", "error",
     "keepalive", "cpu_affinity", "cpus_allowed", "cpu_workers_1pct",
     "cpu_top_share", "cswitch_per_req", "pool_requests", "req_workers_1pct",
-    "req_top_share",
+    "req_top_share", "status_requests", "phase_us_reading",
+    "phase_us_database", "phase_us_rendering", "phase_us_writing",
+    "listen_queue_max", "listen_queue_max_new", "active_max",
+    "active_max_new", "timing",
 ]
 # cpu_*: % of one core over the measured window (200 = both cores of a
 # 2-core machine); cpu_load is wrk's or pgbench's own; cpu_other is the
@@ -42,6 +45,13 @@ CSV_COLUMNS = [
 # "stopped after R requests" lines: the requests, how many workers served
 # at least 1% of them, the largest share.  The per-slot counts are in
 # results.json (req_per_slot).
+# status_requests, phase_us_*: from the pool's status page read before and
+# after the window: the requests the workers served in it, and the mean
+# µs per request in each phase (empty with --timing off).
+# listen_queue_max, active_max: the status page's maxima after the window,
+# which run from the pool's start; *_new: 1 when reached in the window
+# (then the window's own), else 0 (a bound on it).  timing: the
+# responder's --timing, on but in the off rounds of the timing's cost.
 
 FRONT_ROUTES_ANCHORS = ("nginx-alone", "lighttpd-alone")
 
@@ -57,6 +67,8 @@ def write_csv(points, path):
 def _csv_val(v):
     if v is None:
         return ""
+    if isinstance(v, bool):
+        return int(v)
     if isinstance(v, float):
         return f"{v:.3f}"
     return v
@@ -99,6 +111,7 @@ def summarize(points):
             "requests": sum(p.get("requests") or 0 for p in ok),
             "errors": sorted({p["error"] for p in ps if p.get("error")}),
         }
+        row.update(summarize_status(ok))
         for f in ("p50_ms", "p90_ms", "p99_ms", "cpu_app", "cpu_front",
                   "cpu_pg", "cpu_load", "cpu_other", "cpu_total",
                   "rss_worker_kb_mean", "rss_worker_kb_max", "cpu_workers_1pct",
@@ -106,13 +119,37 @@ def summarize(points):
                   "req_workers_1pct", "req_top_share"):
             row[f] = _median([p.get(f) for p in ok])
         # CPU time per request, in microseconds, from the medians.
-        if row["rps"]:
-            for f in ("cpu_app", "cpu_front", "cpu_pg", "cpu_load"):
-                if row[f] is not None:
-                    row[f.replace("cpu_", "us_req_")] = \
-                        row[f] / 100.0 * 1e6 / row["rps"]
+        for f in ("cpu_app", "cpu_front", "cpu_pg", "cpu_load"):
+            v = us_per_req(row[f], row["rps"])
+            if v is not None:
+                row[f.replace("cpu_", "us_req_")] = v
         out.append(row)
     return out
+
+
+def us_per_req(cpu_pct, rps):
+    """CPU µs per request from a CPU share (% of one core) and a rate;
+    None without both."""
+    if cpu_pct is None or not rps:
+        return None
+    return cpu_pct / 100.0 * 1e6 / rps
+
+
+def summarize_status(ok):
+    """The status page's side of a summary row: the workers' requests
+    summed over the repetitions, as wrk's are; each phase's median; each
+    maximum's largest, reached in the window only if it was in every
+    repetition (else it is a bound)."""
+    row = {}
+    counts = [p["status_requests"] for p in ok if p.get("status_requests") is not None]
+    row["status_requests"] = sum(counts) if counts else None
+    for ph in phases.PHASES:
+        row[f"phase_us_{ph}"] = _median([p.get(f"phase_us_{ph}") for p in ok])
+    for _, name in phases.MAXIMA:
+        known = [p for p in ok if p.get(name) is not None]
+        row[name] = max((p[name] for p in known), default=None)
+        row[f"{name}_new"] = bool(known) and all(p[f"{name}_new"] for p in known)
+    return row
 
 
 def anchor_index(summary):
@@ -371,6 +408,13 @@ def method(meta, plan, summary):
         "window (/proc/PID/schedstat, in ns) gives the same spread for one "
         "route, and the workers' context switches (voluntary and not, "
         "/proc/PID/status) per request what the wake-ups cost.")
+    L.append(
+        "- Where a request's time goes: where a pool serves, the bench reads "
+        "its status page (`tfb-spawn status SOCKET json`, served by a process "
+        "of the supervisor's, never by a worker) just before and just after "
+        "the window, inside the two CPU samples. The differences are the "
+        "requests the workers served and the time those spent in each phase "
+        "(reading, database, rendering, writing), set against wrk's count.")
     other = [r["cpu_other"] for r in summary if r.get("cpu_other") is not None]
     if other:
         mx = max(other)
@@ -763,7 +807,183 @@ def section_wakeup(plan, summary):
     return L
 
 
-def write_report(path, meta, plan, summary, made):
+def us(v):
+    """µs: one decimal below 100."""
+    if v is None:
+        return "—"
+    return f"{v:.1f}" if v < 100 else f"{v:,.0f}"
+
+
+def counted(r):
+    """"wrk's requests / the workers' (+x%)": the status page's count
+    against the load generator's."""
+    n, m = r.get("requests"), r.get("status_requests")
+    if m is None:
+        return f"{n0(n)} / —"
+    diff = f" ({100 * (m - n) / n:+.1f}%)" if n else ""
+    return f"{n0(n)} / {n0(m)}{diff}"
+
+
+def maximum(r, name):
+    """A status page maximum: "N" when reached in the window, "≤ N" when
+    reached before it (the pool's start, the warm-up, an earlier route)."""
+    if r.get(name) is None:
+        return "—"
+    return f"{r[name]}" if r.get(f"{name}_new") else f"≤ {r[name]}"
+
+
+def phase_cells(r):
+    """The phases' cells of a row: µs per request in each, their sum,
+    their shares."""
+    sh = phases.shares(r)
+    return (" | ".join(us(r.get(f"phase_us_{p}")) for p in phases.PHASES)
+            + f" | {us(phases.total_us(r))} | "
+            + (" / ".join(f"{100 * x:.0f}" for x in sh) if sh else "—"))
+
+
+def phase_table(plan, summary, route):
+    """### Where a request's time goes: per row of the route (and the
+    light-load probe on /plaintext), the status page's phases beside the
+    CPU split from /proc."""
+    rows = [r for r in summary if r["kind"] in ("app", "probe")
+            and r["route"] == route.key]
+    if not any(r.get("status_requests") is not None for r in rows):
+        return []
+    by_plan = plan_order(plan)
+    rows.sort(key=lambda r: (r["kind"] != "app", r["concurrency"], by_plan(r)))
+    L = [f"### `{route.path}`: where a request's time goes", ""]
+    L.append("From the pool's status page, read just before and just after "
+             "each measured window: the mean time a request spent in each "
+             "phase inside a worker, in µs (reading the request, waiting on "
+             "PostgreSQL, rendering, writing), their sum and shares; beside "
+             "them the CPU per request from /proc. Requests: wrk's count and "
+             "the workers' (the status page is served by the supervisor's own "
+             "process, so reading it adds none). Maxima run from the pool's "
+             "start: `≤ N` was reached before the window.")
+    L.append("")
+    L.append("| config | workers | c | requests wrk / workers | reading | "
+             "database | rendering | writing | in a worker | shares % r / d / "
+             "r / w | CPU µs/req app / front / pg | max listen queue | "
+             "max active |")
+    L.append("|" + "---|" * 13)
+    for r in rows:
+        label = r["config"] + (" (probe)" if r["kind"] == "probe" else "")
+        L.append(f"| {label} | {r['workers']} | {r['concurrency']} | "
+                 f"{counted(r)} | {phase_cells(r)} | {us_split(r)} | "
+                 f"{maximum(r, 'listen_queue_max')} | "
+                 f"{maximum(r, 'active_max')} |")
+    L.append("")
+    return L
+
+
+# The timing's budget: on, a pool may serve at most 3% fewer requests
+# than off.
+TIMING_BUDGET = 0.03
+
+
+def timing_verdict(ratios, budget=TIMING_BUDGET):
+    """What the rounds' on ÷ off ratios say against the budget: "within
+    budget" when every round is, "over budget" when none is, "within
+    noise" when the spread straddles it."""
+    floor = 1.0 - budget
+    if min(ratios) >= floor:
+        return "within budget"
+    if max(ratios) < floor:
+        return "over budget"
+    return "within noise"
+
+
+def timing_rounds(points):
+    """[(round, order, off point, on point)] of the timing's cost, in
+    round order; order is the timings in the order they ran."""
+    rounds = {}
+    for p in points:
+        if p["kind"] == "timing":
+            rounds.setdefault(p["rep"], []).append(p)
+    out = []
+    for rnd, ps in sorted(rounds.items()):
+        by = {p["timing"]: p for p in ps}
+        out.append((rnd, [p["timing"] for p in ps], by.get("off"), by.get("on")))
+    return out
+
+
+def round_ratio(off, on):
+    """on ÷ off of one round's req/s, None unless both were measured."""
+    if not off or not on or off.get("error") or on.get("error") \
+            or not off.get("rps") or not on.get("rps"):
+        return None
+    return on["rps"] / off["rps"]
+
+
+def section_timing(plan, points):
+    """## What the timing costs: /db with the responder's --timing off and
+    on, round by round, the median ratio with its spread and a verdict
+    against the budget."""
+    rounds = timing_rounds(points)
+    if not rounds:
+        return []
+    cfg = plan.timing_config("on")
+    L = ["## What the timing costs", ""]
+    L.append(
+        f"`/db` on {cfg.label} with {cfg.workers} workers, `wrk -c "
+        f"{max(plan.concurrency)}`, {plan.timing_duration} s per point after "
+        f"a {plan.warmup} s warm-up, "
+        f"the pool restarted for each point with the responder's `--timing "
+        f"off` (request counts only) or `--timing on` (the default: each "
+        f"request's phases, for the status page), off first in odd rounds "
+        f"and on first in even ones so that a drift favours neither. The "
+        f"phases column is what the status page saw: none with `--timing "
+        f"off`.")
+    L.append("")
+    L.append("| round | order | off req/s | on req/s | on ÷ off | CPU µs/req "
+             "app off / on | p99 ms off / on | phases µs/req off / on |")
+    L.append("|---|---|---|---|---|---|---|---|")
+    ratios = []
+    for rnd, order, off, on in rounds:
+        q = round_ratio(off, on)
+        if q is not None:
+            ratios.append(q)
+        a, b = off or {}, on or {}
+        L.append(f"| {rnd} | {', '.join(order)} | {n0(a.get('rps'))} | "
+                 f"{n0(b.get('rps'))} | {ratio(q)} | "
+                 f"{n0(us_per_req(a.get('cpu_app'), a.get('rps')))} / "
+                 f"{n0(us_per_req(b.get('cpu_app'), b.get('rps')))} | "
+                 f"{n2(a.get('p99_ms'))} / {n2(b.get('p99_ms'))} | "
+                 f"{timing_phases(a)} / {timing_phases(b)} |")
+    L.append("")
+    if not ratios:
+        L.append("No round measured both: no verdict.")
+        L.append("")
+        return L
+    med = statistics.median(ratios)
+    verdict = timing_verdict(ratios)
+    cost = (f"the timing costs {100 * (1 - med):.1f}% of `/db`'s throughput"
+            if med < 1 else "no cost shows: on served as many requests as "
+            "off or more")
+    L.append(
+        f"**on ÷ off: {med:.3f}** (median of {len(ratios)} round(s), min–max "
+        f"{min(ratios):.3f}–{max(ratios):.3f}): {cost}. Budget "
+        f"{100 * TIMING_BUDGET:.0f}%: **{verdict}**"
+        + {"within budget": " (every round is).",
+           "over budget": " (no round is).",
+           "within noise": f" (the rounds' spread straddles "
+                           f"{1 - TIMING_BUDGET:.2f}: more rounds, or a "
+                           f"quieter machine, would tell).",
+           }[verdict])
+    L.append("")
+    return L
+
+
+def timing_phases(p):
+    """A point's time in a worker per the status page: its sum of
+    phases, "none" when the workers timed none."""
+    if p.get("status_requests") is None:
+        return "—"
+    total = phases.total_us(p)
+    return "none" if total is None else us(total)
+
+
+def write_report(path, meta, plan, summary, made, points=()):
     idx = anchor_index(summary)
     L = []
     L.append(f"# tfb-fcgi bench, {meta['started']}")
@@ -805,6 +1025,7 @@ def write_report(path, meta, plan, summary, made):
     L.append("")
 
     L += section_ratios(plan, summary, idx)
+    L += section_timing(plan, points)
     L += section_wakeup(plan, summary)
 
     # Per route.
@@ -869,6 +1090,7 @@ def write_report(path, meta, plan, summary, made):
             L.append(f"Best: {best['config']} with {best['workers']} workers, "
                      f"{n0(best['rps'])} req/s{extra}.")
             L.append("")
+        L += phase_table(plan, summary, route)
 
     # Per-request cost.
     pr = [r for r in summary if r["kind"] == "app" and r["db_mode"] == "per-request"]
@@ -941,5 +1163,6 @@ def write_all(outdir, meta, plan, points):
         json.dump({"meta": meta, "points": points, "summary": summary}, f,
                   indent=1, default=str)
     made = charts(summary, plan.routes, plan.concurrency, outdir, plan.reps)
-    write_report(os.path.join(outdir, "report.md"), meta, plan, summary, made)
+    write_report(os.path.join(outdir, "report.md"), meta, plan, summary, made,
+                 points)
     return summary, made

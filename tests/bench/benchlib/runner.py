@@ -4,8 +4,10 @@ The plan (plan.py) says what to measure; the Runner does it in order:
 PostgreSQL once, then per repetition the anchors (servers.py, and
 pgbench through load.py) and every configuration (the pool and the front
 server through deploy/stack), each point measured by load.py between two
-CPU samples (procstat.py).  It prints and logs progress as it goes and
-keeps every point, failed ones included, for report.py.
+CPU samples (procstat.py) and, where a pool serves, two reads of its
+status page (phases.py); then the rounds of what the timing costs.  It
+prints and logs progress as it goes and keeps every point, failed ones
+included, for report.py.
 
 Signals are the caller's: tests/bench/run turns them into
 KeyboardInterrupt outside servers.CRITICAL, then calls stop_all().
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import stack
 
-from . import load, procstat, servers
+from . import load, phases, plan as planlib, procstat, servers
 
 
 # The supervisor's line for a worker it stopped (or lost): "tfb-spawn[SPID]
@@ -44,13 +46,14 @@ class Runner:
         self.logf = open(self.out / "bench.log", "w")
         # PostgreSQL is started once for the sweep; the pool and the front
         # server per configuration.  APP_ARGS is always set, and the
-        # caller's own TFB_SPAWN_* variables emptied (tfb-spawn takes an
-        # empty one as unset), so that they do not change what is
+        # caller's own TFB_* variables (tfb-spawn's TFB_SPAWN_*, the
+        # responder's TFB_TIMING, TFB_SERVER_TIMING...) are taken out of
+        # the stack's environment, so that they do not change what is
         # measured; each configuration sets TFB_SPAWN_CPU_AFFINITY.
         self.stack = stack.Stack(var=a.var, port=a.port, fcgi_port=a.fcgi_port,
                                  app_args="", guard=servers.CRITICAL,
-                                 env={k: "" for k in os.environ
-                                      if k.startswith("TFB_SPAWN_")})
+                                 env={k: None for k in os.environ
+                                      if k.startswith("TFB_")})
         self.front_kind = None  # plan.front_kind() of the running front server
         self.log_from = 0       # app.log's size when the running pool started
         self.config = None      # the configuration being measured
@@ -59,10 +62,11 @@ class Runner:
         self.postmaster = None
         self.pg_version = None
         self.done = 0
-        self.total = p.reps * (p.points_per_rep() + p.anchor_points())
+        self.total = p.reps * (p.points_per_rep() + p.anchor_points()) + \
+            p.timing_points()
         self.estimate = p.estimate_seconds()
         self.est_done = 0.0  # estimated seconds of the points done
-        self.costs = p.point_costs()
+        self.costs = p.all_costs()
 
     def say(self, msg):
         print(msg, flush=True)
@@ -112,19 +116,28 @@ class Runner:
         if r.get("warning"):
             pt["warning"] = r["warning"]
 
-    def measure_wrk(self, pt, path, conc):
+    def status_page(self):
+        """The pool's status page (phases.window), None without a pool."""
+        return self.stack.status() if self.front_kind else None
+
+    def measure_wrk(self, pt, path, conc, duration=None):
+        """wrk on path for duration seconds (the plan's by default),
+        between two CPU samples and, inside them, two status pages."""
         url = f"http://127.0.0.1:{self.a.port}{path}"
         groups = self.groups()
         workers = self.stack.worker_pids() if self.front_kind else []
+        page0 = self.status_page()
         tasks0 = procstat.task_stats(workers)
         before = procstat.sample(groups)
-        r = load.wrk(url, conc, self.p.duration, self.p.threads)
+        r = load.wrk(url, conc, duration or self.p.duration, self.p.threads)
         after = procstat.sample(groups)
         tasks1 = procstat.task_stats(workers)
+        page1 = self.status_page()
         self.drain(pt)
         cpu = procstat.cpu_percent(before, after, {"load": r["cpu_ticks"]})
         self.fill(pt, r, cpu)
         self.fill_workers(pt, tasks0, tasks1, r["requests"])
+        pt.update(phases.window(page0, page1))
         rss = [procstat.rss_kb(pid) for pid in self.stack.worker_pids()]
         rss = [x for x in rss if x]
         if rss:
@@ -145,6 +158,15 @@ class Runner:
         pt["cpu_workers_1pct"], pt["cpu_top_share"] = procstat.spread(ns)
         if requests:
             pt["cswitch_per_req"] = cs / requests
+
+    def warm_up(self, paths):
+        """The plan's warm-up on the running pool, wrk cycling through
+        paths, then the drain."""
+        if not self.p.warmup:
+            return
+        load.wrk(f"http://127.0.0.1:{self.a.port}/", max(self.p.concurrency),
+                 self.p.warmup, self.p.threads, warmup_paths=paths)
+        self.drain()
 
     def drain(self, pt=None):
         """Wait until the requests wrk left behind are served.  wrk closes
@@ -198,7 +220,11 @@ class Runner:
         cpu = " ".join(f"{g} {pt[f'cpu_{g}']:.0f}" for g in
                        ("app", "front", "pg", "load", "other")
                        if pt.get(f"cpu_{g}") is not None)
-        return f"{s}; cpu% {cpu}"
+        s = f"{s}; cpu% {cpu}"
+        if phases.total_us(pt) is not None:
+            s += "; µs/req " + " ".join(f"{p[:4]} {pt[f'phase_us_{p}']:.0f}"
+                                        for p in phases.PHASES)
+        return s
 
     # --- anchors -------------------------------------------------------------
 
@@ -276,7 +302,7 @@ class Runner:
         st.server, st.fcgi, st.workers = cfg.front, cfg.socket, cfg.workers
         st.keepalive = cfg.keepalive
         st.extra_env["TFB_SPAWN_CPU_AFFINITY"] = cfg.affinity
-        st.app_args = "" if cfg.db_mode == "persistent" else f"--db-mode {cfg.db_mode}"
+        st.app_args = cfg.app_args
         self.start_pool()
         if self.front_kind is None:
             try:
@@ -383,9 +409,7 @@ class Runner:
 
     def run_config(self, rep, cfg):
         routes = cfg.routes(self.p.routes)
-        extra = {"front": cfg.front, "socket": cfg.socket, "db_mode": cfg.db_mode,
-                 "keepalive": cfg.keepalive, "cpu_affinity": cfg.affinity,
-                 "workers": cfg.workers}
+        extra = self.config_fields(cfg)
         label = f"rep {rep} {cfg.label} w={cfg.workers}"
         self.config = cfg
         probed = False
@@ -402,11 +426,8 @@ class Runner:
                 probed = True
                 self.run_probe(rep, cfg, extra, label)
             # Per-request mode keeps nothing warm between requests.
-            if self.p.warmup and cfg.db_mode == "persistent":
-                load.wrk(f"http://127.0.0.1:{self.a.port}/", max(self.p.concurrency),
-                         self.p.warmup, self.p.threads,
-                         warmup_paths=[r.path for r in routes])
-                self.drain()
+            if cfg.db_mode == "persistent":
+                self.warm_up([r.path for r in routes])
         except (stack.StackError, load.LoadError) as e:
             if self.p.probes(cfg) and not probed:
                 pt = self.point(rep, "probe", cfg.label, "plaintext", "/plaintext",
@@ -446,10 +467,49 @@ class Runner:
         self.fill_requests(pts, counts, cfg.workers)
         self.say_spread(counts, cfg.workers)
 
+    # --- what the timing costs ----------------------------------------------
+
+    def run_timing_cost(self):
+        """Rounds of /db on the same configuration with the responder's
+        --timing off and on, the pool restarted for each point, the order
+        swapped every round (plan.timing_order)."""
+        for rnd in range(1, self.p.timing_rounds + 1):
+            for timing in self.p.timing_order(rnd):
+                self.run_timing_point(rnd, timing)
+        self.stop_config()
+
+    def run_timing_point(self, rnd, timing):
+        """One point of a round: the pool restarted with --timing timing,
+        warmed up on /db, measured for the plan's timing_duration."""
+        p = self.p
+        route = planlib.parse_route("db")
+        conc = max(p.concurrency)
+        cfg = p.timing_config(timing)
+        pt = self.point(rnd, "timing", cfg.label, route.key, route.path, conc,
+                        dict(self.config_fields(cfg),
+                             duration_s=p.timing_duration))
+        self.config = cfg
+        try:
+            self.start_config(cfg)
+            self.warm_up([route.path])
+            self.measure_wrk(pt, route.path, conc, p.timing_duration)
+        except (stack.StackError, load.LoadError) as e:
+            pt["error"] = str(e)
+        self.config = None
+        self.record(pt, f"timing round {rnd} --timing {timing} "
+                        f"{cfg.workers} workers {route.path} c={conc}")
+
+    @staticmethod
+    def config_fields(cfg):
+        """What a point records of its configuration."""
+        return {"front": cfg.front, "socket": cfg.socket, "db_mode": cfg.db_mode,
+                "keepalive": cfg.keepalive, "cpu_affinity": cfg.affinity,
+                "workers": cfg.workers, "timing": cfg.timing}
+
     def record(self, pt, label):
         self.points.append(pt)
-        self.est_done += self.costs[self.done % len(self.costs)] \
-            if self.costs else 0.0
+        self.est_done += self.costs[self.done] if self.done < len(self.costs) \
+            else 0.0
         self.done += 1
         if pt.get("error"):
             self.failures += 1
@@ -491,3 +551,4 @@ class Runner:
                     self.run_pg_anchor(rep, an)
             for cfg in p.configs:
                 self.run_config(rep, cfg)
+        self.run_timing_cost()
