@@ -371,8 +371,12 @@ readable(struct worker *w, struct conn *c, int64_t now)
             c->state = CONN_READING;
             c->deadline_ns = now + w->o->read_timeout_ms * MS;
         }
+        /* The reading phase starts when this worker first sees the
+         * request's bytes, timed now: `now` is the wake-up's, and the
+         * connections served before this one in the same wake-up are
+         * time the request waited for the worker, not time reading. */
         if (c->read_start_ns == 0)
-            c->read_start_ns = now;
+            c->read_start_ns = sb_now_ns();
         wire_judge(w->peek, (size_t)n, c->skip, &w->lim, &v);
         switch (v.verdict) {
         case WIRE_MORE:
