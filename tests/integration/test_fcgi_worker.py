@@ -12,7 +12,8 @@ Its connections (a worker holds many; none pins it):
 - --max-conns: the connection past it waits for a free slot;
 - hostile records never reach libfcgi's defects: FCGI_GET_VALUES naming a
   variable eight times is answered (each once), a name-value length near
-  2^31 or a request over --request-max closes the connection, other roles
+  2^31, a record hidden in a BEGIN's padding or a request over
+  --request-max closes the connection, other roles
   get FCGI_UNKNOWN_ROLE, FCGI_ABORT_REQUEST ends the request, a second
   request id gets FCGI_CANT_MPX_CONN; two hundred such connections in a
   row leave the worker alive and serving at once.
@@ -32,6 +33,7 @@ No database is needed: /plaintext and /json do not touch it.
 
 import os
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -302,6 +304,13 @@ def pid_alive(w):
 
 def check_hostile(tap, tmp):
     whole = fcgi.begin() + fcgi.params(fcgi.get_params("/plaintext")) + fcgi.stdin()
+    # libfcgi reads a BEGIN's padding as a record: this one overflowed its
+    # 64-byte FCGI_GET_VALUES answer from inside a request.
+    four = fcgi.record(fcgi.GET_VALUES, 0, b"".join(
+        fcgi.pairs({"FCGI_MPXS_CONNS": ""}) for _ in range(4)))
+    smuggled = struct.pack(">BBHHBx", fcgi.VERSION, fcgi.BEGIN_REQUEST, 1, 8, len(four)) + \
+        struct.pack(">HB5x", fcgi.RESPONDER, 0) + four + \
+        fcgi.params(fcgi.get_params("/plaintext")) + fcgi.stdin()
     with Worker(os.path.join(tmp, "h.sock"), args=["--request-max", "8192"]) as w:
         with w.connect() as c:
             body = b"".join(fcgi.pairs({"FCGI_MPXS_CONNS": ""}) for _ in range(8))
@@ -321,6 +330,7 @@ def check_hostile(tap, tmp):
         for what, data in (
                 ("a name of 2^31 - 2 bytes and a value of 1",
                  fcgi.begin() + fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xfe\x01a")),
+                ("FCGI_GET_VALUES x 4 in the padding of a BEGIN", smuggled),
                 ("a request over --request-max 8192",
                  fcgi.begin() + fcgi.params({"X": "y" * 9000}) + fcgi.stdin())):
             with w.connect() as c:
@@ -360,8 +370,9 @@ def check_hostile(tap, tmp):
                   "a second request id on a busy connection: FCGI_CANT_MPX_CONN, the "
                   "first one answered", [repr(r1), repr(r2)])
 
-        # The records that crashed a worker (libfcgi's overflow and its
-        # assert), two hundred in a row, then a request at once.
+        # The records that crashed a worker (libfcgi's overflow, at the
+        # front and hidden in padding, and its assert), two hundred in a
+        # row, then a request at once.
         bomb = fcgi.record(fcgi.GET_VALUES, 0, b"".join(
             fcgi.pairs({"FCGI_MPXS_CONNS": ""}) for _ in range(8)))
         huge = fcgi.begin() + fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xfe\x01a")
@@ -369,7 +380,7 @@ def check_hostile(tap, tmp):
         for i in range(200):
             try:
                 with w.connect(timeout=3) as c:
-                    c.send(bomb if i % 2 else huge)
+                    c.send((bomb, huge, smuggled)[i % 3])
             except OSError:
                 pass
         t0 = time.monotonic()
