@@ -150,7 +150,8 @@ request_target(FCGX_ParamArray env, const char **path, size_t *len,
  * serve: libfcgi reads the whole request the socket holds, the route
  * answers it, libfcgi writes the answer and FCGI_END_REQUEST.  The
  * connection stays open: closing or keeping it is ours to decide.
- * Results: 0, or -1 when libfcgi could not read or write it (logged).
+ * Results: 0, or -1 when libfcgi could not read or write it (logged); the
+ * caller then closes it.
  */
 static int
 serve(struct worker *w, struct conn *c)
@@ -166,6 +167,9 @@ serve(struct worker *w, struct conn *c)
     /* FCGX_Accept_r closes the connection of the request before unless it
      * is to be kept: this one is, and libfcgi does not close ours. */
     req->keepConnection = 1;
+    /* Should libfcgi close it all the same (its error path), a detached
+     * request's close is a plain one, without the lingering wait below. */
+    req->detached = 1;
     if (FCGX_Accept_r(req) < 0) {
         /* Its error path has closed the connection already. */
         log_warn("worker: libfcgi refused a request that looked whole");
@@ -182,12 +186,29 @@ serve(struct worker *w, struct conn *c)
     while (FCGX_GetStr(sink, sizeof(sink), req->in) > 0)
         continue;
     resp_finish(&w->r, &data, &len);
-    if (FCGX_PutStr(data, (int)len, req->out) < 0) {
+    /*
+     * What FCGX_Finish_r does (the streams' last records, FCGI_END_REQUEST
+     * with them), but for its close: after a failed write it closes the
+     * connection itself, lingering (shutdown, then read until the peer
+     * closes, waiting up to 2 s for each read), which a peer that stopped
+     * reading but not writing makes last 2 s or, trickling, for ever, the
+     * worker held meanwhile; and the descriptor it closed would still be
+     * ours.  The connection stays open here; closing it is ours.
+     */
+    if (FCGX_PutStr(data, (int)len, req->out) < 0)
+        ret = -1;
+    if (FCGX_FClose(req->err) != 0)
+        ret = -1;
+    if (FCGX_FClose(req->out) != 0)
+        ret = -1;
+    if (ret == -1)
         log_warn("%.*s: the server went away", (int)path_len, path);
+    if (ret == 0 && FCGX_GetError(req->in) != 0) {
+        log_warn("%.*s: libfcgi could not read the request", (int)path_len,
+                 path);
         ret = -1;
     }
-    req->keepConnection = 1;
-    FCGX_Finish_r(req);
+    FCGX_Free(req, 0);
     req->ipcFd = -1;
     db_request_done(w->ctx->db);
     sb_request_done(w->slot);

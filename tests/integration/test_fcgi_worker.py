@@ -8,7 +8,7 @@ Its connections (a worker holds many; none pins it):
 - slow peers (one byte, a BEGIN alone, parameters without the end of
   stdin) do not hold it: others are served meanwhile, and each slow one
   is closed at --read-timeout, not before; an idle kept connection at
-  --idle-timeout;
+  --idle-timeout; a peer that stops reading is closed at once;
 - --max-conns: the connection past it waits for a free slot;
 - hostile records never reach libfcgi's defects: FCGI_GET_VALUES naming a
   variable eight times is answered (each once), a name-value length near
@@ -33,6 +33,7 @@ No database is needed: /plaintext and /json do not touch it.
 
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -277,6 +278,36 @@ def check_slow_peers(tap, tmp):
                       % took, [repr(r), "closed: %s" % closed])
 
 
+def check_deaf_peer(tap, tmp):
+    """A peer that stops reading but not writing: the answer cannot be
+    written, and the worker closes the connection at once.  libfcgi's own
+    close lingered on it, waiting 2 s for each read, the worker held."""
+    whole = fcgi.begin(flags=fcgi.KEEP_CONN) + \
+        fcgi.params(fcgi.get_params("/plaintext")) + fcgi.stdin()
+    with Worker(os.path.join(tmp, "d.sock")) as w:
+        w.connect().close()  # up and serving
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(w.bind)
+            s.shutdown(socket.SHUT_RD)
+            s.sendall(whole)
+            time.sleep(0.05)
+            t0 = time.monotonic()
+            served = served_meanwhile(w, "deaf")
+            took = time.monotonic() - t0
+            closed = False
+            deadline = time.monotonic() + 1
+            while not closed and time.monotonic() < deadline:
+                try:
+                    s.send(b"x")  # a unix socket refuses once the worker closed
+                    time.sleep(0.02)
+                except OSError:
+                    closed = True
+        tap.check(served and took < 0.5 and closed and pid_alive(w),
+                  "a peer that stops reading: its connection closed at once, the "
+                  "next one served in %.3f s" % took,
+                  ["served: %s, closed: %s" % (served, closed), w.log_text()])
+
+
 def check_max_conns(tap, tmp):
     with Worker(os.path.join(tmp, "m.sock"), args=["--max-conns", "2"]) as w:
         a, b = w.connect(), w.connect()
@@ -404,6 +435,7 @@ def body(tap):
         check_other_signals(tap, tmp)
         check_no_pinning(tap, tmp)
         check_slow_peers(tap, tmp)
+        check_deaf_peer(tap, tmp)
         check_max_conns(tap, tmp)
         check_hostile(tap, tmp)
 
