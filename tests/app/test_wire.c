@@ -244,6 +244,9 @@ test_lies(void)
          * naming FCGI_MPXS_CONNS four times, its 64-byte overflow. */
         {"a responder's BEGIN with padding", 12},
         {"the empty PARAMS with padding", 13},
+        /* After it libfcgi skips the next PARAMS, and reads the one after
+         * as a pair of 2^31 - 2 and 1 bytes: its assert. */
+        {"an empty record of another request inside one", 14},
     };
     unsigned char big[8] = {0x80 | 0x7f, 0xff, 0xff, 0xff, 1, 'x'};
     unsigned char bombrec[8 + 4 * 17];
@@ -312,6 +315,14 @@ test_lies(void)
             begin(1, 1, 0);
             rec(WIRE_PARAMS, 1, "", 0, bomb(bombrec));
             memcpy(s + n - sizeof(bombrec), bombrec, sizeof(bombrec));
+            rec(WIRE_STDIN, 1, "", 0, 0);
+            break;
+        case 14:
+            begin(1, 1, 0);
+            rec(WIRE_STDIN, 2, "", 0, 0);
+            rec(WIRE_PARAMS, 1, "\x06\x00", 2, 6);
+            rec(WIRE_PARAMS, 1, "\xff\xff\xff\xfe\x01\x61", 6, 2);
+            rec(WIRE_PARAMS, 1, "", 0, 0);
             rec(WIRE_STDIN, 1, "", 0, 0);
             break;
         }

@@ -12,8 +12,8 @@ Its connections (a worker holds many; none pins it):
 - --max-conns: the connection past it waits for a free slot;
 - hostile records never reach libfcgi's defects: FCGI_GET_VALUES naming a
   variable eight times is answered (each once), a name-value length near
-  2^31, a record hidden in a BEGIN's padding or a request over
-  --request-max closes the connection, other roles
+  2^31, a record hidden in a BEGIN's padding, an empty record of another
+  request or a request over --request-max closes the connection, other roles
   get FCGI_UNKNOWN_ROLE, FCGI_ABORT_REQUEST ends the request, a second
   request id gets FCGI_CANT_MPX_CONN; two hundred such connections in a
   row leave the worker alive and serving at once.
@@ -342,6 +342,13 @@ def check_hostile(tap, tmp):
     smuggled = struct.pack(">BBHHBx", fcgi.VERSION, fcgi.BEGIN_REQUEST, 1, 8, len(four)) + \
         struct.pack(">HB5x", fcgi.RESPONDER, 0) + four + \
         fcgi.params(fcgi.get_params("/plaintext")) + fcgi.stdin()
+    # After an empty record of another request libfcgi skips the next
+    # PARAMS ("a name of 6 bytes") and reads the 6 bytes of that name as a
+    # pair of 2^31 - 2 and 1 bytes: its assert.
+    skipped = fcgi.begin() + fcgi.record(fcgi.STDIN, 2) + \
+        fcgi.record(fcgi.PARAMS, 1, b"\x06\x00") + \
+        fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xfe\x01a") + \
+        fcgi.params(fcgi.get_params("/plaintext")) + fcgi.stdin()
     with Worker(os.path.join(tmp, "h.sock"), args=["--request-max", "8192"]) as w:
         with w.connect() as c:
             body = b"".join(fcgi.pairs({"FCGI_MPXS_CONNS": ""}) for _ in range(8))
@@ -362,6 +369,7 @@ def check_hostile(tap, tmp):
                 ("a name of 2^31 - 2 bytes and a value of 1",
                  fcgi.begin() + fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xfe\x01a")),
                 ("FCGI_GET_VALUES x 4 in the padding of a BEGIN", smuggled),
+                ("an empty record of another request, then a split pair", skipped),
                 ("a request over --request-max 8192",
                  fcgi.begin() + fcgi.params({"X": "y" * 9000}) + fcgi.stdin())):
             with w.connect() as c:
@@ -402,8 +410,9 @@ def check_hostile(tap, tmp):
                   "first one answered", [repr(r1), repr(r2)])
 
         # The records that crashed a worker (libfcgi's overflow, at the
-        # front and hidden in padding, and its assert), two hundred in a
-        # row, then a request at once.
+        # front and hidden in padding, and its assert, reached at once and
+        # through a skipped record), two hundred in a row, then a request
+        # at once.
         bomb = fcgi.record(fcgi.GET_VALUES, 0, b"".join(
             fcgi.pairs({"FCGI_MPXS_CONNS": ""}) for _ in range(8)))
         huge = fcgi.begin() + fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xfe\x01a")
@@ -411,7 +420,7 @@ def check_hostile(tap, tmp):
         for i in range(200):
             try:
                 with w.connect(timeout=3) as c:
-                    c.send((bomb, huge, smuggled)[i % 3])
+                    c.send((bomb, huge, smuggled, skipped)[i % 4])
             except OSError:
                 pass
         t0 = time.monotonic()
