@@ -10,6 +10,8 @@
 #   make bench      process-count scaling experiments (see README)
 #   make test-fresh README's two commands in a bare Debian 12 root (root only)
 #   make fuzz       the libFuzzer targets, FUZZ_SECONDS (60) each
+#   make test-sanitize  make test on an AddressSanitizer and
+#                   UndefinedBehaviorSanitizer build (in build-asan)
 #
 # Switches: SANITIZE=address,undefined  OPT=-O0  CC=clang  V=1 (show commands)
 #           B=DIR (build directory)  SERVER=lighttpd  WORKERS=N  PORT=N
@@ -82,7 +84,7 @@ TEST_BINS = $(TEST_SRCS:%.c=$(B)/%)
 PROGS = $(B)/tfb-fcgi $(B)/tfb-spawn
 
 .PHONY: all deps test unit test-fresh run start stop bench format format-check clean \
-        fuzz fuzz-build fuzz-bins
+        fuzz fuzz-build fuzz-bins test-sanitize
 
 all: deps $(PROGS)
 
@@ -128,6 +130,27 @@ test: all $(TEST_BINS)
 	@APP=$(abspath $(B))/tfb-fcgi TFB_BUILD_DIR=$(abspath $(B)) \
 	    FUZZ_DIR=$(abspath $(FUZZ_B))/tests/fuzz \
 	    tests/run $(TEST_BINS) tests/fuzz/run
+
+# The whole of make test on a sanitizer build of its own: the unit tests,
+# and through APP and TFB_BUILD_DIR every integration test, run
+# build-asan's binaries.  A sanitizer's report goes to a file of its own
+# (log_path), whichever process made it, a worker under tfb-spawn included,
+# and any such file fails the run.  The bench's smoke test checks that
+# build/tfb-fcgi exists before it starts APP: it is built too.
+SANITIZE_B = build-asan
+SANITIZE_LOG = $(abspath $(SANITIZE_B))/reports
+test-sanitize: all
+	@rm -rf $(SANITIZE_LOG) && mkdir -p $(SANITIZE_LOG)
+	@ASAN_OPTIONS=log_path=$(SANITIZE_LOG)/asan \
+	 UBSAN_OPTIONS=log_path=$(SANITIZE_LOG)/ubsan:print_stacktrace=1 \
+	    $(MAKE) --no-print-directory B=$(SANITIZE_B) \
+	    SANITIZE=address,undefined test; status=$$?; \
+	 if [ -n "$$(ls -A $(SANITIZE_LOG))" ]; then \
+	     echo "test-sanitize: sanitizer reports in $(SANITIZE_LOG):"; \
+	     head -n 40 $(SANITIZE_LOG)/*; exit 1; \
+	 fi; \
+	 echo "test-sanitize: no sanitizer report from any process"; \
+	 exit $$status
 
 # libFuzzer targets (tests/fuzz), built by clang into a directory of their
 # own: the libraries with the sanitizers and coverage (fuzzer-no-link),
@@ -181,6 +204,6 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_SRCS)
 
 clean:
-	rm -rf $(B) $(FUZZ_B)
+	rm -rf $(B) $(FUZZ_B) $(SANITIZE_B)
 
 -include $(APP_OBJS:.o=.d) $(SPAWN_OBJS:.o=.d) $(TEST_BINS:=.d) $(FUZZ_BINS:=.d)

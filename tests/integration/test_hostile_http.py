@@ -410,6 +410,10 @@ def check_workers(tap, st, pids_before):
     tap.check(pids == pids_before and len(pids) == WORKERS,
               "the same %d worker processes at the end: none crashed or was "
               "replaced" % WORKERS, ["at start %s" % pids_before, "at end   %s" % pids])
+    want = os.path.realpath(lib.APP_BIN)
+    exes = sorted({lib.proc_exe(p) for p in pids})
+    tap.check(exes == [want], "the workers run %s, the build under test" % want,
+              "they run %s" % exes)
     deadline = time.monotonic() + 3
     while True:
         busy = [p for p in pids if not waiting_in_epoll(p)]
