@@ -73,16 +73,6 @@ def hostile_records():
     ]
 
 
-def sanitized(path):
-    """True when the binary was built with AddressSanitizer or UBSan."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        return False
-    return b"__asan_init" in data or b"__ubsan_handle" in data
-
-
 def connect(sock, proc, timeout=30):
     """A connection to the worker once it accepts (valgrind starts slowly)."""
     deadline = time.monotonic() + timeout
@@ -131,7 +121,7 @@ def serve_mix(tap, sock, proc):
 def body(tap):
     valgrind = tap.tool("valgrind", "valgrind is installed")
     app = lib.APP_BIN
-    if sanitized(app):
+    if lib.sanitize_flags(app):
         tap.note("%s is built with a sanitizer, which valgrind cannot run: "
                  "running %s" % (app, lib.REPO / "build" / "tfb-fcgi"))
         app = lib.REPO / "build" / "tfb-fcgi"
