@@ -9,6 +9,9 @@
 #   make start/stop the same in the background
 #   make bench      process-count scaling experiments (see README)
 #   make test-fresh README's two commands in a bare Debian 12 root (root only)
+#   make fuzz       the libFuzzer targets, FUZZ_SECONDS (60) each
+#   make test-sanitize  make test on an AddressSanitizer and
+#                   UndefinedBehaviorSanitizer build (in build-asan)
 #
 # Switches: SANITIZE=address,undefined  OPT=-O0  CC=clang  V=1 (show commands)
 #           B=DIR (build directory)  SERVER=lighttpd  WORKERS=N  PORT=N
@@ -37,7 +40,7 @@ B = build
 # deploy/deps has installed the packages.  So they live in a generated
 # file whose rule runs deploy/deps first; make builds it before anything
 # else and restarts.  Goals that compile nothing do not ask for it.
-NOBUILD_GOALS = clean format format-check stop test-fresh
+NOBUILD_GOALS = clean format format-check stop test-fresh fuzz fuzz-build
 ifneq ($(filter-out $(NOBUILD_GOALS),$(or $(MAKECMDGOALS),all)),)
 include $(B)/pkg.mk
 endif
@@ -80,7 +83,8 @@ TEST_BINS = $(TEST_SRCS:%.c=$(B)/%)
 
 PROGS = $(B)/tfb-fcgi $(B)/tfb-spawn
 
-.PHONY: all deps test unit test-fresh run start stop bench format format-check clean
+.PHONY: all deps test unit test-fresh run start stop bench format format-check clean \
+        fuzz fuzz-build fuzz-bins test-sanitize
 
 all: deps $(PROGS)
 
@@ -119,9 +123,60 @@ $(B)/tests/%: tests/%.c tests/harness.h $(wildcard tests/*/*.inc) $(LIBS)
 
 unit: all $(TEST_BINS)
 
+# The fuzz targets' smoke (tests/fuzz/run) counts among the tests.
 test: all $(TEST_BINS)
 	@deploy/deps test
-	@APP=$(abspath $(B))/tfb-fcgi TFB_BUILD_DIR=$(abspath $(B)) tests/run $(TEST_BINS)
+	@$(MAKE) --no-print-directory fuzz-build
+	@APP=$(abspath $(B))/tfb-fcgi TFB_BUILD_DIR=$(abspath $(B)) \
+	    FUZZ_DIR=$(abspath $(FUZZ_B))/tests/fuzz \
+	    tests/run $(TEST_BINS) tests/fuzz/run
+
+# The whole of make test on a sanitizer build of its own: the unit tests,
+# and through APP and TFB_BUILD_DIR every integration test, run
+# build-asan's binaries.  A sanitizer's report goes to a file of its own
+# (log_path), whichever process made it, a worker under tfb-spawn included,
+# and any such file fails the run.  The bench's smoke test checks that
+# build/tfb-fcgi exists before it starts APP: it is built too.
+SANITIZE_B = build-asan
+SANITIZE_LOG = $(abspath $(SANITIZE_B))/reports
+test-sanitize: all
+	@rm -rf $(SANITIZE_LOG) && mkdir -p $(SANITIZE_LOG)
+	@ASAN_OPTIONS=log_path=$(SANITIZE_LOG)/asan \
+	 UBSAN_OPTIONS=log_path=$(SANITIZE_LOG)/ubsan:print_stacktrace=1 \
+	    $(MAKE) --no-print-directory B=$(SANITIZE_B) \
+	    SANITIZE=address,undefined test; status=$$?; \
+	 if [ -n "$$(ls -A $(SANITIZE_LOG))" ]; then \
+	     echo "test-sanitize: sanitizer reports in $(SANITIZE_LOG):"; \
+	     head -n 40 $(SANITIZE_LOG)/*; exit 1; \
+	 fi; \
+	 echo "test-sanitize: no sanitizer report from any process"; \
+	 exit $$status
+
+# libFuzzer targets (tests/fuzz), built by clang into a directory of their
+# own: the libraries with the sanitizers and coverage (fuzzer-no-link),
+# each target linked with libFuzzer's main.  make fuzz runs each for
+# FUZZ_SECONDS, growing a corpus in $(FUZZ_B)/tests/fuzz/corpus/ from the
+# seeds in tests/fuzz/corpus/; make test runs a smoke of each.
+FUZZ_B = build-fuzz
+FUZZ_CC = clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_BINS = $(patsubst %.c,$(B)/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+fuzz-build:
+	@deploy/deps test
+	@$(MAKE) --no-print-directory B=$(FUZZ_B) CC=$(FUZZ_CC) \
+	    SANITIZE=fuzzer-no-link,address,undefined fuzz-bins
+
+fuzz-bins: $(FUZZ_BINS)
+
+$(B)/tests/fuzz/%: tests/fuzz/%.c $(LIBS)
+	@mkdir -p $(@D)
+	$(msg) FUZZ $@
+	$(Q)$(CC) $(ALL_CPPFLAGS) -Itests $(ALL_CFLAGS) $(DEPFLAGS) $(ALL_LDFLAGS) \
+	    -fsanitize=fuzzer -o $@ $< $(LIBS) $(LDLIBS_APP)
+
+fuzz: fuzz-build
+	@FUZZ_DIR=$(abspath $(FUZZ_B))/tests/fuzz tests/fuzz/run --seconds $(FUZZ_SECONDS)
 
 # The stack starts what was just built; stopping needs no build.
 run start: all
@@ -149,6 +204,6 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_SRCS)
 
 clean:
-	rm -rf $(B)
+	rm -rf $(B) $(FUZZ_B) $(SANITIZE_B)
 
--include $(APP_OBJS:.o=.d) $(SPAWN_OBJS:.o=.d) $(TEST_BINS:=.d)
+-include $(APP_OBJS:.o=.d) $(SPAWN_OBJS:.o=.d) $(TEST_BINS:=.d) $(FUZZ_BINS:=.d)

@@ -197,8 +197,9 @@ slow_log(const struct worker *w, const char *target, int status)
  * answers it, libfcgi writes the answer and FCGI_END_REQUEST.  The
  * connection stays open: closing or keeping it is ours to decide.  Each
  * phase of the request is timed on the scoreboard.
- * Results: 0, or -1 when libfcgi could not read or write it (logged);
- * c->fd is then -1 if libfcgi has closed the connection already.
+ * Results: 0, or -1 when libfcgi could not read or write it (logged); the
+ * caller then closes it, unless c->fd is -1 (libfcgi's error path closed
+ * it already).
  */
 static int
 serve(struct worker *w, struct conn *c)
@@ -213,6 +214,9 @@ serve(struct worker *w, struct conn *c)
     /* FCGX_Accept_r closes the connection of the request before unless it
      * is to be kept: this one is, and libfcgi does not close ours. */
     req->keepConnection = 1;
+    /* Should libfcgi close it all the same (its error path), a detached
+     * request's close is a plain one, without the lingering wait below. */
+    req->detached = 1;
     if (FCGX_Accept_r(req) < 0) {
         /* Its error path has closed the connection already. */
         log_warn("worker: libfcgi refused a request that looked whole");
@@ -236,32 +240,35 @@ serve(struct worker *w, struct conn *c)
         w->r.extra = server_timing(w, timing, sizeof(timing));
     resp_finish(&w->r, &data, &len);
     sb_phase(w->slot, SB_WRITING);
-    if (FCGX_PutStr(data, (int)len, req->out) < 0) {
+    /*
+     * What FCGX_Finish_r does (the streams' last records, FCGI_END_REQUEST
+     * with them), but for its close: after a failed write it closes the
+     * connection itself, lingering (shutdown, then read until the peer
+     * closes, waiting up to 2 s for each read), which a peer that stopped
+     * reading but not writing makes last 2 s or, trickling, for ever, the
+     * worker held meanwhile; and the descriptor it closed would still be
+     * ours.  The connection stays open here; closing it is ours.
+     */
+    if (FCGX_PutStr(data, (int)len, req->out) < 0)
+        ret = -1;
+    if (FCGX_FClose(req->err) != 0)
+        ret = -1;
+    if (FCGX_FClose(req->out) != 0)
+        ret = -1;
+    if (ret == -1)
         log_warn("%.*s: the server went away", (int)path_len, path);
+    if (ret == 0 && FCGX_GetError(req->in) != 0) {
+        log_warn("%.*s: libfcgi could not read the request", (int)path_len,
+                 path);
         ret = -1;
     }
-    /* The path and query live in libfcgi's parameters, which the finish
+    /* The path and query live in libfcgi's parameters, which FCGX_Free
      * frees: the slow log keeps a copy. */
     if (w->o->slow_ms > 0)
         snprintf(target, sizeof(target), "%.*s%s%s",
                  (int)(path_len < 200 ? path_len : 200), path,
                  *query ? "?" : "", query);
-    req->keepConnection = 1;
-    FCGX_Finish_r(req);
-    /*
-     * When it could not write the answer (the front server closed the
-     * connection: its client went away), libfcgi closes the descriptor
-     * itself and says so by setting ipcFd to -1.  The connection is then
-     * gone: ours must not be kept, watched or closed again, or its entry
-     * would live on with a number the next accept() reuses.
-     */
-    if (req->ipcFd == -1) {
-        if (ret == 0)
-            log_warn("worker: the end of an answer could not be written: "
-                     "the server went away");
-        c->fd = -1;
-        ret = -1;
-    }
+    FCGX_Free(req, 0);
     req->ipcFd = -1;
     path = query = NULL;
     db_request_done(w->ctx->db);

@@ -15,6 +15,20 @@
 #define ROLE_RESPONDER 1
 #define FLAG_KEEP_CONN 1
 
+/*
+ * libfcgi 2.4.2 stops reading a FCGI_BEGIN_REQUEST, and an empty
+ * FCGI_PARAMS (the end of the parameters), before their padding, then
+ * forgets it: it reads the padding as the next record's header.  Padding
+ * there could carry a record past this judge, FCGI_GET_VALUES among them,
+ * straight to libfcgi's 64-byte overflow; or a header announcing content
+ * that never comes, on which libfcgi would block the worker.  Neither
+ * record needs padding (their lengths are multiples of 8 already), and
+ * neither nginx nor lighttpd pads them: refuse it.
+ */
+#define PADDING_READ_AS_RECORD                                                 \
+    "padding after FCGI_BEGIN_REQUEST or the last FCGI_PARAMS, which libfcgi " \
+    "would read as a record"
+
 struct header {
     int version, type;
     unsigned id;
@@ -199,6 +213,10 @@ wire_judge(const unsigned char *p, size_t n, unsigned skip,
                     verdict(r, WIRE_OTHER_ROLE, rec, h.id);
                     return;
                 }
+                if (h.plen != 0) {
+                    bad(r, PADDING_READ_AS_RECORD);
+                    return;
+                }
                 id = h.id;
                 r->keep = b[2] & FLAG_KEEP_CONN;
             } else if (h.id == 0) {
@@ -221,6 +239,16 @@ wire_judge(const unsigned char *p, size_t n, unsigned skip,
                 bad(r, "a malformed FCGI_BEGIN_REQUEST");
                 return;
             }
+            /* But libfcgi 2.4.2 marks a record to skip and clears the
+             * mark only once it has passed some content: after an empty
+             * one it skips the next record of this request instead, and
+             * reads the parameters out of step with what was checked here
+             * (a length near 2^31 then reaches its assert). */
+            if (h.clen == 0) {
+                bad(r, "an empty record of another request inside one, "
+                       "after which libfcgi would skip this one's next");
+                return;
+            }
         } else if (h.type == WIRE_ABORT_REQUEST) {
             verdict(r, WIRE_ABORTED, off + rec, id);
             return;
@@ -228,6 +256,10 @@ wire_judge(const unsigned char *p, size_t n, unsigned skip,
             if (h.clen == 0) {
                 if (!pairs_whole(&params)) {
                     bad(r, "parameters cut off in the middle of a pair");
+                    return;
+                }
+                if (h.plen != 0) {
+                    bad(r, PADDING_READ_AS_RECORD);
                     return;
                 }
                 params_done = 1;

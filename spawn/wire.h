@@ -4,9 +4,12 @@
  * The bytes on the socket are untrusted, and libfcgi 2.4.2 has defects
  * that one record can reach: it answers FCGI_GET_VALUES into a 64-byte
  * stack buffer (a record naming FCGI_MPXS_CONNS four times overflows it),
- * and it asserts, aborting the process, on a name-value pair whose length
- * field is near 2^31.  It also blocks a worker on a peer that stops half
- * way, and cannot tell a request's end from the next one's start.
+ * it asserts, aborting the process, on a name-value pair whose length
+ * field is near 2^31, it reads the padding of a FCGI_BEGIN_REQUEST or of
+ * the empty FCGI_PARAMS as a record of its own, and after an empty record
+ * of another request it skips the next record of its own.  It also blocks
+ * a worker on a peer that stops half way, and cannot tell a request's end
+ * from the next one's start.
  *
  * So the worker looks at what the socket holds (recv with MSG_PEEK: the
  * bytes stay there for libfcgi) and asks wire_judge() what it is.  Every

@@ -181,6 +181,20 @@ def main(body, deadline=600):
     sys.exit(tap.exit_code())
 
 
+def sanitize_flags(path):
+    """["-fsanitize=..."] for a binary or library built with AddressSanitizer
+    or UndefinedBehaviorSanitizer (make SANITIZE=address,undefined), as its
+    symbols show; [] otherwise.  What links against it needs the same."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return []
+    kinds = [k for k, sym in (("address", b"__asan_init"), ("undefined", b"__ubsan_handle"))
+             if sym in data]
+    return ["-fsanitize=" + ",".join(kinds)] if kinds else []
+
+
 def preflight(tap, paths=None):
     """One check that the programs a test needs exist (by default the app
     binary and the stack script); False (and a failed check) when they do

@@ -271,11 +271,14 @@ class Scene:
     def fake_worker(self):
         out = self.path("fake_worker")
         # The scoreboard and what it needs, from the build under test.
+        # A sanitizer build's library (make test-sanitize) links with the
+        # same sanitizers only.
         lib_spawn = str(BUILD / "libspawn.a")
-        r = lib.run(["cc"] + WARN + ["-O2", "-D_POSIX_C_SOURCE=200809L",
-                                     "-I" + str(REPO / "spawn"), "-o", out,
-                                     str(REPO / "tests/spawn/fake_worker.c"),
-                                     lib_spawn, "-lfcgi"],
+        flags = WARN + lib.sanitize_flags(lib_spawn)
+        r = lib.run(["cc"] + flags + ["-O2", "-D_POSIX_C_SOURCE=200809L",
+                                      "-I" + str(REPO / "spawn"), "-o", out,
+                                      str(REPO / "tests/spawn/fake_worker.c"),
+                                      lib_spawn, "-lfcgi"],
                     60)
         if r.returncode != 0:
             raise RuntimeError("cannot build fake_worker:\n" + r.stdout)

@@ -8,11 +8,12 @@ Its connections (a worker holds many; none pins it):
 - slow peers (one byte, a BEGIN alone, parameters without the end of
   stdin) do not hold it: others are served meanwhile, and each slow one
   is closed at --read-timeout, not before; an idle kept connection at
-  --idle-timeout;
+  --idle-timeout; a peer that stops reading is closed at once;
 - --max-conns: the connection past it waits for a free slot;
 - hostile records never reach libfcgi's defects: FCGI_GET_VALUES naming a
   variable eight times is answered (each once), a name-value length near
-  2^31 or a request over --request-max closes the connection, other roles
+  2^31, a record hidden in a BEGIN's padding, an empty record of another
+  request or a request over --request-max closes the connection, other roles
   get FCGI_UNKNOWN_ROLE, FCGI_ABORT_REQUEST ends the request, a second
   request id gets FCGI_CANT_MPX_CONN; two hundred such connections in a
   row leave the worker alive and serving at once.
@@ -33,6 +34,8 @@ No database is needed: /plaintext and /json do not touch it.
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -325,6 +328,36 @@ def check_slow_peers(tap, tmp):
                       % took, [repr(r), "closed: %s" % closed])
 
 
+def check_deaf_peer(tap, tmp):
+    """A peer that stops reading but not writing: the answer cannot be
+    written, and the worker closes the connection at once.  libfcgi's own
+    close lingered on it, waiting 2 s for each read, the worker held."""
+    whole = fcgi.begin(flags=fcgi.KEEP_CONN) + \
+        fcgi.params(fcgi.get_params("/plaintext")) + fcgi.stdin()
+    with Worker(os.path.join(tmp, "d.sock")) as w:
+        w.connect().close()  # up and serving
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(w.bind)
+            s.shutdown(socket.SHUT_RD)
+            s.sendall(whole)
+            time.sleep(0.05)
+            t0 = time.monotonic()
+            served = served_meanwhile(w, "deaf")
+            took = time.monotonic() - t0
+            closed = False
+            deadline = time.monotonic() + 1
+            while not closed and time.monotonic() < deadline:
+                try:
+                    s.send(b"x")  # a unix socket refuses once the worker closed
+                    time.sleep(0.02)
+                except OSError:
+                    closed = True
+        tap.check(served and took < 0.5 and closed and pid_alive(w),
+                  "a peer that stops reading: its connection closed at once, the "
+                  "next one served in %.3f s" % took,
+                  ["served: %s, closed: %s" % (served, closed), w.log_text()])
+
+
 def check_max_conns(tap, tmp):
     with Worker(os.path.join(tmp, "m.sock"), args=["--max-conns", "2"]) as w:
         a, b = w.connect(), w.connect()
@@ -352,6 +385,20 @@ def pid_alive(w):
 
 def check_hostile(tap, tmp):
     whole = fcgi.begin() + fcgi.params(fcgi.get_params("/plaintext")) + fcgi.stdin()
+    # libfcgi reads a BEGIN's padding as a record: this one overflowed its
+    # 64-byte FCGI_GET_VALUES answer from inside a request.
+    four = fcgi.record(fcgi.GET_VALUES, 0, b"".join(
+        fcgi.pairs({"FCGI_MPXS_CONNS": ""}) for _ in range(4)))
+    smuggled = struct.pack(">BBHHBx", fcgi.VERSION, fcgi.BEGIN_REQUEST, 1, 8, len(four)) + \
+        struct.pack(">HB5x", fcgi.RESPONDER, 0) + four + \
+        fcgi.params(fcgi.get_params("/plaintext")) + fcgi.stdin()
+    # After an empty record of another request libfcgi skips the next
+    # PARAMS ("a name of 6 bytes") and reads the 6 bytes of that name as a
+    # pair of 2^31 - 2 and 1 bytes: its assert.
+    skipped = fcgi.begin() + fcgi.record(fcgi.STDIN, 2) + \
+        fcgi.record(fcgi.PARAMS, 1, b"\x06\x00") + \
+        fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xfe\x01a") + \
+        fcgi.params(fcgi.get_params("/plaintext")) + fcgi.stdin()
     with Worker(os.path.join(tmp, "h.sock"), args=["--request-max", "8192"]) as w:
         with w.connect() as c:
             body = b"".join(fcgi.pairs({"FCGI_MPXS_CONNS": ""}) for _ in range(8))
@@ -371,6 +418,8 @@ def check_hostile(tap, tmp):
         for what, data in (
                 ("a name of 2^31 - 2 bytes and a value of 1",
                  fcgi.begin() + fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xfe\x01a")),
+                ("FCGI_GET_VALUES x 4 in the padding of a BEGIN", smuggled),
+                ("an empty record of another request, then a split pair", skipped),
                 ("a request over --request-max 8192",
                  fcgi.begin() + fcgi.params({"X": "y" * 9000}) + fcgi.stdin())):
             with w.connect() as c:
@@ -410,8 +459,10 @@ def check_hostile(tap, tmp):
                   "a second request id on a busy connection: FCGI_CANT_MPX_CONN, the "
                   "first one answered", [repr(r1), repr(r2)])
 
-        # The records that crashed a worker (libfcgi's overflow and its
-        # assert), two hundred in a row, then a request at once.
+        # The records that crashed a worker (libfcgi's overflow, at the
+        # front and hidden in padding, and its assert, reached at once and
+        # through a skipped record), two hundred in a row, then a request
+        # at once.
         bomb = fcgi.record(fcgi.GET_VALUES, 0, b"".join(
             fcgi.pairs({"FCGI_MPXS_CONNS": ""}) for _ in range(8)))
         huge = fcgi.begin() + fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xfe\x01a")
@@ -419,7 +470,7 @@ def check_hostile(tap, tmp):
         for i in range(200):
             try:
                 with w.connect(timeout=3) as c:
-                    c.send(bomb if i % 2 else huge)
+                    c.send((bomb, huge, smuggled, skipped)[i % 4])
             except OSError:
                 pass
         t0 = time.monotonic()
@@ -444,6 +495,7 @@ def body(tap):
         check_timing(tap, tmp)
         check_no_pinning(tap, tmp)
         check_slow_peers(tap, tmp)
+        check_deaf_peer(tap, tmp)
         check_max_conns(tap, tmp)
         check_hostile(tap, tmp)
 

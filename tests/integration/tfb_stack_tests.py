@@ -486,6 +486,11 @@ def check_workers(tap, st, workers, pids_before):
     pids = st.worker_pids()
     tap.check(len(pids) == workers, "%d tfb-fcgi worker processes" % workers,
               "found pids %s" % pids)
+    # make test-sanitize must test its sanitizer build, not another.
+    want = os.path.realpath(lib.APP_BIN)
+    exes = sorted({lib.proc_exe(p) for p in pids})
+    tap.check(exes == [want], "the workers run %s, the build under test" % want,
+              "they run %s" % exes)
     tap.check(pids == pids_before and pids, "no worker died or was replaced during the run",
               ["at start %s" % pids_before, "at end   %s" % pids])
 

@@ -183,6 +183,12 @@ test_roles(void)
     is_int(r.verdict, WIRE_SKIP, "its other records are skipped");
     wire_judge(s + 16, n - 16, 0, &lim, &r);
     is_int(r.verdict, WIRE_BAD, "unless nobody asked");
+
+    /* Its BEGIN never reaches libfcgi: padding there is the protocol's. */
+    n = 0;
+    rec(WIRE_BEGIN_REQUEST, 4, "\0\3\0\0\0\0\0\0", 8, 8);
+    is_int(judge(&r), WIRE_OTHER_ROLE, "a filter's BEGIN with padding");
+    ok(r.id == 4 && r.len == 24, "taken with its padding");
 }
 
 static void
@@ -199,6 +205,20 @@ test_abort(void)
     request(6, 0);
     is_int(judge(&r), WIRE_ABORTED, "FCGI_ABORT_REQUEST");
     ok(r.id == 5 && r.len == at, "the request up to its abort");
+}
+
+/* bomb: a FCGI_GET_VALUES record naming FCGI_MPXS_CONNS four times into
+ * out; its length. */
+static size_t
+bomb(unsigned char *out)
+{
+    size_t len = 0;
+    int i;
+
+    for (i = 0; i < 4; i++)
+        len += pair(out + 8 + len, "FCGI_MPXS_CONNS", "");
+    header_write(out, WIRE_GET_VALUES, 0, len, 0);
+    return 8 + len;
 }
 
 static void
@@ -220,8 +240,16 @@ test_lies(void)
         {"a BEGIN of 4 bytes", 9},
         {"a BEGIN for id 0", 10},
         {"an unknown record type inside a request", 11},
+        /* libfcgi reads this padding as a record: here, FCGI_GET_VALUES
+         * naming FCGI_MPXS_CONNS four times, its 64-byte overflow. */
+        {"a responder's BEGIN with padding", 12},
+        {"the empty PARAMS with padding", 13},
+        /* After it libfcgi skips the next PARAMS, and reads the one after
+         * as a pair of 2^31 - 2 and 1 bytes: its assert. */
+        {"an empty record of another request inside one", 14},
     };
     unsigned char big[8] = {0x80 | 0x7f, 0xff, 0xff, 0xff, 1, 'x'};
+    unsigned char bombrec[8 + 4 * 17];
     struct wire_result r;
     size_t i;
 
@@ -277,8 +305,30 @@ test_lies(void)
             begin(1, 1, 0);
             rec(8 /* FCGI_DATA */, 1, "", 0, 0);
             break;
+        case 12:
+            rec(WIRE_BEGIN_REQUEST, 1, "\0\1\0\0\0\0\0\0", 8, bomb(bombrec));
+            memcpy(s + n - sizeof(bombrec), bombrec, sizeof(bombrec));
+            rec(WIRE_PARAMS, 1, "", 0, 0);
+            rec(WIRE_STDIN, 1, "", 0, 0);
+            break;
+        case 13:
+            begin(1, 1, 0);
+            rec(WIRE_PARAMS, 1, "", 0, bomb(bombrec));
+            memcpy(s + n - sizeof(bombrec), bombrec, sizeof(bombrec));
+            rec(WIRE_STDIN, 1, "", 0, 0);
+            break;
+        case 14:
+            begin(1, 1, 0);
+            rec(WIRE_STDIN, 2, "", 0, 0);
+            rec(WIRE_PARAMS, 1, "\x06\x00", 2, 6);
+            rec(WIRE_PARAMS, 1, "\xff\xff\xff\xfe\x01\x61", 6, 2);
+            rec(WIRE_PARAMS, 1, "", 0, 0);
+            rec(WIRE_STDIN, 1, "", 0, 0);
+            break;
         }
-        ok(judge(&r) == WIRE_BAD && r.why != NULL, "%s: bad (%s)",
+        /* Judged first: the arguments of ok() have no order. */
+        judge(&r);
+        ok(r.verdict == WIRE_BAD && r.why != NULL, "%s: bad (%s)",
            cases[i].name, r.why ? r.why : "no reason");
     }
 }
