@@ -332,15 +332,19 @@ end_request(struct conn *c, unsigned id, int status)
 /*
  * after_request: what becomes of c once a request on it is answered: kept
  * for the next, or closed (not asked to keep it, a second request sent
- * before the first was answered, the worker leaving).
+ * before the first was answered, the worker leaving).  pipelined: bytes
+ * followed the request when it was judged; libfcgi reads its socket by
+ * the buffer and may have taken them with it, to be lost with its
+ * buffer: the connection is closed, so that the peer learns it at once
+ * instead of waiting on a request nobody will answer.
  */
 static void
 after_request(struct worker *w, struct conn *c, const struct wire_result *v,
-              int64_t now)
+              int pipelined, int64_t now)
 {
     if (v->next_id != 0)
         end_request(c, v->next_id, WIRE_CANT_MPX_CONN);
-    if (!v->keep || v->next_id != 0 || w->draining ||
+    if (!v->keep || v->next_id != 0 || pipelined || w->draining ||
         (w->o->max_requests > 0 && w->served >= w->o->max_requests)) {
         conn_close(&w->conns, c);
         return;
@@ -398,7 +402,7 @@ readable(struct worker *w, struct conn *c, int64_t now)
             if (serve(w, c) == -1)
                 conn_close(&w->conns, c);
             else
-                after_request(w, c, &v, now);
+                after_request(w, c, &v, v.len < (size_t)n, now);
             return;
         case WIRE_MANAGEMENT:
             if (take(c, v.len) == -1 ||

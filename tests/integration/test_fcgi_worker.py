@@ -296,6 +296,28 @@ def check_no_pinning(tap, tmp):
             b.close()
 
 
+def check_pipelined(tap, tmp):
+    """Two requests sent back to back on a kept connection, the second
+    before the first is answered (no front server does; a FastCGI peer
+    may): the first is answered, then the connection closes at once: the
+    second is never left waiting until --idle-timeout."""
+    one = fcgi.begin(flags=fcgi.KEEP_CONN) + fcgi.params(fcgi.get_params("/plaintext")) + \
+        fcgi.stdin()
+    with Worker(os.path.join(tmp, "pl.sock")) as w:
+        with w.connect() as c:
+            t0 = time.monotonic()
+            c.send(one + one)
+            r = c.read_response()
+            closed = c.eof(timeout=3)
+            took = time.monotonic() - t0
+        tap.check(answered(r) and closed and took < 2,
+                  "two requests back to back on a kept connection: the first "
+                  "answered, then the connection closed at once (%.2f s)" % took,
+                  [repr(r), w.log_text()])
+        with w.connect() as c:
+            tap.check(answered(c.get("/plaintext")), "  and the worker serves on")
+
+
 def check_slow_peers(tap, tmp):
     whole = fcgi.begin() + fcgi.params(fcgi.get_params("/plaintext")) + fcgi.stdin()
     no_stdin_end = fcgi.begin() + fcgi.params(fcgi.get_params("/plaintext"))
@@ -494,6 +516,7 @@ def body(tap):
         check_other_signals(tap, tmp)
         check_timing(tap, tmp)
         check_no_pinning(tap, tmp)
+        check_pipelined(tap, tmp)
         check_slow_peers(tap, tmp)
         check_deaf_peer(tap, tmp)
         check_max_conns(tap, tmp)
