@@ -3,6 +3,8 @@
  */
 #include "handler.h"
 
+#include <json-c/json.h>
+
 void
 handler_db_fail(struct response *r, int rc)
 {
@@ -10,6 +12,17 @@ handler_db_fail(struct response *r, int rc)
         resp_error(r, 503, "database unavailable");
     else
         resp_error(r, 500, "database error");
+}
+
+int
+handler_json_add(struct json_object *obj, const char *key,
+                 struct json_object *val)
+{
+    if (val == NULL || json_object_object_add(obj, key, val) != 0) {
+        json_object_put(val);
+        return -1;
+    }
+    return 0;
 }
 
 int32_t

@@ -36,6 +36,16 @@ typedef void handler_fn(struct handler_ctx *ctx, const struct request *req,
 /* handler_db_fail: the response for a db.h error code. */
 void handler_db_fail(struct response *r, int rc);
 
+struct json_object;
+
+/*
+ * handler_json_add: obj[key] = val, val owned by obj from then on; a val
+ * that is NULL (its making ran out of memory) or that cannot be added is
+ * put, not leaked.  Results: 0, or -1.
+ */
+int handler_json_add(struct json_object *obj, const char *key,
+                     struct json_object *val);
+
 /* handler_random: a uniform-enough integer in [1, max]. */
 int32_t handler_random(struct handler_ctx *ctx, int32_t max);
 

@@ -30,7 +30,7 @@ handle_json(struct handler_ctx *ctx, const struct request *req,
     /* Serialised per request, as the test requires. */
     obj = json_object_new_object();
     if (obj == NULL ||
-        json_object_object_add(obj, "message", json_object_new_string(HELLO)) ||
+        handler_json_add(obj, "message", json_object_new_string(HELLO)) ||
         (s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN,
                                                &len)) == NULL) {
         json_object_put(obj);

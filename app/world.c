@@ -72,10 +72,9 @@ rows_json_make(int n)
     for (; rows_made < n; rows_made++) {
         r = &rows_json[rows_made];
         if ((r->obj = json_object_new_object()) == NULL ||
-            (r->id = json_object_new_int(0)) == NULL ||
-            json_object_object_add(r->obj, "id", r->id) ||
-            (r->rn = json_object_new_int(0)) == NULL ||
-            json_object_object_add(r->obj, "randomNumber", r->rn)) {
+            handler_json_add(r->obj, "id", r->id = json_object_new_int(0)) ||
+            handler_json_add(r->obj, "randomNumber",
+                             r->rn = json_object_new_int(0))) {
             json_object_put(r->obj); /* and what was added to it */
             return -1;
         }

@@ -45,10 +45,27 @@ test_random(void)
     is_int(handler_random(&a, 1), 1, "a range of one");
 }
 
+static void
+test_json_add(void)
+{
+    struct json_object *obj = json_object_new_object(), *v;
+
+    is_int(handler_json_add(obj, "a", json_object_new_int(7)), 0,
+           "a value added");
+    ok(json_object_object_get_ex(obj, "a", &v) && json_object_get_int(v) == 7,
+       "  and found under its key");
+    is_int(handler_json_add(obj, "b", NULL), -1,
+           "a value whose making failed: -1, nothing added");
+    ok(!json_object_object_get_ex(obj, "b", NULL),
+       "  no key b (no null value)");
+    json_object_put(obj);
+}
+
 int
 main(void)
 {
     test_db_fail();
     test_random();
+    test_json_add();
     return done_testing();
 }
