@@ -54,6 +54,7 @@ struct db {
     PGconn *conn;
     char *conninfo; /* NULL: the PG* environment alone */
     enum db_mode mode;
+    const char *target;  /* target_session_attrs, unless told; or NULL */
     int64_t next_try_ms; /* no connection attempt before this */
     int backoff_ms;      /* 0 while the last attempt succeeded */
     int lost;            /* the connection was lost: log the recovery */
@@ -118,6 +119,12 @@ db_new(const char *conninfo, enum db_mode mode)
     return db;
 }
 
+void
+db_set_target(struct db *db, const char *attrs)
+{
+    db->target = attrs;
+}
+
 static void
 db_close(struct db *db)
 {
@@ -167,7 +174,7 @@ prepare_all(PGconn *conn)
 static PGconn *
 open_conn(const struct db *db)
 {
-    const char *keys[8], *vals[8];
+    const char *keys[10], *vals[10];
     int n = 0;
 
     if (getenv("PGAPPNAME") == NULL) {
@@ -181,6 +188,10 @@ open_conn(const struct db *db)
     if (getenv("PGCLIENTENCODING") == NULL) {
         keys[n] = "client_encoding";
         vals[n++] = "UTF8";
+    }
+    if (db->target != NULL && getenv("PGTARGETSESSIONATTRS") == NULL) {
+        keys[n] = "target_session_attrs";
+        vals[n++] = db->target;
     }
     /* Notice a peer that vanished from the network within seconds. */
     keys[n] = "keepalives_idle";

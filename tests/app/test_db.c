@@ -421,6 +421,75 @@ test_server_down(struct db *db)
     peer = PQconnectdb("");
 }
 
+/*
+ * test_target: which server a handle accepts.  A session made read-only
+ * by its options is what libpq sees of a standby (default_transaction_
+ * read_only, reported by the server), so one server stands for both kinds.
+ */
+static void
+test_target(void)
+{
+    static const char ro[] = "options='-c default_transaction_read_only=on'";
+    char conninfo[256];
+    struct db *db;
+
+    db = db_new(ro, DB_PERSISTENT);
+    db_set_target(db, "read-write");
+    capture();
+    is_int(db_connect(db), DB_UNAVAILABLE,
+           "target read-write: a read-only server is refused");
+    ok(captured("session is read-only"), "with libpq's reason logged");
+    db_free(db);
+
+    db = db_new(ro, DB_PERSISTENT);
+    db_set_target(db, "prefer-standby");
+    is_int(db_connect(db), DB_OK,
+           "target prefer-standby: without a standby, any server serves");
+    db_free(db);
+
+    snprintf(conninfo, sizeof(conninfo), "%s target_session_attrs=any", ro);
+    db = db_new(conninfo, DB_PERSISTENT);
+    db_set_target(db, "read-write");
+    is_int(db_connect(db), DB_OK, "the conninfo's target_session_attrs wins");
+    db_free(db);
+
+    setenv("PGTARGETSESSIONATTRS", "any", 1);
+    db = db_new(ro, DB_PERSISTENT);
+    db_set_target(db, "read-write");
+    is_int(db_connect(db), DB_OK, "so does PGTARGETSESSIONATTRS");
+    unsetenv("PGTARGETSESSIONATTRS");
+    db_free(db);
+}
+
+/*
+ * test_hosts: a conninfo listing a dead host before a live one: libpq
+ * tries them in turn, at the first connection and at each reconnection.
+ */
+static void
+test_hosts(void)
+{
+    char conninfo[PATH_MAX + 64];
+    struct world w;
+    struct db *db;
+    long pid;
+
+    snprintf(conninfo, sizeof(conninfo), "host=%s/no-such-dir,%s", pg_var,
+             getenv("PGHOST"));
+    db = db_new(conninfo, DB_PERSISTENT);
+    is_int(db_connect(db), DB_OK, "hosts a,b with a dead: connected to b");
+    pid = db->conn ? PQbackendPID(db->conn) : 0;
+    is_int(q_long_int("SELECT pg_terminate_backend($1, 5000)::int", pid), 1,
+           "its backend terminated");
+    capture();
+    is_int(db_world_read(db, (const int32_t[]){5}, 1, &w), DB_OK,
+           "the next read reconnects past the dead host and is answered");
+    ok(captured("reconnected, trying again"), "the retry is logged");
+    ok(db->conn != NULL && PQbackendPID(db->conn) != pid,
+       "on a new backend of the live host");
+    db_request_done(db);
+    db_free(db);
+}
+
 static void
 test_per_request(void)
 {
@@ -485,6 +554,8 @@ main(void)
     test_bad_values(db);
     test_terminated(db);
     test_per_request();
+    test_target();
+    test_hosts();
     test_server_down(db);
     db_request_done(db);
     ok(db->conn != NULL, "persistent: db_request_done keeps the connection");
