@@ -208,6 +208,24 @@ open_conn(const struct db *db)
     return PQconnectdbParams(keys, vals, 1);
 }
 
+/* several_hosts: whether conn's settings list more than one server. */
+static int
+several_hosts(PGconn *conn)
+{
+    PQconninfoOption *opts, *o;
+    int several = 0;
+
+    if (conn == NULL || (opts = PQconninfo(conn)) == NULL)
+        return 0;
+    for (o = opts; o->keyword != NULL; o++)
+        if ((strcmp(o->keyword, "host") == 0 ||
+             strcmp(o->keyword, "hostaddr") == 0) &&
+            o->val != NULL && strchr(o->val, ',') != NULL)
+            several = 1;
+    PQconninfoFree(opts);
+    return several;
+}
+
 /* 0, then DB_BACKOFF_MIN_MS doubling up to DB_BACKOFF_MAX_MS. */
 static int
 next_backoff(int ms)
@@ -229,6 +247,20 @@ db_connect(struct db *db)
     if (now < db->next_try_ms)
         return DB_UNAVAILABLE;
     conn = open_conn(db);
+    /*
+     * libpq walks a list of hosts to the first that will do, but stops at
+     * one that closes the connection during its handshake, as a server
+     * does in the last moments of a shutdown.  The first failure after a
+     * working connection walks the list once more at once: by then that
+     * server refuses, and libpq goes on to the next.
+     */
+    if (PQstatus(conn) != CONNECTION_OK && db->backoff_ms == 0 &&
+        several_hosts(conn)) {
+        log_info("db: cannot connect, walking the hosts once more: %s",
+                 PQerrorMessage(conn));
+        PQfinish(conn);
+        conn = open_conn(db);
+    }
     if (PQstatus(conn) != CONNECTION_OK ||
         (db->mode == DB_PERSISTENT && prepare_all(conn) == -1)) {
         db->backoff_ms = next_backoff(db->backoff_ms);

@@ -17,7 +17,10 @@
  * turn at every connection, the first at start and each reconnection
  * alike, and keeps the first that answers and is of the kind
  * target_session_attrs asks for (db_set_target).  A worker whose server
- * died thus reconnects to one that lives.
+ * died thus reconnects to one that lives.  libpq's walk ends early at a
+ * server that closes the connection during its handshake (one shutting
+ * down): the first failure after a working connection walks the list
+ * twice.
  *
  * Every function returns DB_OK, DB_UNAVAILABLE (answer 503) or DB_ERROR
  * (the statement failed for another reason: answer 500), and logs one

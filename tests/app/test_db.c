@@ -7,7 +7,10 @@
  */
 #include "../../app/db.c"
 
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -490,6 +493,76 @@ test_hosts(void)
     db_free(db);
 }
 
+/*
+ * listen_local: a TCP socket listening on 127.0.0.1, on a port of
+ * TFB_TEST_PORTS ("LO-HI") when it is set, else on one the kernel picks;
+ * its port in *port.  Results: the socket, or -1.
+ */
+static int
+listen_local(int *port)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    const char *range = getenv("TFB_TEST_PORTS");
+    int fd, lo = 0, hi = 0, p;
+
+    if (range == NULL || sscanf(range, "%d-%d", &lo, &hi) != 2)
+        lo = hi = 0;
+    for (p = lo; p <= hi; p++) {
+        if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+            return -1;
+        memset(&sa, 0, sizeof(sa));
+        sa.sin_family = AF_INET;
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        sa.sin_port = htons((uint16_t)p);
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+            listen(fd, 4) == 0 &&
+            getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
+            *port = ntohs(sa.sin_port);
+            return fd;
+        }
+        close(fd);
+    }
+    return -1;
+}
+
+/*
+ * test_closing_host: the first host accepts the connection and closes it
+ * during the handshake, then listens no more, as PostgreSQL does in the
+ * last moments of a shutdown.  libpq's walk through the hosts ends there;
+ * the handle walks the list again, is refused by the first, and reaches
+ * the second.
+ */
+static void
+test_closing_host(void)
+{
+    char conninfo[PATH_MAX + 96];
+    struct db *db;
+    pid_t pid;
+    int fd, port, c, st = 0;
+
+    if ((fd = listen_local(&port)) == -1) {
+        ok(0, "a listening socket on 127.0.0.1: %s", strerror(errno));
+        return;
+    }
+    fflush(stdout);
+    if ((pid = fork()) == 0) {
+        c = accept(fd, NULL, NULL);
+        close(fd); /* refused from now on */
+        close(c);  /* then the handshake ends */
+        _exit(0);
+    }
+    close(fd);
+    snprintf(conninfo, sizeof(conninfo), "host=127.0.0.1,%s port=%d,%s",
+             getenv("PGHOST"), port, getenv("PGPORT"));
+    db = db_new(conninfo, DB_PERSISTENT);
+    is_int(db_connect(db), DB_OK,
+           "a host closing the connection in its handshake, then refusing: "
+           "the next host, on a second walk");
+    waitpid(pid, &st, 0);
+    db_free(db);
+}
+
 static void
 test_per_request(void)
 {
@@ -556,6 +629,7 @@ main(void)
     test_per_request();
     test_target();
     test_hosts();
+    test_closing_host();
     test_server_down(db);
     db_request_done(db);
     ok(db->conn != NULL, "persistent: db_request_done keeps the connection");
