@@ -8,6 +8,9 @@
 #                   the pool and nginx on 127.0.0.1:$(PORT); Ctrl-C stops it
 #   make start/stop the same in the background
 #   make bench      process-count scaling experiments (see README)
+#   make test-cluster  as root: nginx, two app hosts, a PostgreSQL primary
+#                   and its standby in network namespaces (deploy/cluster);
+#                   make test runs it too
 #   make test-fresh README's two commands in a bare Debian 12 root (root only)
 #
 # Switches: SANITIZE=address,undefined  OPT=-O0  CC=clang  V=1 (show commands)
@@ -80,7 +83,8 @@ TEST_BINS = $(TEST_SRCS:%.c=$(B)/%)
 
 PROGS = $(B)/tfb-fcgi $(B)/tfb-spawn
 
-.PHONY: all deps test unit test-fresh run start stop bench format format-check clean
+.PHONY: all deps test unit test-cluster test-fresh run start stop bench format \
+        format-check clean
 
 all: deps $(PROGS)
 
@@ -122,6 +126,13 @@ unit: all $(TEST_BINS)
 test: all $(TEST_BINS)
 	@deploy/deps test
 	@APP=$(abspath $(B))/tfb-fcgi TFB_BUILD_DIR=$(abspath $(B)) tests/run $(TEST_BINS)
+
+# deploy/cluster's deployment built on this machine out of network
+# namespaces (tests/integration/test_cluster.py), alone.
+test-cluster: all
+	@deploy/deps test
+	@APP=$(abspath $(B))/tfb-fcgi TFB_BUILD_DIR=$(abspath $(B)) TESTS=test_cluster \
+	    tests/run
 
 # The stack starts what was just built; stopping needs no build.
 run start: all
