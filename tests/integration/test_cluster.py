@@ -17,7 +17,11 @@ lan for the client, web and app hosts, db for the two databases, joined by
 a veth pair.  One segment, one /24, as machines on a LAN: every host
 reaches every other directly, nothing routes, and the switch namespace has
 no firewall of its own (the root namespace's rules never see the traffic).
-The two bridges are there so that the cable between the app hosts and the
+A switch rather than cables from each host to nginx's: the app hosts reach
+the databases directly, as on a LAN, instead of through a namespace that
+would have to route (forwarding, routes) and would make nginx's host a
+router.  The ports (8080, 9000, 5432) are each namespace's own: the test
+takes none on the machine's loopback.  The two bridges are there so that the cable between the app hosts and the
 databases can be swapped for netdelay.c, a user-space wire that delays
 every frame (netem is not in this kernel): what a database round trip
 across hosts costs.
