@@ -8,6 +8,9 @@
 #                   the pool and nginx on 127.0.0.1:$(PORT); Ctrl-C stops it
 #   make start/stop the same in the background
 #   make bench      process-count scaling experiments (see README)
+#   make test-cluster  as root: nginx, two app hosts, a PostgreSQL primary
+#                   and its standby in network namespaces (deploy/cluster);
+#                   make test runs it too
 #   make test-fresh README's two commands in a bare Debian 12 root (root only)
 #   make fuzz       the libFuzzer targets, FUZZ_SECONDS (60) each
 #   make test-sanitize  make test on an AddressSanitizer and
@@ -83,8 +86,8 @@ TEST_BINS = $(TEST_SRCS:%.c=$(B)/%)
 
 PROGS = $(B)/tfb-fcgi $(B)/tfb-spawn
 
-.PHONY: all deps test unit test-fresh run start stop bench format format-check clean \
-        fuzz fuzz-build fuzz-bins test-sanitize
+.PHONY: all deps test unit test-cluster test-fresh run start stop bench format \
+        format-check clean fuzz fuzz-build fuzz-bins test-sanitize
 
 all: deps $(PROGS)
 
@@ -177,6 +180,13 @@ $(B)/tests/fuzz/%: tests/fuzz/%.c $(LIBS)
 
 fuzz: fuzz-build
 	@FUZZ_DIR=$(abspath $(FUZZ_B))/tests/fuzz tests/fuzz/run --seconds $(FUZZ_SECONDS)
+
+# deploy/cluster's deployment built on this machine out of network
+# namespaces (tests/integration/test_cluster.py), alone.
+test-cluster: all
+	@deploy/deps test
+	@APP=$(abspath $(B))/tfb-fcgi TFB_BUILD_DIR=$(abspath $(B)) TESTS=test_cluster \
+	    tests/run
 
 # The stack starts what was just built; stopping needs no build.
 run start: all

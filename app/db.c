@@ -54,6 +54,7 @@ struct db {
     PGconn *conn;
     char *conninfo; /* NULL: the PG* environment alone */
     enum db_mode mode;
+    const char *target;  /* target_session_attrs, unless told; or NULL */
     int64_t next_try_ms; /* no connection attempt before this */
     int backoff_ms;      /* 0 while the last attempt succeeded */
     int lost;            /* the connection was lost: log the recovery */
@@ -118,6 +119,12 @@ db_new(const char *conninfo, enum db_mode mode)
     return db;
 }
 
+void
+db_set_target(struct db *db, const char *attrs)
+{
+    db->target = attrs;
+}
+
 static void
 db_close(struct db *db)
 {
@@ -167,7 +174,7 @@ prepare_all(PGconn *conn)
 static PGconn *
 open_conn(const struct db *db)
 {
-    const char *keys[8], *vals[8];
+    const char *keys[10], *vals[10];
     int n = 0;
 
     if (getenv("PGAPPNAME") == NULL) {
@@ -182,6 +189,10 @@ open_conn(const struct db *db)
         keys[n] = "client_encoding";
         vals[n++] = "UTF8";
     }
+    if (db->target != NULL && getenv("PGTARGETSESSIONATTRS") == NULL) {
+        keys[n] = "target_session_attrs";
+        vals[n++] = db->target;
+    }
     /* Notice a peer that vanished from the network within seconds. */
     keys[n] = "keepalives_idle";
     vals[n++] = "10";
@@ -195,6 +206,24 @@ open_conn(const struct db *db)
     }
     keys[n] = vals[n] = NULL;
     return PQconnectdbParams(keys, vals, 1);
+}
+
+/* several_hosts: whether conn's settings list more than one server. */
+static int
+several_hosts(PGconn *conn)
+{
+    PQconninfoOption *opts, *o;
+    int several = 0;
+
+    if (conn == NULL || (opts = PQconninfo(conn)) == NULL)
+        return 0;
+    for (o = opts; o->keyword != NULL; o++)
+        if ((strcmp(o->keyword, "host") == 0 ||
+             strcmp(o->keyword, "hostaddr") == 0) &&
+            o->val != NULL && strchr(o->val, ',') != NULL)
+            several = 1;
+    PQconninfoFree(opts);
+    return several;
 }
 
 /* 0, then DB_BACKOFF_MIN_MS doubling up to DB_BACKOFF_MAX_MS. */
@@ -218,6 +247,20 @@ db_connect(struct db *db)
     if (now < db->next_try_ms)
         return DB_UNAVAILABLE;
     conn = open_conn(db);
+    /*
+     * libpq walks a list of hosts to the first that will do, but stops at
+     * one that closes the connection during its handshake, as a server
+     * does in the last moments of a shutdown.  The first failure after a
+     * working connection walks the list once more at once: by then that
+     * server refuses, and libpq goes on to the next.
+     */
+    if (PQstatus(conn) != CONNECTION_OK && db->backoff_ms == 0 &&
+        several_hosts(conn)) {
+        log_info("db: cannot connect, walking the hosts once more: %s",
+                 PQerrorMessage(conn));
+        PQfinish(conn);
+        conn = open_conn(db);
+    }
     if (PQstatus(conn) != CONNECTION_OK ||
         (db->mode == DB_PERSISTENT && prepare_all(conn) == -1)) {
         db->backoff_ms = next_backoff(db->backoff_ms);

@@ -13,6 +13,15 @@
  * DB_UNAVAILABLE without touching the network, so an outage costs each
  * request microseconds.
  *
+ * A conninfo may list several hosts ("host=a,b,c"): libpq tries them in
+ * turn at every connection, the first at start and each reconnection
+ * alike, and keeps the first that answers and is of the kind
+ * target_session_attrs asks for (db_set_target).  A worker whose server
+ * died thus reconnects to one that lives.  libpq's walk ends early at a
+ * server that closes the connection during its handshake (one shutting
+ * down): the first failure after a working connection walks the list
+ * twice.
+ *
  * Every function returns DB_OK, DB_UNAVAILABLE (answer 503) or DB_ERROR
  * (the statement failed for another reason: answer 500), and logs one
  * line for each failure.
@@ -57,6 +66,16 @@ struct db;
  * parse (the reason is logged) or memory ran out.
  */
 struct db *db_new(const char *conninfo, enum db_mode mode);
+
+/*
+ * db_set_target: the kind of server this handle wants when its conninfo
+ * lists several: libpq's target_session_attrs ("read-write" for writes,
+ * "prefer-standby" for reads that a standby may serve).  It applies
+ * unless the conninfo or PGTARGETSESSIONATTRS names one, and from the
+ * next connection on.  attrs is not copied (a string constant); NULL
+ * leaves the choice to libpq (any server).
+ */
+void db_set_target(struct db *db, const char *attrs);
 
 /* db_free: close the connection, if any, and free the handle. */
 void db_free(struct db *db);

@@ -18,9 +18,15 @@
 #include "db.h"
 #include "resp.h"
 
-/* The worker's state that handlers share, one per process. */
+/*
+ * The worker's state that handlers share, one per process.  db serves the
+ * reads (/db, /queries, /fortunes, the cache's fill); db_write, when there
+ * is one, /updates, its reads included, so that a request reads and
+ * writes its rows on the same server.  NULL: db serves every route.
+ */
 struct handler_ctx {
     struct db *db;
+    struct db *db_write;
     struct cache *cache;
     uint64_t rng; /* xorshift64* state, never 0 */
 };

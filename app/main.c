@@ -5,7 +5,9 @@
  * inherits on fd 0 (spawn-fcgi, multiwatch, lighttpd's bin-path, our
  * supervisor, systemd's StandardInput=socket), on fd 3 under systemd's
  * LISTEN_FDS, or on one it binds itself (--bind).  It holds one PostgreSQL
- * connection for its whole life, opened here, after any fork.
+ * connection for its whole life, opened here, after any fork; two with
+ * --db-read: the reads' (opened here) and the primary's for /updates
+ * (opened by the first /updates).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -31,6 +33,7 @@ struct options {
     const char *bind;
     int backlog;
     const char *conninfo;
+    const char *read_conninfo;
     int db_mode; /* enum db_mode */
     long max_requests;
     long cache_ttl;
@@ -62,7 +65,13 @@ static const struct opt opts[] = {
      "listen backlog with --bind (default 4096)"},
     {"db", 'd', OPT_STRING, AT(conninfo), 0, 0, NULL, NULL, "CONNINFO",
      "libpq connection string, over the PG*\n"
-     "environment variables"},
+     "environment variables; with --db-read, the\n"
+     "primary, for /updates alone"},
+    {"db-read", 0, OPT_STRING, AT(read_conninfo), 0, 0, NULL, "TFB_DB_READ",
+     "CONNINFO",
+     "the reads' own connection string (/db,\n"
+     "/queries, /fortunes, /cached-queries): a\n"
+     "standby, or hosts to try in turn"},
     {"db-mode", 0, OPT_CHOICE, AT(db_mode), 0, 0, db_modes, NULL, "MODE",
      "persistent (default), or per-request:\n"
      "EXPERIMENT, connect for every request"},
@@ -146,6 +155,31 @@ parse_options(int argc, char **argv, struct options *o)
 }
 
 /*
+ * open_db: the database handles, not yet connected.  One by default, for
+ * every route.  With --db-read, the reads get a handle of their own that
+ * prefers a standby among the hosts it lists, and /updates one on --db
+ * (or the PG* variables) that takes only a server accepting writes:
+ * libpq's target_session_attrs, unless the strings say otherwise.
+ */
+static void
+open_db(const struct options *o, struct handler_ctx *ctx)
+{
+    enum db_mode mode = (enum db_mode)o->db_mode;
+
+    if (o->read_conninfo == NULL) {
+        if ((ctx->db = db_new(o->conninfo, mode)) == NULL)
+            log_fatal(EXITCODE_CONFIG, "cannot use the database settings");
+        return;
+    }
+    if ((ctx->db = db_new(o->read_conninfo, mode)) == NULL)
+        log_fatal(EXITCODE_CONFIG, "--db-read: cannot use it");
+    if ((ctx->db_write = db_new(o->conninfo, mode)) == NULL)
+        log_fatal(EXITCODE_CONFIG, "cannot use the database settings");
+    db_set_target(ctx->db, "prefer-standby");
+    db_set_target(ctx->db_write, "read-write");
+}
+
+/*
  * The listening socket, found or bound the way tfb-spawn does it (spawn/
  * listener.h): --bind, else systemd's LISTEN_FDS, else fd 0.
  */
@@ -199,8 +233,7 @@ main(int argc, char **argv)
         log_fatal(EXITCODE_CONFIG, "--server-timing and --slow-ms need "
                                    "--timing on");
     sb_timing(o.timing == 0);
-    if ((ctx.db = db_new(o.conninfo, (enum db_mode)o.db_mode)) == NULL)
-        log_fatal(EXITCODE_CONFIG, "cannot use the database settings");
+    open_db(&o, &ctx);
     if ((ctx.cache = cache_new((unsigned)o.cache_ttl)) == NULL)
         log_fatal(EXITCODE_ERROR, "out of memory");
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -209,7 +242,9 @@ main(int argc, char **argv)
               1;
 
     /* Warm: the first request finds its connection ready.  A database
-     * that is down now is not fatal; requests get 503 until it is back. */
+     * that is down now is not fatal; requests get 503 until it is back.
+     * The primary's connection of --db-read waits for the first /updates:
+     * a worker that never serves one never holds it. */
     if (o.db_mode == DB_PERSISTENT)
         db_connect(ctx.db);
     if (o.db_mode == DB_PER_REQUEST)
@@ -219,6 +254,7 @@ main(int argc, char **argv)
     ret = worker_run(&ctx, &wo);
 
     cache_free(ctx.cache);
+    db_free(ctx.db_write);
     db_free(ctx.db);
     listener_close(&l);
     return ret == 0 ? EXITCODE_OK : EXITCODE_ERROR;

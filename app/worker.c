@@ -272,6 +272,8 @@ serve(struct worker *w, struct conn *c)
     req->ipcFd = -1;
     path = query = NULL;
     db_request_done(w->ctx->db);
+    if (w->ctx->db_write != NULL)
+        db_request_done(w->ctx->db_write);
     slow = slow_log(w, target, w->r.status);
     sb_request_end(w->slot, w->r.status, slow);
     w->served++;

@@ -159,12 +159,13 @@ void
 handle_updates(struct handler_ctx *ctx, const struct request *req,
                struct response *r)
 {
+    struct db *db = ctx->db_write != NULL ? ctx->db_write : ctx->db;
     int32_t ids[PARAM_COUNT_MAX], v;
     struct world rows[PARAM_COUNT_MAX];
     int i, rc, n = param_count(req->query, "queries");
 
     world_random_ids(ctx, ids, n);
-    if ((rc = db_world_read(ctx->db, ids, n, rows)) != DB_OK) {
+    if ((rc = db_world_read(db, ids, n, rows)) != DB_OK) {
         handler_db_fail(r, rc);
         return;
     }
@@ -178,7 +179,7 @@ handle_updates(struct handler_ctx *ctx, const struct request *req,
     /* Committed before the response leaves, or the response is an error.
      * HEAD must be safe: it gets GET's headers for rows it does not write
      * (the same length, give or take the digits of the new numbers). */
-    if (!req->head && (rc = db_world_update(ctx->db, rows, n)) != DB_OK) {
+    if (!req->head && (rc = db_world_update(db, rows, n)) != DB_OK) {
         handler_db_fail(r, rc);
         return;
     }

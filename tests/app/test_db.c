@@ -7,7 +7,10 @@
  */
 #include "../../app/db.c"
 
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -463,6 +466,145 @@ test_server_down(struct db *db)
     peer = PQconnectdb("");
 }
 
+/*
+ * test_target: which server a handle accepts.  A session made read-only
+ * by its options is what libpq sees of a standby (default_transaction_
+ * read_only, reported by the server), so one server stands for both kinds.
+ */
+static void
+test_target(void)
+{
+    static const char ro[] = "options='-c default_transaction_read_only=on'";
+    char conninfo[256];
+    struct db *db;
+
+    db = db_new(ro, DB_PERSISTENT);
+    db_set_target(db, "read-write");
+    capture();
+    is_int(db_connect(db), DB_UNAVAILABLE,
+           "target read-write: a read-only server is refused");
+    ok(captured("session is read-only"), "with libpq's reason logged");
+    db_free(db);
+
+    db = db_new(ro, DB_PERSISTENT);
+    db_set_target(db, "prefer-standby");
+    is_int(db_connect(db), DB_OK,
+           "target prefer-standby: without a standby, any server serves");
+    db_free(db);
+
+    snprintf(conninfo, sizeof(conninfo), "%s target_session_attrs=any", ro);
+    db = db_new(conninfo, DB_PERSISTENT);
+    db_set_target(db, "read-write");
+    is_int(db_connect(db), DB_OK, "the conninfo's target_session_attrs wins");
+    db_free(db);
+
+    setenv("PGTARGETSESSIONATTRS", "any", 1);
+    db = db_new(ro, DB_PERSISTENT);
+    db_set_target(db, "read-write");
+    is_int(db_connect(db), DB_OK, "so does PGTARGETSESSIONATTRS");
+    unsetenv("PGTARGETSESSIONATTRS");
+    db_free(db);
+}
+
+/*
+ * test_hosts: a conninfo listing a dead host before a live one: libpq
+ * tries them in turn, at the first connection and at each reconnection.
+ */
+static void
+test_hosts(void)
+{
+    char conninfo[PATH_MAX + 64];
+    struct world w;
+    struct db *db;
+    long pid;
+
+    snprintf(conninfo, sizeof(conninfo), "host=%s/no-such-dir,%s", pg_var,
+             getenv("PGHOST"));
+    db = db_new(conninfo, DB_PERSISTENT);
+    is_int(db_connect(db), DB_OK, "hosts a,b with a dead: connected to b");
+    pid = db->conn ? PQbackendPID(db->conn) : 0;
+    is_int(q_long_int("SELECT pg_terminate_backend($1, 5000)::int", pid), 1,
+           "its backend terminated");
+    capture();
+    is_int(db_world_read(db, (const int32_t[]){5}, 1, &w), DB_OK,
+           "the next read reconnects past the dead host and is answered");
+    ok(captured("reconnected, trying again"), "the retry is logged");
+    ok(db->conn != NULL && PQbackendPID(db->conn) != pid,
+       "on a new backend of the live host");
+    db_request_done(db);
+    db_free(db);
+}
+
+/*
+ * listen_local: a TCP socket listening on 127.0.0.1, on a port of
+ * TFB_TEST_PORTS ("LO-HI") when it is set, else on one the kernel picks;
+ * its port in *port.  Results: the socket, or -1.
+ */
+static int
+listen_local(int *port)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    const char *range = getenv("TFB_TEST_PORTS");
+    int fd, lo = 0, hi = 0, p;
+
+    if (range == NULL || sscanf(range, "%d-%d", &lo, &hi) != 2)
+        lo = hi = 0;
+    for (p = lo; p <= hi; p++) {
+        if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+            return -1;
+        memset(&sa, 0, sizeof(sa));
+        sa.sin_family = AF_INET;
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        sa.sin_port = htons((uint16_t)p);
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+            listen(fd, 4) == 0 &&
+            getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
+            *port = ntohs(sa.sin_port);
+            return fd;
+        }
+        close(fd);
+    }
+    return -1;
+}
+
+/*
+ * test_closing_host: the first host accepts the connection and closes it
+ * during the handshake, then listens no more, as PostgreSQL does in the
+ * last moments of a shutdown.  libpq's walk through the hosts ends there;
+ * the handle walks the list again, is refused by the first, and reaches
+ * the second.
+ */
+static void
+test_closing_host(void)
+{
+    char conninfo[PATH_MAX + 96];
+    struct db *db;
+    pid_t pid;
+    int fd, port, c, st = 0;
+
+    if ((fd = listen_local(&port)) == -1) {
+        ok(0, "a listening socket on 127.0.0.1: %s", strerror(errno));
+        return;
+    }
+    fflush(stdout);
+    if ((pid = fork()) == 0) {
+        c = accept(fd, NULL, NULL);
+        close(fd); /* refused from now on */
+        close(c);  /* then the handshake ends */
+        _exit(0);
+    }
+    close(fd);
+    snprintf(conninfo, sizeof(conninfo), "host=127.0.0.1,%s port=%d,%s",
+             getenv("PGHOST"), port, getenv("PGPORT"));
+    db = db_new(conninfo, DB_PERSISTENT);
+    is_int(db_connect(db), DB_OK,
+           "a host closing the connection in its handshake, then refusing: "
+           "the next host, on a second walk");
+    waitpid(pid, &st, 0);
+    db_free(db);
+}
+
 static void
 test_per_request(void)
 {
@@ -528,6 +670,9 @@ main(void)
     test_terminated(db);
     test_cancelled(db);
     test_per_request();
+    test_target();
+    test_hosts();
+    test_closing_host();
     test_server_down(db);
     db_request_done(db);
     ok(db->conn != NULL, "persistent: db_request_done keeps the connection");

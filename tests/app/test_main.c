@@ -323,6 +323,55 @@ test_usage(void)
  * that is not there (no connection: /plaintext needs none, and a database
  * that is down is not fatal), stopped by SIGTERM.
  */
+static struct options db_opts;
+
+static void
+run_open_db(void)
+{
+    struct handler_ctx ctx = {0};
+
+    open_db(&db_opts, &ctx);
+}
+
+/*
+ * test_db_read: --db-read (or TFB_DB_READ) gives the reads a handle of
+ * their own and /updates one on --db; without it, one handle serves all.
+ */
+static void
+test_db_read(void)
+{
+    static const char *const flag[] = {"tfb-fcgi",  "--db",       "host=/p",
+                                       "--db-read", "host=/s,/p", NULL};
+    static const char *const none[] = {"tfb-fcgi", "--db", "host=/p", NULL};
+    struct handler_ctx ctx = {0};
+    struct options o;
+
+    parse(&o, flag);
+    is_str(o.read_conninfo, "host=/s,/p", "--db-read");
+    setenv("TFB_DB_READ", "host=/e", 1);
+    parse(&o, none);
+    is_str(o.read_conninfo, "host=/e", "TFB_DB_READ");
+    parse(&o, flag);
+    is_str(o.read_conninfo, "host=/s,/p", "--db-read wins over TFB_DB_READ");
+    unsetenv("TFB_DB_READ");
+
+    parse(&o, none);
+    open_db(&o, &ctx);
+    ok(ctx.db != NULL && ctx.db_write == NULL,
+       "without --db-read: one handle, for every route");
+    db_free(ctx.db);
+    parse(&o, flag);
+    open_db(&o, &ctx);
+    ok(ctx.db != NULL && ctx.db_write != NULL && ctx.db != ctx.db_write,
+       "with --db-read: a handle for the reads, another for /updates");
+    db_free(ctx.db);
+    db_free(ctx.db_write);
+
+    db_opts.read_conninfo = "host";
+    is_int(in_child(run_open_db), 2, "a --db-read that does not parse exits 2");
+    said("--db-read: cannot use it", "naming the option");
+}
+
 static void
 test_main_runs(void)
 {
@@ -376,6 +425,7 @@ int
 main(void)
 {
     unsetenv("TFB_MAX_REQUESTS");
+    unsetenv("TFB_DB_READ");
     unsetenv("FCGI_WEB_SERVER_ADDRS");
     test_defaults();
     test_flags();
@@ -384,6 +434,7 @@ main(void)
     test_bad();
     test_exits();
     test_usage();
+    test_db_read();
     test_main_runs();
     return done_testing();
 }

@@ -1,10 +1,16 @@
 /*
- * test_world.c: the World routes' JSON and ids (app/world.c).  The routes
- * against a real database are in the integration tests.
+ * test_world.c: the World routes' JSON and ids (app/world.c), and which
+ * database handle each route uses, against a throwaway PostgreSQL
+ * (tests/pg.h).  The routes' answers against a real database are in the
+ * integration tests.
  */
 #include "../../app/world.c"
 
+#include <libpq-fe.h>
+#include <stdlib.h>
+
 #include "harness.h"
+#include "pg.h"
 
 static void
 test_render(void)
@@ -51,10 +57,100 @@ test_random_ids(void)
     ok(distinct, "500 random ids are distinct");
 }
 
+static PGconn *peer; /* the test's own connection */
+
+/*
+ * last_query: the last statement of the backend named app, from
+ * pg_stat_activity; "" when there is no such backend.
+ */
+static const char *
+last_query(const char *app)
+{
+    static char out[256];
+    const char *values[1] = {app};
+    PGresult *res = PQexecParams(peer,
+                                 "SELECT query FROM pg_stat_activity "
+                                 "WHERE application_name = $1",
+                                 1, NULL, values, NULL, NULL, 0);
+
+    out[0] = '\0';
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        snprintf(out, sizeof(out), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return out;
+}
+
+/* route: one request of handler h; its status. */
+static int
+route(handler_fn *h, struct handler_ctx *ctx, const char *query)
+{
+    struct request req = {query, 0};
+    struct response r = {0};
+    int status;
+
+    resp_begin(&r, 0);
+    h(ctx, &req, &r);
+    status = r.status;
+    resp_free(&r);
+    return status;
+}
+
+/*
+ * test_split: with a handle for writes (tfb-fcgi --db-read), /updates
+ * reads and writes there, and it is opened by the first /updates only;
+ * every other route stays on the reads' handle.
+ */
+static void
+test_split(void)
+{
+    struct handler_ctx ctx = {.rng = 7};
+
+    ctx.db = db_new("application_name=tfb-test-read", DB_PERSISTENT);
+    ctx.db_write = db_new("application_name=tfb-test-write", DB_PERSISTENT);
+    ctx.cache = cache_new(0);
+    if (ctx.db == NULL || ctx.db_write == NULL || ctx.cache == NULL) {
+        ok(0, "two handles and a cache");
+        return;
+    }
+    is_int(route(handle_db, &ctx, ""), 200, "/db");
+    is_int(route(handle_queries, &ctx, "queries=3"), 200, "/queries");
+    is_int(route(handle_cached_queries, &ctx, "count=3"), 200,
+           "/cached-queries (the cache filled)");
+    is_str(last_query("tfb-test-read"), "SELECT id, randomnumber FROM world",
+           "the reads ran on the reads' handle (its last: the cache fill)");
+    is_str(last_query("tfb-test-write"), "",
+           "and the write handle has not connected");
+    is_int(route(handle_updates, &ctx, "queries=3"), 200, "/updates");
+    ok(strncmp(last_query("tfb-test-write"), "UPDATE world", 12) == 0,
+       "/updates wrote through the write handle");
+    is_str(last_query("tfb-test-read"), "SELECT id, randomnumber FROM world",
+           "the reads' handle ran nothing for it, not even its reads");
+    db_free(ctx.db_write);
+    ctx.db_write = NULL;
+    is_int(route(handle_updates, &ctx, "queries=2"), 200,
+           "without a write handle, /updates");
+    ok(strncmp(last_query("tfb-test-read"), "UPDATE world", 12) == 0,
+       "goes through the one handle");
+    cache_free(ctx.cache);
+    db_free(ctx.db);
+}
+
 int
 main(void)
 {
     test_render();
     test_random_ids();
+    if (pg_start() == -1) {
+        ok(0, "a PostgreSQL cluster for the test (deploy/stack pg start)");
+        return done_testing();
+    }
+    peer = PQconnectdb("");
+    if (PQstatus(peer) != CONNECTION_OK) {
+        ok(0, "the test's own connection: %s", PQerrorMessage(peer));
+        PQfinish(peer);
+        return done_testing();
+    }
+    test_split();
+    PQfinish(peer);
     return done_testing();
 }
