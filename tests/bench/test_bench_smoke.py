@@ -50,7 +50,7 @@ sys.dont_write_bytecode = True
 sys.path[:0] = [str(HERE), str(HERE.parent / "integration")]
 import lib  # noqa: E402
 import stack  # noqa: E402  (on the path through lib)
-from benchlib import phases, report  # noqa: E402
+from benchlib import phases, plan, report  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CONFIGS = ("nginx/unix/persistent/keep0@1:4,nginx/unix/persistent/keep8@1,"
@@ -264,7 +264,8 @@ def smoke_run(tap, argv, env, out, var, port):
                 "### `/queries` against `/db` of the same configuration",
                 "## Wake-up order", "At light load", "What it shows about the wake-up order",
                 "### Pinned against free placement",
-                "| nginx/unix/persistent/keep8/pinned |", "| nginx/unix/persistent/keep0 |"]
+                "| nginx/unix/persistent/keep8/pinned |", "| nginx/unix/persistent/keep0 |",
+                "## Targets", "| `/fortunes` ÷ `/db` | ≥ 0.9 | — | not measured: fortunes, db |"]
     tap.check(all(s in md for s in sections), "report.md has the ratios, the "
               "wake-up order with the probe, and pinned against free",
               f"missing: {[s for s in sections if s not in md]}")
@@ -361,6 +362,43 @@ def arithmetic(tap):
     tap.check(w["status_requests"] == 20 and "phase_us_reading" not in w
               and phases.total_us(w) is None,
               "no phases timed (--timing off): requests, no phases", str(w))
+    targets(tap)
+
+
+def targets(tap):
+    """The targets' verdicts on made-up rows: met, not met, not measured."""
+    p = plan.Plan(routes=[plan.parse_route(r) for r in
+                          ("plaintext", "db", "queries:20", "updates:20", "fortunes")],
+                  configs=[], concurrency=[8, 64], duration=1, warmup=0, reps=1,
+                  cores=2)
+    label = p.timing_config("on").label
+
+    def app(route, rps, us=None, rss=None, conc=64, workers=2):
+        return {"kind": "app", "config": label, "workers": workers, "route": route,
+                "concurrency": conc, "rps": rps, "us_req_app": us,
+                "rss_worker_kb_max": rss, "db_mode": "persistent"}
+
+    def pgb(route, rps):
+        return {"kind": "anchor", "config": "pgbench-pipelined", "workers": 0,
+                "route": route, "concurrency": 2, "rps": rps}
+    rows = [app("plaintext", 40000, 14, 7000), app("db", 10000, 26, 7400),
+            app("queries20", 3000, 60, 8000), app("updates20", 1000),
+            app("fortunes", 9500), app("db", 99999, conc=8), app("db", 1, workers=4),
+            pgb("queries20", 4000), pgb("updates20", 2500)]
+    got = [(round(v, 3) if v else v, verdict) for _, _, v, verdict in
+           report.targets(p, rows, report.anchor_index(rows))]
+    want = [(0.75, "met"), (0.4, "not met"), (0.3, "not met"), (14, "met"),
+            (26, "not met"), (0.95, "met"), (7.812, "met")]
+    tap.check(got == want, "targets: each read at the shipped configuration, a "
+              "worker per core, 64 connections; met and not met", str(got))
+    rows = [r for r in rows if r["route"] != "fortunes" and r["config"] != "pgbench-pipelined"]
+    got = [verdict for _, _, _, verdict in
+           report.targets(p, rows, report.anchor_index(rows))]
+    want = ["not measured: pgbench-pipelined queries20 at 2 clients",
+            "not measured: pgbench-pipelined updates20 at 2 clients",
+            "not met", "met", "not met", "not measured: fortunes", "met"]
+    tap.check(got == want, "targets: a measure whose route or anchor did not run is "
+              "not measured, and says what is missing", str(got))
 
 
 def interrupt_run(tap, argv, env, var, port):

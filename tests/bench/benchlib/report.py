@@ -983,6 +983,103 @@ def timing_phases(p):
     return "none" if total is None else us(total)
 
 
+# --- targets ------------------------------------------------------------
+
+# The performance targets this project set itself, on what deploy/stack
+# ships (nginx over a unix socket, keep-conn) with a worker per core and
+# 64 wrk connections: (measure, target text, how to read it off, bound).
+# "ratio" rows divide two routes' req/s; "anchor" rows a route's req/s by
+# its like-for-like pgbench anchor with as many clients as workers; "us"
+# rows read the app's CPU µs per request; "rss" the largest worker RSS of
+# any point of that configuration.
+TARGET_CLIENTS = 64
+TARGET_RSS_KB = 8 * 1024
+TARGETS = (
+    ("`/queries?queries=20` ÷ pgbench-pipelined, clients = workers",
+     "≥ 0.6", ("anchor", "queries20", "pgbench-pipelined"), (">=", 0.6)),
+    ("`/updates?queries=20` ÷ pgbench-pipelined, clients = workers",
+     "≥ 0.5", ("anchor", "updates20", "pgbench-pipelined"), (">=", 0.5)),
+    ("`/queries?queries=20` ÷ `/db`", "≥ 0.35",
+     ("ratio", "queries20", "db"), (">=", 0.35)),
+    ("app CPU µs per `/plaintext`", "≤ 15", ("us", "plaintext"), ("<=", 15)),
+    ("app CPU µs per `/db`", "≤ 25", ("us", "db"), ("<=", 25)),
+    ("`/fortunes` ÷ `/db`", "≥ 0.9", ("ratio", "fortunes", "db"), (">=", 0.9)),
+    ("largest worker RSS, MiB", "< 8", ("rss",), ("<", TARGET_RSS_KB / 1024)),
+)
+
+
+def target_point(plan):
+    """(configuration label, workers, wrk connections) the targets are
+    read at: the shipped configuration, a worker per core, 64 connections
+    or else the most this run measured."""
+    conc = (TARGET_CLIENTS if TARGET_CLIENTS in plan.concurrency
+            else max(plan.concurrency))
+    return plan.timing_config("on").label, plan.cores, conc
+
+
+def targets(plan, summary, idx):
+    """[(measure, target, value or None, verdict)] for TARGETS; verdict
+    is "met", "not met" or "not measured: what is missing"."""
+    label, workers, conc = target_point(plan)
+    rows = {r["route"]: r for r in app_rows(summary)
+            if r["config"] == label and r["workers"] == workers
+            and r["concurrency"] == conc and r["rps"]}
+    routes = {r.key: r for r in plan.routes}
+    out = []
+    for measure, text, how, (op, bound) in TARGETS:
+        kind = how[0]
+        need = {"anchor": how[1:2], "ratio": how[1:3], "us": how[1:2]}.get(kind, ())
+        missing = [k for k in need if k not in rows]
+        value = None
+        if not missing:
+            if kind == "anchor":
+                value = ratios(rows[how[1]], idx, routes[how[1]], plan).get((how[2], "w"))
+                if value is None:
+                    missing = [f"{how[2]} {how[1]} at {workers} clients"]
+            elif kind == "ratio":
+                value = rows[how[1]]["rps"] / rows[how[2]]["rps"]
+            elif kind == "us":
+                value = rows[how[1]].get("us_req_app")
+                if value is None:
+                    missing = [f"the app's CPU on {how[1]}"]
+            else:
+                kb = [r["rss_worker_kb_max"] for r in rows.values()
+                      if r.get("rss_worker_kb_max")]
+                value = max(kb) / 1024 if kb else None
+                if value is None:
+                    missing = ["a worker RSS"]
+        if missing:
+            out.append((measure, text, None, "not measured: " + ", ".join(missing)))
+            continue
+        met = {">=": value >= bound, "<=": value <= bound, "<": value < bound}[op]
+        out.append((measure, text, value, "met" if met else "not met"))
+    return out
+
+
+def section_targets(plan, summary, idx):
+    label, workers, conc = target_point(plan)
+    L = ["## Targets", ""]
+    L.append(f"Read at {label} with {workers} workers (one per core) and {conc} "
+             f"wrk connections" + ("" if conc == TARGET_CLIENTS else
+                                   f" (the targets are set at {TARGET_CLIENTS}: "
+                                   "this run did not measure it)")
+             + ". A measure needs its routes at that point: "
+             "`--routes plaintext,db,queries:20,updates:20,fortunes`.")
+    L.append("")
+    L.append("| measure | target | this run | verdict |")
+    L.append("|---|---|---|---|")
+    for measure, text, value, verdict in targets(plan, summary, idx):
+        shown = "—" if value is None else (ratio(value) if "÷" in measure else n1(value))
+        L.append(f"| {measure} | {text} | {shown} | "
+                 + (f"**{verdict}**" if verdict == "not met" else verdict) + " |")
+    L.append("")
+    L.append("The RSS is the largest any worker reached in this run; "
+             "`tests/bench/soak` serves 1,000,000 mixed requests and checks "
+             "that the RSS stops growing after the first 10,000.")
+    L.append("")
+    return L
+
+
 def write_report(path, meta, plan, summary, made, points=()):
     idx = anchor_index(summary)
     L = []
@@ -1024,6 +1121,7 @@ def write_report(path, meta, plan, summary, made, points=()):
                  f"{what} |")
     L.append("")
 
+    L += section_targets(plan, summary, idx)
     L += section_ratios(plan, summary, idx)
     L += section_timing(plan, points)
     L += section_wakeup(plan, summary)
