@@ -51,15 +51,7 @@ CLEAR = (503, 504)  # the statuses a fault may answer with
 DB_PATHS = ["/db", "/queries?queries=20", "/updates?queries=20", "/fortunes"]
 
 
-def wait_for(pred, timeout, step=0.05):
-    """Poll pred() until it returns something true or timeout seconds
-    pass; its last value."""
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() >= end:
-            return v
-        time.sleep(step)
+wait_for = lib.wait_for
 
 
 class Load:

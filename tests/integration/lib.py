@@ -195,6 +195,26 @@ def sanitize_flags(path):
     return ["-fsanitize=" + ",".join(kinds)] if kinds else []
 
 
+def owns_pg(tap, what):
+    """False, with what skipped, when PGHOST names a PostgreSQL of someone
+    else's, which a test must not stop, restart or fill."""
+    if os.environ.get("PGHOST"):
+        tap.skip(what, "PGHOST is set: the stack uses a PostgreSQL it does not own")
+        return False
+    return True
+
+
+def wait_for(pred, timeout, step=0.02):
+    """Poll pred() until it returns something true or timeout seconds
+    pass; returns its last value."""
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() >= end:
+            return v
+        time.sleep(step)
+
+
 def preflight(tap, paths=None):
     """One check that the programs a test needs exist (by default the app
     binary and the stack script); False (and a failed check) when they do

@@ -38,15 +38,7 @@ WARN = ("-std=c11 -Wall -Wextra -pedantic -Wshadow -Wstrict-prototypes "
         "-Wwrite-strings -Wvla -Wformat=2 -fno-common -Werror").split()
 
 
-def wait_for(pred, timeout, step=0.02):
-    """Poll pred() until it returns something true or timeout seconds
-    pass; returns its last value."""
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() >= end:
-            return v
-        time.sleep(step)
+wait_for = lib.wait_for
 
 
 def children(pid):

@@ -112,9 +112,7 @@ class Hog:
 def body(tap):
     if not lib.preflight(tap):
         return
-    if os.environ.get("PGHOST"):
-        tap.skip("max_connections exhausted", "PGHOST is set: the stack uses a "
-                 "PostgreSQL it does not own")
+    if not lib.owns_pg(tap, "max_connections exhausted"):
         return
     label = "max_connections exhausted by another client"
     with faultkit.Scene(tap, "max-conns") as sc:

@@ -42,9 +42,7 @@ def step(tap, st, *args):
 def body(tap):
     if not lib.preflight(tap):
         return
-    if os.environ.get("PGHOST"):
-        tap.skip("the pool started with PostgreSQL down", "PGHOST is set: the stack "
-                 "uses a PostgreSQL it does not own")
+    if not lib.owns_pg(tap, "the pool started with PostgreSQL down"):
         return
     label = "pool started with PostgreSQL down"
     with faultkit.Scene(tap, "pg-down", start=False) as sc:

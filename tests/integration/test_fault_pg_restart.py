@@ -37,9 +37,7 @@ OUTAGE = 2.0
 def body(tap):
     if not lib.preflight(tap):
         return
-    if os.environ.get("PGHOST"):
-        tap.skip("PostgreSQL restarted under load", "PGHOST is set: the stack uses a "
-                 "PostgreSQL it does not own")
+    if not lib.owns_pg(tap, "PostgreSQL restarted under load"):
         return
     label = "PostgreSQL restarted under load"
     with faultkit.Scene(tap, "pg-restart") as sc:

@@ -118,9 +118,7 @@ def pg(tap, st, action):
 def body(tap):
     if not lib.preflight(tap):
         return
-    if os.environ.get("PGHOST"):
-        tap.skip("PostgreSQL restart", "PGHOST is set: the stack uses a PostgreSQL it "
-                 "does not own")
+    if not lib.owns_pg(tap, "PostgreSQL restart"):
         return
     workers = int(os.environ.get("TFB_TEST_WORKERS", "3"))
     try:
