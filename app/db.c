@@ -285,6 +285,18 @@ db_connect(struct db *db)
     return DB_OK;
 }
 
+int64_t
+db_retry_in(const struct db *db)
+{
+    int64_t left;
+
+    if (db == NULL || db->conn != NULL || db->mode != DB_PERSISTENT ||
+        !db->lost)
+        return -1;
+    left = db->next_try_ms - now_ms();
+    return left > 0 ? left : 0;
+}
+
 void
 db_request_done(struct db *db)
 {

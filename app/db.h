@@ -87,6 +87,14 @@ void db_free(struct db *db);
 int db_connect(struct db *db);
 
 /*
+ * db_retry_in: for a persistent handle whose connection failed or was
+ * lost, milliseconds until db_connect may try again (0: now), so that an
+ * idle worker reconnects by itself; -1 when it holds its connection, keeps
+ * none (DB_PER_REQUEST), has not needed one yet, or db is NULL.
+ */
+int64_t db_retry_in(const struct db *db);
+
+/*
  * db_request_done: the request is answered; in DB_PER_REQUEST mode the
  * connection is closed here.
  */

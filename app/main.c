@@ -242,7 +242,8 @@ main(int argc, char **argv)
               1;
 
     /* Warm: the first request finds its connection ready.  A database
-     * that is down now is not fatal; requests get 503 until it is back.
+     * that is down now is not fatal; requests get 503 until it is back,
+     * and the worker tries again by itself meanwhile (worker.c).
      * The primary's connection of --db-read waits for the first /updates:
      * a worker that never serves one never holds it. */
     if (o.db_mode == DB_PERSISTENT)

@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <fcgiapp.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -525,17 +526,26 @@ drain(struct worker *w)
             conn_close(&w->conns, &w->conns.c[i]);
 }
 
-/* wait_ms: epoll's timeout until the earliest deadline. */
+/*
+ * wait_ms: epoll's timeout until the earliest deadline, or until the
+ * database connection, lost, may be tried again.
+ */
 static int
 wait_ms(const struct worker *w, int64_t now)
 {
     int64_t next = conns_deadline(&w->conns);
+    int64_t db = w->draining ? -1 : db_retry_in(w->ctx->db);
+    int64_t ms;
 
     if (next == INT64_MAX)
-        return -1;
-    if (next <= now)
-        return 0;
-    return (int)((next - now + MS - 1) / MS);
+        ms = -1;
+    else if (next <= now)
+        ms = 0;
+    else
+        ms = (next - now + MS - 1) / MS;
+    if (db >= 0 && (ms < 0 || db < ms))
+        ms = db;
+    return (int)(ms > INT_MAX ? INT_MAX : ms);
 }
 
 /*
@@ -652,6 +662,11 @@ worker_run(struct handler_ctx *ctx, const struct worker_opts *opts)
             break;
         if ((n = conns_expire(&w.conns, CONN_FREE, now)) > 0)
             log_debug("worker: closed %d connections past their deadline", n);
+        /* A worker that no request reaches (with kept connections nginx
+         * may send all its requests to the others) still holds its one
+         * connection once the database is back. */
+        if (!w.draining && db_retry_in(ctx->db) == 0)
+            db_connect(ctx->db);
     }
     if (opts->max_requests > 0 && w.served >= opts->max_requests)
         log_info("worker: served %ld requests, leaving to be replaced",

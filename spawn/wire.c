@@ -166,24 +166,140 @@ trailing(const unsigned char *p, size_t n, struct wire_result *r)
         r->next_id = h.id;
 }
 
+/* The request being judged: its id (0 until a BEGIN) and parameters. */
+struct judging {
+    unsigned id;
+    struct pairs params;
+    int params_done;
+};
+
+/*
+ * first_record: the record at the front of the bytes, no request begun:
+ * a BEGIN begins one (1), anything else settles the verdict (0).
+ */
+static int
+first_record(const unsigned char *p, const struct header *h, size_t rec,
+             unsigned skip, struct judging *j, struct wire_result *r)
+{
+    const unsigned char *b = p + WIRE_HEADER_LEN;
+
+    if (h->type != WIRE_BEGIN_REQUEST) {
+        if (h->id == 0)
+            management(p, h, r);
+        else if (skip != 0 && h->id == skip)
+            verdict(r, WIRE_SKIP, rec, h->id);
+        else
+            bad(r, "a record before FCGI_BEGIN_REQUEST");
+        return 0;
+    }
+    if (h->id == 0 || h->clen != 8) {
+        bad(r, "a malformed FCGI_BEGIN_REQUEST");
+        return 0;
+    }
+    if ((b[0] << 8 | b[1]) != ROLE_RESPONDER) {
+        verdict(r, WIRE_OTHER_ROLE, rec, h->id);
+        return 0;
+    }
+    if (h->plen != 0) {
+        bad(r, PADDING_READ_AS_RECORD);
+        return 0;
+    }
+    j->id = h->id;
+    r->keep = b[2] & FLAG_KEEP_CONN;
+    return 1;
+}
+
+/*
+ * other_request: a record of another request id inside ours.  libfcgi
+ * skips it (and answers a BEGIN with FCGI_CANT_MPX_CONN), so it may
+ * pass (1), unless libfcgi would be put out of step (0).
+ */
+static int
+other_request(const struct header *h, struct wire_result *r)
+{
+    if (h->type == WIRE_BEGIN_REQUEST && h->clen != 8) {
+        bad(r, "a malformed FCGI_BEGIN_REQUEST");
+        return 0;
+    }
+    /* But libfcgi 2.4.2 marks a record to skip and clears the mark only
+     * once it has passed some content: after an empty one it skips the
+     * next record of this request instead, and reads the parameters out
+     * of step with what was checked here (a length near 2^31 then
+     * reaches its assert). */
+    if (h->clen == 0) {
+        bad(r, "an empty record of another request inside one, "
+               "after which libfcgi would skip this one's next");
+        return 0;
+    }
+    return 1;
+}
+
+/*
+ * request_record: the record at p + off, inside the request begun: go on
+ * to the next record (1), or the verdict is settled (0).
+ */
+static int
+request_record(const unsigned char *p, size_t n, size_t off,
+               const struct header *h, size_t rec, struct judging *j,
+               struct wire_result *r)
+{
+    if (h->id == 0) {
+        bad(r, "a management record inside a request");
+        return 0;
+    }
+    if (h->id != j->id)
+        return other_request(h, r);
+    if (h->type == WIRE_ABORT_REQUEST) {
+        verdict(r, WIRE_ABORTED, off + rec, j->id);
+        return 0;
+    }
+    if (h->type == WIRE_PARAMS && !j->params_done) {
+        if (h->clen != 0) {
+            if (pairs_feed(&j->params, p + off + WIRE_HEADER_LEN, h->clen) ==
+                -1) {
+                bad(r, j->params.why);
+                return 0;
+            }
+            return 1;
+        }
+        if (!pairs_whole(&j->params)) {
+            bad(r, "parameters cut off in the middle of a pair");
+            return 0;
+        }
+        if (h->plen != 0) {
+            bad(r, PADDING_READ_AS_RECORD);
+            return 0;
+        }
+        j->params_done = 1;
+        return 1;
+    }
+    if (h->type == WIRE_STDIN && j->params_done) {
+        if (h->clen != 0)
+            return 1;
+        verdict(r, WIRE_REQUEST, off + rec, j->id);
+        trailing(p + off + rec, n - off - rec, r);
+        return 0;
+    }
+    bad(r, "a record out of place in a request");
+    return 0;
+}
+
 void
 wire_judge(const unsigned char *p, size_t n, unsigned skip,
            const struct wire_limits *lim, struct wire_result *r)
 {
-    struct pairs params = {.max = lim->request_max};
+    struct judging j = {.params = {.max = lim->request_max}};
     struct header h;
     size_t off = 0, rec;
-    unsigned id = 0;
-    int params_done = 0;
 
     memset(r, 0, sizeof(*r));
-    for (;;) {
+    for (;; off += rec) {
         if (n - off < WIRE_HEADER_LEN) {
             /* The version byte can be judged alone. */
             if (n > off && p[off] != 1)
                 bad(r, "not FastCGI version 1");
             else
-                verdict(r, WIRE_MORE, 0, id);
+                verdict(r, WIRE_MORE, 0, j.id);
             return;
         }
         header_read(p + off, &h);
@@ -197,88 +313,13 @@ wire_judge(const unsigned char *p, size_t n, unsigned skip,
             return;
         }
         if (n - off < rec) {
-            verdict(r, WIRE_MORE, 0, id);
+            verdict(r, WIRE_MORE, 0, j.id);
             return;
         }
-        if (id == 0) {
-            /* Nothing begun: off is 0, each front record is judged alone. */
-            if (h.type == WIRE_BEGIN_REQUEST) {
-                const unsigned char *b = p + WIRE_HEADER_LEN;
-
-                if (h.id == 0 || h.clen != 8) {
-                    bad(r, "a malformed FCGI_BEGIN_REQUEST");
-                    return;
-                }
-                if ((b[0] << 8 | b[1]) != ROLE_RESPONDER) {
-                    verdict(r, WIRE_OTHER_ROLE, rec, h.id);
-                    return;
-                }
-                if (h.plen != 0) {
-                    bad(r, PADDING_READ_AS_RECORD);
-                    return;
-                }
-                id = h.id;
-                r->keep = b[2] & FLAG_KEEP_CONN;
-            } else if (h.id == 0) {
-                management(p, &h, r);
-                return;
-            } else if (skip != 0 && h.id == skip) {
-                verdict(r, WIRE_SKIP, rec, h.id);
-                return;
-            } else {
-                bad(r, "a record before FCGI_BEGIN_REQUEST");
-                return;
-            }
-        } else if (h.id == 0) {
-            bad(r, "a management record inside a request");
+        /* Nothing begun: off is 0, each front record is judged alone. */
+        if (j.id == 0 ? !first_record(p, &h, rec, skip, &j, r)
+                      : !request_record(p, n, off, &h, rec, &j, r))
             return;
-        } else if (h.id != id) {
-            /* Another request's record: libfcgi skips it, and answers a
-             * BEGIN with FCGI_CANT_MPX_CONN. */
-            if (h.type == WIRE_BEGIN_REQUEST && h.clen != 8) {
-                bad(r, "a malformed FCGI_BEGIN_REQUEST");
-                return;
-            }
-            /* But libfcgi 2.4.2 marks a record to skip and clears the
-             * mark only once it has passed some content: after an empty
-             * one it skips the next record of this request instead, and
-             * reads the parameters out of step with what was checked here
-             * (a length near 2^31 then reaches its assert). */
-            if (h.clen == 0) {
-                bad(r, "an empty record of another request inside one, "
-                       "after which libfcgi would skip this one's next");
-                return;
-            }
-        } else if (h.type == WIRE_ABORT_REQUEST) {
-            verdict(r, WIRE_ABORTED, off + rec, id);
-            return;
-        } else if (h.type == WIRE_PARAMS && !params_done) {
-            if (h.clen == 0) {
-                if (!pairs_whole(&params)) {
-                    bad(r, "parameters cut off in the middle of a pair");
-                    return;
-                }
-                if (h.plen != 0) {
-                    bad(r, PADDING_READ_AS_RECORD);
-                    return;
-                }
-                params_done = 1;
-            } else if (pairs_feed(&params, p + off + WIRE_HEADER_LEN, h.clen) ==
-                       -1) {
-                bad(r, params.why);
-                return;
-            }
-        } else if (h.type == WIRE_STDIN && params_done) {
-            if (h.clen == 0) {
-                verdict(r, WIRE_REQUEST, off + rec, id);
-                trailing(p + off + rec, n - off - rec, r);
-                return;
-            }
-        } else {
-            bad(r, "a record out of place in a request");
-            return;
-        }
-        off += rec;
     }
 }
 

@@ -605,6 +605,44 @@ test_closing_host(void)
     db_free(db);
 }
 
+/*
+ * db_retry_in: when an idle worker should try its lost connection again:
+ * never while it holds one, has not needed one, or keeps none; after the
+ * backoff, then at once; never again once connected.
+ */
+static void
+test_retry_in(void)
+{
+    struct db *db = db_new("host=/nonexistent", DB_PERSISTENT);
+    struct db *pr = db_new("host=/nonexistent", DB_PER_REQUEST);
+    struct db *ok_db = db_new(NULL, DB_PERSISTENT);
+    int64_t left;
+
+    if (db == NULL || pr == NULL || ok_db == NULL) {
+        ok(0, "db_new for db_retry_in");
+        return;
+    }
+    ok(db_retry_in(NULL) == -1 && db_retry_in(db) == -1,
+       "db_retry_in: -1 for NULL and for a handle that never tried");
+    capture();
+    is_int(db_connect(db), DB_UNAVAILABLE, "a server that is not there");
+    ok(captured("cannot connect (next try in"), "logged, with the backoff");
+    left = db_retry_in(db);
+    ok(left > 0 && left <= DB_BACKOFF_MIN_MS,
+       "db_retry_in: the backoff's time left (%lld ms)", (long long)left);
+    sleep_ms(DB_BACKOFF_MIN_MS + 10);
+    is_int(db_retry_in(db), 0, "then 0: try now");
+    capture();
+    db_connect(pr);
+    captured("");
+    ok(db_retry_in(pr) == -1, "-1 in per-request mode, which keeps none");
+    is_int(db_connect(ok_db), DB_OK, "a server that is there");
+    ok(db_retry_in(ok_db) == -1, "-1 while the handle holds its connection");
+    db_free(db);
+    db_free(pr);
+    db_free(ok_db);
+}
+
 static void
 test_per_request(void)
 {
@@ -670,6 +708,7 @@ main(void)
     test_terminated(db);
     test_cancelled(db);
     test_per_request();
+    test_retry_in();
     test_target();
     test_hosts();
     test_closing_host();

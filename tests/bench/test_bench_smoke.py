@@ -62,6 +62,7 @@ EXPECTED = {("nginx/unix/persistent/keep0", 1), ("nginx/unix/persistent/keep0", 
 ROUTES = {"plaintext", "db", "queries2"}
 CONCURRENCY = 8
 TIMING_ROUNDS = 2
+SLOW_PEERS = 20
 SVG = "{http://www.w3.org/2000/svg}"
 
 
@@ -94,6 +95,7 @@ def body(tap):
             "--pgbench-clients", "1", "--probe", "2",
             "--duration", "1", "--warmup", "0", "--reps", "1",
             "--timing-rounds", str(TIMING_ROUNDS), "--timing-duration", "1",
+            "--slow-rounds", "1", "--slow-peers", str(SLOW_PEERS),
             "--port", str(port), "--fcgi-port", str(fport), "--var", var]
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PG", "BENCH_", "TFB_SPAWN_")) and k != "FULL"}
@@ -125,7 +127,9 @@ def plans(tap, env):
     want += ["lighttpd/unix/persistent w=8:", "keepalive axis does not apply",
              "anchor pgbench db -c", "about ",
              f"timing cost: nginx/unix/persistent/keep32 w={cores}: /db "
-             "--timing off and on, 3 round(s)", "--timing-rounds 3"]
+             "--timing off and on, 3 round(s)", "--timing-rounds 3",
+             f"slow peers: nginx/unix/persistent/keep32 w={cores}: /plaintext without "
+             "and with 100 slow FastCGI peers, 2 round(s)", "--slow-rounds 2"]
     tap.check(p.returncode == 0 and all(w in p.stdout for w in want)
               and "/pinned" not in p.stdout,
               "the quick sweep's plan: keepalive 32 at every worker count, "
@@ -272,6 +276,7 @@ def smoke_run(tap, argv, env, out, var, port):
               f"missing: {[s for s in sections if s not in md]}")
     status_page(tap, rows, md)
     timing_cost(tap, rows, md)
+    slow_cost(tap, rows, md)
     tap.check(not leftovers(var) and lib.port_is_free(port),
               "everything it started is stopped", f"left: {leftovers(var)}")
     rewrite(tap, env, o, md)
@@ -354,6 +359,28 @@ def timing_cost(tap, rows, md):
               lib.tail(md[md.find("## What the timing"):], 12))
 
 
+def slow_cost(tap, rows, md):
+    """A round of /plaintext without and with slow FastCGI peers: both
+    measured, the slow ones held; report.md's section, and the target
+    not read from fewer peers than it is set for."""
+    t = [r for r in rows if r["kind"] == "slow"]
+    tap.check([r["slow_peers"] for r in t] == ["0", str(SLOW_PEERS)] and all(
+        not r["error"] and r["route"] == "plaintext" and int(r["requests"]) > 0
+        and _is_number(r["slow_closed"]) for r in t),
+        "slow peers' cost: /plaintext without, then with %d FastCGI peers that send "
+        "one byte and stop, both measured" % SLOW_PEERS,
+        [f"{r['rep']} {r['config']} {r['slow_peers']} {r['requests']} {r['error']}"
+         for r in t])
+    row = re.search(r"^\| 1 \| without, with \| [\d,]+ \| [\d,]+ \| [\d.]+ \| "
+                    r"[\d.]+ / [\d.]+ \| \d+ \|$", md, re.M)
+    tap.check("## What slow FastCGI peers cost" in md and row
+              and re.search(r"\*\*with ÷ without: \d+\.\d{3}\*\* \(median of 1 round", md)
+              and "not measured: 100 slow peers (this run held %d)" % SLOW_PEERS in md,
+              "report.md: what slow peers cost, the round and its ratio; the target "
+              "not read from fewer than 100",
+              lib.tail(md[md.find("## What slow"):], 10))
+
+
 def arithmetic(tap):
     """The verdict and the status page's differences, on made-up numbers."""
     v = report.timing_verdict
@@ -410,15 +437,19 @@ def targets(tap):
             anchor("pgbench-pipelined", "queries20", 4000, 2),
             anchor("pgbench-pipelined", "updates20", 2500, 2),
             anchor("nginx-alone", "*", 80000, 64)]
+    slow = [{"kind": "slow", "rep": 1, "slow_peers": 0, "rps": 20000},
+            {"kind": "slow", "rep": 1, "slow_peers": 100, "rps": 19000},
+            {"kind": "slow", "rep": 2, "slow_peers": 100, "rps": 15000},
+            {"kind": "slow", "rep": 2, "slow_peers": 0, "rps": 20000, "error": "x"}]
     got = [(shown, verdict) for _, _, shown, verdict in
-           report.targets(p, rows, report.anchor_index(rows))]
+           report.targets(p, rows, report.anchor_index(rows), slow)]
     want = [("0.75", "met"), ("0.40", "not met"), ("0.30", "not met"), ("14.0", "met"),
             ("26.0", "not met"), ("0.95", "met"), ("7.8", "met"),
             ("0.82", "not met"), ("0.73", "not met"),
             ("0.50 (p99 5.00 ms, 0 timeouts)", "met"),
             ("1.50 (p99 5.00 ms, 0 timeouts)", "met"),
             ("1.50 (p99 11.0 ms, 0 timeouts)", "not met"),
-            ("1.15 (p99 5.00 ms, 0 timeouts)", "not met")]
+            ("1.15 (p99 5.00 ms, 0 timeouts)", "not met"), ("0.95", "met")]
     tap.check(got == want, "targets: each read at the shipped configuration and 64 "
               "connections, a worker per core unless named; met and not met", str(got))
     rows = [r for r in rows if r["route"] not in ("fortunes", "updates20")
@@ -429,7 +460,8 @@ def targets(tap):
             "not measured: updates20 at %s w=2" % label,
             "not met", "met", "not met", "not measured: fortunes at %s w=2" % label, "met",
             "not met", "not met", "met", "met", "not met",
-            "not measured: plaintext at %s w=2" % (keep % 64)]
+            "not measured: plaintext at %s w=2" % (keep % 64),
+            "not measured: the slow peers' rounds (--slow-rounds)"]
     tap.check(got == want, "targets: a measure whose route or anchor did not run is "
               "not measured, and says what is missing", str(got))
 

@@ -16,6 +16,11 @@ crash loop.  Under wrk load on every database route and /json:
   the workers that started without a database are the ones serving (none
   exited or was replaced), with one PostgreSQL connection each.
 
+Then the same start with no request at all: within 5 s of `pg start`
+every worker holds its connection, each having tried again by itself (with
+kept connections nginx may send every request to the other workers, and
+one that no request reaches must not stay without).
+
 Skipped when PGHOST is set (the stack would use a PostgreSQL it must not
 stop).
 """
@@ -63,6 +68,24 @@ def body(tap):
         sc.check_steady(label)
         sc.check_same_workers(label)
         sc.check_connections(label)
+    idle(tap)
+
+
+def idle(tap):
+    label = "pool started with PostgreSQL down, no request"
+    with faultkit.Scene(tap, "pg-down-idle", start=False) as sc:
+        st = sc.st
+        if not (step(tap, st, "pg", "start") and step(tap, st, "pg", "stop")
+                and step(tap, st, "pool", "start")):
+            return
+        time.sleep(0.5)  # each worker's first try, at its start, has failed
+        if not step(tap, st, "pg", "start"):
+            return
+        t0 = time.monotonic()
+        got = faultkit.wait_for(lambda: st.app_connections() == sc.workers, RECOVERY, 0.1)
+        tap.check(got, "%s: every worker connects by itself once PostgreSQL is back "
+                  "(%d connections, %.1f s)" % (label, st.app_connections(),
+                                                time.monotonic() - t0))
 
 
 if __name__ == "__main__":

@@ -366,6 +366,11 @@ class Plan:
     # none), each point timing_duration seconds.
     timing_rounds: int = 0
     timing_duration: int = 3
+    # What slow FastCGI peers cost: rounds of /plaintext without and with
+    # slow_peers connections that send one byte and stop (0: none), each
+    # point timing_duration seconds.
+    slow_rounds: int = 0
+    slow_peers: int = 100
     fronts_alone: tuple = ("nginx-alone", "lighttpd-alone")
     cores: int = os.cpu_count() or 1
 
@@ -449,6 +454,14 @@ class Plan:
     def timing_points(self):
         return 2 * self.timing_rounds
 
+    @staticmethod
+    def slow_order(rnd):
+        """A round of the slow peers' cost: without first in odd rounds."""
+        return ("without", "with") if rnd % 2 else ("with", "without")
+
+    def slow_points(self):
+        return 2 * self.slow_rounds if self.slow_peers else 0
+
     def points_per_rep(self):
         n = 0
         for c in self.configs:
@@ -517,11 +530,11 @@ class Plan:
         return costs
 
     def timing_costs(self):
-        """Estimated seconds of each point of the timing's cost, after the
-        repetitions: a pool start and a warm-up each, the front server's
-        start on the first."""
+        """Estimated seconds of each point of the timing's and the slow
+        peers' cost, after the repetitions: a pool start and a warm-up
+        each, the front server's start on the first."""
         per = self.COST_POOL + self.warmup + self.timing_duration + self.COST_POINT
-        costs = [per] * self.timing_points()
+        costs = [per] * (self.timing_points() + self.slow_points())
         if costs:
             costs[0] += self.COST_FRONT
         return costs

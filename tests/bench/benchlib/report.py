@@ -29,7 +29,7 @@ CSV_COLUMNS = [
     "req_top_share", "status_requests", "phase_us_reading",
     "phase_us_database", "phase_us_rendering", "phase_us_writing",
     "listen_queue_max", "listen_queue_max_new", "active_max",
-    "active_max_new", "timing",
+    "active_max_new", "timing", "slow_peers", "slow_closed",
 ]
 # cpu_*: % of one core over the measured window (200 = both cores of a
 # 2-core machine); cpu_load is wrk's or pgbench's own; cpu_other is the
@@ -53,6 +53,9 @@ CSV_COLUMNS = [
 # which run from the pool's start; *_new: 1 when reached in the window
 # (then the window's own), else 0 (a bound on it).  timing: the
 # responder's --timing, on but in the off rounds of the timing's cost.
+# slow_peers, slow_closed: in the rounds of the slow peers' cost, the
+# FastCGI connections held open that sent one byte and stopped, and how
+# many of them the workers closed in the point (each replaced at once).
 
 FRONT_ROUTES_ANCHORS = ("nginx-alone", "lighttpd-alone")
 
@@ -975,6 +978,62 @@ def section_timing(plan, points):
     return L
 
 
+def slow_rounds(points):
+    """[(round, order, without point, with point)] of the slow peers'
+    cost, in round order."""
+    rounds = {}
+    for p in points:
+        if p["kind"] == "slow":
+            rounds.setdefault(p["rep"], []).append(p)
+    out = []
+    for rnd, ps in sorted(rounds.items()):
+        by = {"with" if p.get("slow_peers") else "without": p for p in ps}
+        out.append((rnd, ["with" if p.get("slow_peers") else "without" for p in ps],
+                    by.get("without"), by.get("with")))
+    return out
+
+
+def slow_ratios(points):
+    """with ÷ without of every round that measured both."""
+    return [q for _, _, a, b in slow_rounds(points)
+            if (q := round_ratio(a, b)) is not None]
+
+
+def section_slow(plan, points):
+    """## What slow FastCGI peers cost: /plaintext without and with
+    connections that send one byte and stop, round by round."""
+    rounds = slow_rounds(points)
+    if not rounds:
+        return []
+    cfg = plan.timing_config("on")
+    L = ["## What slow FastCGI peers cost", ""]
+    L.append(
+        f"`/plaintext` on {cfg.label} with {cfg.workers} workers, `wrk -c "
+        f"{max(plan.concurrency)}`, {plan.timing_duration} s per point after "
+        f"a {plan.warmup} s warm-up, the pool restarted for each point; in "
+        f"the *with* points {plan.slow_peers} connections to the pool's "
+        f"socket each send one byte of a record header and stop, and one the "
+        f"workers close (at their read deadline, `--read-timeout`) is "
+        f"opened again at once. Without first in odd rounds.")
+    L.append("")
+    L.append("| round | order | without req/s | with req/s | with ÷ without | "
+             "p99 ms without / with | slow peers closed by the workers |")
+    L.append("|---|---|---|---|---|---|---|")
+    for rnd, order, a, b in rounds:
+        q = round_ratio(a, b)
+        a, b = a or {}, b or {}
+        L.append(f"| {rnd} | {', '.join(order)} | {n0(a.get('rps'))} | "
+                 f"{n0(b.get('rps'))} | {ratio(q)} | {n2(a.get('p99_ms'))} / "
+                 f"{n2(b.get('p99_ms'))} | {n0(b.get('slow_closed'))} |")
+    L.append("")
+    qs = slow_ratios(points)
+    if qs:
+        L.append(f"**with ÷ without: {statistics.median(qs):.3f}** (median of "
+                 f"{len(qs)} round(s), min–max {min(qs):.3f}–{max(qs):.3f}).")
+        L.append("")
+    return L
+
+
 def timing_phases(p):
     """A point's time in a worker per the status page: its sum of
     phases, "none" when the workers timed none."""
@@ -1003,8 +1062,8 @@ class Missing(Exception):
 class Targets:
     """The rows of a run the targets are read from."""
 
-    def __init__(self, plan, summary, idx):
-        self.plan, self.idx = plan, idx
+    def __init__(self, plan, summary, idx, points=()):
+        self.plan, self.idx, self.points = plan, idx, points
         shipped = plan.timing_config("on")
         self.label, self.cores = shipped.label, plan.cores
         self.conc = (TARGET_CLIENTS if TARGET_CLIENTS in plan.concurrency
@@ -1066,6 +1125,15 @@ class Targets:
                    for n in (k, 0))
         return r["rps"] / zero["rps"], r
 
+    def slow(self):
+        """The median round of with slow peers ÷ without."""
+        qs = slow_ratios(self.points)
+        if not qs:
+            raise Missing("the slow peers' rounds (--slow-rounds)")
+        if self.plan.slow_peers < 100:
+            raise Missing(f"100 slow peers (this run held {self.plan.slow_peers})")
+        return statistics.median(qs)
+
     def rss_mib(self):
         kb = [r["rss_worker_kb_max"] for r in self.rows
               if r["config"] == self.label and r.get("rss_worker_kb_max")]
@@ -1115,13 +1183,16 @@ TARGETS = (
     (f"`/plaintext`, keepalive {k} ÷ keepalive 0, workers = cores",
      f"≥ 1.2, p99 < {TARGET_P99_MS} ms, no timeout",
      lambda t, k=k: t.keep("plaintext", k), _with_p99(1.2))
-    for k in (1, 8, 64))
+    for k in (1, 8, 64)) + (
+    ("`/plaintext` with 100 FastCGI peers that send one byte and stop ÷ "
+     "without", "≥ 0.9", lambda t: t.slow(), _at_least(0.9)),
+)
 
 
-def targets(plan, summary, idx):
+def targets(plan, summary, idx, points=()):
     """[(measure, target, shown value or None, verdict)]; verdict is
     "met", "not met" or "not measured: what is missing"."""
-    t = Targets(plan, summary, idx)
+    t = Targets(plan, summary, idx, points)
     out = []
     for measure, text, read, judge in TARGETS:
         try:
@@ -1133,8 +1204,8 @@ def targets(plan, summary, idx):
     return out
 
 
-def section_targets(plan, summary, idx):
-    t = Targets(plan, summary, idx)
+def section_targets(plan, summary, idx, points=()):
+    t = Targets(plan, summary, idx, points)
     L = ["## Targets", ""]
     L.append(f"Read at {t.label} ({t.cores} workers, one per core, unless the "
              f"measure names others) with {t.conc} wrk connections"
@@ -1145,7 +1216,7 @@ def section_targets(plan, summary, idx):
     L.append("")
     L.append("| measure | target | this run | verdict |")
     L.append("|---|---|---|---|")
-    for measure, text, shown, verdict in targets(plan, summary, idx):
+    for measure, text, shown, verdict in targets(plan, summary, idx, points):
         L.append(f"| {measure} | {text} | {shown or '—'} | "
                  + (f"**{verdict}**" if verdict == "not met" else verdict) + " |")
     L.append("")
@@ -1197,9 +1268,10 @@ def write_report(path, meta, plan, summary, made, points=()):
                  f"{what} |")
     L.append("")
 
-    L += section_targets(plan, summary, idx)
+    L += section_targets(plan, summary, idx, points)
     L += section_ratios(plan, summary, idx)
     L += section_timing(plan, points)
+    L += section_slow(plan, points)
     L += section_wakeup(plan, summary)
 
     # Per route.

@@ -5,7 +5,8 @@ PostgreSQL once, then per repetition the anchors (servers.py, and
 pgbench through load.py) and every configuration (the pool and the front
 server through deploy/stack), each point measured by load.py between two
 CPU samples (procstat.py) and, where a pool serves, two reads of its
-status page (phases.py); then the rounds of what the timing costs.  It
+status page (phases.py); then the rounds of what the timing costs and
+of what slow FastCGI peers cost.  It
 prints and logs progress as it goes and keeps every point, failed ones
 included, for report.py.
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import stack
 
-from . import load, phases, plan as planlib, procstat, servers
+from . import load, phases, plan as planlib, procstat, servers, slowpeers
 
 
 # The supervisor's line for a worker it stopped (or lost): "tfb-spawn[SPID]
@@ -63,7 +64,7 @@ class Runner:
         self.pg_version = None
         self.done = 0
         self.total = p.reps * (p.points_per_rep() + p.anchor_points()) + \
-            p.timing_points()
+            p.timing_points() + p.slow_points()
         self.estimate = p.estimate_seconds()
         self.est_done = 0.0  # estimated seconds of the points done
         self.costs = p.all_costs()
@@ -499,6 +500,46 @@ class Runner:
         self.record(pt, f"timing round {rnd} --timing {timing} "
                         f"{cfg.workers} workers {route.path} c={conc}")
 
+    # --- what slow FastCGI peers cost --------------------------------------
+
+    def run_slow_cost(self):
+        """Rounds of /plaintext on the shipped configuration, a worker per
+        core, without and with the plan's slow peers held open on the
+        pool's socket, the pool restarted for each point, the order
+        swapped every round (plan.slow_order)."""
+        for rnd in range(1, self.p.slow_rounds + 1):
+            for how in self.p.slow_order(rnd):
+                self.run_slow_point(rnd, how)
+        self.stop_config()
+
+    def run_slow_point(self, rnd, how):
+        p = self.p
+        route = planlib.parse_route("plaintext")
+        conc = max(p.concurrency)
+        cfg = p.timing_config("on")
+        n = p.slow_peers if how == "with" else 0
+        label = cfg.label + (f"/slow-peers{n}" if n else "")
+        pt = self.point(rnd, "slow", label, route.key, route.path, conc,
+                        dict(self.config_fields(cfg), duration_s=p.timing_duration,
+                             slow_peers=n))
+        self.config = cfg
+        try:
+            self.start_config(cfg)
+            self.warm_up([route.path])
+            sock = os.path.join(os.path.realpath(self.stack.var), "run", "fcgi.sock")
+            with slowpeers.SlowPeers(sock, n) as peers:
+                self.measure_wrk(pt, route.path, conc, p.timing_duration)
+            pt["slow_closed"] = peers.closed
+            if peers.error:
+                pt["error"] = peers.error
+        except (stack.StackError, load.LoadError) as e:
+            pt["error"] = str(e)
+        except OSError as e:
+            pt["error"] = f"slow peers: {e}"
+        self.config = None
+        self.record(pt, f"slow peers round {rnd} {how} ({n}) "
+                        f"{cfg.workers} workers {route.path} c={conc}")
+
     @staticmethod
     def config_fields(cfg):
         """What a point records of its configuration."""
@@ -552,3 +593,5 @@ class Runner:
             for cfg in p.configs:
                 self.run_config(rep, cfg)
         self.run_timing_cost()
+        if p.slow_points():
+            self.run_slow_cost()
