@@ -897,18 +897,24 @@ def timing_verdict(ratios, budget=TIMING_BUDGET):
     return "within noise"
 
 
-def timing_rounds(points):
-    """[(round, order, off point, on point)] of the timing's cost, in
-    round order; order is the timings in the order they ran."""
+def paired_rounds(points, kind, side, a, b):
+    """[(round, order, the a point, the b point)] of the points of kind, in
+    round order; side(point) names its side, order is the sides in the
+    order they ran."""
     rounds = {}
     for p in points:
-        if p["kind"] == "timing":
+        if p["kind"] == kind:
             rounds.setdefault(p["rep"], []).append(p)
     out = []
     for rnd, ps in sorted(rounds.items()):
-        by = {p["timing"]: p for p in ps}
-        out.append((rnd, [p["timing"] for p in ps], by.get("off"), by.get("on")))
+        by = {side(p): p for p in ps}
+        out.append((rnd, [side(p) for p in ps], by.get(a), by.get(b)))
     return out
+
+
+def timing_rounds(points):
+    """The timing's cost: (round, order, off point, on point)."""
+    return paired_rounds(points, "timing", lambda p: p["timing"], "off", "on")
 
 
 def round_ratio(off, on):
@@ -979,18 +985,10 @@ def section_timing(plan, points):
 
 
 def slow_rounds(points):
-    """[(round, order, without point, with point)] of the slow peers'
-    cost, in round order."""
-    rounds = {}
-    for p in points:
-        if p["kind"] == "slow":
-            rounds.setdefault(p["rep"], []).append(p)
-    out = []
-    for rnd, ps in sorted(rounds.items()):
-        by = {"with" if p.get("slow_peers") else "without": p for p in ps}
-        out.append((rnd, ["with" if p.get("slow_peers") else "without" for p in ps],
-                    by.get("without"), by.get("with")))
-    return out
+    """The slow peers' cost: (round, order, without point, with point)."""
+    return paired_rounds(points, "slow",
+                         lambda p: "with" if p.get("slow_peers") else "without",
+                         "without", "with")
 
 
 def slow_ratios(points):
