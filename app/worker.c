@@ -175,12 +175,14 @@ server_timing(const struct worker *w, char *buf, size_t len)
 static int
 slow_log(const struct worker *w, const char *target, int status)
 {
-    uint32_t us[SB_PHASES], total;
+    uint32_t us[SB_PHASES], total = 0;
+    int i;
 
     if (w->o->slow_ms <= 0)
         return 0;
     sb_request_phases(w->slot, us);
-    total = us[0] + us[1] + us[2] + us[3];
+    for (i = 0; i < SB_PHASES; i++)
+        total += us[i];
     if (total < (uint64_t)w->o->slow_ms * 1000)
         return 0;
     log_warn("slow request: %s %d in %u.%03u ms (read %u.%03u, db "

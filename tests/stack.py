@@ -386,6 +386,16 @@ class Stack:
                 dirs.append(os.path.realpath(p))
         return dirs
 
+    def run_path(self, name):
+        """run/NAME in the stack's state (the pool's fcgi.sock, its
+        status.sock), wherever the stack put it; None when it is not
+        there."""
+        for d in self.var_dirs():
+            p = os.path.join(d, "run", name)
+            if os.path.exists(p):
+                return p
+        return None
+
     # -- PostgreSQL
 
     def pg_env(self):
@@ -432,16 +442,14 @@ class Stack:
         env = self.env()
         app = env.get("APP") or str(REPO / "build" / "tfb-fcgi")
         spawn = env.get("SPAWN") or os.path.join(os.path.dirname(app), "tfb-spawn")
-        for d in self.var_dirs():
-            sock = os.path.join(d, "run", "status.sock")
-            if not os.path.exists(sock):
-                continue
-            r = run([spawn, "status", sock, "json"], timeout)
-            try:
-                return json.loads(r.stdout) if r.returncode == 0 else None
-            except ValueError:
-                return None
-        return None
+        sock = self.run_path("status.sock")
+        if sock is None:
+            return None
+        r = run([spawn, "status", sock, "json"], timeout)
+        try:
+            return json.loads(r.stdout) if r.returncode == 0 else None
+        except ValueError:
+            return None
 
     # -- pid files
 

@@ -122,21 +122,13 @@ def fcgi_aborts(sock_path, n):
     return counts, None
 
 
-def fcgi_socket(st):
-    for d in st.var_dirs():
-        p = os.path.join(d, "run", "fcgi.sock")
-        if os.path.exists(p):
-            return p
-    return None
-
-
 def body(tap):
     if not lib.preflight(tap):
         return
     label = "clients that go away"
     with faultkit.Scene(tap, "client-abort") as sc:
         st = sc.st
-        sock_path = fcgi_socket(st)
+        sock_path = st.run_path("fcgi.sock")
         if not tap.check(sock_path, "the pool's FastCGI socket is in VAR/run"):
             return
         log_before = len(sc.app_log())

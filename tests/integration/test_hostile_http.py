@@ -368,11 +368,7 @@ def check_long_query_fcgi(tap, st):
     would send it: 60 KiB is answered and counted, 64 KiB is more than
     --request-max (64 KiB of records by default) and its connection is
     closed."""
-    sock = None
-    for d in st.var_dirs():
-        p = os.path.join(d, "run", "fcgi.sock")
-        if os.path.exists(p):
-            sock = p
+    sock = st.run_path("fcgi.sock")
     for size, answered in ((60 * 1024, True), (64 * 1024, False)):
         query = "queries=3&pad=" + "x" * (size - len("queries=3&pad="))
         env = fcgi.get_params("/queries")

@@ -24,19 +24,6 @@ begin(unsigned id, int role, int flags)
     rec(WIRE_BEGIN_REQUEST, id, b, 8, 0);
 }
 
-/* pair: one name-value pair, short lengths, into buf; its length. */
-static size_t
-pair(unsigned char *buf, const char *name, const char *value)
-{
-    size_t nl = strlen(name), vl = strlen(value);
-
-    buf[0] = (unsigned char)nl;
-    buf[1] = (unsigned char)vl;
-    memcpy(buf + 2, name, nl);
-    memcpy(buf + 2 + nl, value, vl);
-    return 2 + nl + vl;
-}
-
 /* request: a whole GET as nginx sends it, params split over records. */
 static void
 request(unsigned id, int flags)
@@ -45,9 +32,9 @@ request(unsigned id, int flags)
     size_t pl = 0;
 
     begin(id, 1, flags);
-    pl += pair(p + pl, "REQUEST_METHOD", "GET");
-    pl += pair(p + pl, "REQUEST_URI", "/plaintext");
-    pl += pair(p + pl, "QUERY_STRING", "");
+    pl += wire_put_pair(p + pl, "REQUEST_METHOD", "GET");
+    pl += wire_put_pair(p + pl, "REQUEST_URI", "/plaintext");
+    pl += wire_put_pair(p + pl, "QUERY_STRING", "");
     rec(WIRE_PARAMS, id, p, 10, 6); /* a pair cut by the record */
     rec(WIRE_PARAMS, id, p + 10, pl - 10, 0);
     rec(WIRE_PARAMS, id, "", 0, 0);
@@ -109,7 +96,7 @@ test_interleaved(void)
     n = 0;
     begin(1, 1, 0);
     begin(2, 1, 0); /* libfcgi answers FCGI_CANT_MPX_CONN */
-    pl = pair(p, "A", "b");
+    pl = wire_put_pair(p, "A", "b");
     rec(WIRE_PARAMS, 2, p, pl, 0); /* and skips the other id */
     rec(WIRE_PARAMS, 1, p, pl, 0);
     rec(WIRE_PARAMS, 1, "", 0, 0);
@@ -130,9 +117,9 @@ test_management(void)
 
     /* The record that overflowed libfcgi's 64-byte answer. */
     for (i = 0; i < 8; i++)
-        cl += pair(c + cl, "FCGI_MPXS_CONNS", "");
-    cl += pair(c + cl, "FCGI_MAX_CONNS", "");
-    cl += pair(c + cl, "FCGI_NO_SUCH", "");
+        cl += wire_put_pair(c + cl, "FCGI_MPXS_CONNS", "");
+    cl += wire_put_pair(c + cl, "FCGI_MAX_CONNS", "");
+    cl += wire_put_pair(c + cl, "FCGI_NO_SUCH", "");
     n = 0;
     rec(WIRE_GET_VALUES, 0, c, cl, 0);
     request(1, 0);
@@ -216,7 +203,7 @@ bomb(unsigned char *out)
     int i;
 
     for (i = 0; i < 4; i++)
-        len += pair(out + 8 + len, "FCGI_MPXS_CONNS", "");
+        len += wire_put_pair(out + 8 + len, "FCGI_MPXS_CONNS", "");
     header_write(out, WIRE_GET_VALUES, 0, len, 0);
     return 8 + len;
 }

@@ -480,25 +480,39 @@ class Runner:
         self.stop_config()
 
     def run_timing_point(self, rnd, timing):
-        """One point of a round: the pool restarted with --timing timing,
-        warmed up on /db, measured for the plan's timing_duration."""
+        """One point of a round: the pool with --timing timing, on /db."""
+        cfg = self.p.timing_config(timing)
+        self.run_round_point(rnd, "timing", cfg, cfg.label, "db", {},
+                             f"timing round {rnd} --timing {timing}")
+
+    def run_round_point(self, rnd, kind, cfg, label, route_name, extra, desc,
+                        around=None):
+        """One point of a round of paired measurements (what the timing
+        costs, what slow peers cost): the pool restarted with cfg, warmed
+        up on the route, measured for the plan's timing_duration at wrk's
+        largest concurrency.  around(pt, measure), when given, runs the
+        measurement inside whatever the point adds."""
         p = self.p
-        route = planlib.parse_route("db")
+        route = planlib.parse_route(route_name)
         conc = max(p.concurrency)
-        cfg = p.timing_config(timing)
-        pt = self.point(rnd, "timing", cfg.label, route.key, route.path, conc,
-                        dict(self.config_fields(cfg),
-                             duration_s=p.timing_duration))
+        pt = self.point(rnd, kind, label, route.key, route.path, conc,
+                        dict(self.config_fields(cfg), duration_s=p.timing_duration,
+                             **extra))
+
+        def measure():
+            self.measure_wrk(pt, route.path, conc, p.timing_duration)
         self.config = cfg
         try:
             self.start_config(cfg)
             self.warm_up([route.path])
-            self.measure_wrk(pt, route.path, conc, p.timing_duration)
+            if around is None:
+                measure()
+            else:
+                around(pt, measure)
         except (stack.StackError, load.LoadError) as e:
             pt["error"] = str(e)
         self.config = None
-        self.record(pt, f"timing round {rnd} --timing {timing} "
-                        f"{cfg.workers} workers {route.path} c={conc}")
+        self.record(pt, f"{desc} {cfg.workers} workers {route.path} c={conc}")
 
     # --- what slow FastCGI peers cost --------------------------------------
 
@@ -513,32 +527,29 @@ class Runner:
         self.stop_config()
 
     def run_slow_point(self, rnd, how):
-        p = self.p
-        route = planlib.parse_route("plaintext")
-        conc = max(p.concurrency)
-        cfg = p.timing_config("on")
-        n = p.slow_peers if how == "with" else 0
+        """One point of a round: /plaintext, with the plan's slow peers or
+        none."""
+        cfg = self.p.timing_config("on")
+        n = self.p.slow_peers if how == "with" else 0
         label = cfg.label + (f"/slow-peers{n}" if n else "")
-        pt = self.point(rnd, "slow", label, route.key, route.path, conc,
-                        dict(self.config_fields(cfg), duration_s=p.timing_duration,
-                             slow_peers=n))
-        self.config = cfg
+        self.run_round_point(rnd, "slow", cfg, label, "plaintext", {"slow_peers": n},
+                             f"slow peers round {rnd} {how} ({n})",
+                             lambda pt, measure: self.slow_peers_held(pt, n, measure))
+
+    def slow_peers_held(self, pt, n, measure):
+        """measure() with n slow peers held open on the pool's socket."""
+        sock = self.stack.run_path("fcgi.sock")
+        if sock is None:
+            raise stack.StackError("the pool's socket is not in run/")
         try:
-            self.start_config(cfg)
-            self.warm_up([route.path])
-            sock = os.path.join(os.path.realpath(self.stack.var), "run", "fcgi.sock")
             with slowpeers.SlowPeers(sock, n) as peers:
-                self.measure_wrk(pt, route.path, conc, p.timing_duration)
-            pt["slow_closed"] = peers.closed
-            if peers.error:
-                pt["error"] = peers.error
-        except (stack.StackError, load.LoadError) as e:
-            pt["error"] = str(e)
+                measure()
         except OSError as e:
             pt["error"] = f"slow peers: {e}"
-        self.config = None
-        self.record(pt, f"slow peers round {rnd} {how} ({n}) "
-                        f"{cfg.workers} workers {route.path} c={conc}")
+            return
+        pt["slow_closed"] = peers.closed
+        if peers.error:
+            pt["error"] = peers.error
 
     @staticmethod
     def config_fields(cfg):
