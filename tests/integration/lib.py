@@ -195,6 +195,14 @@ def sanitize_flags(path):
     return ["-fsanitize=" + ",".join(kinds)] if kinds else []
 
 
+def stack_step(tap, st, *args, timeout=120, after=""):
+    """deploy/stack ARGS on st as one check, "deploy/stack ARGS" and after;
+    whether it passed."""
+    r = st.run(*args, timeout=timeout)
+    return tap.check(r.returncode == 0, "deploy/stack %s%s" % (" ".join(args), after),
+                     tail(r.stdout, 10))
+
+
 def owns_pg(tap, what):
     """False, with what skipped, when PGHOST names a PostgreSQL of someone
     else's, which a test must not stop, restart or fill."""

@@ -38,12 +38,6 @@ RECOVERY = 5.0  # seconds from PostgreSQL's start to a round all 200
 DOWN = 3.0
 
 
-def step(tap, st, *args):
-    r = st.run(*args, timeout=120)
-    return tap.check(r.returncode == 0, "deploy/stack %s" % " ".join(args),
-                     lib.tail(r.stdout))
-
-
 def body(tap):
     if not lib.preflight(tap):
         return
@@ -53,14 +47,14 @@ def body(tap):
     with faultkit.Scene(tap, "pg-down", start=False) as sc:
         st = sc.st
         # The cluster is made and loaded by its first start; then it goes.
-        if not (step(tap, st, "pg", "start") and step(tap, st, "pg", "stop")
-                and step(tap, st, "pool", "start") and step(tap, st, "front", "start")):
+        if not (lib.stack_step(tap, st, "pg", "start") and lib.stack_step(tap, st, "pg", "stop")
+                and lib.stack_step(tap, st, "pool", "start") and lib.stack_step(tap, st, "front", "start")):
             return
         sc.started()
         load = sc.load(faultkit.DB_PATHS + ["/json"], seconds=int(DOWN) + 2)
         time.sleep(DOWN)
         sc.check_same_workers("%s, %.0f s later" % (label, DOWN))
-        if not step(tap, st, "pg", "start"):
+        if not lib.stack_step(tap, st, "pg", "start"):
             return
         since = time.monotonic()
         sc.wait_recovery(label, since, RECOVERY)
@@ -75,11 +69,11 @@ def idle(tap):
     label = "pool started with PostgreSQL down, no request"
     with faultkit.Scene(tap, "pg-down-idle", start=False) as sc:
         st = sc.st
-        if not (step(tap, st, "pg", "start") and step(tap, st, "pg", "stop")
-                and step(tap, st, "pool", "start")):
+        if not (lib.stack_step(tap, st, "pg", "start") and lib.stack_step(tap, st, "pg", "stop")
+                and lib.stack_step(tap, st, "pool", "start")):
             return
         time.sleep(0.5)  # each worker's first try, at its start, has failed
-        if not step(tap, st, "pg", "start"):
+        if not lib.stack_step(tap, st, "pg", "start"):
             return
         t0 = time.monotonic()
         got = faultkit.wait_for(lambda: st.app_connections() == sc.workers, RECOVERY, 0.1)

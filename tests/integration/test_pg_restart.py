@@ -110,11 +110,6 @@ def check_first_after(tap, st, workers, label):
               % (label, len(rs)), bad[:6])
 
 
-def pg(tap, st, action):
-    r = st.run("pg", action, timeout=90)
-    return tap.check(r.returncode == 0, "deploy/stack pg %s" % action, lib.tail(r.stdout, 10))
-
-
 def body(tap):
     if not lib.preflight(tap):
         return
@@ -138,31 +133,31 @@ def body(tap):
         tap.note("worker pids: %s" % pids)
 
         # 1. Restart with requests during the outage.
-        stopped = pg(tap, st, "stop")
+        stopped = lib.stack_step(tap, st, "pg", "stop", timeout=90)
         try:
             if stopped:
                 check_outage(tap, st, workers)
         finally:
-            started = pg(tap, st, "start")
+            started = lib.stack_step(tap, st, "pg", "start", timeout=90)
         if started and wait_recovery(tap, st, workers, "restart under requests"):
             check_after(tap, st, workers, pids, "restart under requests")
 
         # 2. Restart with no request in between: the first requests after
         # it must not fail, though every worker's connection died idle.
-        if pg(tap, st, "stop"):
+        if lib.stack_step(tap, st, "pg", "stop", timeout=90):
             time.sleep(0.5)
-        if pg(tap, st, "start"):
+        if lib.stack_step(tap, st, "pg", "start", timeout=90):
             check_first_after(tap, st, workers, "idle restart")
             if wait_recovery(tap, st, workers, "idle restart"):
                 check_after(tap, st, workers, pids, "idle restart")
 
         # 3. One request during the outage (a 503), then none: 2 s after
         # PostgreSQL is back, every request is answered.
-        if pg(tap, st, "stop"):
+        if lib.stack_step(tap, st, "pg", "stop", timeout=90):
             r = lib.try_get(st.url("/db"))
             tap.check(r.status == 503, "one /db while PostgreSQL is down: 503",
                       r.summary())
-        if pg(tap, st, "start"):
+        if lib.stack_step(tap, st, "pg", "start", timeout=90):
             time.sleep(2)
             check_first_after(tap, st, workers, "one request in the outage")
     except BaseException:
