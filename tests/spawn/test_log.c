@@ -111,8 +111,9 @@ test_line(void)
        "an empty message is still a line");
     log_err("db: %s", "could not connect\nDETAIL:  no route\r\n\n");
     n = packet(fd, buf, sizeof(buf));
-    ok(n > 0 && ends_with(buf, "] error: db: could not connect DETAIL:  no "
-                               "route\n") &&
+    ok(n > 0 &&
+           ends_with(buf, "] error: db: could not connect DETAIL:  no "
+                          "route\n") &&
            strchr(buf, '\n') == buf + n - 1,
        "a message of several lines (libpq's) is one line");
     is_int(packet(fd, buf, sizeof(buf)), -1, "nothing else was written");
