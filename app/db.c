@@ -60,7 +60,6 @@ struct db {
     int lost;            /* the connection was lost: log the recovery */
     int broke;           /* the last failure was the connection itself */
     int retried;         /* this request has reconnected once already */
-    unsigned generation; /* connections made */
     char sqlstate[6];    /* of the last statement that failed */
     PGresult *fortunes_res;
     struct fortune *fortunes;
@@ -227,15 +226,6 @@ several_hosts(PGconn *conn)
     return several;
 }
 
-/* notice: what the server says outside an answer goes to our log, not to
- * libpq's stderr: a warning, or the FATAL of a server shutting down. */
-static void
-notice(void *arg, const char *message)
-{
-    (void)arg;
-    log_info("db: %s", message);
-}
-
 /* 0, then DB_BACKOFF_MIN_MS doubling up to DB_BACKOFF_MAX_MS. */
 static int
 next_backoff(int ms)
@@ -283,9 +273,7 @@ db_connect(struct db *db)
     }
     /* Blocking I/O with a blocking connection: the worker has nothing else
      * to do while it waits. */
-    PQsetNoticeProcessor(conn, notice, NULL);
     db->conn = conn;
-    db->generation++;
     db->backoff_ms = 0;
     db->next_try_ms = 0;
     db->broke = 0;
@@ -295,28 +283,6 @@ db_connect(struct db *db)
         db->lost = 0;
     }
     return DB_OK;
-}
-
-int
-db_watch(const struct db *db, unsigned *generation)
-{
-    if (db == NULL || db->conn == NULL || db->mode != DB_PERSISTENT)
-        return -1;
-    *generation = db->generation;
-    return PQsocket(db->conn);
-}
-
-void
-db_idle_read(struct db *db)
-{
-    if (db->conn == NULL)
-        return;
-    if (PQconsumeInput(db->conn) == 1 && PQstatus(db->conn) == CONNECTION_OK)
-        return; /* a notice, or the first part of a goodbye */
-    log_warn("db: the connection died while idle: %s",
-             PQerrorMessage(db->conn));
-    db_close(db);
-    db->lost = 1;
 }
 
 int64_t

@@ -95,22 +95,6 @@ int db_connect(struct db *db);
 int64_t db_retry_in(const struct db *db);
 
 /*
- * db_watch: the connection's socket, for a worker to wait on between
- * requests, and a number that changes with every new connection (a new
- * socket may reuse the old one's descriptor); -1 when the handle holds no
- * connection or keeps none between requests (DB_PER_REQUEST).
- */
-int db_watch(const struct db *db, unsigned *generation);
-
-/*
- * db_idle_read: the socket of an idle connection is readable: the server
- * said something or went away (a restart ends every connection).  A
- * connection found dead is closed, so that db_retry_in says when to make
- * a new one.
- */
-void db_idle_read(struct db *db);
-
-/*
  * db_request_done: the request is answered; in DB_PER_REQUEST mode the
  * connection is closed here.
  */

@@ -66,12 +66,10 @@ struct worker {
     struct sb_slot *slot;
     struct conns conns;
     int ep;
-    int listening;   /* the listening socket is in the epoll set */
-    int draining;    /* stopping: serve what arrives, accept nothing */
-    int dead_fd;     /* libfcgi's listening socket, which does not listen */
-    int failures;    /* accept() failures in a row */
-    int db_fd;       /* the database connection's socket in the set, or -1 */
-    unsigned db_gen; /* and which connection it was */
+    int listening; /* the listening socket is in the epoll set */
+    int draining;  /* stopping: serve what arrives, accept nothing */
+    int dead_fd;   /* libfcgi's listening socket, which does not listen */
+    int failures;  /* accept() failures in a row */
     long served;
     sigset_t waitmask;   /* the mask inside epoll_pwait: stops let in */
     unsigned char *peek; /* room for o->request_max bytes and one more */
@@ -531,29 +529,6 @@ drain(struct worker *w)
 }
 
 /*
- * watch_db: the database connection's socket in the epoll set, so that an
- * idle worker learns at once that its connection died (a restart ends
- * them all) and makes a new one when the server is back, not at its next
- * request.  A closed connection's socket left the set with its close; a
- * new connection may have the same descriptor, hence the generation.
- */
-static void
-watch_db(struct worker *w)
-{
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->db_fd};
-    unsigned gen = 0;
-    int fd = db_watch(w->ctx->db, &gen);
-
-    if (fd == w->db_fd && (fd == -1 || gen == w->db_gen))
-        return;
-    if (fd != -1 && epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) == -1)
-        log_warn("worker: cannot watch the database connection: %s",
-                 strerror(errno));
-    w->db_fd = fd;
-    w->db_gen = gen;
-}
-
-/*
  * wait_ms: epoll's timeout until the earliest deadline, or until the
  * database connection, lost, may be tried again.
  */
@@ -585,7 +560,7 @@ setup(struct worker *w)
 {
     int fl, fd = w->o->listen_fd;
 
-    w->ep = w->dead_fd = w->db_fd = -1;
+    w->ep = w->dead_fd = -1;
     w->lim.request_max = w->o->request_max;
     w->values.max_conns = (unsigned)w->o->max_conns;
     w->values.max_reqs = (unsigned)w->o->max_conns;
@@ -668,7 +643,6 @@ worker_run(struct handler_ctx *ctx, const struct worker_opts *opts)
             ret = -1;
             break;
         }
-        watch_db(&w);
         now = sb_now_ns();
         sb_set_state(w.slot, conns_count(&w.conns, CONN_READING) > 0
                                  ? SB_READING
@@ -681,8 +655,6 @@ worker_run(struct handler_ctx *ctx, const struct worker_opts *opts)
                     ret = -1;
                     break;
                 }
-            } else if (ev[i].data.ptr == &w.db_fd) {
-                db_idle_read(ctx->db);
             } else if (((struct conn *)ev[i].data.ptr)->state != CONN_FREE) {
                 /* (A connection closed earlier in this batch is skipped.) */
                 readable(&w, ev[i].data.ptr, now);
