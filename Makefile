@@ -56,7 +56,7 @@ $(B)/pkg.mk: Makefile deploy/deps
 	 printf 'PKG_CFLAGS = %s\nPKG_LIBS = %s\n' "$$cflags" "$$libs" >$@.tmp
 	@mv $@.tmp $@
 
-ALL_CPPFLAGS = -D_POSIX_C_SOURCE=200809L $(FORTIFY) -Iapp -Ispawn \
+ALL_CPPFLAGS = -D_POSIX_C_SOURCE=200809L $(FORTIFY) -Iapp -Ispawn/core \
                $(PKG_CFLAGS) $(CPPFLAGS)
 ALL_CFLAGS = $(WARN) $(WERROR) $(OPT) $(SAN) $(CFLAGS)
 DEPFLAGS = -MMD -MP
@@ -72,17 +72,24 @@ Q = @
 msg = @printf '  %-6s %s\n'
 endif
 
-# spawn/ is the lower layer: the process mechanics the responder runs
-# inside (log, listening socket, scoreboard, options, exit codes) and the
-# supervisor.  app/ uses it; nothing in spawn/ knows app/.
-SPAWN_SRCS = $(wildcard spawn/*.c)
-SPAWN_OBJS = $(SPAWN_SRCS:%.c=$(B)/%.o)
+# spawn/ is the lower layer, in two units.  spawn/core/ holds the process
+# mechanics a responder runs inside (log, options, listening socket,
+# scoreboard, record judge, exit codes): app/ and the supervisor both use
+# it.  spawn/supervisor/ is tfb-spawn, the pool: it uses core/ and knows no
+# application.  Nothing in spawn/ knows app/; core/ knows neither.
+CORE_SRCS = $(wildcard spawn/core/*.c)
+CORE_OBJS = $(CORE_SRCS:%.c=$(B)/%.o)
+SUP_SRCS = $(wildcard spawn/supervisor/*.c)
+SUP_OBJS = $(SUP_SRCS:%.c=$(B)/%.o)
 APP_SRCS = $(wildcard app/*.c)
 APP_OBJS = $(APP_SRCS:%.c=$(B)/%.o)
-LIBS = $(B)/libapp.a $(B)/libspawn.a
+LIBS = $(B)/libapp.a $(B)/libsupervisor.a $(B)/libcore.a
 
-TEST_SRCS = $(wildcard tests/app/test_*.c tests/spawn/test_*.c)
+TEST_SRCS = $(wildcard tests/app/test_*.c tests/spawn/*/test_*.c)
 TEST_BINS = $(TEST_SRCS:%.c=$(B)/%)
+# Programs the integration tests run: a scripted FastCGI worker for the
+# supervisor, and the delay line that puts the database a round trip away.
+TEST_TOOLS = $(B)/tests/spawn/supervisor/fake_worker $(B)/tests/integration/netdelay
 
 PROGS = $(B)/tfb-fcgi $(B)/tfb-spawn
 
@@ -95,16 +102,17 @@ all: deps $(PROGS)
 deps:
 	@deploy/deps build
 
-$(B)/tfb-fcgi: $(B)/app/main.o $(LIBS)
+$(B)/tfb-fcgi: $(B)/app/main.o $(B)/libapp.a $(B)/libcore.a
 	$(msg) LINK $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_APP)
 
-$(B)/tfb-spawn: $(B)/spawn/main.o $(B)/libspawn.a
+$(B)/tfb-spawn: $(B)/spawn/supervisor/main.o $(B)/libsupervisor.a $(B)/libcore.a
 	$(msg) LINK $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/libapp.a: $(filter-out $(B)/app/main.o,$(APP_OBJS))
-$(B)/libspawn.a: $(filter-out $(B)/spawn/main.o,$(SPAWN_OBJS))
+$(B)/libsupervisor.a: $(filter-out $(B)/spawn/supervisor/main.o,$(SUP_OBJS))
+$(B)/libcore.a: $(CORE_OBJS)
 $(LIBS):
 	$(msg) AR $@
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
@@ -124,10 +132,23 @@ $(B)/tests/%: tests/%.c tests/harness.h $(wildcard tests/*/*.inc) $(LIBS)
 	    -o $@ $< \
 	    $(LIBS) $(LDLIBS_APP)
 
+$(B)/tests/spawn/supervisor/fake_worker: tests/spawn/supervisor/fake_worker.c $(B)/libcore.a
+	@mkdir -p $(@D)
+	$(msg) TOOL $@
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) $(ALL_LDFLAGS) -o $@ $^ -lfcgi
+
+# The delay line is part of the test bench, not of the product: never a
+# sanitizer build, whose cost would show as lateness on the wire.
+$(B)/tests/integration/netdelay: tests/integration/netdelay.c
+	@mkdir -p $(@D)
+	$(msg) TOOL $@
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(WARN) $(WERROR) $(OPT) $(CFLAGS) $(DEPFLAGS) \
+	    $(LDFLAGS) -o $@ $<
+
 unit: all $(TEST_BINS)
 
 # The fuzz targets' smoke (tests/fuzz/run) counts among the tests.
-test: all $(TEST_BINS)
+test: all $(TEST_BINS) $(TEST_TOOLS)
 	@deploy/deps test
 	@$(MAKE) --no-print-directory fuzz-build
 	@APP=$(abspath $(B))/tfb-fcgi TFB_BUILD_DIR=$(abspath $(B)) \
@@ -183,7 +204,7 @@ fuzz: fuzz-build
 
 # deploy/cluster's deployment built on this machine out of network
 # namespaces (tests/integration/test_cluster.py), alone.
-test-cluster: all
+test-cluster: all $(TEST_TOOLS)
 	@deploy/deps test
 	@APP=$(abspath $(B))/tfb-fcgi TFB_BUILD_DIR=$(abspath $(B)) TESTS=test_cluster \
 	    tests/run
@@ -205,7 +226,8 @@ test-fresh:
 	@deploy/deps fresh
 	@tests/fresh/run
 
-FORMAT_SRCS = $(wildcard app/*.[ch] spawn/*.[ch] tests/*.h tests/*/*.[ch])
+FORMAT_SRCS = $(wildcard app/*.[ch] spawn/*/*.[ch] tests/*.h tests/*/*.[ch] \
+              tests/*/*/*.[ch])
 
 format:
 	clang-format -i $(FORMAT_SRCS)
@@ -216,4 +238,5 @@ format-check:
 clean:
 	rm -rf $(B) $(FUZZ_B) $(SANITIZE_B)
 
--include $(APP_OBJS:.o=.d) $(SPAWN_OBJS:.o=.d) $(TEST_BINS:=.d) $(FUZZ_BINS:=.d)
+-include $(APP_OBJS:.o=.d) $(CORE_OBJS:.o=.d) $(SUP_OBJS:.o=.d) $(TEST_BINS:=.d) \
+         $(TEST_TOOLS:=.d) $(FUZZ_BINS:=.d)

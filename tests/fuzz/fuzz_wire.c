@@ -1,5 +1,5 @@
 /*
- * fuzz_wire.c: wire_judge and wire_answer (spawn/wire.c), the code that
+ * fuzz_wire.c: wire_judge and wire_answer (spawn/core/wire.c), the code that
  * stands between the socket and libfcgi.
  *
  * The input: two bytes that pick --request-max (1024 and up, small enough
@@ -23,7 +23,7 @@
  *     libfcgi reading past the verdict would meet the end of the socket
  *     and report it.
  */
-#include "../../spawn/wire.c"
+#include "../../spawn/core/wire.c"
 
 #include <fcgiapp.h>
 #include <signal.h>

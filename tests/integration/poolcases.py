@@ -1,6 +1,6 @@
 """poolcases.py: the pool's scenarios under load, for any worker.
 
-pool_fake.py runs them with tests/spawn/fake_worker.c, pool_real.py with
+pool_fake.py runs them with tests/spawn/supervisor/fake_worker.c, pool_real.py with
 build/tfb-fcgi on PostgreSQL.  A worker is described by a Worker: the
 command after "--", its environment, the URL path to load, a name.
 

@@ -1,7 +1,7 @@
 """poolkit.py: what the pool_*.py tests share, on top of lib.py.
 
     with poolkit.Scene(tap, "kill") as sc:
-        fake = sc.fake_worker()                  # tests/spawn/fake_worker.c
+        fake = sc.fake_worker()                  # tests/spawn/supervisor/fake_worker.c
         sp = sc.spawn(["-w", "2", "--", fake])   # tfb-spawn on sc.sock
         ng = sc.nginx()                          # nginx in front, on a port
         load = sc.wrk(ng.url("/plaintext"), seconds=5)
@@ -32,11 +32,6 @@ BUILD = lib.BUILD
 SPAWN_BIN = BUILD / "tfb-spawn"
 APP_BIN = BUILD / "tfb-fcgi"
 STACK = lib.STACK
-
-WARN = ("-std=c11 -Wall -Wextra -pedantic -Wshadow -Wstrict-prototypes "
-        "-Wmissing-prototypes -Wold-style-definition -Wpointer-arith "
-        "-Wwrite-strings -Wvla -Wformat=2 -fno-common -Werror").split()
-
 
 wait_for = lib.wait_for
 
@@ -261,20 +256,12 @@ class Scene:
         return os.path.join(self.dir, *parts)
 
     def fake_worker(self):
-        out = self.path("fake_worker")
-        # The scoreboard and what it needs, from the build under test.
-        # A sanitizer build's library (make test-sanitize) links with the
-        # same sanitizers only.
-        lib_spawn = str(BUILD / "libspawn.a")
-        flags = WARN + lib.sanitize_flags(lib_spawn)
-        r = lib.run(["cc"] + flags + ["-O2", "-D_POSIX_C_SOURCE=200809L",
-                                      "-I" + str(REPO / "spawn"), "-o", out,
-                                      str(REPO / "tests/spawn/fake_worker.c"),
-                                      lib_spawn, "-lfcgi"],
-                    60)
-        if r.returncode != 0:
-            raise RuntimeError("cannot build fake_worker:\n" + r.stdout)
-        return out
+        """The scripted worker, built by make test beside the build under
+        test (a sanitizer build's with its sanitizers)."""
+        out = BUILD / "tests" / "spawn" / "supervisor" / "fake_worker"
+        if not out.exists():
+            raise RuntimeError("%s not found: make test builds it" % out)
+        return str(out)
 
     def spawn(self, args, **kw):
         s = Spawn(self, args, **kw)

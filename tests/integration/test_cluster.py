@@ -83,7 +83,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fcgi  # noqa: E402
 import lib  # noqa: E402
 import tfb_verify as tv  # noqa: E402
-from poolkit import WARN  # noqa: E402
 
 PREFIX = "tfbc"
 NET = "10.213"
@@ -101,7 +100,7 @@ OS_USER = "postgres"
 APP_USER, APP_DB = "benchmarkdbuser", "hello_world"
 SPAWN_BIN = lib.BUILD / "tfb-spawn"
 RENDER = lib.REPO / "deploy" / "cluster" / "render"
-NETDELAY = lib.REPO / "tests" / "integration" / "netdelay.c"
+NETDELAY = lib.BUILD / "tests" / "integration" / "netdelay"  # make test builds it
 SQL = lib.REPO / "deploy" / "sql"
 
 READS = ["/db", "/queries?queries=3", "/fortunes"]
@@ -319,12 +318,9 @@ class Cluster:
             self.wire = None
             sh(["ip", "-n", sw, "link", "set", "j-lan", "up"])
             return out
-        if not os.path.exists(os.path.join(self.tmp, "netdelay")):
-            out = os.path.join(self.tmp, "netdelay")
-            r = lib.run(["cc"] + WARN + ["-O2", "-o", out, str(NETDELAY)], 60)
-            if r.returncode != 0:
-                raise lib.StackError("cannot build netdelay.c:\n" + r.stdout)
-        self.wire = Wire(self.in_ns("sw", [os.path.join(self.tmp, "netdelay"), us,
+        if not NETDELAY.exists():
+            raise lib.StackError("%s not found: make test builds it" % NETDELAY)
+        self.wire = Wire(self.in_ns("sw", [str(NETDELAY), us,
                                           "t-lan", "t-db"]))
         sh(["ip", "-n", sw, "link", "set", "j-lan", "down"])
         sh(["ip", "-n", sw, "link", "set", "t-lan", "master", "lan", "up"])

@@ -1,5 +1,5 @@
 /* test_wire.c: judging what a FastCGI peer sent (app/wire.c). */
-#include "../../spawn/wire.c"
+#include "../../../spawn/core/wire.c"
 
 #include "harness.h"
 

@@ -1,5 +1,6 @@
 /*
- * test_supervisor.c: the master loop (spawn/supervisor.c), run for real.
+ * test_supervisor.c: the master loop (spawn/supervisor/supervisor.c), run for
+ * real.
  *
  * Each case forks a child that calls supervisor_run() on a listening unix
  * socket made here, with small shell workers, and watches it from outside
@@ -9,7 +10,7 @@
  * guards the whole program, and the supervisor dies with this process
  * (PR_SET_PDEATHSIG), its workers with it.
  */
-#include "../../spawn/supervisor.c"
+#include "../../../spawn/supervisor/supervisor.c"
 
 #include <dirent.h>
 #include <sys/socket.h>

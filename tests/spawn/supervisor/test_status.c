@@ -1,10 +1,10 @@
 /*
- * test_status.c: the status page (spawn/status.c): which format a request
- * asks for, the listen queue as the kernel reports it, the page rendered
- * from a scoreboard in each format, the FastCGI server's answers to good,
- * half and hostile requests, and the command's client against it.
+ * test_status.c: the status page (spawn/supervisor/status.c): which format a
+ * request asks for, the listen queue as the kernel reports it, the page
+ * rendered from a scoreboard in each format, the FastCGI server's answers to
+ * good, half and hostile requests, and the command's client against it.
  */
-#include "../../spawn/status.c"
+#include "../../../spawn/supervisor/status.c"
 
 #include <fcntl.h>
 #include <json-c/json.h>

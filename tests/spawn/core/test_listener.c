@@ -1,8 +1,8 @@
 /*
- * test_listener.c: where the pool's socket comes from (spawn/listener.c):
+ * test_listener.c: where the pool's socket comes from (spawn/core/listener.c):
  * --bind addresses, LISTEN_FDS, an inherited fd 0, stale unix sockets.
  */
-#include "../../spawn/listener.c"
+#include "../../../spawn/core/listener.c"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,9 +1,9 @@
 /*
- * test_opt.c: the option parser both programs share (spawn/opt.c): numbers
+ * test_opt.c: the option parser both programs share (spawn/core/opt.c): numbers
  * and durations, every type of row, variables before flags, where the
  * options end, the error messages, and --help's lines.
  */
-#include "../../spawn/opt.c"
+#include "../../../spawn/core/opt.c"
 
 #include <limits.h>
 #include <stdlib.h>

@@ -1,9 +1,9 @@
 /*
  * test_config.c: tfb-spawn's options from flags and the environment
- * (spawn/config.c).  The parser itself, durations included, is
- * tests/spawn/test_opt.c's.
+ * (spawn/supervisor/config.c).  The parser itself, durations included, is
+ * tests/spawn/core/test_opt.c's.
  */
-#include "../../spawn/config.c"
+#include "../../../spawn/supervisor/config.c"
 
 #include <ctype.h>
 #include <stdlib.h>

@@ -1,9 +1,9 @@
 /*
- * test_scoreboard.c: the pool's shared table (spawn/scoreboard.c): its
+ * test_scoreboard.c: the pool's shared table (spawn/core/scoreboard.c): its
  * creation, the slots' states and counts, and a worker's side, attached
  * through the environment in a child process.
  */
-#include "../../spawn/scoreboard.c"
+#include "../../../spawn/core/scoreboard.c"
 
 #include <fcntl.h>
 #include <stdio.h>

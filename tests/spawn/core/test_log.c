@@ -1,5 +1,5 @@
 /*
- * test_log.c: the logger both programs share (spawn/log.c): the line, the
+ * test_log.c: the logger both programs share (spawn/core/log.c): the line, the
  * levels, truncation, one write per line, the log file.
  *
  * The log goes to fd 2, so each case points fd 2 somewhere it can read
@@ -8,7 +8,7 @@
  * write(2), one read returning one write, which is how "one write per
  * line" is seen from outside.
  */
-#include "../../spawn/log.c"
+#include "../../../spawn/core/log.c"
 
 #include <string.h>
 #include <sys/socket.h>

@@ -1,8 +1,8 @@
 /*
- * test_pool.c: the supervisor's decisions (spawn/pool.c), including a
- * rolling restart, a resize and a crash loop walked step by step.
+ * test_pool.c: the supervisor's decisions (spawn/supervisor/pool.c), including
+ * a rolling restart, a resize and a crash loop walked step by step.
  */
-#include "../../spawn/pool.c"
+#include "../../../spawn/supervisor/pool.c"
 
 #include <stdint.h>
 #include <sys/wait.h>

@@ -1,6 +1,7 @@
 /*
- * test_main.c: tfb-spawn's start-up (spawn/main.c): the worker command,
- * the pid file, the ids, the standard descriptors, and main's answer to
+ * test_main.c: tfb-spawn's start-up (spawn/supervisor/main.c): the worker
+ * command, the pid file, the ids, the standard descriptors, and main's answer
+ * to
  * --help and to a bad option.
  *
  * main.c's main() is renamed so that this file has its own.  What ends in
@@ -9,7 +10,7 @@
  */
 #define main tfb_spawn_main
 int tfb_spawn_main(int argc, char *argv[]);
-#include "../../spawn/main.c"
+#include "../../../spawn/supervisor/main.c"
 #undef main
 
 #include <sys/prctl.h>
