@@ -1,15 +1,59 @@
 /*
  * wire.h: what a FastCGI peer sent, judged before libfcgi reads any of it.
  *
- * The bytes on the socket are untrusted, and libfcgi 2.4.2 has defects
- * that one record can reach: it answers FCGI_GET_VALUES into a 64-byte
- * stack buffer (a record naming FCGI_MPXS_CONNS four times overflows it),
- * it asserts, aborting the process, on a name-value pair whose length
- * field is near 2^31, it reads the padding of a FCGI_BEGIN_REQUEST or of
- * the empty FCGI_PARAMS as a record of its own, and after an empty record
- * of another request it skips the next record of its own.  It also blocks
- * a worker on a peer that stops half way, and cannot tell a request's end
- * from the next one's start.
+ * The bytes on the socket are untrusted, and libfcgi 2.4.2 (Debian 12's
+ * libfcgi0ldbl) has four defects that any libfcgi responder meets, each
+ * reached by a single request from anyone who can connect.  Each crashes
+ * a worker; queued by the hundred, they kept a pool backing off for 40 s.
+ * tests/integration/test_fcgi_worker.py sends them, two hundred times.
+ * The inputs, byte for byte:
+ *
+ * 1. FCGI_GET_VALUES is answered into a 64-byte stack buffer with no
+ *    bound: a record naming a known variable four times or more overflows
+ *    it (glibc's stack protector aborts the process).  Input: the header
+ *    01 09 00 00 00 88 00 00, then eight times the pair
+ *    0f 00 46 43 47 49 5f 4d 50 58 53 5f 43 4f 4e 4e 53
+ *    (name length 15, value length 0, "FCGI_MPXS_CONNS").
+ *
+ * 2. A name-value pair whose lengths add up past 2^31 makes ReadParams
+ *    compute nameLen + valueLen + 2 in an int, which overflows, and
+ *    libfcgi's Malloc asserts (abort).  Debian's fix for CVE-2025-23016
+ *    refuses a single length of 2^31 - 1, not a sum.  Input:
+ *    01 01 00 01 00 08 00 00 00 01 00 00 00 00 00 00 (FCGI_BEGIN_REQUEST,
+ *    responder), then 01 04 00 01 00 06 00 02 ff ff ff fe 01 61 00 00 (an
+ *    FCGI_PARAMS record whose pair claims a name of 2^31 - 2 bytes and a
+ *    value of 1).
+ *
+ * 3. libfcgi stops reading a FCGI_BEGIN_REQUEST, and the empty
+ *    FCGI_PARAMS that ends the parameters, before their padding, and then
+ *    reads that padding as the next record's header.  A record hidden
+ *    there passes any check that skips padding as the protocol says, so
+ *    defect 1 is reached from inside a request (found by
+ *    tests/fuzz/fuzz_wire.c).  Input: 01 01 00 01 00 08 4c 00
+ *    00 01 00 00 00 00 00 00 (a responder's FCGI_BEGIN_REQUEST announcing
+ *    76 bytes of padding), then as its padding 01 09 00 00 00 44 00 00 and
+ *    four times the FCGI_MPXS_CONNS pair above, then an ordinary request's
+ *    FCGI_PARAMS and FCGI_STDIN.  Neither nginx nor lighttpd pads those two
+ *    records, whose lengths are multiples of 8 already; we close a
+ *    connection that does.
+ *
+ * 4. libfcgi skips the records of another request id inside a request,
+ *    but clears its "skip" mark only after passing some content: after an
+ *    empty record of another id it skips the next record of the request
+ *    itself, and reads the parameters out of step with any check made
+ *    before it.  Defect 2 is then reached through a pair that was checked
+ *    whole (found by tests/fuzz/fuzz_wire.c).  Input: a responder's
+ *    FCGI_BEGIN_REQUEST for id 1; 01 05 00 02 00 00 00 00 (an empty
+ *    FCGI_STDIN of id 2); 01 04 00 01 00 02 00 00 06 00 (a pair: a name of
+ *    6 bytes, no value; libfcgi skips this record);
+ *    01 04 00 01 00 06 00 00 ff ff ff fe 01 61 (the 6 bytes of the name;
+ *    libfcgi reads a pair of 2^31 - 2 and 1 bytes); then the rest of a
+ *    request.  Neither front server multiplexes requests on a connection;
+ *    we close one that sends an empty record of another request inside a
+ *    request.
+ *
+ * libfcgi also blocks a worker on a peer that stops half way, and cannot
+ * tell a request's end from the next one's start.
  *
  * So the worker looks at what the socket holds (recv with MSG_PEEK: the
  * bytes stay there for libfcgi) and asks wire_judge() what it is.  Every
