@@ -1,4 +1,4 @@
-/* test_wire.c: judging what a FastCGI peer sent (app/wire.c). */
+/* test_wire.c: judging what a FastCGI peer sent (spawn/core/wire.c). */
 #include "../../../spawn/core/wire.c"
 
 #include "harness.h"
