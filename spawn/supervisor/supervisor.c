@@ -95,6 +95,8 @@ struct sv {
     int64_t status_due; /* when to start it (again); 0: not due */
 };
 
+static void begin_stop(struct sv *sv, enum stop how, int64_t now);
+
 static volatile sig_atomic_t sig_child, sig_stop, sig_quick, sig_hup, sig_ttin,
     sig_ttou, sig_usr1;
 
@@ -633,8 +635,8 @@ reap(struct sv *sv, int64_t now)
                 "error): giving up",
                 EXITCODE_CONFIG);
         sv->status = EXITCODE_CONFIG;
-        sv->stop = STOP_NOW;
-        sv->target = 0;
+        /* The status process goes too: the loop ends once it is gone. */
+        begin_stop(sv, STOP_NOW, now);
     }
 }
 

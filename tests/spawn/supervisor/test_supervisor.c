@@ -23,6 +23,7 @@
 static char dir[] = "/tmp/test_supervisor.XXXXXX";
 static char logpath[256];
 static int listen_fd = -1;
+static int status_fd = -1; /* the status page's socket, when a case wants */
 
 static int64_t
 now_ms(void)
@@ -176,7 +177,7 @@ start_argv(const struct config *cfg, const char *path, char *const argv[])
         log_init("tfb-spawn", cfg->log_level);
         if (log_open_file(logpath) == -1)
             _exit(100);
-        exit(supervisor_run(cfg, listen_fd, path, argv, NULL, -1));
+        exit(supervisor_run(cfg, listen_fd, path, argv, NULL, status_fd));
     }
     return pid;
 }
@@ -271,6 +272,34 @@ test_fatal(void)
           "each of the two was started once, not restarted");
     check(in_log("every worker exited with status 2") == 1,
           "and the supervisor said why it gave up");
+}
+
+static int listen_unix(const char *name);
+
+/*
+ * test_fatal_status: the same with a status page, whose process the
+ * supervisor stops too when it gives up, instead of waiting for it.
+ */
+static void
+test_fatal_status(void)
+{
+    struct config cfg;
+    char path[300];
+    pid_t sv;
+
+    if ((status_fd = listen_unix("status.sock")) == -1) {
+        ok(0, "set-up: the status socket: %s", strerror(errno));
+        return;
+    }
+    config_for(&cfg, 2);
+    sv = start(&cfg, "exit 2");
+    check(wait_exit(sv, 3000) == EXITCODE_CONFIG,
+          "with a status page too, workers that exit 2: the supervisor "
+          "returns 2");
+    close(status_fd);
+    status_fd = -1;
+    snprintf(path, sizeof(path), "%s/status.sock", dir);
+    unlink(path);
 }
 
 /*
@@ -417,13 +446,14 @@ test_worker_env(void)
                        "it, and logged");
 }
 
+/* listen_unix: a listening socket at dir/name, or -1. */
 static int
-listen_unix(void)
+listen_unix(const char *name)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/fcgi.sock", dir);
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s", dir, name);
     if (fd == -1 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
         listen(fd, 16) == -1)
         return -1;
@@ -440,7 +470,7 @@ main(int argc, char **argv)
 
     /* A case that hangs fails the program instead of the whole run. */
     alarm(30);
-    if (mkdtemp(dir) == NULL || (listen_fd = listen_unix()) == -1) {
+    if (mkdtemp(dir) == NULL || (listen_fd = listen_unix("fcgi.sock")) == -1) {
         ok(0, "set-up: %s", strerror(errno));
         return done_testing();
     }
@@ -448,6 +478,7 @@ main(int argc, char **argv)
     test_start_and_stop();
     test_ttin();
     test_fatal();
+    test_fatal_status();
     test_crash_loop();
     test_worker_env();
     close(listen_fd);
