@@ -203,6 +203,22 @@ worker_env(struct sv *sv)
 }
 
 /*
+ * publish_limit: the request time limit, in the scoreboard's header for
+ * every worker to read (tfb-fcgi sets its statement_timeout below it).
+ */
+static void
+publish_limit(struct sv *sv)
+{
+    long ms = sv->cfg->request_timeout_ms;
+
+    sb_set_request_limit(sv->sb, ms);
+    if (ms > 0)
+        log_info("request time limit %.1f s, in the scoreboard for the "
+                 "workers to see",
+                 (double)ms / 1000);
+}
+
+/*
  * child: the forked side, until execve().  Only async-signal-safe calls:
  * handlers back to their defaults before the mask is cleared (a pending
  * signal must not run our handler in the child), the socket onto fd 0,
@@ -964,11 +980,7 @@ supervisor_run(const struct config *cfg, int listen_fd, const char *path,
         sv.status = EXITCODE_ERROR;
         goto free_sv;
     }
-    sb_set_request_limit(sv.sb, cfg->request_timeout_ms);
-    if (cfg->request_timeout_ms > 0)
-        log_info("request time limit %.1f s, in the scoreboard for the "
-                 "workers to see",
-                 (double)cfg->request_timeout_ms / 1000);
+    publish_limit(&sv);
     srandom((unsigned)getpid() ^ (unsigned)time(NULL));
     if (cfg->cpu_affinity == CONFIG_AFFINITY_SLOT && cpus_allowed(&sv) == -1) {
         log_err("--cpu-affinity: cannot read the CPUs allowed: %s",
