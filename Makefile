@@ -209,10 +209,14 @@ test-cluster: all $(TEST_TOOLS)
 	@APP=$(abspath $(B))/tfb-fcgi TFB_BUILD_DIR=$(abspath $(B)) TESTS=test_cluster \
 	    tests/run
 
-# The stack starts what was just built; stopping needs no build.
+# The stack starts what was just built; stopping needs no build.  The
+# shell execs deploy/stack, so that from make to a responder there are
+# three launchers: make, deploy/stack, tfb-spawn.  WORKERS, PORT, SERVER
+# and the other knobs reach deploy/stack through the environment (make
+# exports the variables of its command line).
 run start: all
 	@deploy/deps run
-	@APP=$${APP:-$(abspath $(B))/tfb-fcgi} deploy/stack $@
+	@APP=$${APP:-$(abspath $(B))/tfb-fcgi} exec deploy/stack $@
 
 stop:
 	@deploy/stack $@

@@ -55,6 +55,7 @@ struct db {
     char *conninfo; /* NULL: the PG* environment alone */
     enum db_mode mode;
     const char *target;  /* target_session_attrs, unless told; or NULL */
+    char *options;       /* libpq's options, statement_timeout's; or NULL */
     int64_t next_try_ms; /* no connection attempt before this */
     int backoff_ms;      /* 0 while the last attempt succeeded */
     int lost;            /* the connection was lost: log the recovery */
@@ -125,6 +126,28 @@ db_set_target(struct db *db, const char *attrs)
     db->target = attrs;
 }
 
+int
+db_set_statement_timeout(struct db *db, long ms)
+{
+    const char *env = getenv("PGOPTIONS");
+    size_t len;
+
+    free(db->options);
+    db->options = NULL;
+    if (ms <= 0)
+        return 0;
+    /* libpq takes "options" over PGOPTIONS: the user's go first, so that
+     * they stay, and ours after, so that ours wins. */
+    if (env == NULL)
+        env = "";
+    len = strlen(env) + 48;
+    if ((db->options = malloc(len)) == NULL)
+        return -1;
+    snprintf(db->options, len, "%s%s-c statement_timeout=%ldms", env,
+             *env ? " " : "", ms);
+    return 0;
+}
+
 static void
 db_close(struct db *db)
 {
@@ -143,6 +166,7 @@ db_free(struct db *db)
     buf_free(&db->ids);
     buf_free(&db->values);
     free(db->conninfo);
+    free(db->options);
     free(db);
 }
 
@@ -174,7 +198,7 @@ prepare_all(PGconn *conn)
 static PGconn *
 open_conn(const struct db *db)
 {
-    const char *keys[10], *vals[10];
+    const char *keys[12], *vals[12];
     int n = 0;
 
     if (getenv("PGAPPNAME") == NULL) {
@@ -200,6 +224,10 @@ open_conn(const struct db *db)
     vals[n++] = "2";
     keys[n] = "keepalives_count";
     vals[n++] = "3";
+    if (db->options != NULL) {
+        keys[n] = "options";
+        vals[n++] = db->options;
+    }
     if (db->conninfo != NULL) {
         keys[n] = "dbname";
         vals[n++] = db->conninfo;

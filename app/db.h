@@ -77,6 +77,15 @@ struct db *db_new(const char *conninfo, enum db_mode mode);
  */
 void db_set_target(struct db *db, const char *attrs);
 
+/*
+ * db_set_statement_timeout: PostgreSQL's statement_timeout, in ms, for this
+ * handle's connections from the next one on (0: the server's own).  It
+ * goes in libpq's "options", after those of PGOPTIONS, which stay; an
+ * "options" in the conninfo string replaces both.
+ * Results: 0, or -1 when memory ran out.
+ */
+int db_set_statement_timeout(struct db *db, long ms);
+
 /* db_free: close the connection, if any, and free the handle. */
 void db_free(struct db *db);
 

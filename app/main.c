@@ -10,6 +10,7 @@
  * (opened by the first /updates).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,7 @@ struct options {
     int server_timing;
     long slow_ms;
     int timing; /* index in on_off: 0 on */
+    const char *web_server_addrs;
     int help;
 };
 
@@ -78,7 +80,8 @@ static const struct opt opts[] = {
     {"max-requests", 'm', OPT_LONG, AT(max_requests), 0, 1L << 40, NULL,
      "TFB_MAX_REQUESTS", "N",
      "exit after N requests, to be replaced by the\n"
-     "supervisor (0: never)"},
+     "supervisor (0: never); under tfb-spawn, its\n"
+     "--max-requests too, whichever comes first"},
     {"cache-ttl", 0, OPT_LONG, AT(cache_ttl), 0, 1L << 30, NULL, NULL,
      "SECONDS",
      "refill /cached-queries' cache after SECONDS\n"
@@ -96,7 +99,8 @@ static const struct opt opts[] = {
      "BYTES",
      "a request's records, at most; a larger one\n"
      "closes its connection (65536)"},
-    {"server-timing", 0, OPT_FLAG, AT(server_timing), 0, 0, NULL, NULL, NULL,
+    {"server-timing", 0, OPT_FLAG, AT(server_timing), 0, 0, NULL,
+     "TFB_SERVER_TIMING", NULL,
      "answer with a Server-Timing header: the\n"
      "read, database and application times"},
     {"slow-ms", 0, OPT_LONG, AT(slow_ms), 0, 3600000, NULL, "TFB_SLOW_MS", "MS",
@@ -106,6 +110,12 @@ static const struct opt opts[] = {
      "time each request's phases for the status\n"
      "page (on, the default); off: count only,\n"
      "to measure what timing costs"},
+    {"web-server-addrs", 0, OPT_STRING, AT(web_server_addrs), 0, 0, NULL,
+     "FCGI_WEB_SERVER_ADDRS", "ADDRS",
+     "front servers that may connect over TCP,\n"
+     "comma-separated addresses (libfcgi's\n"
+     "variable; default: any); unix-socket peers\n"
+     "always may"},
     {"log-file", 'l', OPT_STRING, AT(log_file), 0, 0, NULL, NULL, "FILE",
      "append the log to FILE, not stderr"},
     {"log-level", 0, OPT_CHOICE, AT(log_level), 0, 0, log_level_names, NULL,
@@ -128,7 +138,15 @@ usage(FILE *f)
                "socket on fd 0 (or fd 3 with systemd's LISTEN_FDS).\n"
                "\n");
     opt_usage(f, opts, NOPTS);
-    fprintf(f, "\nExit status 2: a configuration error (do not respawn).\n");
+    fprintf(f, "\n"
+               "Other programs' variables: libpq's PG* (PGHOST, PGUSER,\n"
+               "PGOPTIONS...) reach the database connection; systemd's\n"
+               "LISTEN_FDS and LISTEN_PID name the socket; tfb-spawn's\n"
+               "TFB_SCOREBOARD_FD and TFB_WORKER_SLOT name the pool's\n"
+               "scoreboard slot, where the pool's request time limit (our\n"
+               "statement_timeout goes below it) and max-requests are read.\n"
+               "\n"
+               "Exit status 2: a configuration error (do not respawn).\n");
 }
 
 static void
@@ -180,6 +198,62 @@ open_db(const struct options *o, struct handler_ctx *ctx)
 }
 
 /*
+ * statement_timeout_ms: PostgreSQL's statement_timeout under a pool's
+ * request time limit of limit_ms, so that the database gives up first
+ * and the request answers 503 before the pool kills us: a tenth of the
+ * limit below it, that margin kept within [100 ms, 1 s].  At least 1.
+ */
+static long
+statement_timeout_ms(long limit_ms)
+{
+    long margin = limit_ms / 10;
+
+    if (margin < 100)
+        margin = 100;
+    if (margin > 1000)
+        margin = 1000;
+    return limit_ms - margin >= 1 ? limit_ms - margin : 1;
+}
+
+/* first_limit: of two request counts (0: none), the one reached first. */
+static long
+first_limit(long a, long b)
+{
+    if (a <= 0)
+        return b > 0 ? b : 0;
+    return b > 0 && b < a ? b : a;
+}
+
+/*
+ * pool_word: what a pool (tfb-spawn) wrote for this worker in its
+ * scoreboard slot, by our own rules: we leave after its max-requests or
+ * our own --max-requests, whichever comes first, and PostgreSQL gives up
+ * on a statement before the pool's request time limit would kill us.
+ * Without a pool the slot is our own, and says nothing.
+ */
+static void
+pool_word(struct handler_ctx *ctx, struct worker_opts *wo)
+{
+    struct sb_slot *slot = sb_attach_env();
+    uint64_t pool_max = sb_max_requests(slot);
+    long limit = (long)sb_request_limit_ms(), st;
+
+    wo->max_requests =
+        first_limit(wo->max_requests,
+                    pool_max > (uint64_t)LONG_MAX ? LONG_MAX : (long)pool_max);
+    if (limit <= 0)
+        return;
+    st = statement_timeout_ms(limit);
+    if (db_set_statement_timeout(ctx->db, st) == -1 ||
+        (ctx->db_write != NULL &&
+         db_set_statement_timeout(ctx->db_write, st) == -1))
+        log_fatal(EXITCODE_ERROR, "out of memory");
+    log_info("the pool's request time limit is %.1f s: statement_timeout "
+             "%ld ms",
+             (double)limit / 1000, st);
+}
+
+/*
  * The listening socket, found or bound the way tfb-spawn does it (spawn/
  * listener.h): --bind, else systemd's LISTEN_FDS, else fd 0.
  */
@@ -216,9 +290,9 @@ main(int argc, char **argv)
         log_fatal(EXITCODE_CONFIG, "cannot open %s: %s", o.log_file,
                   strerror(errno));
 
-    if (allow_parse(&wo.allow, getenv("FCGI_WEB_SERVER_ADDRS"), err,
-                    sizeof(err)) == -1)
-        log_fatal(EXITCODE_CONFIG, "FCGI_WEB_SERVER_ADDRS: %s", err);
+    if (allow_parse(&wo.allow, o.web_server_addrs, err, sizeof(err)) == -1)
+        log_fatal(EXITCODE_CONFIG,
+                  "--web-server-addrs or FCGI_WEB_SERVER_ADDRS: %s", err);
     listen_socket(&o, &l);
     wo.listen_fd = l.fd;
     wo.max_requests = o.max_requests;
@@ -227,13 +301,14 @@ main(int argc, char **argv)
     wo.max_conns = o.max_conns;
     wo.request_max = (size_t)o.request_max;
     wo.log_file = o.log_file;
-    wo.server_timing = o.server_timing || getenv("TFB_SERVER_TIMING") != NULL;
+    wo.server_timing = o.server_timing;
     wo.slow_ms = o.slow_ms;
     if (o.timing == 1 && (wo.server_timing || wo.slow_ms > 0))
         log_fatal(EXITCODE_CONFIG, "--server-timing and --slow-ms need "
                                    "--timing on");
     sb_timing(o.timing == 0);
     open_db(&o, &ctx);
+    pool_word(&ctx, &wo);
     if ((ctx.cache = cache_new((unsigned)o.cache_ttl)) == NULL)
         log_fatal(EXITCODE_ERROR, "out of memory");
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -1,21 +1,25 @@
 # shellcheck shell=bash
 # deploy/lib/pool.sh: the tfb-fcgi pool for deploy/stack (sourced, bash).
 #
-# The pool is started the way a user deploys it: spawn-fcgi binds the
-# FastCGI socket and execs tfb-spawn on it, which forks the responders
-# and keeps them:
+# The pool is tfb-spawn, which binds the FastCGI socket itself, forks the
+# responders and keeps them, started in a session of its own:
 #
-#   spawn-fcgi -b 4096 -s $VAR/run/fcgi.sock -M 0600 -- \
-#       tfb-spawn -w WORKERS -p $VAR/run/spawn.pid -l $VAR/log/app.log \
-#       --graceful-timeout 10s --status $VAR/run/status.sock -- APP APP_ARGS...
+#   setsid tfb-spawn --bind $VAR/run/fcgi.sock --socket-mode 0600 \
+#       --backlog 4096 -w WORKERS -p $VAR/run/spawn.pid -l $VAR/log/app.log \
+#       --graceful-timeout 10s --status $VAR/run/status.sock -- APP APP_ARGS... \
+#       </dev/null >/dev/null 2>>$VAR/log/app.log &
 #
-# tfb-spawn does the process management: it writes its pid file (and
-# refuses to start on one naming a running tfb-spawn), logs for itself
-# and its workers, drops root for POOL_USER, and on SIGTERM stops its
-# workers gracefully, kills the ones left after the graceful timeout and
-# exits; its workers die with it.  What is left here is to compose that
-# command, wait for the first responder, and stop the supervisor the way
-# the front server is stopped.
+# so that from make run to a responder there are three launchers: make,
+# deploy/stack, tfb-spawn.  tfb-spawn does the process management: it
+# binds the socket (and removes it when it exits), writes its pid file
+# (and refuses to start on one naming a running tfb-spawn), logs for
+# itself and its workers, drops root for POOL_USER, and on SIGTERM stops
+# its workers gracefully, kills the ones left after the graceful timeout
+# and exits; its workers die with it.  What is left here is to compose
+# that command, wait for the first responder, and stop the supervisor the
+# way the front server is stopped.  (spawn-fcgi in front of tfb-spawn
+# still works, as tests/integration/pool_deploy.py shows; the stack has
+# no need of it.)
 #
 # Expects from its caller: VAR resolved, the knobs APP, APP_ARGS, SPAWN,
 # WORKERS, FCGI, FCGI_PORT and POOL_USER, FRONT_USER and STOP_DEADLINE,
@@ -29,16 +33,21 @@ pool_pid() {
 }
 
 # pool_workers: how many responders the running supervisor has; false,
-# printing nothing, when none runs.
+# printing nothing, when none runs.  The status page's process, a fork of
+# the supervisor (its comm is tfb-spawn's), is none.
 pool_workers() {
-	local pid
+	local pid c comm n=0
 	pid=$(pool_pid) || return 1
-	children "$pid" | wc -l
+	for c in $(children "$pid"); do
+		read -r comm 2>/dev/null <"/proc/$c/comm" || continue
+		[ "$comm" = tfb-spawn ] || n=$((n + 1))
+	done
+	echo "$n"
 }
 
 # pool_check: refuse to start without the programs, twice, with a
-# WORKERS that tfb-spawn would refuse (where nobody would see its
-# message: spawn-fcgi sends it to /dev/null), or on a taken port.
+# WORKERS that tfb-spawn would refuse (its message would go to the log
+# alone), or on a taken port.
 pool_check() {
 	[ -x "$APP" ] || die "$APP not found: run make first (or set APP=)"
 	[ -x "$SPAWN" ] || die "$SPAWN not found: run make first (or set SPAWN=)"
@@ -58,27 +67,26 @@ pool_check() {
 }
 
 pool_start() {
-	local launch n i log=$VAR/log/app.log
+	local launch pid n i log=$VAR/log/app.log
 	pool_check
 	pg_setenv
 	# The front server opens hundreds of connections at once under load;
 	# each waits in the backlog until a responder is free.
-	launch=(spawn-fcgi -b 4096)
+	launch=("$SPAWN" --backlog 4096)
 	if [ "$FCGI" = tcp ]; then
-		launch+=(-a 127.0.0.1 -p "$FCGI_PORT")
+		launch+=(--bind "127.0.0.1:$FCGI_PORT")
 	elif is_root; then
-		# The front server's workers run as www-data.
-		launch+=(-s "$VAR/run/fcgi.sock" -G "$FRONT_USER" -M 0660)
+		# The front server's workers run as www-data; so does the status
+		# socket's reader, which gets the same owner and mode.
+		launch+=(--bind "$VAR/run/fcgi.sock" --socket-group "$FRONT_USER"
+			--socket-mode 0660)
 	else
-		launch+=(-s "$VAR/run/fcgi.sock" -M 0600)
+		launch+=(--bind "$VAR/run/fcgi.sock" --socket-mode 0600)
 	fi
 	# The graceful timeout is the stack's deadline, so that pool_stop
 	# finds the supervisor gone in time.
-	launch+=(-- "$SPAWN" -w "$WORKERS" -p "$VAR/run/spawn.pid" -l "$log"
+	launch+=(-w "$WORKERS" -p "$VAR/run/spawn.pid" -l "$log"
 		--graceful-timeout "${STOP_DEADLINE}s" --status "$VAR/run/status.sock")
-	# The status socket, which tfb-spawn binds, is the front server's to
-	# reach as the pool's is.
-	! is_root || launch+=(--socket-group "$FRONT_USER")
 	[ -z "$POOL_USER" ] || launch+=(-u "$POOL_USER")
 	# shellcheck disable=SC2206 # APP_ARGS is split on blanks by design
 	launch+=(-- "$APP" $APP_ARGS)
@@ -90,13 +98,20 @@ pool_start() {
 	# refuse to start on it while that pid lingers as a zombie.
 	rm -f "$VAR/run/spawn.pid"
 	STARTED+=(pool)
-	# spawn-fcgi forks, execs tfb-spawn in the child and exits, failing
-	# if the child died within 0.1 s; it prints the child's pid.
-	"${launch[@]}" >/dev/null || pool_failed "tfb-spawn did not start"
+	# Detached: a session of its own (no terminal's Ctrl-C reaches it:
+	# stopping it is pool_stop's), nothing of ours on its stdin or
+	# stdout, and its words before it opens the log (a bad option) in the
+	# log all the same.  Run from a shell without job control, setsid
+	# execs it in this very process, which stays its parent under
+	# "deploy/stack run".
+	setsid "${launch[@]}" </dev/null >/dev/null 2>>"$log" &
+	pid=$!
 	# A responder with a bad configuration exits 2 a moment after it
-	# starts, and the supervisor after it: look for one that runs.
+	# starts, and the supervisor after it: look for one that runs, for
+	# two seconds at most.
 	for ((i = 0; i < 10; i++)); do
 		sleep 0.2
+		alive "$pid" || pool_failed "tfb-spawn exited"
 		n=$(pool_workers) && [ "$n" -gt 0 ] && return 0
 	done
 	pool_failed "no responder runs"
@@ -118,7 +133,6 @@ pool_stop() {
 	if pid=$(pool_pid); then
 		stop_pids tfb-spawn $((STOP_DEADLINE + 2)) "$pid"
 	fi
-	# A supervisor killed, or running as POOL_USER, leaves its pid file;
-	# the socket spawn-fcgi bound is left to us.
+	# A supervisor killed leaves its pid file and its sockets.
 	rm -f "$VAR/run/spawn.pid" "$VAR/run/fcgi.sock" "$VAR/run/status.sock"
 }

@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "errmsg.h"
 
@@ -159,6 +160,43 @@ row_of(const struct opt *opts, size_t n, int val)
     return NULL;
 }
 
+/* boolean: 1 or 0 for the words opt.h lists, in any case; else -1. */
+static int
+boolean(const char *s)
+{
+    static const char *const words[] = {"0", "off", "no",  "false",
+                                        "1", "on",  "yes", "true"};
+    size_t i;
+
+    for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strcasecmp(s, words[i]) == 0)
+            return i >= 4;
+    return -1;
+}
+
+/* env_set: a row's variable, val, into conf. */
+static int
+env_set(const struct opt *o, void *conf, const char *val, char *err,
+        size_t errlen)
+{
+    if (takes_value(o))
+        return opt_set(o, conf, val, o->env, err, errlen);
+    /* A flag's variable says on or off: "=0" must not turn it on. */
+    switch (boolean(val)) {
+    case 1:
+        return opt_set(o, conf, val, o->env, err, errlen);
+    case 0:
+        if (o->type == OPT_FLAG)
+            *(int *)((char *)conf + o->offset) = 0;
+        return 0;
+    default:
+        return errmsg(err, errlen,
+                      "%s: '%s' is neither on (1, on, yes, true) nor off (0, "
+                      "off, no, false)",
+                      o->env, val);
+    }
+}
+
 /* An empty variable counts as unset, as WORKERS= on a command line means. */
 static int
 from_env(const struct opt *opts, size_t n, void *conf, char *err, size_t errlen)
@@ -168,8 +206,7 @@ from_env(const struct opt *opts, size_t n, void *conf, char *err, size_t errlen)
 
     for (i = 0; i < n; i++)
         if (opts[i].env != NULL && (val = getenv(opts[i].env)) != NULL &&
-            *val != '\0' &&
-            opt_set(&opts[i], conf, val, opts[i].env, err, errlen) == -1)
+            *val != '\0' && env_set(&opts[i], conf, val, err, errlen) == -1)
             return -1;
     return 0;
 }
@@ -262,6 +299,7 @@ opt_usage(FILE *fp, const struct opt *opts, size_t n)
             fprintf(fp, "%.*s\n  %-28s ", (int)(nl - p), p, "");
         fprintf(fp, "%s\n", p);
         if (o->env != NULL)
-            fprintf(fp, "  %-28s [env %s]\n", "", o->env);
+            fprintf(fp, "  %-28s [env %s%s]\n", "", o->env,
+                    takes_value(o) ? "" : "=on|off, 1|0");
     }
 }

@@ -7,7 +7,11 @@
  * value goes, and its help text.  opt_parse() reads the variables first,
  * in table order, then the command line (getopt_long), so that a flag wins
  * over a variable, which wins over the default already in place; each
- * value is converted and range-checked before it is stored.  opt_usage()
+ * value is converted and range-checked before it is stored.  The variable
+ * of a row without a value (OPT_FLAG, OPT_SET) holds a boolean: 1, on, yes
+ * or true (in any case) does what the flag does; 0, off, no or false leaves
+ * it off (an OPT_FLAG stores 0); anything else is an error.  An empty
+ * variable counts as unset.  opt_usage()
  * prints the option list of --help from the same rows, so that the three
  * views of an option cannot drift apart.  Both tfb-fcgi and tfb-spawn
  * parse their options here.

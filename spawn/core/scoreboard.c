@@ -39,7 +39,8 @@ struct sb_slot {
     uint64_t cur_ns[SB_PHASES];
     int64_t start_ns;         /* its first byte: the total is timed apart */
     char route[SB_ROUTE_MAX]; /* for display: a torn read is harmless */
-    char pad[SB_SLOT_SIZE - 200 - SB_ROUTE_MAX];
+    /* The pool's word to this slot's worker, written before its fork. */
+    _Atomic uint64_t max_requests; /* 0: no limit from the pool */
 };
 
 struct sb_header {
@@ -49,7 +50,9 @@ struct sb_header {
     _Atomic int32_t active;
     _Atomic int32_t max_active;
     _Atomic uint64_t max_children_reached;
-    char pad[32];
+    /* The pool's word to every worker, written before the first fork. */
+    _Atomic int64_t request_limit_ms; /* 0: no limit */
+    char pad[24];
 };
 
 _Static_assert(sizeof(struct sb_slot) == SB_SLOT_SIZE, "slot size");
@@ -166,6 +169,7 @@ sb_slot_reset(struct sb_slot *slot, enum sb_state state, int64_t now)
         slot->cur_ns[i] = 0;
     }
     atomic_store(&slot->last_total_us, 0);
+    atomic_store(&slot->max_requests, 0);
     slot->route[0] = '\0';
     atomic_store(&slot->state, state);
 }
@@ -241,6 +245,36 @@ void
 sb_pool_max_children(struct scoreboard *sb)
 {
     atomic_fetch_add(&sb->hdr->max_children_reached, 1);
+}
+
+void
+sb_set_request_limit(struct scoreboard *sb, int64_t ms)
+{
+    atomic_store(&sb->hdr->request_limit_ms, ms > 0 ? ms : 0);
+}
+
+void
+sb_set_max_requests(struct sb_slot *slot, uint64_t n)
+{
+    atomic_store(&slot->max_requests, n);
+}
+
+int64_t
+sb_request_limit_ms(void)
+{
+    int64_t ms;
+
+    if (self_hdr == NULL)
+        return 0;
+    /* Written by another process: a negative value is no limit. */
+    ms = atomic_load(&self_hdr->request_limit_ms);
+    return ms > 0 ? ms : 0;
+}
+
+uint64_t
+sb_max_requests(const struct sb_slot *slot)
+{
+    return slot != NULL ? atomic_load(&slot->max_requests) : 0;
 }
 
 void

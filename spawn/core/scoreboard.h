@@ -10,8 +10,17 @@
  * slot before reusing it.  Fields are C11 atomics so that readers in another
  * process see whole values; no lock is taken on the request path.
  *
+ * The scoreboard is also the pool's one way to tell its workers what they
+ * need from it, whatever the application: the request time limit, in the
+ * header, and each worker's max-requests, in its slot, both written before
+ * the worker is forked (sb_set_request_limit, sb_set_max_requests).  The
+ * worker reads them at its start and applies its own policy (tfb-fcgi sets
+ * PostgreSQL's statement_timeout below the limit, and leaves after that
+ * many requests).  The supervisor sets no other variable for its workers.
+ *
  * A worker started by anything else (plain spawn-fcgi, multiwatch, lighttpd,
- * systemd) finds no variable and runs without a scoreboard.
+ * systemd) finds no variable and runs without a scoreboard: no limit, no
+ * max-requests from a pool.
  */
 #ifndef SCOREBOARD_H
 #define SCOREBOARD_H
@@ -122,6 +131,24 @@ void sb_stats(const struct sb_slot *slot, struct sb_stats *out);
 /* sb_pool, sb_pool_max_children: the header's counters. */
 void sb_pool(const struct scoreboard *sb, struct sb_pool *out);
 void sb_pool_max_children(struct scoreboard *sb);
+
+/*
+ * What the pool tells its workers (see the top of this file); the
+ * supervisor's side.  sb_set_request_limit: the request time limit in ms,
+ * 0 (or less) for none, before the first fork.  sb_set_max_requests: the
+ * requests the slot's next worker serves before it leaves (0: no limit
+ * from the pool), after sb_slot_reset and before that worker's fork.
+ */
+void sb_set_request_limit(struct scoreboard *sb, int64_t ms);
+void sb_set_max_requests(struct sb_slot *slot, uint64_t n);
+
+/*
+ * The worker's side of the same.  sb_request_limit_ms: the limit of the
+ * pool whose scoreboard sb_attach_env() mapped; 0 when none, or without
+ * a pool.  sb_max_requests: the slot's; 0 for NULL or without a pool.
+ */
+int64_t sb_request_limit_ms(void);
+uint64_t sb_max_requests(const struct sb_slot *slot);
 
 /*
  * sb_attach_env: a worker's side.  Maps the scoreboard named by the

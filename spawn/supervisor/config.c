@@ -24,13 +24,8 @@ static const char *const affinities[] = {"none", "slot", NULL};
 /* Help lines: at most 48 columns, so that --help fits 80.  Every option
  * with a value has the variable TFB_SPAWN_<NAME> (unit-tested). */
 static const struct opt opts[] = {
-    /* The Makefile's WORKERS, read first so that TFB_SPAWN_WORKERS wins. */
-    {NULL, 0, OPT_INT, AT(workers), 1, MAX_WORKERS_LIMIT, NULL, "WORKERS", NULL,
-     NULL},
     {"workers", 'w', OPT_INT, AT(workers), 1, MAX_WORKERS_LIMIT, NULL,
-     "TFB_SPAWN_WORKERS", "N",
-     "workers to start (default: online cores;\n"
-     "also read from WORKERS)"},
+     "TFB_SPAWN_WORKERS", "N", "workers to start (default: online cores)"},
     {"max-workers", 0, OPT_INT, AT(max_workers), 1, MAX_WORKERS_LIMIT, NULL,
      "TFB_SPAWN_MAX_WORKERS", "N", "ceiling for SIGTTIN (default: 64, or -w)"},
     {"bind", 'b', OPT_STRING, AT(bind), 0, 0, NULL, "TFB_SPAWN_BIND", "ADDR",
@@ -68,15 +63,18 @@ static const struct opt opts[] = {
     {"request-timeout", 0, OPT_DURATION, AT(request_timeout_ms), 0, 0, NULL,
      "TFB_SPAWN_REQUEST_TIMEOUT", "TIME",
      "SIGKILL a worker busy on one request for more\n"
-     "than TIME, and give PostgreSQL a lower\n"
-     "statement_timeout (30s; 0: neither)"},
+     "than TIME (30s; 0: never); the workers read\n"
+     "it in the scoreboard (tfb-fcgi: PostgreSQL's\n"
+     "statement_timeout goes below it)"},
     {"start-timeout", 0, OPT_DURATION, AT(start_timeout_ms), 0, 0, NULL,
      "TFB_SPAWN_START_TIMEOUT", "TIME",
      "a new worker that has not reported accepting\n"
      "after TIME counts as ready (10s)"},
     {"max-requests", 0, OPT_LONG, AT(max_requests), 0, 1000000000, NULL,
      "TFB_SPAWN_MAX_REQUESTS", "N",
-     "recycle a worker after N requests (0: never)"},
+     "a worker leaves after N requests, to be\n"
+     "replaced (0: never); it reads its N in its\n"
+     "scoreboard slot"},
     {"max-requests-jitter", 0, OPT_LONG, AT(max_requests_jitter), 0, 1000000000,
      NULL, "TFB_SPAWN_MAX_REQUESTS_JITTER", "N",
      "add 0..N to each worker's max-requests"},
@@ -157,6 +155,15 @@ config_usage(FILE *fp, const char *progname)
     opt_usage(fp, opts, NOPTS);
     fprintf(fp, "\n"
                 "TIME is 30 (seconds), 30s, 500ms or 2m.\n"
+                "\n"
+                "Environment: the TFB_SPAWN_* variables above, and "
+                "systemd's LISTEN_FDS and\n"
+                "LISTEN_PID (socket activation).  The workers get the "
+                "environment as it is,\n"
+                "plus TFB_SCOREBOARD_FD and TFB_WORKER_SLOT, which name "
+                "their scoreboard slot:\n"
+                "there each reads the request time limit and its "
+                "max-requests.\n"
                 "\n"
                 "Signals: TERM, QUIT graceful stop; INT immediate stop; HUP "
                 "rolling restart;\n"

@@ -3,8 +3,9 @@
  *
  * Every option has a long flag and an environment variable TFB_SPAWN_<NAME>
  * (--max-requests is TFB_SPAWN_MAX_REQUESTS); a flag wins over the
- * environment, which wins over the default.  WORKERS is also read for
- * --workers, as the Makefile's switch.  The worker command follows "--".
+ * environment, which wins over the default; no other variable is read
+ * (the Makefile's WORKERS is deploy/stack's, which passes -w).  The worker
+ * command follows "--".
  */
 #ifndef CONFIG_H
 #define CONFIG_H

@@ -86,15 +86,3 @@ pool_max_requests(long base, long jitter, uint32_t rnd)
         return base;
     return base + (long)(rnd % ((uint32_t)jitter + 1));
 }
-
-long
-pool_statement_timeout_ms(long limit_ms)
-{
-    long margin = limit_ms / 10;
-
-    if (margin < 100)
-        margin = 100;
-    if (margin > 1000)
-        margin = 1000;
-    return limit_ms - margin >= 1 ? limit_ms - margin : 1;
-}

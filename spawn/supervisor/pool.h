@@ -89,11 +89,4 @@ long pool_backoff_ms(unsigned fails);
  * 0 when base is 0 (no limit). */
 long pool_max_requests(long base, long jitter, uint32_t rnd);
 
-/*
- * pool_statement_timeout_ms: PostgreSQL's statement_timeout for a request
- * time limit of limit_ms, so that the database gives up first: a tenth of
- * the limit below it, that margin kept within [100 ms, 1 s].  At least 1.
- */
-long pool_statement_timeout_ms(long limit_ms);
-
 #endif

@@ -81,11 +81,10 @@ struct sv {
     int no_slot;  /* a free row was wanted and none found: said so */
     enum stop stop;
     int status; /* what supervisor_run returns */
-    /* The workers' environment, built once; the last two rows change. */
+    /* The workers' environment, built once; the last row changes. */
     char **envp;
-    char **env_slot; /* &envp[k]: TFB_WORKER_SLOT, then TFB_MAX_REQUESTS */
-    char env_sb[48], env_id[48], env_max[48];
-    char *env_pg;
+    char **env_slot; /* &envp[k]: TFB_WORKER_SLOT */
+    char env_sb[48], env_id[48];
     /* --cpu-affinity slot: the CPUs we may run on, in order. */
     int cpus[CPU_SETSIZE];
     int ncpus;
@@ -95,6 +94,8 @@ struct sv {
     pid_t status_pid;
     int64_t status_due; /* when to start it (again); 0: not due */
 };
+
+static void begin_stop(struct sv *sv, enum stop how, int64_t now);
 
 static volatile sig_atomic_t sig_child, sig_stop, sig_quick, sig_hup, sig_ttin,
     sig_ttou, sig_usr1;
@@ -168,27 +169,25 @@ describe(int st, char *buf, size_t len)
 }
 
 /*
- * worker_env: the workers' environment: ours, with the scoreboard's fd,
- * PGOPTIONS carrying statement_timeout below the request time limit, and
- * two rows rewritten before each fork (slot, max-requests).
+ * worker_env: the workers' environment: ours, passed on as it is, but for
+ * the scoreboard's two variables, ours to set: its fd, and a row rewritten
+ * before each fork with the worker's slot.  Nothing here is any
+ * application's: what a worker needs from the pool (the request time
+ * limit, its max-requests) it reads from the scoreboard.
  * Results: 0, or -1 with errno set.
  */
 static int
 worker_env(struct sv *sv)
 {
-    static const char *const ours[] = {SB_ENV_FD "=", SB_ENV_SLOT "=",
-                                       "TFB_MAX_REQUESTS=", "PGOPTIONS="};
+    static const char *const ours[] = {SB_ENV_FD "=", SB_ENV_SLOT "="};
+    const size_t nours = sizeof(ours) / sizeof(ours[0]);
     extern char **environ;
-    const char *pgopt = getenv("PGOPTIONS");
-    long limit = sv->cfg->request_timeout_ms, st = 0;
-    /* PGOPTIONS is ours to rewrite only when there is a time limit. */
-    size_t nours = sizeof(ours) / sizeof(ours[0]) - (limit > 0 ? 0 : 1);
     size_t n = 0, k = 0, i;
     char **e;
 
     for (e = environ; *e != NULL; e++)
         n++;
-    if ((sv->envp = calloc(n + 5, sizeof(char *))) == NULL)
+    if ((sv->envp = calloc(n + 3, sizeof(char *))) == NULL)
         return -1;
     for (e = environ; *e != NULL; e++) {
         for (i = 0; i < nours; i++)
@@ -199,21 +198,24 @@ worker_env(struct sv *sv)
     }
     snprintf(sv->env_sb, sizeof(sv->env_sb), "%s=%d", SB_ENV_FD, sb_fd(sv->sb));
     sv->envp[k++] = sv->env_sb;
-    if (limit > 0) {
-        st = pool_statement_timeout_ms(limit);
-        if (asprintf(&sv->env_pg, "PGOPTIONS=%s%s-c statement_timeout=%ldms",
-                     pgopt ? pgopt : "", pgopt && *pgopt ? " " : "",
-                     st) == -1) {
-            sv->env_pg = NULL;
-            return -1;
-        }
-        sv->envp[k++] = sv->env_pg;
-        log_info("request time limit %.1f s; PostgreSQL's statement_timeout "
-                 "%ld ms (through PGOPTIONS)",
-                 (double)limit / 1000, st);
-    }
     sv->env_slot = &sv->envp[k];
     return 0;
+}
+
+/*
+ * publish_limit: the request time limit, in the scoreboard's header for
+ * every worker to read (tfb-fcgi sets its statement_timeout below it).
+ */
+static void
+publish_limit(struct sv *sv)
+{
+    long ms = sv->cfg->request_timeout_ms;
+
+    sb_set_request_limit(sv->sb, ms);
+    if (ms > 0)
+        log_info("request time limit %.1f s, in the scoreboard for the "
+                 "workers to see",
+                 (double)ms / 1000);
 }
 
 /*
@@ -286,11 +288,10 @@ spawn(struct sv *sv, struct worker *w, int64_t now)
     pid_t pid, self;
 
     snprintf(sv->env_id, sizeof(sv->env_id), "%s=%d", SB_ENV_SLOT, i);
-    snprintf(sv->env_max, sizeof(sv->env_max), "TFB_MAX_REQUESTS=%ld", maxreq);
     sv->env_slot[0] = sv->env_id;
-    sv->env_slot[1] = maxreq > 0 ? sv->env_max : NULL;
 
     sb_slot_reset(slot, SB_STARTING, now);
+    sb_set_max_requests(slot, (uint64_t)maxreq);
 
     /* Our pid, taken before the fork: the child checks that its parent
      * is still us after it asked to die with it. */
@@ -650,8 +651,8 @@ reap(struct sv *sv, int64_t now)
                 "error): giving up",
                 EXITCODE_CONFIG);
         sv->status = EXITCODE_CONFIG;
-        sv->stop = STOP_NOW;
-        sv->target = 0;
+        /* The status process goes too: the loop ends once it is gone. */
+        begin_stop(sv, STOP_NOW, now);
     }
 }
 
@@ -979,6 +980,7 @@ supervisor_run(const struct config *cfg, int listen_fd, const char *path,
         sv.status = EXITCODE_ERROR;
         goto free_sv;
     }
+    publish_limit(&sv);
     srandom((unsigned)getpid() ^ (unsigned)time(NULL));
     if (cfg->cpu_affinity == CONFIG_AFFINITY_SLOT && cpus_allowed(&sv) == -1) {
         log_err("--cpu-affinity: cannot read the CPUs allowed: %s",
@@ -1017,7 +1019,6 @@ supervisor_run(const struct config *cfg, int listen_fd, const char *path,
     log_info("all workers gone; exiting with status %d", sv.status);
     signals_restore(&saved);
 free_sv:
-    free(sv.env_pg);
     free(sv.envp);
     sb_free(sv.sb);
     free(sv.w);

@@ -4,9 +4,12 @@
  * The supervisor forks the workers and stays their parent, the way nginx's
  * master does: its signal handlers only set flags, it sleeps in
  * sigsuspend() between events, reaps with a WNOHANG loop and acts on the
- * flags in its loop.  Each worker gets the listening socket as fd 0, its
- * scoreboard slot (scoreboard.h) and its own max-requests in the
- * environment.  What the supervisor does, in short:
+ * flags in its loop.  Each worker gets the listening socket as fd 0, the
+ * supervisor's environment as it is, and the scoreboard (scoreboard.h):
+ * its slot, named by two variables, holds its own max-requests, and the
+ * header the request time limit.  The supervisor knows no application: it
+ * sets nothing else for its workers, which take what they need from the
+ * scoreboard (or ignore it).  What the supervisor does, in short:
  *
  *   a worker dies       it is started again at once, or after a growing
  *                       backoff when it keeps dying within a second of its

@@ -506,6 +506,63 @@ test_target(void)
     db_free(db);
 }
 
+/* show: a setting of db's own session, or "" when it cannot be read. */
+static const char *
+show(struct db *db, const char *name)
+{
+    static char val[64];
+    char sql[64];
+    PGresult *res;
+
+    snprintf(sql, sizeof(sql), "SHOW %s", name);
+    res = PQexec(db->conn, sql);
+    val[0] = '\0';
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        snprintf(val, sizeof(val), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return val;
+}
+
+/*
+ * test_statement_timeout: db_set_statement_timeout gives the session its
+ * statement_timeout and keeps what PGOPTIONS says; 0 gives it back to the
+ * server's default; an options of the conninfo's own replaces both.
+ */
+static void
+test_statement_timeout(void)
+{
+    struct db *db;
+
+    setenv("PGOPTIONS", "-c work_mem=64kB", 1);
+    db = db_new(NULL, DB_PERSISTENT);
+    is_int(db_set_statement_timeout(db, 1800), 0, "db_set_statement_timeout");
+    if (db_connect(db) == DB_OK) {
+        is_str(show(db, "statement_timeout"), "1800ms",
+               "the session's statement_timeout is 1800 ms");
+        is_str(show(db, "work_mem"), "64kB", "and PGOPTIONS' work_mem stays");
+    } else {
+        ok(0, "connect with a statement_timeout");
+    }
+    db_close(db);
+    db_set_statement_timeout(db, 0);
+    if (db_connect(db) == DB_OK)
+        is_str(show(db, "statement_timeout"), "0",
+               "0: the next connection has the server's default (none)");
+    else
+        ok(0, "connect without a statement_timeout");
+    db_free(db);
+    unsetenv("PGOPTIONS");
+
+    db = db_new("options='-c statement_timeout=5s'", DB_PERSISTENT);
+    db_set_statement_timeout(db, 1800);
+    if (db_connect(db) == DB_OK)
+        is_str(show(db, "statement_timeout"), "5s",
+               "the conninfo's options win");
+    else
+        ok(0, "connect with options in the conninfo");
+    db_free(db);
+}
+
 /*
  * test_hosts: a conninfo listing a dead host before a live one: libpq
  * tries them in turn, at the first connection and at each reconnection.
@@ -710,6 +767,7 @@ main(void)
     test_per_request();
     test_retry_in();
     test_target();
+    test_statement_timeout();
     test_hosts();
     test_closing_host();
     test_server_down(db);

@@ -15,6 +15,7 @@ int tfb_fcgi_main(int argc, char **argv);
 #include <sys/wait.h>
 
 #include "harness.h"
+#include "spawn/envscan.inc"
 
 static char err[512];
 static char out[8192];
@@ -220,6 +221,163 @@ test_env(void)
     unsetenv("TFB_MAX_REQUESTS");
 }
 
+/*
+ * test_env_rows: TFB_SERVER_TIMING and FCGI_WEB_SERVER_ADDRS are rows of
+ * the table: the first a flag's variable, a boolean ("0" is off), the
+ * second the value of --web-server-addrs, which wins over it.
+ */
+static void
+test_env_rows(void)
+{
+    static const char *const none[] = {"tfb-fcgi", NULL};
+    static const char *const st[] = {"tfb-fcgi", "--server-timing", NULL};
+    static const char *const addrs[] = {"tfb-fcgi", "--web-server-addrs", "::1",
+                                        NULL};
+    static const char *const on[] = {"1", "on", "yes", "true"};
+    static const char *const off[] = {"0", "off", "no", "false"};
+    struct options o;
+    size_t i;
+    int good = 1;
+
+    for (i = 0; i < sizeof(on) / sizeof(on[0]); i++) {
+        setenv("TFB_SERVER_TIMING", on[i], 1);
+        good &= parse(&o, none) == 1 && o.server_timing == 1;
+    }
+    ok(good, "TFB_SERVER_TIMING=1, on, yes, true: Server-Timing on");
+    good = 1;
+    for (i = 0; i < sizeof(off) / sizeof(off[0]); i++) {
+        setenv("TFB_SERVER_TIMING", off[i], 1);
+        good &= parse(&o, none) == 1 && o.server_timing == 0;
+    }
+    ok(good, "TFB_SERVER_TIMING=0, off, no, false: off");
+    setenv("TFB_SERVER_TIMING", "0", 1);
+    parse(&o, st);
+    is_int(o.server_timing, 1, "--server-timing wins over TFB_SERVER_TIMING=0");
+    setenv("TFB_SERVER_TIMING", "2", 1);
+    is_int(parse(&o, none), -1, "TFB_SERVER_TIMING=2 is an error");
+    ok(strncmp(err, "TFB_SERVER_TIMING: '2' is neither on", 36) == 0,
+       "which names the variable: %s", err);
+    unsetenv("TFB_SERVER_TIMING");
+    parse(&o, none);
+    is_int(o.server_timing, 0, "unset: off");
+
+    setenv("FCGI_WEB_SERVER_ADDRS", "127.0.0.1, 10.0.0.2", 1);
+    parse(&o, none);
+    is_str(o.web_server_addrs, "127.0.0.1, 10.0.0.2",
+           "FCGI_WEB_SERVER_ADDRS is --web-server-addrs' variable");
+    parse(&o, addrs);
+    is_str(o.web_server_addrs, "::1", "and the flag wins over it");
+    unsetenv("FCGI_WEB_SERVER_ADDRS");
+    parse(&o, none);
+    ok(o.web_server_addrs == NULL, "unset: any front server may connect");
+}
+
+/* test_pool_rules: our rules for what a pool tells us. */
+static void
+test_pool_rules(void)
+{
+    /* statement_timeout: a tenth below the limit, within [100 ms, 1 s]. */
+    is_int(statement_timeout_ms(30000), 29000, "30 s limit: 29 s");
+    is_int(statement_timeout_ms(5000), 4500, "5 s limit: 4.5 s");
+    is_int(statement_timeout_ms(2000), 1800, "2 s limit: 1.8 s");
+    is_int(statement_timeout_ms(500), 400, "500 ms limit: 400 ms");
+    is_int(statement_timeout_ms(100), 1, "100 ms limit: at least 1");
+    /* max-requests: whichever comes first; 0 is none. */
+    is_int(first_limit(0, 0), 0, "no limit and none: none");
+    is_int(first_limit(0, 300), 300, "none of ours, the pool's 300: 300");
+    is_int(first_limit(100, 0), 100, "our 100, none from the pool: 100");
+    is_int(first_limit(100, 300), 100, "our 100, the pool's 300: 100");
+    is_int(first_limit(500, 300), 300, "our 500, the pool's 300: 300");
+}
+
+/* The worker's own --max-requests, for run_pool_word. */
+static long own_max;
+
+/* run_pool_word: pool_word() as main() calls it; prints max-requests. */
+static void
+run_pool_word(void)
+{
+    struct handler_ctx ctx = {0};
+    struct worker_opts wo = {0};
+
+    log_init("tfb-fcgi", LOG_INFO);
+    if ((ctx.db = db_new(NULL, DB_PERSISTENT)) == NULL)
+        _exit(9);
+    wo.max_requests = own_max;
+    pool_word(&ctx, &wo);
+    printf("max-requests %ld\n", wo.max_requests);
+    db_free(ctx.db);
+}
+
+/*
+ * test_pool_word: a worker under a pool reads the pool's request time
+ * limit and its slot's max-requests in the scoreboard (tfb-spawn sets no
+ * variable of ours), and applies them by the rules above; without a pool
+ * its own --max-requests stands and there is no statement_timeout.
+ */
+static void
+test_pool_word(void)
+{
+    struct scoreboard *sb = sb_create(2);
+    char fd[16];
+
+    if (sb == NULL) {
+        ok(0, "sb_create: %s", strerror(errno));
+        return;
+    }
+    sb_set_request_limit(sb, 2000);
+    sb_slot_reset(sb_slot(sb, 1), SB_STARTING, sb_now_ns());
+    sb_set_max_requests(sb_slot(sb, 1), 300);
+    snprintf(fd, sizeof(fd), "%d", sb_fd(sb));
+    setenv(SB_ENV_FD, fd, 1);
+    setenv(SB_ENV_SLOT, "1", 1);
+
+    own_max = 0;
+    in_child(run_pool_word);
+    said("max-requests 300\n", "in a pool: the slot's max-requests, 300");
+    said("the pool's request time limit is 2.0 s: statement_timeout 1800 ms",
+         "the pool's limit of 2 s: statement_timeout 1800 ms, and it says so");
+    own_max = 100;
+    in_child(run_pool_word);
+    said("max-requests 100\n", "our --max-requests 100 comes first");
+    own_max = 500;
+    in_child(run_pool_word);
+    said("max-requests 300\n", "the pool's 300 comes before our 500");
+
+    unsetenv(SB_ENV_FD);
+    unsetenv(SB_ENV_SLOT);
+    own_max = 100;
+    in_child(run_pool_word);
+    said("max-requests 100\n", "without a pool: our own --max-requests");
+    ok(strstr(out, "statement_timeout") == NULL,
+       "and no statement_timeout of ours");
+    sb_free(sb);
+}
+
+/* is_row: name is the variable of a row of main.c's table. */
+static int
+is_row(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < NOPTS; i++)
+        if (opts[i].env != NULL && strcmp(opts[i].env, name) == 0)
+            return 1;
+    return 0;
+}
+
+/* test_env_table: app/ reads no variable of ours behind the table. */
+static void
+test_env_table(void)
+{
+    static const char *const files[] = {"app/*.c", "app/*.h", NULL};
+    static const char *const handoff[] = {SB_ENV_FD, SB_ENV_SLOT, NULL};
+
+    static const char *const foreign[] = {"PG*", NULL};
+
+    env_scan("app/", files, foreign, is_row, handoff, NULL);
+}
+
 static void
 test_bad(void)
 {
@@ -310,6 +468,14 @@ test_usage(void)
     ok(all, "usage lists every flag of the table");
     ok(strstr(text, "[env TFB_MAX_REQUESTS]") != NULL,
        "and the variable of --max-requests");
+    ok(strstr(text, "[env TFB_SERVER_TIMING=on|off, 1|0]") != NULL &&
+           strstr(text, "[env FCGI_WEB_SERVER_ADDRS]") != NULL,
+       "of --server-timing, with its values, and of --web-server-addrs");
+    ok(strstr(text, "libpq's PG*") != NULL &&
+           strstr(text, "LISTEN_FDS and LISTEN_PID") != NULL &&
+           strstr(text, "TFB_SCOREBOARD_FD and TFB_WORKER_SLOT") != NULL,
+       "and other programs' variables: PG*, LISTEN_FDS, LISTEN_PID, the "
+       "scoreboard's");
     ok(strstr(text, "Exit status 2") != NULL, "and what status 2 means");
     for (line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n"))
         if ((int)strlen(line) > longest)
@@ -416,7 +582,8 @@ test_main_runs(void)
 
     setenv("FCGI_WEB_SERVER_ADDRS", "127.0.0.1,nginx", 1);
     is_int(in_child(run_main), 2, "a bad FCGI_WEB_SERVER_ADDRS exits 2");
-    said("FCGI_WEB_SERVER_ADDRS: 'nginx' is not an IPv4 or IPv6 address",
+    said("--web-server-addrs or FCGI_WEB_SERVER_ADDRS: 'nginx' is not an "
+         "IPv4 or IPv6 address",
          "naming the entry");
     unsetenv("FCGI_WEB_SERVER_ADDRS");
 }
@@ -427,10 +594,17 @@ main(void)
     unsetenv("TFB_MAX_REQUESTS");
     unsetenv("TFB_DB_READ");
     unsetenv("FCGI_WEB_SERVER_ADDRS");
+    unsetenv("TFB_SERVER_TIMING");
+    unsetenv(SB_ENV_FD);
+    unsetenv(SB_ENV_SLOT);
     test_defaults();
     test_flags();
     test_levels_and_modes();
     test_env();
+    test_env_rows();
+    test_pool_rules();
+    test_pool_word();
+    test_env_table();
     test_bad();
     test_exits();
     test_usage();

@@ -7,6 +7,8 @@ foreground, and what a new user meets before it.
 - `deploy/stack stop` from elsewhere: run notices, says so, exits 0;
 - a part that dies (the front server, the pool, PostgreSQL): run says
   which, stops the rest and exits 1 instead of serving half a stack;
+- `make run`: from make to a responder, three launchers (make,
+  deploy/stack, tfb-spawn), as a responder's parent chain in /proc says;
 - a missing Debian package, as a user who cannot install it: make stops
   before compiling anything, with the one message that names the apt-get
   line.
@@ -29,12 +31,16 @@ READY = "(Ctrl-C stops)"
 
 
 class Run:
-    """deploy/stack run in the background, in a session of its own."""
+    """deploy/stack run in the background, in a session of its own; with
+    via_make, `make run` on the build under test."""
 
-    def __init__(self, st):
+    def __init__(self, st, via_make=False):
         self.st = st
         self.out = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen([str(lib.STACK), "run"], env=st.env(), cwd=str(lib.REPO),
+        cmd = [str(lib.STACK), "run"]
+        if via_make:
+            cmd = ["make", "--no-print-directory", "B=%s" % lib.BUILD, "run"]
+        self.proc = subprocess.Popen(cmd, env=st.env(), cwd=str(lib.REPO),
                                      stdin=subprocess.DEVNULL, stdout=self.out,
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -83,17 +89,51 @@ def parts_gone(tap, st, what, pids):
               ["alive: %s" % left, "port %d free: %s" % (st.port, free)])
 
 
-def scenario(tap, what, act, want_rc, want_line):
+def launcher(pid):
+    """A process's program: its comm, or for a shell the script it runs."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            argv = f.read().decode(errors="replace").split("\0")
+        with open("/proc/%d/comm" % pid) as f:
+            comm = f.read().strip()
+    except OSError:
+        return "?"
+    if comm in ("bash", "sh", "dash") and len(argv) > 1 and "/" in argv[1]:
+        return argv[1]
+    return comm
+
+
+def check_chain(tap, what, st, run):
+    """Each responder's parents up to make are tfb-spawn and deploy/stack:
+    three launchers, no shell in between."""
+    chains = []
+    for pid in st.worker_pids():
+        chain, p = [], lib.proc_ppid(pid)
+        while p and p not in (1, run.proc.pid) and len(chain) < 10:
+            chain.append(launcher(p))
+            p = lib.proc_ppid(p)
+        chains.append((chain, p == run.proc.pid))
+    tap.check(len(chains) == 2 and all(c == ["tfb-spawn", "deploy/stack"] and at_make
+                                      for c, at_make in chains),
+              "%s: each responder's parents are tfb-spawn, deploy/stack, then "
+              "make: three launchers" % what,
+              ["%s (make reached: %s)" % (" <- ".join(["tfb-fcgi"] + c), m)
+               for c, m in chains])
+
+
+def scenario(tap, what, act, want_rc, want_line, via_make=False):
     """Start run, do act(st, run), then check its exit status, its last
     words and that every part is gone."""
     st = lib.Stack(server="nginx", workers=2, tap=tap, name="run")
-    run = Run(st)
+    run = Run(st, via_make)
     try:
         if not tap.check(run.wait_ready(), "%s: deploy/stack run serves" % what,
                          lib.tail(run.output(), 20)):
             return
         r = lib.try_get(st.url("/db"))
         tap.check(r.status == 200, "%s: /db answers 200" % what, r.summary())
+        if via_make:
+            check_chain(tap, what, st, run)
         var = os.path.realpath(st.var)
         pids = st.worker_pids() + [pid_in(os.path.join(var, "run", "spawn.pid")),
                                    pid_in(os.path.join(var, "pg", "data", "postmaster.pid")),
@@ -168,6 +208,7 @@ def body(tap):
         return
     scenario(tap, "Ctrl-C", ctrl_c, 0, None)
     scenario(tap, "stop from elsewhere", stop_elsewhere, 0, "stopped from elsewhere")
+    scenario(tap, "make run", stop_elsewhere, 0, "stopped from elsewhere", via_make=True)
     scenario(tap, "nginx killed", kill_pidfile("run/nginx.pid", signal.SIGKILL), 1,
              "nginx is gone; stopping the rest")
     scenario(tap, "tfb-spawn killed", kill_pidfile("run/spawn.pid", signal.SIGKILL), 1,

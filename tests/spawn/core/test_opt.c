@@ -297,6 +297,75 @@ test_env(void)
        "without variables the defaults stay");
 }
 
+/*
+ * test_env_bool: the variable of a flag (OPT_FLAG, OPT_SET) is a boolean:
+ * "=0" turns nothing on, a word that is neither is an error, and the
+ * command line's flag still wins.
+ */
+static void
+test_env_bool(void)
+{
+    static const struct opt rows[] = {
+        {"flag", 'f', OPT_FLAG, AT(flag), 0, 0, NULL, "T_FLAG", NULL, "a flag"},
+        {"loud", 'v', OPT_SET, AT(level), 0, 7, NULL, "T_LOUD", NULL, "7"},
+    };
+    static const char *const on[] = {"1", "on", "yes", "true", "ON", "True"};
+    static const char *const off[] = {"0", "off", "no", "false", "OFF", "No"};
+    char *words[] = {NULL, NULL}, prog[] = "prog", f[] = "-f", *text = NULL;
+    struct conf c;
+    size_t i, len = 0;
+    int good = 1;
+    FILE *fp;
+
+    words[0] = prog;
+    for (i = 0; i < sizeof(on) / sizeof(on[0]); i++) {
+        memset(&c, 0, sizeof(c));
+        setenv("T_FLAG", on[i], 1);
+        setenv("T_LOUD", on[i], 1);
+        good &= opt_parse(rows, 2, &c, 1, words, 0, err, sizeof(err)) == 1 &&
+                c.flag == 1 && c.level == 7;
+    }
+    ok(good, "1, on, yes, true (any case): the flag's variable sets it");
+    good = 1;
+    for (i = 0; i < sizeof(off) / sizeof(off[0]); i++) {
+        memset(&c, 0, sizeof(c));
+        c.flag = 1; /* a default of on, which off turns off */
+        c.level = 3;
+        setenv("T_FLAG", off[i], 1);
+        setenv("T_LOUD", off[i], 1);
+        good &= opt_parse(rows, 2, &c, 1, words, 0, err, sizeof(err)) == 1 &&
+                c.flag == 0 && c.level == 3;
+    }
+    ok(good, "0, off, no, false (any case): off; an OPT_SET left as it was");
+    setenv("T_FLAG", "0", 1);
+    memset(&c, 0, sizeof(c));
+    words[1] = f;
+    opt_parse(rows, 2, &c, 2, words, 0, err, sizeof(err));
+    is_int(c.flag, 1, "T_FLAG=0 and -f: the flag wins");
+    setenv("T_FLAG", "maybe", 1);
+    is_int(opt_parse(rows, 2, &c, 1, words, 0, err, sizeof(err)), -1,
+           "T_FLAG=maybe: an error");
+    is_str(err,
+           "T_FLAG: 'maybe' is neither on (1, on, yes, true) nor off (0, off, "
+           "no, false)",
+           "which names the variable and the words it takes");
+    setenv("T_FLAG", "", 1);
+    memset(&c, 0, sizeof(c));
+    is_int(opt_parse(rows, 2, &c, 1, words, 0, err, sizeof(err)), 1,
+           "T_FLAG empty: unset, no error");
+    unsetenv("T_FLAG");
+    unsetenv("T_LOUD");
+
+    fp = open_memstream(&text, &len);
+    opt_usage(fp, rows, 1);
+    fclose(fp);
+    is_str(text,
+           "  -f, --flag                   a flag\n"
+           "                               [env T_FLAG=on|off, 1|0]\n",
+           "--help shows a flag's variable with the values it takes");
+    free(text);
+}
+
 static void
 test_words(void)
 {
@@ -427,6 +496,7 @@ main(void)
     test_types();
     test_bad_values();
     test_env();
+    test_env_bool();
     test_words();
     test_errors();
     test_usage();

@@ -121,11 +121,17 @@ test_slot(void)
     sb_free(sb);
 }
 
+/* What the pool told the worker of the slot a child attaches to. */
+static int64_t want_limit;
+static uint64_t want_max;
+
 /*
  * attach_in_child: fork; the child sets the two variables, attaches and
  * reports to its slot as a worker does.  Results: the child's exit status
  * (0: attached and reported; 1: refused, given a slot of its own; 2: no
- * slot at all; 3: the fd was left open) and its pid in *pid.
+ * slot at all; 3: the fd was left open; 4: it read another request time
+ * limit or max-requests than want_limit and want_max, or a refused one
+ * read anything but 0) and its pid in *pid.
  */
 static int
 attach_in_child(const char *fd, const char *slot, pid_t *pid)
@@ -144,7 +150,11 @@ attach_in_child(const char *fd, const char *slot, pid_t *pid)
         if ((s = sb_attach_env()) == NULL)
             _exit(2);
         if (!sb_shared())
-            _exit(1);
+            _exit(sb_request_limit_ms() == 0 && sb_max_requests(s) == 0 ? 1
+                                                                        : 4);
+        if (sb_request_limit_ms() != want_limit ||
+            sb_max_requests(s) != want_max)
+            _exit(4);
         sb_set_pid(s, getpid());
         sb_set_state(s, SB_BUSY);
         for (n = 0; n < 5; n++)
@@ -174,8 +184,16 @@ test_attach(void)
     }
     snprintf(fd, sizeof(fd), "%d", sb_fd(sb));
     before = sb_now_ns();
+    /* The pool's word, as the supervisor writes it before a fork. */
+    want_limit = 2500;
+    want_max = 321;
+    sb_set_request_limit(sb, want_limit);
+    sb_slot_reset(sb_slot(sb, 3), SB_STARTING, before);
+    sb_set_max_requests(sb_slot(sb, 3), want_max);
     is_int(attach_in_child(fd, "3", &pid), 0,
-           "a child attaches to the last slot and closes the fd");
+           "a child attaches to the last slot and closes the fd; it reads "
+           "the pool's request time limit (2500 ms) and its slot's "
+           "max-requests (321)");
     is_int(atomic_load(&sb_slot(sb, 3)->pid), pid,
            "the parent reads the child's pid");
     is_int(sb_state(sb_slot(sb, 3)), SB_BUSY, "its state");
@@ -187,7 +205,13 @@ test_attach(void)
             others = 0;
     ok(others, "and no other slot");
 
-    is_int(attach_in_child(fd, "4", &pid), 1, "slot 4 of 4: refused");
+    sb_slot_reset(sb_slot(sb, 3), SB_EMPTY, 0);
+    is_int(sb_max_requests(sb_slot(sb, 3)), 0,
+           "a reset slot holds no max-requests for its next worker");
+    is_int(sb_max_requests(NULL), 0, "no slot: no max-requests");
+    is_int(attach_in_child(fd, "4", &pid), 1,
+           "slot 4 of 4: refused (and the slot of its own says no limit, "
+           "no max-requests)");
     is_int(attach_in_child(fd, NULL, &pid), 1, "no TFB_WORKER_SLOT: none");
     is_int(attach_in_child(NULL, "0", &pid), 1, "no TFB_SCOREBOARD_FD: none");
     is_int(attach_in_child(fd, "", &pid), 1, "an empty slot: refused");
@@ -209,7 +233,12 @@ test_attach(void)
     is_int(attach_in_child(fd, "0", &pid), 1, "a wrong magic: refused");
     sb->hdr->magic = SB_MAGIC;
     is_int(sb_state(sb_slot(sb, 0)), SB_EMPTY, "no refused child wrote a slot");
-    is_int(attach_in_child(fd, "0", &pid), 0, "the first slot: attached");
+    want_max = 0;
+    sb_set_request_limit(sb, -5);
+    want_limit = 0;
+    is_int(attach_in_child(fd, "0", &pid), 0,
+           "the first slot: attached; no max-requests, and a negative limit "
+           "is none");
     sb_free(sb);
 }
 

@@ -1,8 +1,9 @@
 /*
  * fake_worker.c: a libfcgi responder that keeps tfb-fcgi's worker contract
- * (scoreboard slot, TFB_MAX_REQUESTS, graceful SIGTERM/SIGQUIT, exit
- * status 2), with routes that misbehave on purpose, for tfb-spawn's
- * integration tests (tests/integration/pool_*.py build it):
+ * (scoreboard slot, the max-requests the pool wrote there, graceful
+ * SIGTERM/SIGQUIT, exit status 2), with routes that misbehave on purpose,
+ * for tfb-spawn's integration tests (tests/integration/pool_*.py build
+ * it):
  *
  *   /sleep          never answers: a request stuck past any time limit
  *   /crash          abort() in the middle of a request
@@ -88,7 +89,7 @@ main(void)
     struct sb_slot *slot;
     FCGX_Request req;
     sigset_t stop;
-    long max = env_long("TFB_MAX_REQUESTS"), served = 0;
+    long max, served = 0;
     int rc;
 
     if (getenv("FAKE_START_MS") != NULL)
@@ -103,6 +104,7 @@ main(void)
         ftruncate((int)env_long(SB_ENV_FD), 0) == 0)
         return 3;
     slot = sb_attach_env();
+    max = (long)sb_max_requests(slot);
     /* ... or writes over the next slot, a sibling's: busy since forever,
      * a moment after the sibling has said it was idle. */
     if (getenv("FAKE_FORGE") != NULL && slot != NULL && fork() == 0) {

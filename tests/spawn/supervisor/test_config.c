@@ -9,6 +9,8 @@
 #include <stdlib.h>
 
 #include "harness.h"
+#include "scoreboard.h"
+#include "spawn/envscan.inc"
 
 static char err[512];
 
@@ -120,12 +122,16 @@ test_env(void)
     static const char *const flag[] = {"tfb-spawn", "--workers", "7", NULL};
     struct config c;
 
+    /* The Makefile's WORKERS is deploy/stack's business, not ours. */
     setenv("WORKERS", "5", 1);
     parse(&c, none);
-    is_int(c.workers, 5, "WORKERS=5");
+    is_int(c.workers, 2, "WORKERS=5 is not read: the default, the cores");
+    setenv("WORKERS", "many", 1);
+    is_int(parse(&c, none), 0, "nor is WORKERS=many an error");
     setenv("TFB_SPAWN_WORKERS", "3", 1);
     parse(&c, none);
-    is_int(c.workers, 3, "TFB_SPAWN_WORKERS wins over WORKERS");
+    is_int(c.workers, 3, "TFB_SPAWN_WORKERS=3");
+    unsetenv("WORKERS");
     parse(&c, flag);
     is_int(c.workers, 7, "a flag wins over the environment");
     setenv("TFB_SPAWN_MAX_REQUESTS_JITTER", "9", 1);
@@ -234,6 +240,43 @@ test_usage(void)
     free(text);
 }
 
+/* is_row: name is the variable of a row of config.c's table. */
+static int
+is_row(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < NOPTS; i++)
+        if (opts[i].env != NULL && strcmp(opts[i].env, name) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * test_env_table: spawn/ reads no variable of ours behind the table but
+ * the scoreboard's handoff, and no application's (PGOPTIONS,
+ * TFB_MAX_REQUESTS, the Makefile's WORKERS: none is a row, nor allowed).
+ */
+static void
+test_env_table(void)
+{
+    static const char *const files[] = {
+        "spawn/supervisor/*.c", "spawn/supervisor/*.h", "spawn/core/*.c",
+        "spawn/core/*.h", NULL};
+    static const char *const handoff[] = {SB_ENV_FD, SB_ENV_SLOT, NULL};
+    static const char *const by_name[] = {"opt.c", "scoreboard.c", NULL};
+    /* systemd's socket activation, and PATH for the worker's command;
+     * no PG*: the supervisor knows no database. */
+    static const char *const foreign[] = {"LISTEN_*", "PATH", NULL};
+    size_t i;
+    int workers = 0;
+
+    env_scan("spawn/", files, foreign, is_row, handoff, by_name);
+    for (i = 0; i < NOPTS; i++)
+        workers += opts[i].env != NULL && strcmp(opts[i].env, "WORKERS") == 0;
+    is_int(workers, 0, "no row reads the Makefile's WORKERS");
+}
+
 int
 main(void)
 {
@@ -246,5 +289,6 @@ main(void)
     test_max_workers();
     test_env_names();
     test_usage();
+    test_env_table();
     return done_testing();
 }

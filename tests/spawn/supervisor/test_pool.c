@@ -238,15 +238,6 @@ test_jitter(void)
            1 + (long)(UINT32_MAX % 1000000001u), "a huge jitter is fine");
 }
 
-static void
-test_statement_timeout(void)
-{
-    is_int(pool_statement_timeout_ms(30000), 29000, "30 s limit: 29 s");
-    is_int(pool_statement_timeout_ms(5000), 4500, "5 s limit: 4.5 s");
-    is_int(pool_statement_timeout_ms(500), 400, "500 ms limit: 400 ms");
-    is_int(pool_statement_timeout_ms(100), 1, "100 ms limit: at least 1");
-}
-
 int
 main(void)
 {
@@ -258,6 +249,5 @@ main(void)
     test_classify();
     test_backoff();
     test_jitter();
-    test_statement_timeout();
     return done_testing();
 }

@@ -23,6 +23,7 @@
 static char dir[] = "/tmp/test_supervisor.XXXXXX";
 static char logpath[256];
 static int listen_fd = -1;
+static int status_fd = -1; /* the status page's socket, when a case wants */
 
 static int64_t
 now_ms(void)
@@ -161,21 +162,14 @@ config_for(struct config *cfg, int workers)
 }
 
 /*
- * start: fork a supervisor of cfg->workers copies of `sh -c script`,
+ * start_argv: fork a supervisor of cfg->workers copies of path argv,
  * logging to logpath.  The child exits with supervisor_run's status.
  */
 static pid_t
-start(const struct config *cfg, const char *script)
+start_argv(const struct config *cfg, const char *path, char *const argv[])
 {
-    char *argv[4];
-    char sh[] = "/bin/sh", c[] = "-c", body[512];
     pid_t pid;
 
-    snprintf(body, sizeof(body), "%s", script);
-    argv[0] = sh;
-    argv[1] = c;
-    argv[2] = body;
-    argv[3] = NULL;
     unlink(logpath);
     fflush(stdout);
     if ((pid = fork()) == 0) {
@@ -183,9 +177,20 @@ start(const struct config *cfg, const char *script)
         log_init("tfb-spawn", cfg->log_level);
         if (log_open_file(logpath) == -1)
             _exit(100);
-        exit(supervisor_run(cfg, listen_fd, "/bin/sh", argv, NULL, -1));
+        exit(supervisor_run(cfg, listen_fd, path, argv, NULL, status_fd));
     }
     return pid;
+}
+
+/* start: start_argv() with `sh -c script` for the workers. */
+static pid_t
+start(const struct config *cfg, const char *script)
+{
+    static char sh[] = "/bin/sh", c[] = "-c", body[512];
+    char *argv[] = {sh, c, body, NULL};
+
+    snprintf(body, sizeof(body), "%s", script);
+    return start_argv(cfg, sh, argv);
 }
 
 /* gone: none of pids[0..n) exists any more. */
@@ -269,6 +274,34 @@ test_fatal(void)
           "and the supervisor said why it gave up");
 }
 
+static int listen_unix(const char *name);
+
+/*
+ * test_fatal_status: the same with a status page, whose process the
+ * supervisor stops too when it gives up, instead of waiting for it.
+ */
+static void
+test_fatal_status(void)
+{
+    struct config cfg;
+    char path[300];
+    pid_t sv;
+
+    if ((status_fd = listen_unix("status.sock")) == -1) {
+        ok(0, "set-up: the status socket: %s", strerror(errno));
+        return;
+    }
+    config_for(&cfg, 2);
+    sv = start(&cfg, "exit 2");
+    check(wait_exit(sv, 3000) == EXITCODE_CONFIG,
+          "with a status page too, workers that exit 2: the supervisor "
+          "returns 2");
+    close(status_fd);
+    status_fd = -1;
+    snprintf(path, sizeof(path), "%s/status.sock", dir);
+    unlink(path);
+}
+
 /*
  * test_crash_loop: a worker that dies at once is started again after
  * 250 ms, then 500 ms...: a few starts in a second, not thousands.  Each
@@ -307,13 +340,120 @@ test_crash_loop(void)
         check(t[2] - t[1] >= 0.49, "the third 500 ms (%.2f s)", t[2] - t[1]);
 }
 
+/*
+ * report_as_worker: what this program does when the supervisor of
+ * test_worker_env runs it as a worker: it attaches to its slot as any
+ * responder does and writes one line to DIR/report.PID, "pid slot
+ * max-requests limit-ms PGOPTIONS TFB_MAX_REQUESTS" (a variable unset
+ * reads "-"), then waits to be stopped.
+ */
 static int
-listen_unix(void)
+report_as_worker(const char *where)
+{
+    const char *pgo = getenv("PGOPTIONS"), *tmr = getenv("TFB_MAX_REQUESTS");
+    const char *slot = getenv(SB_ENV_SLOT);
+    struct sb_slot *s = sb_attach_env();
+    char path[300];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/report.%ld", where, (long)getpid());
+    if (!sb_shared() || (fp = fopen(path, "w")) == NULL)
+        return 1;
+    fprintf(fp, "%ld %s %llu %lld [%s] [%s]\n", (long)getpid(), slot,
+            (unsigned long long)sb_max_requests(s),
+            (long long)sb_request_limit_ms(), pgo ? pgo : "-", tmr ? tmr : "-");
+    if (fclose(fp) != 0)
+        return 1;
+    for (;;)
+        pause();
+}
+
+/*
+ * test_worker_env: the supervisor knows no application.  Its workers get
+ * its environment as it is (a PGOPTIONS of the user's unchanged, no
+ * TFB_MAX_REQUESTS), and what they need from the pool in the scoreboard:
+ * the request time limit in the header, each one's own max-requests (the
+ * jittered one the supervisor logged for it) in its slot.
+ */
+static void
+test_worker_env(void)
+{
+    static char self[PATH_MAX], arg[] = "report", where[sizeof(dir)];
+    char *argv[] = {self, arg, where, NULL};
+    char path[300], line[512], want[128], pgo[256], tmr[64];
+    long pid, slot, limit;
+    unsigned long long max;
+    struct dirent *e;
+    struct config cfg;
+    int n = 0, good = 0, logged = 0, g, l;
+    ssize_t len;
+    DIR *d;
+    FILE *fp;
+    pid_t sv;
+
+    if ((len = readlink("/proc/self/exe", self, sizeof(self) - 1)) == -1) {
+        ok(0, "set-up: /proc/self/exe: %s", strerror(errno));
+        return;
+    }
+    self[len] = '\0';
+    snprintf(where, sizeof(where), "%s", dir);
+    setenv("PGOPTIONS", "-c work_mem=64kB", 1);
+    unsetenv("TFB_MAX_REQUESTS");
+    config_for(&cfg, 3);
+    cfg.request_timeout_ms = 2000;
+    cfg.max_requests = 300;
+    cfg.max_requests_jitter = 100;
+    sv = start_argv(&cfg, self, argv);
+    check(wait_children(sv, 3, 3000), "3 workers of this program");
+    sleep_ms(300);
+    kill(sv, SIGTERM);
+    check(wait_exit(sv, 3000) == 0, "SIGTERM: the supervisor returns 0");
+    unsetenv("PGOPTIONS");
+
+    for (d = opendir(dir); d != NULL && (e = readdir(d)) != NULL;) {
+        if (strncmp(e->d_name, "report.", 7) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        g = l = 0;
+        line[0] = '\0';
+        if ((fp = fopen(path, "r")) != NULL &&
+            fgets(line, sizeof(line), fp) != NULL &&
+            sscanf(line, "%ld %ld %llu %ld [%255[^]]] [%63[^]]]", &pid, &slot,
+                   &max, &limit, pgo, tmr) == 6) {
+            n++;
+            g = limit == 2000 && max >= 300 && max <= 400 &&
+                strcmp(pgo, "-c work_mem=64kB") == 0 && strcmp(tmr, "-") == 0;
+            snprintf(want, sizeof(want),
+                     "worker %ld started (slot %ld, max-requests %llu)", pid,
+                     slot, max);
+            l = in_log(want) == 1;
+        }
+        good += g;
+        logged += l;
+        if (!g || !l)
+            printf("#   %s: %s\n", e->d_name, line);
+        if (fp != NULL)
+            fclose(fp);
+        unlink(path);
+    }
+    if (d != NULL)
+        closedir(d);
+    is_int(n, 3, "each worker reports");
+    check(good == 3, "each read the limit (2000 ms) and a max-requests in "
+                     "[300, 400] in the scoreboard; its environment holds the "
+                     "user's PGOPTIONS unchanged and no TFB_MAX_REQUESTS");
+    check(logged == 3, "each read the max-requests the supervisor drew for "
+                       "it, and logged");
+}
+
+/* listen_unix: a listening socket at dir/name, or -1. */
+static int
+listen_unix(const char *name)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/fcgi.sock", dir);
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s", dir, name);
     if (fd == -1 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
         listen(fd, 16) == -1)
         return -1;
@@ -321,13 +461,16 @@ listen_unix(void)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
     char path[256];
 
+    if (argc == 3 && strcmp(argv[1], "report") == 0)
+        return report_as_worker(argv[2]);
+
     /* A case that hangs fails the program instead of the whole run. */
     alarm(30);
-    if (mkdtemp(dir) == NULL || (listen_fd = listen_unix()) == -1) {
+    if (mkdtemp(dir) == NULL || (listen_fd = listen_unix("fcgi.sock")) == -1) {
         ok(0, "set-up: %s", strerror(errno));
         return done_testing();
     }
@@ -335,7 +478,9 @@ main(void)
     test_start_and_stop();
     test_ttin();
     test_fatal();
+    test_fatal_status();
     test_crash_loop();
+    test_worker_env();
     close(listen_fd);
     snprintf(path, sizeof(path), "%s/fcgi.sock", dir);
     unlink(path);
