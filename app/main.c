@@ -34,7 +34,9 @@ struct options {
     int backlog;
     const char *conninfo;
     const char *read_conninfo;
-    int db_mode; /* enum db_mode */
+    int db_mode;                /* enum db_mode */
+    long db_timeout_ms;         /* -1: db.h's default */
+    long db_connect_timeout_ms; /* -1: db.h's default */
     long max_requests;
     long cache_ttl;
     const char *log_file;
@@ -75,6 +77,18 @@ static const struct opt opts[] = {
     {"db-mode", 0, OPT_CHOICE, AT(db_mode), 0, 0, db_modes, NULL, "MODE",
      "persistent (default), or per-request:\n"
      "EXPERIMENT, connect for every request"},
+    {"db-timeout", 0, OPT_DURATION, AT(db_timeout_ms), 0, 0, NULL,
+     "TFB_DB_TIMEOUT", "TIME",
+     "wait TIME at most for a database answer,\n"
+     "then close the connection and answer 503\n"
+     "(5s; never below the session's\n"
+     "statement_timeout + 100ms, which it\n"
+     "defaults to when there is one)"},
+    {"db-connect-timeout", 0, OPT_DURATION, AT(db_connect_timeout_ms), 0, 0,
+     NULL, "TFB_DB_CONNECT_TIMEOUT", "TIME",
+     "connect to each database host and prepare\n"
+     "the statements within TIME, else try the\n"
+     "next host (2s)"},
     {"max-requests", 'm', OPT_LONG, AT(max_requests), 0, 1L << 40, NULL,
      "TFB_MAX_REQUESTS", "N",
      "exit after N requests, to be replaced by the\n"
@@ -138,6 +152,8 @@ parse_options(int argc, char **argv, struct options *o)
 
     o->backlog = 4096;
     o->db_mode = DB_PERSISTENT;
+    o->db_timeout_ms = -1;
+    o->db_connect_timeout_ms = -1;
     o->log_level = LOG_INFO;
     o->read_timeout_ms = 5000;
     o->idle_timeout_ms = 120000;
@@ -148,6 +164,9 @@ parse_options(int argc, char **argv, struct options *o)
     if (o->read_timeout_ms == 0 || o->idle_timeout_ms == 0)
         log_fatal(EXITCODE_CONFIG, "--read-timeout and --idle-timeout must be "
                                    "above 0");
+    if (o->db_timeout_ms == 0 || o->db_connect_timeout_ms == 0)
+        log_fatal(EXITCODE_CONFIG, "--db-timeout and --db-connect-timeout "
+                                   "must be above 0");
     if (o->help) {
         usage(stdout);
         exit(EXITCODE_OK);
@@ -169,14 +188,17 @@ open_db(const struct options *o, struct handler_ctx *ctx)
     if (o->read_conninfo == NULL) {
         if ((ctx->db = db_new(o->conninfo, mode)) == NULL)
             log_fatal(EXITCODE_CONFIG, "cannot use the database settings");
+        db_set_timeouts(ctx->db, o->db_connect_timeout_ms, o->db_timeout_ms);
         return;
     }
     if ((ctx->db = db_new(o->read_conninfo, mode)) == NULL)
         log_fatal(EXITCODE_CONFIG, "--db-read: cannot use it");
+    db_set_timeouts(ctx->db, o->db_connect_timeout_ms, o->db_timeout_ms);
     if ((ctx->db_write = db_new(o->conninfo, mode)) == NULL)
         log_fatal(EXITCODE_CONFIG, "cannot use the database settings");
     db_set_target(ctx->db, "prefer-standby");
     db_set_target(ctx->db_write, "read-write");
+    db_set_timeouts(ctx->db_write, o->db_connect_timeout_ms, o->db_timeout_ms);
 }
 
 /*
