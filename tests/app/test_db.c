@@ -1044,12 +1044,13 @@ test_statement_timeout(void)
     db_free(db);
 }
 
-enum call { READ_ONE, READ_PIPELINE, UPDATE, FORTUNES };
+enum call { READ_ONE, READ_PIPELINE, UPDATE, FORTUNES, ALL };
 
 static int
 call(struct db *db, enum call c)
 {
     static const int32_t ids[5] = {1, 2, 3, 4, 5};
+    static struct world all[WORLD_ROWS];
     struct world w[5], rows[2] = {{11, 1}, {12, 2}};
     struct fortune *f;
     int n;
@@ -1063,6 +1064,8 @@ call(struct db *db, enum call c)
         return db_world_update(db, rows, 2);
     case FORTUNES:
         return db_fortunes(db, &f, &n);
+    case ALL:
+        return db_world_all(db, all, WORLD_ROWS, &n);
     }
     return DB_ERROR;
 }
@@ -1118,6 +1121,7 @@ test_stopped(void)
     stopped_call(db, READ_PIPELINE, "/queries' pipeline");
     stopped_call(db, UPDATE, "/updates' write");
     stopped_call(db, FORTUNES, "/fortunes' read");
+    stopped_call(db, ALL, "the cache's fill");
 
     db->next_try_ms = 0;
     is_int(db_connect(db), DB_OK, "connected again");
