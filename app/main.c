@@ -34,9 +34,9 @@ struct options {
     int backlog;
     const char *conninfo;
     const char *read_conninfo;
-    int db_mode;                /* enum db_mode */
-    long db_timeout_ms;         /* -1: db.h's default */
-    long db_connect_timeout_ms; /* -1: db.h's default */
+    int db_mode; /* enum db_mode */
+    /* --db-timeout, --db-connect-timeout; -1: db.h's defaults */
+    long db_timeout_ms, db_connect_timeout_ms;
     long max_requests;
     long cache_ttl;
     const char *log_file;
