@@ -667,9 +667,10 @@ prepared_result(struct db *db, PGresult *res)
     const char *what = i < NSTMTS ? stmts[i].name : "statement_timeout";
     char msg[512];
 
-    if (i == NSTMTS + 1)
-        good = PQresultStatus(res) == PGRES_PIPELINE_SYNC, what = "sync";
-    else if (d->got % 2 == 1)
+    if (i == NSTMTS + 1) {
+        good = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+        what = "sync";
+    } else if (d->got % 2 == 1)
         good = res == NULL;
     else if (i < NSTMTS)
         good = PQresultStatus(res) == PGRES_COMMAND_OK;
