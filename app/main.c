@@ -36,6 +36,8 @@ struct options {
     const char *conninfo;
     const char *read_conninfo;
     int db_mode; /* enum db_mode */
+    /* --db-timeout, --db-connect-timeout; -1: db.h's defaults */
+    long db_timeout_ms, db_connect_timeout_ms;
     long max_requests;
     long cache_ttl;
     const char *log_file;
@@ -77,6 +79,19 @@ static const struct opt opts[] = {
     {"db-mode", 0, OPT_CHOICE, AT(db_mode), 0, 0, db_modes, NULL, "MODE",
      "persistent (default), or per-request:\n"
      "EXPERIMENT, connect for every request"},
+    {"db-timeout", 0, OPT_DURATION, AT(db_timeout_ms), 0, 0, NULL,
+     "TFB_DB_TIMEOUT", "TIME",
+     "wait TIME at most for a database answer,\n"
+     "then close the connection and answer 503\n"
+     "(5s; never below the session's\n"
+     "statement_timeout + 100ms; under a pool,\n"
+     "statement_timeout is set 100ms below it,\n"
+     "or below the pool's limit if lower)"},
+    {"db-connect-timeout", 0, OPT_DURATION, AT(db_connect_timeout_ms), 0, 0,
+     NULL, "TFB_DB_CONNECT_TIMEOUT", "TIME",
+     "connect to each database host and prepare\n"
+     "the statements within TIME, else try the\n"
+     "next host (2s)"},
     {"max-requests", 'm', OPT_LONG, AT(max_requests), 0, 1L << 40, NULL,
      "TFB_MAX_REQUESTS", "N",
      "exit after N requests, to be replaced by the\n"
@@ -156,6 +171,8 @@ parse_options(int argc, char **argv, struct options *o)
 
     o->backlog = 4096;
     o->db_mode = DB_PERSISTENT;
+    o->db_timeout_ms = -1;
+    o->db_connect_timeout_ms = -1;
     o->log_level = LOG_INFO;
     o->read_timeout_ms = 5000;
     o->idle_timeout_ms = 120000;
@@ -166,6 +183,9 @@ parse_options(int argc, char **argv, struct options *o)
     if (o->read_timeout_ms == 0 || o->idle_timeout_ms == 0)
         log_fatal(EXITCODE_CONFIG, "--read-timeout and --idle-timeout must be "
                                    "above 0");
+    if (o->db_timeout_ms == 0 || o->db_connect_timeout_ms == 0)
+        log_fatal(EXITCODE_CONFIG, "--db-timeout and --db-connect-timeout "
+                                   "must be above 0");
     if (o->help) {
         usage(stdout);
         exit(EXITCODE_OK);
@@ -187,14 +207,17 @@ open_db(const struct options *o, struct handler_ctx *ctx)
     if (o->read_conninfo == NULL) {
         if ((ctx->db = db_new(o->conninfo, mode)) == NULL)
             log_fatal(EXITCODE_CONFIG, "cannot use the database settings");
+        db_set_timeouts(ctx->db, o->db_connect_timeout_ms, o->db_timeout_ms);
         return;
     }
     if ((ctx->db = db_new(o->read_conninfo, mode)) == NULL)
         log_fatal(EXITCODE_CONFIG, "--db-read: cannot use it");
+    db_set_timeouts(ctx->db, o->db_connect_timeout_ms, o->db_timeout_ms);
     if ((ctx->db_write = db_new(o->conninfo, mode)) == NULL)
         log_fatal(EXITCODE_CONFIG, "cannot use the database settings");
     db_set_target(ctx->db, "prefer-standby");
     db_set_target(ctx->db_write, "read-write");
+    db_set_timeouts(ctx->db_write, o->db_connect_timeout_ms, o->db_timeout_ms);
 }
 
 /*
@@ -228,11 +251,14 @@ first_limit(long a, long b)
  * pool_word: what a pool (tfb-spawn) wrote for this worker in its
  * scoreboard slot, by our own rules: we leave after its max-requests or
  * our own --max-requests, whichever comes first, and PostgreSQL gives up
- * on a statement before the pool's request time limit would kill us.
- * Without a pool the slot is our own, and says nothing.
+ * on a statement before the pool's request time limit would kill us, and
+ * before our own answer deadline (answer_ms, --db-timeout's) would close
+ * the connection: a slow statement is then cancelled by the server and
+ * the connection stays, while the deadline catches only a server that
+ * stopped answering.  Without a pool the slot is our own, and says nothing.
  */
 static void
-pool_word(struct handler_ctx *ctx, struct worker_opts *wo)
+pool_word(struct handler_ctx *ctx, struct worker_opts *wo, long answer_ms)
 {
     struct sb_slot *slot = sb_attach_env();
     uint64_t pool_max = sb_max_requests(slot);
@@ -244,6 +270,10 @@ pool_word(struct handler_ctx *ctx, struct worker_opts *wo)
     if (limit <= 0)
         return;
     st = statement_timeout_ms(limit);
+    if (answer_ms - DB_TIMEOUT_MARGIN_MS < st)
+        st = answer_ms - DB_TIMEOUT_MARGIN_MS > 0
+                 ? answer_ms - DB_TIMEOUT_MARGIN_MS
+                 : 1;
     if (db_set_statement_timeout(ctx->db, st) == -1 ||
         (ctx->db_write != NULL &&
          db_set_statement_timeout(ctx->db_write, st) == -1))
@@ -308,7 +338,7 @@ main(int argc, char **argv)
                                    "--timing on");
     sb_timing(o.timing == 0);
     open_db(&o, &ctx);
-    pool_word(&ctx, &wo);
+    pool_word(&ctx, &wo, o.db_timeout_ms > 0 ? o.db_timeout_ms : DB_TIMEOUT_MS);
     if ((ctx.cache = cache_new((unsigned)o.cache_ttl)) == NULL)
         log_fatal(EXITCODE_ERROR, "out of memory");
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -15,10 +15,17 @@
  * it and waits for the keeper, a crash or a signal closes it too.  The
  * keeper ignores SIGINT and SIGTERM, which a terminal or timeout(1) send
  * the whole process group.  Only one cluster per program.
+ *
+ * pg_signal() stops the whole server (SIGSTOP), as a server or a network
+ * that stopped answering looks to a client, and resumes it (SIGCONT).  The
+ * keeper resumes it before it stops it, so that a test that fails, or
+ * dies, between the two never leaves a frozen cluster behind.
  */
 #ifndef PG_H
 #define PG_H
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -125,7 +132,67 @@ pg_cleanup(void)
     pg_keeper = -1;
 }
 
-/* pg_keep: the keeper's life: wait for EOF, stop, remove. */
+/* pg_ppid: pid's parent, from /proc (its name may hold spaces and
+ * parentheses: the fields follow the last ')'), or -1. */
+static pid_t
+pg_ppid(const char *pid)
+{
+    char path[64], stat[512], *p;
+    long ppid = -1;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%.16s/stat", pid);
+    if ((fd = open(path, O_RDONLY)) == -1)
+        return -1;
+    n = read(fd, stat, sizeof(stat) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    stat[n] = '\0';
+    if ((p = strrchr(stat, ')')) == NULL ||
+        sscanf(p + 1, " %*c %ld", &ppid) != 1)
+        return -1;
+    return (pid_t)ppid;
+}
+
+/*
+ * pg_signal: sig to every process of the cluster: the postmaster (the
+ * first line of its postmaster.pid) first, so that it forks nothing
+ * unseen, then its children (backends and auxiliary processes).
+ * Results: how many processes were signalled, or -1.
+ */
+static int
+pg_signal(int sig)
+{
+    char path[PATH_MAX], line[32];
+    struct dirent *e;
+    FILE *fp;
+    DIR *dir;
+    long pm = 0;
+    int n = 0;
+
+    snprintf(path, sizeof(path), "%s/pg/data/postmaster.pid", pg_var);
+    if ((fp = fopen(path, "r")) == NULL)
+        return -1;
+    if (fgets(line, sizeof(line), fp) != NULL)
+        pm = strtol(line, NULL, 10);
+    fclose(fp);
+    if (pm <= 1 || kill((pid_t)pm, sig) == -1)
+        return -1;
+    n++;
+    if ((dir = opendir("/proc")) == NULL)
+        return -1;
+    while ((e = readdir(dir)) != NULL)
+        if (isdigit((unsigned char)e->d_name[0]) &&
+            pg_ppid(e->d_name) == (pid_t)pm &&
+            kill((pid_t)strtol(e->d_name, NULL, 10), sig) == 0)
+            n++;
+    closedir(dir);
+    return n;
+}
+
+/* pg_keep: the keeper's life: wait for EOF, resume, stop, remove. */
 static _Noreturn void
 pg_keep(int fd)
 {
@@ -136,6 +203,7 @@ pg_keep(int fd)
     signal(SIGTERM, SIG_IGN);
     while (read(fd, &c, 1) == -1 && errno == EINTR)
         continue;
+    pg_signal(SIGCONT);
     pg_stack("stop", NULL);
     pg_run(argv, NULL, 0);
     _exit(0);

@@ -3,11 +3,15 @@
  * server: a throwaway cluster started through deploy/stack (tests/pg.h),
  * loaded with deploy/sql.  What the handle reads is compared with what a
  * second connection of the test's own reads; statements are counted in
- * pg_stat_statements, as TechEmpower counts them.
+ * pg_stat_statements, as TechEmpower counts them.  The deadlines are tried
+ * on the server stopped whole (SIGSTOP: its sockets stay open, nothing
+ * answers), and on a TCP port that accepts and never answers.
  */
 #include "../../app/db.c"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -524,12 +528,12 @@ show(struct db *db, const char *name)
 }
 
 /*
- * test_statement_timeout: db_set_statement_timeout gives the session its
+ * test_session_options: db_set_statement_timeout gives the session its
  * statement_timeout and keeps what PGOPTIONS says; 0 gives it back to the
  * server's default; an options of the conninfo's own replaces both.
  */
 static void
-test_statement_timeout(void)
+test_session_options(void)
 {
     struct db *db;
 
@@ -595,10 +599,12 @@ test_hosts(void)
 /*
  * listen_local: a TCP socket listening on 127.0.0.1, on a port of
  * TFB_TEST_PORTS ("LO-HI") when it is set, else on one the kernel picks;
- * its port in *port.  Results: the socket, or -1.
+ * its port in *port.  Never accepted, it stands for a server that stalls:
+ * the kernel completes backlog connections, and nothing answers them.
+ * Results: the socket, or -1.
  */
 static int
-listen_local(int *port)
+listen_local(int *port, int backlog)
 {
     struct sockaddr_in sa;
     socklen_t len = sizeof(sa);
@@ -615,7 +621,7 @@ listen_local(int *port)
         sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         sa.sin_port = htons((uint16_t)p);
         if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-            listen(fd, 4) == 0 &&
+            listen(fd, backlog) == 0 &&
             getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
             *port = ntohs(sa.sin_port);
             return fd;
@@ -640,7 +646,7 @@ test_closing_host(void)
     pid_t pid;
     int fd, port, c, st = 0;
 
-    if ((fd = listen_local(&port)) == -1) {
+    if ((fd = listen_local(&port, 4)) == -1) {
         ok(0, "a listening socket on 127.0.0.1: %s", strerror(errno));
         return;
     }
@@ -733,6 +739,513 @@ test_per_request(void)
     db_free(db);
 }
 
+/*
+ * The deadlines.  SLACK_MS is what a loaded machine may add to a wait
+ * that should end at its deadline; no check waits longer than that.
+ */
+#define SLACK_MS 700
+
+static int frozen;
+
+/* freeze, thaw: the whole server stopped (SIGSTOP), then resumed.  The
+ * keeper (pg.h) resumes it too, should the program die in between. */
+static int
+freeze(void)
+{
+    int n = pg_signal(SIGSTOP);
+
+    frozen = n > 0;
+    return n;
+}
+
+static void
+thaw(void)
+{
+    if (frozen)
+        pg_signal(SIGCONT);
+    frozen = 0;
+}
+
+/*
+ * drive: db_connect_step until the connection settles, waiting on
+ * db_pollfd at most db_connect_left each time, as a worker's event loop
+ * would (10 s at most); *ms: how long it took.
+ */
+static int
+drive(struct db *db, int rc, int64_t *ms)
+{
+    int64_t t = now_ms(), end = t + 10000;
+    struct pollfd p;
+
+    while (rc == DB_PENDING && now_ms() < end) {
+        p.fd = db_pollfd(db, &p.events);
+        p.revents = 0;
+        poll(&p, 1, (int)db_connect_left(db));
+        rc = db_connect_step(db);
+    }
+    *ms = now_ms() - t;
+    return rc;
+}
+
+/* param_at: where key is in p, the last time (the one libpq keeps), or
+ * -1; its value in *val. */
+static int
+param_at(const struct params *p, const char *key, const char **val)
+{
+    int i, at = -1;
+
+    for (i = 0; i < p->n; i++)
+        if (strcmp(p->keys[i], key) == 0) {
+            at = i;
+            *val = p->vals[i];
+        }
+    return at;
+}
+
+/* live_option: the value libpq holds for key on conn, or "". */
+static void
+live_option(PGconn *conn, const char *key, char *out, size_t len)
+{
+    PQconninfoOption *opts = conn ? PQconninfo(conn) : NULL;
+    const char *v = opt_val(opts, key);
+
+    snprintf(out, len, "%s", v ? v : "");
+    PQconninfoFree(opts);
+}
+
+/*
+ * test_params: every connection carries keepalives and tcp_user_timeout,
+ * ahead of the conninfo, which may override them; libpq takes them on a
+ * unix socket, where it sets neither (test_tcp_socket: on TCP it does).
+ */
+static void
+test_params(struct db *db)
+{
+    static const char *const want[][2] = {{"keepalives_idle", "10"},
+                                          {"keepalives_interval", "2"},
+                                          {"keepalives_count", "3"},
+                                          {"tcp_user_timeout", "5000"}};
+    struct db *own = db_new("tcp_user_timeout=9000", DB_PERSISTENT);
+    struct params p;
+    const char *v = NULL, *conninfo = NULL;
+    char live[32];
+    int i, at, dbname;
+
+    base_params(own, &p);
+    dbname = param_at(&p, "dbname", &conninfo);
+    ok(dbname >= 0 && strcmp(conninfo, "tcp_user_timeout=9000") == 0,
+       "the conninfo is among the parameters");
+    for (i = 0; i < 4; i++) {
+        at = param_at(&p, want[i][0], &v);
+        ok(at >= 0 && at < dbname && strcmp(v, want[i][1]) == 0,
+           "%s=%s, before the conninfo", want[i][0], want[i][1]);
+    }
+    live_option(db->conn, "tcp_user_timeout", live, sizeof(live));
+    is_str(live, "5000", "the live connection holds tcp_user_timeout=5000");
+    live_option(db->conn, "keepalives_idle", live, sizeof(live));
+    is_str(live, "10", "and keepalives_idle=10");
+    ok(db->conn != NULL && PQhost(db->conn)[0] == '/',
+       "on a unix socket (%s), which libpq connects all the same",
+       db->conn ? PQhost(db->conn) : "none");
+    is_int(db_connect(own), DB_OK, "a conninfo with tcp_user_timeout=9000");
+    live_option(own->conn, "tcp_user_timeout", live, sizeof(live));
+    is_str(live, "9000", "overrides ours");
+    db_free(own);
+}
+
+/* sockopt: an int option of fd, or -1. */
+static int
+sockopt(int fd, int level, int name)
+{
+    int v = -1;
+    socklen_t len = sizeof(v);
+
+    if (getsockopt(fd, level, name, &v, &len) == -1)
+        return -1;
+    return v;
+}
+
+/*
+ * test_tcp_socket: a connection over TCP to a port that accepts and never
+ * answers: its socket carries the kernel's deadlines, and the connect
+ * gives up at the handle's bound.
+ */
+static void
+test_tcp_socket(int stall_port)
+{
+    char conninfo[64];
+    struct db *db;
+    int64_t t, end, ms;
+    short ev = 0;
+    int rc, fd = -1;
+
+    snprintf(conninfo, sizeof(conninfo), "host=127.0.0.1 port=%d", stall_port);
+    db = db_new(conninfo, DB_PERSISTENT);
+    db_set_timeouts(db, 400, 0);
+    t = now_ms();
+    rc = db_connect_start(db);
+    /* Until libpq has connected and waits for the server's answer. */
+    for (end = t + 1000; rc == DB_PENDING && now_ms() < end;) {
+        fd = db_pollfd(db, &ev);
+        if (ev == POLLIN)
+            break;
+        poll(&(struct pollfd){fd, ev, 0}, 1, 10);
+        rc = db_connect_step(db);
+    }
+    ok(rc == DB_PENDING && ev == POLLIN,
+       "TCP: connected, waiting for an answer");
+    is_int(sockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT), 5000,
+           "TCP_USER_TIMEOUT 5000 ms on the socket");
+    is_int(sockopt(fd, SOL_SOCKET, SO_KEEPALIVE), 1, "SO_KEEPALIVE");
+    ok(sockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE) == 10 &&
+           sockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL) == 2 &&
+           sockopt(fd, IPPROTO_TCP, TCP_KEEPCNT) == 3,
+       "keepalives: 10 s idle, 3 probes 2 s apart");
+    capture();
+    rc = drive(db, rc, &ms);
+    ms = now_ms() - t;
+    ok(captured("no answer within 400 ms"), "logged");
+    ok(rc == DB_UNAVAILABLE && ms >= 400 && ms < 400 + SLACK_MS,
+       "a server that never answers: given up at the bound, 400 ms (%lld ms)",
+       (long long)ms);
+    db_free(db);
+}
+
+/*
+ * test_walk_stalled: hosts a,b where a accepts and never answers: b is
+ * reached after a's own bound, not never (libpq's walk, under a single
+ * deadline, would not get past a).  prefer-standby walks twice, standbys
+ * first, and does not wait for a stalled host twice.
+ */
+static void
+test_walk_stalled(int stall_port)
+{
+    char conninfo[PATH_MAX + 96];
+    struct db *db;
+    int64_t t;
+    int rc;
+
+    snprintf(conninfo, sizeof(conninfo), "host=127.0.0.1,%s port=%d,%s",
+             getenv("PGHOST"), stall_port, getenv("PGPORT"));
+    db = db_new(conninfo, DB_PERSISTENT);
+    db_set_timeouts(db, 400, 0);
+    capture();
+    t = now_ms();
+    rc = db_connect(db);
+    t = now_ms() - t;
+    ok(captured("info: db: connected, past: connection to server at "
+                "\"127.0.0.1\", port"),
+       "the host walked past is logged");
+    ok(rc == DB_OK && t >= 400 && t < 400 + SLACK_MS,
+       "hosts a,b, a stalled: b, after a's bound of 400 ms (%lld ms)",
+       (long long)t);
+    db_free(db);
+
+    db = db_new(conninfo, DB_PERSISTENT);
+    db_set_target(db, "prefer-standby");
+    db_set_timeouts(db, 400, 0);
+    capture();
+    t = now_ms();
+    rc = db_connect(db);
+    t = now_ms() - t;
+    ok(captured("server is not in hot standby mode"),
+       "prefer-standby: the primary refused in the first pass");
+    ok(rc == DB_OK && t >= 400 && t < 800,
+       "then taken in the second, the stalled host not waited for twice "
+       "(%lld ms)",
+       (long long)t);
+    db_free(db);
+}
+
+/* test_walk_plan: the lists split the way libpq reads them, or left to
+ * libpq whole; each host's bound. */
+static void
+test_walk_plan(void)
+{
+    static const struct {
+        const char *conninfo;
+        int n;
+    } cases[] = {
+        {"host=a,b port=1,2", 2},
+        {"host=a,b,c port=7", 3},
+        {"host=a,b hostaddr=1.2.3.4,5.6.7.8", 2},
+        {"host=a,,b", 0},
+        {"host=a,b port=1,2,3", 0},
+        {"host=a,b hostaddr=1.2.3.4", 0},
+        {"host=a", 0},
+        {"host=a,b service=x", 0},
+        {"host=a,b target_session_attrs=nonsense", 0},
+    };
+    struct walk w;
+    struct db *db;
+    size_t i;
+    int good = 1;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        db = db_new(cases[i].conninfo, DB_PERSISTENT);
+        walk_plan(db, &w);
+        if (w.n != cases[i].n) {
+            printf("#   %s: %d hosts, want %d\n", cases[i].conninfo, w.n,
+                   cases[i].n);
+            good = 0;
+        }
+        walk_free(&w);
+        db_free(db);
+    }
+    ok(good, "host lists: walked one by one, or left to libpq");
+    db = db_new("host=a,b port=1,2 target_session_attrs=read-write",
+                DB_PERSISTENT);
+    db_set_target(db, "prefer-standby");
+    walk_plan(db, &w);
+    ok(w.n == 2 && strcmp(w.host[1], "b") == 0 && strcmp(w.port[1], "2") == 0 &&
+           strcmp(w.target, "read-write") == 0,
+       "host b, port 2; the conninfo's target wins over the handle's");
+    walk_free(&w);
+    db_free(db);
+    is_int(host_bound_ms(2000, NULL), 2000, "each host: ours, 2 s");
+    is_int(host_bound_ms(5000, "3"), 3000, "or connect_timeout if shorter");
+    is_int(host_bound_ms(2000, "9"), 2000, "not if longer");
+    is_int(host_bound_ms(5000, "1"), 2000, "libpq reads 1 s as 2");
+    ok(host_bound_ms(5000, "0") == 5000 && host_bound_ms(5000, "x") == 5000,
+       "0 or nonsense: none");
+}
+
+/*
+ * test_async_connect: the connection made step by step, as the worker's
+ * loop will: a socket to wait on, a deadline, no wait inside a call.
+ */
+static void
+test_async_connect(void)
+{
+    struct db *db = db_new(NULL, DB_PERSISTENT);
+    struct world w;
+    int64_t left, ms;
+    short ev = 0;
+    int rc, fd;
+
+    rc = db_connect_start(db);
+    fd = db_pollfd(db, &ev);
+    left = db_connect_left(db);
+    is_int(rc, DB_PENDING, "db_connect_start: under way");
+    ok(fd >= 0 && (ev & (POLLIN | POLLOUT)) != 0,
+       "db_pollfd: a socket (%d) and what to wait for", fd);
+    ok(left > 0 && left <= DB_CONNECT_TIMEOUT_MS,
+       "db_connect_left: within the default bound (%lld ms)", (long long)left);
+    is_int(db_retry_in(db), -1, "db_retry_in: -1 while connecting");
+    is_int(db_connect_start(db), DB_PENDING, "started once only");
+    is_int(db_connect(db), DB_UNAVAILABLE,
+           "db_connect does not wait for a connection under way");
+    rc = drive(db, rc, &ms);
+    is_int(rc, DB_OK, "db_connect_step: connected");
+    ok(db_pollfd(db, &ev) == -1 && db_connect_left(db) == -1,
+       "then no socket to wait on, no deadline");
+    is_int(prepared(db), NSTMTS, "every statement prepared, in a pipeline");
+    is_int(db->st_ms, 0, "no statement_timeout on this server");
+    is_int(db_world_read(db, (const int32_t[]){3}, 1, &w), DB_OK, "and reads");
+    is_int(db_connect_start(db), DB_OK, "db_connect_start when connected");
+    db_free(db);
+}
+
+/*
+ * test_statement_timeout: the answer's deadline sits above statement_
+ * timeout: a statement blocked on a lock is cancelled by the server at
+ * statement_timeout, the client's shorter deadline notwithstanding, and
+ * the connection, in step, is kept.
+ */
+static void
+test_statement_timeout(void)
+{
+    struct db *db = db_new("options='-c statement_timeout=600'", DB_PERSISTENT);
+    struct world w;
+    PGresult *res;
+    int64_t t;
+    long pid;
+    int rc;
+
+    db_set_timeouts(db, 0, 200);
+    is_int(db_connect(db), DB_OK, "a session with statement_timeout=600");
+    is_int(db->st_ms, 600, "read on connecting");
+    is_int(answer_ms(db), 700,
+           "the answer's deadline: 600 + 100 ms, not the 200 ms asked");
+    pid = db->conn ? PQbackendPID(db->conn) : 0;
+    res = PQexec(peer, "BEGIN; LOCK TABLE world IN ACCESS EXCLUSIVE MODE");
+    PQclear(res);
+    capture();
+    t = now_ms();
+    rc = db_world_read(db, (const int32_t[]){1}, 1, &w);
+    t = now_ms() - t;
+    ok(captured("canceling statement due to statement timeout"),
+       "a read blocked on a lock: the server cancels it");
+    ok(rc == DB_UNAVAILABLE && t >= 550 && t < 600 + SLACK_MS,
+       "DB_UNAVAILABLE at statement_timeout (%lld ms)", (long long)t);
+    ok(db->conn != NULL && PQbackendPID(db->conn) == pid,
+       "the connection is kept");
+    res = PQexec(peer, "COMMIT");
+    PQclear(res);
+    is_int(db_world_read(db, (const int32_t[]){1}, 1, &w), DB_OK,
+           "and serves the next read");
+    ok(db->conn != NULL && PQbackendPID(db->conn) == pid,
+       "on the same backend");
+    db_free(db);
+
+    db = db_new(NULL, DB_PERSISTENT);
+    is_int(answer_ms(db), DB_TIMEOUT_MS, "without statement_timeout: 5 s");
+    db_set_timeouts(db, 0, 200);
+    is_int(answer_ms(db), 200, "or as told");
+    db->st_ms = 1800;
+    is_int(answer_ms(db), 1900, "raised above a statement_timeout");
+    db_set_timeouts(db, 0, 0);
+    is_int(answer_ms(db), 1900, "which is the default then");
+    db_set_timeouts(db, 0, 5000);
+    is_int(answer_ms(db), 5000, "a longer deadline stays");
+    db_free(db);
+}
+
+enum call { READ_ONE, READ_PIPELINE, UPDATE, FORTUNES, ALL };
+
+static int
+call(struct db *db, enum call c)
+{
+    static const int32_t ids[5] = {1, 2, 3, 4, 5};
+    static struct world all[WORLD_ROWS];
+    struct world w[5], rows[2] = {{11, 1}, {12, 2}};
+    struct fortune *f;
+    int n;
+
+    switch (c) {
+    case READ_ONE:
+        return db_world_read(db, ids, 1, w);
+    case READ_PIPELINE:
+        return db_world_read(db, ids, 5, w);
+    case UPDATE:
+        return db_world_update(db, rows, 2);
+    case FORTUNES:
+        return db_fortunes(db, &f, &n);
+    case ALL:
+        return db_world_all(db, all, WORLD_ROWS, &n);
+    }
+    return DB_ERROR;
+}
+
+/* stopped_call: c on a connection whose server stops: DB_UNAVAILABLE at
+ * the answer's deadline (500 ms), the connection closed. */
+static void
+stopped_call(struct db *db, enum call c, const char *name)
+{
+    int64_t t;
+    int rc;
+
+    db->next_try_ms = 0;
+    if (db_connect(db) != DB_OK || freeze() <= 0) {
+        thaw();
+        ok(0, "%s: connected, then the server stopped", name);
+        return;
+    }
+    capture();
+    t = now_ms();
+    rc = call(db, c);
+    t = now_ms() - t;
+    thaw();
+    ok(captured("no answer within 500 ms; connection closed"), "%s: logged",
+       name);
+    ok(rc == DB_UNAVAILABLE && t >= 500 && t < 500 + SLACK_MS,
+       "%s, the server stopped: DB_UNAVAILABLE at its deadline, 500 ms "
+       "(%lld ms)",
+       name, (long long)t);
+    ok(db->conn == NULL && db->backoff_ms == DB_BACKOFF_MIN_MS,
+       "%s: the connection closed, the backoff started", name);
+    db_request_done(db);
+}
+
+/*
+ * test_stopped: the server stopped whole, its connections up: one call
+ * pays the answer's deadline, the calls after it answer at once without
+ * the network, a connection attempt gives up at its bound, and once the
+ * server resumes the handle connects again.
+ */
+static void
+test_stopped(void)
+{
+    struct db *db = db_new(NULL, DB_PERSISTENT);
+    struct fortune *f;
+    struct world w;
+    int64_t t;
+    int rc, n;
+
+    db_set_timeouts(db, 400, 500);
+    is_int(db_connect(db), DB_OK, "deadlines: connect 400 ms, answers 500 ms");
+    stopped_call(db, READ_ONE, "/db's read");
+    stopped_call(db, READ_PIPELINE, "/queries' pipeline");
+    stopped_call(db, UPDATE, "/updates' write");
+    stopped_call(db, FORTUNES, "/fortunes' read");
+    stopped_call(db, ALL, "the cache's fill");
+
+    db->next_try_ms = 0;
+    is_int(db_connect(db), DB_OK, "connected again");
+    ok(freeze() > 1, "the server stopped: its postmaster and children");
+    capture();
+    is_int(call(db, READ_ONE), DB_UNAVAILABLE, "one call pays the deadline");
+    t = now_ms();
+    db->next_try_ms = t + 60000; /* the backoff, whatever the load */
+    rc = db_world_read(db, (const int32_t[]){1}, 1, &w) == DB_UNAVAILABLE &&
+         db_fortunes(db, &f, &n) == DB_UNAVAILABLE &&
+         db_world_update(db, &w, 1) == DB_UNAVAILABLE;
+    t = now_ms() - t;
+    ok(rc && t < 50 && !db->dial.active && db->backoff_ms == DB_BACKOFF_MIN_MS,
+       "the calls after it: DB_UNAVAILABLE at once, no attempt (%lld ms)",
+       (long long)t);
+    captured("");
+
+    db->next_try_ms = 0;
+    capture();
+    rc = drive(db, db_connect_start(db), &t);
+    ok(rc == DB_UNAVAILABLE && t >= 400 && t < 400 + SLACK_MS,
+       "db_connect_start/step: given up at the bound, 400 ms (%lld ms)",
+       (long long)t);
+    ok(db_pollfd(db, &(short){0}) == -1 && db_retry_in(db) > 0,
+       "no socket left; the backoff started");
+    db->next_try_ms = 0;
+    t = now_ms();
+    rc = db_connect(db);
+    t = now_ms() - t;
+    ok(rc == DB_UNAVAILABLE && t >= 400 && t < 400 + SLACK_MS,
+       "db_connect too (%lld ms)", (long long)t);
+    ok(captured("cannot connect (next try in 200 ms): connection to server "
+                "on socket"),
+       "each attempt logged, with the backoff doubling");
+    thaw();
+
+    db->next_try_ms = 0;
+    capture();
+    rc = drive(db, db_connect_start(db), &t);
+    is_int(rc, DB_OK, "the server resumed: connected again");
+    ok(captured("info: db: connected again"), "logged");
+    is_int(prepared(db), NSTMTS, "with its statements");
+    is_int(db_world_read(db, (const int32_t[]){1}, 1, &w), DB_OK, "reading");
+    db_request_done(db);
+    db_free(db);
+}
+
+/* test_deadlines: every wait of the handle bounded (db.h's table). */
+static void
+test_deadlines(struct db *db)
+{
+    int fd, port;
+
+    test_params(db);
+    test_walk_plan();
+    test_async_connect();
+    test_statement_timeout();
+    if ((fd = listen_local(&port, 64)) == -1) {
+        ok(0, "a listening socket on 127.0.0.1: %s", strerror(errno));
+    } else {
+        test_tcp_socket(port);
+        test_walk_stalled(port);
+        close(fd);
+    }
+    test_stopped();
+}
+
 int
 main(void)
 {
@@ -767,9 +1280,10 @@ main(void)
     test_per_request();
     test_retry_in();
     test_target();
-    test_statement_timeout();
+    test_session_options();
     test_hosts();
     test_closing_host();
+    test_deadlines(db);
     test_server_down(db);
     db_request_done(db);
     ok(db->conn != NULL, "persistent: db_request_done keeps the connection");

@@ -290,8 +290,8 @@ test_pool_rules(void)
     is_int(first_limit(500, 300), 300, "our 500, the pool's 300: 300");
 }
 
-/* The worker's own --max-requests, for run_pool_word. */
-static long own_max;
+/* The worker's own --max-requests and answer deadline, for run_pool_word. */
+static long own_max, own_answer_ms = DB_TIMEOUT_MS;
 
 /* run_pool_word: pool_word() as main() calls it; prints max-requests. */
 static void
@@ -304,7 +304,7 @@ run_pool_word(void)
     if ((ctx.db = db_new(NULL, DB_PERSISTENT)) == NULL)
         _exit(9);
     wo.max_requests = own_max;
-    pool_word(&ctx, &wo);
+    pool_word(&ctx, &wo, own_answer_ms);
     printf("max-requests %ld\n", wo.max_requests);
     db_free(ctx.db);
 }
@@ -337,6 +337,18 @@ test_pool_word(void)
     said("max-requests 300\n", "in a pool: the slot's max-requests, 300");
     said("the pool's request time limit is 2.0 s: statement_timeout 1800 ms",
          "the pool's limit of 2 s: statement_timeout 1800 ms, and it says so");
+    own_answer_ms = 1000;
+    in_child(run_pool_word);
+    said("statement_timeout 900 ms",
+         "a --db-timeout of 1 s below the pool's limit: statement_timeout "
+         "100 ms under it, so that the server cancels first");
+    own_answer_ms = DB_TIMEOUT_MS;
+    sb_set_request_limit(sb, 30000);
+    in_child(run_pool_word);
+    said("statement_timeout 4900 ms",
+         "the default pool limit of 30 s: statement_timeout under the "
+         "default 5 s answer deadline, not 29 s");
+    sb_set_request_limit(sb, 2000);
     own_max = 100;
     in_child(run_pool_word);
     said("max-requests 100\n", "our --max-requests 100 comes first");
