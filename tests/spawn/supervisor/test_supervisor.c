@@ -13,8 +13,6 @@
 #include "../../../spawn/supervisor/supervisor.c"
 
 #include <dirent.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 
 #include "harness.h"
 
@@ -23,21 +21,6 @@
 static char dir[] = "/tmp/test_supervisor.XXXXXX";
 static char logpath[256];
 static int listen_fd = -1;
-
-static int64_t
-now_ms(void)
-{
-    return sb_now_ns() / 1000000;
-}
-
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, ms % 1000 * 1000000};
-
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        continue;
-}
 
 /*
  * children: the live (not zombie) children of ppid, from /proc.
@@ -81,35 +64,14 @@ children(pid_t ppid, pid_t *pids)
 static int
 wait_children(pid_t ppid, int n, long timeout_ms)
 {
-    int64_t end = now_ms() + timeout_ms;
+    int64_t end = clock_ms() + timeout_ms;
 
     while (children(ppid, NULL) != n) {
-        if (now_ms() > end)
+        if (clock_ms() > end)
             return 0;
         sleep_ms(10);
     }
     return 1;
-}
-
-/*
- * wait_exit: the supervisor's exit status, or -1 when it is still running
- * after timeout_ms (then it is killed).
- */
-static int
-wait_exit(pid_t pid, long timeout_ms)
-{
-    int64_t end = now_ms() + timeout_ms;
-    int st;
-
-    while (waitpid(pid, &st, WNOHANG) == 0) {
-        if (now_ms() > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return -1;
-        }
-        sleep_ms(10);
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 /* show_log: the supervisor's log, as TAP comments. */
@@ -217,7 +179,7 @@ test_start_and_stop(void)
 
     /* A worker killed: replaced, by a new process. */
     kill(pids[0], SIGKILL);
-    for (end = now_ms() + 3000; now_ms() < end; sleep_ms(10)) {
+    for (end = clock_ms() + 3000; clock_ms() < end; sleep_ms(10)) {
         replaced = children(sv, after) == 3;
         for (i = 0; i < 3; i++)
             if (after[i] == pids[0])
@@ -307,19 +269,6 @@ test_crash_loop(void)
         check(t[2] - t[1] >= 0.49, "the third 500 ms (%.2f s)", t[2] - t[1]);
 }
 
-static int
-listen_unix(void)
-{
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/fcgi.sock", dir);
-    if (fd == -1 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-        listen(fd, 16) == -1)
-        return -1;
-    return fd;
-}
-
 int
 main(void)
 {
@@ -327,7 +276,9 @@ main(void)
 
     /* A case that hangs fails the program instead of the whole run. */
     alarm(30);
-    if (mkdtemp(dir) == NULL || (listen_fd = listen_unix()) == -1) {
+    if (mkdtemp(dir) == NULL ||
+        snprintf(path, sizeof(path), "%s/fcgi.sock", dir) < 0 ||
+        (listen_fd = listen_unix(path)) == -1) {
         ok(0, "set-up: %s", strerror(errno));
         return done_testing();
     }
@@ -337,7 +288,6 @@ main(void)
     test_fatal();
     test_crash_loop();
     close(listen_fd);
-    snprintf(path, sizeof(path), "%s/fcgi.sock", dir);
     unlink(path);
     unlink(logpath);
     snprintf(path, sizeof(path), "%s/starts", dir);
