@@ -1,19 +1,26 @@
-"""run_selftest.py: tests/run, the counter of every check, held to its word.
+"""run_selftest.py: the harness held to its word.
 
-tests/run is given programs that lie about their checks, one at a time,
-and must fail the run for each, counting it as a failure; and honest
-ones, which must pass with the counts they printed.  Each program is a
-few lines of shell in a temporary directory.  Then a program that waits
-for a file after its first check shows that tests/run passes each line on
-as it comes: the file is made only once that line has come out of
-tests/run.  make test runs this with the unit tests.
+tests/run, the counter of every check, is given programs that lie about
+their checks, one at a time, and must fail the run for each, counting it
+as a failure; and honest ones, which must pass with the counts they
+printed.  Each program is a few lines of shell in a temporary directory.
+Then a program that waits for a file after its first check shows that
+tests/run passes each line on as it comes: the file is made only once
+that line has come out of tests/run.
+
+And the tests package's imports, read from its sources: the kit imports
+no test module, integration/ and bench/ never import each other, and no
+module imports itself through others.  make test runs this with the unit
+tests.
 """
 
+import ast
 import os
 import re
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 from .kit import REPO, tap as taplib
 from .kit.cmd import tail
@@ -92,7 +99,76 @@ def check_streaming(tap, tmp):
               tail(rest, 6))
 
 
+def imports():
+    """{module: {modules of the tests package it imports}}, from the
+    sources ("tests.kit.stack": {"tests.kit", "tests.kit.fcgi", ...})."""
+    root = REPO / "tests"
+    graph = {}
+    for path in root.rglob("*.py"):
+        parts = list(path.relative_to(REPO).with_suffix("").parts)
+        pkg = parts[:-1] if parts[-1] != "__init__" else parts[:-1]
+        name = ".".join(parts if parts[-1] != "__init__" else parts[:-1])
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = pkg[:len(pkg) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+                deps.add(mod)
+                deps.update(mod + "." + a.name for a in node.names
+                            if (root.parent / (mod + "." + a.name).replace(".", "/")
+                                ).with_suffix(".py").exists())
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                mods = [a.name for a in node.names] if isinstance(node, ast.Import) \
+                    else [node.module or ""]
+                deps.update(m for m in mods if m.split(".")[0] == "tests")
+        graph[name] = deps - {name}
+    return graph
+
+
+def circle(graph):
+    """A list of modules that import each other in a circle, or []."""
+    state = {}
+
+    def visit(m, path):
+        state[m] = "open"
+        for d in sorted(graph.get(m, ())):
+            if state.get(d) == "open":
+                return path[path.index(d):] + [d] if d in path else [m, d]
+            if d in graph and d not in state:
+                found = visit(d, path + [d])
+                if found:
+                    return found
+        state[m] = "done"
+        return []
+
+    for m in sorted(graph):
+        if m not in state:
+            found = visit(m, [m])
+            if found:
+                return found
+    return []
+
+
+def check_imports(tap):
+    graph = imports()
+    up = ["%s imports %s" % (m, d) for m, ds in sorted(graph.items()) for d in sorted(ds)
+          if m.startswith("tests.kit") and not d.startswith("tests.kit")]
+    tap.check(len(graph) > 40 and not up, "the kit (%d modules) imports no test module"
+              % sum(1 for m in graph if m.startswith("tests.kit")), up)
+    across = ["%s imports %s" % (m, d) for m, ds in sorted(graph.items()) for d in sorted(ds)
+              for a, b in (("integration", "bench"), ("bench", "integration"))
+              if m.startswith("tests." + a) and d.startswith("tests." + b)]
+    tap.check(not across, "integration/ and bench/ import the kit, never each other", across)
+    found = circle(graph)
+    tap.check(not found, "no circle in the tests package's imports (%d modules)"
+              % len(graph), " -> ".join(found))
+    # The check can fail: a circle made up is found.
+    tap.check(circle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"],
+              "and a circle a -> b -> c -> a would be found")
+
+
 def body(tap):
+    check_imports(tap)
     with tempfile.TemporaryDirectory(prefix="tfb-test-run-") as tmp:
         for case in CASES:
             check_case(tap, tmp, case)
