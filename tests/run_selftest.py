@@ -20,7 +20,6 @@ import re
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 
 from .kit import REPO, tap as taplib
 from .kit.cmd import tail

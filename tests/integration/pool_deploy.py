@@ -190,7 +190,7 @@ def lighttpd_spawning(tap, db):
                    FCGI_BACKEND='"socket" => "%s", "bin-path" => "%s", "max-procs" => %d, '
                    '"bin-environment" => ( %s )' % (sc.path("lt", "run", "fcgi.sock"), APP,
                                                      N, env))
-        sc.own(lt).kill = lt.stop
+        sc.own(lt)
         try:
             lt.start()
             err = ""

@@ -25,7 +25,6 @@ with one PostgreSQL connection each; then 1 s of wrk load answers 200 only.
 """
 
 import multiprocessing
-import os
 import queue
 import random
 import socket

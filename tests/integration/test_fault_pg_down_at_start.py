@@ -42,7 +42,8 @@ def body(tap):
         st = sc.st
         # The cluster is made and loaded by its first start; then it goes.
         if not (stack.step(tap, st, "pg", "start") and stack.step(tap, st, "pg", "stop")
-                and stack.step(tap, st, "pool", "start") and stack.step(tap, st, "front", "start")):
+                and stack.step(tap, st, "pool", "start")
+                and stack.step(tap, st, "front", "start")):
             return
         sc.started()
         load = sc.load(DB_PATHS + ["/json"], seconds=int(DOWN) + 2)

@@ -91,7 +91,8 @@ def check_first_after(tap, st, workers, label):
     """The first requests once PostgreSQL is back are all answered: a
     worker whose connection died while it was idle learns it from its next
     read, reconnects at once and reads again, instead of answering 503."""
-    rs = web.batch(st.url("/db"), 2 * workers) + web.batch(st.url("/queries?queries=3"), 2 * workers)
+    rs = web.batch(st.url("/db"), 2 * workers) + \
+        web.batch(st.url("/queries?queries=3"), 2 * workers)
     bad = [r.summary(120) for r in rs if r.status != 200]
     tap.check(not bad, "%s: the first %d requests after PostgreSQL is back -> 200"
               % (label, len(rs)), bad[:6])

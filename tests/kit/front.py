@@ -144,3 +144,5 @@ class Front:
                 proc.kill_tree(pid)
         with contextlib.suppress(OSError):
             os.unlink(self.pidfile)
+
+    kill = stop  # what a scene.Scene that owns it calls at its end

@@ -129,7 +129,12 @@ class Scene:
             self.note_logs()
         ours = self.stack_pids() if self.st is not None else []
         for p in reversed(self.owned):
-            p.kill()
+            if isinstance(p, subprocess.Popen):
+                if p.poll() is None:
+                    proc.kill_tree(p.pid)
+                    wait_exit(p, 5)
+            else:
+                p.kill()
         for f in self.fronts:
             f.cleanup()
         if self.st is not None:
@@ -164,7 +169,8 @@ class Scene:
     # -- what it runs
 
     def own(self, thing):
-        """thing (with kill()) is killed when the scene ends."""
+        """thing (a Popen, whose whole tree goes, or anything with kill())
+        is killed when the scene ends."""
         self.owned.append(thing)
         return thing
 
@@ -172,10 +178,7 @@ class Scene:
         """A helper process, killed (its whole tree) at the end."""
         for k in ("stdin", "stdout", "stderr"):
             kw.setdefault(k, subprocess.DEVNULL)
-        p = subprocess.Popen([str(a) for a in argv], **kw)
-        p.kill = lambda p=p: (proc.kill_tree(p.pid), wait_exit(p, 5)) if p.poll() is None \
-            else None
-        return self.own(p)
+        return self.own(subprocess.Popen([str(a) for a in argv], **kw))
 
     def spawn(self, args, env=None, log=None):
         """tfb-spawn ARGS, logging to log (spawn.log)."""

@@ -7,8 +7,9 @@ configuration through the medians, a bar from min to max at each point,
 the anchors as dashed horizontal lines labelled with their value.
 
 matplotlib (Debian's python3-matplotlib, which deploy/deps installs) draws
-the figure on its Agg backend: no display, no converter.  It is imported only when a chart is drawn, so that reading
-the rest of benchlib (the smoke test reads report.CSV_COLUMNS) needs no
+the figure on its Agg backend: no display, no converter.  It is imported
+only when a chart is drawn, so that reading the rest of benchlib (the
+smoke test reads report.CSV_COLUMNS, and a chart's pixels) needs no
 matplotlib.
 The PNG says where it drew each configuration's points: its text chunk
 "Series" holds [[label, [[column, row], ...]], ...] in pixels from the
