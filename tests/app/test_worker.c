@@ -253,27 +253,13 @@ eof(int fd)
 
 /* --- the worker, forked --------------------------------------------- */
 
-static int64_t
-now_ms(void)
-{
-    return sb_now_ns() / 1000000;
-}
-
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, ms % 1000 * 1000000};
-
-    nanosleep(&ts, NULL);
-}
-
 /* wait_state: until the slot says state, for three seconds at most. */
 static void
 wait_state(const struct sb_slot *slot, enum sb_state state)
 {
     int64_t end;
 
-    for (end = now_ms() + 3000; now_ms() < end; sleep_ms(5))
+    for (end = clock_ms() + 3000; clock_ms() < end; sleep_ms(5))
         if (sb_state(slot) == state)
             break;
 }
@@ -320,24 +306,6 @@ start_worker(long max_requests)
     }
     wait_state(slot, SB_IDLE);
     return pid;
-}
-
-/* wait_exit: the worker's exit status, or -1 (killed) after timeout_ms. */
-static int
-wait_exit(pid_t pid, long timeout_ms)
-{
-    int64_t end = now_ms() + timeout_ms;
-    int st;
-
-    while (waitpid(pid, &st, WNOHANG) == 0) {
-        if (now_ms() > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return -1;
-        }
-        sleep_ms(5);
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 static void
@@ -446,11 +414,11 @@ test_gone(void)
         kill(pid, SIGCONT);
     }
     is_int(gone, 40, "40 kept connections closed with a request unanswered");
-    t = now_ms();
+    t = clock_ms();
     fd = connect_worker();
     answered = fd != -1 && send_request(fd, 1, 0, "/plaintext") == 0 &&
                read_response(fd, 1, out, sizeof(out)) == 0;
-    t = now_ms() - t;
+    t = clock_ms() - t;
     ok(answered && t < 1000,
        "more than its table holds, and the worker still accepts and answers "
        "at once (%ld ms)",
@@ -530,19 +498,6 @@ test_max_requests(void)
     is_int(wait_exit(pid, 3000), 0, "and worker_run returns 0");
 }
 
-static int
-listen_unix(void)
-{
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock_path);
-    if (fd == -1 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-        listen(fd, 16) == -1)
-        return -1;
-    return fd;
-}
-
 int
 main(void)
 {
@@ -555,7 +510,8 @@ main(void)
         return done_testing();
     }
     snprintf(sock_path, sizeof(sock_path), "%s/fcgi.sock", dir);
-    if ((listen_fd = listen_unix()) == -1 || (sb = sb_create(1)) == NULL) {
+    if ((listen_fd = listen_unix(sock_path)) == -1 ||
+        (sb = sb_create(1)) == NULL) {
         ok(0, "set-up: %s", strerror(errno));
         return done_testing();
     }
