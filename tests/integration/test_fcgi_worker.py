@@ -12,8 +12,9 @@ Its connections (a worker holds many; none pins it):
 - --max-conns: the connection past it waits for a free slot;
 - hostile records never reach libfcgi's defects: FCGI_GET_VALUES naming a
   variable eight times is answered (each once), a name-value length near
-  2^31, a record hidden in a BEGIN's padding, an empty record of another
-  request or a request over --request-max closes the connection, other roles
+  2^31, a record hidden in a BEGIN's padding or an empty record of another
+  request closes the connection, a request over --request-max is answered
+  413 and its connection closed, other roles
   get FCGI_UNKNOWN_ROLE, FCGI_ABORT_REQUEST ends the request, a second
   request id gets FCGI_CANT_MPX_CONN; two hundred such connections in a
   row leave the worker alive and serving at once.
@@ -441,15 +442,22 @@ def check_hostile(tap, tmp):
                 ("a name of 2^31 - 2 bytes and a value of 1",
                  fcgi.begin() + fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xfe\x01a")),
                 ("FCGI_GET_VALUES x 4 in the padding of a BEGIN", smuggled),
-                ("an empty record of another request, then a split pair", skipped),
-                ("a request over --request-max 8192",
-                 fcgi.begin() + fcgi.params({"X": "y" * 9000}) + fcgi.stdin())):
+                ("an empty record of another request, then a split pair", skipped)):
             with w.connect() as c:
                 c.send(data)
                 closed = c.eof(3)
             tap.check(closed and pid_alive(w) and served_meanwhile(w, what),
                       "%s: the connection is closed, the worker serves on" % what,
                       w.log_text())
+
+        with w.connect() as c:
+            c.send(fcgi.begin() + fcgi.params({"X": "y" * 9000}) + fcgi.stdin())
+            r = c.read_response()
+            closed = c.eof(3)
+        tap.check(r.status == 413 and r.protocol_status == 0 and closed and
+                  served_meanwhile(w, "413"),
+                  "a request over --request-max 8192: answered 413, the connection "
+                  "closed, the worker serves on", [repr(r), w.log_text()])
 
         for role, name in ((2, "authorizer"), (3, "filter")):
             with w.connect() as c:
