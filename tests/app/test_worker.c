@@ -817,26 +817,27 @@ test_too_big(void)
     pid_t pid = start_with(&cfg), w;
     char out[4096], c;
     ssize_t n = -1;
-    int fd;
+    int fd, answered;
 
     if ((fd = connect_tcp()) == -1) {
         ok(0, "connect: %s", strerror(errno));
     } else {
-        ok(send_begin(fd, 1, 1) == 0 &&
-               put_record(fd, FCGI_PARAMS, 1, "\x0e\x04REQUEST_METHODPOST",
-                          20) == 0 &&
-               put_record(fd, FCGI_PARAMS, 1, NULL, 0) == 0 &&
-               send_body(fd, 1, 70000) == 0 &&
-               put_record(fd, FCGI_STDIN, 1, NULL, 0) == 0 &&
-               read_response(fd, 1, out, sizeof(out)) == 0 &&
-               strncmp(out, "Status: 413 ", 12) == 0 &&
-               strstr(out, "\r\n\r\n") != NULL &&
-               strchr(strstr(out, "\r\n\r\n") + 4, '\n') != NULL,
+        answered = send_begin(fd, 1, 1) == 0 &&
+                   put_record(fd, FCGI_PARAMS, 1, "\x0e\x04REQUEST_METHODPOST",
+                              20) == 0 &&
+                   put_record(fd, FCGI_PARAMS, 1, NULL, 0) == 0 &&
+                   send_body(fd, 1, 70000) == 0 &&
+                   put_record(fd, FCGI_STDIN, 1, NULL, 0) == 0 &&
+                   read_response(fd, 1, out, sizeof(out)) == 0 &&
+                   strncmp(out, "Status: 413 ", 12) == 0 &&
+                   strstr(out, "\r\n\r\n") != NULL &&
+                   strchr(strstr(out, "\r\n\r\n") + 4, '\n') != NULL;
+        ok(answered,
            "a 70 KB body over --request-max: answered 413, one line of text");
         n = read(fd, &c, 1);
-        ok(n == 0,
-           "then the connection closes cleanly: EOF, not a reset "
-           "(read: %zd, %s)",
+        ok(answered && n == 0,
+           "then the connection closes cleanly: EOF, not a reset (read: %zd, "
+           "%s)",
            n, n == -1 ? strerror(errno) : "-");
         close(fd);
     }
