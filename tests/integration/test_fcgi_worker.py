@@ -11,8 +11,9 @@ Its connections (a worker holds many; none pins it):
 - --max-conns: the connection past it waits for a free slot;
 - hostile records never reach libfcgi's defects: FCGI_GET_VALUES naming a
   variable eight times is answered (each once), a name-value length near
-  2^31, a record hidden in a BEGIN's padding, an empty record of another
-  request or a request over --request-max closes the connection, other roles
+  2^31, a record hidden in a BEGIN's padding or an empty record of another
+  request closes the connection, a request over --request-max is answered
+  413 and its connection closed, other roles
   get FCGI_UNKNOWN_ROLE, FCGI_ABORT_REQUEST ends the request, a second
   request id gets FCGI_CANT_MPX_CONN; two hundred such connections in a
   row leave the worker alive and serving at once.
@@ -359,15 +360,22 @@ def check_hostile(tap, tmp):
                 ("a name of 2^31 - 2 bytes and a value of 1", hostile["huge"]),
                 ("FCGI_GET_VALUES x 4 in the padding of a BEGIN", hostile["smuggled"]),
                 ("an empty record of another request, then a split pair",
-                 hostile["skipped"]),
-                ("a request over --request-max 8192",
-                 fcgi.begin() + fcgi.params({"X": "y" * 9000}) + fcgi.stdin())):
+                 hostile["skipped"])):
             with w.connect() as c:
                 c.send(data)
                 closed = c.eof(3)
             tap.check(closed and w.alive() and served_meanwhile(w, what),
                       "%s: the connection is closed, the worker serves on" % what,
                       w.log_text())
+
+        with w.connect() as c:
+            c.send(fcgi.begin() + fcgi.params({"X": "y" * 9000}) + fcgi.stdin())
+            r = c.read_response()
+            closed = c.eof(3)
+        tap.check(r.status == 413 and r.protocol_status == 0 and closed and
+                  served_meanwhile(w, "413"),
+                  "a request over --request-max 8192: answered 413, the connection "
+                  "closed, the worker serves on", [repr(r), w.log_text()])
 
         for role, name in ((2, "authorizer"), (3, "filter")):
             with w.connect() as c:

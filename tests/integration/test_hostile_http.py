@@ -362,8 +362,8 @@ def check_long_query_fcgi(tap, st):
     """Neither front server passes a 64 KiB query string (414, 431).  Sent
     straight to the pool's socket, as a front server allowed longer URIs
     would send it: 60 KiB is answered and counted, 64 KiB is more than
-    --request-max (64 KiB of records by default) and its connection is
-    closed."""
+    --request-max (64 KiB of records by default): answered 413, then its
+    connection closed."""
     sock = st.run_path("fcgi.sock")
     for size, answered in ((60 * 1024, True), (64 * 1024, False)):
         query = "queries=3&pad=" + "x" * (size - len("queries=3&pad="))
@@ -371,10 +371,11 @@ def check_long_query_fcgi(tap, st):
         env["QUERY_STRING"] = query
         desc = "FastCGI to the pool: a %d KiB QUERY_STRING %s" % (
             size // 1024, "answered, 3 rows" if answered
-            else "over --request-max: the connection closed unanswered")
+            else "over --request-max: answered 413")
         try:
             with fcgi.connect(sock, timeout=TIMEOUT) as c:
                 r = c.request(env)
+                closed = answered or c.eof(TIMEOUT)
         except (OSError, TypeError) as e:
             tap.fail(desc, "%s: %s (socket %s)" % (type(e).__name__, e, sock))
             continue
@@ -385,7 +386,8 @@ def check_long_query_fcgi(tap, st):
                 rows = None
             tap.check(r.status == 200 and rows == 3, desc, [repr(r), r.body[:100]])
         else:
-            tap.check(r.status is None and r.protocol_status is None, desc, repr(r))
+            tap.check(r.status == 413 and r.protocol_status == fcgi.REQUEST_COMPLETE and
+                      closed, desc, repr(r))
 
 
 def check_workers(tap, st, pids_before):
