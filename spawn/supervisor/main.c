@@ -391,8 +391,8 @@ main(int argc, char *argv[])
         /* The page is for the machine's own: a unix socket, its mode and
          * owner the pool socket's. */
         if (cfg.status[0] != '/' ||
-            listener_open(&sl, cfg.status, 64, &ids.sock, err, sizeof(err)) ==
-                -1) {
+            listener_bind(&sl, "--status", cfg.status, 64, &ids.sock, err,
+                          sizeof(err)) == -1) {
             if (cfg.status[0] != '/')
                 snprintf(err, sizeof(err),
                          "--status %s: an absolute path to a unix socket",
