@@ -78,7 +78,7 @@ endif
 # it.  spawn/supervisor/ is tfb-spawn, the pool: it uses core/ and knows no
 # application.  Nothing in spawn/ knows app/; core/ knows neither.
 CORE_SRCS = $(wildcard spawn/core/*.c)
-CORE_OBJS = $(CORE_SRCS:%.c=$(B)/%.o)
+CORE_OBJS = $(CORE_SRCS:%.c=$(B)/%.o) $(B)/version.o
 SUP_SRCS = $(wildcard spawn/supervisor/*.c)
 SUP_OBJS = $(SUP_SRCS:%.c=$(B)/%.o)
 APP_SRCS = $(wildcard app/*.c)
@@ -93,7 +93,7 @@ TEST_TOOLS = $(B)/tests/spawn/supervisor/fake_worker $(B)/tests/integration/netd
 
 PROGS = $(B)/tfb-fcgi $(B)/tfb-spawn
 
-.PHONY: all deps test unit test-cluster test-fresh run start stop bench format \
+.PHONY: FORCE all deps test unit test-cluster test-fresh run start stop bench format \
         format-check clean fuzz fuzz-build fuzz-bins test-sanitize
 
 all: deps $(PROGS)
@@ -121,6 +121,24 @@ $(B)/%.o: %.c
 	@mkdir -p $(@D)
 	$(msg) CC $<
 	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+# The version (spawn/core/version.h), asked of deploy/version at every
+# make; the file is rewritten, and what links it relinked, only when it
+# changes.
+VERSION_STR := $(shell deploy/version 2>/dev/null || cat VERSION)
+DEB_VERSION = $(shell deploy/version --deb)
+
+$(B)/version.c: FORCE
+	@mkdir -p $(@D)
+	@printf '/* Written by the Makefile from deploy/version. */\n#include "version.h"\n\nconst char tfb_version[] = "%s";\n' \
+	    '$(VERSION_STR)' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+$(B)/version.o: $(B)/version.c
+	$(msg) CC $<
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+FORCE:
 
 # A unit test mirrors one source file: it #includes the .c it tests (so
 # that it reaches the file's static functions) and links the rest from the
