@@ -97,6 +97,8 @@ sigtab_name(int signo, char *buf, size_t len)
         snprintf(buf, len, "RTMIN+%d", signo - SIGRTMIN);
     else if (signo > SIGRTMIN && signo < SIGRTMAX)
         snprintf(buf, len, "RTMAX-%d", SIGRTMAX - signo);
+    else if (signo == SIGIO) /* glibc says POLL; kill -l says IO */
+        snprintf(buf, len, "IO");
     else if ((abbrev = sigabbrev_np(signo)) != NULL)
         snprintf(buf, len, "%s", abbrev);
     else
@@ -128,6 +130,8 @@ sigtab_why(int signo, enum sigtab_role who)
         return "past RLIMIT_CPU's soft limit; the hard one ends it";
     case SIGALRM:
         return "no timer of ours";
+    case SIGURG:
+        return "no socket of ours asks for out-of-band data";
     default:
         return "no meaning here; its default action would end the process";
     }

@@ -109,6 +109,7 @@ test_names(void)
 
     is_str(sigtab_name(SIGUSR2, b, sizeof(b)), "USR2", "USR2");
     is_str(sigtab_name(SIGWINCH, b, sizeof(b)), "WINCH", "WINCH");
+    is_str(sigtab_name(SIGIO, b, sizeof(b)), "IO", "IO, as kill -l says");
     is_str(sigtab_name(SIGRTMIN, b, sizeof(b)), "RTMIN", "RTMIN");
     is_str(sigtab_name(SIGRTMIN + 1, b, sizeof(b)), "RTMIN+1", "RTMIN+1");
     is_str(sigtab_name(SIGRTMAX - 1, b, sizeof(b)), "RTMAX-1", "RTMAX-1");
