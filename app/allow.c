@@ -8,6 +8,26 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The prefix of an IPv4-mapped IPv6 address, ::ffff:a.b.c.d. */
+static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0,    0,
+                                           0, 0, 0, 0, 0xff, 0xff};
+
+/*
+ * unmap: an IPv4-mapped IPv6 address (what an IPv4 peer of a [::]
+ * listener looks like) becomes the IPv4 address it carries, in place, so
+ * that one entry, 127.0.0.1 or ::ffff:127.0.0.1, admits that host on
+ * either kind of listener.  Any other address is left as it is.
+ */
+static void
+unmap(int *family, unsigned char addr[16])
+{
+    if (*family != AF_INET6 || memcmp(addr, v4mapped, sizeof(v4mapped)) != 0)
+        return;
+    memmove(addr, addr + 12, 4);
+    memset(addr + 4, 0, 12);
+    *family = AF_INET;
+}
+
 int
 allow_parse(struct allow *al, const char *list, char *err, size_t errlen)
 {
@@ -30,6 +50,7 @@ allow_parse(struct allow *al, const char *list, char *err, size_t errlen)
             } else if (len < sizeof(item) &&
                        inet_pton(AF_INET6, item, al->a[al->n].addr) == 1) {
                 al->a[al->n++].family = AF_INET6;
+                unmap(&al->a[al->n - 1].family, al->a[al->n - 1].addr);
             } else {
                 snprintf(err, errlen, "'%.*s' is not an IPv4 or IPv6 address",
                          (int)(len < 64 ? len : 64), list);
@@ -52,24 +73,23 @@ allow_parse(struct allow *al, const char *list, char *err, size_t errlen)
 int
 allow_ok(const struct allow *al, const struct sockaddr_storage *sa)
 {
-    const void *addr;
+    unsigned char addr[16] = {0};
     size_t len;
-    int i;
+    int i, family = sa->ss_family;
 
-    if (al->n == 0 || sa->ss_family == AF_UNIX)
+    if (al->n == 0 || family == AF_UNIX)
         return 1;
-    if (sa->ss_family == AF_INET) {
-        addr = &((const struct sockaddr_in *)sa)->sin_addr;
-        len = 4;
-    } else if (sa->ss_family == AF_INET6) {
-        addr = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        len = 16;
+    if (family == AF_INET) {
+        memcpy(addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (family == AF_INET6) {
+        memcpy(addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        unmap(&family, addr);
     } else {
         return 0;
     }
+    len = family == AF_INET ? 4 : 16;
     for (i = 0; i < al->n; i++)
-        if (al->a[i].family == sa->ss_family &&
-            memcmp(al->a[i].addr, addr, len) == 0)
+        if (al->a[i].family == family && memcmp(al->a[i].addr, addr, len) == 0)
             return 1;
     return 0;
 }

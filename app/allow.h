@@ -4,8 +4,11 @@
  * libfcgi's convention, kept: FCGI_WEB_SERVER_ADDRS, a comma-separated
  * list of addresses (blanks around them allowed); when it is set, a TCP
  * connection from any other address is closed unanswered.  Unlike libfcgi, IPv6
- * addresses are understood too.  Unix-socket peers are always allowed: the
- * socket's mode decides who may connect.
+ * addresses are understood too.  An IPv4 peer of a [::] listener, which
+ * the kernel shows as ::ffff:a.b.c.d, is the IPv4 host it is: listing
+ * 127.0.0.1 admits it, and an entry written ::ffff:a.b.c.d is stored as
+ * a.b.c.d.  Unix-socket peers are always allowed: the socket's mode
+ * decides who may connect.
  */
 #ifndef ALLOW_H
 #define ALLOW_H
@@ -29,7 +32,8 @@ struct allow {
  */
 int allow_parse(struct allow *al, const char *list, char *err, size_t errlen);
 
-/* allow_ok: may the peer at sa connect? */
+/* allow_ok: may the peer at sa connect?  An IPv4-mapped IPv6 peer is
+ * judged as the IPv4 address it carries. */
 int allow_ok(const struct allow *al, const struct sockaddr_storage *sa);
 
 #endif

@@ -45,6 +45,7 @@ struct options {
     const char *log_file;
     int log_level; /* enum log_level */
     long read_timeout_ms;
+    long write_timeout_ms;
     long idle_timeout_ms;
     int max_conns;
     int request_max;
@@ -108,6 +109,10 @@ static const struct opt opts[] = {
      "TIME",
      "close a connection whose request has not\n"
      "come whole within TIME (5s)"},
+    {"write-timeout", 0, OPT_DURATION, AT(write_timeout_ms), 0, 0, NULL,
+     "TFB_WRITE_TIMEOUT", "TIME",
+     "close a connection whose peer has not read\n"
+     "its answer within TIME (5s)"},
     {"idle-timeout", 0, OPT_DURATION, AT(idle_timeout_ms), 0, 0, NULL, NULL,
      "TIME", "close a kept connection idle for TIME (120s)"},
     {"max-conns", 0, OPT_INT, AT(max_conns), 1, 65536, NULL, NULL, "N",
@@ -116,7 +121,8 @@ static const struct opt opts[] = {
     {"request-max", 0, OPT_INT, AT(request_max), 1024, 131072, NULL, NULL,
      "BYTES",
      "a request's records, at most; a larger one\n"
-     "closes its connection (65536)"},
+     "is answered 413, then its connection\n"
+     "closed (65536)"},
     {"server-timing", 0, OPT_FLAG, AT(server_timing), 0, 0, NULL,
      "TFB_SERVER_TIMING", NULL,
      "answer with a Server-Timing header: the\n"
@@ -180,14 +186,16 @@ parse_options(int argc, char **argv, struct options *o)
     o->db_connect_timeout_ms = -1;
     o->log_level = LOG_INFO;
     o->read_timeout_ms = 5000;
+    o->write_timeout_ms = 5000;
     o->idle_timeout_ms = 120000;
     o->max_conns = 256;
     o->request_max = 65536;
     if (opt_parse(opts, NOPTS, o, argc, argv, 0, err, sizeof(err)) == -1)
         log_fatal(EXITCODE_CONFIG, "%s (see --help)", err);
-    if (o->read_timeout_ms == 0 || o->idle_timeout_ms == 0)
-        log_fatal(EXITCODE_CONFIG, "--read-timeout and --idle-timeout must be "
-                                   "above 0");
+    if (o->read_timeout_ms == 0 || o->idle_timeout_ms == 0 ||
+        o->write_timeout_ms == 0)
+        log_fatal(EXITCODE_CONFIG, "--read-timeout, --write-timeout and "
+                                   "--idle-timeout must be above 0");
     if (o->db_timeout_ms == 0 || o->db_connect_timeout_ms == 0)
         log_fatal(EXITCODE_CONFIG, "--db-timeout and --db-connect-timeout "
                                    "must be above 0");
@@ -349,6 +357,7 @@ main(int argc, char **argv)
     wo.listen_fd = l.fd;
     wo.max_requests = o.max_requests;
     wo.read_timeout_ms = o.read_timeout_ms;
+    wo.write_timeout_ms = o.write_timeout_ms;
     wo.idle_timeout_ms = o.idle_timeout_ms;
     wo.max_conns = o.max_conns;
     wo.request_max = (size_t)o.request_max;

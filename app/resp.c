@@ -55,6 +55,8 @@ resp_reason(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 413:
+        return "Content Too Large";
     case 500:
         return "Internal Server Error";
     case 503:

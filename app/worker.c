@@ -3,38 +3,64 @@
  *
  * The worker owns its connections.  It waits in epoll_pwait() on the
  * pool's listening socket and on every connection it holds, accepts,
- * looks at what a connection's socket holds without taking it (recv with
- * MSG_PEEK), and asks wire_judge() what that is.  Only a whole request
- * goes to libfcgi, which reads it from the socket and writes the answer:
- * libfcgi then never waits for a slow peer, and never sees a record that
- * could crash it.  Connections that are not ready cost nothing but a
- * descriptor: a kept connection (FCGI_KEEP_CONN) no longer pins the
- * worker, which serves whichever connection has a request.
+ * reads what a connection sent into that connection's buffer (conn.h) and
+ * asks wire_judge() what it is.  A whole request is served: its CGI
+ * variables are found among its parameters, the route answers, and the
+ * answer goes out as FastCGI records (wire_response) without waiting:
+ * what the socket does not take now stays queued on the connection and is
+ * written as the peer reads (EPOLLOUT), the worker serving the others
+ * meanwhile.  No further request is read on a connection before its
+ * answer is written.  A connection that is not ready costs nothing but a
+ * descriptor and its buffers: a kept connection (FCGI_KEEP_CONN) does not
+ * pin the worker, nor does a peer that stops reading.
  *
- * Why not FCGX_Accept_r's own accept: besides the above, after accepting
- * a unix-socket connection libfcgi 2.4.2 polls it for a while, and a
- * signal during that poll makes it close a connection the front server has
- * just written to (nginx: "writev() failed (32: Broken pipe) while sending
- * request to upstream", a 502).  libfcgi is given a socket that does not
- * listen as its own, so that it never accepts anything.
+ * Why libfcgi has no part in it.  libfcgi reads and writes through
+ * buffers of its own on a socket it expects to block: given a
+ * non-blocking one it fails where it should wait, and it writes on its own
+ * (FCGI_CANT_MPX_CONN, management answers) into the socket we write to.
+ * Keeping it to read requests alone would still need each request whole
+ * in the socket before it starts (peeked, judged, then read again by
+ * libfcgi: the 64 KiB peek per record that a stream of small records
+ * turned into a cost), and its defects fenced off (wire.h).  Once wire.c
+ * judges every record, what libfcgi still did is small: find five CGI
+ * variables among the parameters (wire_gather, wire_pair), and frame the
+ * answer (wire_response).  Its own accept had a defect too: after
+ * accepting a unix-socket connection libfcgi 2.4.2 polls it, and a signal
+ * during that poll made it close a connection the front server had just
+ * written to (nginx: "writev() failed (32: Broken pipe)", a 502).
+ *
+ * Deadlines (conn.h, and the table of waits in worker.h): a request
+ * arrives whole within --read-timeout of its first byte, and records that
+ * complete no request (management records, other roles, aborted or
+ * skipped requests) do not renew it; an answer is read within
+ * --write-timeout; a kept connection idles --idle-timeout at most, and is
+ * closed sooner when --max-conns is reached and a new connection comes.
+ *
+ * Turns: a connection is read and acted on for at most WAKE_RECORDS
+ * verdicts and WAKE_BYTES bytes per wake-up.  Then it is marked ready and
+ * looked at again on the next turn of the loop, whose wait then returns at
+ * once: its bytes are in its buffer or still in the socket, and no new
+ * edge would come for them.  A peer sending records without end thus
+ * shares the worker with the others instead of holding it.
  *
  * Waking: the listening socket is non-blocking, shared by the pool, and
  * each worker waits on it with EPOLLEXCLUSIVE, so a connection wakes one
  * waiter (the kernel wakes the most recent first), not the whole pool; a
  * worker that loses the race to accept() gets EAGAIN.  Connections are
- * watched edge-triggered: a peek that finds half a request must not make
- * the next wait return at once.
+ * watched edge-triggered: half a request already read must not make the
+ * next wait return at once.  EPOLLOUT is asked for only while an answer is
+ * queued, so that a peer reading our answers does not wake us each time.
  *
  * Stopping: SIGTERM, SIGQUIT, SIGHUP and SIGXCPU stay blocked except inside
  * epoll_pwait(), so they end a wait and never cut a request short.  Then
  * the worker stops accepting, closes its kept connections, serves the
- * requests still arriving (each within its read deadline) and returns.
+ * requests still arriving and writes the answers still queued (each
+ * within its deadline), and returns.
  */
 #define _GNU_SOURCE
 #include "worker.h"
 
 #include <errno.h>
-#include <fcgiapp.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -58,6 +84,19 @@
 #define MS 1000000LL /* nanoseconds */
 /* Events taken per wait. */
 #define EVENTS 64
+/* What one connection may take per wake-up: verdicts acted on (records,
+ * or a whole request), bytes read. */
+#define WAKE_RECORDS 64
+#define WAKE_BYTES 65536
+/* A request over --request-max is read to its end and dropped for its
+ * 413 up to this many bytes; a peer still sending past it is cut off. */
+#define DISCARD_MAX (1 << 20)
+/* FCGI_STDOUT records of one answer, at most (1 MiB): no route comes
+ * near it; one that did would answer 500. */
+#define ANSWER_RECORDS 16
+#define ANSWER_MAX ((size_t)ANSWER_RECORDS * WIRE_STDOUT_MAX)
+/* BEGINs of other requests answered FCGI_CANT_MPX_CONN per request. */
+#define MPX_ANSWERS 8
 
 static volatile sig_atomic_t stopping, reopen;
 
@@ -69,16 +108,31 @@ struct worker {
     int ep;
     int listening; /* the listening socket is in the epoll set */
     int draining;  /* stopping: serve what arrives, accept nothing */
-    int dead_fd;   /* libfcgi's listening socket, which does not listen */
     int failures;  /* accept() failures in a row */
     long served;
-    sigset_t waitmask;   /* the mask inside epoll_pwait: stops let in */
-    unsigned char *peek; /* room for o->request_max bytes and one more */
+    unsigned turn;        /* of the loop, from 1: a ready mark's age */
+    int ready;            /* some connection is marked ready */
+    sigset_t waitmask;    /* the mask inside epoll_pwait: stops let in */
+    size_t in_cap;        /* a connection's input, at most */
+    unsigned char *pairs; /* a request's parameters, gathered */
+    char *vals;           /* the CGI variables found, NUL-terminated */
     struct wire_limits lim;
     struct wire_values values;
-    FCGX_Request req;
     struct response r;
 };
+
+/* What a connection may still take in this wake-up. */
+struct budget {
+    int records;
+    size_t bytes;
+};
+
+/* The CGI variables the routes need, each NULL when not sent. */
+struct cgi {
+    const char *method, *uri, *document_uri, *script_name, *query;
+};
+
+static void readable(struct worker *w, struct conn *c, int64_t now);
 
 static void
 on_signal(int sig)
@@ -93,9 +147,7 @@ on_signal(int sig)
 
 /*
  * install_signals: every signal a worker may be sent has a disposition of
- * ours, sigtab.h's worker column, set before FCGX_Init() so that libfcgi,
- * which installs handlers of its own only where it finds the default,
- * installs none:
+ * ours, sigtab.h's worker column:
  *
  *   TERM, QUIT, HUP   graceful stop (HUP: what a reload means to a worker
  *                     is to be replaced; its default would kill it mid-way)
@@ -145,16 +197,45 @@ install_signals(sigset_t *waitmask)
     return 0;
 }
 
+/*
+ * cgi_find: the variables of struct cgi among the name-value pairs p[0,
+ * n), the first of a name winning (as libfcgi's FCGX_GetParam did), their
+ * values copied NUL-terminated into vals, which has room for n + 5 bytes
+ * (each value is copied once, from a pair of its own).
+ */
+static void
+cgi_find(const unsigned char *p, size_t n, char *vals, struct cgi *out)
+{
+    static const char *const names[] = {"REQUEST_METHOD", "REQUEST_URI",
+                                        "DOCUMENT_URI", "SCRIPT_NAME",
+                                        "QUERY_STRING"};
+    const char **found[] = {&out->method, &out->uri, &out->document_uri,
+                            &out->script_name, &out->query};
+    const unsigned char *name, *value;
+    size_t off = 0, nl, vl, i;
+
+    memset(out, 0, sizeof(*out));
+    while (wire_pair(p, n, &off, &name, &nl, &value, &vl))
+        for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+            if (*found[i] == NULL && nl == strlen(names[i]) &&
+                memcmp(name, names[i], nl) == 0) {
+                memcpy(vals, value, vl);
+                vals[vl] = '\0';
+                *found[i] = vals;
+                vals += vl + 1;
+            }
+}
+
 /* The path and query of the request, from the CGI variables. */
 static void
-request_target(FCGX_ParamArray env, const char **path, size_t *len,
+request_target(const struct cgi *env, const char **path, size_t *len,
                const char **query)
 {
-    const char *uri = FCGX_GetParam("REQUEST_URI", env);
+    const char *uri = env->uri;
 
-    *query = FCGX_GetParam("QUERY_STRING", env);
-    if (uri == NULL && (uri = FCGX_GetParam("DOCUMENT_URI", env)) == NULL &&
-        (uri = FCGX_GetParam("SCRIPT_NAME", env)) == NULL)
+    *query = env->query;
+    if (uri == NULL && (uri = env->document_uri) == NULL &&
+        (uri = env->script_name) == NULL)
         uri = "";
     *path = uri;
     *len = strcspn(uri, "?");
@@ -184,7 +265,9 @@ server_timing(const struct worker *w, char *buf, size_t len)
 
 /*
  * slow_log: one line for a request that took slow_ms or more, from its
- * first byte to its last written: the route, the query and each phase.
+ * first byte to its answer's first write: the route, the query and each
+ * phase.  (An answer the peer reads late is the peer's time, bounded by
+ * --write-timeout, not the request's.)
  */
 static int
 slow_log(const struct worker *w, const char *target, int status)
@@ -210,256 +293,544 @@ slow_log(const struct worker *w, const char *target, int status)
 }
 
 /*
- * serve: libfcgi reads the whole request the socket holds, the route
- * answers it, libfcgi writes the answer and FCGI_END_REQUEST.  The
- * connection stays open: closing or keeping it is ours to decide.  Each
- * phase of the request is timed on the scoreboard.
- * Results: 0, or -1 when libfcgi could not read or write it (logged); the
- * caller then closes it, unless c->fd is -1 (libfcgi's error path closed
- * it already).
+ * watch: c in the epoll set, edge-triggered, with EPOLLOUT while an
+ * answer is queued on it.  Results: 0, or -1 (logged).
  */
 static int
-serve(struct worker *w, struct conn *c)
+watch(struct worker *w, struct conn *c)
 {
-    FCGX_Request *req = &w->req;
-    const char *method, *path, *query, *data;
-    char sink[4096], timing[160], target[256] = "";
-    size_t path_len, len;
-    int ret = 0, slow;
+    int out = conn_queued(c) > 0;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET |
+                                       (out ? EPOLLOUT : 0),
+                             .data.ptr = c};
 
-    req->ipcFd = c->fd;
-    /* FCGX_Accept_r closes the connection of the request before unless it
-     * is to be kept: this one is, and libfcgi does not close ours. */
-    req->keepConnection = 1;
-    /* Should libfcgi close it all the same (its error path), a detached
-     * request's close is a plain one, without the lingering wait below. */
-    req->detached = 1;
-    if (FCGX_Accept_r(req) < 0) {
-        /* Its error path has closed the connection already. */
-        log_warn("worker: libfcgi refused a request that looked whole");
-        req->ipcFd = -1;
-        c->fd = -1;
+    if (c->polled && c->pollout == out)
+        return 0;
+    if (epoll_ctl(w->ep, c->polled ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd,
+                  &ev) == -1) {
+        log_err("worker: epoll_ctl: %s", strerror(errno));
         return -1;
     }
-    method = FCGX_GetParam("REQUEST_METHOD", req->envp);
-    request_target(req->envp, &path, &path_len, &query);
-    if (query == NULL)
-        query = "";
-    sb_request_begin(w->slot, c->read_start_ns, path, path_len);
-    c->read_start_ns = 0;
-    route_handle(w->ctx, method, path, path_len, query, &w->r);
-    /* Read the body to its end: libfcgi must take all of this request's
-     * bytes from the socket, and no more, for the next peek to start at a
-     * record.  The request's size is bounded by --request-max. */
-    while (FCGX_GetStr(sink, sizeof(sink), req->in) > 0)
-        continue;
+    c->polled = 1;
+    c->pollout = out;
+    return 0;
+}
+
+/* take: the first n bytes c holds are used; what was judged is stale. */
+static void
+take(struct conn *c, size_t n)
+{
+    conn_consume(c, n);
+    c->judged_len = 0;
+}
+
+/*
+ * writing: c waits for its peer to read what is queued: CONN_WRITING, no
+ * more read from it, until the write deadline, or its request's read
+ * deadline if that comes first (an answer of ours in the middle of one).
+ * Results: -1, for "c reads no more now" (c is closed if it cannot be
+ * watched).
+ */
+static int
+writing(struct worker *w, struct conn *c, int64_t now)
+{
+    int64_t deadline = now + w->o->write_timeout_ms * MS;
+
+    if (c->read_deadline_ns != 0 && c->read_deadline_ns < deadline)
+        deadline = c->read_deadline_ns;
+    conn_set(&w->conns, c, CONN_WRITING, deadline);
+    if (watch(w, c) == -1)
+        conn_close(&w->conns, c);
+    return -1;
+}
+
+/*
+ * written: c's queue is empty: back to the request it was reading, or
+ * kept for the next, or closed; and what came meanwhile is read, since
+ * its edge has passed.
+ */
+static void
+written(struct worker *w, struct conn *c, int64_t now)
+{
+    if (c->close_after || (w->draining && c->read_deadline_ns == 0) ||
+        watch(w, c) == -1) {
+        conn_close(&w->conns, c);
+        return;
+    }
+    if (c->read_deadline_ns != 0)
+        conn_set(&w->conns, c, CONN_READING, c->read_deadline_ns);
+    else
+        conn_set(&w->conns, c, CONN_KEPT, now + w->o->idle_timeout_ms * MS);
+    readable(w, c, now);
+}
+
+/*
+ * say: a short answer of ours (a management answer, FCGI_END_REQUEST):
+ * written now, or queued like any answer, c then writing.  close: c is
+ * closed once it is written.  Results: 1 to go on reading c, -1 when c is
+ * closed or writing.
+ */
+static int
+say(struct worker *w, struct conn *c, const void *p, size_t n, int close,
+    int64_t now)
+{
+    struct iovec iov = {(void *)p, n};
+
+    if (conn_send(c, &iov, 1) == -1) {
+        conn_close(&w->conns, c);
+        return -1;
+    }
+    c->close_after = close;
+    if (conn_queued(c) > 0)
+        return writing(w, c, now);
+    if (close) {
+        conn_close(&w->conns, c);
+        return -1;
+    }
+    return 1;
+}
+
+/* end_request: FCGI_END_REQUEST for id with a protocol status; as say(). */
+static int
+end_request(struct worker *w, struct conn *c, unsigned id, int status,
+            int close, int64_t now)
+{
+    unsigned char rec[WIRE_END_REQUEST_LEN];
+
+    return say(w, c, rec, wire_end_request(rec, id, 0, status), close, now);
+}
+
+/*
+ * send_answer: w->r, finished, as the records of request id, then
+ * FCGI_END_REQUEST with FCGI_CANT_MPX_CONN for each of mpx[0, nmpx):
+ * written now, what the socket does not take queued on c.
+ * Results: 0, or -1 when the peer is gone.
+ */
+static int
+send_answer(struct worker *w, struct conn *c, unsigned id, const unsigned *mpx,
+            size_t nmpx)
+{
+    struct iovec iov[WIRE_RESPONSE_IOV(ANSWER_MAX) + 1];
+    unsigned char hdr[WIRE_RESPONSE_HDR_LEN(ANSWER_MAX)];
+    unsigned char ends[MPX_ANSWERS * WIRE_END_REQUEST_LEN];
+    char timing[160];
+    const char *data;
+    size_t len, i;
+    int n;
+
     if (w->o->server_timing)
         w->r.extra = server_timing(w, timing, sizeof(timing));
     resp_finish(&w->r, &data, &len);
-    sb_phase(w->slot, SB_WRITING);
-    /*
-     * What FCGX_Finish_r does (the streams' last records, FCGI_END_REQUEST
-     * with them), but for its close: after a failed write it closes the
-     * connection itself, lingering (shutdown, then read until the peer
-     * closes, waiting up to 2 s for each read), which a peer that stopped
-     * reading but not writing makes last 2 s or, trickling, for ever, the
-     * worker held meanwhile; and the descriptor it closed would still be
-     * ours.  The connection stays open here; closing it is ours.
-     */
-    if (FCGX_PutStr(data, (int)len, req->out) < 0)
-        ret = -1;
-    if (FCGX_FClose(req->err) != 0)
-        ret = -1;
-    if (FCGX_FClose(req->out) != 0)
-        ret = -1;
-    if (ret == -1)
-        log_warn("%.*s: the server went away", (int)path_len, path);
-    if (ret == 0 && FCGX_GetError(req->in) != 0) {
-        log_warn("%.*s: libfcgi could not read the request", (int)path_len,
-                 path);
-        ret = -1;
+    if (len > ANSWER_MAX) {
+        log_err("worker: an answer of %zu bytes, over %zu: 500", len,
+                ANSWER_MAX);
+        resp_error(&w->r, 500, "answer too large");
+        resp_finish(&w->r, &data, &len);
     }
-    /* The path and query live in libfcgi's parameters, which FCGX_Free
-     * frees: the slow log keeps a copy. */
-    if (w->o->slow_ms > 0)
-        snprintf(target, sizeof(target), "%.*s%s%s",
-                 (int)(path_len < 200 ? path_len : 200), path,
-                 *query ? "?" : "", query);
-    FCGX_Free(req, 0);
-    req->ipcFd = -1;
-    path = query = NULL;
+    sb_phase(w->slot, SB_WRITING);
+    n = wire_response(iov, hdr, id, data, len);
+    for (i = 0; i < nmpx && i < MPX_ANSWERS; i++)
+        wire_end_request(ends + i * WIRE_END_REQUEST_LEN, mpx[i], 0,
+                         WIRE_CANT_MPX_CONN);
+    if (i > 0)
+        iov[n++] = (struct iovec){ends, i * WIRE_END_REQUEST_LEN};
+    return conn_send(c, iov, n);
+}
+
+/*
+ * request_done: the request is answered (written or queued): counted on
+ * the scoreboard, logged if slow (target: its route and query), and the
+ * database told.
+ */
+static void
+request_done(struct worker *w, const char *target)
+{
+    int slow;
+
     db_request_done(w->ctx->db);
     if (w->ctx->db_write != NULL)
         db_request_done(w->ctx->db_write);
     slow = slow_log(w, target, w->r.status);
     sb_request_end(w->slot, w->r.status, slow);
     w->served++;
-    return ret;
 }
 
-/* watch: c in the epoll set, edge-triggered.  Results: 0, or -1. */
+/*
+ * after_answer: what becomes of c once its answer is written or queued:
+ * closed (close: not asked to keep it, a second request sent before the
+ * first was answered, the worker leaving), or kept for the next request,
+ * or writing until its peer reads the rest.  The request's read window is
+ * over either way.  Results: 1 to go on reading c, -1 when it is closed or
+ * writing.
+ */
 static int
-watch(struct worker *w, struct conn *c)
+after_answer(struct worker *w, struct conn *c, int close, int64_t now)
 {
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET,
-                             .data.ptr = c};
-
-    if (c->polled)
-        return 0;
-    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd, &ev) == -1) {
-        log_err("worker: epoll_ctl: %s", strerror(errno));
+    c->read_deadline_ns = 0;
+    c->read_start_ns = 0;
+    c->close_after =
+        close || w->draining ||
+        (w->o->max_requests > 0 && w->served >= w->o->max_requests);
+    if (conn_queued(c) > 0)
+        return writing(w, c, now);
+    if (c->close_after) {
+        conn_close(&w->conns, c);
         return -1;
     }
-    c->polled = 1;
-    return 0;
-}
-
-/* take: consume n bytes already seen (peeked) from c's socket. */
-static int
-take(struct conn *c, size_t n)
-{
-    char sink[4096];
-    ssize_t got;
-
-    while (n > 0) {
-        got = recv(c->fd, sink, n < sizeof(sink) ? n : sizeof(sink),
-                   MSG_DONTWAIT);
-        if (got <= 0)
-            return -1;
-        n -= (size_t)got;
+    conn_set(&w->conns, c, CONN_KEPT, now + w->o->idle_timeout_ms * MS);
+    if (watch(w, c) == -1) {
+        conn_close(&w->conns, c);
+        return -1;
     }
-    return 0;
-}
-
-/* say: write a short answer of ours; it fits the socket, or we give up. */
-static int
-say(struct conn *c, const unsigned char *p, size_t n)
-{
-    return send(c->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)n ? 0
-                                                                        : -1;
-}
-
-/* end_request: FCGI_END_REQUEST for id with a protocol status. */
-static int
-end_request(struct conn *c, unsigned id, int status)
-{
-    unsigned char rec[WIRE_END_REQUEST_LEN];
-
-    return say(c, rec, wire_end_request(rec, id, 0, status));
+    return 1;
 }
 
 /*
- * after_request: what becomes of c once a request on it is answered: kept
- * for the next, or closed (not asked to keep it, a second request sent
- * before the first was answered, the worker leaving).  pipelined: bytes
- * followed the request when it was judged; libfcgi reads its socket by
- * the buffer and may have taken them with it, to be lost with its
- * buffer: the connection is closed, so that the peer learns it at once
- * instead of waiting on a request nobody will answer.
+ * serve: the whole request v, at the front of what c holds: its CGI
+ * variables found, the route's answer sent, c on to what follows
+ * (after_answer).  Bytes that followed the request when it was judged
+ * close the connection once it is answered: a peer that pipelines learns
+ * at once that nobody will answer them.
+ * Results: as after_answer().
+ */
+static int
+serve(struct worker *w, struct conn *c, const struct wire_result *v,
+      int64_t now)
+{
+    const unsigned char *p = c->in + c->in_off;
+    unsigned mpx[MPX_ANSWERS];
+    const char *path, *query;
+    char target[256] = "";
+    size_t path_len, nmpx;
+    struct cgi env;
+    long plen;
+
+    /* wire_judge found the request within --request-max: it fits. */
+    plen =
+        wire_gather(p, v->len, WIRE_PARAMS, v->id, w->pairs, w->o->request_max);
+    cgi_find(w->pairs, plen < 0 ? 0 : (size_t)plen, w->vals, &env);
+    request_target(&env, &path, &path_len, &query);
+    if (query == NULL)
+        query = "";
+    sb_request_begin(w->slot, c->read_start_ns, path, path_len);
+    route_handle(w->ctx, env.method, path, path_len, query, &w->r);
+    nmpx = wire_other_begins(p, v->len, v->id, mpx, MPX_ANSWERS - 1);
+    if (v->next_id != 0)
+        mpx[nmpx++] = v->next_id;
+    take(c, v->len);
+    if (w->o->slow_ms > 0)
+        snprintf(target, sizeof(target), "%.*s%s%s",
+                 (int)(path_len < 200 ? path_len : 200), path,
+                 *query ? "?" : "", query);
+    if (send_answer(w, c, v->id, mpx, nmpx) == -1) {
+        log_warn("%.*s: the server went away", (int)path_len, path);
+        request_done(w, target);
+        conn_close(&w->conns, c);
+        return -1;
+    }
+    request_done(w, target);
+    return after_answer(w, c, !v->keep || v->next_id != 0 || conn_held(c) > 0,
+                        now);
+}
+
+/*
+ * answer_too_big: the request over --request-max has been read to its
+ * end: answer it 413, through the same path as any answer, and close.
+ * Results: -1 (c is closed or writing).
+ */
+static int
+answer_too_big(struct worker *w, struct conn *c, int64_t now)
+{
+    static const char route[] = "(over --request-max)";
+    unsigned id = c->discard_id;
+
+    c->discard_id = 0;
+    sb_request_begin(w->slot, c->read_start_ns, route, sizeof(route) - 1);
+    resp_begin(&w->r, 0);
+    resp_error(&w->r, 413, "request larger than this server takes");
+    if (send_answer(w, c, id, NULL, 0) == -1) {
+        request_done(w, route);
+        conn_close(&w->conns, c);
+        return -1;
+    }
+    request_done(w, route);
+    after_answer(w, c, 1, now);
+    return -1;
+}
+
+/*
+ * discard: one step of dropping a request over --request-max, record by
+ * record (a header, then its content and padding as they come), up to its
+ * empty FCGI_STDIN (or its FCGI_ABORT_REQUEST), then its 413.  nginx,
+ * whose request it is, is then never cut off while still sending, which
+ * it would count as the host's failure and retry elsewhere.  A peer that
+ * sends more than DISCARD_MAX, or no FastCGI, is closed; the read
+ * deadline runs all along.
+ * Results: 1 a step made, 0 more bytes needed, -1 c closed or writing.
+ */
+static int
+discard(struct worker *w, struct conn *c, int64_t now)
+{
+    size_t held = conn_held(c), k, clen;
+    const unsigned char *h;
+
+    if (c->discard_left > 0) {
+        if (held == 0)
+            return 0;
+        k = held < c->discard_left ? held : c->discard_left;
+        take(c, k);
+        c->discard_left -= k;
+        return 1;
+    }
+    if (c->discard_end)
+        return answer_too_big(w, c, now);
+    if (held < WIRE_HEADER_LEN)
+        return 0;
+    h = c->in + c->in_off;
+    clen = (size_t)h[4] << 8 | h[5];
+    c->discarded += WIRE_HEADER_LEN + clen + h[6];
+    if (h[0] != 1 || c->discarded > DISCARD_MAX) {
+        log_info("worker: closing a FastCGI connection: %s",
+                 h[0] != 1 ? "not FastCGI version 1"
+                           : "a request over --request-max going on past "
+                             "1 MiB");
+        conn_close(&w->conns, c);
+        return -1;
+    }
+    if (((unsigned)h[2] << 8 | h[3]) == c->discard_id &&
+        (h[1] == WIRE_ABORT_REQUEST || (h[1] == WIRE_STDIN && clen == 0)))
+        c->discard_end = 1;
+    c->discard_left = clen + h[6];
+    take(c, WIRE_HEADER_LEN);
+    return 1;
+}
+
+/*
+ * whole_records: the offset past the last whole record among p[0, n),
+ * walking from off, itself the end of a whole record.
+ */
+static size_t
+whole_records(const unsigned char *p, size_t n, size_t off)
+{
+    size_t rec;
+
+    while (n - off >= WIRE_HEADER_LEN) {
+        rec = WIRE_HEADER_LEN + ((size_t)p[off + 4] << 8 | p[off + 5]) +
+              p[off + 6];
+        if (n - off < rec)
+            break;
+        off += rec;
+    }
+    return off;
+}
+
+/*
+ * judge: what c holds, as wire_judge() says, but without asking it again
+ * after WIRE_MORE when nothing came that could change its answer: a
+ * record made whole, a header made whole, the first byte of a record.  A
+ * peer trickling a request byte by byte then costs a walk of the request
+ * per record, not per byte.
  */
 static void
-after_request(struct worker *w, struct conn *c, const struct wire_result *v,
-              int pipelined, int64_t now)
+judge(struct worker *w, struct conn *c, struct wire_result *v)
 {
-    if (v->next_id != 0)
-        end_request(c, v->next_id, WIRE_CANT_MPX_CONN);
-    if (!v->keep || v->next_id != 0 || pipelined || w->draining ||
-        (w->o->max_requests > 0 && w->served >= w->o->max_requests)) {
-        conn_close(&w->conns, c);
+    size_t n = conn_held(c), was = c->judged_len, whole;
+    const unsigned char *p;
+
+    if (n == 0) { /* (and c->in may be NULL) */
+        memset(v, 0, sizeof(*v));
+        v->verdict = WIRE_MORE;
         return;
     }
-    c->state = CONN_KEPT;
-    c->deadline_ns = now + w->o->idle_timeout_ms * MS;
-    if (watch(w, c) == -1)
-        conn_close(&w->conns, c);
+    p = c->in + c->in_off;
+    whole = whole_records(p, n, was != 0 ? c->judged_whole : 0);
+    if (was != 0 && whole == c->judged_whole &&
+        (was - whole >= WIRE_HEADER_LEN || n - whole < WIRE_HEADER_LEN) &&
+        (was > whole || n == whole)) {
+        memset(v, 0, sizeof(*v));
+        v->verdict = WIRE_MORE;
+        return;
+    }
+    wire_judge(p, n, c->skip, &w->lim, v);
+    c->judged_len = v->verdict == WIRE_MORE ? n : 0;
+    c->judged_whole = whole;
 }
 
 /*
- * readable: look at what c's socket holds and act on it, until it holds
- * nothing whole.  c may be closed on return.
+ * start_discard: the request id on c went past --request-max, well-formed
+ * so far: drop it to its end, then answer 413 (discard()).
+ */
+static void
+start_discard(struct conn *c, unsigned id)
+{
+    log_info("worker: a request over --request-max: reading it to its end "
+             "to answer 413");
+    c->discard_id = id;
+    c->discard_left = c->discarded = 0;
+    c->discard_end = 0;
+    c->judged_len = 0;
+}
+
+/*
+ * act: judge what c holds and act on the verdict.
+ * Results: 1 one verdict acted on, c still reading; 0 more bytes needed;
+ * -1 c closed or writing.
+ */
+static int
+act(struct worker *w, struct conn *c, int64_t now)
+{
+    unsigned char answer[WIRE_VALUES_MAX];
+    struct wire_result v;
+    size_t n;
+
+    judge(w, c, &v);
+    switch (v.verdict) {
+    case WIRE_MORE:
+        return 0;
+    case WIRE_BAD:
+        if (v.too_big) {
+            start_discard(c, v.id);
+            return 1;
+        }
+        log_info("worker: closing a FastCGI connection: %s", v.why);
+        conn_close(&w->conns, c);
+        return -1;
+    case WIRE_REQUEST:
+        return serve(w, c, &v, now);
+    case WIRE_MANAGEMENT:
+        n = wire_answer(answer, c->in + c->in_off, &v, &w->values);
+        take(c, v.len);
+        return say(w, c, answer, n, 0, now);
+    case WIRE_OTHER_ROLE:
+        c->skip = v.id;
+        take(c, v.len);
+        return end_request(w, c, v.id, WIRE_UNKNOWN_ROLE, 0, now);
+    case WIRE_SKIP:
+        take(c, v.len);
+        return 1;
+    case WIRE_ABORTED:
+        take(c, v.len);
+        return end_request(w, c, v.id, WIRE_REQUEST_COMPLETE, !v.keep, now);
+    }
+    return -1;
+}
+
+/*
+ * fill: what waits on c's socket into its buffer, within the budget.  The
+ * first byte after an answer opens a request's window: its read deadline
+ * runs from then.  Results: bytes read (> 0); 0 when none waits; -1 when
+ * the peer is gone, or sent more than a request may be without it being
+ * judged (cannot happen: wire_judge decides within request_max + a header).
+ */
+static ssize_t
+fill(struct worker *w, struct conn *c, struct budget *b, int64_t now)
+{
+    ssize_t got;
+
+    if (c->drained)
+        return 0;
+    if ((got = conn_recv(c, b->bytes, w->in_cap)) <= 0)
+        return got;
+    /* Less than asked, with room left: the socket is empty; what comes
+     * next brings an edge of its own. */
+    c->drained = c->in_len < c->in_cap && (size_t)got < b->bytes;
+    b->bytes -= (size_t)got;
+    if (c->state == CONN_KEPT) {
+        c->read_deadline_ns = now + w->o->read_timeout_ms * MS;
+        conn_set(&w->conns, c, CONN_READING, c->read_deadline_ns);
+    }
+    /* The reading phase starts when this worker first sees the request's
+     * bytes, timed now: `now` is the wake-up's, and the connections
+     * served before this one in the same wake-up are time the request
+     * waited for the worker, not time reading. */
+    if (c->read_start_ns == 0)
+        c->read_start_ns = sb_now_ns();
+    return got;
+}
+
+/*
+ * readable: read c and act on what it holds, until it holds nothing whole
+ * and its socket nothing more, or its turn's budget is spent (then it is
+ * marked ready for the next turn).  c may be closed or writing on return.
  */
 static void
 readable(struct worker *w, struct conn *c, int64_t now)
 {
-    struct wire_result v;
-    unsigned char answer[WIRE_VALUES_MAX];
-    ssize_t n;
+    struct budget b = {WAKE_RECORDS, WAKE_BYTES};
+    ssize_t got;
+    int step;
 
+    c->drained = 0;
     for (;;) {
-        n = recv(c->fd, w->peek, w->lim.request_max + 1,
-                 MSG_PEEK | MSG_DONTWAIT);
-        if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+        if (b.records == 0 || b.bytes == 0) {
+            c->ready = w->turn;
+            w->ready = 1;
+            return;
+        }
+        step = c->discard_id != 0 ? discard(w, c, now) : act(w, c, now);
+        if (step == -1)
+            return;
+        if (step == 1) {
+            b.records--;
+            continue;
+        }
+        if ((got = fill(w, c, &b, now)) == -1) {
             conn_close(&w->conns, c); /* the peer went away */
             return;
         }
-        if (n == -1) {
-            if (c->state != CONN_KEPT && watch(w, c) == -1)
-                conn_close(&w->conns, c);
-            return;
-        }
-        if (c->state == CONN_KEPT) {
-            c->state = CONN_READING;
-            c->deadline_ns = now + w->o->read_timeout_ms * MS;
-        }
-        /* The reading phase starts when this worker first sees the
-         * request's bytes, timed now: `now` is the wake-up's, and the
-         * connections served before this one in the same wake-up are
-         * time the request waited for the worker, not time reading. */
-        if (c->read_start_ns == 0)
-            c->read_start_ns = sb_now_ns();
-        wire_judge(w->peek, (size_t)n, c->skip, &w->lim, &v);
-        switch (v.verdict) {
-        case WIRE_MORE:
+        if (got == 0) {
             if (watch(w, c) == -1)
                 conn_close(&w->conns, c);
             return;
-        case WIRE_BAD:
-            log_info("worker: closing a FastCGI connection: %s", v.why);
-            conn_close(&w->conns, c);
-            return;
-        case WIRE_REQUEST:
-            if (serve(w, c) == -1)
-                conn_close(&w->conns, c);
-            else
-                after_request(w, c, &v, v.len < (size_t)n, now);
-            return;
-        case WIRE_MANAGEMENT:
-            if (take(c, v.len) == -1 ||
-                say(c, answer, wire_answer(answer, w->peek, &v, &w->values)) ==
-                    -1) {
-                conn_close(&w->conns, c);
-                return;
-            }
-            break;
-        case WIRE_OTHER_ROLE:
-            c->skip = v.id;
-            if (take(c, v.len) == -1 ||
-                end_request(c, v.id, WIRE_UNKNOWN_ROLE) == -1) {
-                conn_close(&w->conns, c);
-                return;
-            }
-            break;
-        case WIRE_SKIP:
-            if (take(c, v.len) == -1) {
-                conn_close(&w->conns, c);
-                return;
-            }
-            break;
-        case WIRE_ABORTED:
-            if (take(c, v.len) == -1 ||
-                end_request(c, v.id, WIRE_REQUEST_COMPLETE) == -1) {
-                conn_close(&w->conns, c);
-                return;
-            }
-            if (!v.keep) {
-                conn_close(&w->conns, c);
-                return;
-            }
-            break;
         }
-        /* Whatever was consumed, the request window starts afresh. */
-        c->state = CONN_READING;
-        c->deadline_ns = now + w->o->read_timeout_ms * MS;
+    }
+}
+
+/*
+ * on_event: what epoll reported for c.  A connection writing takes only
+ * the socket's room (or its error): what it sent meanwhile waits.
+ */
+static void
+on_event(struct worker *w, struct conn *c, uint32_t events, int64_t now)
+{
+    int r;
+
+    if (c->state != CONN_WRITING) {
+        readable(w, c, now);
+        return;
+    }
+    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+        return;
+    if ((r = conn_flush(c)) == -1)
+        conn_close(&w->conns, c);
+    else if (r == 1)
+        written(w, c, now);
+}
+
+/*
+ * run_ready: the connections whose budget ran out on an earlier turn get
+ * their next one; those marked this turn wait for the next.
+ */
+static void
+run_ready(struct worker *w, int64_t now)
+{
+    struct conn *c;
+    int i;
+
+    if (!w->ready)
+        return;
+    w->ready = 0;
+    for (i = 0; i < w->conns.high; i++) {
+        c = &w->conns.c[i];
+        if (c->ready == 0)
+            continue;
+        if (c->ready == w->turn && c->state != CONN_FREE) {
+            w->ready = 1;
+            continue;
+        }
+        c->ready = 0;
+        if (c->state == CONN_READING || c->state == CONN_KEPT)
+            readable(w, c, now);
     }
 }
 
@@ -484,7 +855,10 @@ listen_on(struct worker *w, int on)
 /*
  * accept_one: take a connection from the listening socket and look at it
  * at once: the front server usually writes its request right after it
- * connects, so most are served without entering the epoll set.
+ * connects, so most are served without entering the epoll set.  A full
+ * table makes room by closing the connection kept longest ago: kept
+ * connections are a cache; with none kept, the worker stops listening
+ * and the others take the next ones.
  * Results: 0, or -1 when the listening socket fails for good.
  */
 static int
@@ -495,7 +869,10 @@ accept_one(struct worker *w, int64_t now)
     struct conn *c;
     int fd;
 
-    fd = accept4(w->o->listen_fd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC);
+    if (w->conns.used == w->conns.max && conns_lru(&w->conns) == NULL)
+        return listen_on(w, 0);
+    fd = accept4(w->o->listen_fd, (struct sockaddr *)&sa, &salen,
+                 SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd == -1) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
             errno == ECONNABORTED)
@@ -519,11 +896,13 @@ accept_one(struct worker *w, int64_t now)
     if (sa.ss_family != AF_UNIX)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
     sb_accepted(w->slot);
+    if (w->conns.used == w->conns.max) {
+        log_debug("worker: --max-conns reached: closing the connection "
+                  "kept longest for a new one");
+        conn_close(&w->conns, conns_lru(&w->conns));
+    }
     c = conn_open(&w->conns, fd, now + w->o->read_timeout_ms * MS);
     readable(w, c, now);
-    /* Full: let the other workers take the next ones. */
-    if (w->conns.used == w->conns.max)
-        return listen_on(w, 0);
     return 0;
 }
 
@@ -531,20 +910,34 @@ accept_one(struct worker *w, int64_t now)
 static void
 drain(struct worker *w)
 {
-    int i;
+    struct conn *c;
 
     if (w->draining)
         return;
     w->draining = 1;
     listen_on(w, 0);
-    for (i = 0; i < w->conns.high; i++)
-        if (w->conns.c[i].state == CONN_KEPT)
-            conn_close(&w->conns, &w->conns.c[i]);
+    while ((c = conns_lru(&w->conns)) != NULL)
+        conn_close(&w->conns, c);
+}
+
+/* expire: close the connections past their deadline. */
+static void
+expire(struct worker *w, int64_t now)
+{
+    int n;
+
+    if ((n = conns_expire(&w->conns, CONN_WRITING, now)) > 0)
+        log_info("worker: closed %d connection%s whose peer did not read "
+                 "its answer in time",
+                 n, n == 1 ? "" : "s");
+    if ((n = conns_expire(&w->conns, CONN_FREE, now)) > 0)
+        log_debug("worker: closed %d connections past their deadline", n);
 }
 
 /*
- * wait_ms: epoll's timeout until the earliest deadline, or until the
- * database connection, lost, may be tried again.
+ * wait_ms: epoll's timeout: none when a connection is ready, else until
+ * the earliest deadline, or until the database connection, lost, may be
+ * tried again.
  */
 static int
 wait_ms(const struct worker *w, int64_t now)
@@ -553,6 +946,8 @@ wait_ms(const struct worker *w, int64_t now)
     int64_t db = w->draining ? -1 : db_retry_in(w->ctx->db);
     int64_t ms;
 
+    if (w->ready)
+        return 0;
     if (next == INT64_MAX)
         ms = -1;
     else if (next <= now)
@@ -566,40 +961,35 @@ wait_ms(const struct worker *w, int64_t now)
 
 /*
  * setup: the non-blocking listening socket, the epoll set, the signals,
- * the connection table, libfcgi's request on a socket that does not
- * listen.  Results: 0, or -1 (logged).
+ * the connection table and the buffers a request is read out of.
+ * Results: 0, or -1 (logged).
  */
 static int
 setup(struct worker *w)
 {
     int fl, fd = w->o->listen_fd;
 
-    w->ep = w->dead_fd = -1;
+    w->ep = -1;
+    w->turn = 1;
     w->lim.request_max = w->o->request_max;
+    /* Room to see the header that goes past request_max. */
+    w->in_cap = w->o->request_max + WIRE_HEADER_LEN;
     w->values.max_conns = (unsigned)w->o->max_conns;
     w->values.max_reqs = (unsigned)w->o->max_conns;
     if ((fl = fcntl(fd, F_GETFL)) == -1 ||
         fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
         (w->ep = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
-        (w->dead_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
         install_signals(&w->waitmask) == -1) {
         log_err("worker: cannot set up: %s", strerror(errno));
         return -1;
     }
-    if ((w->peek = malloc(w->o->request_max + 1)) == NULL ||
+    if ((w->pairs = malloc(w->o->request_max)) == NULL ||
+        (w->vals = malloc(w->o->request_max + 5)) == NULL ||
         conns_init(&w->conns, w->o->max_conns) == -1) {
         log_err("worker: out of memory");
         return -1;
     }
-    if (listen_on(w, 1) == -1)
-        return -1;
-    /* Our handlers are in place first, so libfcgi leaves them alone. */
-    FCGX_Init();
-    if (FCGX_InitRequest(&w->req, w->dead_fd, 0) != 0) {
-        log_err("worker: FCGX_InitRequest failed");
-        return -1;
-    }
-    return 0;
+    return listen_on(w, 1);
 }
 
 static void
@@ -607,29 +997,70 @@ teardown(struct worker *w)
 {
     if (w->conns.c != NULL)
         conns_free(&w->conns);
-    w->req.ipcFd = -1;
-    FCGX_Free(&w->req, 0);
-    free(w->peek);
+    free(w->pairs);
+    free(w->vals);
     if (w->ep != -1)
         close(w->ep);
-    if (w->dead_fd != -1)
-        close(w->dead_fd);
     resp_free(&w->r);
+}
+
+/* reopen_log: SIGUSR1's work: --log-file again, for logrotate. */
+static void
+reopen_log(const struct worker_opts *opts)
+{
+    reopen = 0;
+    if (opts->log_file == NULL)
+        log_info("worker: SIGUSR1: no --log-file to reopen");
+    else if (log_open_file(opts->log_file) == -1)
+        log_err("worker: SIGUSR1: cannot reopen %s: %s", opts->log_file,
+                strerror(errno));
+    else
+        log_info("worker: SIGUSR1: reopened %s", opts->log_file);
+}
+
+/*
+ * loop_turn: one turn of the loop: wait, act on what woke us, give the ready
+ * connections their turn, close what is past its deadline.
+ * Results: 0, or -1 when the listening socket failed for good.
+ */
+static int
+loop_turn(struct worker *w)
+{
+    struct epoll_event ev[EVENTS];
+    int64_t now = sb_now_ns();
+    int i, n;
+
+    /* Reading, or an answer waiting for its peer: a deadline runs. */
+    sb_set_state(w->slot, w->conns.used > w->conns.kept ? SB_READING : SB_IDLE);
+    n = epoll_pwait(w->ep, ev, EVENTS, wait_ms(w, now), &w->waitmask);
+    now = sb_now_ns();
+    for (i = 0; i < n; i++) {
+        struct conn *c = ev[i].data.ptr;
+
+        if (c == NULL) {
+            if (accept_one(w, now) == -1)
+                return -1;
+        } else if (c->state != CONN_FREE) {
+            /* (A connection closed earlier in this batch is skipped.) */
+            on_event(w, c, ev[i].events, now);
+        }
+    }
+    run_ready(w, now);
+    expire(w, now);
+    w->turn++;
+    return 0;
 }
 
 int
 worker_run(struct handler_ctx *ctx, const struct worker_opts *opts)
 {
-    struct epoll_event ev[EVENTS];
     struct worker w;
-    int64_t now;
-    int i, n, ret = 0;
+    int ret = 0;
 
     memset(&w, 0, sizeof(w));
     w.ctx = ctx;
     w.o = opts;
     w.slot = sb_attach_env();
-    w.req.ipcFd = -1;
     if (setup(&w) == -1) {
         teardown(&w);
         return -1;
@@ -638,48 +1069,23 @@ worker_run(struct handler_ctx *ctx, const struct worker_opts *opts)
     for (;;) {
         if (sigtab_pending())
             sigtab_report(SIGTAB_WORKER);
-        if (reopen) {
-            reopen = 0;
-            if (opts->log_file == NULL)
-                log_info("worker: SIGUSR1: no --log-file to reopen");
-            else if (log_open_file(opts->log_file) == -1)
-                log_err("worker: SIGUSR1: cannot reopen %s: %s", opts->log_file,
-                        strerror(errno));
-            else
-                log_info("worker: SIGUSR1: reopened %s", opts->log_file);
-        }
+        if (reopen)
+            reopen_log(opts);
         if (stopping ||
             (opts->max_requests > 0 && w.served >= opts->max_requests))
             drain(&w);
         if (w.draining && w.conns.used == 0)
             break;
-        /* Full, then not: take connections again. */
-        if (!w.draining && w.conns.used < w.conns.max &&
-            listen_on(&w, 1) == -1) {
+        /* Room, or a kept connection to make room with: take new ones. */
+        if (!w.draining && listen_on(&w, w.conns.used < w.conns.max ||
+                                             w.conns.kept > 0) == -1) {
             ret = -1;
             break;
         }
-        now = sb_now_ns();
-        sb_set_state(w.slot, conns_count(&w.conns, CONN_READING) > 0
-                                 ? SB_READING
-                                 : SB_IDLE);
-        n = epoll_pwait(w.ep, ev, EVENTS, wait_ms(&w, now), &w.waitmask);
-        now = sb_now_ns();
-        for (i = 0; i < n; i++) {
-            if (ev[i].data.ptr == NULL) {
-                if (accept_one(&w, now) == -1) {
-                    ret = -1;
-                    break;
-                }
-            } else if (((struct conn *)ev[i].data.ptr)->state != CONN_FREE) {
-                /* (A connection closed earlier in this batch is skipped.) */
-                readable(&w, ev[i].data.ptr, now);
-            }
-        }
-        if (ret == -1)
+        if (loop_turn(&w) == -1) {
+            ret = -1;
             break;
-        if ((n = conns_expire(&w.conns, CONN_FREE, now)) > 0)
-            log_debug("worker: closed %d connections past their deadline", n);
+        }
         /* A worker that no request reaches (with kept connections nginx
          * may send all its requests to the others) still holds its one
          * connection once the database is back. */

@@ -4,18 +4,37 @@
  * Each check prints a TAP line, "ok N - name" or "not ok N - name" with
  * where it failed; tests/run counts them over every test program and prints
  * the closing "N passed, N failed, N skipped".  No unit test skips: each
- * needs nothing but its own process.  done_testing() is main's return value.
+ * needs nothing but its own process.  done_testing() is main's return value;
+ * it prints the plan, "1..N", which tests/run holds the program to.
+ *
+ * Below the checks, what the tests that fork, wait and listen share: time
+ * (sleep_ms, clock_ms), children (in_child, wait_exit) and a listening unix
+ * socket (listen_unix).  Every wait has a deadline.  A program that uses
+ * none of them, or a tool that uses no check (fake_worker.c), is not warned
+ * about the rest.
  */
 #ifndef HARNESS_H
 #define HARNESS_H
 
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
-static int th_run, th_failed;
+#define TH_UNUSED __attribute__((unused))
 
-__attribute__((format(printf, 4, 5))) static int
+static int th_run TH_UNUSED, th_failed TH_UNUSED;
+
+TH_UNUSED __attribute__((format(printf, 4, 5))) static int
 th_ok(int pass, const char *file, int line, const char *fmt, ...)
 {
     va_list ap;
@@ -48,12 +67,139 @@ th_ok(int pass, const char *file, int line, const char *fmt, ...)
             printf("#   got  '%s'\n#   want '%s'\n", g_ ? g_ : "(null)", w_);  \
     } while (0)
 
-static int
+/* like: ok when got holds want, saying both when it does not. */
+#define like(got, want, name)                                                  \
+    do {                                                                       \
+        const char *g_ = (got), *w_ = (want);                                  \
+        if (!ok(g_ != NULL && strstr(g_, w_) != NULL, "%s", name))             \
+            printf("#   got  '%s'\n#   want '...%s...'\n", g_ ? g_ : "(null)", \
+                   w_);                                                        \
+    } while (0)
+
+TH_UNUSED static int
 done_testing(void)
 {
     printf("1..%d\n# %d passed, %d failed\n", th_run, th_run - th_failed,
            th_failed);
     return th_failed ? 1 : 0;
+}
+
+/* sleep_ms: ms milliseconds, however many signals come meanwhile. */
+TH_UNUSED static void
+sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, ms % 1000 * 1000000};
+
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        continue;
+}
+
+/*
+ * clock_ms: the monotonic clock in milliseconds, for deadlines.  Not named
+ * now_ms: app/db.c, which test_db.c includes, has a now_ms of its own.
+ */
+TH_UNUSED static int64_t
+clock_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * wait_exit: pid's exit status (128 + the signal when one ended it), or -1
+ * when it still runs after timeout_ms: then it is killed and reaped.
+ */
+TH_UNUSED static int
+wait_exit(pid_t pid, long timeout_ms)
+{
+    int64_t end = clock_ms() + timeout_ms;
+    int st;
+
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (clock_ms() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return -1;
+        }
+        sleep_ms(5);
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* child_out: what the last in_child's function wrote, or read_out read. */
+static char child_out[16384] TH_UNUSED;
+
+/* read_out: what fd gives until its end, or for timeout_ms, in child_out. */
+TH_UNUSED static void
+read_out(int fd, long timeout_ms)
+{
+    int64_t end = clock_ms() + timeout_ms;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    size_t n = 0;
+    ssize_t r = 1;
+
+    while (n < sizeof(child_out) - 1 && r > 0 && clock_ms() < end) {
+        if (poll(&pfd, 1, 50) == 1)
+            r = read(fd, child_out + n, sizeof(child_out) - 1 - n);
+        n += r > 0 ? (size_t)r : 0;
+    }
+    child_out[n] = '\0';
+}
+
+/*
+ * in_child: fn(arg) in a forked child, its stdout and stderr into
+ * child_out.  Results: its exit status (fn returning is 0), 128 + the
+ * signal that ended it, or -1 when it still runs after 10 s (killed).
+ */
+TH_UNUSED static int
+in_child(void (*fn)(const void *), const void *arg)
+{
+    int p[2];
+    pid_t pid;
+
+    child_out[0] = '\0';
+    if (pipe(p) == -1)
+        return -1;
+    fflush(stdout);
+    if ((pid = fork()) == 0) {
+        close(p[0]);
+        dup2(p[1], STDOUT_FILENO);
+        dup2(p[1], STDERR_FILENO);
+        close(p[1]);
+        fn(arg);
+        fflush(stdout);
+        _exit(0);
+    }
+    close(p[1]);
+    read_out(p[0], 10000);
+    close(p[0]);
+    return wait_exit(pid, 1000);
+}
+
+/* said: ok when the child's output holds want. */
+#define said(want, name) like(child_out, want, name)
+
+/* listen_unix: a unix socket listening at path, or -1. */
+TH_UNUSED static int
+listen_unix(const char *path)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    size_t len = strlen(path);
+    int fd;
+
+    if (len >= sizeof(sun.sun_path))
+        return -1;
+    memcpy(sun.sun_path, path, len + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+        listen(fd, 16) == -1) {
+        if (fd != -1)
+            close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 #endif

@@ -20,6 +20,10 @@
  * that stopped answering looks to a client, and resumes it (SIGCONT).  The
  * keeper resumes it before it stops it, so that a test that fails, or
  * dies, between the two never leaves a frozen cluster behind.
+ *
+ * pg_peer() starts it and opens the test's own connection to it, peer,
+ * on which q_long() reads a number and random_number() a World row, so
+ * that what the code under test read can be compared with the database.
  */
 #ifndef PG_H
 #define PG_H
@@ -28,7 +32,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libpq-fe.h>
 #include <limits.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -324,6 +330,66 @@ pg_start(void)
         return -1;
     }
     return 0;
+}
+
+/* peer: the test's own connection to the cluster, made by pg_peer(). */
+static PGconn *peer;
+
+/*
+ * pg_peer: pg_start(), then peer.  Results: 0, or -1 with why as TAP
+ * comments.
+ */
+__attribute__((unused)) static int
+pg_peer(void)
+{
+    if (pg_start() == -1)
+        return -1;
+    peer = PQconnectdb("");
+    if (PQstatus(peer) == CONNECTION_OK)
+        return 0;
+    printf("# pg.h: the test's own connection: %s", PQerrorMessage(peer));
+    return -1;
+}
+
+/*
+ * q_long: the single number a statement on peer returns (param: its $1, or
+ * NULL), or -1, its error as a TAP comment.
+ */
+__attribute__((unused)) static long
+q_long(const char *sql, const char *param)
+{
+    const char *values[1] = {param};
+    PGresult *res =
+        PQexecParams(peer, sql, param != NULL, NULL, values, NULL, NULL, 0);
+    long v = -1;
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK &&
+        PQresultStatus(res) != PGRES_COMMAND_OK)
+        printf("# %s: %s", sql, PQresultErrorMessage(res));
+    else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+        v = atol(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return v;
+}
+
+__attribute__((unused)) static long
+q_long_int(const char *sql, long param)
+{
+    char text[32];
+
+    snprintf(text, sizeof(text), "%ld", param);
+    return q_long(sql, text);
+}
+
+/*
+ * random_number: World row id's number, by a statement worded unlike the
+ * handle's ("SELECT id, randomnumber FROM world..."), so that
+ * pg_stat_statements counts it apart from what the code under test ran.
+ */
+__attribute__((unused)) static long
+random_number(int32_t id)
+{
+    return q_long_int("SELECT randomnumber AS r FROM world WHERE id = $1", id);
 }
 
 #endif

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # deploy/lib/front.sh: the front server for deploy/stack (sourced, bash):
-# nginx or lighttpd, rendered from deploy/nginx or deploy/lighttpd,
+# nginx or lighttpd, rendered from deploy/nginx or deploy/lighttpd (the
+# settings every one shares, then the part that serves the pool),
 # started, found through its pid file and stopped, with any workers its
 # master left behind.
 #
@@ -24,6 +25,22 @@ render() {
 		die "$out: no value for ${BASH_REMATCH[0]}"
 	fi
 	printf '%s\n' "$text" >"$out"
+}
+
+# render_nginx SITE DIR NAME=VALUE...: nginx's configuration in DIR/conf,
+# as deploy/cluster/render makes it too: deploy/nginx/nginx.conf.in (the
+# settings every nginx of the project shares) as nginx.conf, the template
+# SITE (what this nginx serves) as nginx-site.conf, and the buffers and
+# CGI variables every nginx passes to tfb-fcgi as fastcgi.conf.  Each
+# gets VAR=DIR and the NAME=VALUEs.
+render_nginx() {
+	local site=$1 dir=$2
+	shift 2
+	render "$ROOT/deploy/nginx/nginx.conf.in" "$dir/conf/nginx.conf" \
+		VAR="$dir" SITE="$dir/conf/nginx-site.conf" "$@"
+	render "$site" "$dir/conf/nginx-site.conf" VAR="$dir" \
+		FASTCGI="$dir/conf/fastcgi.conf" "$@"
+	cp "$ROOT/deploy/nginx/fastcgi.conf" "$dir/conf/fastcgi.conf"
 }
 
 # The running front server, from its pid file: "nginx PID", or nothing.
@@ -96,11 +113,10 @@ front_start() {
 	case $SERVER in
 	nginx)
 		mkdir -p "$VAR/tmp/nginx"
-		render "$ROOT/deploy/nginx/nginx.conf.in" "$VAR/conf/nginx.conf" \
-			VAR="$VAR" LISTEN="$LISTEN_ADDR" PORT="$PORT" \
+		render_nginx "$ROOT/deploy/nginx/pool.conf.in" "$VAR" \
 			USER_LINE="$user_line" NOFILE="$nofile" \
-			WORKER_CONNECTIONS=$conns FCGI_ADDR="$fcgi_addr" \
-			KEEPALIVE_LINE="$keep_line" KEEP_CONN=$keep_conn
+			WORKER_CONNECTIONS=$conns LISTEN="$LISTEN_ADDR" PORT="$PORT" \
+			FCGI_ADDR="$fcgi_addr" KEEPALIVE_LINE="$keep_line" KEEP_CONN=$keep_conn
 		# nginx checks the config and binds before it daemonizes, so
 		# its exit status says whether it started.
 		/usr/sbin/nginx -p "$VAR/" -c "$VAR/conf/nginx.conf" \
@@ -115,7 +131,9 @@ front_start() {
 		render "$ROOT/deploy/lighttpd/lighttpd.conf.in" "$VAR/conf/lighttpd.conf" \
 			VAR="$VAR" LISTEN="$LISTEN_ADDR" PORT="$PORT" \
 			USER_LINES="$user_lines" NOFILE="$nofile" \
-			MAX_CONNECTIONS=$conns FCGI_BACKEND="$backend"
+			MAX_CONNECTIONS=$conns SITE="$VAR/conf/lighttpd-site.conf"
+		render "$ROOT/deploy/lighttpd/pool.conf.in" "$VAR/conf/lighttpd-site.conf" \
+			VAR="$VAR" FCGI_BACKEND="$backend"
 		# lighttpd's parent exits once the daemon is set up, with its status.
 		/usr/sbin/lighttpd -f "$VAR/conf/lighttpd.conf" ||
 			die "lighttpd did not start, see $VAR/log/lighttpd.error.log"

@@ -15,7 +15,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "errmsg.h"
@@ -23,10 +25,16 @@
 #include "opt.h"
 
 #define SD_LISTEN_FDS_START 3
+/* How long a server waits for another's lock on PATH.lock, and how often
+ * it tries: a server holds it for milliseconds, from its stale check to
+ * its listen(). */
+#define LOCK_WAIT_MS 3000
+#define LOCK_TRY_MS 50
 
-int
-listener_parse_addr(const char *spec, struct listener_addr *a, char *err,
-                    size_t errlen)
+/* parse_addr: listener_parse_addr, its messages naming the option what. */
+static int
+parse_addr(const char *what, const char *spec, struct listener_addr *a,
+           char *err, size_t errlen)
 {
     const char *colon, *host = "127.0.0.1", *port;
     size_t hostlen = strlen(host);
@@ -37,12 +45,11 @@ listener_parse_addr(const char *spec, struct listener_addr *a, char *err,
         const char *path = strncmp(spec, "unix:", 5) == 0 ? spec + 5 : spec;
 
         if (*path == '\0')
-            return errmsg(err, errlen, "--bind %s: no path", spec);
+            return errmsg(err, errlen, "%s %s: no path", what, spec);
         if (strlen(path) >= sizeof(a->path))
             return errmsg(err, errlen,
-                          "--bind %s: a unix socket path has at most %zu "
-                          "bytes",
-                          spec, sizeof(a->path) - 1);
+                          "%s %s: a unix socket path has at most %zu bytes",
+                          what, spec, sizeof(a->path) - 1);
         a->is_unix = 1;
         strcpy(a->path, path);
         return 0;
@@ -51,7 +58,7 @@ listener_parse_addr(const char *spec, struct listener_addr *a, char *err,
         const char *close = strchr(spec, ']');
 
         if (close == NULL || close[1] != ':')
-            return errmsg(err, errlen, "--bind %s: expected [ADDRESS]:PORT",
+            return errmsg(err, errlen, "%s %s: expected [ADDRESS]:PORT", what,
                           spec);
         host = spec + 1;
         hostlen = (size_t)(close - host);
@@ -68,17 +75,24 @@ listener_parse_addr(const char *spec, struct listener_addr *a, char *err,
     /* Stored as the number it is: "09000" is 9000, and fits port[]. */
     if (opt_long(port, 1, 65535, &portnum) == -1 || *port == '-')
         return errmsg(err, errlen,
-                      "--bind %s: '%s' is not a port in [1, 65535] (a unix "
+                      "%s %s: '%s' is not a port in [1, 65535] (a unix "
                       "socket path needs a '/', as in ./%s)",
-                      spec, port, spec);
+                      what, spec, port, spec);
     if (hostlen == 0 || hostlen >= sizeof(a->host))
-        return errmsg(err, errlen, "--bind %s: bad host", spec);
+        return errmsg(err, errlen, "%s %s: bad host", what, spec);
     if (hostlen == 1 && *host == '*')
         hostlen = 0; /* every address */
     memcpy(a->host, host, hostlen);
     a->host[hostlen] = '\0';
     snprintf(a->port, sizeof(a->port), "%ld", portnum);
     return 0;
+}
+
+int
+listener_parse_addr(const char *spec, struct listener_addr *a, char *err,
+                    size_t errlen)
+{
+    return parse_addr("--bind", spec, a, err, errlen);
 }
 
 int
@@ -160,10 +174,10 @@ warn_backlog(int backlog)
  * that still answers belongs to a running server, and is left alone.  Only
  * a refused connection means nobody listens: any other failure (no
  * permission to connect, say) tells nothing, and the path is not ours to
- * take.
+ * take.  what names the option, for the messages.
  */
 static int
-clear_stale(const char *path, char *err, size_t errlen)
+clear_stale(const char *what, const char *path, char *err, size_t errlen)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     struct stat st;
@@ -171,10 +185,10 @@ clear_stale(const char *path, char *err, size_t errlen)
 
     if (lstat(path, &st) == -1)
         return errno == ENOENT ? 0
-                               : errmsg(err, errlen, "--bind %s: %s", path,
+                               : errmsg(err, errlen, "%s %s: %s", what, path,
                                         strerror(errno));
     if (!S_ISSOCK(st.st_mode))
-        return errmsg(err, errlen, "--bind %s: exists and is not a socket",
+        return errmsg(err, errlen, "%s %s: exists and is not a socket", what,
                       path);
     strcpy(sun.sun_path, path);
     if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
@@ -184,49 +198,189 @@ clear_stale(const char *path, char *err, size_t errlen)
     close(fd);
     if (r == 0)
         return errmsg(err, errlen,
-                      "--bind %s: a running server listens there already",
+                      "%s %s: a running server listens there already", what,
                       path);
     if (e != ECONNREFUSED)
         return errmsg(err, errlen,
-                      "--bind %s: cannot tell whether a server listens there "
+                      "%s %s: cannot tell whether a server listens there "
                       "(%s); not removing it",
-                      path, strerror(e));
+                      what, path, strerror(e));
     if (unlink(path) == -1)
-        return errmsg(err, errlen, "--bind %s: removing the stale socket: %s",
+        return errmsg(err, errlen, "%s %s: removing the stale socket: %s", what,
                       path, strerror(errno));
     log_info("removed the stale socket %s", path);
     return 0;
 }
 
 /*
- * lock_path: an exclusive lock on PATH.lock, held from the stale check to
- * listen(), so that two servers starting on one path cannot each find the
- * other's new socket stale and remove it.  It is never a link; its
- * holder removes it at the end (listener_close, lock_fresh says how that
- * stays safe).  Results: its fd, or -1 with err set.
+ * comm_of: the command name of pid, from /proc/PID/comm, into out (at
+ * least 17 bytes).  The name is the process's own choice: anything but a
+ * printable ASCII character becomes '?', so that it cannot forge a line of
+ * our message or of the log.  "?" when it cannot be read.
+ */
+static void
+comm_of(long pid, char *out, size_t cap)
+{
+    char path[48];
+    ssize_t n = -1;
+    int fd, i;
+
+    snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) != -1) {
+        /* TASK_COMM_LEN is 16: its 15 characters and a newline. */
+        n = read(fd, out, cap - 1 < 16 ? cap - 1 : 16);
+        close(fd);
+    }
+    if (n <= 0) {
+        snprintf(out, cap, "?");
+        return;
+    }
+    out[n] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+    for (i = 0; out[i] != '\0'; i++)
+        if (out[i] < 0x20 || out[i] > 0x7e)
+            out[i] = '?';
+}
+
+/*
+ * lock_holder: the pid of a process holding a lock on the file (device,
+ * inode) st, from /proc/locks; a line reads
+ *
+ *     1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF
+ *
+ * its device as major:minor in hex.  Lines of waiters ("1: -> FLOCK ...")
+ * hold nothing and are passed over.  Results: the pid, 0 when the holder
+ * lives outside our pid namespace, -1 when none is found.
+ */
+static long
+lock_holder(const struct stat *st)
+{
+    char line[256], type[16];
+    unsigned maj, mnr;
+    unsigned long ino;
+    long pid, found = -1;
+    FILE *f;
+
+    if ((f = fopen("/proc/locks", "re")) == NULL)
+        return -1;
+    while (found == -1 && fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "%*[^:]: %15s %*s %*s %ld %x:%x:%lu", type, &pid, &maj,
+                   &mnr, &ino) == 5 &&
+            strcmp(type, "->") != 0 && maj == major(st->st_dev) &&
+            mnr == minor(st->st_dev) && ino == (unsigned long)st->st_ino)
+            found = pid;
+    fclose(f);
+    return found;
+}
+
+/*
+ * lock_busy: the message for a lock still held at the deadline, naming
+ * its holder.  Results: -1.
  */
 static int
-lock_path(const char *path, char *err, size_t errlen)
+lock_busy(const char *what, const char *path, const char *lock, int fd,
+          char *err, size_t errlen)
+{
+    char comm[32];
+    struct stat st;
+    long pid = fstat(fd, &st) == 0 ? lock_holder(&st) : -1;
+
+    if (pid > 0) {
+        comm_of(pid, comm, sizeof(comm));
+        return errmsg(err, errlen,
+                      "%s %s: lock file %s is held by pid %ld (%s) for over "
+                      "%d s; is another server starting on this path?",
+                      what, path, lock, pid, comm, LOCK_WAIT_MS / 1000);
+    }
+    return errmsg(err, errlen,
+                  "%s %s: lock file %s is held by another process (%s) for "
+                  "over %d s",
+                  what, path, lock,
+                  pid == 0 ? "outside our pid namespace"
+                           : "not found in /proc/locks",
+                  LOCK_WAIT_MS / 1000);
+}
+
+/*
+ * lock_open: PATH.lock, made if missing, never through a link, a FIFO or
+ * a device (O_NONBLOCK: opening a FIFO would wait for a writer), and only
+ * if we or root own it: a lock file of another user is one that user can
+ * hold for ever.  Readable by all: flock needs no more, so a server of
+ * another user waits on a lock file root made.  Results: its fd, or -1
+ * with err set.
+ */
+static int
+lock_open(const char *what, const char *path, const char *lock, char *err,
+          size_t errlen)
+{
+    struct stat st;
+    int fd;
+
+    fd = open(lock, O_RDONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+              0644);
+    if (fd == -1)
+        return errmsg(err, errlen, "%s %s: lock file %s: %s", what, path, lock,
+                      errno == ELOOP ? "is a symbolic link" : strerror(errno));
+    if (fstat(fd, &st) == -1) {
+        errmsg(err, errlen, "%s %s: lock file %s: %s", what, path, lock,
+               strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        errmsg(err, errlen, "%s %s: lock file %s is not a regular file", what,
+               path, lock);
+    } else if (st.st_uid != geteuid() && st.st_uid != 0) {
+        errmsg(err, errlen,
+               "%s %s: lock file %s belongs to uid %ld, neither us (uid %ld) "
+               "nor root; remove it",
+               what, path, lock, (long)st.st_uid, (long)geteuid());
+    } else {
+        return fd;
+    }
+    close(fd);
+    return -1;
+}
+
+/*
+ * lock_path: an exclusive lock on PATH.lock, held from the stale check to
+ * listen(), so that two servers starting on one path cannot each find the
+ * other's new socket stale and remove it.  Its holder removes it at the
+ * end (listener_close; lock_fresh says how that stays safe).  A server
+ * holds it for milliseconds, so it is tried every LOCK_TRY_MS up to
+ * LOCK_WAIT_MS, never waited on without end.  Results: its fd, or -1 with
+ * err set.
+ */
+static int
+lock_path(const char *what, const char *path, char *err, size_t errlen)
 {
     char lock[LISTENER_PATH_MAX + 8];
+    struct timespec pause = {0, LOCK_TRY_MS * 1000000L}, now;
+    double deadline;
     int fd;
 
     snprintf(lock, sizeof(lock), "%s.lock", path);
-    /* Readable by all: flock needs no more, so a server of another user
-     * waits on it too. */
-    fd = open(lock, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd == -1)
-        return errmsg(err, errlen, "--bind %s: lock file %s: %s", path, lock,
-                      strerror(errno));
-    while (flock(fd, LOCK_EX) == -1)
-        if (errno != EINTR) {
-            close(fd);
-            return errmsg(err, errlen, "--bind %s: locking %s: %s", path, lock,
-                          strerror(errno));
+    if ((fd = lock_open(what, path, lock, err, errlen)) == -1)
+        return -1;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    deadline = (double)now.tv_sec + now.tv_nsec / 1e9 + LOCK_WAIT_MS / 1e3;
+    for (;;) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return fd;
+        if (errno == EINTR)
+            continue;
+        if (errno != EWOULDBLOCK) {
+            errmsg(err, errlen, "%s %s: locking %s: %s", what, path, lock,
+                   strerror(errno));
+            break;
         }
-    return fd;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((double)now.tv_sec + now.tv_nsec / 1e9 >= deadline) {
+            lock_busy(what, path, lock, fd, err, errlen);
+            break;
+        }
+        nanosleep(&pause, NULL);
+    }
+    close(fd);
+    return -1;
 }
-
 /*
  * lock_fresh: lock_path, on the file that is at PATH.lock once the lock
  * is ours.  listener_close removes the lock file under the lock, so a
@@ -235,7 +389,7 @@ lock_path(const char *path, char *err, size_t errlen)
  * only ever removed by its lock's holder, so this ends).
  */
 static int
-lock_fresh(const char *path, char *err, size_t errlen)
+lock_fresh(const char *what, const char *path, char *err, size_t errlen)
 {
     char lock[LISTENER_PATH_MAX + 8];
     struct stat held, named;
@@ -243,7 +397,7 @@ lock_fresh(const char *path, char *err, size_t errlen)
 
     snprintf(lock, sizeof(lock), "%s.lock", path);
     for (tries = 0;; tries++) {
-        if ((fd = lock_path(path, err, errlen)) == -1)
+        if ((fd = lock_path(what, path, err, errlen)) == -1)
             return -1;
         if ((fstat(fd, &held) == 0 && lstat(lock, &named) == 0 &&
              held.st_dev == named.st_dev && held.st_ino == named.st_ino) ||
@@ -261,7 +415,7 @@ lock_fresh(const char *path, char *err, size_t errlen)
  * names.
  */
 static int
-bind_unix(struct listener *l, const char *path, int backlog,
+bind_unix(struct listener *l, const char *what, const char *path, int backlog,
           const struct listener_perm *perm, char *err, size_t errlen)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -269,9 +423,9 @@ bind_unix(struct listener *l, const char *path, int backlog,
     mode_t mask;
     int fd, lock, r;
 
-    if ((lock = lock_fresh(path, err, errlen)) == -1)
+    if ((lock = lock_fresh(what, path, err, errlen)) == -1)
         return -1;
-    if (clear_stale(path, err, errlen) == -1)
+    if (clear_stale(what, path, err, errlen) == -1)
         goto unlock;
     strcpy(sun.sun_path, path);
     if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
@@ -282,17 +436,17 @@ bind_unix(struct listener *l, const char *path, int backlog,
     r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
     umask(mask);
     if (r == -1) {
-        errmsg(err, errlen, "--bind %s: %s", path, strerror(errno));
+        errmsg(err, errlen, "%s %s: %s", what, path, strerror(errno));
         goto close_fd;
     }
     if ((perm->uid != (uid_t)-1 || perm->gid != (gid_t)-1) &&
         lchown(path, perm->uid, perm->gid) == -1) {
-        errmsg(err, errlen, "--bind %s: setting its owner: %s", path,
+        errmsg(err, errlen, "%s %s: setting its owner: %s", what, path,
                strerror(errno));
         goto unlink_path;
     }
     if (listen(fd, backlog) == -1 || lstat(path, &st) == -1) {
-        errmsg(err, errlen, "--bind %s: %s", path, strerror(errno));
+        errmsg(err, errlen, "%s %s: %s", what, path, strerror(errno));
         goto unlink_path;
     }
     close(lock);
@@ -313,8 +467,8 @@ unlock:
 }
 
 static int
-bind_tcp(struct listener *l, const struct listener_addr *a, int backlog,
-         char *err, size_t errlen)
+bind_tcp(struct listener *l, const char *what, const struct listener_addr *a,
+         int backlog, char *err, size_t errlen)
 {
     struct addrinfo hints = {0}, *res, *ai;
     char host[64], serv[NI_MAXSERV]; /* numeric: INET6_ADDRSTRLEN fits */
@@ -325,7 +479,7 @@ bind_tcp(struct listener *l, const struct listener_addr *a, int backlog,
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     r = getaddrinfo(*a->host ? a->host : NULL, a->port, &hints, &res);
     if (r != 0)
-        return errmsg(err, errlen, "--bind %s:%s: %s", a->host, a->port,
+        return errmsg(err, errlen, "%s %s:%s: %s", what, a->host, a->port,
                       gai_strerror(r));
     for (ai = res; ai != NULL; ai = ai->ai_next) {
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
@@ -344,8 +498,8 @@ bind_tcp(struct listener *l, const struct listener_addr *a, int backlog,
     }
     if (fd == -1) {
         freeaddrinfo(res);
-        return errmsg(err, errlen, "--bind %s:%s: %s", *a->host ? a->host : "*",
-                      a->port, strerror(e));
+        return errmsg(err, errlen, "%s %s:%s: %s", what,
+                      *a->host ? a->host : "*", a->port, strerror(e));
     }
     if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), serv,
                     sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
@@ -357,10 +511,26 @@ bind_tcp(struct listener *l, const struct listener_addr *a, int backlog,
 }
 
 int
+listener_bind(struct listener *l, const char *what, const char *addr,
+              int backlog, const struct listener_perm *perm, char *err,
+              size_t errlen)
+{
+    struct listener_addr a;
+
+    memset(l, 0, sizeof(*l));
+    l->fd = -1;
+    if (parse_addr(what, addr, &a, err, errlen) == -1)
+        return -1;
+    warn_backlog(backlog);
+    if (a.is_unix)
+        return bind_unix(l, what, a.path, backlog, perm, err, errlen);
+    return bind_tcp(l, what, &a, backlog, err, errlen);
+}
+
+int
 listener_open(struct listener *l, const char *bind, int backlog,
               const struct listener_perm *perm, char *err, size_t errlen)
 {
-    struct listener_addr a;
     int n;
 
     memset(l, 0, sizeof(*l));
@@ -371,14 +541,8 @@ listener_open(struct listener *l, const char *bind, int backlog,
     unsetenv("LISTEN_PID");
     unsetenv("LISTEN_FDNAMES");
 
-    if (bind != NULL) {
-        if (listener_parse_addr(bind, &a, err, errlen) == -1)
-            return -1;
-        warn_backlog(backlog);
-        if (a.is_unix)
-            return bind_unix(l, a.path, backlog, perm, err, errlen);
-        return bind_tcp(l, &a, backlog, err, errlen);
-    }
+    if (bind != NULL)
+        return listener_bind(l, "--bind", bind, backlog, perm, err, errlen);
     if (n == -1)
         return errmsg(err, errlen, "LISTEN_FDS / LISTEN_PID are malformed");
     if (n > 0) {
@@ -410,7 +574,7 @@ listener_close(struct listener *l)
         return;
     /* Only if it is still the one we made: a new server may own it now.
      * Its lock file goes too, removed under the lock (see lock_fresh). */
-    fd = lock_fresh(l->path, err, sizeof(err));
+    fd = lock_fresh("--bind", l->path, err, sizeof(err));
     snprintf(lock, sizeof(lock), "%s.lock", l->path);
     if (lstat(l->path, &st) == 0 && st.st_dev == l->dev &&
         st.st_ino == l->ino) {

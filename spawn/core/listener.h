@@ -39,12 +39,26 @@ struct listener_perm {
 };
 
 /*
- * listener_open: find or make the socket as above.  backlog and perm only
- * matter for --bind.  Results: 0, or -1 with a message a user can act on
- * in err.  The fd is close-on-exec unless it is fd 0.
+ * listener_open: find or make the socket as above (--bind through
+ * listener_bind below).  backlog and perm only matter for --bind.  Results: 0,
+ * or -1 with a message a user can act on in err.  The fd is close-on-exec
+ * unless it is fd 0.
  */
 int listener_open(struct listener *l, const char *bind, int backlog,
                   const struct listener_perm *perm, char *err, size_t errlen);
+
+/*
+ * listener_bind: make the socket at addr (as --bind takes it), whatever
+ * the environment holds; what names the option it came from ("--bind",
+ * "--status") in every message.  A unix socket is made under an exclusive
+ * lock on PATH.lock, a regular file that we or root own (anything else is
+ * refused), waited for at most 3 s; past that the message names the
+ * process holding it (pid and command name).  Results: 0, or -1 with err
+ * set.  The fd is close-on-exec.
+ */
+int listener_bind(struct listener *l, const char *what, const char *addr,
+                  int backlog, const struct listener_perm *perm, char *err,
+                  size_t errlen);
 
 /*
  * listener_close: close it; the unix socket we bound is unlinked if it

@@ -4,8 +4,8 @@
  * The walk reads like the specification: a request is FCGI_BEGIN_REQUEST,
  * then FCGI_PARAMS records closed by an empty one, then FCGI_STDIN records
  * closed by an empty one.  Records of another request id inside it are
- * left to libfcgi, which skips them (and answers another BEGIN with
- * FCGI_CANT_MPX_CONN); nothing else may come between.
+ * skipped by the reader (which answers another BEGIN with
+ * FCGI_CANT_MPX_CONN: wire_other_begins); nothing else may come between.
  */
 #include "wire.h"
 
@@ -310,6 +310,9 @@ wire_judge(const unsigned char *p, size_t n, unsigned skip,
         }
         if (off + rec > lim->request_max) {
             bad(r, "a request larger than --request-max");
+            /* Begun and well-formed so far: too big, no lie. */
+            r->id = j.id;
+            r->too_big = j.id != 0;
             return;
         }
         if (n - off < rec) {
@@ -411,6 +414,45 @@ void
 wire_stdout(unsigned char *hdr, unsigned id, size_t n)
 {
     header_write(hdr, 6 /* FCGI_STDOUT */, id, n, 0);
+}
+
+int
+wire_response(struct iovec *iov, unsigned char *hdr, unsigned id,
+              const void *data, size_t n)
+{
+    const char *p = data;
+    size_t off, chunk;
+    int k = 0;
+
+    for (off = 0; off < n; off += chunk) {
+        chunk = n - off > WIRE_STDOUT_MAX ? WIRE_STDOUT_MAX : n - off;
+        wire_stdout(hdr, id, chunk);
+        iov[k++] = (struct iovec){hdr, WIRE_HEADER_LEN};
+        iov[k++] = (struct iovec){(void *)(p + off), chunk};
+        hdr += WIRE_HEADER_LEN;
+    }
+    wire_stdout(hdr, id, 0);
+    wire_end_request(hdr + WIRE_HEADER_LEN, id, 0, WIRE_REQUEST_COMPLETE);
+    iov[k++] = (struct iovec){hdr, WIRE_HEADER_LEN + WIRE_END_REQUEST_LEN};
+    return k;
+}
+
+size_t
+wire_other_begins(const unsigned char *p, size_t n, unsigned id, unsigned *ids,
+                  size_t max)
+{
+    struct header h;
+    size_t off = 0, k = 0;
+
+    while (n - off >= WIRE_HEADER_LEN && k < max) {
+        header_read(p + off, &h);
+        if (h.clen + h.plen > n - off - WIRE_HEADER_LEN)
+            break;
+        if (h.type == WIRE_BEGIN_REQUEST && h.id != id && h.id != 0)
+            ids[k++] = h.id;
+        off += WIRE_HEADER_LEN + h.clen + h.plen;
+    }
+    return k;
 }
 
 /* One name-value pair of a GET_VALUES_RESULT, both lengths below 128. */

@@ -55,20 +55,26 @@
  * libfcgi also blocks a worker on a peer that stops half way, and cannot
  * tell a request's end from the next one's start.
  *
- * So the worker looks at what the socket holds (recv with MSG_PEEK: the
- * bytes stay there for libfcgi) and asks wire_judge() what it is.  Every
- * record header is checked, every length against what is left, and every
- * name-value pair of the parameters against its record; only a whole,
- * well-formed request for the responder role is handed to libfcgi, which
- * then reads it without ever blocking.  What libfcgi would get wrong is
- * answered here instead: management records (request id 0), a role other
- * than the responder, FCGI_ABORT_REQUEST.  A lie ends the connection.
+ * So a reader looks at the bytes a peer sent and asks wire_judge() what
+ * they are.  Every record header is checked, every length against what is
+ * left, and every name-value pair of the parameters against its record;
+ * only a whole, well-formed request for the responder role is served.
+ * What libfcgi would get wrong is answered here instead: management
+ * records (request id 0), a role other than the responder,
+ * FCGI_ABORT_REQUEST.  A lie ends the connection.  (The worker no longer
+ * hands anything to libfcgi, app/worker.c says why; the status process
+ * peeks and reads; the libfcgi-shaped refusals stay, and cost nothing.)
+ *
+ * The answers go out as records encoded here too: FCGI_END_REQUEST, the
+ * management answers, and a response's FCGI_STDOUT records
+ * (wire_response), so that a writer never waits on a library's buffer.
  */
 #ifndef WIRE_H
 #define WIRE_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #define WIRE_HEADER_LEN 8
 /* The answers written here: FCGI_END_REQUEST, FCGI_UNKNOWN_TYPE. */
@@ -123,6 +129,9 @@ struct wire_result {
                          a time refuses (0: none) */
     int type;         /* WIRE_MANAGEMENT: the record's type */
     const char *why;  /* WIRE_BAD: what was wrong, for the log */
+    int too_big;      /* WIRE_BAD: no lie, but a request (id) whose records
+                         so far are well-formed goes past request_max: it
+                         deserves an answer (HTTP 413), not a reset */
 };
 
 /*
@@ -160,6 +169,15 @@ long wire_gather(const unsigned char *p, size_t n, int type, unsigned id,
                  unsigned char *out, size_t cap);
 
 /*
+ * wire_other_begins: the ids of the FCGI_BEGIN_REQUEST records of other
+ * requests among the n bytes at p (a request of id wire_judge found
+ * whole), into ids, at most max of them: a peer that multiplexes, to be
+ * answered FCGI_CANT_MPX_CONN.  Results: how many.
+ */
+size_t wire_other_begins(const unsigned char *p, size_t n, unsigned id,
+                         unsigned *ids, size_t max);
+
+/*
  * wire_pair: the name-value pair at *off of the len bytes of pairs at p,
  * *off moved past it.  Results: 1, or 0 at the end or at a pair that does
  * not fit what is left.
@@ -174,6 +192,28 @@ int wire_pair(const unsigned char *p, size_t len, size_t *off,
  * no padding.  n 0 is the record that ends the stream.
  */
 void wire_stdout(unsigned char *hdr, unsigned id, size_t n);
+
+/* The content of one FCGI_STDOUT record, at most. */
+#define WIRE_STDOUT_MAX 65535
+/* What wire_response needs for a response of n bytes: its FCGI_STDOUT
+ * records, the iovecs, the headers' bytes. */
+#define WIRE_RESPONSE_RECORDS(n) (((n) + WIRE_STDOUT_MAX - 1) / WIRE_STDOUT_MAX)
+#define WIRE_RESPONSE_IOV(n) (2 * WIRE_RESPONSE_RECORDS(n) + 1)
+#define WIRE_RESPONSE_HDR_LEN(n)                                               \
+    (WIRE_HEADER_LEN * (WIRE_RESPONSE_RECORDS(n) + 1) + WIRE_END_REQUEST_LEN)
+
+/*
+ * wire_response: a responder's answer to request id, the n bytes at data
+ * (its CGI headers and body), as the iovecs of its records: each
+ * FCGI_STDOUT record's header, written into hdr, and its piece of data,
+ * which is not copied; then the empty FCGI_STDOUT and FCGI_END_REQUEST
+ * (application status 0, FCGI_REQUEST_COMPLETE) in one last iovec.  iov
+ * has room for WIRE_RESPONSE_IOV(n) entries, hdr for
+ * WIRE_RESPONSE_HDR_LEN(n) bytes; both must outlive the writing.
+ * Results: the number of iovecs filled.
+ */
+int wire_response(struct iovec *iov, unsigned char *hdr, unsigned id,
+                  const void *data, size_t n);
 
 /*
  * wire_put_pair: a name-value pair whose name and value are both under

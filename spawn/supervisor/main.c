@@ -196,6 +196,33 @@ worker_command(const struct config *cfg, char ***argvp)
 }
 
 /*
+ * proc_stat: pid's command name and state, from /proc/PID/stat.  The name
+ * is what stands between the first "(" and the LAST ")": it may hold
+ * blanks and ")" itself, which a scan up to the first ")" would take for
+ * its end.  Results: 0, or -1 (no such process, or a line not read).
+ */
+static int
+proc_stat(long pid, char *comm, size_t commlen, char *state)
+{
+    char path[64], line[512], *lp = NULL, *rp = NULL;
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    if ((fp = fopen(path, "r")) == NULL)
+        return -1;
+    if (fgets(line, sizeof(line), fp) != NULL) {
+        lp = strchr(line, '(');
+        rp = strrchr(line, ')');
+    }
+    fclose(fp);
+    if (lp == NULL || rp == NULL || rp < lp || rp[1] != ' ' || rp[2] == '\0')
+        return -1;
+    snprintf(comm, commlen, "%.*s", (int)(rp - lp - 1), lp + 1);
+    *state = rp[2];
+    return 0;
+}
+
+/*
  * pidfile_write: refuse to start when the file names another live
  * tfb-spawn (a stale file, or one naming an unrelated process, is
  * overwritten).
@@ -203,7 +230,7 @@ worker_command(const struct config *cfg, char ***argvp)
 static void
 pidfile_write(const char *path)
 {
-    char proc[64], comm[64] = "";
+    char comm[64] = "";
     struct stat st;
     FILE *fp;
     long pid;
@@ -212,16 +239,11 @@ pidfile_write(const char *path)
     if ((fp = fopen(path, "r")) != NULL) {
         if (fscanf(fp, "%ld", &pid) == 1 && pid > 0 && pid != getpid()) {
             char state = 0;
-            FILE *cp;
 
             /* A zombie (a supervisor killed, not yet reaped) runs no more:
              * its comm is still ours, its state Z. */
-            snprintf(proc, sizeof(proc), "/proc/%ld/stat", pid);
-            if ((cp = fopen(proc, "r")) != NULL) {
-                if (fscanf(cp, "%*d (%63[^)]) %c", comm, &state) != 2)
-                    comm[0] = '\0';
-                fclose(cp);
-            }
+            if (proc_stat(pid, comm, sizeof(comm), &state) == -1)
+                comm[0] = '\0';
             if (strcmp(comm, PROGNAME) == 0 && state != 'Z')
                 log_fatal(EXITCODE_CONFIG,
                           "%s: " PROGNAME " %ld is running already", path, pid);

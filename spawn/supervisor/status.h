@@ -4,9 +4,11 @@
  * php-fpm's pm.status_path, for a pool whose every worker may be busy: the
  * supervisor forks a status process of its own (no exec: it keeps the
  * scoreboard's mapping), which serves FastCGI on a socket of its own
- * (--status), one request at a time, each within a deadline, and never
- * waits for a worker.  The front server routes /status there, from
- * loopback only.  The page:
+ * (--status), to up to 16 clients at once, each within deadlines of its
+ * own (status.c lists them), and never waits for a worker: one client
+ * that holds a connection, asks in a loop or never reads delays no
+ * other.  The front server routes /status there, from loopback only.
+ * The page:
  *
  *   /status                php-fpm's fields, plain text, then the request
  *                          phases, the responses by class, reconnects
@@ -15,6 +17,12 @@
  *   /status?prometheus     Prometheus' text format (also for an Accept of
  *                          text/plain;version=0.0.4 or
  *                          application/openmetrics-text)
+ *
+ * What a worker wrote (a route comes from a client) is escaped for each
+ * format: in the text page backslash, control characters and bytes past
+ * ASCII (\\, \n, \r, \t, \xHH), in JSON as JSON strings, in
+ * Prometheus' labels backslash, double quote and newline.  There is no
+ * HTML page.
  *
  * tfb-spawn status (the command) asks the same socket.
  */
@@ -51,14 +59,15 @@ int status_render(const struct status_info *info, enum status_format fmt,
 
 /*
  * status_serve: answer FastCGI requests on the listening socket fd until
- * killed; never returns.  Run in the status process.
+ * killed; never returns.  Run in the status process; fd is made
+ * non-blocking.
  */
 _Noreturn void status_serve(int fd, const struct status_info *info);
 
 /*
  * status_fetch: the command's side: ask the status socket at path for the
- * page in fmt, and write it to stdout.  Results: 0, or -1 with a message
- * in err.
+ * page in fmt, and write it to stdout, all within 5 s.  Results: 0, or -1
+ * with a message in err naming the socket.
  */
 int status_fetch(const char *path, const char *query, char *err, size_t errlen);
 

@@ -37,6 +37,48 @@
  *   the rest            as sigtab.h says: logged and ignored, PIPE and XFSZ
  *                       ignored, the faults left to main.c (which removes
  *                       its files and dies of them).
+ *
+ * The supervisor's waits (its rows of the table of waits; the status
+ * process's are at the top of status.c), each with its bound and what
+ * happens when it passes:
+ *
+ *   wait                        bound                   when it passes
+ *   --------------------------  ----------------------  --------------------
+ *   sigsuspend(), the loop's    the one-shot timer      SIGALRM wakes it and
+ *   sleep                       arm() sets to the next  the clock is acted
+ *                               thing due below; none   on; with nothing due
+ *                               when nothing is due     only a signal (a
+ *                                                       death, a command)
+ *                                                       can change anything
+ *   waitpid()                   none: WNOHANG, after    -
+ *                               SIGCHLD
+ *   read() of the exec pipe     the child's execve()    (no timer: the child
+ *   after fork()                or its failure; the     makes only local
+ *                               pipe is close-on-exec   system calls first)
+ *   a worker starting           --start-timeout (10 s)  counted as ready
+ *                               to report accepting
+ *   a worker busy on one        --request-timeout       SIGKILL, replaced
+ *   request                     (30 s; 0: none)         at once
+ *   a stopping worker           --graceful-timeout      SIGKILL
+ *   (stop, roll, SIGTTOU)       (30 s)
+ *   an immediate stop (SIGINT)  1 s                     SIGKILL
+ *   the status process at a     none: it gets SIGKILL   -
+ *   stop
+ *   a dead status process       restarted after 1 s     -
+ *   fork() failing              retried after 250 ms,   -
+ *                               doubling to 30 s
+ *   flock() on PATH.lock        3 s (listener.h), in    exit 2, naming the
+ *   (--bind, --status)          main() before the pool  holder's pid and name
+ *   write() of a log line       none: a file takes it   (stderr on a pipe
+ *                               at once                 nobody reads would
+ *                                                       block the pool)
+ *   tfb-spawn status            5 s in all (status.h)   exit 1, a message
+ *   SIGUSR2's dry run (the new  5 s                     SIGKILL; the pool
+ *   binary's --check)                                   goes on unchanged
+ *   SIGUSR2: the status         1 s for its reaping     exec all the same;
+ *   process SIGKILLed                                   the new image reaps
+ *   flock() on PATH.lock at     3 s (listener.h)        the socket removed,
+ *   the exit, to remove it                              the lock file left
  */
 #ifndef SUPERVISOR_H
 #define SUPERVISOR_H

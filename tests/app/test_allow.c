@@ -157,11 +157,49 @@ test_ok(void)
     ok(!allow_ok(&al, &ss), "an IPv6 peer against an IPv4-only list");
 }
 
+/*
+ * test_mapped: on a [::] listener an IPv4 peer arrives as ::ffff:a.b.c.d;
+ * it is judged as the IPv4 host it is, whichever way the list names it.
+ */
+static void
+test_mapped(void)
+{
+    struct allow al;
+    struct sockaddr_storage ss;
+
+    parse(&al, "127.0.0.1");
+    ss = peer(AF_INET6, "::ffff:127.0.0.1");
+    ok(allow_ok(&al, &ss), "::ffff:127.0.0.1 is admitted by 127.0.0.1");
+    ss = peer(AF_INET6, "::ffff:127.0.0.2");
+    ok(!allow_ok(&al, &ss), "::ffff:127.0.0.2 is not");
+    ss = peer(AF_INET6, "::127.0.0.1");
+    ok(!allow_ok(&al, &ss),
+       "::127.0.0.1 (IPv4-compatible, not mapped) is not either");
+    ss = peer(AF_INET6, "::1");
+    ok(!allow_ok(&al, &ss), "nor is ::1, for an IPv4-only list");
+
+    is_int(parse(&al, "::ffff:192.0.2.10"), 0, "a mapped entry is accepted");
+    ok(al.n == 1 && al.a[0].family == AF_INET &&
+           memcmp(al.a[0].addr, "\300\0\2\12", 4) == 0,
+       "and stored as the IPv4 address 192.0.2.10");
+    ss = peer(AF_INET, "192.0.2.10");
+    ok(allow_ok(&al, &ss), "it admits 192.0.2.10 on an IPv4 listener");
+    ss = peer(AF_INET6, "::ffff:192.0.2.10");
+    ok(allow_ok(&al, &ss), "and ::ffff:192.0.2.10 on a [::] one");
+
+    parse(&al, "::1, 10.0.0.1");
+    ss = peer(AF_INET6, "::ffff:10.0.0.1");
+    ok(allow_ok(&al, &ss), "a mixed list: the mapped peer by its IPv4 entry");
+    ss = peer(AF_INET6, "::1");
+    ok(allow_ok(&al, &ss), "a mixed list: ::1 as before");
+}
+
 int
 main(void)
 {
     test_parse();
     test_bad();
     test_ok();
+    test_mapped();
     return done_testing();
 }

@@ -16,40 +16,13 @@
 #include "log.h"
 #include "pg.h"
 
-static PGconn *peer; /* the test's own connection */
-
-static long
-q_long(const char *sql, long param)
-{
-    char text[32];
-    const char *values[1] = {text};
-    PGresult *res;
-    long v = -1;
-
-    snprintf(text, sizeof(text), "%ld", param);
-    res = PQexecParams(peer, sql, param >= 0, NULL, values, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK &&
-        PQresultStatus(res) != PGRES_COMMAND_OK)
-        printf("# %s: %s", sql, PQresultErrorMessage(res));
-    else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
-        v = atol(PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return v;
-}
-
 /* rows_read: World rows the handle's statements have returned so far. */
 static long
 rows_read(void)
 {
     return q_long("SELECT coalesce(sum(rows), 0) FROM pg_stat_statements "
                   "WHERE query LIKE 'SELECT id, randomnumber FROM world%'",
-                  -1);
-}
-
-static long
-random_number(int32_t id)
-{
-    return q_long("SELECT randomnumber AS r FROM world WHERE id = $1", id);
+                  NULL);
 }
 
 /* set_random: a new value for row id, unlike its current one. */
@@ -61,7 +34,7 @@ set_random(int32_t id)
 
     snprintf(sql, sizeof(sql),
              "UPDATE world SET randomnumber = %ld WHERE id = $1", v);
-    q_long(sql, id);
+    q_long_int(sql, id);
     return v;
 }
 
@@ -145,9 +118,9 @@ test_miss(struct db *db)
     int saved, null, beyond, zero;
 
     /* Row 500 missing while the cache is filled, back afterwards. */
-    q_long("DELETE FROM world WHERE id = $1", 500);
+    q_long_int("DELETE FROM world WHERE id = $1", 500);
     cache_get(c, db, 1, &w);
-    q_long("INSERT INTO world (id, randomnumber) VALUES ($1, 4321)", 500);
+    q_long_int("INSERT INTO world (id, randomnumber) VALUES ($1, 4321)", 500);
     v = random_number(500);
 
     before = rows_read();
@@ -201,15 +174,8 @@ main(void)
 
     /* The handle's warnings of test_unavailable are expected. */
     log_init("test_cache", LOG_ERR);
-    if (pg_start() == -1) {
-        ok(0, "a PostgreSQL cluster for the test (deploy/stack pg start)");
-        return done_testing();
-    }
-    peer = PQconnectdb("");
-    if (PQstatus(peer) != CONNECTION_OK ||
-        (db = db_new(NULL, DB_PERSISTENT)) == NULL) {
-        ok(0, "connections: %s", PQerrorMessage(peer));
-        PQfinish(peer);
+    if (pg_peer() == -1 || (db = db_new(NULL, DB_PERSISTENT)) == NULL) {
+        ok(0, "a PostgreSQL cluster for the test, and connections to it");
         return done_testing();
     }
     test_fill_and_hits(db);

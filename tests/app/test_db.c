@@ -21,40 +21,6 @@
 #include "harness.h"
 #include "pg.h"
 
-static PGconn *peer; /* the test's own connection */
-
-/* q_long: the single number a query on peer returns, or -1. */
-static long
-q_long(const char *sql, const char *param)
-{
-    const char *values[1] = {param};
-    PGresult *res =
-        PQexecParams(peer, sql, param != NULL, NULL, values, NULL, NULL, 0);
-    long v = -1;
-
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        printf("# %s: %s", sql, PQresultErrorMessage(res));
-    else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
-        v = atol(PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return v;
-}
-
-static long
-q_long_int(const char *sql, long param)
-{
-    char text[32];
-
-    snprintf(text, sizeof(text), "%ld", param);
-    return q_long(sql, text);
-}
-
-static long
-random_number(int32_t id)
-{
-    return q_long_int("SELECT randomnumber FROM world WHERE id = $1", id);
-}
-
 /* calls: how many times statement id ran, by pg_stat_statements. */
 static long
 calls(enum stmt_id id)
@@ -78,14 +44,6 @@ prepared(struct db *db)
         n = atol(PQgetvalue(res, 0, 0));
     PQclear(res);
     return n;
-}
-
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, ms % 1000 * 1000000};
-
-    nanosleep(&ts, NULL);
 }
 
 static void
@@ -1254,17 +1212,11 @@ main(void)
     log_init("test_db", LOG_INFO);
     test_backoff();
     saved_stderr = dup(STDERR_FILENO);
-    if (pg_start() == -1) {
-        ok(0, "a PostgreSQL cluster for the test (deploy/stack pg start)");
+    if (pg_peer() == -1) {
+        ok(0, "a PostgreSQL cluster for the test, and a connection to it");
         return done_testing();
     }
     snprintf(logpath, sizeof(logpath), "%s/test_db.log", pg_var);
-    peer = PQconnectdb("");
-    if (PQstatus(peer) != CONNECTION_OK) {
-        ok(0, "the test's own connection: %s", PQerrorMessage(peer));
-        PQfinish(peer);
-        return done_testing();
-    }
     if ((db = db_new(NULL, DB_PERSISTENT)) == NULL) {
         ok(0, "db_new");
         return done_testing();

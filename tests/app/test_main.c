@@ -18,7 +18,6 @@ int tfb_fcgi_main(int argc, char **argv);
 #include "spawn/envscan.inc"
 
 static char err[512];
-static char out[8192];
 static char *argv[32];
 static int argc;
 
@@ -46,56 +45,6 @@ parse(struct options *o, const char *const *w)
     words(w);
     err[0] = '\0';
     return opt_parse(opts, NOPTS, o, argc, argv, 0, err, sizeof(err));
-}
-
-/*
- * in_child: fn() in a forked child with stdout and stderr into out.
- * Results: its exit status (fn returning is 0), or 128 + the signal.
- */
-static int
-in_child(void (*fn)(void))
-{
-    int p[2], st = 0;
-    size_t n = 0;
-    ssize_t r;
-    pid_t pid;
-
-    out[0] = '\0';
-    if (pipe(p) == -1)
-        return -1;
-    fflush(stdout);
-    if ((pid = fork()) == 0) {
-        close(p[0]);
-        dup2(p[1], STDOUT_FILENO);
-        dup2(p[1], STDERR_FILENO);
-        close(p[1]);
-        fn();
-        fflush(stdout);
-        _exit(0);
-    }
-    close(p[1]);
-    while (n < sizeof(out) - 1 &&
-           (r = read(p[0], out + n, sizeof(out) - 1 - n)) > 0)
-        n += (size_t)r;
-    out[n] = '\0';
-    close(p[0]);
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, ms % 1000 * 1000000};
-
-    nanosleep(&ts, NULL);
-}
-
-static void
-said(const char *want, const char *name)
-{
-    if (!ok(strstr(out, want) != NULL, "%s", name))
-        printf("#   got  '%s'\n#   want '...%s...'\n", out, want);
 }
 
 static void
@@ -295,10 +244,12 @@ static long own_max, own_answer_ms = DB_TIMEOUT_MS;
 
 /* run_pool_word: pool_word() as main() calls it; prints max-requests. */
 static void
-run_pool_word(void)
+run_pool_word(const void *unused)
 {
     struct handler_ctx ctx = {0};
     struct worker_opts wo = {0};
+
+    (void)unused;
 
     log_init("tfb-fcgi", LOG_INFO);
     if ((ctx.db = db_new(NULL, DB_PERSISTENT)) == NULL)
@@ -333,35 +284,35 @@ test_pool_word(void)
     setenv(SB_ENV_SLOT, "1", 1);
 
     own_max = 0;
-    in_child(run_pool_word);
+    in_child(run_pool_word, NULL);
     said("max-requests 300\n", "in a pool: the slot's max-requests, 300");
     said("the pool's request time limit is 2.0 s: statement_timeout 1800 ms",
          "the pool's limit of 2 s: statement_timeout 1800 ms, and it says so");
     own_answer_ms = 1000;
-    in_child(run_pool_word);
+    in_child(run_pool_word, NULL);
     said("statement_timeout 900 ms",
          "a --db-timeout of 1 s below the pool's limit: statement_timeout "
          "100 ms under it, so that the server cancels first");
     own_answer_ms = DB_TIMEOUT_MS;
     sb_set_request_limit(sb, 30000);
-    in_child(run_pool_word);
+    in_child(run_pool_word, NULL);
     said("statement_timeout 4900 ms",
          "the default pool limit of 30 s: statement_timeout under the "
          "default 5 s answer deadline, not 29 s");
     sb_set_request_limit(sb, 2000);
     own_max = 100;
-    in_child(run_pool_word);
+    in_child(run_pool_word, NULL);
     said("max-requests 100\n", "our --max-requests 100 comes first");
     own_max = 500;
-    in_child(run_pool_word);
+    in_child(run_pool_word, NULL);
     said("max-requests 300\n", "the pool's 300 comes before our 500");
 
     unsetenv(SB_ENV_FD);
     unsetenv(SB_ENV_SLOT);
     own_max = 100;
-    in_child(run_pool_word);
+    in_child(run_pool_word, NULL);
     said("max-requests 100\n", "without a pool: our own --max-requests");
-    ok(strstr(out, "statement_timeout") == NULL,
+    ok(strstr(child_out, "statement_timeout") == NULL,
        "and no statement_timeout of ours");
     sb_free(sb);
 }
@@ -424,17 +375,20 @@ test_bad(void)
     }
 }
 
+/* run_parse_options, run_main: on the words w (in a child). */
 static void
-run_parse_options(void)
+run_parse_options(const void *w)
 {
     struct options o = {0};
 
+    words(w);
     parse_options(argc, argv, &o);
 }
 
 static void
-run_main(void)
+run_main(const void *w)
 {
+    words(w);
     exit(tfb_fcgi_main(argc, argv));
 }
 
@@ -445,17 +399,14 @@ test_exits(void)
     static const char *const bad[] = {"tfb-fcgi", "--db-mode", "x", NULL};
     static const char *const word[] = {"tfb-fcgi", "serve", NULL};
 
-    words(help);
-    is_int(in_child(run_parse_options), 0, "--help exits 0");
-    ok(strncmp(out, "usage: tfb-fcgi [options]\n", 26) == 0,
+    is_int(in_child(run_parse_options, help), 0, "--help exits 0");
+    ok(strncmp(child_out, "usage: tfb-fcgi [options]\n", 26) == 0,
        "after the usage, on stdout");
-    words(bad);
-    is_int(in_child(run_parse_options), 2, "a bad option exits 2");
+    is_int(in_child(run_parse_options, bad), 2, "a bad option exits 2");
     said("error: --db-mode: 'x' is not one of persistent, per-request "
          "(see --help)\n",
          "with the reason and a pointer to --help");
-    words(word);
-    is_int(in_child(run_parse_options), 2, "an unexpected word exits 2");
+    is_int(in_child(run_parse_options, word), 2, "an unexpected word exits 2");
     said("unexpected argument 'serve' (see --help)", "naming it");
 }
 
@@ -504,10 +455,11 @@ test_usage(void)
 static struct options db_opts;
 
 static void
-run_open_db(void)
+run_open_db(const void *unused)
 {
     struct handler_ctx ctx = {0};
 
+    (void)unused;
     open_db(&db_opts, &ctx);
 }
 
@@ -546,7 +498,8 @@ test_db_read(void)
     db_free(ctx.db_write);
 
     db_opts.read_conninfo = "host";
-    is_int(in_child(run_open_db), 2, "a --db-read that does not parse exits 2");
+    is_int(in_child(run_open_db, NULL), 2,
+           "a --db-read that does not parse exits 2");
     said("--db-read: cannot use it", "naming the option");
 }
 
@@ -555,9 +508,7 @@ test_main_runs(void)
 {
     char dir[] = "/tmp/test_fcgi_main.XXXXXX", sock[128], conninfo[160];
     const char *w[] = {"tfb-fcgi", "--bind", sock, "--db", conninfo, NULL};
-    int p[2], st = 0, i;
-    size_t n = 0;
-    ssize_t r;
+    int p[2], st, i;
     pid_t pid;
 
     if (mkdtemp(dir) == NULL || pipe(p) == -1) {
@@ -566,13 +517,12 @@ test_main_runs(void)
     }
     snprintf(sock, sizeof(sock), "%s/fcgi.sock", dir);
     snprintf(conninfo, sizeof(conninfo), "host=%s/nodb connect_timeout=1", dir);
-    words(w);
     fflush(stdout);
     if ((pid = fork()) == 0) {
         close(p[0]);
         dup2(p[1], STDERR_FILENO);
         close(p[1]);
-        run_main();
+        run_main(w);
     }
     close(p[1]);
     for (i = 0; i < 300 && access(sock, F_OK) == -1; i++)
@@ -580,20 +530,16 @@ test_main_runs(void)
     ok(access(sock, F_OK) == 0, "main binds --bind's socket");
     sleep_ms(100);
     kill(pid, SIGTERM);
-    while (n < sizeof(out) - 1 &&
-           (r = read(p[0], out + n, sizeof(out) - 1 - n)) > 0)
-        n += (size_t)r;
-    out[n] = '\0';
+    read_out(p[0], 5000);
     close(p[0]);
-    waitpid(pid, &st, 0);
-    ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "SIGTERM: main returns 0 (%#x)",
-       (unsigned)st);
+    st = wait_exit(pid, 3000);
+    ok(st == 0, "SIGTERM: main returns 0 (%d)", st);
     said("warn: db: cannot connect", "a database that is down is no error");
     ok(access(sock, F_OK) == -1, "the socket is removed at exit");
     rmdir(dir);
 
     setenv("FCGI_WEB_SERVER_ADDRS", "127.0.0.1,nginx", 1);
-    is_int(in_child(run_main), 2, "a bad FCGI_WEB_SERVER_ADDRS exits 2");
+    is_int(in_child(run_main, w), 2, "a bad FCGI_WEB_SERVER_ADDRS exits 2");
     said("--web-server-addrs or FCGI_WEB_SERVER_ADDRS: 'nginx' is not an "
          "IPv4 or IPv6 address",
          "naming the entry");

@@ -1,17 +1,27 @@
 /*
  * test_worker.c: the responder's connection loop (app/worker.c).
  *
- * request_target() on its own, then worker_run() for real: in a forked
- * child, on a listening unix socket made here, answering a FastCGI client
- * written below (the records a front server sends, read back up to
- * FCGI_END_REQUEST).  /plaintext needs no database, so the worker's handle
- * points at a socket directory that does not exist and never connects.
- * The worker reports to a scoreboard made here, which is how the test
- * knows when it waits, serves and leaves.
+ * cgi_find() and request_target() on their own, then worker_run() for
+ * real: in a forked child, on a listening socket made here (unix, or TCP
+ * on 127.0.0.1 where a reset must be told from a close), answering a
+ * FastCGI client written below (the records a front server sends, read
+ * back up to FCGI_END_REQUEST).  /plaintext needs no database, so the
+ * worker's handle points at a socket directory that does not exist and
+ * never connects.  The worker reports to a scoreboard made here, which is
+ * how the test knows when it waits, serves and leaves.
+ *
+ * Then the peers that once held a worker (issue 17), each with a bounded
+ * time, each while a second client must be served in under 100 ms: a
+ * peer that never reads its answers, a stream of records of a request
+ * answered FCGI_UNKNOWN_ROLE without end, a request over --request-max
+ * (413, then a clean close), 256 idle kept connections at --max-conns
+ * 256, and management records answered faster than the peer reads.
  */
 #include "../../app/worker.c"
 
 #include <fastcgi.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -22,7 +32,7 @@
 
 static char dir[] = "/tmp/test_worker.XXXXXX";
 static char sock_path[96];
-static int listen_fd = -1;
+static int listen_fd = -1, tcp_fd = -1, tcp_port;
 static struct scoreboard *sb;
 
 static const char plaintext[] = "Status: 200 OK\r\n"
@@ -31,20 +41,26 @@ static const char plaintext[] = "Status: 200 OK\r\n"
                                 "\r\n"
                                 "Hello, World!";
 
-/* --- request_target ------------------------------------------------- */
+/* --- cgi_find, request_target ---------------------------------------- */
 
+/* target_is: env ("NAME=value" strings) as FastCGI pairs, looked up. */
 static void
 target_is(const char *const *env, const char *path, const char *query,
           const char *name)
 {
-    char *envp[8];
-    const char *p, *q;
-    size_t len, i;
+    unsigned char pairs[1024];
+    char vals[1024 + 5], k[64];
+    const char *p, *q, *eq;
+    struct cgi cgi;
+    size_t len, n = 0, i;
 
-    for (i = 0; env[i] != NULL; i++)
-        envp[i] = (char *)env[i];
-    envp[i] = NULL;
-    request_target(envp, &p, &len, &q);
+    for (i = 0; env[i] != NULL; i++) {
+        eq = strchr(env[i], '=');
+        snprintf(k, sizeof(k), "%.*s", (int)(eq - env[i]), env[i]);
+        n += wire_put_pair(pairs + n, k, eq + 1);
+    }
+    cgi_find(pairs, n, vals, &cgi);
+    request_target(&cgi, &p, &len, &q);
     ok(len == strlen(path) && strncmp(p, path, len) == 0 &&
            (query == NULL ? q == NULL : q != NULL && strcmp(q, query) == 0),
        "%s: path '%s', query %s%s%s", name, path, query ? "'" : "",
@@ -80,6 +96,36 @@ test_request_target(void)
     target_is((const char *const[]){"QUERY_STRING=queries=2", NULL}, "",
               "queries=2", "no path at all: empty");
     target_is((const char *const[]){NULL}, "", NULL, "nothing at all");
+    target_is((const char *const[]){"REQUEST_URI=/json", "REQUEST_URI=/db",
+                                    "QUERY_STRING=a", "QUERY_STRING=b", NULL},
+              "/json", "a", "a name sent twice: the first wins");
+    target_is((const char *const[]){"HTTP_REQUEST_URI=/x", "REQUEST_UR=/y",
+                                    "SCRIPT_NAME=/z", NULL},
+              "/z", NULL, "only the whole name matches");
+}
+
+static void
+test_cgi_find(void)
+{
+    unsigned char pairs[256];
+    char vals[256 + 5];
+    struct cgi cgi;
+    size_t n = 0;
+
+    n += wire_put_pair(pairs + n, "REQUEST_METHOD", "HEAD");
+    n += wire_put_pair(pairs + n, "HTTP_HOST", "x");
+    n += wire_put_pair(pairs + n, "QUERY_STRING", "");
+    cgi_find(pairs, n, vals, &cgi);
+    ok(cgi.method != NULL && strcmp(cgi.method, "HEAD") == 0 &&
+           cgi.query != NULL && *cgi.query == '\0' && cgi.uri == NULL,
+       "cgi_find: the method, an empty query (sent), no URI (not sent)");
+    /* A pair cut by the end: what comes before it is found. */
+    pairs[n++] = 11;
+    pairs[n++] = 100;
+    memcpy(pairs + n, "REQUEST_URI/db", 14);
+    cgi_find(pairs, n + 14, vals, &cgi);
+    ok(cgi.method != NULL && cgi.uri == NULL,
+       "cgi_find: a pair longer than what is left is not read");
 }
 
 /* --- a FastCGI client ----------------------------------------------- */
@@ -253,38 +299,32 @@ eof(int fd)
 
 /* --- the worker, forked --------------------------------------------- */
 
-static int64_t
-now_ms(void)
-{
-    return sb_now_ns() / 1000000;
-}
-
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, ms % 1000 * 1000000};
-
-    nanosleep(&ts, NULL);
-}
-
 /* wait_state: until the slot says state, for three seconds at most. */
 static void
 wait_state(const struct sb_slot *slot, enum sb_state state)
 {
     int64_t end;
 
-    for (end = now_ms() + 3000; now_ms() < end; sleep_ms(5))
+    for (end = clock_ms() + 3000; clock_ms() < end; sleep_ms(5))
         if (sb_state(slot) == state)
             break;
 }
 
+/* What a test's worker is started with; 0: the default. */
+struct wcfg {
+    int fd; /* the listening socket: the unix one by default */
+    long max_requests;
+    long read_ms, write_ms, idle_ms; /* 5000 each by default */
+    int max_conns;                   /* 16 by default */
+};
+
 /*
- * start_worker: fork a worker on the socket with max_requests, reporting
- * to slot 0 of the scoreboard; wait until it waits for connections.
- * The child exits with 0 when worker_run returns 0, 1 otherwise.
+ * start_with: fork a worker as cfg says, reporting to slot 0 of the
+ * scoreboard; wait until it waits for connections.  The child exits with
+ * 0 when worker_run returns 0, 1 otherwise.
  */
 static pid_t
-start_worker(long max_requests)
+start_with(const struct wcfg *cfg)
 {
     struct sb_slot *slot = sb_slot(sb, 0);
     struct worker_opts wo;
@@ -302,11 +342,12 @@ start_worker(long max_requests)
         setenv(SB_ENV_SLOT, "0", 1);
         log_init("tfb-fcgi", LOG_WARN);
         memset(&wo, 0, sizeof(wo));
-        wo.listen_fd = listen_fd;
-        wo.max_requests = max_requests;
-        wo.read_timeout_ms = 5000;
-        wo.idle_timeout_ms = 5000;
-        wo.max_conns = 16;
+        wo.listen_fd = cfg->fd ? cfg->fd : listen_fd;
+        wo.max_requests = cfg->max_requests;
+        wo.read_timeout_ms = cfg->read_ms ? cfg->read_ms : 5000;
+        wo.write_timeout_ms = cfg->write_ms ? cfg->write_ms : 5000;
+        wo.idle_timeout_ms = cfg->idle_ms ? cfg->idle_ms : 5000;
+        wo.max_conns = cfg->max_conns ? cfg->max_conns : 16;
         wo.request_max = 65536;
         memset(&ctx, 0, sizeof(ctx));
         ctx.rng = 1;
@@ -322,22 +363,12 @@ start_worker(long max_requests)
     return pid;
 }
 
-/* wait_exit: the worker's exit status, or -1 (killed) after timeout_ms. */
-static int
-wait_exit(pid_t pid, long timeout_ms)
+static pid_t
+start_worker(long max_requests)
 {
-    int64_t end = now_ms() + timeout_ms;
-    int st;
+    struct wcfg cfg = {.max_requests = max_requests};
 
-    while (waitpid(pid, &st, WNOHANG) == 0) {
-        if (now_ms() > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return -1;
-        }
-        sleep_ms(5);
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return start_with(&cfg);
 }
 
 static void
@@ -415,11 +446,11 @@ test_keep_conn(void)
 
 /*
  * test_gone: the front server closes a kept connection whose request
- * waits for its answer, as nginx does when its client goes away.  libfcgi
- * then fails to write the answer and closes the descriptor itself: the
- * worker must forget the connection, not keep an entry for a number the
- * next accept() reuses.  More such connections than its table holds
- * (16 here) must leave it accepting.
+ * waits for its answer, as nginx does when its client goes away.  The
+ * answer then fails to be written and the connection is closed: the
+ * worker must forget it, not keep an entry for a number the next accept()
+ * reuses.  More such connections than its table holds (16 here) must
+ * leave it accepting.
  */
 static void
 test_gone(void)
@@ -446,11 +477,11 @@ test_gone(void)
         kill(pid, SIGCONT);
     }
     is_int(gone, 40, "40 kept connections closed with a request unanswered");
-    t = now_ms();
+    t = clock_ms();
     fd = connect_worker();
     answered = fd != -1 && send_request(fd, 1, 0, "/plaintext") == 0 &&
                read_response(fd, 1, out, sizeof(out)) == 0;
-    t = now_ms() - t;
+    t = clock_ms() - t;
     ok(answered && t < 1000,
        "more than its table holds, and the worker still accepts and answers "
        "at once (%ld ms)",
@@ -530,16 +561,409 @@ test_max_requests(void)
     is_int(wait_exit(pid, 3000), 0, "and worker_run returns 0");
 }
 
-static int
-listen_unix(void)
-{
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+/* --- the peers that once held a worker ------------------------------- */
 
-    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock_path);
-    if (fd == -1 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-        listen(fd, 16) == -1)
+/* served_ms: a /plaintext on a new connection: how long it took, or -1. */
+static long
+served_ms(void)
+{
+    char out[4096];
+    int64_t t = clock_ms();
+    int fd = connect_worker(), answered;
+
+    answered = fd != -1 && send_request(fd, 1, 0, "/plaintext") == 0 &&
+               read_response(fd, 1, out, sizeof(out)) == 0 &&
+               strcmp(out, plaintext) == 0;
+    if (fd != -1)
+        close(fd);
+    return answered ? (long)(clock_ms() - t) : -1;
+}
+
+/* hup_ms: how long until the worker closes fd's other end, or -1 when it
+ * does not within ms (what the worker sent stays unread). */
+static long
+hup_ms(int fd, long ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    int64_t t = clock_ms();
+
+    while (clock_ms() - t < ms)
+        if (poll(&p, 1, 5) > 0 &&
+            (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) != 0)
+            return (long)(clock_ms() - t);
+    return -1;
+}
+
+static void
+stop_worker(pid_t pid, const char *name)
+{
+    kill(pid, SIGTERM);
+    is_int(wait_exit(pid, 3000), 0, name);
+}
+
+/*
+ * test_deaf_peer: a kept connection whose peer sends request after request
+ * and never reads an answer.  Once its socket is full the answer waits on
+ * the connection, the worker reads no more requests of it, serves a
+ * second client at once, and closes the deaf one at the write deadline
+ * (500 ms here).  A blocking write held the worker there for ever.
+ */
+static void
+test_deaf_peer(void)
+{
+    struct sb_slot *slot = sb_slot(sb, 0);
+    struct wcfg cfg = {.write_ms = 500};
+    pid_t pid = start_with(&cfg);
+    int64_t last = 0, end;
+    uint64_t before;
+    long took, closed;
+    int fd, i, stuck = 0;
+
+    if ((fd = connect_worker()) == -1) {
+        ok(0, "connect: %s", strerror(errno));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return;
+    }
+    for (i = 0; i < 5000 && !stuck; i++) {
+        before = sb_requests(slot);
+        if (send_request(fd, 1, 1, "/plaintext") == -1)
+            break;
+        for (end = clock_ms() + 200;
+             sb_requests(slot) == before && clock_ms() < end;)
+            nanosleep(&(struct timespec){0, 100000}, NULL);
+        if (sb_requests(slot) == before)
+            stuck = 1;
+        else
+            last = clock_ms();
+    }
+    ok(stuck && i > 10,
+       "a peer that never reads: after %d answers the worker reads no more "
+       "of its requests",
+       i - 1);
+    took = served_ms();
+    ok(took >= 0 && took < 100,
+       "meanwhile a second client is served in %ld ms (under 100)", took);
+    closed = hup_ms(fd, 2000);
+    took = (long)(clock_ms() - last);
+    ok(closed >= 0 && took >= 450 && took < 1000,
+       "the deaf peer is closed at the 500 ms write deadline (%ld ms after "
+       "its last answer began)",
+       took);
+    close(fd);
+    stop_worker(pid, "then SIGTERM: 0");
+}
+
+/*
+ * skip_stream: a child that sends FCGI_BEGIN_REQUEST for request 2 in the
+ * authorizer role (answered FCGI_UNKNOWN_ROLE), then empty FCGI_PARAMS of
+ * request 2 without end, never reading; it exits 0 once the worker closes
+ * the connection, 1 if it could not connect.
+ */
+static pid_t
+skip_stream(void)
+{
+    unsigned char recs[4096];
+    FCGI_BeginRequestBody b;
+    pid_t pid;
+    int fd;
+    size_t i;
+
+    fflush(stdout);
+    if ((pid = fork()) != 0)
+        return pid;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    signal(SIGPIPE, SIG_IGN);
+    alarm(10);
+    /* Below the worker: on a busy machine the stream's own appetite for
+     * the CPU must not be what the second client waits on. */
+    if (nice(10) == -1 || (fd = connect_worker()) == -1)
+        _exit(1);
+    memset(&b, 0, sizeof(b));
+    b.roleB0 = FCGI_AUTHORIZER;
+    b.flags = FCGI_KEEP_CONN;
+    put_record(fd, FCGI_BEGIN_REQUEST, 2, &b, sizeof(b));
+    memset(recs, 0, sizeof(recs));
+    for (i = 0; i < sizeof(recs); i += 8) {
+        recs[i] = FCGI_VERSION_1;
+        recs[i + 1] = FCGI_PARAMS;
+        recs[i + 3] = 2;
+    }
+    while (write_all(fd, recs, sizeof(recs)) == 0)
+        continue;
+    _exit(0);
+}
+
+/*
+ * test_skip_stream: the stream above, to a worker with a 1 s read
+ * deadline: a second client is served meanwhile in under 100 ms, and the
+ * stream is closed at the deadline, which the skipped records do not
+ * renew; SIGTERM in the middle of one stops the worker by that deadline.
+ */
+static void
+test_skip_stream(void)
+{
+    struct wcfg cfg = {.read_ms = 1000};
+    pid_t pid = start_with(&cfg), s;
+    int64_t t0 = clock_ms();
+    long took;
+    int st;
+
+    s = skip_stream();
+    sleep_ms(100);
+    took = served_ms();
+    ok(took >= 0 && took < 100,
+       "a stream of skipped records: a second client is served meanwhile in "
+       "%ld ms (under 100)",
+       took);
+    st = wait_exit(s, 3000);
+    took = (long)(clock_ms() - t0);
+    ok(st == 0 && took >= 900 && took < 1600,
+       "the stream is closed at its 1 s read deadline, not renewed by its "
+       "records (%ld ms)",
+       took);
+    stop_worker(pid, "then SIGTERM: 0");
+
+    pid = start_with(&cfg);
+    s = skip_stream();
+    sleep_ms(200);
+    t0 = clock_ms();
+    kill(pid, SIGTERM);
+    st = wait_exit(pid, 3000);
+    took = (long)(clock_ms() - t0);
+    ok(st == 0 && took < 1100,
+       "SIGTERM during such a stream: the worker leaves by the stream's read "
+       "deadline (%ld ms)",
+       took);
+    kill(s, SIGKILL);
+    waitpid(s, NULL, 0);
+}
+
+static int
+connect_tcp(void)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)tcp_port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {3, 0};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd == -1 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
+        if (fd != -1)
+            close(fd);
         return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+/* send_body: FCGI_STDIN records of len bytes in all for id, no end. */
+static int
+send_body(int fd, int id, size_t len)
+{
+    static char chunk[32768];
+    size_t n;
+
+    memset(chunk, 'x', sizeof(chunk));
+    for (; len > 0; len -= n) {
+        n = len < sizeof(chunk) ? len : sizeof(chunk);
+        if (put_record(fd, FCGI_STDIN, id, chunk, n) == -1)
+            return -1;
+    }
+    return 0;
+}
+
+/*
+ * test_too_big: a well-formed request with a 70 KB body, over
+ * --request-max (64 KiB), straight over FastCGI on TCP: answered 413 once
+ * read to its end, then closed cleanly (an EOF, no reset: nginx counts a
+ * reset while it sends as the host's failure).  A peer sending on past
+ * 1 MiB is closed.
+ */
+static void
+test_too_big(void)
+{
+    struct wcfg cfg = {.fd = tcp_fd};
+    pid_t pid = start_with(&cfg), w;
+    char out[4096], c;
+    ssize_t n = -1;
+    int fd, answered;
+
+    if ((fd = connect_tcp()) == -1) {
+        ok(0, "connect: %s", strerror(errno));
+    } else {
+        answered = send_begin(fd, 1, 1) == 0 &&
+                   put_record(fd, FCGI_PARAMS, 1, "\x0e\x04REQUEST_METHODPOST",
+                              20) == 0 &&
+                   put_record(fd, FCGI_PARAMS, 1, NULL, 0) == 0 &&
+                   send_body(fd, 1, 70000) == 0 &&
+                   put_record(fd, FCGI_STDIN, 1, NULL, 0) == 0 &&
+                   read_response(fd, 1, out, sizeof(out)) == 0 &&
+                   strncmp(out, "Status: 413 ", 12) == 0 &&
+                   strstr(out, "\r\n\r\n") != NULL &&
+                   strchr(strstr(out, "\r\n\r\n") + 4, '\n') != NULL;
+        ok(answered,
+           "a 70 KB body over --request-max: answered 413, one line of text");
+        n = read(fd, &c, 1);
+        ok(answered && n == 0,
+           "then the connection closes cleanly: EOF, not a reset (read: %zd, "
+           "%s)",
+           n, n == -1 ? strerror(errno) : "-");
+        close(fd);
+    }
+    stop_worker(pid, "then SIGTERM: 0");
+
+    /* A peer sending without end (on the unix socket): closed past 1 MiB. */
+    pid = start_worker(0);
+    if ((fd = connect_worker()) == -1) {
+        ok(0, "connect: %s", strerror(errno));
+    } else {
+        fflush(stdout);
+        if ((w = fork()) == 0) {
+            signal(SIGPIPE, SIG_IGN);
+            alarm(10);
+            send_begin(fd, 1, 0);
+            put_record(fd, FCGI_PARAMS, 1, NULL, 0);
+            while (send_body(fd, 1, 1 << 16) == 0)
+                continue;
+            _exit(0);
+        }
+        ok(wait_exit(w, 3000) == 0 && read_response(fd, 1, out, 16) == -1,
+           "a request body without end: closed unanswered past 1 MiB");
+        close(fd);
+    }
+    ok(served_ms() >= 0, "and the worker serves on");
+    stop_worker(pid, "then SIGTERM: 0");
+}
+
+/*
+ * test_lru: 256 idle kept connections at --max-conns 256 (and a 10 s idle
+ * deadline): a 257th client is served at once, and the connection kept
+ * longest ago, the first, is the one closed for it.  A full table used to
+ * stop the worker listening until a kept one idled out.
+ */
+static void
+test_lru(void)
+{
+    struct wcfg cfg = {.max_conns = 256, .idle_ms = 10000};
+    pid_t pid = start_with(&cfg);
+    char out[4096];
+    int fds[256], i, answered = 0;
+    long took;
+
+    for (i = 0; i < 256; i++) {
+        fds[i] = connect_worker();
+        if (fds[i] != -1 && send_request(fds[i], 1, 1, "/plaintext") == 0 &&
+            read_response(fds[i], 1, out, sizeof(out)) == 0)
+            answered++;
+    }
+    is_int(answered, 256, "256 connections answered once each, kept idle");
+    took = served_ms();
+    ok(took >= 0 && took < 100,
+       "--max-conns 256 reached by kept ones: a 257th client is served in "
+       "%ld ms (under 100)",
+       took);
+    ok(fds[0] != -1 && hup_ms(fds[0], 500) >= 0,
+       "the connection kept longest ago was closed for it");
+    ok(fds[1] != -1 && hup_ms(fds[1], 50) == -1, "and only that one");
+    for (i = 0; i < 256; i++)
+        if (fds[i] != -1)
+            close(fds[i]);
+    stop_worker(pid, "then SIGTERM: 0");
+}
+
+/*
+ * read_counting: records up to the FCGI_END_REQUEST of id, counting the
+ * FCGI_GET_VALUES_RESULT records among them; the STDOUT into out.
+ * Results: the count, or -1 on EOF or timeout first.
+ */
+static int
+read_counting(int fd, int id, char *out, size_t outlen)
+{
+    unsigned char body[65536 + 256];
+    FCGI_Header h;
+    size_t n = 0, len;
+    int count = 0;
+
+    out[0] = '\0';
+    for (;;) {
+        if (read_all(fd, &h, sizeof(h)) == -1)
+            return -1;
+        len = (size_t)(h.contentLengthB1 << 8 | h.contentLengthB0) +
+              h.paddingLength;
+        if (read_all(fd, body, len) == -1)
+            return -1;
+        len -= h.paddingLength;
+        if (h.type == FCGI_GET_VALUES_RESULT)
+            count++;
+        else if (h.type == FCGI_STDOUT && n + len < outlen) {
+            memcpy(out + n, body, len);
+            out[n += len] = '\0';
+        } else if (h.type == FCGI_END_REQUEST &&
+                   (h.requestIdB1 << 8 | h.requestIdB0) == id)
+            return count;
+    }
+}
+
+/*
+ * test_say_queued: 2000 FCGI_GET_VALUES records, then a request, from a
+ * peer that reads nothing for 300 ms: the answers that do not fit the
+ * socket wait on the connection, which is not closed for it; all 2000
+ * and the request's answer come once the peer reads.
+ */
+static void
+test_say_queued(void)
+{
+    static unsigned char recs[2000 * 24];
+    pid_t pid = start_worker(0), wr;
+    char out[4096];
+    int fd, i, got;
+
+    if ((fd = connect_worker()) == -1) {
+        ok(0, "connect: %s", strerror(errno));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return;
+    }
+    for (i = 0; i < 2000; i++) {
+        memcpy(recs + 24 * i, "\x01\x09\0\0\0\x10\0\0", 8);
+        recs[24 * i + 8] = 14;
+        recs[24 * i + 9] = 0;
+        memcpy(recs + 24 * i + 10, "FCGI_MAX_CONNS", 14);
+    }
+    fflush(stdout);
+    if ((wr = fork()) == 0) {
+        alarm(10);
+        _exit(write_all(fd, recs, sizeof(recs)) == 0 &&
+                      send_request(fd, 1, 0, "/plaintext") == 0
+                  ? 0
+                  : 1);
+    }
+    sleep_ms(300);
+    got = read_counting(fd, 1, out, sizeof(out));
+    is_int(got, 2000,
+           "2000 management records, the peer not reading for "
+           "300 ms: all 2000 answered, none a reason to close");
+    is_str(out, plaintext, "then the request after them");
+    is_int(wait_exit(wr, 3000), 0, "the peer wrote it all");
+    close(fd);
+    stop_worker(pid, "then SIGTERM: 0");
+}
+
+/* listen_tcp: on 127.0.0.1, a port the kernel picks (tcp_port). */
+static int
+listen_tcp(void)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd == -1 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+        listen(fd, 16) == -1 ||
+        getsockname(fd, (struct sockaddr *)&sin, &len) == -1)
+        return -1;
+    tcp_port = ntohs(sin.sin_port);
     return fd;
 }
 
@@ -547,15 +971,17 @@ int
 main(void)
 {
     test_request_target();
+    test_cgi_find();
 
     /* A case that hangs fails the program instead of the whole run. */
-    alarm(30);
+    alarm(60);
     if (mkdtemp(dir) == NULL) {
         ok(0, "mkdtemp: %s", strerror(errno));
         return done_testing();
     }
     snprintf(sock_path, sizeof(sock_path), "%s/fcgi.sock", dir);
-    if ((listen_fd = listen_unix()) == -1 || (sb = sb_create(1)) == NULL) {
+    if ((listen_fd = listen_unix(sock_path)) == -1 ||
+        (tcp_fd = listen_tcp()) == -1 || (sb = sb_create(1)) == NULL) {
         ok(0, "set-up: %s", strerror(errno));
         return done_testing();
     }
@@ -564,8 +990,14 @@ main(void)
     test_gone();
     test_in_flight();
     test_max_requests();
+    test_deaf_peer();
+    test_skip_stream();
+    test_too_big();
+    test_lru();
+    test_say_queued();
     sb_free(sb);
     close(listen_fd);
+    close(tcp_fd);
     unlink(sock_path);
     rmdir(dir);
     return done_testing();

@@ -57,8 +57,6 @@ test_random_ids(void)
     ok(distinct, "500 random ids are distinct");
 }
 
-static PGconn *peer; /* the test's own connection */
-
 /*
  * last_query: the last statement of the backend named app, from
  * pg_stat_activity; "" when there is no such backend.
@@ -140,14 +138,8 @@ main(void)
 {
     test_render();
     test_random_ids();
-    if (pg_start() == -1) {
-        ok(0, "a PostgreSQL cluster for the test (deploy/stack pg start)");
-        return done_testing();
-    }
-    peer = PQconnectdb("");
-    if (PQstatus(peer) != CONNECTION_OK) {
-        ok(0, "the test's own connection: %s", PQerrorMessage(peer));
-        PQfinish(peer);
+    if (pg_peer() == -1) {
+        ok(0, "a PostgreSQL cluster for the test, and a connection to it");
         return done_testing();
     }
     test_split();

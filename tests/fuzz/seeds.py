@@ -1,7 +1,7 @@
-#!/usr/bin/env python3
 """seeds.py: make the seed corpora of tests/fuzz/corpus/ (run after make).
 
-    python3 tests/fuzz/seeds.py          # as root or a user, like the tests
+    python3 -m tests.fuzz.seeds          # from the repository root, as root
+                                         # or a user, like the tests
 
 A seed is where the fuzzer starts: it mutates the seeds into new inputs,
 so seeds that hold the real structure (records, CGI variables, entities)
@@ -12,8 +12,8 @@ let it reach the deep paths in seconds.  This writes:
         project's own configuration, in front of a FastCGI server of this
         script that listens on the pool's socket, records each request's
         bytes and answers it (fcgi.py builds and parses the records).
-        Then the hostile records of test_fcgi_worker.py, built with
-        fcgi.py: libfcgi's two crashers, other roles, an abort, a second
+        Then the hostile records (tests/kit/fcgi.py's HOSTILE and more):
+        libfcgi's two crashers, other roles, an abort, a second
         request id, garbage.  Each file starts with the target's own
         header (fuzz_wire.c, fuzz_request.c say what it holds);
   fuzz_param/   query strings: test_param.c's table and the hostile ones
@@ -34,13 +34,10 @@ import threading
 import time
 from pathlib import Path
 
-sys.dont_write_bytecode = True
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "integration"))
-import fcgi  # noqa: E402
-import lib  # noqa: E402
+from ..kit import fcgi, web
+from ..kit.stack import Stack
 
-CORPUS = HERE / "corpus"
+CORPUS = Path(__file__).resolve().parent / "corpus"
 
 # What the peer asks through the front server: method, target, headers,
 # body.  The routes, HEAD, a body (so that FCGI_STDIN holds data), an
@@ -119,7 +116,7 @@ class Capture:
 def capture(server):
     """{name: bytes} of what server sends for HTTP_REQUESTS."""
     out = {}
-    st = lib.Stack(server=server, name="seeds-" + server)
+    st = Stack(server=server, name="seeds-" + server)
     try:
         st.call("front", "start", timeout=60)
         sock = None
@@ -132,11 +129,11 @@ def capture(server):
             # was not there while it started) for a few seconds.
             deadline = time.monotonic() + 15
             while not cap.requests and time.monotonic() < deadline:
-                lib.try_get(st.url("/plaintext"), timeout=2)
+                web.try_get(st.url("/plaintext"), timeout=2)
                 time.sleep(0.2)
             for name, method, target, headers, body in HTTP_REQUESTS:
                 before = len(cap.requests)
-                lib.request(method, st.url(target), headers=headers, body=body or None)
+                web.request(method, st.url(target), headers=headers, body=body or None)
                 if len(cap.requests) > before:
                     out["%s-%s" % (server, name)] = cap.requests[-1]
         finally:
@@ -147,16 +144,14 @@ def capture(server):
 
 
 def hostile():
-    """The records of test_fcgi_worker.py's hostile checks, and some."""
-    whole = fcgi.begin() + fcgi.params(fcgi.get_params("/plaintext")) + fcgi.stdin()
-    bomb = fcgi.record(fcgi.GET_VALUES, 0, b"".join(
-        fcgi.pairs({"FCGI_MPXS_CONNS": ""}) for _ in range(8)))
+    """The records that crashed libfcgi (fcgi.HOSTILE), and some."""
+    whole = fcgi.whole()
     return {
-        "get-values-bomb": bomb + whole,
+        "get-values-bomb": fcgi.HOSTILE["bomb"] + whole,
         "get-values": fcgi.record(fcgi.GET_VALUES, 0, fcgi.pairs(
             {"FCGI_MAX_CONNS": "", "FCGI_MAX_REQS": "", "FCGI_MPXS_CONNS": ""})),
         "unknown-type": fcgi.record(0x55, 0, b"\x01\x02") + whole,
-        "huge-pair": fcgi.begin() + fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xfe\x01a"),
+        "huge-pair": fcgi.HOSTILE["huge"],
         "authorizer": fcgi.begin(1, role=2, flags=fcgi.KEEP_CONN) + fcgi.params({"A": "b"})
         + fcgi.stdin() + whole,
         "filter": fcgi.begin(3, role=3) + fcgi.params({"A": "b"}, 3) + fcgi.stdin(b"", 3),

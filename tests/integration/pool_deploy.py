@@ -1,11 +1,12 @@
-#!/usr/bin/env python3
 """pool_deploy.py: every way of running the pool serves every route.
 
   1. spawn-fcgi + tfb-spawn (our own: spawn-fcgi binds and forks the
      supervisor, which supervises the workers)
   2. plain spawn-fcgi -F N (no supervision at all)
   3. spawn-fcgi + multiwatch (respawn, nothing more)
-  4. lighttpd's own spawning: bin-path + max-procs
+  4. lighttpd's own spawning: bin-path + max-procs (the shipped
+     configuration, its backend rendered as deploy/lighttpd/pool.conf.in's
+     variant says)
   5. systemd: deploy/systemd/tfb-fcgi.{socket,service}, checked with
      systemd-analyze verify and run the way systemd would by
      systemd-socket-activate: the socket on fd 0 (StandardInput=socket),
@@ -21,16 +22,18 @@ import re
 import shlex
 import signal
 import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import lib  # noqa: E402
-import poolkit  # noqa: E402
-import tfb_verify  # noqa: E402
+from ..kit import APP_BIN, REPO, SPAWN_BIN, STACK, proc, verify as tfb_verify, web
+from ..kit.cmd import run, tail, wait_for
+from ..kit.front import Front
+from ..kit.pg import Database
+from ..kit.pool import Spawn
+from ..kit.scene import Scene
+from ..kit.tap import main
 
 N = 2
-APP = str(poolkit.APP_BIN)
+APP = str(APP_BIN)
 ROUTES = [("/plaintext", "plaintext"), ("/json", "json"), ("/db", "db"),
           ("/queries?queries=5", "list"), ("/fortunes", "fortune"),
           ("/updates?queries=5", "list"), ("/cached-queries?count=5", "list")]
@@ -41,7 +44,7 @@ def route_problems(base):
     out = []
     for path, kind in ROUTES:
         url = base + path
-        r = lib.try_get(url, timeout=10)
+        r = web.try_get(url, timeout=10)
         if r.status != 200:
             out.append(("fail", "HTTP %s: %s" % (r.status, r.summary(120)), url))
             continue
@@ -63,8 +66,8 @@ def route_problems(base):
 
 
 def app_pids():
-    return [p for p in lib.all_pids()
-            if lib.alive(p) and os.path.realpath(lib.proc_exe(p)) == os.path.realpath(APP)]
+    return [p for p in proc.all_pids()
+            if proc.alive(p) and os.path.realpath(proc.exe(p)) == os.path.realpath(APP)]
 
 
 def serve_and_stop(tap, name, base, stop, pids_before):
@@ -73,33 +76,33 @@ def serve_and_stop(tap, name, base, stop, pids_before):
     tap.check(len(workers) == N, "%s: %d workers run (%s)" % (name, N, workers))
     tap.problems("%s: every route answers" % name, route_problems(base))
     stop()
-    left = poolkit.wait_for(lambda: not [p for p in workers if lib.alive(p)], 15)
+    left = wait_for(lambda: not [p for p in workers if proc.alive(p)], 15)
     tap.check(left, "%s: stopped, no worker left" % name,
-              str([p for p in workers if lib.alive(p)]))
+              str([p for p in workers if proc.alive(p)]))
 
 
 def spawn_fcgi_supervised(tap, db):
-    with poolkit.Scene(tap, "sf-spawn") as sc:
+    with Scene(tap, "sf-spawn") as sc:
         before = app_pids()
         pidf, logf = sc.path("spawn.pid"), sc.path("spawn.log")
         # spawn-fcgi forks, execs tfb-spawn, and exits; tfb-spawn's own pid
         # file and log file are how it is found again.
-        r = lib.run(["spawn-fcgi", "-s", sc.sock, "-M", "0666", "--",
-                     str(poolkit.SPAWN_BIN), "-w", str(N), "-p", pidf, "-l", logf,
+        r = run(["spawn-fcgi", "-s", sc.sock, "-M", "0666", "--",
+                     str(SPAWN_BIN), "-w", str(N), "-p", pidf, "-l", logf,
                      "--log-level", "debug", "--", APP], 20,
                     env=dict(os.environ, **db.pg))
-        poolkit.wait_for(lambda: os.path.exists(pidf), 5)
+        wait_for(lambda: os.path.exists(pidf), 5)
         pid = int(open(pidf).read().split()[0]) if os.path.exists(pidf) else 0
-        sp = poolkit.SpawnLog(logf, pid)
+        sp = Spawn(log=logf, pid=pid)
         ready = sp.wait_ready(N, 20)
         tap.check(r.returncode == 0 and ready,
                   "spawn-fcgi + tfb-spawn: spawn-fcgi forks the supervisor, "
-                  "which starts %d workers" % N, [r.stdout] + lib.tail(sp.text(), 10))
-        ng = sc.nginx()
+                  "which starts %d workers" % N, [r.stdout] + tail(sp.text(), 10))
+        ng = sc.front()
 
         def stop():
             os.kill(pid, signal.SIGTERM)
-            poolkit.wait_for(lambda: not lib.alive(pid), 12)
+            wait_for(lambda: not proc.alive(pid), 12)
 
         try:
             tap.check("inherited (fd 0)" in sp.text(),
@@ -109,28 +112,28 @@ def spawn_fcgi_supervised(tap, db):
             time.sleep(1.2)
             victim = sp.workers()[0]
             os.kill(victim, signal.SIGKILL)
-            tap.check(poolkit.wait_for(lambda: sp.replaced(victim, N), 3),
+            tap.check(wait_for(lambda: sp.replaced(victim, N), 3),
                       "spawn-fcgi + tfb-spawn: a killed worker is replaced")
             serve_and_stop(tap, "spawn-fcgi + tfb-spawn", ng.url(""), stop, before)
-            tap.check(not lib.alive(pid) and not os.path.exists(pidf),
+            tap.check(not proc.alive(pid) and not os.path.exists(pidf),
                       "spawn-fcgi + tfb-spawn: SIGTERM stops the supervisor "
                       "and removes its pid file")
         finally:
-            if pid and lib.alive(pid):
-                poolkit.kill_tree(pid)
+            if pid and proc.alive(pid):
+                proc.kill_tree(pid)
 
 
 def spawn_fcgi_plain(tap, db):
-    with poolkit.Scene(tap, "sf-plain") as sc:
+    with Scene(tap, "sf-plain") as sc:
         before = app_pids()
         pidf = sc.path("pool.pid")
-        r = lib.run(["spawn-fcgi", "-F", str(N), "-s", sc.sock, "-M", "0666",
+        r = run(["spawn-fcgi", "-F", str(N), "-s", sc.sock, "-M", "0666",
                      "-P", pidf, "--", APP], 20, env=dict(os.environ, **db.pg))
         pids = [int(x) for x in re.findall(r"\d+", open(pidf).read())] \
             if os.path.exists(pidf) else []
         tap.check(r.returncode == 0 and len(pids) == N,
                   "spawn-fcgi -F %d: forks %d workers and exits" % (N, N), r.stdout)
-        ng = sc.nginx()
+        ng = sc.front()
 
         def stop():
             for p in pids:
@@ -143,7 +146,7 @@ def spawn_fcgi_plain(tap, db):
             serve_and_stop(tap, "spawn-fcgi -F %d" % N, ng.url(""), stop, before)
         finally:
             for p in pids:
-                if lib.alive(p):
+                if proc.alive(p):
                     os.kill(p, signal.SIGKILL)
 
 
@@ -151,7 +154,7 @@ def spawn_fcgi_multiwatch(tap, db):
     multiwatch = tap.tool("multiwatch", "spawn-fcgi + multiwatch")
     if multiwatch is None:
         return
-    with poolkit.Scene(tap, "sf-multiwatch") as sc:
+    with Scene(tap, "sf-multiwatch") as sc:
         before = app_pids()
         # -s TERM: multiwatch's default graceful signal is USR1, which our
         # worker does not treat as a stop request.
@@ -160,13 +163,13 @@ def spawn_fcgi_multiwatch(tap, db):
                        "--", APP],
                       env=dict(os.environ, **db.pg), stdout=subprocess.DEVNULL,
                       stderr=subprocess.DEVNULL)
-        ok = poolkit.wait_for(lambda: len(poolkit.children(mw.pid)) == N, 10)
+        ok = wait_for(lambda: len(proc.children(mw.pid)) == N, 10)
         tap.check(ok, "spawn-fcgi + multiwatch: %d workers" % N)
-        ng = sc.nginx()
-        victim = poolkit.children(mw.pid)[0]
+        ng = sc.front()
+        victim = proc.children(mw.pid)[0]
         os.kill(victim, signal.SIGKILL)
-        tap.check(poolkit.wait_for(lambda: len(poolkit.children(mw.pid)) == N
-                                   and victim not in poolkit.children(mw.pid), 5),
+        tap.check(wait_for(lambda: len(proc.children(mw.pid)) == N
+                                   and victim not in proc.children(mw.pid), 5),
                   "spawn-fcgi + multiwatch: a killed worker is replaced")
         time.sleep(0.5)  # the new worker connects to PostgreSQL
 
@@ -177,46 +180,26 @@ def spawn_fcgi_multiwatch(tap, db):
         serve_and_stop(tap, "spawn-fcgi + multiwatch", ng.url(""), stop, before)
 
 
-LIGHTTPD_CONF = """
-server.modules = ( "mod_fastcgi" )
-server.bind = "127.0.0.1"
-server.port = %(port)d
-server.document-root = "%(dir)s"
-server.errorlog = "%(dir)s/lighttpd.err"
-server.pid-file = "%(dir)s/lighttpd.pid"
-server.upload-dirs = ( "%(dir)s" )
-fastcgi.server = ( "/" => ((
-    "socket" => "%(dir)s/fcgi.sock",
-    "bin-path" => "%(app)s",
-    "max-procs" => %(n)d,
-    "bin-environment" => ( %(env)s ),
-    "check-local" => "disable"
-)) )
-"""
-
-
 def lighttpd_spawning(tap, db):
-    with poolkit.Scene(tap, "lighttpd") as sc:
+    with Scene(tap, "lighttpd") as sc:
         before = app_pids()
-        port = lib.free_port()
         env = ", ".join('"%s" => "%s"' % kv for kv in sorted(db.pg.items()))
-        conf = sc.path("lighttpd.conf")
-        with open(conf, "w") as f:
-            f.write(LIGHTTPD_CONF % dict(port=port, dir=sc.dir, app=APP, n=N,
-                                         env=env))
-        out = open(sc.path("lighttpd.out"), "ab")
-        lt = sc.popen(["lighttpd", "-D", "-f", conf], stdout=out, stderr=out)
-        up = poolkit.wait_for(lambda: not lib.port_is_free(port)
-                              and len(app_pids()) - len(before) >= N, 15)
+        # As root it stays root: the workers it spawns run the build as is.
+        lt = Front("lighttpd", sc.path("lt"), REPO / "deploy" / "lighttpd" / "pool.conf.in",
+                   web.free_port(), USER_LINES="# workers spawned as the caller",
+                   FCGI_BACKEND='"socket" => "%s", "bin-path" => "%s", "max-procs" => %d, '
+                   '"bin-environment" => ( %s )' % (sc.path("lt", "run", "fcgi.sock"), APP,
+                                                     N, env))
+        sc.own(lt)
+        try:
+            lt.start()
+            err = ""
+        except Exception as e:
+            err = str(e)
+        up = not err and wait_for(lambda: len(app_pids()) - len(before) >= N, 15)
         tap.check(up, "lighttpd bin-path + max-procs %d: lighttpd spawns the "
-                  "workers" % N, lib.tail(open(out.name, errors="replace").read(), 10))
-
-        def stop():
-            lt.send_signal(signal.SIGTERM)
-            lt.wait(15)
-
-        serve_and_stop(tap, "lighttpd bin-path + max-procs",
-                       "http://127.0.0.1:%d" % port, stop, before)
+                  "workers" % N, [err] + lt.log_tail(10))
+        serve_and_stop(tap, "lighttpd bin-path + max-procs", lt.url(""), lt.stop, before)
 
 
 def unit_settings(path):
@@ -232,13 +215,12 @@ def unit_settings(path):
 
 
 def systemd(tap, db):
-    src = lib.REPO / "deploy" / "systemd"
-    with poolkit.Scene(tap, "systemd") as sc:
+    src = REPO / "deploy" / "systemd"
+    with Scene(tap, "systemd") as sc:
         units = []
-        os.makedirs(sc.path("run"), exist_ok=True)
         for name in ("tfb-fcgi.socket", "tfb-fcgi.service"):
             text = (src / name).read_text()
-            text = text.replace("/usr/local/bin/tfb-spawn", str(poolkit.SPAWN_BIN))
+            text = text.replace("/usr/local/bin/tfb-spawn", str(SPAWN_BIN))
             text = text.replace("/usr/local/bin/tfb-fcgi", APP)
             # RuntimeDirectory= is systemd's to make; here, ours.
             text = text.replace("/run/tfb-fcgi", sc.path("run"))
@@ -246,7 +228,7 @@ def systemd(tap, db):
             with open(units[-1], "w") as f:
                 f.write(text)
         if tap.tool("systemd-analyze", "systemd-analyze verify"):
-            r = lib.run(["systemd-analyze", "verify"] + units, 60)
+            r = run(["systemd-analyze", "verify"] + units, 60)
             tap.check(r.returncode == 0 and not r.stdout.strip(),
                       "systemd-analyze verify tfb-fcgi.socket tfb-fcgi.service",
                       r.stdout)
@@ -255,7 +237,7 @@ def systemd(tap, db):
         argv, env = unit_settings(units[1])
         env.update(db.pg)
         tap.check("StandardInput=socket" in open(units[1]).read()
-                  and argv[0] == str(poolkit.SPAWN_BIN),
+                  and argv[0] == str(SPAWN_BIN),
                   "the service runs tfb-spawn with StandardInput=socket")
         # systemd-socket-activate passes only the variables named by -E.
         setenv = []
@@ -269,40 +251,43 @@ def systemd(tap, db):
                           ("LISTEN_FDS, fd 3", [])):
             log = open(sc.path("spawn-%d.log" % len(wrap)), "ab")
             before = app_pids()
-            sock = sc.path("sd-%d.sock" % len(wrap))
-            act = sc.popen(["systemd-socket-activate", "-l", sock] + setenv
+            if os.path.exists(sc.sock):
+                os.unlink(sc.sock)
+            act = sc.popen(["systemd-socket-activate", "-l", sc.sock] + setenv
                            + wrap + argv, stdout=log, stderr=log)
-            poolkit.wait_for(lambda: os.path.exists(sock), 5)
-            ng = sc.nginx("unix:" + sock)
-            r = lib.try_get(ng.url("/plaintext"), timeout=15)  # activates it
-            ok = poolkit.wait_for(lambda: len(app_pids()) - len(before) == N, 10)
+            wait_for(lambda: os.path.exists(sc.sock), 5)
+            # As the unit's SocketGroup and SocketMode would let nginx's
+            # workers (www-data as root) connect.
+            os.chmod(sc.sock, 0o666)
+            ng = sc.front()
+            r = web.try_get(ng.url("/plaintext"), timeout=15)  # activates it
+            ok = wait_for(lambda: len(app_pids()) - len(before) == N, 10)
             text = open(log.name, errors="replace").read()
             tap.check(r.status == 200 and ok
                       and ("inherited (fd 0)" if wrap else "LISTEN_FDS (fd 3)") in text,
                       "systemd (%s): activated on the first request" % how,
-                      [r.summary()] + lib.tail(text, 10))
+                      [r.summary()] + tail(text, 10))
 
             def stop(p=act):
                 p.send_signal(signal.SIGTERM)
                 p.wait(15)
 
-            st = lib.run([str(poolkit.SPAWN_BIN), "status", env["TFB_SPAWN_STATUS"]], 10)
+            st = run([str(SPAWN_BIN), "status", env["TFB_SPAWN_STATUS"]], 10)
             tap.check(st.returncode == 0 and
                       re.search(r"^total processes: +%d$" % N, st.stdout, re.M),
                       "systemd (%s): the status page on the unit's socket" % how,
-                      lib.tail(st.stdout, 5))
+                      tail(st.stdout, 5))
             serve_and_stop(tap, "systemd (%s)" % how, ng.url(""), stop, before)
-            ng.stop()
+            ng.call("front", "stop")
 
 
 def body(tap):
-    if not lib.preflight(tap, (poolkit.SPAWN_BIN, poolkit.APP_BIN, poolkit.STACK)):
-        return
-    with poolkit.Database(tap) as db:
+    tap.need([SPAWN_BIN, APP_BIN, STACK])
+    with Database(tap) as db:
         for case in (spawn_fcgi_supervised, spawn_fcgi_plain, spawn_fcgi_multiwatch,
                      lighttpd_spawning, systemd):
             case(tap, db)
 
 
 if __name__ == "__main__":
-    lib.main(body, deadline=400)
+    main(body, deadline=400)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """pool_fake.py: tfb-spawn with a fake worker (tests/spawn/fake_worker.c).
 
 The fake keeps tfb-fcgi's worker contract without a database, and can
@@ -14,27 +13,29 @@ import pwd
 import shutil
 import signal
 import stat
-import sys
 import threading
 import time
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import lib  # noqa: E402
-import poolcases  # noqa: E402
-import poolkit  # noqa: E402
-from poolcases import N  # noqa: E402
+from ..kit import SPAWN_BIN, proc, web
+from ..kit.cmd import run, tail, wait_for
+from ..kit.pool import Worker
+from ..kit.scene import Scene
+from ..kit.tap import main
+from . import poolcases
+from .poolcases import N
 
 BASE = ["--socket-mode", "0666", "--log-level", "debug"]
 
 
 def stuck(tap, fake):
     """A request past --request-timeout: its worker is killed, replaced."""
-    w = poolcases.Worker("fake", [fake], "/plaintext")
-    with poolkit.Scene(tap, "stuck") as sc:
+    w = Worker([fake], name="fake")
+    with Scene(tap, "stuck") as sc:
         sp, ng = poolcases.start(sc, w, ["--request-timeout", "1s"])
         before = sp.workers()
         t0 = time.monotonic()
-        r = lib.try_get(ng.url("/sleep"), timeout=10)
+        r = web.try_get(ng.url("/sleep"), timeout=10)
         took = time.monotonic() - t0
         tap.check(r.status == 502 and 0.9 < took < 3,
                   "a request stuck past the 1 s limit ends (HTTP %s after %.2f s)"
@@ -45,13 +46,13 @@ def stuck(tap, fake):
         ok = sp.wait_ready(N, 5)
         tap.check(ok and set(sp.workers()) != set(before),
                   "the stuck worker is replaced (%s -> %s)" % (before, sp.workers()))
-        tap.check(lib.try_get(ng.url("/plaintext")).status == 200,
+        tap.check(web.try_get(ng.url("/plaintext")).status == 200,
                   "and the pool answers again")
 
 
 def crash_loop(tap):
     """A worker binary that dies at start does not fork-bomb."""
-    with poolkit.Scene(tap, "crash") as sc:
+    with Scene(tap, "crash") as sc:
         sp = sc.spawn(["-w", N, "--bind", sc.sock] + BASE + ["--", "/bin/false"])
         time.sleep(5)
         starts = len(sp.lines(r"worker \d+ started"))
@@ -71,13 +72,13 @@ def crash_storm(tap, fake):
     """Requests that crash their worker: each worker that dies serving one
     is replaced at once, not backed off as a crash loop, so the pool
     serves the next request right after a storm of them."""
-    w = poolcases.Worker("fake", [fake], "/plaintext")
-    with poolkit.Scene(tap, "storm") as sc:
+    w = Worker([fake], name="fake")
+    with Scene(tap, "storm") as sc:
         sp, ng = poolcases.start(sc, w, [])
         for _ in range(100):
-            lib.try_get(ng.url("/crash"), timeout=5)
+            web.try_get(ng.url("/crash"), timeout=5)
         t0 = time.monotonic()
-        r = lib.try_get(ng.url("/plaintext"), timeout=5)
+        r = web.try_get(ng.url("/plaintext"), timeout=5)
         took = time.monotonic() - t0
         replaced = len(sp.lines(r"replacing it"))
         tap.check(r.status == 200 and took < 1,
@@ -90,7 +91,7 @@ def crash_storm(tap, fake):
 
 def fatal(tap, fake):
     """Every worker exits 2: the supervisor exits 2 too, saying why."""
-    with poolkit.Scene(tap, "fatal") as sc:
+    with Scene(tap, "fatal") as sc:
         sp = sc.spawn(["-w", N, "--bind", sc.sock] + BASE + ["--", fake],
                       env={"FAKE_EXIT": "2"})
         rc = sp.wait_exit(5)
@@ -112,7 +113,7 @@ def bad_start(tap):
         (["--", "/bin/true"], "no listening socket"),
     ]
     for args, says in cases:
-        r = lib.run([str(poolkit.SPAWN_BIN)] + args, 10)
+        r = run([str(SPAWN_BIN)] + args, 10)
         tap.check(r.returncode == 2 and says in r.stdout,
                   "tfb-spawn %s: exit 2, saying %r" % (" ".join(args), says),
                   r.stdout)
@@ -122,11 +123,11 @@ def stops(tap, fake):
     """Graceful stop lets a request finish; the deadline SIGKILLs a stuck
     one; SIGINT does not wait; SIGKILL of the supervisor takes the
     workers along (PR_SET_PDEATHSIG)."""
-    w = poolcases.Worker("fake", [fake], "/plaintext")
-    with poolkit.Scene(tap, "graceful") as sc:
+    w = Worker([fake], name="fake")
+    with Scene(tap, "graceful") as sc:
         sp, ng = poolcases.start(sc, w)
         box = {}
-        t = lib_thread(lambda: box.update(r=lib.try_get(ng.url("/slow?ms=1500"))))
+        t = lib_thread(lambda: box.update(r=web.try_get(ng.url("/slow?ms=1500"))))
         time.sleep(0.3)
         sp.signal(signal.SIGTERM)
         rc = sp.wait_exit(10)
@@ -137,10 +138,10 @@ def stops(tap, fake):
                   % (box.get("r") and box["r"].summary()))
         tap.check(rc == 0, "and the supervisor exits 0 (%s)" % rc)
 
-    with poolkit.Scene(tap, "deadline") as sc:
+    with Scene(tap, "deadline") as sc:
         sp, ng = poolcases.start(sc, w, ["--request-timeout", "0",
                                          "--graceful-timeout", "1s"])
-        t = lib_thread(lambda: lib.try_get(ng.url("/sleep"), timeout=10))
+        t = lib_thread(lambda: web.try_get(ng.url("/sleep"), timeout=10))
         time.sleep(0.3)
         t0 = time.monotonic()
         sp.signal(signal.SIGTERM)
@@ -153,25 +154,25 @@ def stops(tap, fake):
                   "the log says which worker was killed")
         t.join(10)
 
-    with poolkit.Scene(tap, "int") as sc:
+    with Scene(tap, "int") as sc:
         sp, ng = poolcases.start(sc, w, ["--request-timeout", "0"])
-        t = lib_thread(lambda: lib.try_get(ng.url("/sleep"), timeout=10))
+        t = lib_thread(lambda: web.try_get(ng.url("/sleep"), timeout=10))
         time.sleep(0.3)
         tree = sp.workers()
         t0 = time.monotonic()
         sp.signal(signal.SIGINT)
         rc = sp.wait_exit(5)
         took = time.monotonic() - t0
-        tap.check(rc == 0 and took < 1.5 and not any(lib.alive(p) for p in tree),
+        tap.check(rc == 0 and took < 1.5 and not any(proc.alive(p) for p in tree),
                   "SIGINT: immediate stop, stuck request or not (%.2f s)" % took)
         t.join(10)
 
-    with poolkit.Scene(tap, "orphans") as sc:
+    with Scene(tap, "orphans") as sc:
         sp, ng = poolcases.start(sc, w)
         tree = sp.workers()
         sp.proc.kill()
         sp.proc.wait(5)
-        gone = poolkit.wait_for(lambda: not any(lib.alive(p) for p in tree), 3)
+        gone = wait_for(lambda: not any(proc.alive(p) for p in tree), 3)
         tap.check(gone, "the supervisor SIGKILLed: its workers stop too (%s)" % tree)
 
 
@@ -184,11 +185,11 @@ def lib_thread(fn):
 def files(tap, fake):
     """--pid-file, --log-file with the workers' lines, SIGUSR1 reopening
     it and rolling the workers onto the new file."""
-    with poolkit.Scene(tap, "files") as sc:
+    with Scene(tap, "files") as sc:
         pidf, logf = sc.path("spawn.pid"), sc.path("pool.log")
         sp = sc.spawn(["-w", N, "--bind", sc.sock, "-p", pidf, "-l", logf]
                       + BASE + ["--", fake], log=sc.path("stderr.log"))
-        sp.log = poolkit.Path(logf)
+        sp.log = Path(logf)
         sp.wait_ready(N, 10)
         tap.check(open(pidf).read() == "%d\n" % sp.pid,
                   "--pid-file holds the supervisor's pid")
@@ -196,14 +197,14 @@ def files(tap, fake):
         text = sp.text()
         tap.check(all(("worker %d started" % p) in text for p in pids),
                   "--log-file names each worker's pid")
-        second = lib.run([str(poolkit.SPAWN_BIN), "-w", "1", "--bind",
+        second = run([str(SPAWN_BIN), "-w", "1", "--bind",
                           sc.path("other.sock"), "-p", pidf, "--", fake], 10)
         tap.check(second.returncode == 2 and "running already" in second.stdout,
                   "a second supervisor on the same pid file is refused",
                   second.stdout)
         os.rename(logf, logf + ".1")
         sp.signal(signal.SIGUSR1)
-        ok = poolkit.wait_for(lambda: os.path.exists(logf)
+        ok = wait_for(lambda: os.path.exists(logf)
                               and "rolling restart done" in open(logf).read(), 10)
         tap.check(ok, "SIGUSR1 reopens the log file and rolls the workers")
         tap.check(not set(pids) & set(sp.workers()),
@@ -223,26 +224,26 @@ def privileges(tap, fake):
     if not tap.root("--user drops privileges"):
         return
     nobody = pwd.getpwnam("nobody")
-    with poolkit.Scene(tap, "user") as sc:
+    with Scene(tap, "user") as sc:
         pidf, logf = sc.path("spawn.pid"), sc.path("pool.log")
         sp = sc.spawn(["-w", N, "--bind", sc.sock, "--user", "nobody", "-p", pidf,
                        "-l", logf] + BASE + ["--", fake], log=sc.path("stderr.log"))
-        sp.log = poolkit.Path(logf)
+        sp.log = Path(logf)
         sp.wait_ready(N, 10)
-        uids = [proc_uid(p) for p in sp.workers()]
+        uids = [proc.uid(p) for p in sp.workers()]
         tap.check(len(uids) == N and all(u == nobody.pw_uid for u in uids),
                   "--user nobody: the workers run as nobody (%s)" % uids)
-        tap.check(proc_uid(sp.pid) == 0,
+        tap.check(proc.uid(sp.pid) == 0,
                   "and the supervisor stays root for its housekeeping")
         st = os.stat(sc.sock)
         tap.check(st.st_uid == nobody.pw_uid and stat.S_IMODE(st.st_mode) == 0o666,
                   "the socket belongs to nobody, mode as asked")
-        ng = sc.nginx()
-        tap.check(lib.try_get(ng.url("/plaintext")).status == 200,
+        ng = sc.front()
+        tap.check(web.try_get(ng.url("/plaintext")).status == 200,
                   "and the pool answers")
         os.rename(logf, logf + ".1")
         sp.signal(signal.SIGUSR1)
-        reopened = poolkit.wait_for(
+        reopened = wait_for(
             lambda: os.path.exists(logf) and "reopened" in open(logf).read(), 5)
         tap.check(reopened, "SIGUSR1: the supervisor reopens its log, root's file")
         sp.signal(signal.SIGTERM)
@@ -253,21 +254,13 @@ def privileges(tap, fake):
                                                          os.path.exists(sc.sock))])
 
 
-def proc_uid(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("Uid:"):
-                return int(line.split()[2])  # effective
-    return None
-
-
 def broken_roll(tap, fake):
     """A rolling restart onto a binary that cannot start keeps the old
     workers serving; once the binary is fixed, SIGHUP completes."""
-    with poolkit.Scene(tap, "broken") as sc:
+    with Scene(tap, "broken") as sc:
         exe = sc.path("worker")
         shutil.copy(fake, exe)
-        w = poolcases.Worker("fake", [exe], "/plaintext")
+        w = Worker([exe], name="fake")
         sp, ng = poolcases.start(sc, w)
         before = set(sp.workers())
         os.unlink(exe)
@@ -278,7 +271,7 @@ def broken_roll(tap, fake):
         time.sleep(2)
         tap.check(before <= set(sp.workers()),
                   "SIGHUP onto a broken binary: the old workers keep running")
-        tap.check(lib.try_get(ng.url("/plaintext")).status == 200,
+        tap.check(web.try_get(ng.url("/plaintext")).status == 200,
                   "and keep serving")
         tap.check(sp.lines(r"after its start \(\d in a row\)"),
                   "the new worker's crash loop is in the log")
@@ -295,7 +288,7 @@ def scoreboard(tap, fake):
     tries to shrink it cannot (the supervisor would die of SIGBUS), and one
     that writes a sibling's slot as busy for ever does not get the sibling
     killed by the request time limit."""
-    with poolkit.Scene(tap, "truncate") as sc:
+    with Scene(tap, "truncate") as sc:
         sp = sc.spawn(["-w", N, "--bind", sc.sock] + BASE + ["--", fake],
                       env={"FAKE_TRUNCATE": "1"})
         ready = sp.wait_ready(N, 10)
@@ -304,7 +297,7 @@ def scoreboard(tap, fake):
                   not sp.lines(r"exited with status 3"),
                   "a worker cannot shrink the sealed scoreboard; the supervisor lives",
                   sp.text())
-    with poolkit.Scene(tap, "forge") as sc:
+    with Scene(tap, "forge") as sc:
         sp = sc.spawn(["-w", N, "--bind", sc.sock, "--request-timeout", "1s"] + BASE +
                       ["--", fake], env={"FAKE_FORGE": "1"})
         sp.wait_ready(N, 10)
@@ -323,20 +316,20 @@ def affinity(tap, fake):
     def cpus(pid):
         return sorted(os.sched_getaffinity(pid))
 
-    with poolkit.Scene(tap, "affinity") as sc:
+    with Scene(tap, "affinity") as sc:
         sp = sc.spawn(["-w", N, "--bind", sc.sock, "--cpu-affinity", "slot"] + BASE +
                       ["--", fake])
         sp.wait_ready(N, 10)
         got = {}
         for pid, slot in sp.lines(r"worker (\d+) started \(slot (\d+)"):
             pid, slot = int(pid), int(slot)
-            if lib.alive(pid):
+            if proc.alive(pid):
                 got[slot] = cpus(pid)
         want = {slot: [allowed[slot % len(allowed)]] for slot in got}
         tap.check(len(got) == N and got == want,
                   "--cpu-affinity slot: worker i on CPU i mod %d (%s)" % (len(allowed), got),
                   sp.text())
-    with poolkit.Scene(tap, "noaffinity") as sc:
+    with Scene(tap, "noaffinity") as sc:
         sp = sc.spawn(["-w", N, "--bind", sc.sock] + BASE + ["--", fake])
         sp.wait_ready(N, 10)
         free = [cpus(pid) == allowed for pid in sp.workers()]
@@ -347,42 +340,40 @@ def affinity(tap, fake):
 def sockets(tap, fake):
     """--bind HOST:PORT (loopback by default), and systemd's LISTEN_FDS
     through systemd-socket-activate."""
-    with poolkit.Scene(tap, "tcp") as sc:
-        port = lib.free_port()
+    with Scene(tap, "tcp") as sc:
+        port = web.free_port()
         sp = sc.spawn(["-w", N, "--bind", port] + BASE + ["--", fake])
         sp.wait_ready(N, 10)
-        ng = sc.nginx("127.0.0.1:%d" % port)
+        ng = sc.front(fcgi_port=port)
         tap.check("tcp 127.0.0.1 port %d" % port in sp.text()
-                  and lib.try_get(ng.url("/plaintext")).status == 200,
+                  and web.try_get(ng.url("/plaintext")).status == 200,
                   "--bind PORT: TCP on 127.0.0.1, served")
     if not tap.tool("systemd-socket-activate", "systemd-socket-activate passes LISTEN_FDS"):
         return
-    with poolkit.Scene(tap, "activate") as sc:
-        port = lib.free_port()
+    with Scene(tap, "activate") as sc:
+        port = web.free_port()
         log = open(sc.path("spawn.log"), "ab")
         sc.popen(["systemd-socket-activate", "-l", "127.0.0.1:%d" % port,
-                  poolkit.SPAWN_BIN, "-w", N] + BASE + ["--", fake],
+                  SPAWN_BIN, "-w", N] + BASE + ["--", fake],
                  stdout=log, stderr=log)
-        poolkit.wait_for(lambda: not lib.port_is_free(port), 5)
-        ng = sc.nginx("127.0.0.1:%d" % port)
-        r = lib.try_get(ng.url("/plaintext"), timeout=10)
+        wait_for(lambda: not web.port_is_free(port), 5)
+        ng = sc.front(fcgi_port=port)
+        r = web.try_get(ng.url("/plaintext"), timeout=10)
         text = open(sc.path("spawn.log"), errors="replace").read()
         tap.check(r.status == 200 and "LISTEN_FDS (fd 3)" in text,
                   "systemd-socket-activate: the pool takes fd 3 from LISTEN_FDS "
-                  "and serves", [r.summary()] + lib.tail(text, 10))
+                  "and serves", [r.summary()] + tail(text, 10))
 
 
 def body(tap):
-    if not poolkit.SPAWN_BIN.exists():
-        tap.fail("%s exists (run make)" % poolkit.SPAWN_BIN)
-        return
-    with poolkit.Scene(tap, "fake") as sc:
+    tap.need([SPAWN_BIN])
+    with Scene(tap, "fake") as sc:
         fake = sc.fake_worker()
         run_all(tap, fake)
 
 
 def run_all(tap, fake):
-    w = poolcases.Worker("fake", [fake], "/plaintext")
+    w = Worker([fake], name="fake")
     poolcases.run_all(tap, w)
     stuck(tap, fake)
     crash_loop(tap)
@@ -399,4 +390,4 @@ def run_all(tap, fake):
 
 
 if __name__ == "__main__":
-    lib.main(body, deadline=400)
+    main(body, deadline=400)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """pool_real.py: tfb-spawn with the real worker, build/tfb-fcgi, on
 PostgreSQL (deploy/stack's embedded cluster, or the one PGHOST names).
 
@@ -12,17 +11,19 @@ would kill the worker.
 
 import os
 import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import lib  # noqa: E402
-import poolcases  # noqa: E402
-import poolkit  # noqa: E402
+from ..kit import APP_BIN, SPAWN_BIN, STACK, web
+from ..kit.cmd import wait_for
+from ..kit.pg import Database
+from ..kit.pool import Worker
+from ..kit.scene import Scene
+from ..kit.tap import main
+from . import poolcases
 
 
 def statement_timeout(tap, w, db):
-    with poolkit.Scene(tap, "stmt") as sc:
+    with Scene(tap, "stmt") as sc:
         sp, ng = poolcases.start(sc, w, ["--request-timeout", "2s"])
         # Each worker says so itself: the supervisor sets no PGOPTIONS.
         tap.check(len(sp.lines(r" tfb-fcgi\[\d+\] info: .*statement_timeout 1800 ms"))
@@ -35,12 +36,12 @@ def statement_timeout(tap, w, db):
                            "SELECT pg_sleep(6); COMMIT;"],
                           env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
-        locked = poolkit.wait_for(lambda: db.psql(
+        locked = wait_for(lambda: db.psql(
             "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
             "WHERE c.relname = 'world' AND l.mode = 'AccessExclusiveLock' "
             "AND l.granted") == "1", 10, 0.1)
         t0 = time.monotonic()
-        r = lib.try_get(ng.url("/db"), timeout=10)
+        r = web.try_get(ng.url("/db"), timeout=10)
         took = time.monotonic() - t0
         # 1.8 s plus the way back; the kill would come after 2 s, and the
         # check below is what tells the two apart.
@@ -51,18 +52,17 @@ def statement_timeout(tap, w, db):
         tap.check(not sp.lines(r"busy on one request") and sp.workers() == before,
                   "so the supervisor kills no worker")
         locker.wait(15)
-        r = lib.try_get(ng.url("/db"))
+        r = web.try_get(ng.url("/db"))
         tap.check(r.status == 200, "and /db answers again once the lock is gone")
 
 
 def body(tap):
-    if not lib.preflight(tap, (poolkit.SPAWN_BIN, poolkit.APP_BIN, poolkit.STACK)):
-        return
-    with poolkit.Database(tap) as db:
-        w = poolcases.Worker("tfb-fcgi", [poolkit.APP_BIN], "/db", env=db.pg)
+    tap.need([SPAWN_BIN, APP_BIN, STACK])
+    with Database(tap) as db:
+        w = Worker([APP_BIN], "/db", env=db.pg)
         poolcases.run_all(tap, w, db)
         statement_timeout(tap, w, db)
 
 
 if __name__ == "__main__":
-    lib.main(body, deadline=500)
+    main(body, deadline=500)

@@ -1,8 +1,8 @@
 """poolcases.py: the pool's scenarios under load, for any worker.
 
 pool_fake.py runs them with tests/spawn/supervisor/fake_worker.c, pool_real.py with
-build/tfb-fcgi on PostgreSQL.  A worker is described by a Worker: the
-command after "--", its environment, the URL path to load, a name.
+build/tfb-fcgi on PostgreSQL.  A worker is described by a kit.pool.Worker:
+the command after "--", its environment, the URL path to load, a name.
 
 Every scenario starts its own tfb-spawn (2 workers on a unix socket, log
 level debug so that the log says when each worker accepts) and nginx in
@@ -14,23 +14,16 @@ import os
 import signal
 import time
 
-import lib
-import poolkit
+from ..kit import proc, web
+from ..kit.cmd import wait_for
+from ..kit.scene import Scene
 
 N = 2  # workers: the machine has 2 cores
 
 
-class Worker:
-    def __init__(self, name, argv, path, env=None, db=None):
-        self.name = name
-        self.argv = [str(a) for a in argv]
-        self.path = path
-        self.env = dict(env or {})
-        self.db = db
-
-
 def start(sc, w, extra=(), n=N, env=None):
-    """tfb-spawn + nginx for worker w; returns (spawn, nginx)."""
+    """tfb-spawn on sc.sock + deploy/stack's nginx in front of it, for
+    worker w; returns (spawn, the front's Stack)."""
     e = dict(w.env)
     e.update(env or {})
     args = ["-w", n, "--bind", sc.sock, "--socket-mode", "0666",
@@ -38,15 +31,15 @@ def start(sc, w, extra=(), n=N, env=None):
     sp = sc.spawn(args + list(extra) + ["--"] + w.argv, env=e)
     if not sp.wait_ready(n, 30):
         raise RuntimeError("%d workers did not become ready: %s" % (n, sp.workers()))
-    ng = sc.nginx()
-    r = lib.try_get(ng.url(w.path), timeout=10)
+    ng = sc.front()
+    r = web.try_get(ng.url(w.path), timeout=10)
     if r.status != 200:
         raise RuntimeError("the pool does not answer %s: %s" % (w.path, r.summary()))
     return sp, ng
 
 
 def sigkill(tap, w):
-    with poolkit.Scene(tap, "kill") as sc:
+    with Scene(tap, "kill") as sc:
         sp, ng = start(sc, w)
         load = sc.wrk(ng.url(w.path), 5)
         time.sleep(1.5)
@@ -54,7 +47,7 @@ def sigkill(tap, w):
         victim = before[0]
         t0 = time.monotonic()
         os.kill(victim, signal.SIGKILL)
-        back = poolkit.wait_for(lambda: sp.replaced(victim, N), 5, step=0.005)
+        back = wait_for(lambda: sp.replaced(victim, N), 5, step=0.005)
         took = time.monotonic() - t0
         tap.check(back and took < 1.0,
                   "%s: a SIGKILLed worker is replaced and accepting within a "
@@ -68,7 +61,7 @@ def sigkill(tap, w):
 
 
 def sighup(tap, w):
-    with poolkit.Scene(tap, "hup") as sc:
+    with Scene(tap, "hup") as sc:
         sp, ng = start(sc, w)
         load = sc.wrk(ng.url(w.path), 6)
         time.sleep(1.5)
@@ -88,7 +81,7 @@ def sighup(tap, w):
 
 
 def resize(tap, w):
-    with poolkit.Scene(tap, "resize") as sc:
+    with Scene(tap, "resize") as sc:
         sp, ng = start(sc, w)
         load = sc.wrk(ng.url(w.path), 7)
         time.sleep(1)
@@ -96,7 +89,7 @@ def resize(tap, w):
         for sig, want in ((signal.SIGTTIN, N + 1), (signal.SIGTTIN, N + 2),
                           (signal.SIGTTOU, N + 1), (signal.SIGTTOU, N)):
             sp.signal(sig)
-            ok = poolkit.wait_for(lambda: len(sp.workers()) == want
+            ok = wait_for(lambda: len(sp.workers()) == want
                                   and len(sp.ready_pids()) == want, 5)
             counts.append((signal.Signals(sig).name, want, len(sp.workers()), bool(ok)))
             time.sleep(0.5)
@@ -112,7 +105,7 @@ def resize(tap, w):
 
 def max_requests(tap, w):
     base, jitter = 300, 100
-    with poolkit.Scene(tap, "maxreq") as sc:
+    with Scene(tap, "maxreq") as sc:
         sp, ng = start(sc, w, ["--max-requests", base,
                                "--max-requests-jitter", jitter])
         res = sc.wrk(ng.url(w.path), 5).result()
@@ -138,7 +131,7 @@ def max_requests(tap, w):
 def sigterm(tap, w, db=None):
     """Graceful stop under load: the tree is gone within the deadline;
     with a database, no connection of the app is left."""
-    with poolkit.Scene(tap, "term") as sc:
+    with Scene(tap, "term") as sc:
         sp, ng = start(sc, w)
         load = sc.wrk(ng.url(w.path), 4)
         time.sleep(1.5)
@@ -148,7 +141,7 @@ def sigterm(tap, w, db=None):
         rc = sp.wait_exit(12)
         took = time.monotonic() - t0
         load.result()
-        left = [p for p in tree if lib.alive(p)]
+        left = [p for p in tree if proc.alive(p)]
         tap.check(rc == 0 and took < 10,
                   "%s: SIGTERM under load: the supervisor exits 0 within the "
                   "10 s deadline (%s after %.2f s)" % (w.name, rc, took))
@@ -156,7 +149,7 @@ def sigterm(tap, w, db=None):
         tap.check(not os.path.exists(sc.sock),
                   "%s: the socket it bound is removed" % w.name)
         if db is not None:
-            n = poolkit.wait_for(lambda: db.app_connections() == 0, 5, 0.2)
+            n = wait_for(lambda: db.app_connections() == 0, 5, 0.2)
             tap.check(n, "%s: no connection of the app left in pg_stat_activity"
                       % w.name, "%d left" % db.app_connections())
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """test_cluster.py: several app hosts behind nginx, reads on a standby.
 
 The deployment of deploy/cluster/README.md, built on this one machine out
@@ -67,7 +66,6 @@ the one-way delays to measure (500; "" for none); TFB_CLUSTER_MEASURE_S
 the seconds of each measurement (2).
 """
 
-import http.client
 import os
 import re
 import shutil
@@ -75,14 +73,15 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-sys.dont_write_bytecode = True  # no __pycache__ in the work tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import fcgi  # noqa: E402
-import lib  # noqa: E402
-import tfb_verify as tv  # noqa: E402
+from ..kit import APP_BIN, APP_NAME, NETDELAY, REPO, SPAWN_BIN, fcgi, proc, stack, verify as tv
+from ..kit import web
+from ..kit.cmd import run, tail, wait_exit
+from ..kit.load import Wrk
+from ..kit.pg import OS_USER, Cluster as PGCluster, bindir
+from ..kit.stack import StackError
+from ..kit.tap import in_ci, main
 
 PREFIX = "tfbc"
 NET = "10.213"
@@ -96,33 +95,21 @@ DELAYS_US = [int(x) for x in os.environ.get("TFB_CLUSTER_DELAYS_US", "500").spli
              if x.strip()]
 MEASURE_S = float(os.environ.get("TFB_CLUSTER_MEASURE_S", "2"))
 CONCURRENCY = 16  # the load's clients when app1 is killed
-OS_USER = "postgres"
 APP_USER, APP_DB = "benchmarkdbuser", "hello_world"
-SPAWN_BIN = lib.BUILD / "tfb-spawn"
-RENDER = lib.REPO / "deploy" / "cluster" / "render"
-NETDELAY = lib.BUILD / "tests" / "integration" / "netdelay"  # make test builds it
-SQL = lib.REPO / "deploy" / "sql"
+RENDER = REPO / "deploy" / "cluster" / "render"
+SQL = REPO / "deploy" / "sql"
 
 READS = ["/db", "/queries?queries=3", "/fortunes"]
 ALL_ROUTES = ["/db", "/queries?queries=5", "/updates?queries=5", "/fortunes",
               "/cached-queries?count=5", "/json", "/plaintext"]
 
 
-def pg_bindir():
-    """PG_BINDIR, else the newest /usr/lib/postgresql/*/bin (as deploy/stack)."""
-    if os.environ.get("PG_BINDIR"):
-        return os.environ["PG_BINDIR"]
-    dirs = sorted((d for d in os.listdir("/usr/lib/postgresql") if d.isdigit()), key=int)
-    return "/usr/lib/postgresql/%s/bin" % (dirs[-1] if dirs else "15")
-
-
-def sh(argv, timeout=60, check=True):
-    """A command; its output.  Raises lib.StackError when it fails and
-    check is set."""
-    r = lib.run([str(a) for a in argv], timeout)
-    if check and r.returncode != 0:
-        raise lib.StackError("%s exited %s: %s" % (" ".join(map(str, argv[:6])), r.returncode,
-                                                    " | ".join(lib.tail(r.stdout, 6))))
+def sh(argv, timeout=60):
+    """A command; its output.  Raises StackError when it fails."""
+    r = run(argv, timeout)
+    if r.returncode != 0:
+        raise StackError("%s exited %s: %s" % (" ".join(map(str, argv[:6])), r.returncode,
+                                               " | ".join(tail(r.stdout, 6))))
     return r.stdout
 
 
@@ -131,7 +118,7 @@ def ns_names(n):
 
 
 def ns_pids(ns):
-    r = lib.run(["ip", "netns", "pids", ns], 10)
+    r = run(["ip", "netns", "pids", ns], 10)
     return [int(x) for x in (r.stdout or "").split() if x.isdigit()] if r.returncode == 0 else []
 
 
@@ -144,9 +131,9 @@ def kill_all(pids, timeout=5):
         except OSError:
             pass
     end = time.monotonic() + timeout
-    while any(lib.alive(p) for p in pids) and time.monotonic() < end:
+    while any(proc.alive(p) for p in pids) and time.monotonic() < end:
         time.sleep(0.02)
-    return not any(lib.alive(p) for p in pids)
+    return not any(proc.alive(p) for p in pids)
 
 
 def teardown(n, tmp):
@@ -158,14 +145,14 @@ def teardown(n, tmp):
     for host in DB:
         data = os.path.join(tmp, host, "data")
         if os.path.exists(os.path.join(data, "postmaster.pid")):
-            lib.run(["runuser", "-u", OS_USER, "--", os.path.join(pg_bindir(), "pg_ctl"),
-                     "stop", "-D", data, "-m", "immediate", "-w", "-t", "10", "-s"], 20)
+            run(["runuser", "-u", OS_USER, "--", bindir() / "pg_ctl",
+                 "stop", "-D", data, "-m", "immediate", "-w", "-t", "10", "-s"], 20)
     names = ns_names(n)
     pids = [p for ns in names for p in ns_pids(ns)]
     kill_all(pids)
     for ns in names:
-        lib.run(["ip", "netns", "del", ns], 10)
-    lib.run(["ip", "link", "del", "%s%d-h" % (PREFIX, n)], 10)
+        run(["ip", "netns", "del", ns], 10)
+    run(["ip", "link", "del", "%s%d-h" % (PREFIX, n)], 10)
     if not os.environ.get("TFB_TEST_KEEP"):
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -192,7 +179,7 @@ def keeper(rfd, n, tmp):
 
 class Cluster:
     """The namespaces, the switch, the servers, and the keeper that
-    removes them.  Raises lib.StackError when a part cannot be made."""
+    removes them.  Raises StackError when a part cannot be made."""
 
     def __init__(self, tap):
         self.tap = tap
@@ -203,7 +190,6 @@ class Cluster:
         self.keeper_fd = None
         self.pools = {}
         self.wire = None
-        self.bindir = pg_bindir()
         self._claim()
 
     # -- names
@@ -227,7 +213,7 @@ class Cluster:
         start = os.getpid() % 250
         for i in range(250):
             n = (start + i) % 250 + 1
-            r = lib.run(["ip", "netns", "add", "%s%d-sw" % (PREFIX, n)], 10)
+            r = run(["ip", "netns", "add", "%s%d-sw" % (PREFIX, n)], 10)
             if r.returncode == 0:
                 break
             if re.search(r"permission|not permitted", r.stdout or "", re.I):
@@ -235,7 +221,7 @@ class Cluster:
                 raise PermissionError(r.stdout.strip())
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
-            raise lib.StackError("no free %s<N>-sw namespace" % PREFIX)
+            raise StackError("no free %s<N>-sw namespace" % PREFIX)
         self.n = n
         rfd, wfd = os.pipe()
         sys.stdout.flush()
@@ -268,10 +254,10 @@ class Cluster:
     def leftovers(self):
         """What of this cluster is still there (after close)."""
         out = []
-        listed = lib.run(["ip", "netns", "list"], 10).stdout or ""
+        listed = run(["ip", "netns", "list"], 10).stdout or ""
         out += [l.split()[0] for l in listed.splitlines()
                 if l.startswith("%s%d-" % (PREFIX, self.n))]
-        if lib.run(["ip", "link", "show", "%s%d-h" % (PREFIX, self.n)], 10).returncode == 0:
+        if run(["ip", "link", "show", "%s%d-h" % (PREFIX, self.n)], 10).returncode == 0:
             out.append("interface %s%d-h" % (PREFIX, self.n))
         if os.path.exists(self.tmp) and not os.environ.get("TFB_TEST_KEEP"):
             out.append(self.tmp)
@@ -319,7 +305,7 @@ class Cluster:
             sh(["ip", "-n", sw, "link", "set", "j-lan", "up"])
             return out
         if not NETDELAY.exists():
-            raise lib.StackError("%s not found: make test builds it" % NETDELAY)
+            raise StackError("%s not found: make test builds it" % NETDELAY)
         self.wire = Wire(self.in_ns("sw", [str(NETDELAY), us,
                                           "t-lan", "t-db"]))
         sh(["ip", "-n", sw, "link", "set", "j-lan", "down"])
@@ -362,14 +348,14 @@ class Cluster:
         sh([RENDER, "--dir", d, "--listen", "%s:%d" % (self.addr("web"), HTTP_PORT),
             "--access-log", self.access_log]
            + ["%s:%d" % (self.addr(h), FCGI_PORT) for h in APPS])
-        sh(self.in_ns("web", ["/usr/sbin/nginx", "-p", d + "/", "-c", d + "/nginx.conf",
-                              "-e", d + "/nginx.error.log"]))
+        sh(self.in_ns("web", ["/usr/sbin/nginx", "-p", d + "/", "-c", d + "/conf/nginx.conf",
+                              "-e", d + "/log/nginx.error.log"]))
         end = time.monotonic() + 10
         while time.monotonic() < end:
-            if lib.try_get(self.url("/plaintext"), timeout=2).status == 200:
+            if web.try_get(self.url("/plaintext"), timeout=2).status == 200:
                 return
             time.sleep(0.1)
-        raise lib.StackError("nginx does not answer on %s" % self.url("/plaintext"))
+        raise StackError("nginx does not answer on %s" % self.url("/plaintext"))
 
     def log_lines(self, start=0):
         """nginx's access log from byte start: (lines, the end offset)."""
@@ -396,87 +382,32 @@ def parse_log(line):
     return (float(m.group(1)), int(m.group(2)), m.group(3), ups)
 
 
-class PG:
+class PG(PGCluster):
     """A PostgreSQL server in host's namespace: TCP on its address, its
-    unix socket in the test's directory (for psql from here), pg_hba.conf
-    outside the data directory, the settings on pg_ctl's command line, so
-    that root writes nothing into a directory postgres owns."""
+    unix socket in the test's directory (for psql from here)."""
 
     def __init__(self, cluster, host):
         self.c, self.host = cluster, host
-        self.dir = os.path.join(cluster.tmp, host)
-        self.data = os.path.join(self.dir, "data")
-        self.log = os.path.join(self.dir, "pg.log")
-        if not os.path.exists(self.dir):
-            os.makedirs(self.dir)
-            shutil.chown(self.dir, OS_USER, OS_USER)
-        self.hba = os.path.join(cluster.tmp, "pg_hba.conf")
-        with open(self.hba, "w") as f:
-            f.write("# written by tests/integration/test_cluster.py\n"
-                    "local all all trust\n"
-                    "host all all %s.%d.0/24 trust\n"
-                    "host replication all %s.%d.0/24 trust\n"
-                    % (NET, cluster.n, NET, cluster.n))
+        net = "%s.%d.0/24" % (NET, cluster.n)
+        super().__init__(os.path.join(cluster.tmp, host), PG_PORT, listen=cluster.addr(host),
+                         hba="local all all trust\nhost all all %s trust\n"
+                         "host replication all %s trust\n" % (net, net),
+                         wrap=lambda argv: cluster.in_ns(host, argv))
 
-    def _as_pg(self, argv, timeout=90):
-        return sh(self.c.in_ns(self.host, ["runuser", "-u", OS_USER, "--"] + argv), timeout)
-
-    def bin(self, name):
-        return os.path.join(self.c.bindir, name)
-
-    def initdb(self):
-        self._as_pg([self.bin("initdb"), "-D", self.data, "-U", "postgres", "-E", "UTF8",
-                     "--no-locale", "--no-sync", "-A", "trust"])
-
-    def basebackup(self, source):
-        """A copy of source, made to follow it (-R: standby.signal and
-        primary_conninfo)."""
-        self._as_pg([self.bin("pg_basebackup"), "-h", self.c.addr(source.host),
-                     "-p", PG_PORT, "-U", "postgres", "-D", self.data, "-R",
-                     "-X", "stream", "-c", "fast", "--no-sync"])
-
-    def start(self):
-        opts = ["listen_addresses=%s" % self.c.addr(self.host), "port=%d" % PG_PORT,
-                "unix_socket_directories=%s" % self.dir, "hba_file=%s" % self.hba,
-                "max_connections=200", "shared_preload_libraries=pg_stat_statements",
-                "pg_stat_statements.track=all", "pg_stat_statements.max=10000",
-                "synchronous_commit=off", "fsync=off", "full_page_writes=off"]
-        self._as_pg([self.bin("pg_ctl"), "start", "-D", self.data, "-l", self.log,
-                     "-w", "-t", "60", "-s", "-o", " ".join("-c " + o for o in opts)])
-
-    def stop(self, mode="fast"):
-        self._as_pg([self.bin("pg_ctl"), "stop", "-D", self.data, "-m", mode, "-w",
-                     "-t", "30", "-s"])
-
-    def psql(self, sql, db=APP_DB, user="postgres", timeout=60):
-        out = sh([self.bin("psql"), "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", self.dir,
-                  "-p", PG_PORT, "-U", user, "-d", db, "-c", sql], timeout)
-        return out.strip()
-
-    def load(self):
-        for f, user, db in (("roles.sql", "postgres", "postgres"),
-                            ("create.sql", APP_USER, APP_DB)):
-            sh([self.bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.dir,
-                "-p", PG_PORT, "-U", user, "-d", db, "-f", SQL / f], 120)
+    def psql(self, sql=None, db=APP_DB, **kw):
+        return super().psql(sql, db=db, **kw)
 
     def app_backends(self):
         """tfb-fcgi's connections here from the app hosts."""
         return int(self.psql("SELECT count(*) FROM pg_stat_activity WHERE "
                              "application_name = '%s' AND client_addr IN (%s)"
-                             % (lib.APP_NAME, ", ".join("'%s'" % self.c.addr(h)
-                                                         for h in APPS))))
+                             % (APP_NAME, ", ".join("'%s'" % self.c.addr(h)
+                                                    for h in APPS))))
 
     def calls(self, pattern):
         """pg_stat_statements' calls of statements matching pattern."""
         return int(self.psql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
                              "WHERE query ~* '%s'" % pattern))
-
-    def log_tail(self, n=10):
-        try:
-            with open(self.log, errors="replace") as f:
-                return lib.tail(f.read(), n)
-        except OSError:
-            return []
 
 
 class Pool:
@@ -498,7 +429,7 @@ class Pool:
             SPAWN_BIN, "--bind", "%s:%d" % (c.addr(self.host), FCGI_PORT), "-w", WORKERS,
             "-p", os.path.join(self.dir, "spawn.pid"), "-l", self.log,
             "--graceful-timeout", "5s", "--",
-            lib.APP_BIN, "--db", c.conninfo(("pg2", "pg1")),
+            APP_BIN, "--db", c.conninfo(("pg2", "pg1")),
             "--db-read", c.conninfo(("pg1", "pg2"))])
         with open(os.devnull, "rb") as null:
             self.proc = subprocess.Popen(argv, env=env, stdin=null, stdout=subprocess.DEVNULL,
@@ -510,17 +441,17 @@ class Pool:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.1)
-        raise lib.StackError("%s: the pool did not start: %s" % (self.host, self.log_tail()))
+        raise StackError("%s: the pool did not start: %s" % (self.host, self.log_tail()))
 
     def workers(self):
         if self.proc is None or self.proc.poll() is not None:
             return []
-        return [p for p in lib.descendants(self.proc.pid) if lib.is_app(p)]
+        return [p for p in proc.descendants(self.proc.pid) if stack.is_app(p)]
 
     def accepting(self):
         """Each worker logs when it accepts only at debug level; the
         supervisor's readiness is its port answering here."""
-        r = lib.run(["ip", "netns", "exec", self.c.ns(self.host), "ss", "-Hltn",
+        r = run(["ip", "netns", "exec", self.c.ns(self.host), "ss", "-Hltn",
                      "sport = :%d" % FCGI_PORT], 10)
         return r.returncode == 0 and str(FCGI_PORT) in (r.stdout or "")
 
@@ -541,13 +472,13 @@ class Pool:
         of the pool.  True once they are all gone."""
         done = kill_all(ns_pids(self.c.ns(self.host)))
         if self.proc is not None:
-            lib.wait_exit(self.proc, 5)
+            wait_exit(self.proc, 5)
         return done
 
     def log_tail(self, n=8):
         try:
             with open(self.log, errors="replace") as f:
-                return " | ".join(lib.tail(f.read(), n))
+                return " | ".join(tail(f.read(), n))
         except OSError:
             return ""
 
@@ -562,7 +493,7 @@ class Wire:
         line = self.proc.stdout.readline().strip()
         if line != "ready":
             self.kill()
-            raise lib.StackError("netdelay did not start: %r" % line)
+            raise StackError("netdelay did not start: %r" % line)
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -585,74 +516,10 @@ class Wire:
 # --------------------------------------------------------------------------
 # Load
 
-class Load:
-    """concurrency clients, each on a kept HTTP/1.1 connection to nginx,
-    each cycling through paths, until stop() (or max_s).  results: one
-    (start, end, path, status) per request, status None when the
-    connection failed."""
-
-    def __init__(self, cluster, paths, concurrency, max_s=30):
-        self.host, self.port = cluster.addr("web"), HTTP_PORT
-        self.paths, self.concurrency, self.max_s = paths, concurrency, max_s
-        self.results = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._client, args=(i,), daemon=True)
-                         for i in range(concurrency)]
-
-    def __enter__(self):
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def stop(self):
-        self._stop.set()
-        for t in self._threads:
-            t.join(15)
-
-    def _client(self, k):
-        conn = None
-        mine = []
-        end = time.monotonic() + self.max_s
-        i = k
-        while not self._stop.is_set() and time.monotonic() < end:
-            path = self.paths[i % len(self.paths)]
-            i += 1
-            t0 = time.monotonic()
-            try:
-                if conn is None:
-                    conn = http.client.HTTPConnection(self.host, self.port, timeout=15)
-                conn.request("GET", path)
-                r = conn.getresponse()
-                r.read()
-                status = r.status
-                if r.will_close:
-                    conn.close()
-                    conn = None
-            except (OSError, http.client.HTTPException):
-                status = None
-                if conn is not None:
-                    conn.close()
-                conn = None
-            mine.append((t0, time.monotonic(), path, status))
-        if conn is not None:
-            conn.close()
-        with self._lock:
-            self.results.extend(mine)
-
-    def summary(self):
-        by = {}
-        for _, _, path, status in self.results:
-            by.setdefault(path.split("?")[0], {}).setdefault(status, 0)
-            by[path.split("?")[0]][status] += 1
-        return ", ".join("%s %s" % (p, by[p]) for p in sorted(by))
-
-
-def failed(results):
-    return [r for r in results if r[3] != 200]
+def load(cluster, paths, concurrency):
+    """Clients on kept connections to the cluster's nginx (web.Clients):
+    results (start, end, path, status, body) once stopped."""
+    return web.Clients(cluster.addr("web"), HTTP_PORT, paths, concurrency)
 
 
 def fortunes_on(cluster, pgs, count=20):
@@ -661,29 +528,16 @@ def fortunes_on(cluster, pgs, count=20):
     statuses seen."""
     for pg in pgs:
         pg.psql("SELECT pg_stat_statements_reset()")
-    statuses = [lib.try_get(cluster.url("/fortunes"), timeout=10).status for _ in range(count)]
+    statuses = [web.try_get(cluster.url("/fortunes"), timeout=10).status for _ in range(count)]
     time.sleep(0.2)  # the last statements reach pg_stat_statements
     return {pg.host: pg.calls(r"\mfortune\M") for pg in pgs}, statuses
 
 
 def wrk(url, connections, seconds):
-    """(req/s, p50 ms, errors) from wrk --latency."""
-    r = lib.run(["wrk", "-t1", "-c%d" % connections, "-d%ds" % max(1, round(seconds)),
-                 "--latency", url], seconds + 30)
-    out = r.stdout or ""
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)", out, re.M)
-    errors = 0
-    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if m:
-        errors += int(m.group(1))
-    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    if m:
-        errors += sum(int(x) for x in m.groups())
-    ms = None
-    if p50:
-        ms = float(p50.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p50.group(2)]
-    return (float(rps.group(1)) if rps else 0.0), ms, (errors if rps else -1)
+    """(req/s, p50 ms, errors; -1 when wrk reported nothing)."""
+    r = Wrk(url, max(1, round(seconds)), connections=connections).result()
+    return r["rps"], r["p50_us"] / 1000.0 if r["parsed"] else None, \
+        r["failures"] if r["parsed"] else -1
 
 
 # --------------------------------------------------------------------------
@@ -696,7 +550,7 @@ def check_cluster(tap, c, pg1, pg2):
                              % c.addr("pg2"))
         recovery = pg2.psql("SELECT pg_is_in_recovery()")
         rows = pg2.psql("SELECT count(*) FROM world")
-    except lib.StackError as e:
+    except StackError as e:
         tap.fail("replication: pg2 streams from pg1", str(e))
         return False
     return tap.check(streaming == "1" and recovery == "t" and rows == "10000",
@@ -720,7 +574,7 @@ def check_allow_list(tap, c):
 
 def check_both_serve(tap, c):
     start = c.log_size()
-    statuses = [lib.try_get(c.url("/db"), timeout=10).status for _ in range(20)]
+    statuses = [web.try_get(c.url("/db"), timeout=10).status for _ in range(20)]
     lines, _ = c.log_lines(start)
     by = {}
     for _, status, _, ups in lines:
@@ -761,7 +615,7 @@ def check_standby(tap, c, pg1, pg2):
     """Reads on the standby; the standby stopped under load; back."""
     try:
         conns = pg2.app_backends()
-    except lib.StackError as e:
+    except StackError as e:
         conns = str(e)
     tap.check(conns == 2 * WORKERS,
               "each worker's read connection is on the standby: %d tfb-fcgi connections from "
@@ -771,20 +625,20 @@ def check_standby(tap, c, pg1, pg2):
               "reads on the standby: 20 /fortunes, their statements counted on pg2, none on pg1",
               "counted %s, statuses %s" % (counts, statuses))
 
-    with Load(c, READS, 4) as load:
+    with load(c, READS, 4) as ld:
         time.sleep(1.0)
         try:
             pg2.stop("fast")
             stopped = True
-        except lib.StackError as e:
+        except StackError as e:
             stopped = str(e)
         time.sleep(1.5)
     tap.check(stopped is True, "standby stopped (pg_ctl stop -m fast) under a read load",
               str(stopped))
-    bad = failed(load.results)
-    tap.check(load.results and not bad,
+    bad = ld.failed()
+    tap.check(ld.results and not bad,
               "while it stopped, every read was answered 200 (%d requests: %s)"
-              % (len(load.results), load.summary()),
+              % (len(ld.results), ld.summary()),
               ["%s %s" % (r[2], r[3]) for r in bad[:10]] + [c.pools["app1"].log_tail()])
     counts, statuses = fortunes_on(c, (pg1,))
     tap.check(counts == {"pg1": 20} and statuses.count(200) == 20,
@@ -794,29 +648,31 @@ def check_standby(tap, c, pg1, pg2):
 
     # Back: the standby started again; a reconnection takes a worker's
     # reads there (prefer-standby), and a rolling restart reconnects all.
+    end, answers, streaming, err = time.monotonic() + 30, None, None, ""
     try:
         pg2.start()
-        end = time.monotonic() + 30
-        while pg2.psql("SELECT 1", timeout=10) != "1" or pg1.psql(
-                "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") != "1":
-            if time.monotonic() > end:
-                raise lib.StackError("pg2 not streaming again within 30 s")
+        while (answers, streaming) != ("1", "1") and time.monotonic() < end:
             time.sleep(0.2)
-    except lib.StackError as e:
-        tap.fail("standby started again, streaming", str(e))
+            answers = pg2.psql("SELECT 1", timeout=10)
+            streaming = pg1.psql("SELECT count(*) FROM pg_stat_replication "
+                                 "WHERE state = 'streaming'")
+    except StackError as e:
+        err = str(e)
+    if not tap.check((answers, streaming) == ("1", "1"), "standby started again, answering "
+                     "and streaming within 30 s", [err, "answers %s, streaming %s"
+                                                   % (answers, streaming)]):
         return
-    tap.ok("standby started again, streaming")
     # One host at a time, as deploy/cluster/README.md says: a kept
     # connection closed by a stopping worker as nginx reuses it counts as
     # a failure of that host, and the other must be in when it is out.
-    with Load(c, ALL_ROUTES, 4) as load:
+    with load(c, ALL_ROUTES, 4) as ld:
         time.sleep(0.5)
         rolled = c.pools["app1"].roll()
         time.sleep(0.5)
-    bad = failed(load.results)
-    tap.check(rolled and load.results and not bad,
+    bad = ld.failed()
+    tap.check(rolled and ld.results and not bad,
               "app1's pool rolled (SIGHUP) under a load of every route, /updates included: "
-              "no failed request (%d: %s)" % (len(load.results), load.summary()),
+              "no failed request (%d: %s)" % (len(ld.results), ld.summary()),
               ["rolled %s" % rolled] + ["%s %s" % (r[2], r[3]) for r in bad[:10]])
     tap.check(c.pools["app2"].roll(), "app2's pool rolled (SIGHUP)")
     counts, statuses = fortunes_on(c, (pg1, pg2))
@@ -868,7 +724,7 @@ def check_kill(tap, c, pg1):
     app2 = "%s:%d" % (c.addr("app2"), FCGI_PORT)
     pg1.psql("SELECT pg_stat_statements_reset()")
     start = c.log_size()
-    with Load(c, ALL_ROUTES, CONCURRENCY) as load:
+    with load(c, ALL_ROUTES, CONCURRENCY) as ld:
         time.sleep(1.5)
         t_kill = time.monotonic()
         gone = c.pools["app1"].kill()
@@ -876,13 +732,13 @@ def check_kill(tap, c, pg1):
         at_dead = c.log_size()
         time.sleep(2.5)
     time.sleep(0.2)  # the last statements reach pg_stat_statements
-    res = load.results
-    bad = failed(res)
+    res = ld.results
+    bad = ld.failed()
     tap.check(gone, "app1 killed: SIGKILL to every process in its namespace, all gone "
               "in %.0f ms" % ((t_dead - t_kill) * 1000))
     in_flight = [r for r in res if r[0] < t_kill < r[1]]
     tap.note("load: %d requests by %d clients, %d in flight when app1 died; %s"
-             % (len(res), CONCURRENCY, len(in_flight), load.summary()))
+             % (len(res), CONCURRENCY, len(in_flight), ld.summary()))
     tap.check(len(bad) <= CONCURRENCY,
               "failed requests: %d, at most the %d in flight" % (len(bad), CONCURRENCY),
               ["%s %s" % (r[2], r[3]) for r in bad[:20]])
@@ -912,7 +768,7 @@ def check_kill(tap, c, pg1):
     sent_updates = ok_updates + failed_updates
     try:
         written = pg1.calls("^UPDATE world")
-    except lib.StackError as e:
+    except StackError as e:
         written = str(e)
     tap.check(isinstance(written, int) and ok_updates <= written <= sent_updates,
               "the primary ran %s UPDATEs for %d /updates answered 200 and %d failed: each at "
@@ -920,7 +776,7 @@ def check_kill(tap, c, pg1):
     tap.note("nginx log: %s" % ", ".join(
         "%s %d" % (u, sum(1 for l in lines if l[3] and l[3][-1] == u)) for u in (app1, app2)))
     # app2 alone, now: every route through the verifier's eyes once more.
-    statuses = {p: lib.try_get(c.url(p), timeout=10).status for p in ALL_ROUTES}
+    statuses = {p: web.try_get(c.url(p), timeout=10).status for p in ALL_ROUTES}
     tap.check(all(s == 200 for s in statuses.values()),
               "with app1 dead, every route answers 200 through nginx", "%s" % statuses)
 
@@ -928,30 +784,39 @@ def check_kill(tap, c, pg1):
 # --------------------------------------------------------------------------
 
 def build(tap, c):
-    """The network, both databases, the pools and nginx; (pg1, pg2)."""
+    """The network, both databases, the pools and nginx; (pg1, pg2), or
+    None when a part could not be made (a failed check)."""
     t0 = time.monotonic()
+    try:
+        return made(tap, c, t0)
+    except StackError as e:
+        tap.fail("cluster built", str(e))
+        return None
+
+
+def made(tap, c, t0):
     c.build_network()
     pg1, pg2 = c.pg("pg1"), c.pg("pg2")
     pg1.initdb()
     pg1.start()
-    pg1.load()
-    pg2.basebackup(pg1)
+    pg1.load(SQL)
+    pg2.basebackup(pg1, c.addr("pg1"))
     pg2.start()
     for h in APPS:
         c.start_pool(h)
     c.start_nginx()
-    tap.ok("cluster %s%d-*: nginx %s, app hosts %s, primary %s, standby %s, %d workers "
-           "per app host (%.1f s)" % (PREFIX, c.n, c.addr("web"), ", ".join(
-               c.addr(h) for h in APPS), c.addr("pg1"), c.addr("pg2"), WORKERS,
-               time.monotonic() - t0))
-    return pg1, pg2
+    r = web.try_get(c.url("/db"), timeout=10)
+    return (pg1, pg2) if tap.check(
+        r.status == 200, "cluster %s%d-*: nginx %s, app hosts %s, primary %s, standby %s, "
+        "%d workers per app host, /db answered (%.1f s)" % (
+            PREFIX, c.n, c.addr("web"), ", ".join(c.addr(h) for h in APPS), c.addr("pg1"),
+            c.addr("pg2"), WORKERS, time.monotonic() - t0), r.summary()) else None
 
 
 def body(tap):
     if not tap.root("cluster in network namespaces (ip netns, veth, bridges) needs root"):
         return
-    if not lib.preflight(tap, (lib.APP_BIN, SPAWN_BIN, RENDER)):
-        return
+    tap.need([APP_BIN, SPAWN_BIN, RENDER, NETDELAY])
     if not (tap.tool("siege", "siege for the verifier") and tap.tool("wrk", "wrk")
             and tap.tool("ip", "ip (iproute2)") and tap.tool("ss", "ss (iproute2)")):
         return
@@ -959,7 +824,7 @@ def body(tap):
     try:
         c = Cluster(tap)
     except PermissionError as e:
-        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        if in_ci():
             tap.fail("network namespaces allowed", str(e))
         else:
             tap.skip("cluster in network namespaces", "network namespaces not allowed "
@@ -967,11 +832,10 @@ def body(tap):
         return
     pg1 = pg2 = None
     try:
-        try:
-            pg1, pg2 = build(tap, c)
-        except lib.StackError as e:
-            tap.fail("cluster built", str(e))
+        pgs = build(tap, c)
+        if pgs is None:
             return
+        pg1, pg2 = pgs
         if not check_cluster(tap, c, pg1, pg2):
             return
         check_allow_list(tap, c)
@@ -996,4 +860,4 @@ def body(tap):
 
 
 if __name__ == "__main__":
-    lib.main(body, deadline=300)
+    main(body, deadline=300)

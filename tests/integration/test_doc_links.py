@@ -15,12 +15,11 @@ Needs no server; about a second.
 import os
 import re
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import lib  # noqa: E402
+from ..kit import REPO
+from ..kit.tap import main
 
 README_MAX_LINES = 200
 
@@ -73,9 +72,9 @@ def markdown_files():
     """The Markdown files git tracks, and those about to be added."""
     names = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard",
-         "*.md"], cwd=lib.REPO, capture_output=True, text=True, check=True,
+         "*.md"], cwd=REPO, capture_output=True, text=True, check=True,
         timeout=30).stdout.split()
-    return sorted(lib.REPO / n for n in names if (lib.REPO / n).exists())
+    return sorted(REPO / n for n in names if (REPO / n).exists())
 
 
 def self_test(tap):
@@ -105,15 +104,15 @@ def body(tap):
     files = markdown_files()
     tap.check(len(files) > 0, f"{len(files)} Markdown files found")
     for path in files:
-        rel = path.relative_to(lib.REPO)
+        rel = path.relative_to(REPO)
         bad = problems(path)
         n = len(relative_links(path))
         tap.check(not bad, f"{rel}: {n - len(bad)} of {n} relative links "
                   "resolve", [f"{t}: {why}" for t, why in bad])
-    lines = len((lib.REPO / "README.md").read_text().splitlines())
+    lines = len((REPO / "README.md").read_text().splitlines())
     tap.check(lines <= README_MAX_LINES,
               f"README.md is {lines} lines, at most {README_MAX_LINES}")
 
 
 if __name__ == "__main__":
-    lib.main(body, deadline=60)
+    main(body, deadline=60)

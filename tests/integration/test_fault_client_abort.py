@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """test_fault_client_abort.py: clients that go away in the middle.
 
 The stack behind nginx (3 workers), under wrk load from well-behaved
@@ -26,20 +25,16 @@ with one PostgreSQL connection each; then 1 s of wrk load answers 200 only.
 """
 
 import multiprocessing
-import os
 import queue
 import random
 import socket
 import struct
-import sys
 import threading
 import time
 
-sys.dont_write_bytecode = True  # no __pycache__ in the work tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import faultkit  # noqa: E402
-import fcgi  # noqa: E402
-import lib  # noqa: E402
+from ..kit import fcgi
+from ..kit.scene import DB_PATHS, Scene
+from ..kit.tap import main
 
 HTTP_PATHS = ["/queries?queries=500", "/updates?queries=500", "/fortunes",
               "/cached-queries?count=500", "/db"]
@@ -104,8 +99,7 @@ def fcgi_aborts(sock_path, n):
         try:
             with fcgi.connect(sock_path, timeout=5) as c:
                 if i % 4 == 0:
-                    c.send(fcgi.begin(1, flags=fcgi.KEEP_CONN) +
-                           fcgi.params(fcgi.get_params("/db")) + fcgi.stdin())
+                    c.send(fcgi.whole("/db", flags=fcgi.KEEP_CONN))
                     counts["new connection"] += 1
                 else:
                     first = c.get("/json", keep=True)
@@ -113,9 +107,7 @@ def fcgi_aborts(sock_path, n):
                         return counts, "request %d: a first request answered %r" % (i, first)
                     # An answer that fits libfcgi's buffer, written at the
                     # end of the request, once the connection is gone.
-                    c.send(fcgi.begin(1, flags=fcgi.KEEP_CONN) +
-                           fcgi.params(fcgi.get_params("/queries?queries=20")) +
-                           fcgi.stdin())
+                    c.send(fcgi.whole("/queries?queries=20", flags=fcgi.KEEP_CONN))
                     counts["kept connection"] += 1
         except OSError as e:
             return counts, "request %d: %s: %s" % (i, type(e).__name__, e)
@@ -123,16 +115,14 @@ def fcgi_aborts(sock_path, n):
 
 
 def body(tap):
-    if not lib.preflight(tap):
-        return
     label = "clients that go away"
-    with faultkit.Scene(tap, "client-abort") as sc:
+    with Scene(tap, "client-abort", stack={}) as sc:
         st = sc.st
         sock_path = st.run_path("fcgi.sock")
         if not tap.check(sock_path, "the pool's FastCGI socket is in VAR/run"):
             return
         log_before = len(sc.app_log())
-        load = sc.load(faultkit.DB_PATHS + ["/json"], seconds=int(SECONDS) + 3)
+        load = sc.load(DB_PATHS + ["/json"], seconds=int(SECONDS) + 3)
         time.sleep(0.5)
         results = multiprocessing.Queue()
         aborters = [multiprocessing.Process(target=http_aborts,
@@ -185,10 +175,8 @@ def body(tap):
         tap.check(not errors, "%s: no error in the pool's log (%d lines at level error)"
                   % (label, len(errors)), errors[:6])
         sc.wait_recovery(label, time.monotonic(), 2.0)
-        sc.check_steady(label)
-        sc.check_same_workers(label)
-        sc.check_connections(label)
+        sc.check_after(label)
 
 
 if __name__ == "__main__":
-    lib.main(body, deadline=120)
+    main(body, deadline=120)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """test_fault_lost_updates.py: no lost updates under concurrent /updates.
 
 The stack behind nginx (3 workers).  CLIENTS clients at once, each on a
@@ -38,58 +37,27 @@ update made by hand), another a value no answer reported, and the same
 check must name both; then both rows get their values back.
 """
 
-import http.client
 import json
-import os
-import sys
-import threading
-import time
 
-sys.dont_write_bytecode = True  # no __pycache__ in the work tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import faultkit  # noqa: E402
-import lib  # noqa: E402
+from ..kit import web
+from ..kit.scene import Scene
+from ..kit.tap import main
 
 CLIENTS = 8
 SECONDS = 3.0
 PATHS = ["/updates?queries=20", "/updates?queries=1"]
 
 
-def client(port, k, deadline, out):
-    """One client: its requests, in order, as (start, end, path, status,
-    rows or an error text)."""
-    conn = None
-    i = k
-    while time.monotonic() < deadline:
-        path = PATHS[i % len(PATHS)]
-        i += 1
-        start = time.monotonic()
-        try:
-            if conn is None:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            conn.request("GET", path)
-            r = conn.getresponse()
-            body = r.read()
-            end = time.monotonic()
-            status = r.status
-            rows = json.loads(body) if status == 200 else body[:200]
-        except (OSError, http.client.HTTPException, ValueError) as e:
-            end = time.monotonic()
-            status, rows = None, "%s: %s" % (type(e).__name__, e)
-            if conn is not None:
-                conn.close()
-            conn = None
-        out.append((start, end, path, status, rows))
-    if conn is not None:
-        conn.close()
-
-
-def world(st):
-    rows = {}
-    for line in st.psql("SELECT id, randomnumber FROM world").splitlines():
-        i, n = line.split("|")
-        rows[int(i)] = int(n)
-    return rows
+def answer(req):
+    """A request of web.Clients as (start, end, path, status, the rows of
+    a 200 or an error text)."""
+    start, end, path, status, body = req
+    if status != 200:
+        return start, end, path, status, body[:200]
+    try:
+        return start, end, path, status, json.loads(body)
+    except ValueError as e:
+        return start, end, path, None, "ValueError: %s" % e
 
 
 def malformed(path, rows):
@@ -141,22 +109,13 @@ def lost(writes, before, after):
 
 
 def body(tap):
-    if not lib.preflight(tap):
-        return
     label = "concurrent /updates"
-    with faultkit.Scene(tap, "lost-updates") as sc:
+    with Scene(tap, "lost-updates", stack={}) as sc:
         st = sc.st
-        before = world(st)
-        deadline = time.monotonic() + SECONDS
-        outs = [[] for _ in range(CLIENTS)]
-        threads = [threading.Thread(target=client, args=(st.port, k, deadline, outs[k]))
-                   for k in range(CLIENTS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(SECONDS + 30)
-        after = world(st)
-        reqs = [r for out in outs for r in out]
+        before = st.world()
+        reqs = [answer(r) for r in
+                web.Clients("127.0.0.1", st.port, PATHS, CLIENTS, max_s=SECONDS).run()]
+        after = st.world()
         bad = ["%s -> %s: %s" % (p, s, rows) for (_, _, p, s, rows) in reqs if s != 200]
         bad += ["%s: %s" % (p, malformed(p, rows)) for (_, _, p, s, rows) in reqs
                 if s == 200 and malformed(p, rows)]
@@ -195,7 +154,7 @@ def body(tap):
             st.psql("UPDATE world SET randomnumber = %d WHERE id = %d; "
                     "UPDATE world SET randomnumber = %d WHERE id = %d"
                     % (stale[1], stale[0], foreign, foreign_id))
-            named = {i for i, _ in lost(writes, before, world(st))}
+            named = {i for i, _ in lost(writes, before, st.world())}
         finally:
             st.psql("UPDATE world SET randomnumber = %d WHERE id = %d; "
                     "UPDATE world SET randomnumber = %d WHERE id = %d"
@@ -204,10 +163,10 @@ def body(tap):
                   "%s: the check names a row given back an overwritten value (id %d) and "
                   "one given a value no answer reported (id %d), and no other"
                   % (label, stale[0], foreign_id), "named: %s" % sorted(named))
-        tap.check(world(st) == after, "%s: the two rows have their values back" % label)
+        tap.check(st.world() == after, "%s: the two rows have their values back" % label)
         sc.check_same_workers(label)
         sc.check_connections(label)
 
 
 if __name__ == "__main__":
-    lib.main(body, deadline=120)
+    main(body, deadline=120)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """test_fault_max_connections.py: another client takes every PostgreSQL
 connection slot while the workers need one.
 
@@ -35,13 +34,12 @@ fill, a PostgreSQL it does not own.
 import os
 import socket
 import struct
-import sys
 import time
 
-sys.dont_write_bytecode = True  # no __pycache__ in the work tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import faultkit  # noqa: E402
-import lib  # noqa: E402
+from ..kit import APP_NAME, stack
+from ..kit.cmd import wait_for
+from ..kit.scene import DB_PATHS, Scene
+from ..kit.tap import main
 
 RECOVERY = 5.0  # seconds from the slots' release to a round all 200
 HOLD = 3
@@ -110,19 +108,16 @@ class Hog:
 
 
 def body(tap):
-    if not lib.preflight(tap):
-        return
-    if not lib.owns_pg(tap, "max_connections exhausted"):
-        return
+    stack.own_pg(tap, "max_connections exhausted")
     label = "max_connections exhausted by another client"
-    with faultkit.Scene(tap, "max-conns") as sc:
+    with Scene(tap, "max-conns", stack={}) as sc:
         st = sc.st
         hog = Hog(st.pg_env())
         try:
             bg = sc.load(["/json"], seconds=HOLD + 5)
             n = st.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE application_name = '%s'" % lib.APP_NAME)
-            gone = faultkit.wait_for(lambda: st.app_connections() == 0, 10, 0.1)
+                        "WHERE application_name = '%s'" % APP_NAME)
+            gone = wait_for(lambda: st.app_connections() == 0, 10, 0.1)
             tap.check(n == str(sc.workers) and gone,
                       "the workers' %d backends terminated" % sc.workers, "terminated %s" % n)
             held = hog.fill()
@@ -130,19 +125,17 @@ def body(tap):
                       "another client holds every slot: %d connections, then refused "
                       "with 53300" % held, "refusal: %s" % (hog.refusal,))
             tap.note("refused with %s" % (hog.refusal,))
-            load = sc.load(faultkit.DB_PATHS, seconds=HOLD + 2)
+            load = sc.load(DB_PATHS, seconds=HOLD + 2)
             time.sleep(HOLD)
         finally:
             hog.release()
         since = time.monotonic()
         sc.wait_recovery(label, since, RECOVERY)
         sc.check_answers(label, load.result(), must=(503,))
-        sc.check_steady(label)
-        sc.check_same_workers(label)
-        sc.check_connections(label)
+        sc.check_after(label)
         # /json needs no database: 200 only, throughout.
         sc.check_answers("%s, /json meanwhile" % label, bg.result(), allow=())
 
 
 if __name__ == "__main__":
-    lib.main(body, deadline=120)
+    main(body, deadline=120)

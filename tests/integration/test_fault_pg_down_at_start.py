@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """test_fault_pg_down_at_start.py: the pool starts while PostgreSQL is down.
 
 `deploy/stack pg start` (the cluster made and loaded), `pg stop`, then the
@@ -25,62 +24,56 @@ Skipped when PGHOST is set (the stack would use a PostgreSQL it must not
 stop).
 """
 
-import os
-import sys
 import time
 
-sys.dont_write_bytecode = True  # no __pycache__ in the work tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import faultkit  # noqa: E402
-import lib  # noqa: E402
+from ..kit import stack
+from ..kit.cmd import wait_for
+from ..kit.scene import DB_PATHS, Scene
+from ..kit.tap import main
 
 RECOVERY = 5.0  # seconds from PostgreSQL's start to a round all 200
 DOWN = 3.0
 
 
 def body(tap):
-    if not lib.preflight(tap):
-        return
-    if not lib.owns_pg(tap, "the pool started with PostgreSQL down"):
-        return
+    stack.own_pg(tap, "the pool started with PostgreSQL down")
     label = "pool started with PostgreSQL down"
-    with faultkit.Scene(tap, "pg-down", start=False) as sc:
+    with Scene(tap, "pg-down", stack={}, start=False) as sc:
         st = sc.st
         # The cluster is made and loaded by its first start; then it goes.
-        if not (lib.stack_step(tap, st, "pg", "start") and lib.stack_step(tap, st, "pg", "stop")
-                and lib.stack_step(tap, st, "pool", "start") and lib.stack_step(tap, st, "front", "start")):
+        if not (stack.step(tap, st, "pg", "start") and stack.step(tap, st, "pg", "stop")
+                and stack.step(tap, st, "pool", "start")
+                and stack.step(tap, st, "front", "start")):
             return
         sc.started()
-        load = sc.load(faultkit.DB_PATHS + ["/json"], seconds=int(DOWN) + 2)
+        load = sc.load(DB_PATHS + ["/json"], seconds=int(DOWN) + 2)
         time.sleep(DOWN)
         sc.check_same_workers("%s, %.0f s later" % (label, DOWN))
-        if not lib.stack_step(tap, st, "pg", "start"):
+        if not stack.step(tap, st, "pg", "start"):
             return
         since = time.monotonic()
         sc.wait_recovery(label, since, RECOVERY)
         sc.check_answers(label, load.result(), must=(503,))
-        sc.check_steady(label)
-        sc.check_same_workers(label)
-        sc.check_connections(label)
+        sc.check_after(label)
     idle(tap)
 
 
 def idle(tap):
     label = "pool started with PostgreSQL down, no request"
-    with faultkit.Scene(tap, "pg-down-idle", start=False) as sc:
+    with Scene(tap, "pg-down-idle", stack={}, start=False) as sc:
         st = sc.st
-        if not (lib.stack_step(tap, st, "pg", "start") and lib.stack_step(tap, st, "pg", "stop")
-                and lib.stack_step(tap, st, "pool", "start")):
+        if not (stack.step(tap, st, "pg", "start") and stack.step(tap, st, "pg", "stop")
+                and stack.step(tap, st, "pool", "start")):
             return
         time.sleep(0.5)  # each worker's first try, at its start, has failed
-        if not lib.stack_step(tap, st, "pg", "start"):
+        if not stack.step(tap, st, "pg", "start"):
             return
         t0 = time.monotonic()
-        got = faultkit.wait_for(lambda: st.app_connections() == sc.workers, RECOVERY, 0.1)
+        got = wait_for(lambda: st.app_connections() == sc.workers, RECOVERY, 0.1)
         tap.check(got, "%s: every worker connects by itself once PostgreSQL is back "
                   "(%d connections, %.1f s)" % (label, st.app_connections(),
                                                 time.monotonic() - t0))
 
 
 if __name__ == "__main__":
-    lib.main(body, deadline=120)
+    main(body, deadline=120)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """test_fault_pg_restart.py: PostgreSQL restarted under load.
 
 The stack behind nginx (3 workers) under wrk load on every database route
@@ -21,38 +20,30 @@ Skipped when PGHOST is set (the stack would use a PostgreSQL it must not
 stop).
 """
 
-import os
-import sys
 import time
 
-sys.dont_write_bytecode = True  # no __pycache__ in the work tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import faultkit  # noqa: E402
-import lib  # noqa: E402
+from ..kit import stack
+from ..kit.scene import DB_PATHS, Scene
+from ..kit.tap import main
 
 RECOVERY = 5.0  # seconds from PostgreSQL's start to a round all 200
 OUTAGE = 2.0
 
 
 def body(tap):
-    if not lib.preflight(tap):
-        return
-    if not lib.owns_pg(tap, "PostgreSQL restarted under load"):
-        return
+    stack.own_pg(tap, "PostgreSQL restarted under load")
     label = "PostgreSQL restarted under load"
-    with faultkit.Scene(tap, "pg-restart") as sc:
-        load = sc.load(faultkit.DB_PATHS, seconds=6)
+    with Scene(tap, "pg-restart", stack={}) as sc:
+        load = sc.load(DB_PATHS, seconds=6)
         time.sleep(1)
-        lib.stack_step(tap, sc.st, "pg", "stop", timeout=60, after=" under load")
+        stack.step(tap, sc.st, "pg", "stop", timeout=60, after=" under load")
         time.sleep(OUTAGE)
-        lib.stack_step(tap, sc.st, "pg", "start", timeout=60, after=" under load")
+        stack.step(tap, sc.st, "pg", "start", timeout=60, after=" under load")
         since = time.monotonic()
         sc.wait_recovery(label, since, RECOVERY)
         sc.check_answers(label, load.result(), must=(503,))
-        sc.check_steady(label)
-        sc.check_same_workers(label)
-        sc.check_connections(label)
+        sc.check_after(label)
 
 
 if __name__ == "__main__":
-    lib.main(body, deadline=120)
+    main(body, deadline=120)

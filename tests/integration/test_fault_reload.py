@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """test_fault_reload.py: the front server reloaded under load, nginx
 (`nginx -s reload`) and lighttpd (SIGUSR1, its graceful restart, which is
 what Debian 12's lighttpd.service runs as ExecReload), each in a stack of
@@ -32,23 +31,22 @@ close, 16 connections), as clients without keep-alive do.
 
 import os
 import signal
-import sys
 import time
 
-sys.dont_write_bytecode = True  # no __pycache__ in the work tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import faultkit  # noqa: E402
-import lib  # noqa: E402
+from ..kit import proc
+from ..kit.cmd import run, tail
+from ..kit.scene import DB_PATHS, Scene
+from ..kit.tap import main
 
 RELOADS = 2
 CONNECTIONS = 16
-PATHS = faultkit.DB_PATHS + ["/json"]
+PATHS = DB_PATHS + ["/json"]
 
 
 def reload_nginx(st):
     """nginx -s reload, with the stack's prefix and configuration."""
     var = os.path.realpath(st.var)
-    r = lib.run(["nginx", "-p", var + "/", "-c", var + "/conf/nginx.conf",
+    r = run(["nginx", "-p", var + "/", "-c", var + "/conf/nginx.conf",
                  "-e", var + "/log/nginx.error.log", "-s", "reload"], 30)
     return r.returncode == 0, r.stdout
 
@@ -74,17 +72,17 @@ def front_log(st, server):
 
 def scene(tap, server, reload):
     label = "%s reloaded under load" % server
-    with faultkit.Scene(tap, "reload-" + server, server=server) as sc:
+    with Scene(tap, "reload-" + server, stack=dict(server=server)) as sc:
         st = sc.st
         master = st.front_pids()
-        front0 = sorted(lib.descendants(master[0])) if master else []
+        front0 = sorted(proc.descendants(master[0])) if master else []
         log0 = front_log(st, server)
         kept = sc.load(PATHS, seconds=4, connections=CONNECTIONS)
         one = sc.load(PATHS, seconds=4, connections=CONNECTIONS, close=True)
         time.sleep(1)
         for k in range(RELOADS):
             ok, out = reload(st)
-            tap.check(ok, "%s: reload %d" % (server, k + 1), lib.tail(out, 5))
+            tap.check(ok, "%s: reload %d" % (server, k + 1), tail(out, 5))
             time.sleep(1.5)
         since = time.monotonic()
         sc.wait_recovery(label, since, 2.0, PATHS)
@@ -97,7 +95,7 @@ def scene(tap, server, reload):
 
         now = st.front_pids()
         if server == "nginx":
-            kids = sorted(lib.descendants(now[0])) if now else []
+            kids = sorted(proc.descendants(now[0])) if now else []
             tap.check(now == master and kids and not set(kids) & set(front0),
                       "nginx: the same master, new worker processes",
                       ["master %s -> %s, workers %s -> %s" % (master, now, front0, kids)])
@@ -106,18 +104,14 @@ def scene(tap, server, reload):
             tap.check(now == master and text.count("graceful shutdown started") == RELOADS
                       and text.count("server started") == RELOADS,
                       "lighttpd: the same process, restarted %d times (its log)" % RELOADS,
-                      ["pid %s -> %s" % (master, now)] + lib.tail(text, 8))
-        sc.check_steady(label, PATHS)
-        sc.check_same_workers(label)
-        sc.check_connections(label)
+                      ["pid %s -> %s" % (master, now)] + tail(text, 8))
+        sc.check_after(label, PATHS)
 
 
 def body(tap):
-    if not lib.preflight(tap):
-        return
     scene(tap, "nginx", reload_nginx)
     scene(tap, "lighttpd", reload_lighttpd)
 
 
 if __name__ == "__main__":
-    lib.main(body, deadline=150)
+    main(body, deadline=150)

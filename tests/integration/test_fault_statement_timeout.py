@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """test_fault_statement_timeout.py: queries blocked past statement_timeout.
 
 The stack behind nginx (3 workers) with tfb-spawn's request time limit at
@@ -25,44 +24,39 @@ Skipped when PGHOST is set: the lock would be taken on a database the
 stack does not own.
 """
 
-import os
 import re
-import sys
 import time
 
-sys.dont_write_bytecode = True  # no __pycache__ in the work tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import faultkit  # noqa: E402
-import lib  # noqa: E402
+from ..kit import REPO, STACK, stack
+from ..kit.cmd import tail, wait_exit, wait_for
+from ..kit.scene import DB_PATHS, Scene
+from ..kit.tap import main
 
 RECOVERY = 5.0  # seconds from the lock's release to a round all 200
 LOCK = 3
 
 
 def body(tap):
-    if not lib.preflight(tap):
-        return
-    if not lib.owns_pg(tap, "statement_timeout under load"):
-        return
+    stack.own_pg(tap, "statement_timeout under load")
     label = "queries blocked past statement_timeout"
-    with faultkit.Scene(tap, "stmt-timeout", env={"TFB_SPAWN_REQUEST_TIMEOUT": "2s"}) as sc:
+    with Scene(tap, "stmt-timeout", stack=dict(env={"TFB_SPAWN_REQUEST_TIMEOUT": "2s"})) as sc:
         st = sc.st
         tap.check(re.search(r" tfb-fcgi\[\d+\] info: .*statement_timeout 1800 ms",
                             sc.app_log(), re.M),
                   "request time limit 2 s: the workers set statement_timeout 1800 ms",
-                  lib.tail(sc.app_log(), 5))
-        load = sc.load(faultkit.DB_PATHS, seconds=LOCK + 3)
+                  tail(sc.app_log(), 5))
+        load = sc.load(DB_PATHS, seconds=LOCK + 3)
         time.sleep(1)
-        locker = sc.popen([lib.STACK, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
+        locker = sc.popen([STACK, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
                            "BEGIN; LOCK TABLE world IN ACCESS EXCLUSIVE MODE; "
                            "SELECT pg_sleep(%d); COMMIT;" % LOCK],
-                          env=st.env(), cwd=str(lib.REPO))
-        locked = faultkit.wait_for(lambda: st.psql(
+                          env=st.env(), cwd=str(REPO))
+        locked = wait_for(lambda: st.psql(
             "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
             "WHERE c.relname = 'world' AND l.mode = 'AccessExclusiveLock' "
             "AND l.granted") == "1", 10, 0.1)
         tap.check(locked, "another client holds an ACCESS EXCLUSIVE lock on world")
-        rc = lib.wait_exit(locker, LOCK + 15)
+        rc = wait_exit(locker, LOCK + 15)
         since = time.monotonic()
         tap.check(rc == 0, "and releases it %d s later (psql exited %s)" % (LOCK, rc))
         sc.wait_recovery(label, since, RECOVERY)
@@ -71,10 +65,8 @@ def body(tap):
         tap.check("busy on one request" not in log,
                   "%s: no worker killed for the request time limit" % label,
                   [ln for ln in log.splitlines() if "busy on one request" in ln][:5])
-        sc.check_steady(label)
-        sc.check_same_workers(label)
-        sc.check_connections(label)
+        sc.check_after(label)
 
 
 if __name__ == "__main__":
-    lib.main(body, deadline=120)
+    main(body, deadline=120)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """test_fault_worker_kill.py: workers SIGKILLed under load.
 
 The stack behind nginx (3 workers, nginx keeping FastCGI connections, as
@@ -29,13 +28,12 @@ answer, a wait.
 
 import os
 import signal
-import sys
 import time
 
-sys.dont_write_bytecode = True  # no __pycache__ in the work tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import faultkit  # noqa: E402
-import lib  # noqa: E402
+from ..kit.cmd import wait_for
+from ..kit.load import count
+from ..kit.scene import CLEAR, DB_PATHS, Scene
+from ..kit.tap import main
 
 KILLS = 3
 WRITERS = 4  # wrk connections on /updates
@@ -44,14 +42,12 @@ RECOVERY = 2.0
 
 
 def body(tap):
-    if not lib.preflight(tap):
-        return
     label = "workers SIGKILLed under load"
-    with faultkit.Scene(tap, "worker-kill") as sc:
+    with Scene(tap, "worker-kill", stack={}) as sc:
         st = sc.st
-        reads = [p for p in faultkit.DB_PATHS if not p.startswith("/updates")]
+        reads = [p for p in DB_PATHS if not p.startswith("/updates")]
         load = sc.load(reads + ["/json"], seconds=KILLS + 2, connections=12)
-        writes = sc.load([p for p in faultkit.DB_PATHS if p not in reads],
+        writes = sc.load([p for p in DB_PATHS if p not in reads],
                          seconds=KILLS + 2, connections=WRITERS)
         time.sleep(1)
         victims, took, new = [], [], []
@@ -66,7 +62,7 @@ def body(tap):
             os.kill(victim, signal.SIGKILL)
             victims.append(victim)
             # Replaced: the victim gone, the pool back to its size.
-            back = faultkit.wait_for(
+            back = wait_for(
                 lambda: len(st.worker_pids()) == sc.workers
                 and victim not in st.worker_pids(), 5, 0.01)
             took.append(time.monotonic() - t0)
@@ -76,14 +72,14 @@ def body(tap):
                       % (k + 1, victim, REPLACED, took[-1]), str(st.worker_pids()))
             time.sleep(max(0, 1 - took[-1]))
         since = time.monotonic()
-        sc.wait_recovery(label, since, RECOVERY, faultkit.DB_PATHS + ["/json"])
+        sc.wait_recovery(label, since, RECOVERY, DB_PATHS + ["/json"])
         sc.check_answers(label + ", reads", load.result())
         res = writes.result()
-        sc.check_answers(label + ", /updates", res, allow=(502,) + faultkit.CLEAR)
-        tap.check(faultkit.count(res, 502) <= KILLS * WRITERS,
+        sc.check_answers(label + ", /updates", res, allow=(502,) + CLEAR)
+        tap.check(count(res, 502) <= KILLS * WRITERS,
                   "%s, /updates: only requests in flight on a killed worker fail: "
                   "%d x 502, at most %d kills x %d clients"
-                  % (label, faultkit.count(res, 502), KILLS, WRITERS))
+                  % (label, count(res, 502), KILLS, WRITERS))
         sc.check_steady(label)
         pids = st.worker_pids()
         kept = [p for p in sc.pids0 if p not in victims]
@@ -96,4 +92,4 @@ def body(tap):
 
 
 if __name__ == "__main__":
-    lib.main(body, deadline=120)
+    main(body, deadline=120)

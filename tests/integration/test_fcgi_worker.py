@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """test_fcgi_worker.py: one tfb-fcgi process, spoken to directly over
 FastCGI (fcgi.py), with no front server in between.
 
@@ -12,8 +11,9 @@ Its connections (a worker holds many; none pins it):
 - --max-conns: the connection past it waits for a free slot;
 - hostile records never reach libfcgi's defects: FCGI_GET_VALUES naming a
   variable eight times is answered (each once), a name-value length near
-  2^31, a record hidden in a BEGIN's padding, an empty record of another
-  request or a request over --request-max closes the connection, other roles
+  2^31, a record hidden in a BEGIN's padding or an empty record of another
+  request closes the connection, a request over --request-max is answered
+  413 and its connection closed, other roles
   get FCGI_UNKNOWN_ROLE, FCGI_ABORT_REQUEST ends the request, a second
   request id gets FCGI_CANT_MPX_CONN; two hundred such connections in a
   row leave the worker alive and serving at once.
@@ -35,71 +35,12 @@ import os
 import re
 import signal
 import socket
-import struct
-import subprocess
-import sys
 import tempfile
 import time
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import fcgi  # noqa: E402
-import lib  # noqa: E402
-
-
-class Worker:
-    """build/tfb-fcgi --bind ADDR, its log in a temporary directory.  As a
-    context manager, killed on the way out whatever happened."""
-
-    def __init__(self, bind, env=None, args=()):
-        self.tmp = tempfile.TemporaryDirectory(prefix="tfb-test-worker-")
-        self.dir = self.tmp.name
-        self.log = os.path.join(self.dir, "log")
-        e = dict(os.environ)
-        # A database that is not there: start-up must not need one.
-        e.update(PGHOST=os.path.join(self.dir, "nopg"), PGCONNECT_TIMEOUT="1")
-        e.update(env or {})
-        self.bind = bind
-        with open(self.log, "w") as logf:
-            self.proc = subprocess.Popen([str(lib.APP_BIN), "--bind", bind] + list(args),
-                                         env=e, stdin=subprocess.DEVNULL, stdout=logf,
-                                         stderr=logf)
-
-    def addr(self):
-        if "/" in self.bind:
-            return self.bind
-        host, _, port = self.bind.rpartition(":")
-        return (host.strip("[]"), int(port))
-
-    def connect(self, timeout=10):
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                return fcgi.connect(self.addr(), timeout)
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise
-                time.sleep(0.02)
-
-    def wait(self, timeout):
-        return lib.wait_exit(self.proc, timeout)
-
-    def log_text(self):
-        with open(self.log, errors="replace") as f:
-            return f.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.tmp.cleanup()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
+from ..kit import APP_BIN, fcgi, web
+from ..kit.pool import Worker
+from ..kit.tap import main
 
 
 def answered(r, body=b"Hello, World!"):
@@ -107,7 +48,7 @@ def answered(r, body=b"Hello, World!"):
 
 
 def check_serves(tap, tmp):
-    with Worker(os.path.join(tmp, "w.sock")) as w:
+    with Worker().start(os.path.join(tmp, "w.sock")) as w:
         with w.connect() as c:
             r = c.get("/plaintext")
         tap.check(answered(r), "unix socket: /plaintext answered, FCGI_REQUEST_COMPLETE",
@@ -121,20 +62,19 @@ def check_serves(tap, tmp):
 def check_allow_list(tap):
     for allow, ok in (("127.0.0.1", True), ("::1, 127.0.0.1", True),
                       ("127.0.0.2", False), ("::1", False)):
-        port = lib.free_port()
-        with Worker("127.0.0.1:%d" % port, {"FCGI_WEB_SERVER_ADDRS": allow}) as w:
+        port = web.free_port()
+        with Worker().start("127.0.0.1:%d" % port, env={"FCGI_WEB_SERVER_ADDRS": allow}) as w:
             with w.connect(timeout=3) as c:
                 if ok:
                     r = c.get("/plaintext")
                     tap.check(answered(r), "FCGI_WEB_SERVER_ADDRS=%r: 127.0.0.1 served"
                               % allow, [repr(r), w.log_text()])
                 else:
-                    c.send(fcgi.begin() + fcgi.params(fcgi.get_params("/plaintext"))
-                           + fcgi.stdin())
+                    c.send(fcgi.whole())
                     tap.check(c.eof(3), "FCGI_WEB_SERVER_ADDRS=%r: 127.0.0.1 closed "
                               "unanswered" % allow, w.log_text())
     bad = {"FCGI_WEB_SERVER_ADDRS": "127.0.0.1,bogus"}
-    with Worker("127.0.0.1:%d" % lib.free_port(), bad) as w:
+    with Worker().start("127.0.0.1:%d" % web.free_port(), env=bad) as w:
         rc = w.wait(5)
         tap.check(rc == 2 and "bogus" in w.log_text(),
                   "FCGI_WEB_SERVER_ADDRS with a bad entry: exit 2, named",
@@ -142,7 +82,7 @@ def check_allow_list(tap):
 
 
 def check_keep_conn(tap, tmp):
-    with Worker(os.path.join(tmp, "k.sock")) as w:
+    with Worker().start(os.path.join(tmp, "k.sock")) as w:
         with w.connect() as c:
             rs = [c.get(p, keep=True) for p in ("/plaintext", "/json", "/plaintext")]
             tap.check(all(r.status == 200 for r in rs),
@@ -152,7 +92,7 @@ def check_keep_conn(tap, tmp):
 
 
 def check_garbage(tap, tmp):
-    with Worker(os.path.join(tmp, "g.sock")) as w:
+    with Worker().start(os.path.join(tmp, "g.sock")) as w:
         with w.connect() as c:
             c.send(b"GET / HTTP/1.0\r\n\r\n" + b"\xff" * 64)
             tap.check(c.eof(5), "garbage instead of records: the connection is closed")
@@ -164,7 +104,7 @@ def check_garbage(tap, tmp):
 
 
 def check_sigterm(tap, tmp):
-    with Worker(os.path.join(tmp, "t.sock")) as w:
+    with Worker().start(os.path.join(tmp, "t.sock")) as w:
         with w.connect() as c:  # up and serving
             c.get("/plaintext")
         t0 = time.monotonic()
@@ -177,15 +117,14 @@ def check_sigterm(tap, tmp):
     # polled the new connection, and a signal during that poll made it
     # close a connection the front server was about to write to.
     for sent, when in ((0, "connected, nothing sent yet"), (20, "a request half read")):
-        with Worker(os.path.join(tmp, "t%d.sock" % sent)) as w:
+        with Worker().start(os.path.join(tmp, "t%d.sock" % sent)) as w:
             with w.connect() as c:
-                whole = fcgi.begin() + fcgi.params(fcgi.get_params("/plaintext")) + \
-                    fcgi.stdin()
+                whole = fcgi.whole()
                 c.send(whole[:sent])
                 time.sleep(0.3)
                 w.proc.send_signal(signal.SIGTERM)
                 time.sleep(0.3)
-                tap.check(w.proc.poll() is None,
+                tap.check(w.alive(),
                           "SIGTERM, %s: the worker stays for the request" % when)
                 c.send(whole[sent:])
                 r = c.read_response()
@@ -208,7 +147,7 @@ def check_other_signals(tap, tmp):
     """SIGUSR1 reopens --log-file and the worker serves on (libfcgi's own
     handler would have stopped it); SIGHUP is a graceful stop."""
     log = os.path.join(tmp, "app.log")
-    with Worker(os.path.join(tmp, "u.sock"), args=["--log-file", log]) as w:
+    with Worker().start(os.path.join(tmp, "u.sock"), args=["--log-file", log]) as w:
         with w.connect() as c:
             c.get("/plaintext")
         os.rename(log, log + ".1")
@@ -218,13 +157,13 @@ def check_other_signals(tap, tmp):
             time.sleep(0.02)
         time.sleep(0.2)
         reopened = os.path.exists(log) and "reopened" in open(log).read()
-        tap.check(reopened and pid_alive(w) and served_meanwhile(w, "usr1"),
+        tap.check(reopened and w.alive() and served_meanwhile(w, "usr1"),
                   "SIGUSR1: the worker reopens its --log-file and serves on",
                   w.log_text())
         w.proc.send_signal(signal.SIGUSR2)
         w.proc.send_signal(signal.SIGPIPE)
         time.sleep(0.2)
-        tap.check(pid_alive(w) and served_meanwhile(w, "usr2"),
+        tap.check(w.alive() and served_meanwhile(w, "usr2"),
                   "SIGUSR2 and SIGPIPE: ignored")
         w.proc.send_signal(signal.SIGHUP)
         rc = w.wait(3)
@@ -238,7 +177,7 @@ SLOW_RE = re.compile(r"slow request: (\S+) (\d+) in ([\d.]+) ms \(read ([\d.]+),
 def timed_request(w, delay):
     """One /plaintext whose last bytes come delay seconds after its first:
     its reading phase lasts about that long."""
-    whole = fcgi.begin() + fcgi.params(fcgi.get_params("/plaintext?x=1")) + fcgi.stdin()
+    whole = fcgi.whole("/plaintext?x=1")
     with w.connect() as c:
         c.send(whole[:20])
         time.sleep(delay)
@@ -250,19 +189,19 @@ def check_timing(tap, tmp):
     """--server-timing answers with the phases so far; --slow-ms logs a
     request at its threshold and not below, one line with its route, its
     query and phases that add up to its total."""
-    with Worker(os.path.join(tmp, "st.sock"), args=["--server-timing"]) as w:
+    with Worker().start(os.path.join(tmp, "st.sock"), args=["--server-timing"]) as w:
         with w.connect() as c:
             r = c.get("/plaintext")
         st = r.headers.get("server-timing", "")
         tap.check(answered(r) and re.fullmatch(
             r"read;dur=[\d.]+, db;dur=[\d.]+, app;dur=[\d.]+", st) is not None,
                   "--server-timing: a Server-Timing header with read, db, app (%r)" % st)
-    with Worker(os.path.join(tmp, "nst.sock")) as w:
+    with Worker().start(os.path.join(tmp, "nst.sock")) as w:
         with w.connect() as c:
             r = c.get("/plaintext")
         tap.check(answered(r) and "server-timing" not in r.headers,
                   "without it: no Server-Timing header")
-    with Worker(os.path.join(tmp, "slow.sock"), args=["--slow-ms", "250"]) as w:
+    with Worker().start(os.path.join(tmp, "slow.sock"), args=["--slow-ms", "250"]) as w:
         fast = timed_request(w, 0.0)
         below = timed_request(w, 0.1)
         above = timed_request(w, 0.4)
@@ -281,7 +220,7 @@ def check_timing(tap, tmp):
 
 
 def check_no_pinning(tap, tmp):
-    with Worker(os.path.join(tmp, "p.sock")) as w:
+    with Worker().start(os.path.join(tmp, "p.sock")) as w:
         a, b = w.connect(), w.connect()
         try:
             ra = a.get("/plaintext", keep=True)
@@ -301,9 +240,8 @@ def check_pipelined(tap, tmp):
     before the first is answered (no front server does; a FastCGI peer
     may): the first is answered, then the connection closes at once: the
     second is never left waiting until --idle-timeout."""
-    one = fcgi.begin(flags=fcgi.KEEP_CONN) + fcgi.params(fcgi.get_params("/plaintext")) + \
-        fcgi.stdin()
-    with Worker(os.path.join(tmp, "pl.sock")) as w:
+    one = fcgi.whole(flags=fcgi.KEEP_CONN)
+    with Worker().start(os.path.join(tmp, "pl.sock")) as w:
         with w.connect() as c:
             t0 = time.monotonic()
             c.send(one + one)
@@ -319,11 +257,11 @@ def check_pipelined(tap, tmp):
 
 
 def check_slow_peers(tap, tmp):
-    whole = fcgi.begin() + fcgi.params(fcgi.get_params("/plaintext")) + fcgi.stdin()
+    whole = fcgi.whole()
     no_stdin_end = fcgi.begin() + fcgi.params(fcgi.get_params("/plaintext"))
     cases = [("one byte", whole[:1]), ("a BEGIN alone", fcgi.begin()),
              ("parameters, no end of stdin", no_stdin_end)]
-    with Worker(os.path.join(tmp, "s.sock"), args=["--read-timeout", "1s"]) as w:
+    with Worker().start(os.path.join(tmp, "s.sock"), args=["--read-timeout", "1s"]) as w:
         for what, data in cases:
             c = w.connect(timeout=5)
             try:
@@ -339,7 +277,7 @@ def check_slow_peers(tap, tmp):
                           % (what, took), ["closed: %s" % closed, w.log_text()])
             finally:
                 c.close()
-    with Worker(os.path.join(tmp, "i.sock"), args=["--idle-timeout", "1s"]) as w:
+    with Worker().start(os.path.join(tmp, "i.sock"), args=["--idle-timeout", "1s"]) as w:
         with w.connect(timeout=5) as c:
             r = c.get("/plaintext", keep=True)
             t0 = time.monotonic()
@@ -354,9 +292,8 @@ def check_deaf_peer(tap, tmp):
     """A peer that stops reading but not writing: the answer cannot be
     written, and the worker closes the connection at once.  libfcgi's own
     close lingered on it, waiting 2 s for each read, the worker held."""
-    whole = fcgi.begin(flags=fcgi.KEEP_CONN) + \
-        fcgi.params(fcgi.get_params("/plaintext")) + fcgi.stdin()
-    with Worker(os.path.join(tmp, "d.sock")) as w:
+    whole = fcgi.whole(flags=fcgi.KEEP_CONN)
+    with Worker().start(os.path.join(tmp, "d.sock")) as w:
         w.connect().close()  # up and serving
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.connect(w.bind)
@@ -374,22 +311,21 @@ def check_deaf_peer(tap, tmp):
                     time.sleep(0.02)
                 except OSError:
                     closed = True
-        tap.check(served and took < 0.5 and closed and pid_alive(w),
+        tap.check(served and took < 0.5 and closed and w.alive(),
                   "a peer that stops reading: its connection closed at once, the "
                   "next one served in %.3f s" % took,
                   ["served: %s, closed: %s" % (served, closed), w.log_text()])
 
 
 def check_max_conns(tap, tmp):
-    with Worker(os.path.join(tmp, "m.sock"), args=["--max-conns", "2"]) as w:
+    with Worker().start(os.path.join(tmp, "m.sock"), args=["--max-conns", "2"]) as w:
         a, b = w.connect(), w.connect()
         a.send(fcgi.begin())  # two connections held, reading
         b.send(fcgi.begin())
         time.sleep(0.2)
         c = w.connect(timeout=5)
         try:
-            c.send(fcgi.begin() + fcgi.params(fcgi.get_params("/plaintext")) +
-                   fcgi.stdin())
+            c.send(fcgi.whole())
             waited = c.eof(0.5) is False
             a.close()  # a slot comes free
             r = c.read_response()
@@ -401,27 +337,10 @@ def check_max_conns(tap, tmp):
                 x.close()
 
 
-def pid_alive(w):
-    return w.proc.poll() is None
-
-
 def check_hostile(tap, tmp):
-    whole = fcgi.begin() + fcgi.params(fcgi.get_params("/plaintext")) + fcgi.stdin()
-    # libfcgi reads a BEGIN's padding as a record: this one overflowed its
-    # 64-byte FCGI_GET_VALUES answer from inside a request.
-    four = fcgi.record(fcgi.GET_VALUES, 0, b"".join(
-        fcgi.pairs({"FCGI_MPXS_CONNS": ""}) for _ in range(4)))
-    smuggled = struct.pack(">BBHHBx", fcgi.VERSION, fcgi.BEGIN_REQUEST, 1, 8, len(four)) + \
-        struct.pack(">HB5x", fcgi.RESPONDER, 0) + four + \
-        fcgi.params(fcgi.get_params("/plaintext")) + fcgi.stdin()
-    # After an empty record of another request libfcgi skips the next
-    # PARAMS ("a name of 6 bytes") and reads the 6 bytes of that name as a
-    # pair of 2^31 - 2 and 1 bytes: its assert.
-    skipped = fcgi.begin() + fcgi.record(fcgi.STDIN, 2) + \
-        fcgi.record(fcgi.PARAMS, 1, b"\x06\x00") + \
-        fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xfe\x01a") + \
-        fcgi.params(fcgi.get_params("/plaintext")) + fcgi.stdin()
-    with Worker(os.path.join(tmp, "h.sock"), args=["--request-max", "8192"]) as w:
+    whole = fcgi.whole()
+    hostile = fcgi.HOSTILE  # what crashed libfcgi: fcgi.py says how
+    with Worker().start(os.path.join(tmp, "h.sock"), args=["--request-max", "8192"]) as w:
         with w.connect() as c:
             body = b"".join(fcgi.pairs({"FCGI_MPXS_CONNS": ""}) for _ in range(8))
             body += fcgi.pairs({"FCGI_MAX_CONNS": "", "FCGI_MAX_REQS": ""})
@@ -432,24 +351,31 @@ def check_hostile(tap, tmp):
         got = rec[2] if rec else b""
         tap.check(rec is not None and rec[0] == fcgi.GET_VALUES_RESULT and
                   got.count(b"FCGI_MPXS_CONNS") == 1 and b"FCGI_MAX_CONNS256" in got and
-                  answered(r) and pid_alive(w),
+                  answered(r) and w.alive(),
                   "FCGI_GET_VALUES naming FCGI_MPXS_CONNS 8 times: answered, each "
                   "variable once, then a request on the same connection",
                   [repr(rec), repr(r), w.log_text()])
 
         for what, data in (
-                ("a name of 2^31 - 2 bytes and a value of 1",
-                 fcgi.begin() + fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xfe\x01a")),
-                ("FCGI_GET_VALUES x 4 in the padding of a BEGIN", smuggled),
-                ("an empty record of another request, then a split pair", skipped),
-                ("a request over --request-max 8192",
-                 fcgi.begin() + fcgi.params({"X": "y" * 9000}) + fcgi.stdin())):
+                ("a name of 2^31 - 2 bytes and a value of 1", hostile["huge"]),
+                ("FCGI_GET_VALUES x 4 in the padding of a BEGIN", hostile["smuggled"]),
+                ("an empty record of another request, then a split pair",
+                 hostile["skipped"])):
             with w.connect() as c:
                 c.send(data)
                 closed = c.eof(3)
-            tap.check(closed and pid_alive(w) and served_meanwhile(w, what),
+            tap.check(closed and w.alive() and served_meanwhile(w, what),
                       "%s: the connection is closed, the worker serves on" % what,
                       w.log_text())
+
+        with w.connect() as c:
+            c.send(fcgi.begin() + fcgi.params({"X": "y" * 9000}) + fcgi.stdin())
+            r = c.read_response()
+            closed = c.eof(3)
+        tap.check(r.status == 413 and r.protocol_status == 0 and closed and
+                  served_meanwhile(w, "413"),
+                  "a request over --request-max 8192: answered 413, the connection "
+                  "closed, the worker serves on", [repr(r), w.log_text()])
 
         for role, name in ((2, "authorizer"), (3, "filter")):
             with w.connect() as c:
@@ -485,28 +411,24 @@ def check_hostile(tap, tmp):
         # front and hidden in padding, and its assert, reached at once and
         # through a skipped record), two hundred in a row, then a request
         # at once.
-        bomb = fcgi.record(fcgi.GET_VALUES, 0, b"".join(
-            fcgi.pairs({"FCGI_MPXS_CONNS": ""}) for _ in range(8)))
-        huge = fcgi.begin() + fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xfe\x01a")
         pid = w.proc.pid
         for i in range(200):
             try:
                 with w.connect(timeout=3) as c:
-                    c.send((bomb, huge, smuggled, skipped)[i % 4])
+                    c.send(hostile[("bomb", "huge", "smuggled", "skipped")[i % 4]])
             except OSError:
                 pass
         t0 = time.monotonic()
         with w.connect(timeout=3) as c:
             r = c.get("/plaintext")
         took = time.monotonic() - t0
-        tap.check(answered(r) and pid_alive(w) and w.proc.pid == pid and took < 1,
+        tap.check(answered(r) and w.alive() and w.proc.pid == pid and took < 1,
                   "200 connections of records that crashed libfcgi: the worker lives "
                   "and serves the next request in %.3f s" % took, [repr(r), w.log_text()])
 
 
 def body(tap):
-    if not lib.preflight(tap, [lib.APP_BIN]):
-        return
+    tap.need([APP_BIN])
     with tempfile.TemporaryDirectory(prefix="tfb-test-fcgi-") as tmp:
         check_serves(tap, tmp)
         check_allow_list(tap)
@@ -524,4 +446,4 @@ def body(tap):
 
 
 if __name__ == "__main__":
-    lib.main(body, deadline=120)
+    main(body, deadline=120)

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """test_ops_signals.py: operating the pool as a php-fpm or gunicorn user
 would (issue 19, items 1, 4 and 7), each check against the programs make
 built, with real tfb-fcgi workers (no database needed: /plaintext):
@@ -35,12 +36,10 @@ import threading
 import time
 from pathlib import Path
 
-import fcgi
-import lib
-
-SPAWN = lib.BUILD / "tfb-spawn"
-APP = lib.BUILD / "tfb-fcgi"
-REPO = lib.REPO
+from ..kit import APP_BIN as APP
+from ..kit import BUILD, REPO, SPAWN_BIN as SPAWN, fcgi, proc
+from ..kit.cmd import run, tail, wait_exit, wait_for
+from ..kit.tap import main
 
 
 def no_core():
@@ -57,25 +56,17 @@ def comm(pid):
 
 
 def cmdline(pid):
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return f.read().rstrip(b"\0").decode(errors="replace")
-    except OSError:
-        return ""
+    """The title as ps shows it: the arguments joined (a title is one)."""
+    return " ".join(proc.cmdline(pid))
 
 
 def state(pid):
     """The state letter of /proc/PID/stat (R, S, T...), "" when gone."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return ""
+    fields = proc.stat(pid)
+    return fields[proc.STATE] if fields else ""
 
 
-def children(pid):
-    return sorted(p for p in lib.all_pids()
-                  if lib.proc_ppid(p) == pid and lib.alive(p))
+children = proc.children
 
 
 def get(sock, path="/plaintext", timeout=5):
@@ -139,12 +130,12 @@ class Pool:
 
     def ready(self, n=None, timeout=15):
         n = self.n if n is None else n
-        return lib.wait_for(lambda: len(self.workers()) == n
+        return wait_for(lambda: len(self.workers()) == n
                             and (self.status is None or self.status_pid())
                             and hello(self.sock), timeout, step=0.05)
 
     def logged(self, pattern, timeout=10, count=1):
-        return lib.wait_for(
+        return wait_for(
             lambda: len(re.findall(pattern, self.text(), re.M)) >= count,
             timeout)
 
@@ -152,24 +143,20 @@ class Pool:
         os.kill(self.pid, sig)
 
     def wait(self, timeout=15):
-        return lib.wait_exit(self.proc, timeout)
+        return wait_exit(self.proc, timeout)
 
     def files(self):
         return sorted(os.listdir(self.run))
 
     def details(self):
-        return ["log: " + line for line in lib.tail(self.text(), 25)]
+        return ["log: " + line for line in tail(self.text(), 25)]
 
     def close(self):
         if self.proc.poll() is None:
-            for p in [self.pid] + lib.descendants(self.pid):
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except OSError:
-                    pass
+            proc.kill_tree(self.pid)
             self.wait(5)
-        for p in lib.descendants(self.pid):
-            lib.wait_for(lambda: not lib.alive(p), 5)
+        for p in proc.descendants(self.pid):
+            wait_for(lambda: not proc.alive(p), 5)
         self.out.close()
         if self.tap.failed == 0 and not os.environ.get("TFB_TEST_KEEP"):
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -195,7 +182,7 @@ def way_out(tap, name, sig, want_rc):
         workers = p.workers()
         p.signal(sig)
         rc = p.wait(15)
-        gone = lib.wait_for(lambda: not any(lib.alive(w) for w in workers), 10)
+        gone = wait_for(lambda: not any(proc.alive(w) for w in workers), 10)
         tap.check(rc == want_rc and gone,
                   "%s: it exits %s (%s), its workers with it" % (name, want_rc, rc),
                   p.details())
@@ -246,17 +233,17 @@ def test_titles_and_version(tap, version):
                   and all(comm(w) == "tfb-fcgi" for w in ws),
                   "the workers: 'tfb-fcgi: worker N', N their slot, comm "
                   "tfb-fcgi (%s)" % titles)
-        exe = lib.proc_exe(p.pid)
+        exe = proc.exe(p.pid)
         tap.check(os.path.samefile(exe, SPAWN)
-                  and all(os.path.samefile(lib.proc_exe(w), APP) for w in ws),
+                  and all(os.path.samefile(proc.exe(w), APP) for w in ws),
                   "/proc/PID/exe unchanged: %s" % exe)
 
-        out = lib.run([str(SPAWN), "status", p.status], 10).stdout
+        out = run([str(SPAWN), "status", p.status], 10).stdout
         tap.check(re.search(r"^version: +%s$" % re.escape(version), out, re.M),
                   "the status page says the version", out[-600:])
-        out = lib.run([str(SPAWN), "status", p.status, "json"], 10).stdout
+        out = run([str(SPAWN), "status", p.status, "json"], 10).stdout
         tap.check('"version":"%s"' % version in out, "its JSON too", out[-300:])
-        out = lib.run([str(SPAWN), "status", p.status, "prometheus"], 10).stdout
+        out = run([str(SPAWN), "status", p.status, "prometheus"], 10).stdout
         tap.check('tfb_build_info{pool="tfb-fcgi",version="%s"} 1' % version
                   in out and "# TYPE tfb_build_info gauge" in out,
                   "and Prometheus' tfb_build_info", out[:400])
@@ -265,7 +252,7 @@ def test_titles_and_version(tap, version):
 
     for prog, name in ((SPAWN, "tfb-spawn"), (APP, "tfb-fcgi")):
         for flag in ("--version", "-V"):
-            r = lib.run([str(prog), flag], 10)
+            r = run([str(prog), flag], 10)
             tap.check(r.returncode == 0 and r.stdout == "%s %s\n" % (name, version),
                       "%s %s: '%s %s' (%r)" % (name, flag, name, version, r.stdout))
 
@@ -278,27 +265,27 @@ def test_reload_resize(tap):
         before = set(p.workers())
         p.signal(signal.SIGHUP)
         tap.check(p.logged(r"rolling restart done") and
-                  lib.wait_for(lambda: not before & set(p.workers())
+                  wait_for(lambda: not before & set(p.workers())
                                and len(p.workers()) == 2, 10),
                   "SIGHUP: every worker replaced", p.details())
         os.rename(p.log, str(p.log) + ".1")
         before = set(p.workers())
         p.signal(signal.SIGUSR1)
         tap.check(p.logged(r"SIGUSR1: reopened") and p.logged("rolling restart done")
-                  and lib.wait_for(lambda: not before & set(p.workers()), 10),
+                  and wait_for(lambda: not before & set(p.workers()), 10),
                   "SIGUSR1: the log reopened, the workers rolled onto it")
         p.signal(signal.SIGTTIN)
-        tap.check(lib.wait_for(lambda: len(p.workers()) == 3, 10),
+        tap.check(wait_for(lambda: len(p.workers()) == 3, 10),
                   "SIGTTIN: 3 workers")
         p.signal(signal.SIGTTOU)
-        tap.check(lib.wait_for(lambda: len(p.workers()) == 2, 10),
+        tap.check(wait_for(lambda: len(p.workers()) == 2, 10),
                   "SIGTTOU: 2 again")
         sp = p.status_pid()
         for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTIN,
                     signal.SIGWINCH):
             os.kill(sp, sig)
         time.sleep(0.3)
-        tap.check(lib.alive(sp) and p.status_pid() == sp,
+        tap.check(proc.alive(sp) and p.status_pid() == sp,
                   "the status process ignores HUP, USR1, USR2, TTIN, WINCH")
         p.signal(signal.SIGTERM)
         tap.check(p.wait(15) == 0 and p.files() == [],
@@ -345,18 +332,18 @@ def test_ignored(tap):
                   and p.logged(r"tfb-fcgi\[%d\] info: SIGRTMIN ignored" % w)
                   and p.logged(r"tfb-fcgi\[%d\] info: SIGTSTP ignored" % w),
                   "a worker logs USR2, TSTP, RTMIN... as ignored", p.details())
-        tap.check(lib.alive(w) and state(w) != "T" and w in p.workers()
+        tap.check(proc.alive(w) and state(w) != "T" and w in p.workers()
                   and hello(p.sock),
                   "and serves on, the same process (%s)" % state(w))
         os.kill(w, signal.SIGUSR1)
         tap.check(p.logged(r"tfb-fcgi\[%d\] info: worker: SIGUSR1" % w)
-                  and lib.alive(w),
+                  and proc.alive(w),
                   "SIGUSR1 to a worker: its log's turn (none to reopen here)")
         for sig in (signal.SIGXCPU, signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM,
                     signal.SIGINT):
             w = p.workers()[0]
             os.kill(w, sig)
-            tap.check(lib.wait_for(lambda: not lib.alive(w)
+            tap.check(wait_for(lambda: not proc.alive(w)
                                    and len(p.workers()) == 2, 10) and hello(p.sock),
                       "%s to a worker: it leaves and is replaced"
                       % signal.Signals(sig).name, p.details())
@@ -430,7 +417,7 @@ def test_usr2(tap):
         p.signal(signal.SIGUSR2)
         done = p.logged(r"re-executed: 2 workers of the previous image adopted") \
             and p.logged(r"rolling restart done", timeout=20) \
-            and lib.wait_for(lambda: len(p.workers()) == 2
+            and wait_for(lambda: len(p.workers()) == 2
                              and not before & set(p.workers()), 20)
         time.sleep(1)
         ok, bad = load.finish()
@@ -448,7 +435,7 @@ def test_usr2(tap):
                   "the socket file is the one bound at the start: kept, "
                   "neither unlinked nor bound again")
         tap.check(p.status_pid() is not None and hello(p.sock)
-                  and "version:" in lib.run([str(SPAWN), "status", p.status],
+                  and "version:" in run([str(SPAWN), "status", p.status],
                                             10).stdout,
                   "its status page answers from a new status process")
         p.signal(signal.SIGTERM)
@@ -498,7 +485,7 @@ def test_check(tap):
     good = [str(SPAWN), "--check", "--bind", str(d / "fcgi.sock"),
             "-p", str(d / "spawn.pid"), "-l", str(d / "spawn.log"),
             "--status", str(d / "status.sock"), "--", str(APP)]
-    r = lib.run(good, 10)
+    r = run(good, 10)
     tap.check(r.returncode == 0 and "the configuration is valid" in r.stdout,
               "--check, a good configuration: exit 0, saying what it checked",
               r.stdout)
@@ -508,7 +495,7 @@ def test_check(tap):
                              "--", str(APP)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
                             env=dict(os.environ, PGHOST=str(d / "nodb")))
-    lib.wait_for(lambda: hello(str(d / "live.sock")), 10)
+    wait_for(lambda: hello(str(d / "live.sock")), 10)
     (d / "file").write_text("")
     bad = [
         (["--bind", str(d / "no/fcgi.sock"), "--", str(APP)], "directory"),
@@ -528,7 +515,7 @@ def test_check(tap):
         (["--", str(APP)], "no listening socket"),
     ]
     for args, said in bad:
-        r = lib.run([str(SPAWN), "--check"] + args, 10)
+        r = run([str(SPAWN), "--check"] + args, 10)
         tap.check(r.returncode == 2 and said in r.stdout,
                   "--check %s: exit 2, '%s' (%s)" % (" ".join(args[:2]), said,
                                                      r.returncode), r.stdout)
@@ -536,19 +523,19 @@ def test_check(tap):
     tap.check(left == ["file", "live.sock", "live.sock.lock"],
               "no bad check made anything either (%s)" % left)
     live.send_signal(signal.SIGTERM)
-    lib.wait_exit(live, 10)
+    wait_exit(live, 10)
     shutil.rmtree(d, ignore_errors=True)
 
 
 def make(*args):
-    return lib.run(["make", "--no-print-directory", "-C", str(REPO),
-                    "B=%s" % lib.BUILD] + list(args), 300)
+    return run(["make", "--no-print-directory", "-C", str(REPO),
+                    "B=%s" % BUILD] + list(args), 300)
 
 
 def test_install(tap, version):
     dest = Path(tempfile.mkdtemp(prefix="ops-install."))
     r = make("install", "DESTDIR=%s" % dest)
-    tap.check(r.returncode == 0, "make install DESTDIR=...", lib.tail(r.stdout))
+    tap.check(r.returncode == 0, "make install DESTDIR=...", tail(r.stdout))
     want = ["etc/default/tfb-fcgi", "etc/nginx/snippets/tfb-fcgi.conf",
             "usr/local/bin/tfb-fcgi", "usr/local/bin/tfb-spawn",
             "usr/local/lib/systemd/system/tfb-fcgi.service",
@@ -563,7 +550,7 @@ def test_install(tap, version):
     tap.check("ExecStart=/usr/local/bin/tfb-spawn -- /usr/local/bin/tfb-fcgi\n"
               in unit, "the unit's ExecStart names the installed programs")
     for prog in ("tfb-spawn", "tfb-fcgi"):
-        r = lib.run([str(dest / "usr/local/bin" / prog), "--version"], 10)
+        r = run([str(dest / "usr/local/bin" / prog), "--version"], 10)
         tap.check(r.stdout == "%s %s\n" % (prog, version),
                   "the installed %s runs: %r" % (prog, r.stdout))
 
@@ -574,32 +561,32 @@ def test_install(tap, version):
          str(dest / "usr/local/bin/tfb-fcgi")],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, env=dict(os.environ, PGHOST=str(dest / "nodb")))
-    ok = lib.wait_for(lambda: os.path.exists(sock), 10) and \
-        lib.wait_for(lambda: hello(sock), 15, step=0.2)
+    ok = wait_for(lambda: os.path.exists(sock), 10) and \
+        wait_for(lambda: hello(sock), 15, step=0.2)
     tap.check(ok, "under systemd-socket-activate (LISTEN_FDS), the installed "
               "pool answers /plaintext")
     act.send_signal(signal.SIGTERM)
-    tap.check(lib.wait_exit(act, 15) == 0, "and stops on SIGTERM")
+    tap.check(wait_exit(act, 15) == 0, "and stops on SIGTERM")
     if os.path.exists(sock):  # systemd's to remove, not the pool's
         os.unlink(sock)
 
     r = make("uninstall", "DESTDIR=%s" % dest)
     left = sorted(str(f.relative_to(dest)) for f in dest.rglob("*") if f.is_file())
     tap.check(r.returncode == 0 and left == [],
-              "make uninstall takes every file away (%s)" % left, lib.tail(r.stdout))
+              "make uninstall takes every file away (%s)" % left, tail(r.stdout))
     shutil.rmtree(dest, ignore_errors=True)
 
 
 def test_deb(tap):
     r = make("deb")
-    debs = sorted(lib.BUILD.glob("tfb-fcgi_*.deb"))
+    debs = sorted(BUILD.glob("tfb-fcgi_*.deb"))
     tap.check(r.returncode == 0 and len(debs) == 1, "make deb builds one package",
-              lib.tail(r.stdout))
+              tail(r.stdout))
     if not debs:
         return
     deb = str(debs[0])
-    deb_version = lib.run([str(REPO / "deploy/version"), "--deb"], 10).stdout.strip()
-    fields = {k: lib.run(["dpkg-deb", "-f", deb, k], 10).stdout.strip()
+    deb_version = run([str(REPO / "deploy/version"), "--deb"], 10).stdout.strip()
+    fields = {k: run(["dpkg-deb", "-f", deb, k], 10).stdout.strip()
               for k in ("Package", "Version", "Architecture", "Depends",
                         "Maintainer", "Description")}
     tap.check(fields["Package"] == "tfb-fcgi" and fields["Version"] == deb_version
@@ -611,7 +598,7 @@ def test_deb(tap):
                                       "libc6 (>= 2."))
               and fields["Maintainer"] and fields["Description"],
               "Depends: %s" % deps)
-    listing = lib.run(["dpkg-deb", "-c", deb], 10).stdout
+    listing = run(["dpkg-deb", "-c", deb], 10).stdout
     files = sorted(line.split()[-1] for line in listing.splitlines()
                    if not line.startswith("d"))
     tap.check(files == ["./etc/default/tfb-fcgi", "./etc/nginx/snippets/tfb-fcgi.conf",
@@ -625,7 +612,7 @@ def test_deb(tap):
     tap.check(all(" root/root " in line for line in listing.splitlines()),
               "all owned by root")
     d = Path(tempfile.mkdtemp(prefix="ops-deb."))
-    lib.run(["dpkg-deb", "-R", deb, str(d)], 30)
+    run(["dpkg-deb", "-R", deb, str(d)], 30)
     unit = (d / "lib/systemd/system/tfb-fcgi.service").read_text()
     conffiles = (d / "DEBIAN/conffiles").read_text().split()
     tap.check("ExecStart=/usr/bin/tfb-spawn -- /usr/bin/tfb-fcgi\n" in unit,
@@ -639,20 +626,17 @@ def test_deb(tap):
                if os.access(d / "DEBIAN" / s, os.X_OK)]
     tap.check(scripts == ["postinst", "prerm", "postrm"]
               and "enable tfb-fcgi.socket" in (d / "DEBIAN/postinst").read_text()
-              and lib.run(["sh", "-n", str(d / "DEBIAN/postinst")], 10).returncode == 0,
+              and run(["sh", "-n", str(d / "DEBIAN/postinst")], 10).returncode == 0,
               "maintainer scripts: the socket unit enabled, valid sh")
-    r = lib.run([str(d / "usr/bin/tfb-spawn"), "--version"], 10)
+    r = run([str(d / "usr/bin/tfb-spawn"), "--version"], 10)
     tap.check(r.returncode == 0 and r.stdout.startswith("tfb-spawn "),
               "its stripped tfb-spawn runs: %r" % r.stdout)
     shutil.rmtree(d, ignore_errors=True)
 
 
 def body(tap):
-    for prog in (SPAWN, APP):
-        if not prog.exists():
-            tap.fail("%s is built" % prog, "run make first")
-            return
-    version = lib.run([str(REPO / "deploy/version")], 10).stdout.strip()
+    tap.need([SPAWN, APP])
+    version = run([str(REPO / "deploy/version")], 10).stdout.strip()
     tap.check(re.fullmatch(r"\d+\.\d+\.\d+(-\S+)?", version),
               "deploy/version: %r" % version)
     test_titles_and_version(tap, version)
@@ -667,4 +651,4 @@ def body(tap):
 
 
 if __name__ == "__main__":
-    lib.main(body, deadline=500)
+    main(body, deadline=500)

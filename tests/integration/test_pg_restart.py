@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """test_pg_restart.py: the pool outlives a PostgreSQL restart.
 
 With the stack up behind nginx:
@@ -17,17 +16,12 @@ Skipped when PGHOST is set (the stack then uses a PostgreSQL it does not
 own, and must not stop it).
 """
 
-import concurrent.futures
 import os
 import re
-import sys
 import time
 
-sys.dont_write_bytecode = True  # no __pycache__ in the work tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import lib  # noqa: E402
-import tfb_stack_tests as ts  # noqa: E402
-import tfb_verify as tv  # noqa: E402
+from ..kit import APP_BIN, STACK, stack, verify as tv, web
+from ..kit.tap import main
 
 DB_ROUTES = ["/db", "/queries?queries=2", "/fortunes", "/updates?queries=2"]
 RECOVERY = 15.0      # seconds allowed for the DB routes to answer 200 again
@@ -35,17 +29,10 @@ FAST = 3.0           # a 503 during the outage must not take longer
 SHORT_BODY = 1024
 
 
-def batch(st, path, n, timeout=10):
-    """n concurrent GETs of path; a list of Responses (status None on a
-    connection error or timeout)."""
-    with concurrent.futures.ThreadPoolExecutor(n) as ex:
-        return list(ex.map(lambda _: lib.try_get(st.url(path), timeout=timeout), range(n)))
-
-
 def check_outage(tap, st, workers):
     n = 2 * workers
     for path in DB_ROUTES:
-        rs = batch(st, path, n) + batch(st, path, n)
+        rs = web.batch(st.url(path), n) + web.batch(st.url(path), n)
         bad = []
         for r in rs:
             ctype = r.headers.get("Content-Type") or ""
@@ -55,10 +42,10 @@ def check_outage(tap, st, workers):
         tap.check(not bad, "PostgreSQL down: %d x GET %s -> 503, short text/plain body, "
                   "within %.0f s" % (len(rs), path, FAST), bad[:6])
     for path in ("/json", "/plaintext"):
-        rs = batch(st, path, n)
+        rs = web.batch(st.url(path), n)
         bad = [r.summary(120) for r in rs if r.status != 200]
         tap.check(not bad, "PostgreSQL down: %d x GET %s -> 200" % (len(rs), path), bad[:6])
-    rs = batch(st, "/cached-queries?count=2", n)
+    rs = web.batch(st.url("/cached-queries?count=2"), n)
     bad = [r.summary(120) for r in rs if r.status not in (200, 503)]
     tap.check(not bad, "PostgreSQL down: GET /cached-queries -> 200 (from the cache) or 503",
               bad[:6])
@@ -72,7 +59,7 @@ def wait_recovery(tap, st, workers, label):
     t0 = time.monotonic()
     last = []
     while time.monotonic() - t0 < RECOVERY:
-        last = batch(st, "/db", n, timeout=5)
+        last = web.batch(st.url("/db"), n, timeout=5)
         if all(r.status == 200 for r in last):
             break
         time.sleep(0.3)
@@ -92,8 +79,8 @@ def check_after(tap, st, workers, pids_before, label):
         "query", "/queries?queries=") + v.verify_query_cases("update", "/updates?queries=")
     for name, problems in results:
         tap.problems("%s: TFB %s" % (label, name), problems)
-    ts.touch_all_workers(st, workers)
-    ts.check_connections(tap, st, workers, timeout=10)
+    stack.touch_all_workers(st, workers)
+    stack.check_connections(tap, st, workers, timeout=10)
     pids = st.worker_pids()
     tap.check(pids == pids_before and pids,
               "%s: the same %d worker processes serve (none restarted)" % (label, workers),
@@ -104,68 +91,59 @@ def check_first_after(tap, st, workers, label):
     """The first requests once PostgreSQL is back are all answered: a
     worker whose connection died while it was idle learns it from its next
     read, reconnects at once and reads again, instead of answering 503."""
-    rs = batch(st, "/db", 2 * workers) + batch(st, "/queries?queries=3", 2 * workers)
+    rs = web.batch(st.url("/db"), 2 * workers) + \
+        web.batch(st.url("/queries?queries=3"), 2 * workers)
     bad = [r.summary(120) for r in rs if r.status != 200]
     tap.check(not bad, "%s: the first %d requests after PostgreSQL is back -> 200"
               % (label, len(rs)), bad[:6])
 
 
 def body(tap):
-    if not lib.preflight(tap):
-        return
-    if not lib.owns_pg(tap, "PostgreSQL restart"):
-        return
+    tap.need([APP_BIN, STACK])
+    stack.own_pg(tap, "PostgreSQL restart")
     workers = int(os.environ.get("TFB_TEST_WORKERS", "3"))
+    with stack.started(tap, server="nginx", workers=workers, name="pgrestart") as st:
+        if st:
+            restarts(tap, st, workers)
+
+
+def restarts(tap, st, workers):
+    stack.touch_all_workers(st, workers)
+    stack.check_connections(tap, st, workers)
+    pids = st.worker_pids()
+    tap.check(len(pids) == workers, "%d tfb-fcgi worker processes" % workers,
+              "found %s" % pids)
+    tap.note("worker pids: %s" % pids)
+
+    # 1. Restart with requests during the outage.
+    stopped = stack.step(tap, st, "pg", "stop", timeout=90)
     try:
-        st = lib.Stack(server="nginx", workers=workers, tap=tap, name="pgrestart")
-        st.__enter__()
-    except lib.StackError as e:
-        tap.fail("deploy/stack start with SERVER=nginx WORKERS=%d" % workers, str(e))
-        return
-    try:
-        tap.ok("deploy/stack start with SERVER=nginx WORKERS=%d PORT=%d"
-               % (workers, st.port))
-        ts.touch_all_workers(st, workers)
-        ts.check_connections(tap, st, workers)
-        pids = st.worker_pids()
-        tap.check(len(pids) == workers, "%d tfb-fcgi worker processes" % workers,
-                  "found %s" % pids)
-        tap.note("worker pids: %s" % pids)
+        if stopped:
+            check_outage(tap, st, workers)
+    finally:
+        started = stack.step(tap, st, "pg", "start", timeout=90)
+    if started and wait_recovery(tap, st, workers, "restart under requests"):
+        check_after(tap, st, workers, pids, "restart under requests")
 
-        # 1. Restart with requests during the outage.
-        stopped = lib.stack_step(tap, st, "pg", "stop", timeout=90)
-        try:
-            if stopped:
-                check_outage(tap, st, workers)
-        finally:
-            started = lib.stack_step(tap, st, "pg", "start", timeout=90)
-        if started and wait_recovery(tap, st, workers, "restart under requests"):
-            check_after(tap, st, workers, pids, "restart under requests")
+    # 2. Restart with no request in between: the first requests after
+    # it must not fail, though every worker's connection died idle.
+    if stack.step(tap, st, "pg", "stop", timeout=90):
+        time.sleep(0.5)
+    if stack.step(tap, st, "pg", "start", timeout=90):
+        check_first_after(tap, st, workers, "idle restart")
+        if wait_recovery(tap, st, workers, "idle restart"):
+            check_after(tap, st, workers, pids, "idle restart")
 
-        # 2. Restart with no request in between: the first requests after
-        # it must not fail, though every worker's connection died idle.
-        if lib.stack_step(tap, st, "pg", "stop", timeout=90):
-            time.sleep(0.5)
-        if lib.stack_step(tap, st, "pg", "start", timeout=90):
-            check_first_after(tap, st, workers, "idle restart")
-            if wait_recovery(tap, st, workers, "idle restart"):
-                check_after(tap, st, workers, pids, "idle restart")
-
-        # 3. One request during the outage (a 503), then none: 2 s after
-        # PostgreSQL is back, every request is answered.
-        if lib.stack_step(tap, st, "pg", "stop", timeout=90):
-            r = lib.try_get(st.url("/db"))
-            tap.check(r.status == 503, "one /db while PostgreSQL is down: 503",
-                      r.summary())
-        if lib.stack_step(tap, st, "pg", "start", timeout=90):
-            time.sleep(2)
-            check_first_after(tap, st, workers, "one request in the outage")
-    except BaseException:
-        st.__exit__(*sys.exc_info())
-        raise
-    else:
-        st.__exit__(None, None, None)
+    # 3. One request during the outage (a 503), then none: 2 s after
+    # PostgreSQL is back, every request is answered.
+    if stack.step(tap, st, "pg", "stop", timeout=90):
+        r = web.try_get(st.url("/db"))
+        tap.check(r.status == 503, "one /db while PostgreSQL is down: 503",
+                  r.summary())
+    if stack.step(tap, st, "pg", "start", timeout=90):
+        time.sleep(2)
+        check_first_after(tap, st, workers, "one request in the outage")
 
 
 if __name__ == "__main__":
-    lib.main(body, deadline=300)
+    main(body, deadline=300)

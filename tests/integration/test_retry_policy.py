@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """test_retry_policy.py: a worker killed in the middle of a request, behind
 nginx: a read is sent again to another worker, /updates is not.
 
@@ -20,12 +19,10 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
-sys.dont_write_bytecode = True  # no __pycache__ in the work tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import lib  # noqa: E402
+from ..kit import APP_BIN, STACK, stack, web
+from ..kit.tap import main
 
 WORKERS = 2
 LOCK_SECONDS = 3
@@ -35,7 +32,7 @@ def holder(st, path):
     """The pid of the worker in its database phase on path, within 3 s."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < 3:
-        r = lib.try_get(st.url("/status?json&full"), timeout=5)
+        r = web.try_get(st.url("/status?json&full"), timeout=5)
         if r.status == 200:
             for p in json.loads(r.body)["processes"]:
                 if p["state"] == "Database" and p["route"] == path.split("?")[0]:
@@ -47,14 +44,14 @@ def holder(st, path):
 def killed_during(tap, st, path):
     """The response to path when its worker is killed in the database."""
     lock = subprocess.Popen(
-        [str(lib.STACK), "psql", "-X", "-q", "-c",
+        [str(STACK), "psql", "-X", "-q", "-c",
          "BEGIN; LOCK TABLE world IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(%d); COMMIT;"
          % LOCK_SECONDS], env=st.env(), stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT)
     try:
         time.sleep(0.3)
         with concurrent.futures.ThreadPoolExecutor(1) as ex:
-            fut = ex.submit(lib.try_get, st.url(path), timeout=15)
+            fut = ex.submit(web.try_get, st.url(path), timeout=15)
             pid = holder(st, path)
             if pid is None:
                 tap.fail("GET %s: a worker waits in the database" % path)
@@ -68,34 +65,36 @@ def killed_during(tap, st, path):
 
 
 def body(tap):
-    if not lib.preflight(tap):
-        return
-    with lib.Stack(server="nginx", workers=WORKERS, tap=tap, name="retry") as st:
-        tap.ok("deploy/stack start with SERVER=nginx WORKERS=%d PORT=%d"
-               % (WORKERS, st.port))
-        # Kept connections in both nginx workers' caches: a retry is then
-        # what nginx does after a failure on one of them.
-        with concurrent.futures.ThreadPoolExecutor(8) as ex:
-            list(ex.map(lambda _: lib.try_get(st.url("/json"), timeout=10), range(64)))
-        r, took = killed_during(tap, st, "/db")
-        if r is not None:
-            tap.check(r.status == 200, "/db, its worker killed in the database: sent "
-                      "again, 200 once the lock is gone (%.1f s)" % took, r.summary(200))
-        before = st.psql("SELECT sum(randomnumber) FROM world")
-        r, took = killed_during(tap, st, "/updates?queries=1")
-        if r is not None:
-            tap.check(r.status == 502 and took < LOCK_SECONDS - 1,
-                      "/updates, its worker killed in the database: 502 at once, not "
-                      "sent again (%.1f s)" % took, r.summary(200))
-        time.sleep(0.5)
-        after = st.psql("SELECT sum(randomnumber) FROM world")
-        tap.check(before == after, "nothing was written", "%s then %s" % (before, after))
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 5 and len(st.worker_pids()) != WORKERS:
-            time.sleep(0.1)
-        tap.check(len(st.worker_pids()) == WORKERS, "both killed workers replaced",
-                  str(st.worker_pids()))
+    tap.need([APP_BIN, STACK])
+    with stack.started(tap, server="nginx", workers=WORKERS, name="retry") as st:
+        if st:
+            retries(tap, st)
+
+
+def retries(tap, st):
+    # Kept connections in both nginx workers' caches: a retry is then
+    # what nginx does after a failure on one of them.
+    for _ in range(8):
+        web.batch(st.url("/json"), 8)
+    r, took = killed_during(tap, st, "/db")
+    if r is not None:
+        tap.check(r.status == 200, "/db, its worker killed in the database: sent "
+                  "again, 200 once the lock is gone (%.1f s)" % took, r.summary(200))
+    before = st.psql("SELECT sum(randomnumber) FROM world")
+    r, took = killed_during(tap, st, "/updates?queries=1")
+    if r is not None:
+        tap.check(r.status == 502 and took < LOCK_SECONDS - 1,
+                  "/updates, its worker killed in the database: 502 at once, not "
+                  "sent again (%.1f s)" % took, r.summary(200))
+    time.sleep(0.5)
+    after = st.psql("SELECT sum(randomnumber) FROM world")
+    tap.check(before == after, "nothing was written", "%s then %s" % (before, after))
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 5 and len(st.worker_pids()) != WORKERS:
+        time.sleep(0.1)
+    tap.check(len(st.worker_pids()) == WORKERS, "both killed workers replaced",
+              str(st.worker_pids()))
 
 
 if __name__ == "__main__":
-    lib.main(body, deadline=120)
+    main(body, deadline=120)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """test_status.py: the pool's status page, behind nginx and behind lighttpd.
 
 With the stack up (WORKERS=2, the shipped front server configuration):
@@ -26,13 +25,11 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
-sys.dont_write_bytecode = True  # no __pycache__ in the work tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import lib  # noqa: E402
-import promtext  # noqa: E402
+from ..kit import APP_BIN, SPAWN_BIN as SPAWN, STACK, proc, promtext, stack, web
+from ..kit.cmd import run, tail
+from ..kit.tap import main
 
 WORKERS = 2
 FIELDS = ["pool", "process manager", "start time", "start since", "accepted conn",
@@ -40,12 +37,11 @@ FIELDS = ["pool", "process manager", "start time", "start since", "accepted conn
           "active processes", "total processes", "max active processes",
           "max children reached", "slow requests"]
 PHASES = ["reading", "database", "rendering", "writing"]
-SPAWN = lib.BUILD / "tfb-spawn"
 
 
 def status(st, query="", accept=None):
     """GET /status?query; the Response's body as text."""
-    r = lib.try_get(st.url("/status" + ("?" + query if query else "")),
+    r = web.try_get(st.url("/status" + ("?" + query if query else "")),
                     accept=accept, timeout=10)
     r.body = r.body.decode(errors="replace")
     return r
@@ -94,8 +90,8 @@ def check_formats(tap, st, label):
 
 
 def send(st, path, n):
-    with concurrent.futures.ThreadPoolExecutor(8) as ex:
-        return list(ex.map(lambda _: lib.try_get(st.url(path), timeout=10), range(n)))
+    """n GETs of path, 8 at a time."""
+    return [r for k in range(0, n, 8) for r in web.batch(st.url(path), min(8, n - k))]
 
 
 def check_counters(tap, st, label):
@@ -139,13 +135,13 @@ def check_busy(tap, st, label):
     """Every worker in the database, held there by a lock: /status must
     not need one of them."""
     lock = subprocess.Popen(
-        [str(lib.STACK), "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
+        [str(STACK), "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
          "BEGIN; LOCK TABLE world IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;"],
         env=st.env(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         time.sleep(0.5)
         ex = concurrent.futures.ThreadPoolExecutor(3 * WORKERS)
-        futs = [ex.submit(lib.try_get, st.url("/db"), timeout=20) for _ in range(3 * WORKERS)]
+        futs = [ex.submit(web.try_get, st.url("/db"), timeout=20) for _ in range(3 * WORKERS)]
         j, t0 = None, time.monotonic()
         while time.monotonic() - t0 < 3:
             j = status_json(st, "json&full")
@@ -160,10 +156,10 @@ def check_busy(tap, st, label):
                   re.search(r"^active processes: +%d$" % WORKERS, r.body, re.M),
                   "%s: every worker stuck in the database: /status answers in %.3f s, "
                   "each worker in its database phase" % (label, took), r.summary(600))
-        c = lib.run([str(SPAWN), "status", sock(st)], 5)
+        c = run([str(SPAWN), "status", sock(st)], 5)
         tap.check(c.returncode == 0 and re.search(r"^active processes: +%d$" % WORKERS,
                                                   c.stdout, re.M),
-                  "%s: and tfb-spawn status says so too" % label, lib.tail(c.stdout, 8))
+                  "%s: and tfb-spawn status says so too" % label, tail(c.stdout, 8))
         rs = [f.result() for f in futs]
         ex.shutdown()
         tap.check(all(x.status == 200 for x in rs),
@@ -183,13 +179,13 @@ def check_command(tap, st, label):
     out = p.communicate(timeout=5)[0]
     n = len(re.findall(r"^pool: ", out, re.M))
     tap.check(4 <= n <= 7, "%s: tfb-spawn status --watch=0.2: the page every 0.2 s "
-              "(%d in 1.1 s)" % (label, n), lib.tail(out, 5))
-    c = lib.run([str(SPAWN), "status", sock(st), "prometheus"], 5)
+              "(%d in 1.1 s)" % (label, n), tail(out, 5))
+    c = run([str(SPAWN), "status", sock(st), "prometheus"], 5)
     tap.check(c.returncode == 0 and not promtext.check(c.stdout),
               "%s: tfb-spawn status SOCKET prometheus: the same page" % label,
-              lib.tail(c.stdout, 5))
-    pid = [q for q in lib.descendants(st.pool_pids()[0])
-           if not lib.is_app(q)] if st.pool_pids() else []
+              tail(c.stdout, 5))
+    pid = [q for q in proc.descendants(st.pool_pids()[0])
+           if proc.alive(q) and not stack.is_app(q)] if st.pool_pids() else []
     if len(pid) != 1:
         tap.fail("%s: the status process, a child of tfb-spawn" % label, str(pid))
         return
@@ -227,14 +223,14 @@ def netns_client(tap, st, label):
                   "dev", peer],
                  ["nsenter", "-t", str(ns.pid), "-n", ip, "link", "set", peer, "up"]]
         for s in steps:
-            c = lib.run(s, 10)
+            c = run(s, 10)
             if c.returncode != 0:
                 tap.fail("%s: a veth pair into a network namespace" % label,
-                         [" ".join(s)] + lib.tail(c.stdout, 3))
+                         [" ".join(s)] + tail(c.stdout, 3))
                 return
 
         def fetch(path):
-            c = lib.run(["nsenter", "-t", str(ns.pid), "-n", "curl", "-s", "-o",
+            c = run(["nsenter", "-t", str(ns.pid), "-n", "curl", "-s", "-o",
                          "/dev/null", "-w", "%{http_code}", "--max-time", "5",
                          "http://%s1:%d%s" % (net, st.port, path)], 10)
             return c.stdout.strip()
@@ -244,40 +240,30 @@ def netns_client(tap, st, label):
                   "%s: from %s2, not loopback: /plaintext -> 200, /status -> 403 "
                   "(%s, %s)" % (label, net, plain, stat))
     finally:
-        lib.run([ip or "ip", "link", "del", host], 10)
+        run([ip or "ip", "link", "del", host], 10)
         ns.kill()
         ns.wait()
 
 
 def one_server(tap, server):
     label = server
-    root = os.geteuid() == 0
     # As root the front server listens on every address, for the client
     # in the namespace: for the seconds this stack lives, on a test port.
-    env = {"LISTEN_ADDR": "0.0.0.0"} if root else {}
-    try:
-        st = lib.Stack(server=server, workers=WORKERS, tap=tap, name="status-" + server,
-                       env=env)
-        st.__enter__()
-    except lib.StackError as e:
-        tap.fail("deploy/stack start with SERVER=%s WORKERS=%d" % (server, WORKERS), str(e))
-        return
-    try:
-        tap.ok("deploy/stack start with SERVER=%s WORKERS=%d PORT=%d"
-               % (server, WORKERS, st.port))
+    env = {"LISTEN_ADDR": "0.0.0.0"} if os.geteuid() == 0 else {}
+    with stack.started(tap, server=server, workers=WORKERS, name="status-" + server,
+                       env=env) as st:
+        if not st:
+            return
         check_formats(tap, st, label)
         check_counters(tap, st, label)
         check_busy(tap, st, label)
         check_command(tap, st, label)
         if tap.root("%s: /status refused from off loopback" % label):
             netns_client(tap, st, label)
-    finally:
-        st.__exit__(None, None, None)
 
 
 def body(tap):
-    if not lib.preflight(tap, (lib.APP_BIN, SPAWN, lib.STACK)):
-        return
+    tap.need([APP_BIN, SPAWN, STACK])
     ok, details = promtext.selftest()
     tap.check(ok, "promtext: refuses each known-bad page, accepts a good one", details)
     for server in ("nginx", "lighttpd"):
@@ -285,4 +271,4 @@ def body(tap):
 
 
 if __name__ == "__main__":
-    lib.main(body, deadline=300)
+    main(body, deadline=300)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """test_valgrind.py: one tfb-fcgi under valgrind's memcheck, against a real
 PostgreSQL, serving 10,000 mixed requests over raw FastCGI (fcgi.py), then
 stopped by SIGTERM.
@@ -22,16 +21,14 @@ builds too) is the one run here.
 import os
 import re
 import signal
-import struct
 import subprocess
-import sys
 import tempfile
 import time
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import fcgi  # noqa: E402
-import lib  # noqa: E402
+from ..kit import APP_BIN, REPO, STACK, fcgi
+from ..kit.cmd import tail, wait_exit
+from ..kit.pg import Database
+from ..kit.tap import main
 
 REQUESTS = 10000
 NEW_CONN_EVERY = 10
@@ -58,21 +55,6 @@ MIX = [
 ]
 
 
-def hostile_records():
-    """The records that crashed libfcgi; the worker closes each connection."""
-    whole = fcgi.params(fcgi.get_params("/plaintext")) + fcgi.stdin()
-    four = fcgi.record(fcgi.GET_VALUES, 0, b"".join(
-        fcgi.pairs({"FCGI_MPXS_CONNS": ""}) for _ in range(4)))
-    return [
-        fcgi.begin() + fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xfe\x01a"),
-        struct.pack(">BBHHBx", fcgi.VERSION, fcgi.BEGIN_REQUEST, 1, 8, len(four))
-        + struct.pack(">HB5x", fcgi.RESPONDER, 0) + four + whole,
-        fcgi.begin() + fcgi.record(fcgi.STDIN, 2) + fcgi.record(fcgi.PARAMS, 1, b"\x06\x00")
-        + fcgi.record(fcgi.PARAMS, 1, b"\xff\xff\xff\xfe\x01a") + whole,
-        b"GET / HTTP/1.0\r\n\r\n" + b"\xff" * 64,
-    ]
-
-
 def connect(sock, proc, timeout=30):
     """A connection to the worker once it accepts (valgrind starts slowly)."""
     deadline = time.monotonic() + timeout
@@ -89,7 +71,8 @@ def serve_mix(tap, sock, proc):
     """The 10,000 requests; a failed check for wrong answers."""
     wrong = []
     closed = 0
-    hostile = hostile_records()
+    # The records that crashed libfcgi; the worker closes each connection.
+    hostile = [fcgi.HOSTILE[k] for k in ("huge", "smuggled", "skipped", "garbage")]
     kept = connect(sock, proc)
     try:
         for i in range(REQUESTS):
@@ -118,26 +101,36 @@ def serve_mix(tap, sock, proc):
               "%d of %d closed" % (closed, n))
 
 
+def sanitized(path):
+    """Whether a binary was built with AddressSanitizer or
+    UndefinedBehaviorSanitizer (make SANITIZE=...), as its symbols show."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return b"__asan_init" in data or b"__ubsan_handle" in data
+
+
 def body(tap):
     valgrind = tap.tool("valgrind", "valgrind is installed")
-    app = lib.APP_BIN
-    if lib.sanitize_flags(app):
+    app = APP_BIN
+    if sanitized(app):
         tap.note("%s is built with a sanitizer, which valgrind cannot run: "
-                 "running %s" % (app, lib.REPO / "build" / "tfb-fcgi"))
-        app = lib.REPO / "build" / "tfb-fcgi"
-    if not valgrind or not lib.preflight(tap, [app, lib.STACK]):
+                 "running %s" % (app, REPO / "build" / "tfb-fcgi"))
+        app = REPO / "build" / "tfb-fcgi"
+    tap.need([app, STACK])
+    if not valgrind:
         return
-    st = lib.Stack(name="valgrind", tap=tap)
     tmp = tempfile.TemporaryDirectory(prefix="tfb-test-valgrind-")
     proc = None
     try:
-        try:
-            st.call("pg", "start", timeout=st.START_TIMEOUT)
-        except lib.StackError as e:
-            tap.fail("deploy/stack pg start", str(e))
-            return
-        env = dict(os.environ)
-        env.update(st.pg_env())
+        db = Database(tap).__enter__()
+    except Exception as e:
+        tap.fail("PostgreSQL for the worker (deploy/stack pg start)", str(e))
+        return
+    try:
+        env = dict(os.environ, **db.pg)
         sock = os.path.join(tmp.name, "fcgi.sock")
         log = os.path.join(tmp.name, "valgrind.log")
         t0 = time.monotonic()
@@ -150,7 +143,7 @@ def body(tap):
         serve_mix(tap, sock, proc)
         took = time.monotonic() - t0
         proc.send_signal(signal.SIGTERM)
-        rc = lib.wait_exit(proc, 120)
+        rc = wait_exit(proc, 120)
         tap.note("valgrind: %d requests in %.1f s (%.1f ms each), stopped in %.1f s"
                  % (REQUESTS, took, took / REQUESTS * 1000, time.monotonic() - t0 - took))
         with open(log, errors="replace") as f:
@@ -160,21 +153,21 @@ def body(tap):
                                 r"still reachable|ERROR SUMMARY|All heap blocks)", line)]
         tap.note(*summary)
         tap.check(rc == 0, "SIGTERM: the worker exits 0 under valgrind (%s: errors or "
-                  "a definite leak)" % VALGRIND_EXIT, ["exit %s" % rc] + lib.tail(text, 40))
+                  "a definite leak)" % VALGRIND_EXIT, ["exit %s" % rc] + tail(text, 40))
         errors = re.search(r"ERROR SUMMARY: (\d+) errors", text)
         tap.check(errors is not None and errors.group(1) == "0",
-                  "valgrind: no memory error", lib.tail(text, 40))
+                  "valgrind: no memory error", tail(text, 40))
         lost = re.search(r"definitely lost: ([\d,]+) bytes", text)
         tap.check("All heap blocks were freed" in text or
                   (lost is not None and lost.group(1) == "0"),
-                  "valgrind: nothing definitely lost", lib.tail(text, 40))
+                  "valgrind: nothing definitely lost", tail(text, 40))
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
-        st.cleanup()
+        db.__exit__()
         tmp.cleanup()
 
 
 if __name__ == "__main__":
-    lib.main(body, deadline=300)
+    main(body, deadline=300)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """test_verify_selftest.py: the verifier itself, against a fixture server.
 
 A tiny http.server answers the TFB routes correctly, then with one fault
@@ -9,17 +8,13 @@ are checked on their own.  Needs no PostgreSQL, no app: runs in seconds.
 
 import html
 import json
-import os
 import random
-import sys
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-sys.dont_write_bytecode = True  # no __pycache__ in the work tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import lib  # noqa: E402
-import tfb_verify as tv  # noqa: E402
+from ..kit import verify as tv, web
+from ..kit.tap import main
 
 FORTUNES = [
     (1, "fortune: No such file or directory"),
@@ -246,7 +241,7 @@ def server_cases(tap, base):
                   ["got %s" % worst] + ["%s: %s" % p[:2] for p in probs][:5])
 
     # Nothing listening: "Server did not respond".
-    port = lib.free_port()
+    port = web.free_port()
     probs = [p for _, ps in tv.Verifier("http://127.0.0.1:%d" % port).verify_json()
              for p in ps]
     tap.check(any("did not respond" in p[1] for p in probs),
@@ -265,4 +260,4 @@ def body(tap):
 
 
 if __name__ == "__main__":
-    lib.main(body, deadline=120)
+    main(body, deadline=120)

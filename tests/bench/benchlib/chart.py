@@ -1,4 +1,4 @@
-"""chart: req/s against workers, one figure saved as SVG and as PNG.
+"""chart: req/s against workers, one figure saved as a PNG.
 
 One chart per route: x is the worker count (log2 scale), y is requests/s
 (log10 scale, so that a ratio is a distance wherever it sits and the
@@ -7,19 +7,23 @@ configuration through the medians, a bar from min to max at each point,
 the anchors as dashed horizontal lines labelled with their value.
 
 matplotlib (Debian's python3-matplotlib, which deploy/deps installs) draws
-the figure once and writes both files, on its Agg backend: no display, no
-converter.  It is imported only when a chart is drawn, so that reading
-the rest of benchlib (the smoke test reads report.CSV_COLUMNS) needs no
+the figure on its Agg backend: no display, no converter.  It is imported
+only when a chart is drawn, so that reading the rest of benchlib (the
+smoke test reads report.CSV_COLUMNS, and a chart's pixels) needs no
 matplotlib.
-
-Each configuration's artists carry the SVG id "series-N", each anchor's
-"anchor-N": what a reader of the SVG (the smoke test) looks for.
+The PNG says where it drew each configuration's points: its text chunk
+"Series" holds [[label, [[column, row], ...]], ...] in pixels from the
+top left, which a reader of the PNG (the smoke test, with points()) checks
+against the pixels themselves.
 """
 
+import json
 import math
+import struct
 import sys
+import zlib
 
-W, H, DPI = 960, 560, 100  # pixels: the PNG's size, and the SVG's
+W, H, DPI = 960, 560, 100  # pixels: the PNG's size
 LEFT, RIGHT, TOP, BOTTOM = 80, 250, 56, 64  # the plot's margins, pixels
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
           "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
@@ -76,12 +80,12 @@ def _limits(series, anchors):
     return xs, xlim, (ylo, yhi)
 
 
-def draw(paths, title, subtitle, series, anchors, xlabel="worker processes",
+def draw(path, title, subtitle, series, anchors, xlabel="worker processes",
          ylabel="requests/s (log scale)"):
     """series: [{"label", "points": [(x, median, lo, hi), ...]}];
     anchors: [(label, value or None)], None for an anchor that failed.
-    Writes the chart to each of paths, in the format its suffix names
-    (.svg, .png).  Raises ImportError without matplotlib."""
+    Writes the chart to path, a PNG.  Raises ImportError without
+    matplotlib."""
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -126,31 +130,29 @@ def draw(paths, title, subtitle, series, anchors, xlabel="worker processes",
                                      linestyle=DASHES, label=text))
         if not v:
             continue
-        ax.axhline(v, color=c, linewidth=1.5, linestyle=DASHES, gid=f"anchor-{i}")
+        ax.axhline(v, color=c, linewidth=1.5, linestyle=DASHES)
         ax.text(0.99, v, f"{label} {fmt_rate(v)}", transform=across, ha="right",
                 va="bottom", color=c, fontsize=8)
 
     # Series, each nudged sideways a little (in points, so the same on any
     # scale) so that points measured at the same worker count do not hide
     # each other.
-    series_handles = []
+    series_handles, drawn = [], []
     for i, s in enumerate(series):
         c = COLORS[i % len(COLORS)]
         pts = [p for p in sorted(s["points"]) if p[1]]
         dx = (i - (len(series) - 1) / 2) * 3
         shift = offset_copy(ax.transData, fig=fig, x=dx, y=0, units="points")
         ax.plot([p[0] for p in pts], [p[1] for p in pts], color=c, linewidth=2,
-                marker="o", markersize=6, transform=shift, gid=f"series-{i}")
+                marker="o", markersize=6, transform=shift)
+        drawn.append((s["label"], shift, [p[:2] for p in pts]))
         # A bar only where the repetitions spread.
         spread = [p for p in pts if p[2] and p[3] and p[3] > p[2]]
         if spread:
-            _, caps, bars = ax.errorbar(
-                [p[0] for p in spread], [p[1] for p in spread],
-                yerr=[[m - lo for _, m, lo, _ in spread],
-                      [hi - m for _, m, _, hi in spread]],
-                fmt="none", ecolor=c, elinewidth=1.5, capsize=4, transform=shift)
-            for k, artist in enumerate(list(caps) + list(bars)):
-                artist.set_gid(f"series-{i}-range-{k}")
+            ax.errorbar([p[0] for p in spread], [p[1] for p in spread],
+                        yerr=[[m - lo for _, m, lo, _ in spread],
+                              [hi - m for _, m, _, hi in spread]],
+                        fmt="none", ecolor=c, elinewidth=1.5, capsize=4, transform=shift)
         series_handles.append(Line2D([], [], color=c, linewidth=2, marker="o",
                                      markersize=6, label=s["label"]))
 
@@ -170,5 +172,52 @@ def draw(paths, title, subtitle, series, anchors, xlabel="worker processes",
         ax.add_artist(legend)
         box = legend.get_window_extent(fig.canvas.get_renderer())
         top = box.transformed(ax.transAxes.inverted()).y0 - 0.03
-    for path in paths:
-        fig.savefig(str(path), dpi=DPI, facecolor="white")
+    where = [[label, [[round(x), round(H - y)] for x, y in shift.transform(pts)]]
+             for label, shift, pts in drawn]
+    fig.savefig(str(path), dpi=DPI, facecolor="white",
+                metadata={"Series": json.dumps(where)})
+
+
+def _chunks(path):
+    """(type, data) of each chunk of a PNG."""
+    with open(path, "rb") as f:
+        data = f.read()
+    at = 8  # after the signature: chunks of length, type, data, CRC
+    while at + 8 <= len(data):
+        n, kind = struct.unpack(">I4s", data[at:at + 8])
+        yield kind, data[at + 8:at + 8 + n]
+        at += 12 + n
+
+
+def points(path):
+    """What a chart's PNG says it drew: [[label, [[column, row], ...]], ...]
+    from its "Series" text chunk ([] without one)."""
+    for kind, data in _chunks(path):
+        key, _, text = data.partition(b"\0")
+        if kind == b"tEXt" and key == b"Series":
+            return json.loads(text.decode("latin-1"))
+    return []
+
+
+def pixels(path):
+    """pixel(column, row) -> (r, g, b) of a chart's PNG (8-bit RGB or RGBA,
+    not interlaced, as the Agg backend writes it), read without
+    matplotlib: the tests' python3 may have none."""
+    chunks = list(_chunks(path))
+    w, h, depth, ctype = struct.unpack(">IIBB", dict(chunks)[b"IHDR"][:10])
+    bpp = {2: 3, 6: 4}[ctype] if depth == 8 else None
+    raw = zlib.decompress(b"".join(d for k, d in chunks if k == b"IDAT"))
+    stride, prev, lines = w * bpp, bytearray(w * bpp), []
+    for y in range(h):  # undo each line's filter (PNG's five)
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a, b = line[i - bpp] if i >= bpp else 0, prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            p = a + b - c
+            pred = (0, a, b, (a + b) // 2,
+                    a if abs(p - a) <= abs(p - b) and abs(p - a) <= abs(p - c)
+                    else b if abs(p - b) <= abs(p - c) else c)[f]
+            line[i] = (line[i] + pred) & 0xFF
+        lines.append(prev := line)
+    return lambda col, row: tuple(lines[row][col * bpp:col * bpp + 3])

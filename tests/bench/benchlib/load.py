@@ -1,108 +1,50 @@
-"""load: run wrk and pgbench, and read what they measured.
+"""load: pgbench, and the bench's way of running wrk, with what they measured.
 
-Both run as child processes whose pid the caller may watch (to stop them
-on Ctrl-C, to sample their CPU).  Nothing here decides what to run.
+Both run as children whose pid the caller may watch (to stop them on
+Ctrl-C, to sample their CPU); wrk is tests/kit/load.py's, run with its
+stats.lua (its WRK_JSON line: the fields below).  Nothing here decides
+what to run.
 """
 
-import json
 import os
 import signal
-import subprocess
 import tempfile
 import time
-from pathlib import Path
 
-from . import procstat
-
-HERE = Path(__file__).resolve().parent.parent
-STATS_LUA = HERE / "wrk" / "stats.lua"
-ROTATE_LUA = HERE / "wrk" / "rotate.lua"
+from ...kit import proc
+from ...kit.cmd import Job
+from ...kit.load import Wrk
 
 # The child in flight, for the runner's signal handler to stop.
-CURRENT = {"proc": None}
+CURRENT = {"job": None}
 
 
 class LoadError(Exception):
     pass
 
 
-def _run_child(argv, env=None, timeout=None, on_started=None):
-    """Run argv; stdout+stderr to a temp file.  Returns (status, output,
-    cpu ticks from rusage, result of on_started(pid))."""
-    with tempfile.TemporaryFile(mode="w+") as out:
-        # Its own session: a Ctrl-C on the terminal reaches only the
-        # runner, which kills this child itself.
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env,
-                                start_new_session=True)
-        CURRENT["proc"] = proc
-        extra = None
-        try:
-            if on_started is not None:
-                extra = on_started(proc)
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while True:
-                pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
-                if pid == proc.pid:
-                    break
-                if deadline is not None and time.monotonic() > deadline:
-                    proc.kill()
-                    pid, status, ru = os.wait4(proc.pid, 0)
-                    raise LoadError(f"{argv[0]} ran past {timeout:.0f} s, killed")
-                time.sleep(0.02)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                try:
-                    os.wait4(proc.pid, 0)
-                except ChildProcessError:
-                    pass
-                proc.returncode = -9
-            CURRENT["proc"] = None
-        out.seek(0)
-        text = out.read()
-    ticks = (ru.ru_utime + ru.ru_stime) * procstat.CLK_TCK
-    return proc.returncode, text, ticks, extra
-
-
 def stop_current():
-    proc = CURRENT["proc"]
-    if proc is not None and proc.returncode is None:
-        try:
-            proc.send_signal(signal.SIGKILL)
-        except OSError:
-            pass
+    job = CURRENT["job"]
+    if job is not None:
+        job.signal(signal.SIGKILL)
 
 
-def wrk(url, connections, duration, threads=1, timeout_s=5, warmup_paths=None):
-    """One wrk run; returns its measurements (see wrk/stats.lua) plus
+def wrk(url, connections, duration, threads=1, warmup_paths=None):
+    """One wrk run; returns its measurements (WRK_JSON's fields) plus
     "rps" and "cpu_ticks" (wrk's own CPU time).  With warmup_paths, wrk
-    cycles through those paths and nothing is parsed."""
-    env = dict(os.environ)
-    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s",
-            f"--timeout", f"{timeout_s}s"]
-    if warmup_paths:
-        env["BENCH_PATHS"] = " ".join(warmup_paths)
-        argv += ["-s", str(ROTATE_LUA)]
-    else:
-        argv += ["-s", str(STATS_LUA)]
-    argv.append(url)
-    status, text, ticks, _ = _run_child(argv, env=env,
-                                        timeout=duration + timeout_s + 20)
-    if status != 0:
-        raise LoadError(f"wrk exited {status}: {text.strip()[-300:]}")
+    cycles through those paths and nothing is returned."""
+    w = Wrk(url, duration, connections=connections, threads=threads, paths=warmup_paths)
+    CURRENT["job"] = w.job
+    try:
+        r = w.result()
+    finally:
+        CURRENT["job"] = None
+    if r["rc"] != 0:
+        raise LoadError(f"wrk exited {r['rc']}: {r['out'].strip()[-300:]}")
     if warmup_paths:
         return None
-    for line in text.splitlines():
-        if line.startswith("BENCH_JSON "):
-            r = json.loads(line[len("BENCH_JSON "):])
-            break
-    else:
-        raise LoadError(f"no result line from wrk: {text.strip()[-300:]}")
-    secs = r["duration_us"] / 1e6
-    r["rps"] = r["requests"] / secs if secs > 0 else 0.0
-    r["cpu_ticks"] = ticks
+    if not r["parsed"]:
+        raise LoadError(f"no result line from wrk: {r['out'].strip()[-300:]}")
     return r
 
 
@@ -142,31 +84,32 @@ def pgbench(script, clients, warmup, duration, env, pg_roots, mode="prepared",
     if max_tries > 1:
         argv += ["--max-tries", str(max_tries)]
 
-    def on_started(proc):
+    def measure(job):
         if not connect_each:
             # pgbench connects its clients one by one before it starts;
             # wait until it holds a socket per client.
             limit = time.monotonic() + 120
-            while procstat.sockets(proc.pid) < clients:
-                if proc.poll() is not None or time.monotonic() > limit:
-                    proc.kill()
+            while proc.sockets(job.pid) < clients:
+                if not job.running() or time.monotonic() > limit:
+                    job.kill()
                     raise LoadError("pgbench: clients did not connect")
                 time.sleep(0.05)
         t = time.monotonic() + warmup
-        while time.monotonic() < t and proc.poll() is None:
+        while time.monotonic() < t and job.running():
             time.sleep(0.01)
-        groups = {"pg": pg_roots, "load": [proc.pid]}
-        before = procstat.sample(groups)
+        groups = {"pg": pg_roots, "load": [job.pid]}
+        before = proc.sample(groups)
         t = time.monotonic() + duration
-        while time.monotonic() < t and proc.poll() is None:
+        while time.monotonic() < t and job.running():
             time.sleep(0.01)
-        after = procstat.sample(groups)
-        proc.send_signal(signal.SIGALRM)
+        after = proc.sample(groups)
+        job.signal(signal.SIGALRM)
         return before, after
 
+    job = CURRENT["job"] = Job(argv, env=env)
     try:
-        status, text, _, (before, after) = _run_child(
-            argv, env=env, timeout=600, on_started=on_started)
+        before, after = measure(job)
+        status, text, _ = job.wait(600)
         if status != 0:
             raise LoadError(f"pgbench exited {status}: {text.strip()[-400:]}")
         t0, t1 = before["wall"], after["wall"]
@@ -185,6 +128,8 @@ def pgbench(script, clients, warmup, duration, env, pg_roots, mode="prepared",
                     else:  # "failed", "skipped"
                         failed += 1
     finally:
+        job.kill()
+        CURRENT["job"] = None
         for name in os.listdir(tmp):
             os.unlink(os.path.join(tmp, name))
         os.rmdir(tmp)

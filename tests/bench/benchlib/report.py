@@ -282,8 +282,8 @@ def cpu_spread(r):
 # --- charts -------------------------------------------------------------
 
 def charts(summary, routes, concurrency, outdir, reps):
-    """One chart per route and concurrency, as SVG and PNG; returns
-    [(route, conc, svg name, png name)]."""
+    """One chart per route and concurrency, a PNG; returns
+    [(route, conc, png name)]."""
     idx = anchor_index(summary)
     made = []
     for route in routes:
@@ -315,9 +315,8 @@ def charts(summary, routes, concurrency, outdir, reps):
             sub = (f"wrk -c {conc}, median of {reps} repetition(s), bars min–max; "
                    f"dashed: anchors measured in the same run")
             base = f"chart-{route.key}" + (f"-c{conc}" if len(concurrency) > 1 else "")
-            names = (f"{base}.svg", f"{base}.png")
-            chart.draw([Path(outdir) / n for n in names], title, sub, ser, anchors)
-            made.append((route, conc) + names)
+            chart.draw(Path(outdir) / f"{base}.png", title, sub, ser, anchors)
+            made.append((route, conc, f"{base}.png"))
     return made
 
 
@@ -1279,10 +1278,9 @@ def write_report(path, meta, plan, summary, made, points=()):
             continue
         L.append(f"## `{route.path}`")
         L.append("")
-        for rt, conc, svg, png in made:
+        for rt, conc, png in made:
             if rt.key == route.key:
-                L.append(f"![{route.path} c={conc}]({png})  ")
-                L.append(f"Chart: [{svg}]({svg}), [{png}]({png})")
+                L.append(f"![{route.path} c={conc}]({png})")
                 L.append("")
         rat_cols = [(n, n) for n in FRONT_ROUTES_ANCHORS]
         if route.kind == "db":
@@ -1392,7 +1390,7 @@ def write_report(path, meta, plan, summary, made, points=()):
     L.append("- `results.json`: the same points (with each slot's request "
              "count), the summary and the settings.")
     L.append("- `pgbench/*.sql`: the scripts the pgbench anchors ran.")
-    L.append("- `chart-*.svg`, `chart-*.png`: one chart per route.")
+    L.append("- `chart-*.png`: one chart per route.")
     L.append(f"- `bench.log`: the progress lines. Took {meta.get('elapsed_s', 0):.0f} s.")
     L.append("")
     Path(path).write_text("\n".join(L))

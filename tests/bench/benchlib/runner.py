@@ -4,7 +4,7 @@ The plan (plan.py) says what to measure; the Runner does it in order:
 PostgreSQL once, then per repetition the anchors (servers.py, and
 pgbench through load.py) and every configuration (the pool and the front
 server through deploy/stack), each point measured by load.py between two
-CPU samples (procstat.py) and, where a pool serves, two reads of its
+CPU samples (tests/kit/proc.py) and, where a pool serves, two reads of its
 status page (phases.py); then the rounds of what the timing costs and
 of what slow FastCGI peers cost.  It
 prints and logs progress as it goes and keeps every point, failed ones
@@ -20,9 +20,8 @@ import re
 import time
 from pathlib import Path
 
-import stack
-
-from . import load, phases, plan as planlib, procstat, servers, slowpeers
+from ...kit import proc, stack, web
+from . import load, phases, plan as planlib, servers, slowpeers
 
 
 # The supervisor's line for a worker it stopped (or lost): "tfb-spawn[SPID]
@@ -58,7 +57,7 @@ class Runner:
         self.front_kind = None  # plan.front_kind() of the running front server
         self.log_from = 0       # app.log's size when the running pool started
         self.config = None      # the configuration being measured
-        self.anchor = None      # servers.Anchor, once the stack's VAR exists
+        self.anchor = None      # the running anchor (a kit.front.Front)
         self.pgenv = {}
         self.postmaster = None
         self.pg_version = None
@@ -128,18 +127,18 @@ class Runner:
         groups = self.groups()
         workers = self.stack.worker_pids() if self.front_kind else []
         page0 = self.status_page()
-        tasks0 = procstat.task_stats(workers)
-        before = procstat.sample(groups)
+        tasks0 = proc.task_stats(workers)
+        before = proc.sample(groups)
         r = load.wrk(url, conc, duration or self.p.duration, self.p.threads)
-        after = procstat.sample(groups)
-        tasks1 = procstat.task_stats(workers)
+        after = proc.sample(groups)
+        tasks1 = proc.task_stats(workers)
         page1 = self.status_page()
         self.drain(pt)
-        cpu = procstat.cpu_percent(before, after, {"load": r["cpu_ticks"]})
+        cpu = proc.cpu_percent(before, after, {"load": r["cpu_ticks"]})
         self.fill(pt, r, cpu)
         self.fill_workers(pt, tasks0, tasks1, r["requests"])
         pt.update(phases.window(page0, page1))
-        rss = [procstat.rss_kb(pid) for pid in self.stack.worker_pids()]
+        rss = [proc.rss_kb(pid) for pid in self.stack.worker_pids()]
         rss = [x for x in rss if x]
         if rss:
             pt["rss_worker_kb_mean"] = sum(rss) / len(rss)
@@ -156,7 +155,7 @@ class Runner:
             return
         ns = [max(0, tasks1[p][0] - tasks0[p][0]) for p in both]
         cs = sum(max(0, tasks1[p][1] - tasks0[p][1]) for p in both)
-        pt["cpu_workers_1pct"], pt["cpu_top_share"] = procstat.spread(ns)
+        pt["cpu_workers_1pct"], pt["cpu_top_share"] = proc.spread(ns)
         if requests:
             pt["cswitch_per_req"] = cs / requests
 
@@ -180,8 +179,8 @@ class Runner:
         them, so then wait until the workers and PostgreSQL have been
         quiet for a moment."""
         t = time.monotonic()
-        got = servers.http_get(self.a.port, "/plaintext", timeout=120)
-        if got is None:
+        got = web.try_get(f"http://127.0.0.1:{self.a.port}/plaintext", timeout=120)
+        if got.status is None:
             self.say("    warning: the stack did not answer after the run")
         self.wait_quiet()
         if pt is not None:
@@ -202,8 +201,8 @@ class Runner:
         prev = None
         while time.monotonic() < deadline:
             pids = self.stack.worker_pids() + roots + \
-                procstat.descendants(roots, procstat.children_map() if roots else {})
-            now = {p: ns for p, (ns, _) in procstat.task_stats(pids).items()}
+                proc.descendants(roots, proc.children_map() if roots else {})
+            now = {p: ns for p, (ns, _) in proc.task_stats(pids).items()}
             if prev is not None and \
                     sum(ns - prev.get(p, 0) for p, ns in now.items()) < busy_ns:
                 return
@@ -231,8 +230,9 @@ class Runner:
 
     def run_front_anchor(self, rep, name):
         paths = ["/plaintext"]
+        self.anchor = servers.anchor(self.var, self.a.port, name, paths)
         try:
-            self.anchor.start(name, paths)
+            self.anchor.start(guard=servers.CRITICAL)
             if self.p.warmup:
                 load.wrk(f"http://127.0.0.1:{self.a.port}/plaintext",
                          max(self.p.concurrency), self.p.warmup, self.p.threads,
@@ -243,7 +243,7 @@ class Runner:
                                 {"front": name.split("-")[0], "clients": conc})
                 pt["error"] = str(e)
                 self.record(pt, f"rep {rep} anchor {name} c={conc}")
-            self.anchor.stop()
+            self.stop_anchor()
             return
         try:
             for conc in self.p.concurrency:
@@ -255,7 +255,12 @@ class Runner:
                     pt["error"] = str(e)
                 self.record(pt, f"rep {rep} anchor {name} c={conc}")
         finally:
+            self.stop_anchor()
+
+    def stop_anchor(self):
+        if self.anchor is not None:
             self.anchor.stop()
+            self.anchor = None
 
     def run_pg_anchor(self, rep, anchor):
         """Every client count of the anchor.  Its points carry the client
@@ -276,7 +281,7 @@ class Runner:
                                  env, [self.postmaster] if self.postmaster else [],
                                  mode=anchor.mode, connect_each=anchor.connect_each,
                                  max_tries=anchor.max_tries, workdir=str(self.out))
-                cpu = procstat.cpu_percent(r["before"], r["after"])
+                cpu = proc.cpu_percent(r["before"], r["after"])
                 self.fill(pt, r, cpu)
             except load.LoadError as e:
                 pt["error"] = str(e)
@@ -341,7 +346,7 @@ class Runner:
         self.start_pool()
 
     def say_spread(self, counts, workers):
-        n1, top = procstat.spread(list(counts.values()))
+        n1, top = proc.spread(list(counts.values()))
         if top is not None:
             self.say(f"    {sum(counts.values()):,} requests over {workers} "
                      f"worker(s): {n1} served at least 1%, the busiest "
@@ -354,7 +359,7 @@ class Runner:
         """The CPUs each worker may run on, as the kernel says; raises
         StackError when a pinned configuration's workers are not pinned
         (the variable reached a tfb-spawn that ignores it)."""
-        allowed = [procstat.cpus_allowed(p) for p in self.stack.worker_pids()]
+        allowed = [proc.cpus_allowed(p) for p in self.stack.worker_pids()]
         allowed = [x for x in allowed if x]
         if cfg.affinity == "slot" and any(not x.isdigit() for x in allowed):
             raise stack.StackError(
@@ -389,7 +394,7 @@ class Runner:
     @staticmethod
     def fill_requests(pts, counts, workers):
         """The configuration's request spread, on each of its points."""
-        n1, top = procstat.spread(list(counts.values()))
+        n1, top = proc.spread(list(counts.values()))
         for pt in pts:
             pt["pool_requests"] = sum(counts.values())
             pt["req_workers_1pct"] = n1
@@ -404,8 +409,7 @@ class Runner:
 
     def stop_all(self):
         """Stop everything the sweep started, PostgreSQL included."""
-        if self.anchor:
-            self.anchor.stop()
+        self.stop_anchor()
         self.stack.stop()
 
     def run_config(self, rep, cfg):
@@ -419,10 +423,9 @@ class Runner:
             extra["cpus_allowed"] = self.placement(cfg)
             bad = {}
             for r in routes:
-                got = servers.http_get(self.a.port, r.path)
-                if got is None or got[0] != 200:
-                    bad[r.key] = (f"{r.path} answered "
-                                  f"{got[0] if got else 'nothing'} before the run")
+                got = web.try_get(f"http://127.0.0.1:{self.a.port}{r.path}").status
+                if got != 200:
+                    bad[r.key] = f"{r.path} answered {got or 'nothing'} before the run"
             if self.p.probes(cfg):
                 probed = True
                 self.run_probe(rep, cfg, extra, label)
@@ -457,7 +460,7 @@ class Runner:
                         self.measure_wrk(pt, r.path, conc)
                     except load.LoadError as e:
                         pt["error"] = str(e)
-                alive = sum(stack.alive(x) for x in self.stack.worker_pids())
+                alive = sum(proc.alive(x) for x in self.stack.worker_pids())
                 if alive < cfg.workers and not pt["error"]:
                     pt["error"] = f"{cfg.workers - alive} worker(s) died"
                 pts.append(pt)
@@ -579,7 +582,7 @@ class Runner:
         st = self.stack
         st.call("pg", "start", timeout=st.START_TIMEOUT)
         self.pgenv = st.pg_env()
-        self.anchor = servers.Anchor(os.path.realpath(st.var), self.a.port)
+        self.var = os.path.realpath(st.var)
         self.postmaster = st.postmaster_pid()
         try:
             self.pg_version = st.psql("SHOW server_version")

@@ -1,12 +1,20 @@
 /*
  * test_listener.c: where the pool's socket comes from (spawn/core/listener.c):
- * --bind addresses, LISTEN_FDS, an inherited fd 0, stale unix sockets.
+ * --bind addresses, LISTEN_FDS, an inherited fd 0, stale unix sockets, the
+ * lock file beside a unix socket (its kind, its owner, a holder that does
+ * not let go), and the option each message names.
  */
 #include "../../../spawn/core/listener.c"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pwd.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -154,9 +162,193 @@ test_lock_link(const char *dir, const char *path)
     }
     is_int(listener_open(&l, path, 16, &perm, err, sizeof(err)), -1,
            "a lock file that is a link: refused");
+    ok(strstr(err, "is a symbolic link") != NULL, "  saying so: %s", err);
     ok(lstat(victim, &st) == -1 && errno == ENOENT,
        "and what it points to is not created (%s)", err);
     unlink(lock);
+}
+
+/*
+ * bounded_open: listener_open(path) in a child, so that a version that
+ * waits for ever fails the check instead of hanging the test: its result
+ * and message (in err) within ms, else -2 and the child killed.  *took is
+ * how long it took, in ms.
+ */
+static int
+bounded_open(const char *path, int ms, long *took)
+{
+    struct listener_perm perm = {(uid_t)-1, (gid_t)-1, 0600};
+    struct pollfd p = {.events = POLLIN};
+    struct timespec t0, t1;
+    struct listener l;
+    int fds[2], r = -2;
+    ssize_t n;
+    pid_t pid;
+
+    err[0] = '\0';
+    if (pipe(fds) == -1)
+        return -2;
+    fflush(stdout);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if ((pid = fork()) == 0) {
+        close(fds[0]);
+        r = listener_open(&l, path, 16, &perm, err, sizeof(err));
+        if (r == 0)
+            listener_close(&l);
+        if (write(fds[1], &r, sizeof(r)) < 0 ||
+            write(fds[1], err, strlen(err) + 1) < 0)
+            _exit(1);
+        _exit(0);
+    }
+    close(fds[1]);
+    p.fd = fds[0];
+    if (poll(&p, 1, ms) == 1 && read(fds[0], &r, sizeof(r)) == sizeof(r)) {
+        n = read(fds[0], err, sizeof(err) - 1);
+        err[n > 0 ? n : 0] = '\0';
+    } else {
+        snprintf(err, sizeof(err), "no answer within %d ms", ms);
+        kill(pid, SIGKILL);
+    }
+    waitpid(pid, NULL, 0);
+    close(fds[0]);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    *took =
+        (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    return r;
+}
+
+/*
+ * hold_lock: a process named "lockholder" that holds an exclusive flock
+ * on lock until it is killed (or 30 s pass).  Results: its pid, once it
+ * holds it, or -1.
+ */
+static pid_t
+hold_lock(const char *lock)
+{
+    int ready[2], fd;
+    pid_t pid;
+    char c;
+
+    if (pipe(ready) == -1)
+        return -1;
+    fflush(stdout);
+    if ((pid = fork()) == 0) {
+        prctl(PR_SET_NAME, "lockholder");
+        fd = open(lock, O_RDONLY | O_CREAT, 0644);
+        if (fd == -1 || flock(fd, LOCK_EX) == -1)
+            _exit(1);
+        if (write(ready[1], "x", 1) < 0)
+            _exit(1);
+        sleep(30);
+        _exit(0);
+    }
+    close(ready[1]);
+    if (read(ready[0], &c, 1) != 1) {
+        waitpid(pid, NULL, 0);
+        pid = -1;
+    }
+    close(ready[0]);
+    return pid;
+}
+
+/*
+ * test_lock_held: a lock another process keeps is waited for no longer
+ * than LOCK_WAIT_MS, and the message names that process.
+ */
+static void
+test_lock_held(const char *path)
+{
+    char lock[160], want[64];
+    long took;
+    pid_t holder;
+    int r;
+
+    snprintf(lock, sizeof(lock), "%s.lock", path);
+    if ((holder = hold_lock(lock)) == -1) {
+        ok(0, "a process holding %s", lock);
+        return;
+    }
+    r = bounded_open(path, LOCK_WAIT_MS + 5000, &took);
+    is_int(r, -1, "a lock held by another process: refused, not waited on");
+    ok(took >= LOCK_WAIT_MS - 100 && took <= LOCK_WAIT_MS + 1500,
+       "  after the %d ms the lock is waited for (%ld ms)", LOCK_WAIT_MS, took);
+    snprintf(want, sizeof(want), "held by pid %ld (lockholder)", (long)holder);
+    ok(strstr(err, want) != NULL && strstr(err, lock) != NULL,
+       "  naming the lock file and its holder: %s", err);
+    kill(holder, SIGKILL);
+    waitpid(holder, NULL, 0);
+    r = bounded_open(path, LOCK_WAIT_MS + 5000, &took);
+    ok(r == 0 && took < 1000, "once it is let go: bound (%ld ms) %s", took,
+       err);
+    unlink(lock);
+}
+
+/*
+ * test_lock_kinds: a lock file that is no regular file of ours or
+ * root's is refused at once: a FIFO (whose plain open would wait for a
+ * writer), a directory, a file of another user (as root).
+ */
+static void
+test_lock_kinds(const char *path)
+{
+    struct passwd *pw = getpwnam("nobody");
+    char lock[160];
+    long took;
+    int fd, r;
+
+    snprintf(lock, sizeof(lock), "%s.lock", path);
+    unlink(lock);
+    if (mkfifo(lock, 0644) == -1) {
+        ok(0, "mkfifo: %s", strerror(errno));
+        return;
+    }
+    r = bounded_open(path, 3000, &took);
+    ok(r == -1 && strstr(err, "not a regular file") != NULL && took < 1000,
+       "a lock file that is a FIFO: refused at once (%ld ms): %s", took, err);
+    unlink(lock);
+    mkdir(lock, 0755);
+    r = bounded_open(path, 3000, &took);
+    ok(r == -1 && strstr(err, lock) != NULL && took < 1000,
+       "a lock file that is a directory: refused (%s)", err);
+    rmdir(lock);
+    if (geteuid() != 0 || pw == NULL)
+        return; /* only root can give a file away */
+    fd = open(lock, O_RDONLY | O_CREAT, 0644);
+    if (fd == -1 || fchown(fd, pw->pw_uid, pw->pw_gid) == -1) {
+        ok(0, "a lock file of nobody's: %s", strerror(errno));
+    } else {
+        r = bounded_open(path, 3000, &took);
+        ok(r == -1 && strstr(err, "belongs to uid") != NULL && took < 1000,
+           "a lock file of another user: refused at once (%s)", err);
+    }
+    if (fd != -1)
+        close(fd);
+    unlink(lock);
+}
+
+/* test_what: a socket for another option (--status) is named so. */
+static void
+test_what(const char *dir)
+{
+    struct listener_perm perm = {(uid_t)-1, (gid_t)-1, 0600};
+    char path[160];
+    struct listener l;
+
+    is_int(listener_bind(&l, "--status", "/nonexistent/dir/status.sock", 16,
+                         &perm, err, sizeof(err)),
+           -1, "a socket in a directory that does not exist: refused");
+    ok(strncmp(err, "--status /nonexistent/dir/status.sock", 37) == 0,
+       "  the message names --status, not --bind: %s", err);
+    is_int(listener_bind(&l, "--status", "x.sock", 16, &perm, err, sizeof(err)),
+           -1, "a bad address for --status: refused");
+    ok(strncmp(err, "--status x.sock", 15) == 0, "  naming --status: %s", err);
+    snprintf(path, sizeof(path), "%s/status.sock", dir);
+    ok(listener_bind(&l, "--status", path, 16, &perm, err, sizeof(err)) == 0 &&
+           is_listening(l.fd),
+       "listener_bind makes the socket (%s)", err);
+    listener_close(&l);
+    snprintf(path, sizeof(path), "%s/status.sock.lock", dir);
+    unlink(path);
 }
 
 static void
@@ -208,6 +400,9 @@ test_unix(void)
     unlink(path);
     test_not_ours(dir, path);
     test_lock_link(dir, path);
+    test_lock_held(path);
+    test_lock_kinds(path);
+    test_what(dir);
     snprintf(spec, sizeof(spec), "%s.lock", path);
     unlink(spec);
     rmdir(dir);
@@ -322,7 +517,7 @@ test_lock_removed(void)
     if ((pid = fork()) == 0) {
         alarm(5);  /* a wait without end fails the check, not the run */
         close(fd); /* our copy would hold the parent's lock too */
-        mine = lock_fresh(path, err, sizeof(err));
+        mine = lock_fresh("--bind", path, err, sizeof(err));
         _exit(mine != -1 && fstat(mine, &held) == 0 &&
                       lstat(lock, &named) == 0 && held.st_ino == named.st_ino
                   ? 0

@@ -246,12 +246,6 @@ test_attach(void)
     sb_free(sb);
 }
 
-static void
-sleep_ms(int ms)
-{
-    nanosleep(&(struct timespec){0, ms * 1000000L}, NULL);
-}
-
 /*
  * test_phases: a request's phases, timed on a slot, add up to its total,
  * which the clock times apart; the counters and the route follow.

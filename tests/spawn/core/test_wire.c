@@ -340,8 +340,19 @@ test_limit(void)
     small.request_max = whole - 1;
     wire_judge(s, n, 0, &small, &r);
     is_int(r.verdict, WIRE_BAD, "one byte over: bad");
+    ok(r.too_big && r.id == 1 && r.len == 0,
+       "but too big, no lie: request 1, to be answered 413");
     wire_judge(s, whole - 8, 0, &small, &r);
     is_int(r.verdict, WIRE_MORE, "as long as the bytes so far fit: more");
+    small.request_max = 1024;
+    wire_judge(s, n, 0, &small, &r);
+    ok(r.verdict == WIRE_BAD && r.too_big && r.id == 1,
+       "known from the header of the record that passes it");
+    n = 0;
+    rec(WIRE_GET_VALUES, 0, body, 2000, 0);
+    wire_judge(s, n, 0, &small, &r);
+    ok(r.verdict == WIRE_BAD && !r.too_big,
+       "a management record over the limit: no request, a plain lie");
 }
 
 static void
@@ -358,6 +369,60 @@ test_end_request(void)
        "header, app status, protocol status, padding");
 }
 
+/* test_response: an answer's records, cut at 65535 bytes of content. */
+static void
+test_response(void)
+{
+    static unsigned char body[140000];
+    unsigned char hdr[WIRE_RESPONSE_HDR_LEN(sizeof(body))], got[150000];
+    struct iovec iov[WIRE_RESPONSE_IOV(sizeof(body))];
+    size_t len = 0, i;
+    int k;
+
+    memset(body, 'x', sizeof(body));
+    is_int(WIRE_RESPONSE_RECORDS(sizeof(body)), 3, "140000 bytes: 3 records");
+    k = wire_response(iov, hdr, 7, body, sizeof(body));
+    is_int(k, WIRE_RESPONSE_IOV(sizeof(body)),
+           "7 iovecs: 3 headers, 3 pieces, the end");
+    for (i = 0; i < (size_t)k; i++) {
+        memcpy(got + len, iov[i].iov_base, iov[i].iov_len);
+        len += iov[i].iov_len;
+    }
+    is_int(len, sizeof(body) + 3 * 8 + 8 + 16, "their bytes");
+    ok(memcmp(got, "\x01\x06\x00\x07\xff\xff\x00\x00", 8) == 0 &&
+           memcmp(got + 8 + 65535, "\x01\x06\x00\x07\xff\xff\x00\x00", 8) ==
+               0 &&
+           memcmp(got + 2 * (8 + 65535), "\x01\x06\x00\x07\x22\xe2\x00\x00",
+                  8) == 0,
+       "FCGI_STDOUT of 65535, 65535, then 8930 bytes");
+    ok(memcmp(got + len - 24,
+              "\x01\x06\x00\x07\x00\x00\x00\x00"
+              "\x01\x03\x00\x07\x00\x08\x00\x00"
+              "\x00\x00\x00\x00\x00\x00\x00\x00",
+              24) == 0,
+       "then the empty FCGI_STDOUT, FCGI_END_REQUEST complete, status 0");
+    k = wire_response(iov, hdr, 1, body, 0);
+    ok(k == 1 && iov[0].iov_len == 24, "an empty answer: the end alone");
+}
+
+static void
+test_other_begins(void)
+{
+    unsigned ids[4];
+
+    n = 0;
+    begin(1, 1, 0);
+    rec(WIRE_PARAMS, 1, "", 0, 0);
+    begin(3, 1, 0);
+    begin(0, 1, 0);
+    rec(WIRE_STDIN, 4, "x", 1, 0);
+    begin(5, 2, 0);
+    rec(WIRE_STDIN, 1, "", 0, 0);
+    ok(wire_other_begins(s, n, 1, ids, 4) == 2 && ids[0] == 3 && ids[1] == 5,
+       "the BEGINs of other requests: 3 and 5 (not ours, not id 0)");
+    is_int(wire_other_begins(s, n, 1, ids, 1), 1, "at most max of them");
+}
+
 int
 main(void)
 {
@@ -369,5 +434,7 @@ main(void)
     test_lies();
     test_limit();
     test_end_request();
+    test_response();
+    test_other_begins();
     return done_testing();
 }

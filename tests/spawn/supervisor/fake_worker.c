@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../harness.h" /* sleep_ms */
 #include "scoreboard.h"
 
 static volatile sig_atomic_t stopping;
@@ -48,15 +49,6 @@ env_long(const char *name)
     const char *v = getenv(name);
 
     return v != NULL ? strtol(v, NULL, 10) : 0;
-}
-
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) == -1)
-        continue;
 }
 
 static void

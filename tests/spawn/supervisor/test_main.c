@@ -20,51 +20,6 @@ int tfb_spawn_main(int argc, char *argv[]);
 #include "harness.h"
 
 static char dir[] = "/tmp/test_spawn_main.XXXXXX";
-static char out[16384];
-
-/*
- * in_child: run fn(arg) in a forked child, its stdout and stderr into
- * out; the child exits 0 if fn returns.  Results: the exit status, or
- * 128 + the signal.
- */
-static int
-in_child(void (*fn)(const void *), const void *arg)
-{
-    int p[2], st = 0;
-    size_t n = 0;
-    ssize_t r;
-    pid_t pid;
-
-    out[0] = '\0';
-    if (pipe(p) == -1)
-        return -1;
-    fflush(stdout);
-    if ((pid = fork()) == 0) {
-        close(p[0]);
-        dup2(p[1], STDOUT_FILENO);
-        dup2(p[1], STDERR_FILENO);
-        close(p[1]);
-        fn(arg);
-        fflush(stdout);
-        _exit(0);
-    }
-    close(p[1]);
-    while (n < sizeof(out) - 1 &&
-           (r = read(p[0], out + n, sizeof(out) - 1 - n)) > 0)
-        n += (size_t)r;
-    out[n] = '\0';
-    close(p[0]);
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-/* said: the child's output holds want. */
-static void
-said(const char *want, const char *name)
-{
-    if (!ok(strstr(out, want) != NULL, "%s", name))
-        printf("#   got  '%s'\n#   want '...%s...'\n", out, want);
-}
 
 static void
 put_file(const char *path, const char *text, mode_t mode)
@@ -180,6 +135,51 @@ run_pidfile_write(const void *arg)
     pidfile_write(arg);
 }
 
+/* renamed: a child that calls itself name, once /proc says so. */
+static pid_t
+renamed(const char *name)
+{
+    char want[32], comm[64] = "", proc[64];
+    pid_t pid;
+    int i;
+
+    fflush(stdout);
+    if ((pid = fork()) == 0) {
+        prctl(PR_SET_NAME, name);
+        pause();
+        _exit(0);
+    }
+    snprintf(want, sizeof(want), "%s\n", name);
+    snprintf(proc, sizeof(proc), "/proc/%ld/comm", (long)pid);
+    for (i = 0; i < 200 && strcmp(comm, want) != 0; i++) {
+        sleep_ms(5);
+        read_file(proc, comm, sizeof(comm));
+    }
+    return pid;
+}
+
+/*
+ * test_pidfile_comm: a command name may hold ")" and blanks.  A process
+ * called "tfb-spawn) S" is no tfb-spawn, though its /proc/PID/stat line
+ * starts "PID (tfb-spawn) S) S ...".
+ */
+static void
+test_pidfile_comm(void)
+{
+    char path[256], text[64];
+    pid_t other = renamed("tfb-spawn) S");
+
+    snprintf(path, sizeof(path), "%s/comm.pid", dir);
+    snprintf(text, sizeof(text), "%ld\n", (long)other);
+    put_file(path, text, 0644);
+    is_int(in_child(run_pidfile_write, path), 0,
+           "a pid file naming a live process called 'tfb-spawn) S': no "
+           "tfb-spawn, overwritten");
+    kill(other, SIGKILL);
+    waitpid(other, NULL, 0);
+    unlink(path);
+}
+
 static void
 test_pidfile(void)
 {
@@ -221,25 +221,9 @@ test_pidfile(void)
     is_str(text, want, "a garbled pid file is overwritten");
 
     /* A live tfb-spawn: a child that takes the name. */
-    fflush(stdout);
-    if ((live = fork()) == 0) {
-        prctl(PR_SET_NAME, "tfb-spawn");
-        pause();
-        _exit(0);
-    }
+    live = renamed("tfb-spawn");
     snprintf(text, sizeof(text), "%ld\n", (long)live);
     put_file(path, text, 0644);
-    {
-        char comm[64] = "", proc[64];
-        int i;
-
-        /* Until the child has renamed itself. */
-        snprintf(proc, sizeof(proc), "/proc/%ld/comm", (long)live);
-        for (i = 0; i < 200 && strcmp(comm, "tfb-spawn\n") != 0; i++) {
-            usleep(5000);
-            read_file(proc, comm, sizeof(comm));
-        }
-    }
     is_int(in_child(run_pidfile_write, path), 2,
            "a pid file naming a running tfb-spawn: exit 2");
     snprintf(want, sizeof(want), "tfb-spawn %ld is running already",
@@ -479,8 +463,8 @@ test_process(void)
                "the supervisor stays root");
 
     is_int(in_child(run_main, help), 0, "tfb-spawn --help: exit 0");
-    ok(strncmp(out, "usage: tfb-spawn ", 17) == 0 &&
-           strstr(out, "--max-requests-jitter") != NULL,
+    ok(strncmp(child_out, "usage: tfb-spawn ", 17) == 0 &&
+           strstr(child_out, "--max-requests-jitter") != NULL,
        "with the usage");
     is_int(in_child(run_main, bad), 2, "a bad option: exit 2");
     said("unknown option '--frobnicate' (see --help)\n", "saying so");
@@ -528,6 +512,7 @@ main(void)
     setenv("PATH", saved_path, 1);
     free(saved_path);
     test_pidfile();
+    test_pidfile_comm();
     test_resolve_ids();
     test_process();
     remove_tree(dir);

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include "harness.h"
@@ -264,8 +265,19 @@ request(unsigned char *out, const char *query, int keep)
     return n + 16;
 }
 
-/* answer: what the server sent before it closed or went quiet (0.2 s:
- * well within its 2 s deadline between requests). */
+static void
+send_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    ssize_t w;
+
+    while (n > 0 && (w = send(fd, c, n, MSG_NOSIGNAL)) > 0) {
+        c += w;
+        n -= (size_t)w;
+    }
+}
+
+/* answer: what the server sent before it closed or went quiet (0.2 s). */
 static size_t
 answer(int fd, unsigned char *buf, size_t cap)
 {
@@ -290,140 +302,519 @@ closed(int fd, int ms)
     return poll(&p, 1, ms) == 1 && read(fd, &c, 1) <= 0;
 }
 
-/* serving: a child serving one connection; our end in sv[0]. */
-static pid_t
-serving(const struct status_info *info, unsigned char *buf, int sv[2])
+static int64_t
+ms_since(int64_t t0)
 {
+    return (sb_now_ns() - t0) / 1000000;
+}
+
+/*
+ * read_end: records up to FCGI_END_REQUEST, within ms.  Results: the
+ * bytes read, or -1 when it did not come (closed, or late).
+ */
+static long
+read_end(int fd, unsigned char *buf, size_t cap, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int64_t t0 = sb_now_ns();
+    size_t n = 0, off = 0, rl;
+    ssize_t r;
+
+    for (;;) {
+        while (n - off >= 8 &&
+               n - off >= (rl = 8 + ((size_t)buf[off + 4] << 8 | buf[off + 5]) +
+                                buf[off + 6])) {
+            if (buf[off + 1] == WIRE_END_REQUEST)
+                return (long)(off + rl);
+            off += rl;
+        }
+        if (n == cap || ms_since(t0) >= ms ||
+            poll(&p, 1, (int)(ms - ms_since(t0))) != 1 ||
+            (r = read(fd, buf + n, cap - n)) <= 0)
+            return -1;
+        n += (size_t)r;
+    }
+}
+
+/* dial: a connection to the status socket at path. */
+static int
+dial(const char *path)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+    if (fd != -1 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/*
+ * page_us: a new client's wait for the whole page at path, from its
+ * connect to FCGI_END_REQUEST, in microseconds; -1 when it does not come
+ * within 1 s.
+ */
+static long
+page_us(const char *path, const char *query)
+{
+    static unsigned char got[1 << 16];
+    unsigned char req[512];
+    int64_t t0 = sb_now_ns();
+    int fd = dial(path);
+    long n;
+
+    if (fd == -1)
+        return -1;
+    send_all(fd, req, request(req, query, 0));
+    n = read_end(fd, got, sizeof(got), 1000);
+    close(fd);
+    return n > 0 ? (long)((sb_now_ns() - t0) / 1000) : -1;
+}
+
+/* Where each test's status process listens. */
+static char sock[64];
+
+/* start: a status process on sock for info, with the budget as the test
+ * set it. */
+static pid_t
+start(const struct status_info *info)
+{
+    int lfd;
     pid_t pid;
 
-    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    snprintf(sock, sizeof(sock), "/tmp/test_status.%ld.s", (long)getpid());
+    if ((lfd = listener(sock, 64)) == -1)
+        return -1;
+    fflush(stdout);
     if ((pid = fork()) == 0) {
-        close(sv[0]);
-        one(sv[1], info, buf);
-        _exit(0);
+        /* Gone with the test, even when it dies half way. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        status_serve(lfd, info);
     }
-    close(sv[1]);
+    close(lfd);
     return pid;
 }
 
 static void
-test_serve(void)
+stop(pid_t pid)
 {
-    struct scoreboard *sb = board();
-    struct status_info info = {"p", -1, 0, sb};
-    static unsigned char buf[REQUEST_MAX + 1];
+    if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    unlink(sock);
+}
+
+static const struct status_budget defaults = {CLIENTS_MAX, 2000, 2000, 2000,
+                                              10000};
+
+/* test_serve: one client's requests: good, half and hostile. */
+static void
+test_serve(struct status_info *info)
+{
     unsigned char req[512], got[65536];
-    int sv[2], status;
+    int fd;
     size_t n, m;
     int64_t t0;
     pid_t pid;
+
+    budget = defaults;
+    budget.read_ms = 500;
+    if ((pid = start(info)) == -1 || (fd = dial(sock)) == -1) {
+        ok(0, "a status process: %s", strerror(errno));
+        stop(pid);
+        return;
+    }
+    /* A whole request, kept: the page, then the next one on the same
+     * connection; GET_VALUES between them is answered. */
+    n = request(req, "json", 1);
+    send_all(fd, req, n);
+    m = answer(fd, got, sizeof(got));
+    ok(m > 16 && memmem(got, m, "application/json", 16) &&
+           memmem(got, m, "\"pool\":\"p\"", 10) &&
+           memcmp(got + m - 16, "\1\3\0\1\0\10\0\0", 8) == 0,
+       "a kept request: the JSON page, then FCGI_END_REQUEST (%zu bytes)", m);
+    send_all(fd, "\1\11\0\0\0\0\0\0", 8);
+    m = answer(fd, got, sizeof(got));
+    ok(m >= 8 && got[1] == 10, "FCGI_GET_VALUES: a GET_VALUES_RESULT");
+    n = request(req, "", 0);
+    send_all(fd, req, n);
+    m = answer(fd, got, sizeof(got));
+    ok(m > 16 && memmem(got, m, "pool:", 5) != NULL,
+       "the next request on the connection: the text page");
+    ok(closed(fd, 500), "not kept: closed after it");
+    close(fd);
+
+    /* Half a request: the connection is dropped at the read deadline. */
+    fd = dial(sock);
+    n = request(req, "json", 0);
+    send_all(fd, req, n - 20);
+    t0 = sb_now_ns();
+    ok(closed(fd, budget.read_ms + 1000),
+       "half a request: closed, without an answer");
+    m = (size_t)ms_since(t0);
+    ok(m + 100 >= (size_t)budget.read_ms && m <= (size_t)budget.read_ms + 300,
+       "  at the read deadline (%zu ms of %d)", m, budget.read_ms);
+    close(fd);
+
+    /* Hostile bytes: closed at once. */
+    fd = dial(sock);
+    send_all(fd, "GET /status HTTP/1.1\r\n\r\n", 24);
+    ok(closed(fd, 500), "HTTP instead of FastCGI: closed at once");
+    close(fd);
+    stop(pid);
+}
+
+/*
+ * test_others: while one client holds a connection open, sends half a
+ * request, asks in a loop on a kept connection, or never reads what it
+ * asked for, another is answered in under 100 ms.
+ */
+static void
+test_others(struct status_info *info)
+{
+    static unsigned char req[500 * 128], got[1 << 16];
+    long worst = 0, t;
+    size_t n, one;
+    int a, i;
+    pid_t pid;
+
+    budget = defaults;
+    if ((pid = start(info)) == -1) {
+        ok(0, "a status process: %s", strerror(errno));
+        return;
+    }
+    a = dial(sock);
+    t = page_us(sock, "json");
+    ok(t >= 0 && t < 100000,
+       "a client that holds a connection and says nothing: another is "
+       "answered in %.1f ms",
+       t / 1e3);
+    close(a);
+
+    a = dial(sock);
+    send_all(a, req, request(req, "json", 0) - 20);
+    t = page_us(sock, "");
+    ok(t >= 0 && t < 100000,
+       "a client half way through a request: another is answered in %.1f ms",
+       t / 1e3);
+    close(a);
+
+    /* Kept, asking again the moment each answer comes. */
+    a = dial(sock);
+    one = request(req, "full", 1);
+    for (i = 0; i < 10; i++) {
+        send_all(a, req, one);
+        if (read_end(a, got, sizeof(got), 1000) <= 0)
+            break;
+        t = page_us(sock, "json");
+        worst = t < 0 || worst < 0 ? -1 : t > worst ? t : worst;
+    }
+    ok(i == 10 && worst >= 0 && worst < 100000,
+       "a client asking in a loop on a kept connection (%d answers): "
+       "another is answered in %.1f ms at worst",
+       i, worst / 1e3);
+    close(a);
+
+    /* 500 kept requests at once, the answers never read. */
+    a = dial(sock);
+    for (n = 0, i = 0; i < 500; i++) {
+        assert(n + 128 <= sizeof(req));
+        n += request(req + n, "json&full", 1);
+    }
+    send_all(a, req, n);
+    usleep(100000);
+    t = page_us(sock, "json");
+    ok(t >= 0 && t < 100000,
+       "a client that never reads its answers: another is answered in "
+       "%.1f ms",
+       t / 1e3);
+    close(a);
+    stop(pid);
+}
+
+/* quiet: nothing comes on fd, not even its end, for ms. */
+static int
+quiet(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+
+    return poll(&p, 1, ms) == 0;
+}
+
+/* drained: read fd to its end within ms.  Results: the bytes read, or
+ * -1 when it did not end. */
+static long
+drained(int fd, int ms)
+{
+    static unsigned char buf[1 << 16];
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int64_t t0 = sb_now_ns();
+    long n = 0;
+    ssize_t r;
+
+    while (ms_since(t0) < ms && poll(&p, 1, (int)(ms - ms_since(t0))) == 1) {
+        if ((r = read(fd, buf, sizeof(buf))) <= 0)
+            return n;
+        n += r;
+    }
+    return -1;
+}
+
+/* test_budget: each deadline of a client. */
+static void
+test_budget(struct status_info *info)
+{
+    static unsigned char req[500 * 128], got[1 << 16];
+    int a[3], i, answers;
+    size_t n, one;
+    long t, all;
+    int64_t t0;
+    pid_t pid;
+
+    budget = defaults;
+    budget.clients = 3;
+    budget.idle_ms = 300;
+    budget.read_ms = 600;
+    budget.write_ms = 500;
+    budget.lifetime_ms = 500;
+    if ((pid = start(info)) == -1) {
+        ok(0, "a status process: %s", strerror(errno));
+        return;
+    }
+    t0 = sb_now_ns();
+    a[0] = dial(sock);
+    i = closed(a[0], 1000);
+    t = (long)ms_since(t0);
+    ok(i && t >= 250 && t < 700,
+       "a connection that says nothing: closed at the idle deadline (%ld ms "
+       "of %d)",
+       t, budget.idle_ms);
+    close(a[0]);
+
+    /* A byte every 100 ms: the read deadline runs from the first. */
+    a[0] = dial(sock);
+    n = request(req, "json", 0);
+    send_all(a[0], req, 1);
+    t0 = sb_now_ns();
+    for (i = 1; i < (int)n && quiet(a[0], 100); i++)
+        send_all(a[0], req + i, 1);
+    t = (long)ms_since(t0);
+    ok(i < (int)n && t >= 550 && t < 900,
+       "a request a byte every 100 ms: closed at the read deadline from its "
+       "first byte (%ld ms of %d, %d bytes)",
+       t, budget.read_ms, i);
+    close(a[0]);
+
+    /* Kept, asking every 100 ms: no request begins past its lifetime. */
+    a[0] = dial(sock);
+    one = request(req, "", 1);
+    t0 = sb_now_ns();
+    for (answers = 0; answers < 20; answers++) {
+        send_all(a[0], req, one);
+        if (read_end(a[0], got, sizeof(got), 500) <= 0)
+            break;
+        if (!quiet(a[0], 100)) {
+            answers++;
+            break;
+        }
+    }
+    t = (long)ms_since(t0);
+    ok(answers >= 5 && answers < 20 && closed(a[0], 100) && t >= 500 && t < 900,
+       "a kept connection asking every 100 ms: closed once %d ms old "
+       "(%d answers, %ld ms)",
+       budget.lifetime_ms, answers, t);
+    close(a[0]);
+
+    /* 500 requests whose answers are never read: closed at the write
+     * deadline, long before they are all written. */
+    a[0] = dial(sock);
+    for (n = 0, i = 0; i < 500; i++) {
+        assert(n + 128 <= sizeof(req));
+        n += request(req + n, "json&full", 1);
+    }
+    send_all(a[0], req, n);
+    usleep((useconds_t)(budget.write_ms + 300) * 1000);
+    all = drained(a[0], 500);
+    ok(all >= 0 && all < 500 * 1000,
+       "a client that never reads: closed at the write deadline (%ld bytes "
+       "of its answers sent)",
+       all);
+    close(a[0]);
+    stop(pid);
+}
+
+/*
+ * test_places: three places, taken by two half requests and one idle
+ * connection: a fourth takes the idle one's place, at once.
+ */
+static void
+test_places(struct status_info *info)
+{
+    unsigned char req[512];
+    int a[3], i;
+    size_t n;
+    long t;
+    pid_t pid;
+
+    budget = defaults;
+    budget.clients = 3;
+    if ((pid = start(info)) == -1) {
+        ok(0, "a status process: %s", strerror(errno));
+        return;
+    }
+    n = request(req, "json", 0);
+    for (i = 0; i < 3; i++) {
+        a[i] = dial(sock);
+        if (i < 2)
+            send_all(a[i], req, n - 20);
+        usleep(30000);
+    }
+    t = page_us(sock, "json");
+    ok(t >= 0 && t < 100000,
+       "all places taken: a new client is answered in %.1f ms", t / 1e3);
+    ok(closed(a[2], 100) && quiet(a[0], 50) && quiet(a[1], 50),
+       "  in the place of the idle connection, not of those reading");
+    for (i = 0; i < 3; i++)
+        close(a[i]);
+    stop(pid);
+}
+
+/*
+ * test_escape: what a worker wrote (a route from a client) cannot plant a
+ * line or break a string in any format.
+ */
+static void
+test_escape(void)
+{
+    static const char route[] = "/a\nidle processes: 999 \\ \"q\" \1\xc2\x85";
+    struct scoreboard *sb = sb_create(1);
+    struct status_info info = {"p\"o\\o\nl", -1, 0, sb};
+    json_object *j, *ws, *r;
+    const char *type;
+    char *page;
 
     if (sb == NULL) {
         ok(0, "sb_create: %s", strerror(errno));
         return;
     }
-    /* A whole request, kept: the page, then the next one on the same
-     * connection; GET_VALUES between them is answered. */
-    pid = serving(&info, buf, sv);
-    n = request(req, "json", 1);
-    write_all(sv[0], req, n);
-    m = answer(sv[0], got, sizeof(got));
-    ok(m > 16 && memmem(got, m, "application/json", 16) &&
-           memmem(got, m, "\"pool\":\"p\"", 10) &&
-           memcmp(got + m - 16, "\1\3\0\1\0\10\0\0", 8) == 0,
-       "a kept request: the JSON page, then FCGI_END_REQUEST (%zu bytes)", m);
-    write_all(sv[0], "\1\11\0\0\0\0\0\0", 8);
-    m = answer(sv[0], got, sizeof(got));
-    ok(m >= 8 && got[1] == 10, "FCGI_GET_VALUES: a GET_VALUES_RESULT");
-    n = request(req, "", 0);
-    write_all(sv[0], req, n);
-    m = answer(sv[0], got, sizeof(got));
-    ok(m > 16 && memmem(got, m, "pool:", 5) != NULL,
-       "the next request on the connection: the text page");
-    ok(closed(sv[0], 500), "not kept: closed after it");
-    close(sv[0]);
-    waitpid(pid, &status, 0);
+    sb_slot_reset(sb_slot(sb, 0), SB_IDLE, sb_now_ns());
+    sb_set_pid(sb_slot(sb, 0), getpid());
+    sb_request_begin(sb_slot(sb, 0), 0, route, strlen(route));
+    sb_request_end(sb_slot(sb, 0), 200, 0);
 
-    /* Half a request: the connection is dropped at the read deadline. */
-    pid = serving(&info, buf, sv);
-    n = request(req, "json", 0);
-    write_all(sv[0], req, n - 20);
-    t0 = sb_now_ns();
-    ok(closed(sv[0], READ_DEADLINE_MS + 1000),
-       "half a request: closed, without an answer");
-    m = (size_t)((sb_now_ns() - t0) / 1000000);
-    ok(m + 200 >= READ_DEADLINE_MS && m <= READ_DEADLINE_MS + 500,
-       "  at the read deadline (%zu ms)", m);
-    close(sv[0]);
-    waitpid(pid, &status, 0);
+    page = render(&info, STATUS_TEXT, 1, &type);
+    ok(page != NULL && strstr(page, "\nidle processes: 999") == NULL &&
+           strstr(page, "\nl\n") == NULL,
+       "text: a newline in a route or the pool's name starts no line");
+    ok(page != NULL &&
+           strstr(page, "route:                /a\\nidle processes: 999 \\\\ "
+                        "\"q\" \\x01\\xc2\\x85\n") != NULL &&
+           strstr(page, "pool:                 p\"o\\\\o\\nl\n") != NULL,
+       "text: \\n, \\\\, control and non-ASCII bytes escaped");
+    free(page);
 
-    /* Hostile bytes: closed at once. */
-    pid = serving(&info, buf, sv);
-    write_all(sv[0], "GET /status HTTP/1.1\r\n\r\n", 24);
-    ok(closed(sv[0], 500), "HTTP instead of FastCGI: closed at once");
-    close(sv[0]);
-    waitpid(pid, &status, 0);
+    page = render(&info, STATUS_JSON, 1, &type);
+    j = page != NULL ? json_tokener_parse(page) : NULL;
+    ok(j != NULL && json_object_object_get_ex(j, "processes", &ws) &&
+           json_object_object_get_ex(json_object_array_get_idx(ws, 0), "route",
+                                     &r) &&
+           strncmp(json_object_get_string(r), route, 27) == 0,
+       "json: parses, the route intact in its string");
+    if (j != NULL)
+        json_object_put(j);
+    free(page);
+
+    page = render(&info, STATUS_PROMETHEUS, 1, &type);
+    ok(page != NULL &&
+           strstr(page, "tfb_pool_requests_total{pool=\"p\\\"o\\\\o\\nl\"} "
+                        "1\n") != NULL &&
+           strstr(page, "\nl\"") == NULL,
+       "prometheus: the label value escaped (backslash, quote, newline)");
+    free(page);
     sb_free(sb);
 }
 
 /* test_fetch: the command's client against a status process. */
 static void
-test_fetch(void)
+test_fetch(struct status_info *info)
 {
-    struct scoreboard *sb = board();
-    struct status_info info = {"fetched", -1, 0, sb};
-    char path[64], out[64], err[256], page[8192];
-    int lfd, fd, saved;
+    char out[64], err[256], page[8192];
+    int fd, saved, lfd, i, rc;
+    int64_t t0;
+    long t;
     ssize_t n = 0;
     pid_t pid;
     FILE *f;
 
-    snprintf(path, sizeof(path), "/tmp/test_status.%ld.s", (long)getpid());
+    budget = defaults;
     snprintf(out, sizeof(out), "/tmp/test_status.%ld.out", (long)getpid());
-    if (sb == NULL || (lfd = listener(path, 8)) == -1) {
-        ok(0, "a scoreboard and a socket: %s", strerror(errno));
+    if ((pid = start(info)) == -1) {
+        ok(0, "a status process: %s", strerror(errno));
         return;
     }
-    if ((pid = fork()) == 0)
-        status_serve(lfd, &info);
-    close(lfd);
     fflush(stdout);
     saved = dup(STDOUT_FILENO);
     fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     dup2(fd, STDOUT_FILENO);
     close(fd);
-    is_int(status_fetch(path, "prometheus", err, sizeof(err)), 0,
-           "status_fetch: the page");
+    rc = status_fetch(sock, "prometheus", err, sizeof(err));
     fflush(stdout);
     dup2(saved, STDOUT_FILENO);
     close(saved);
+    /* Checked once stdout is ours again, so that its line is seen. */
+    is_int(rc, 0, "status_fetch: the page");
     if ((f = fopen(out, "r")) != NULL) {
         n = (ssize_t)fread(page, 1, sizeof(page) - 1, f);
         fclose(f);
     }
     page[n > 0 ? n : 0] = '\0';
     ok(strstr(page, "# TYPE tfb_pool_requests_total counter") != NULL &&
-           strstr(page, "pool=\"fetched\"") != NULL &&
-           strstr(page, "\r\n") == NULL,
+           strstr(page, "pool=\"p\"") != NULL && strstr(page, "\r\n") == NULL,
        "  in the format asked for, without the CGI headers");
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    ok(status_fetch(path, "", err, sizeof(err)) == -1 &&
-           strstr(err, path) != NULL,
+    stop(pid);
+    ok(status_fetch(sock, "", err, sizeof(err)) == -1 &&
+           strstr(err, sock) != NULL,
        "no status process: an error naming the socket (%s)", err);
-    unlink(path);
+
+    /* A socket nobody answers on: the command gives up at its deadline. */
+    fetch_ms = 300;
+    lfd = listener(sock, 8);
+    t0 = sb_now_ns();
+    i = status_fetch(sock, "", err, sizeof(err));
+    t = (long)ms_since(t0);
+    ok(i == -1 && strstr(err, "no answer within 300 ms") != NULL && t >= 300 &&
+           t < 800,
+       "a status socket that never answers: given up in %ld ms (%s)", t, err);
+    fetch_ms = 5000;
+    close(lfd);
+    unlink(sock);
     unlink(out);
-    sb_free(sb);
 }
 
 int
 main(void)
 {
+    struct scoreboard *sb;
+    struct status_info info = {"p", -1, 0, NULL};
+
     signal(SIGPIPE, SIG_IGN);
     test_format();
     test_queue();
     test_render();
-    test_serve();
-    test_fetch();
+    test_escape();
+    if ((sb = board()) == NULL) {
+        ok(0, "sb_create: %s", strerror(errno));
+        return done_testing();
+    }
+    info.sb = sb;
+    test_serve(&info);
+    test_others(&info);
+    test_budget(&info);
+    test_places(&info);
+    test_fetch(&info);
+    sb_free(sb);
     return done_testing();
 }

@@ -13,8 +13,6 @@
 #include "../../../spawn/supervisor/supervisor.c"
 
 #include <dirent.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 
 #include "harness.h"
 
@@ -24,21 +22,6 @@ static char dir[] = "/tmp/test_supervisor.XXXXXX";
 static char logpath[256];
 static int listen_fd = -1;
 static int status_fd = -1; /* the status page's socket, when a case wants */
-
-static int64_t
-now_ms(void)
-{
-    return sb_now_ns() / 1000000;
-}
-
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, ms % 1000 * 1000000};
-
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        continue;
-}
 
 /*
  * children: the live (not zombie) children of ppid, from /proc.
@@ -82,35 +65,14 @@ children(pid_t ppid, pid_t *pids)
 static int
 wait_children(pid_t ppid, int n, long timeout_ms)
 {
-    int64_t end = now_ms() + timeout_ms;
+    int64_t end = clock_ms() + timeout_ms;
 
     while (children(ppid, NULL) != n) {
-        if (now_ms() > end)
+        if (clock_ms() > end)
             return 0;
         sleep_ms(10);
     }
     return 1;
-}
-
-/*
- * wait_exit: the supervisor's exit status, or -1 when it is still running
- * after timeout_ms (then it is killed).
- */
-static int
-wait_exit(pid_t pid, long timeout_ms)
-{
-    int64_t end = now_ms() + timeout_ms;
-    int st;
-
-    while (waitpid(pid, &st, WNOHANG) == 0) {
-        if (now_ms() > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return -1;
-        }
-        sleep_ms(10);
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 /* show_log: the supervisor's log, as TAP comments. */
@@ -222,7 +184,7 @@ test_start_and_stop(void)
 
     /* A worker killed: replaced, by a new process. */
     kill(pids[0], SIGKILL);
-    for (end = now_ms() + 3000; now_ms() < end; sleep_ms(10)) {
+    for (end = clock_ms() + 3000; clock_ms() < end; sleep_ms(10)) {
         replaced = children(sv, after) == 3;
         for (i = 0; i < 3; i++)
             if (after[i] == pids[0])
@@ -316,8 +278,6 @@ test_fatal(void)
           "and the supervisor said why it gave up");
 }
 
-static int listen_unix(const char *name);
-
 /*
  * test_fatal_status: the same with a status page, whose process the
  * supervisor stops too when it gives up, instead of waiting for it.
@@ -329,7 +289,8 @@ test_fatal_status(void)
     char path[300];
     pid_t sv;
 
-    if ((status_fd = listen_unix("status.sock")) == -1) {
+    snprintf(path, sizeof(path), "%s/status.sock", dir);
+    if ((status_fd = listen_unix(path)) == -1) {
         ok(0, "set-up: the status socket: %s", strerror(errno));
         return;
     }
@@ -488,20 +449,6 @@ test_worker_env(void)
                        "it, and logged");
 }
 
-/* listen_unix: a listening socket at dir/name, or -1. */
-static int
-listen_unix(const char *name)
-{
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s", dir, name);
-    if (fd == -1 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-        listen(fd, 16) == -1)
-        return -1;
-    return fd;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -512,7 +459,9 @@ main(int argc, char **argv)
 
     /* A case that hangs fails the program instead of the whole run. */
     alarm(30);
-    if (mkdtemp(dir) == NULL || (listen_fd = listen_unix("fcgi.sock")) == -1) {
+    if (mkdtemp(dir) == NULL ||
+        snprintf(path, sizeof(path), "%s/fcgi.sock", dir) < 0 ||
+        (listen_fd = listen_unix(path)) == -1) {
         ok(0, "set-up: %s", strerror(errno));
         return done_testing();
     }
@@ -525,7 +474,6 @@ main(int argc, char **argv)
     test_crash_loop();
     test_worker_env();
     close(listen_fd);
-    snprintf(path, sizeof(path), "%s/fcgi.sock", dir);
     unlink(path);
     unlink(logpath);
     snprintf(path, sizeof(path), "%s/starts", dir);

@@ -1,4 +1,4 @@
-"""tfb_verify.py: a replica of TechEmpower's verifier (toolset/test_types).
+"""verify: a replica of TechEmpower's verifier (toolset/test_types).
 
 It follows /work/shared/spec/tfb-rules.md, which was read from TFB's code:
 the same requests (Accept headers, one request per connection), the same
@@ -28,19 +28,20 @@ Each verify_* returns a list of (name, problems); a problem is a tuple
 (level, reason, url) with level 'pass', 'warn' or 'fail'.
 """
 
+import difflib
 import http.client
 import json
 import os
 import re
 import socket
 import sys
+import tempfile
 import time
 from datetime import datetime
 from html.parser import HTMLParser
 
-sys.dont_write_bytecode = True  # no __pycache__ in the work tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import lib  # noqa: E402
+from . import REPO, STACK, tap as taplib, web
+from .cmd import run
 
 ACCEPT = {
     "json": "application/json,text/html;q=0.9,application/xhtml+xml;q=0.9,"
@@ -164,7 +165,6 @@ def fortune_problems(body_text, url):
     """The FortuneHTMLParser verdict on a decoded page: [] when it equals
     VALID_FORTUNE, else a fail plus "`got` should be `expected`" lines
     built from the diff, as fortune.py does."""
-    import difflib
     p = FortuneHTMLParser()
     p.feed(body_text)  # TFB never calls close()
     got = p.normalised()
@@ -383,7 +383,7 @@ def run_siege(url, workdir, concurrency=CONCURRENCY, reps=REPETITIONS,
     with open(rc, "w") as f:
         f.write(SIEGERC)
     env = dict(os.environ, HOME=workdir, SIEGERC=rc)
-    r = lib.run(["siege", "-c", str(concurrency), "-r", str(reps), url, "-R", rc],
+    r = run(["siege", "-c", str(concurrency), "-r", str(reps), url, "-R", rc],
                 timeout, env=env, cwd=workdir)
     out = r.stdout or ""
     m = re.search(r"Failed transactions:.*?(\d+)\n", out, re.MULTILINE)
@@ -412,7 +412,7 @@ class Verifier:
         """GET as requests.get(url, timeout=15, headers={'Accept': ...}).
         Returns (headers, body, status) or raises _RequestFailed."""
         try:
-            r = lib.get(url, ACCEPT[kind], timeout=15)
+            r = web.get(url, ACCEPT[kind], timeout=15)
         except (socket.timeout, TimeoutError):
             raise _RequestFailed("Connection to server timed out", url)
         except (ConnectionError, http.client.HTTPException, OSError) as e:
@@ -731,22 +731,28 @@ def passed(problems):
     return not any(p[0] in ("fail", "warn") for p in problems)
 
 
-if __name__ == "__main__":
-    # Verify a running server: tfb_verify.py http://127.0.0.1:8080 [--no-db]
-    # (the DB checks use deploy/stack psql with the caller's environment).
-    import tempfile
-    base = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8080"
+def main():
+    """Verify a running server: python3 -m tests.kit.verify
+    [http://127.0.0.1:8080] [--no-db] (the DB checks use deploy/stack psql
+    with the caller's environment)."""
+    base = ([a for a in sys.argv[1:] if not a.startswith("--")] or
+            ["http://127.0.0.1:8080"])[0]
     psql = None
     if "--no-db" not in sys.argv:
         def psql(sql):
-            r = lib.run([str(lib.STACK), "psql", "-X", "-At", "-v", "ON_ERROR_STOP=1",
-                         "-c", sql], 60, cwd=str(lib.REPO))
+            r = run([STACK, "psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql], 60,
+                    cwd=str(REPO))
             if r.returncode != 0:
                 raise RuntimeError(r.stdout.strip())
             return r.stdout.strip()
-    tap = lib.TAP()
-    with tempfile.TemporaryDirectory(prefix="tfb-verify-") as tmp:
-        v = Verifier(base, psql=psql, workdir=tmp, log=tap.note)
-        for name, problems in v.verify_all():
-            tap.problems(name, problems)
-    sys.exit(tap.exit_code())
+
+    def body(tap):
+        with tempfile.TemporaryDirectory(prefix="tfb-verify-") as tmp:
+            v = Verifier(base, psql=psql, workdir=tmp, log=tap.note)
+            for name, problems in v.verify_all():
+                tap.problems(name, problems)
+    taplib.main(body, deadline=600)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,15 +1,19 @@
--- fault_load.lua: wrk's load for the fault tests (faultkit.py), which must
--- know what every answer was, not only that it was not a 2xx.
+-- answers.lua: wrk's load when every answer must be known, not only that
+-- it was not a 2xx (the fault tests), or when the requests must rotate
+-- over several paths (the bench's warm-up); tests/kit/load.py reads it.
 --
---   wrk -s fault_load.lua URL [-- PATH...]
+--   wrk -s answers.lua URL [-- PATH...]
 --
 -- The requests rotate over the PATHs (the URL's own path when none is
 -- given), each thread starting at its own place.  When the run ends, one
--- line per kind of answer, then the socket errors and the worst latency:
+-- line per kind of answer, then stats.lua's line (the counts, the errors,
+-- the latencies):
 --
 --   answer STATUS CONTENT-TYPE COUNT LONGEST-BODY
---   errors connect N read N write N timeout N
---   latency max_us N requests N
+--   WRK_JSON {...}
+
+-- wrk_json(), stats.lua's line, from the file beside this one.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "stats.lua")
 
 local threads = {}
 
@@ -65,9 +69,5 @@ function done(summary, latency, requests)
     for k, n in pairs(total) do
         io.write(string.format("answer %s %d %d\n", k, n, worst[k] or 0))
     end
-    local e = summary.errors
-    io.write(string.format("errors connect %d read %d write %d timeout %d\n",
-                           e.connect, e.read, e.write, e.timeout))
-    io.write(string.format("latency max_us %d requests %d\n", latency.max,
-                           summary.requests))
+    wrk_json(summary, latency)
 end

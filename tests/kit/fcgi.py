@@ -1,4 +1,4 @@
-"""fcgi.py: a raw FastCGI client, to talk to a responder the way a front
+"""fcgi: a raw FastCGI client, to talk to a responder the way a front
 server does, or the way a broken or hostile peer might.
 
     with fcgi.connect(("127.0.0.1", 9000)) as c:       # or a unix path
@@ -6,7 +6,8 @@ server does, or the way a broken or hostile peer might.
         out.status, out.headers, out.body
 
 Records are built byte by byte (record(), params()), so that a test can
-send any of them alone, in pieces, or wrong.  Python standard library only.
+send any of them alone, in pieces, or wrong; HOSTILE holds the ones that
+crashed libfcgi.  Python standard library only.
 """
 
 import socket
@@ -58,6 +59,11 @@ def stdin(data=b"", rid=1):
     for i in range(0, len(data), 65535):
         out += record(STDIN, rid, data[i:i + 65535])
     return out + record(STDIN, rid)
+
+
+def whole(path="/plaintext", rid=1, flags=0):
+    """A whole GET of path: BEGIN, PARAMS, the empty STDIN."""
+    return begin(rid, flags=flags) + params(get_params(path), rid) + stdin(b"", rid)
 
 
 def get_params(path, method="GET"):
@@ -185,3 +191,24 @@ def connect(addr, timeout=10):
     s.settimeout(timeout)
     s.connect(addr)
     return Connection(s)
+
+
+# The records that crashed a libfcgi responder; the worker must close
+# each connection and serve on.  A BEGIN's padding read as a record
+# overflowed libfcgi's 64-byte FCGI_GET_VALUES answer ("bomb" at the
+# front, "smuggled" from inside a request); a name-value length near
+# 2^31 hit its assert ("huge" at once, "skipped": after an empty record
+# of another request libfcgi skips the next PARAMS, "a name of 6 bytes",
+# and reads the 6 bytes of that name as a pair of 2^31 - 2 and 1 bytes).
+_FOUR = record(GET_VALUES, 0, b"".join(pairs({"FCGI_MPXS_CONNS": ""}) for _ in range(4)))
+HUGE_PAIR = record(PARAMS, 1, b"\xff\xff\xff\xfe\x01a")
+HOSTILE = {
+    "bomb": record(GET_VALUES, 0, b"".join(pairs({"FCGI_MPXS_CONNS": ""})
+                                           for _ in range(8))),
+    "huge": begin() + HUGE_PAIR,
+    "smuggled": struct.pack(">BBHHBx", VERSION, BEGIN_REQUEST, 1, 8, len(_FOUR))
+    + struct.pack(">HB5x", RESPONDER, 0) + _FOUR + params(get_params("/plaintext")) + stdin(),
+    "skipped": begin() + record(STDIN, 2) + record(PARAMS, 1, b"\x06\x00") + HUGE_PAIR
+    + params(get_params("/plaintext")) + stdin(),
+    "garbage": b"GET / HTTP/1.0\r\n\r\n" + b"\xff" * 64,
+}

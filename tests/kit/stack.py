@@ -1,10 +1,10 @@
-"""stack.py: deploy/stack from Python, for the integration tests and the bench.
+"""stack: deploy/stack from Python, for the integration tests and the bench.
 
-    st = stack.Stack(server="nginx", workers=4)   # a VAR of its own in /tmp
-    with st:                                      # deploy/stack start ... stop
-        st.url("/db")                             # http://127.0.0.1:PORT/db
-        st.psql("SELECT 1")                       # deploy/stack psql -At -c ...
-        st.worker_pids()                          # from the pool's pid file
+    with stack.started(tap, server="nginx", workers=4) as st:   # a VAR of its own
+        if st:                                    # None when it did not start
+            st.url("/db")                         # http://127.0.0.1:PORT/db
+            st.psql("SELECT 1")                   # deploy/stack psql -At -c ...
+            st.worker_pids()                      # from the pool's pid file
 
     st = stack.Stack(var="var/bench-stack", port=8090)   # a VAR that stays
     st.call("pg", "start")                        # one part; StackError if it fails
@@ -15,12 +15,9 @@ deploy/stack is the only thing that starts the stack's servers.  This
 module hands it the knobs of its contract (VAR, PORT, SERVER, WORKERS,
 FCGI, FCGI_PORT, KEEPALIVE, APP_ARGS, and whatever `env` adds: APP, PG*)
 and reads back what it leaves behind: the pid files under VAR/run and the
-output of `deploy/stack env`.  Around it, what both its users need:
-commands run with a timeout, free ports, processes seen through /proc.
-
-It sits in tests/, beside harness.h, so that tests/integration/ (through
-lib.py) and tests/bench/ (benchlib) import the same code and neither
-imports the other.  Python standard library only.
+output of `deploy/stack env`.  Below the class, the checks several tests
+make of a running stack: every worker touched, one PostgreSQL connection
+each, the same workers at the end, nothing left after the stop.
 """
 
 import contextlib
@@ -30,168 +27,16 @@ import re
 import shlex
 import shutil
 import signal
-import socket
-import subprocess
 import tempfile
+import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-# TFB_STACK: another script with the same contract (to test the tests).
-STACK = Path(os.environ.get("TFB_STACK") or REPO / "deploy" / "stack")
-APP_NAME = "tfb-fcgi"  # application_name of the app's libpq connections
-
-# Ports the tests may listen on, "LO-HI": 28080-28099 unless TFB_TEST_PORTS
-# names others (several people running tests on one machine each take a
-# range of their own).
-PORT_RANGE = os.environ.get("TFB_TEST_PORTS", "28080-28099")
-
-
-# --------------------------------------------------------------------------
-# Commands
-
-def run(argv, timeout, env=None, cwd=None, session=False):
-    """subprocess.run with a timeout, stdout and stderr merged into
-    .stdout (text).  A timeout returns returncode None, never raises.
-    session: run it in a session of its own, out of reach of a Ctrl-C
-    on our terminal."""
-    try:
-        return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, env=env, cwd=cwd,
-                              timeout=timeout, text=True, errors="replace",
-                              start_new_session=session)
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout or ""
-        if isinstance(out, bytes):
-            out = out.decode(errors="replace")
-        return subprocess.CompletedProcess(argv, None, out + "\n(timed out after %ss)" % timeout)
-
-
-def wait_exit(proc, timeout):
-    """proc's exit status once it exits within timeout seconds, else
-    None (it is left running)."""
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        return None
-
-
-def tail(text, n=30):
-    lines = (text or "").rstrip().splitlines()
-    return lines[-n:]
-
-
-# --------------------------------------------------------------------------
-# Ports
-
-_taken_ports = set()
-
-
-def port_is_free(port, host="127.0.0.1"):
-    """True when nothing listens on host:port and we may bind it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        # As the servers do: a TIME-WAIT connection that happens to use
-        # the port on its local side does not stop them from listening.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) != 0
-
-
-def free_port():
-    """A port in PORT_RANGE that nothing uses and that this process has
-    not handed out yet; an ephemeral port when the range is exhausted."""
-    m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", PORT_RANGE)
-    if m:
-        lo, hi = int(m.group(1)), int(m.group(2))
-        ports = list(range(lo, hi + 1))
-        # Start at a place of our own, so that test files run side by side
-        # seldom race for the same port.
-        k = os.getpid() % len(ports) if ports else 0
-        for port in ports[k:] + ports[:k]:
-            if port not in _taken_ports and port_is_free(port):
-                _taken_ports.add(port)
-                return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    _taken_ports.add(port)
-    return port
-
-
-# --------------------------------------------------------------------------
-# Processes, through /proc
-
-def _stat_fields(pid):
-    """The fields of /proc/PID/stat after the command name (state, ppid,
-    ...), or None.  The name may hold blanks and parentheses: split
-    after the last ')'."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def alive(pid):
-    """True while pid runs; a zombie counts as gone."""
-    fields = _stat_fields(pid)
-    return bool(fields) and fields[0] != "Z"
-
-
-def proc_ppid(pid):
-    fields = _stat_fields(pid)
-    try:
-        return int(fields[1])
-    except (TypeError, IndexError, ValueError):
-        return None
-
-
-def proc_exe(pid):
-    try:
-        return os.readlink("/proc/%d/exe" % pid)
-    except OSError:
-        return ""
-
-
-def proc_environ(pid):
-    try:
-        with open("/proc/%d/environ" % pid, "rb") as f:
-            return f.read().split(b"\0")
-    except OSError:
-        return []
-
-
-def all_pids():
-    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
-
-
-def descendants(root):
-    children = {}
-    for pid in all_pids():
-        children.setdefault(proc_ppid(pid), []).append(pid)
-    out, todo = [], [root]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
+from . import APP_BIN, APP_NAME, REPO, STACK, fcgi, proc, web
+from .cmd import run, tail
 
 
 def is_app(pid):
-    return os.path.basename(proc_exe(pid).replace(" (deleted)", "")) == "tfb-fcgi"
-
-
-def read_pids(path):
-    """The pids a pid file names (one, or one per line); [] without it."""
-    try:
-        with open(path) as f:
-            return [int(x) for x in f.read().split() if x.isdigit()]
-    except OSError:
-        return []
+    return os.path.basename(proc.exe(pid)) == "tfb-fcgi"
 
 
 # --------------------------------------------------------------------------
@@ -234,7 +79,7 @@ class Stack:
         self.server = server
         self.workers = workers
         self.picked = port is None  # ours to change if it turns out taken
-        self.port = port or free_port()
+        self.port = port or web.free_port()
         self.fcgi = fcgi
         self.fcgi_port = fcgi_port
         self.fcgi_picked = fcgi_port is None
@@ -253,7 +98,7 @@ class Stack:
     def knobs(self):
         """The deploy/stack variables this stack sets, as strings."""
         if self.fcgi == "tcp" and self.fcgi_port is None:
-            self.fcgi_port = free_port()
+            self.fcgi_port = web.free_port()
         k = {"VAR": self.var, "PORT": self.port, "SERVER": self.server,
              "WORKERS": self.workers, "FCGI": self.fcgi,
              "FCGI_PORT": self.fcgi_port, "KEEPALIVE": self.keepalive,
@@ -303,9 +148,9 @@ class Stack:
             if r.returncode == 0 or not self.picked or attempt == 2 or \
                     "is already taken" not in (r.stdout or ""):
                 break
-            self.port = free_port()
+            self.port = web.free_port()
             if self.fcgi == "tcp" and self.fcgi_picked:
-                self.fcgi_port = free_port()
+                self.fcgi_port = web.free_port()
         if r.returncode != 0:
             raise StackError("deploy/stack start (%s) exited %s:\n%s"
                              % (self.describe(), r.returncode, "\n".join(tail(r.stdout))))
@@ -418,6 +263,14 @@ class Stack:
                                                        " | ".join(tail(r.stdout, 5))))
         return r.stdout.strip()
 
+    def world(self, table="world"):
+        """{id: randomnumber} of the World table (or "World")."""
+        rows = {}
+        for line in self.psql("SELECT id, randomnumber FROM %s" % table).splitlines():
+            i, n = line.split("|")
+            rows[int(i)] = int(n)
+        return rows
+
     def app_connections(self):
         return int(self.psql("SELECT count(*) FROM pg_stat_activity "
                              "WHERE application_name = '%s'" % APP_NAME))
@@ -427,7 +280,7 @@ class Stack:
         (the embedded cluster and a local PGHOST alike); None when it
         cannot be read."""
         try:
-            return proc_ppid(int(self.psql("SELECT pg_backend_pid()")))
+            return proc.ppid(int(self.psql("SELECT pg_backend_pid()")))
         except (StackError, ValueError):
             return None
 
@@ -458,7 +311,7 @@ class Stack:
         where the stack moved it."""
         for d in self.var_dirs():
             for name in names:
-                pids = read_pids(os.path.join(d, "run", name))
+                pids = proc.read_pids(os.path.join(d, "run", name))
                 if pids:
                     return pids
         return []
@@ -480,9 +333,147 @@ class Stack:
         our VAR or PORT."""
         pids = set()
         for root in self.pool_pids():
-            pids.update(p for p in [root] + descendants(root) if is_app(p))
+            pids.update(p for p in [root] + proc.descendants(root) if is_app(p))
         if pids:
             return sorted(pids)
         marks = {("VAR=" + d).encode() for d in self.var_dirs()}
         marks.add(("PORT=%d" % self.port).encode())
-        return sorted(p for p in all_pids() if is_app(p) and marks & set(proc_environ(p)))
+        return sorted(p for p in proc.all_pids() if is_app(p) and marks & set(proc.environ(p)))
+
+
+# --------------------------------------------------------------------------
+# A stack for one test, and the checks of a running one
+
+@contextlib.contextmanager
+def started(tap, **knobs):
+    """A Stack(tap=tap, **knobs) started as one check ("deploy/stack
+    start ... exits 0"): yields it, or None when it did not start.  On
+    the way out it is stopped, the ends of its logs shown when a check
+    failed, its temporary VAR removed."""
+    st = Stack(tap=tap, **knobs)
+    try:
+        st.start()
+        err = ""
+    except StackError as e:
+        err = str(e)
+    if not tap.check(not err, "deploy/stack start (%s)" % st.describe(), err):
+        st.cleanup()
+        yield None
+        return
+    failed = True
+    try:
+        yield st
+        failed = False
+    finally:
+        st.__exit__(StackError if failed else None, None, None)
+
+
+def step(tap, st, *args, timeout=120, after=""):
+    """deploy/stack ARGS on st as one check, "deploy/stack ARGS" and after;
+    whether it passed."""
+    r = st.run(*args, timeout=timeout)
+    return tap.check(r.returncode == 0, "deploy/stack %s%s" % (" ".join(args), after),
+                     tail(r.stdout, 10))
+
+
+def own_pg(tap, what):
+    """what, and the rest of the program, skipped when PGHOST names a
+    PostgreSQL of someone else's, which a test must not stop, restart or
+    fill."""
+    if os.environ.get("PGHOST"):
+        tap.skip_rest(what, "PGHOST is set: the stack uses a PostgreSQL it does not own")
+
+
+def fcgi_round(sock, n, path="/db"):
+    """n requests on n new connections to the pool's socket, all sent
+    before any answer is read, so that they wait for several workers."""
+    conns = []
+    try:
+        for _ in range(n):
+            c = fcgi.connect(sock)
+            conns.append(c)
+            c.send(fcgi.whole(path))
+        for c in conns:
+            c.read_response()
+    except OSError:
+        pass  # a touch, not a check: the caller checks what it wants
+    finally:
+        for c in conns:
+            c.close()
+
+
+def touch_all_workers(st, workers, rounds=3):
+    """Concurrent /db requests, more than there are workers, so that every
+    worker serves some: through the front server, and straight to the
+    pool's socket, since nginx sends its requests on the FastCGI
+    connections it keeps, which the workers that accepted them hold (one
+    no kept connection reaches would serve none)."""
+    n = max(4 * workers, 16)
+    sock = st.run_path("fcgi.sock")
+    for _ in range(rounds):
+        web.batch(st.url("/db"), n)
+        if sock:
+            fcgi_round(sock, n)
+
+
+def poll_connections(st, workers, fetch, want, timeout=8):
+    """Poll fetch() until it returns want or timeout seconds pass, sending
+    every worker a request in between (a worker notices a dead connection
+    only when it next uses it).  Returns the last value fetched."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            got = fetch()
+        except StackError as e:
+            got = str(e)
+        if got == want or time.monotonic() > deadline:
+            return got
+        touch_all_workers(st, workers, rounds=1)
+        time.sleep(0.5)
+
+
+def check_connections(tap, st, workers, timeout=8, label="pg_stat_activity"):
+    """One PostgreSQL connection per worker, named tfb-fcgi (polled: a
+    worker notices a dead connection on its next request, and an
+    abandoned backend takes a moment to go)."""
+    got = poll_connections(st, workers, st.app_connections, workers, timeout)
+    details = ["got %s" % got]
+    if got != workers:
+        try:
+            details += st.psql("SELECT pid, state, backend_start, left(query, 60) FROM "
+                               "pg_stat_activity WHERE application_name = '%s'"
+                               % APP_NAME).splitlines()[:20]
+        except StackError:
+            pass
+    return tap.check(got == workers, "%s: %d connections with application_name %s (one "
+                     "per worker)" % (label, workers, APP_NAME), details)
+
+
+def check_workers(tap, st, workers, pids_before, label="the stack"):
+    """The workers at the end: as many as asked, running the build under
+    test (make test-sanitize must test its sanitizer build, not another),
+    the very processes of the start."""
+    pids = st.worker_pids()
+    tap.check(len(pids) == workers, "%s: %d tfb-fcgi worker processes" % (label, workers),
+              "found pids %s" % pids)
+    want = os.path.realpath(APP_BIN)
+    exes = sorted({proc.exe(p) for p in pids})
+    tap.check(exes == [want], "%s: the workers run %s, the build under test" % (label, want),
+              "they run %s" % exes)
+    tap.check(pids == pids_before and pids, "%s: no worker died or was replaced during "
+              "the run" % label, ["at start %s" % pids_before, "at end   %s" % pids])
+    return pids
+
+
+def check_gone(tap, pids, port, what, timeout=5):
+    """After a stop: none of pids alive, the port free."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [p for p in pids if p and proc.alive(p)]
+        free = web.port_is_free(port)
+        if (not left and free) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    return tap.check(pids and not left and free, "%s: nothing of it left (%d processes "
+                     "gone), port %d free" % (what, len(pids), port),
+                     ["still alive: %s" % left, "port free: %s" % free])

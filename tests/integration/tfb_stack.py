@@ -1,4 +1,4 @@
-"""tfb_stack_tests.py: the whole stack behind one front server.
+"""tfb_stack.py: the whole stack behind one front server.
 
 test_tfb_nginx.py and test_tfb_lighttpd.py call run(SERVER).  With the
 stack up (embedded PostgreSQL, WORKERS responders, the front server on a
@@ -17,21 +17,17 @@ free port) it checks, in this order:
     died along the way.
 """
 
-import concurrent.futures
 import http.client
 import json
 import os
 import re
-import shutil
-import sys
 import tempfile
 import time
 
-sys.dont_write_bytecode = True  # no __pycache__ in the work tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import fcgi  # noqa: E402
-import lib  # noqa: E402
-import tfb_verify as tv  # noqa: E402
+from ..kit import stack, verify as tv, web
+from ..kit.cmd import tail
+from ..kit.load import Wrk
+from ..kit.tap import main
 
 ROUTES = {  # path -> kind of Content-Type
     "/plaintext": "plaintext",
@@ -46,15 +42,6 @@ ROUTES = {  # path -> kind of Content-Type
 SHORT_BODY = 1024  # "a short body": error pages at most this long
 
 
-def workers_wanted():
-    return int(os.environ.get("TFB_TEST_WORKERS", "4"))
-
-
-def fcgi_wanted():
-    """TFB_TEST_FCGI=tcp runs the pool on a TCP socket (the stack's FCGI)."""
-    return os.environ.get("TFB_TEST_FCGI") or None
-
-
 # --------------------------------------------------------------------------
 # The database the stack made
 
@@ -64,28 +51,21 @@ def check_database(tap, st):
         try:
             got = int(st.psql("SELECT count(*) FROM %s" % table))
             tap.check(got == n, "database: %s has %d rows" % (table, n), "got %d" % got)
-        except lib.StackError as e:
+        except stack.StackError as e:
             tap.fail("database: %s has %d rows" % (table, n), str(e))
     try:
         track = st.psql("SHOW pg_stat_statements.track")
         tap.check(track == "all", "database: pg_stat_statements loaded, track = all",
                   "pg_stat_statements.track = %r" % track)
-        st.psql("SELECT count(*) FROM pg_stat_statements")
-        tap.ok("database: pg_stat_statements view readable")
-    except lib.StackError as e:
+        n = st.psql("SELECT count(*) FROM pg_stat_statements")
+        tap.check(n.isdigit(), "database: pg_stat_statements view readable (%s rows)" % n)
+    except stack.StackError as e:
         tap.fail("database: pg_stat_statements loaded and readable", str(e))
 
 
 def world_snapshot(st):
     """{table: {id: randomnumber}} for world and "World"."""
-    out = {}
-    for t in ("world", '"World"'):
-        rows = {}
-        for line in st.psql("SELECT id, randomnumber FROM %s" % t).splitlines():
-            i, n = line.split("|")
-            rows[int(i)] = int(n)
-        out[t] = rows
-    return out
+    return {t: st.world(t) for t in ("world", '"World"')}
 
 
 def check_head_safe(tap, st):
@@ -94,11 +74,7 @@ def check_head_safe(tap, st):
     before = world_snapshot(st)
     statuses = set()
     for _ in range(10):
-        raw = lib.raw_exchange(st.port, ("HEAD /updates?queries=500 HTTP/1.1\r\n"
-                                         "Host: 127.0.0.1:%d\r\nConnection: close"
-                                         "\r\n\r\n" % st.port).encode())
-        m = re.match(rb"HTTP/1\.[01] (\d{3})", raw)
-        statuses.add(int(m.group(1)) if m else None)
+        statuses.add(web.head_status(st.port, "/updates?queries=500")[0])
     after = world_snapshot(st)
     changed = sum(before["world"][i] != after["world"].get(i) for i in before["world"])
     tap.check(statuses == {200} and changed == 0,
@@ -112,10 +88,10 @@ def check_head_safe(tap, st):
 def check_exact_output(tap, st):
     """The wiki's exact bodies and key case, which TFB's lower-casing
     verifier would let through."""
-    r = lib.try_get(st.url("/plaintext"))
+    r = web.try_get(st.url("/plaintext"))
     tap.check(r.body == b"Hello, World!", "exact body: /plaintext is Hello, World!",
               r.summary())
-    r = lib.try_get(st.url("/json"))
+    r = web.try_get(st.url("/json"))
     try:
         obj = json.loads(r.body)
     except ValueError:
@@ -123,7 +99,7 @@ def check_exact_output(tap, st):
     tap.check(obj == {"message": "Hello, World!"},
               'exact body: /json is {"message":"Hello, World!"}', r.summary())
     for path in ("/db", "/queries?queries=3", "/updates?queries=3", "/cached-queries?count=3"):
-        r = lib.try_get(st.url(path))
+        r = web.try_get(st.url(path))
         try:
             items = json.loads(r.body)
         except ValueError:
@@ -143,15 +119,11 @@ def check_head(tap, st):
     for path, kind in ROUTES.items():
         desc = "HEAD %s: 200, headers, no body" % path
         try:
-            raw = lib.raw_exchange(st.port, ("HEAD %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-                                             "Connection: close\r\n\r\n"
-                                             % (path, st.port)).encode())
+            status, raw = web.head_status(st.port, path)
         except OSError as e:
             tap.fail(desc, "%s: %s" % (type(e).__name__, e))
             continue
         head, sep, rest = raw.partition(b"\r\n\r\n")
-        m = re.match(rb"HTTP/1\.[01] (\d{3})", head)
-        status = int(m.group(1)) if m else None
         ctype = None
         for line in head.split(b"\r\n")[1:]:
             k, _, v = line.decode("latin-1").partition(":")
@@ -172,11 +144,11 @@ def check_head(tap, st):
 def check_not_found(tap, st):
     for path in ("/nope", "/", "/jsonx", "/json/", "/plaintext2", "/db/1", "/fortunes.html",
                  "/queriesx?queries=2", "/cached-queries/"):
-        r = lib.try_get(st.url(path))
+        r = web.try_get(st.url(path))
         tap.check(r.status == 404 and len(r.body) <= SHORT_BODY,
                   "GET %s: 404 with a short body" % path, r.summary())
     for path in ("/json?x=1", "/plaintext?", "/db?queries=3"):
-        r = lib.try_get(st.url(path))
+        r = web.try_get(st.url(path))
         tap.check(r.status == 200, "GET %s: 200 (a query string on a known route)" % path,
                   r.summary())
 
@@ -189,7 +161,7 @@ def check_methods(tap, st):
         desc = "%s %s: 405, Allow: GET, HEAD, short body" % (method, path)
         try:
             body = b"a=1" if method in ("POST", "PUT", "PATCH") else None
-            r = lib.request(method, st.url(path), body=body,
+            r = web.request(method, st.url(path), body=body,
                             headers={"Content-Type": "application/x-www-form-urlencoded"}
                             if body else None, timeout=10)
         except (OSError, http.client.HTTPException) as e:
@@ -218,7 +190,7 @@ def check_keepalive_and_pipelining(tap, st):
     finally:
         conn.close()
     try:
-        rs = lib.pipelined(st.port, ["/plaintext"] * 16)
+        rs = web.pipelined(st.port, ["/plaintext"] * 16)
         good = [r for r in rs if r.status == 200 and r.body == b"Hello, World!"]
         tap.check(len(good) == 16, "pipelining: 16 pipelined GET /plaintext all answered",
                   ["%d responses, %d good" % (len(rs), len(good))]
@@ -265,12 +237,12 @@ def check_clamping(tap, st):
             path = route + suffix
             desc = "clamp %s -> %s (%s)" % (path, want if isinstance(want, int)
                                             else " or ".join(map(str, sorted(want))), what)
-            r = lib.try_get(st.url(path), tv.ACCEPT["json"])
+            r = web.try_get(st.url(path), tv.ACCEPT["json"])
             if r.status != 200:
                 tap.fail(desc, r.summary())
                 continue
             try:
-                rows = lib_json(r.body)
+                rows = json.loads(r.body)
             except ValueError as e:
                 tap.fail(desc, ["invalid JSON: %s" % e, r.summary()])
                 continue
@@ -283,10 +255,6 @@ def check_clamping(tap, st):
             tap.check(not problems, desc, problems + [r.summary(120)])
 
 
-def lib_json(body):
-    return json.loads(body)
-
-
 # --------------------------------------------------------------------------
 # What /updates writes, what the reads see
 
@@ -294,8 +262,8 @@ def check_updates_persist(tap, st):
     desc = "/updates?queries=20 wrote every returned randomNumber to the database"
     try:
         before = world_snapshot(st)
-        r = lib.get(st.url("/updates?queries=20"), tv.ACCEPT["json"])
-        rows = lib_json(r.body)
+        r = web.get(st.url("/updates?queries=20"), tv.ACCEPT["json"])
+        rows = json.loads(r.body)
         after = world_snapshot(st)
     except Exception as e:
         tap.fail(desc, "%s: %s" % (type(e).__name__, e))
@@ -346,9 +314,9 @@ def check_reads_see_writes(tap, st, table):
     diverged = sum(1 for i in snap["world"] if snap["world"][i] != snap['"World"'].get(i))
     rows = []
     try:
-        rows += lib_json(lib.get(st.url("/queries?queries=200"), tv.ACCEPT["json"]).body)
+        rows += json.loads(web.get(st.url("/queries?queries=200"), tv.ACCEPT["json"]).body)
         for _ in range(10):
-            rows.append(lib_json(lib.get(st.url("/db"), tv.ACCEPT["json"]).body))
+            rows.append(json.loads(web.get(st.url("/db"), tv.ACCEPT["json"]).body))
     except Exception as e:
         tap.fail("reads see the table /updates writes", "%s: %s" % (type(e).__name__, e))
         return
@@ -380,33 +348,14 @@ def check_siege_burst(tap, st, workdir):
                   + [ln for ln in out.splitlines() if re.search(r"error|alert|trans", ln, re.I)][:12])
 
 
-def wrk(url, connections=512, seconds=3, accept="*/*"):
-    r = lib.run(["wrk", "-t2", "-c%d" % connections, "-d%ds" % seconds, "--timeout", "5s",
-                 "-H", "Accept: " + accept, url], seconds + 30)
-    out = r.stdout or ""
-    stats = {"requests": None, "connect": 0, "read": 0, "write": 0, "timeout": 0,
-             "non2xx": 0}
-    m = re.search(r"(\d+) requests in", out)
-    if m:
-        stats["requests"] = int(m.group(1))
-    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    if m:
-        stats.update(connect=int(m.group(1)), read=int(m.group(2)), write=int(m.group(3)),
-                     timeout=int(m.group(4)))
-    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if m:
-        stats["non2xx"] = int(m.group(1))
-    return stats, out, r.returncode
-
-
 def check_wrk_burst(tap, st):
     for path in ("/plaintext", "/db", "/fortunes", "/updates?queries=5"):
-        stats, out, rc = wrk(st.url(path))
-        errors = sum(stats[k] for k in ("connect", "read", "write", "timeout", "non2xx"))
-        tap.check(rc == 0 and stats["requests"] and errors == 0,
+        r = Wrk(st.url(path), 3, connections=512, threads=2,
+                headers=["Accept: */*"]).result()
+        tap.check(r["rc"] == 0 and r["requests"] and r["failures"] == 0,
                   "wrk -c 512 -d 3s %s: no socket error, no non-2xx" % path,
-                  ["%s" % stats] + lib.tail(out, 8))
-        tap.note("wrk %s: %s requests in 3 s" % (path, stats["requests"]))
+                  [r["summary"]] + tail(r["out"], 8))
+        tap.note("wrk %s: %s requests in 3 s" % (path, r["requests"]))
 
 
 def check_cache_serves(tap, st, workdir, workers):
@@ -420,10 +369,8 @@ def check_cache_serves(tap, st, workdir, workers):
     recently idle first), so the window may hold up to one fill a worker."""
     desc = ("cache: siege -c 512 /cached-queries?count=20 runs at most one statement "
             "per worker, a whole-table fill")
-    n = max(4 * workers, 16)
-    with concurrent.futures.ThreadPoolExecutor(n) as ex:
-        for _ in range(3):
-            list(ex.map(lambda _: lib.try_get(st.url("/cached-queries?count=500")), range(n)))
+    for _ in range(3):
+        web.batch(st.url("/cached-queries?count=500"), max(4 * workers, 16))
     v = tv.Verifier(st.url(""), psql=st.psql, workdir=workdir)
     try:
         st.psql("SELECT pg_stat_statements_reset()")
@@ -431,7 +378,7 @@ def check_cache_serves(tap, st, workdir, workers):
         failures, out = tv.run_siege(st.url("/cached-queries?count=20"), workdir)
         time.sleep(0.2)
         q1, r1, _ = v.counters("world")
-    except lib.StackError as e:
+    except stack.StackError as e:
         tap.fail(desc, str(e))
         return
     q, r = q1 - q0, r1 - r0
@@ -442,125 +389,19 @@ def check_cache_serves(tap, st, workdir, workers):
 
 
 # --------------------------------------------------------------------------
-# Workers and their connections
-
-def touch_all_workers(st, workers, rounds=3):
-    """Concurrent /db requests, more than there are workers, so that every
-    worker serves some: through the front server, and straight to the
-    pool's socket, since nginx sends its requests on the FastCGI
-    connections it keeps, which the workers that accepted them hold (one
-    no kept connection reaches would serve none)."""
-    n = max(4 * workers, 16)
-    sock = st.run_path("fcgi.sock")
-    with concurrent.futures.ThreadPoolExecutor(n) as ex:
-        for _ in range(rounds):
-            list(ex.map(lambda _: lib.try_get(st.url("/db"), timeout=10), range(n)))
-            if sock:
-                fcgi_round(sock, n)
-
-
-def fcgi_round(sock, n):
-    """n /db requests on n new connections to the pool's socket, all sent
-    before any answer is read, so that they wait for several workers."""
-    conns = []
-    try:
-        for _ in range(n):
-            c = fcgi.connect(sock)
-            conns.append(c)
-            c.send(fcgi.begin(1) + fcgi.params(fcgi.get_params("/db")) + fcgi.stdin())
-        for c in conns:
-            c.read_response()
-    except OSError:
-        pass  # a touch, not a check: the caller checks what it wants
-    finally:
-        for c in conns:
-            c.close()
-
-
-def poll_connections(st, workers, fetch, want, timeout=8):
-    """Poll fetch() until it returns want or timeout seconds pass, sending
-    every worker a request in between (a worker notices a dead connection
-    only when it next uses it).  Returns the last value fetched."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            got = fetch()
-        except lib.StackError as e:
-            got = str(e)
-        if got == want or time.monotonic() > deadline:
-            return got
-        touch_all_workers(st, workers, rounds=1)
-        time.sleep(0.5)
-
-
-def check_connections(tap, st, workers, timeout=8):
-    desc = "pg_stat_activity: %d connections with application_name %s (one per worker)" % (
-        workers, lib.APP_NAME)
-    got = poll_connections(st, workers, st.app_connections, workers, timeout)
-    details = ["got %s" % got]
-    try:
-        details += st.psql("SELECT pid, state, backend_start, left(query, 60) FROM "
-                           "pg_stat_activity WHERE application_name = '%s'"
-                           % lib.APP_NAME).splitlines()[:20]
-    except lib.StackError:
-        pass
-    return tap.check(got == workers, desc, details)
-
-
-def check_workers(tap, st, workers, pids_before):
-    pids = st.worker_pids()
-    tap.check(len(pids) == workers, "%d tfb-fcgi worker processes" % workers,
-              "found pids %s" % pids)
-    # make test-sanitize must test its sanitizer build, not another.
-    want = os.path.realpath(lib.APP_BIN)
-    exes = sorted({lib.proc_exe(p) for p in pids})
-    tap.check(exes == [want], "the workers run %s, the build under test" % want,
-              "they run %s" % exes)
-    tap.check(pids == pids_before and pids, "no worker died or was replaced during the run",
-              ["at start %s" % pids_before, "at end   %s" % pids])
-
-
-# --------------------------------------------------------------------------
 
 def body(tap, server):
-    if not lib.preflight(tap):
-        return
-    workers = workers_wanted()
-    workdir = tempfile.mkdtemp(prefix="tfb-test-siege-")
-    try:
-        try:
-            st = lib.Stack(server=server, workers=workers, fcgi=fcgi_wanted(), tap=tap,
-                           name=server)
-            st.__enter__()
-        except lib.StackError as e:
-            tap.fail("deploy/stack start with SERVER=%s WORKERS=%d" % (server, workers),
-                     str(e))
-            return
-        try:
-            tap.ok("deploy/stack start with SERVER=%s WORKERS=%d PORT=%d%s"
-                   % (server, workers, st.port, " FCGI=%s" % st.fcgi if st.fcgi else ""))
+    tap.need([stack.APP_BIN, stack.STACK])
+    workers = int(os.environ.get("TFB_TEST_WORKERS", "4"))
+    # TFB_TEST_FCGI=tcp runs the pool on a TCP socket (the stack's FCGI).
+    with tempfile.TemporaryDirectory(prefix="tfb-test-siege-") as workdir, \
+            stack.started(tap, server=server, workers=workers, name=server,
+                          fcgi=os.environ.get("TFB_TEST_FCGI") or None) as st:
+        if st:
             run_checks(tap, st, workers, workdir)
             pids = st.worker_pids()
-        except BaseException:
-            st.__exit__(*sys.exc_info())
-            raise
-        st.__exit__(None, None, None)
-        check_stopped(tap, st, pids)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def check_stopped(tap, st, pids):
-    """deploy/stack stop leaves no worker and frees the port."""
-    deadline = time.monotonic() + 5
-    while True:
-        alive = [p for p in pids if lib.alive(p)]
-        free = lib.port_is_free(st.port)
-        if (not alive and free) or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    tap.check(not alive and free, "deploy/stack stop: no worker left, port %d free" % st.port,
-              ["workers still alive: %s" % alive, "port free: %s" % free])
+    if st:
+        stack.check_gone(tap, pids, st.port, "deploy/stack stop: the workers")
 
 
 def run_checks(tap, st, workers, workdir):
@@ -574,9 +415,9 @@ def run_checks(tap, st, workers, workdir):
         tap.problems("TFB %s" % name, problems)
     tap.note("TFB verifier replica took %.1f s" % (time.monotonic() - t0))
 
-    check_connections(tap, st, workers)
+    stack.check_connections(tap, st, workers)
     for path, kind in ROUTES.items():
-        r = lib.try_get(st.url(path), tv.ACCEPT[kind])
+        r = web.try_get(st.url(path), tv.ACCEPT[kind])
         tap.check(r.status == 200 and "Content-Encoding" not in r.headers,
                   "GET %s with Accept-Encoding: gzip: 200, not compressed" % path, r.summary())
     check_exact_output(tap, st)
@@ -591,9 +432,9 @@ def run_checks(tap, st, workers, workdir):
     check_cache_serves(tap, st, workdir, workers)
     check_siege_burst(tap, st, workdir)
     check_wrk_burst(tap, st)
-    check_connections(tap, st, workers)
-    check_workers(tap, st, workers, pids_before)
+    stack.check_connections(tap, st, workers)
+    stack.check_workers(tap, st, workers, pids_before)
 
 
 def run(server):
-    lib.main(lambda tap: body(tap, server), deadline=600)
+    main(lambda tap: body(tap, server), deadline=600)

@@ -1,0 +1,323 @@
+#!/usr/bin/env python3
+"""test_deadlines.py: issue 17's reproductions against a real pool of one
+tfb-fcgi worker (tfb-spawn), PostgreSQL, nginx and lighttpd.
+
+Each is bounded in time, and each held a worker, or the site, before:
+  1. a 70 KB body to /db, and in a POST to /updates, through nginx and
+     through lighttpd: the front server answers 413 itself, and every
+     route answers at once afterwards (nginx marked no upstream failed);
+     the same body straight over FastCGI is answered 413 by the pool,
+     whose connection then closes cleanly (an EOF, not a reset);
+  2. a peer on a kept connection asking /queries?queries=500 every 50 ms
+     and never reading: closed at --write-timeout, a second client served
+     in under 100 ms by the same worker meanwhile;
+  3. FCGI_BEGIN_REQUEST in the authorizer role, then empty FCGI_PARAMS of
+     its id without end: closed at --read-timeout, a second client served
+     in under 100 ms meanwhile;
+  5. 256 idle kept connections at --max-conns 256: a 257th client is
+     served at once.
+The second clients' waits are printed as comments.
+
+TFB_DEADLINES_ARGS replaces the worker's arguments (--read-timeout 2s
+--write-timeout 2s), to measure a build that has no --write-timeout.
+"""
+
+import multiprocessing
+import os
+import signal
+import socket
+import time
+
+from ..kit import fcgi, web
+from ..kit.stack import Stack
+from ..kit.tap import main
+
+DEADLINE = 420  # seconds, for the whole file
+READ_S = WRITE_S = 2.0  # the worker's --read-timeout and --write-timeout
+BODY = b"x" * 70 * 1024
+ROUTES = ["/plaintext", "/json", "/db", "/queries?queries=2", "/fortunes",
+          "/updates?queries=2", "/cached-queries?count=2"]
+PLAINTEXT = (fcgi.begin() + fcgi.params(fcgi.get_params("/plaintext")) +
+             fcgi.stdin())
+
+
+def second_client(sock):
+    """A /plaintext straight to the pool: its time in seconds, or None
+    when it is not answered within 3 s."""
+    t0 = time.monotonic()
+    try:
+        with fcgi.connect(sock, timeout=3) as c:
+            c.send(PLAINTEXT)
+            r = c.read_response()
+    except OSError:
+        return None
+    if r.status != 200 or r.body != b"Hello, World!":
+        return None
+    return time.monotonic() - t0
+
+
+def attack(fn, sock):
+    """fn(sock, result) in a process of its own (a thread would share the
+    interpreter's lock with the second clients, whose waits would then be
+    ours), started now.  Results: the process, and a function returning
+    the result dict fn filled once it is over."""
+    q = multiprocessing.Queue()
+
+    def child():
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        # Below the worker and the second clients: on a busy machine the
+        # attacker's own appetite for the CPU must not be what they wait on.
+        os.nice(10)
+        result = {}
+        fn(sock, result)
+        q.put(result)
+    p = multiprocessing.Process(target=child, daemon=True)
+    p.start()
+
+    def outcome():
+        p.join(12)
+        if p.is_alive():
+            p.kill()
+            p.join()
+        try:
+            return q.get(timeout=1)
+        except Exception:  # queue.Empty: it died before telling
+            return {}
+    return p, outcome
+
+
+def sample(sock, attacker, start, end):
+    """Second clients, one every 100 ms from start to end (seconds from
+    now), or until the attacker process ends; stops at the first one not
+    served, so that a held worker costs 3 s, not the whole window."""
+    t0 = time.monotonic()
+    waits = []
+    while time.monotonic() - t0 < start:
+        time.sleep(0.02)
+    while time.monotonic() - t0 < end and attacker.is_alive():
+        w = second_client(sock)
+        waits.append(w)
+        if w is None:
+            break
+        time.sleep(0.1)
+    return waits
+
+
+def waits_ok(tap, waits, desc):
+    served = [w for w in waits if w is not None]
+    worst = max(served) if served else None
+    ok = bool(waits) and len(served) == len(waits) and worst < 0.1
+    tap.check(ok, "%s: a second client served in under 100 ms meanwhile "
+              "(%d of %d, the longest %s)"
+              % (desc, len(served), len(waits),
+                 "%.1f ms" % (worst * 1000) if worst is not None else "-"),
+              "a second client was not answered within 3 s" if None in waits else ())
+    return worst
+
+
+# --------------------------------------------------------------------------
+# 1. A body over --request-max
+
+
+def refusals(st):
+    """How many requests the pool refused as over --request-max so far."""
+    try:
+        with open(os.path.join(st.var, "log", "app.log"), errors="replace") as f:
+            return f.read().count("a request over --request-max")
+    except OSError:
+        return -1
+
+
+def check_front(tap, st, server):
+    """70 KB bodies through the front server: refused by it (413; lighttpd
+    refuses any GET with a body, 400), none reaching the pool; then every
+    route answers at once."""
+    got = []
+    before = refusals(st)
+    for method, path in (("GET", "/db"), ("POST", "/updates?queries=2")):
+        for _ in range(3):
+            try:
+                got.append(web.request(method, st.url(path), body=BODY, timeout=10).status)
+            except OSError as e:
+                got.append("%s: %s" % (type(e).__name__, e))
+    get = 400 if server == "lighttpd" else 413
+    tap.check(got == [get] * 3 + [413] * 3 and refusals(st) == before,
+              "%s: a 70 KB body to /db and to POST /updates, three times each: "
+              "%d and 413 from the front server, none reaching the pool" % (server, get),
+              ["statuses %r" % got, "the pool's refusals: %d, then %d" % (before, refusals(st))])
+    t0 = time.monotonic()
+    bad = []
+    for path in ROUTES:
+        try:
+            r = web.request("GET", st.url(path), timeout=10)
+            if r.status != 200:
+                bad.append("%s: %s %r" % (path, r.status, r.body[:100]))
+        except OSError as e:
+            bad.append("%s: %s" % (path, e))
+    took = time.monotonic() - t0
+    tap.check(not bad, "%s: then every route answers 200 at once (%.0f ms for %d)"
+              % (server, took * 1000, len(ROUTES)), bad)
+    tap.note("repro 1 (%s): a request after the bodies waited 0 s for a live "
+             "upstream" % server if not bad else "repro 1 (%s): routes failing" % server)
+    log = os.path.join(st.var, "log", "%s.error.log" % server)
+    try:
+        with open(log, errors="replace") as f:
+            lines = [ln for ln in f if ("upstream" in ln and "failed" in ln) or
+                     "no live upstreams" in ln or "backend" in ln]
+    except OSError as e:
+        lines = ["cannot read %s: %s" % (log, e)]
+    tap.check(not lines, "%s: its error log has no upstream marked failed" % server,
+              lines[-10:])
+
+
+def check_fcgi_413(tap, sock):
+    """The body straight over FastCGI: 413 from the pool, then EOF."""
+    try:
+        with fcgi.connect(sock, timeout=5) as c:
+            t0 = time.monotonic()
+            r = c.request(fcgi.get_params("/db"), body=BODY, keep=True)
+            took = time.monotonic() - t0
+            try:
+                end = c.sock.recv(1)
+                how = "EOF" if end == b"" else "more bytes"
+            except ConnectionResetError:
+                how = "a reset"
+            except socket.timeout:
+                how = "still open"
+    except OSError as e:
+        tap.fail("FastCGI to the pool: a 70 KB body answered 413", "%s: %s" % (type(e).__name__, e))
+        return
+    tap.check(r.status == 413 and r.protocol_status == fcgi.REQUEST_COMPLETE and
+              r.body.count(b"\n") == 1,
+              "FastCGI to the pool: a 70 KB body over --request-max answered 413 "
+              "(one line of text) in %.0f ms" % (took * 1000), [repr(r), r.stdout[:300]])
+    tap.check(r.status == 413 and how == "EOF",
+              "  then the connection closes cleanly (%s)" % how)
+
+
+# --------------------------------------------------------------------------
+# 2. A peer that never reads
+
+
+def deaf_peer(sock, result):
+    """A kept connection: /queries?queries=500 every 50 ms, never a read,
+    until the pool closes it (or 8 s)."""
+    req = fcgi.begin(flags=fcgi.KEEP_CONN) + \
+        fcgi.params(fcgi.get_params("/queries?queries=500")) + fcgi.stdin()
+    t0 = time.monotonic()
+    result["sent"] = 0
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(sock)
+            while time.monotonic() - t0 < 8:
+                s.sendall(req)
+                result["sent"] += 1
+                time.sleep(0.05)
+    except OSError as e:
+        result["closed"] = time.monotonic() - t0
+        result["how"] = "%s" % type(e).__name__
+
+
+def check_deaf(tap, sock):
+    t, outcome = attack(deaf_peer, sock)
+    # Its socket fills after a dozen answers (0.7 s): sample after that.
+    worst = waits_ok(tap, sample(sock, t, 1.5, 8), "repro 2, a peer that never reads")
+    result = outcome()
+    closed = result.get("closed")
+    tap.check(closed is not None and WRITE_S <= closed < WRITE_S + 3,
+              "repro 2: the peer is closed by the %.0f s write deadline (%s after "
+              "%s s, %d requests sent)" % (WRITE_S, result.get("how"),
+                                           "%.2f" % closed if closed else "-",
+                                           result.get("sent", 0)))
+    return worst
+
+
+# --------------------------------------------------------------------------
+# 3. Records that complete no request
+
+
+def skip_stream(sock, result):
+    """BEGIN_REQUEST of request 2 as an authorizer (FCGI_UNKNOWN_ROLE),
+    then its empty FCGI_PARAMS without end, never reading, until the pool
+    closes the connection (or 8 s)."""
+    chunk = fcgi.record(fcgi.PARAMS, 2) * 512
+    t0 = time.monotonic()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(sock)
+            s.sendall(fcgi.begin(2, role=2, flags=fcgi.KEEP_CONN))
+            while time.monotonic() - t0 < 8:
+                s.sendall(chunk)
+    except OSError as e:
+        result["closed"] = time.monotonic() - t0
+        result["how"] = type(e).__name__
+
+
+def check_skip(tap, sock):
+    t, outcome = attack(skip_stream, sock)
+    worst = waits_ok(tap, sample(sock, t, 0.2, 8), "repro 3, a skip-record stream")
+    result = outcome()
+    closed = result.get("closed")
+    tap.check(closed is not None and READ_S - 0.2 <= closed < READ_S + 1.5,
+              "repro 3: the stream is closed at the %.0f s read deadline, its "
+              "records do not renew it (%s after %s s)"
+              % (READ_S, result.get("how"), "%.2f" % closed if closed else "-"))
+    return worst
+
+
+# --------------------------------------------------------------------------
+# 5. Kept connections fill --max-conns
+
+
+def check_kept(tap, sock):
+    conns = []
+    answered = 0
+    try:
+        for _ in range(256):
+            c = fcgi.connect(sock, timeout=5)
+            conns.append(c)
+            if c.get("/plaintext", keep=True).status == 200:
+                answered += 1
+        tap.check(answered == 256, "repro 5: 256 kept connections, each answered "
+                  "once, left idle (%d)" % answered)
+        took = second_client(sock)
+        tap.check(took is not None and took < 1,
+                  "repro 5: --max-conns 256 held by idle ones: a 257th client is "
+                  "served (%s)" % ("%.1f ms" % (took * 1000) if took else "not within 3 s"))
+        return took
+    except OSError as e:
+        tap.fail("repro 5: 256 kept connections, then a 257th client",
+                 "connection %d: %s: %s" % (len(conns), type(e).__name__, e))
+        return None
+    finally:
+        for c in conns:
+            c.close()
+
+
+def body(tap):
+    args = os.environ.get("TFB_DEADLINES_ARGS",
+                          "--read-timeout %ds --write-timeout %ds" % (READ_S, WRITE_S))
+    st = Stack(server="nginx", workers=1, app_args=args, name="deadlines", tap=tap)
+    with st:
+        sock = st.run_path("fcgi.sock")
+        if not tap.check(sock is not None, "the pool's socket is there"):
+            return
+        check_front(tap, st, "nginx")
+        check_fcgi_413(tap, sock)
+        w2 = check_deaf(tap, sock)
+        w3 = check_skip(tap, sock)
+        w5 = check_kept(tap, sock)
+        tap.note("second client's longest wait: repro 2 %s, repro 3 %s, repro 5 %s"
+                 % tuple("%.1f ms" % (w * 1000) if w is not None else "not served"
+                         for w in (w2, w3, w5)))
+        st.call("front", "stop", timeout=60)
+        st.server = "lighttpd"
+        st.call("front", "start", timeout=60)
+        check_front(tap, st, "lighttpd")
+
+
+if __name__ == "__main__":
+    main(body, deadline=DEADLINE)
