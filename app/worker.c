@@ -186,7 +186,10 @@ install_signals(sigset_t *waitmask)
             sa.sa_handler = on_signal;
         else
             continue;
-        if (sigaction(s, &sa, NULL) == -1)
+        /* A real-time signal a runtime keeps for itself (valgrind's,
+         * a sanitizer's) refuses a handler: it is not ours to take. */
+        if (sigaction(s, &sa, NULL) == -1 &&
+            !(errno == EINVAL && s >= SIGRTMIN))
             return -1;
     }
     if (sigprocmask(SIG_BLOCK, &set, waitmask) == -1)

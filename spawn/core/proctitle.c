@@ -21,6 +21,9 @@ extern char **environ;
 /* The room: from argv[0] to the end of the last string it holds. */
 static char *room;
 static size_t room_len;
+/* The copy of argv, held for the process's life, where a leak checker
+ * sees it held (volatile: a store never read back is not optimised away). */
+static char **volatile argv_copy;
 
 /*
  * move_environ: copy each environment string that lies in the room
@@ -71,6 +74,7 @@ proctitle_init(int argc, char **argv, const char *name)
     room_len = (size_t)(end - argv[0]) + 1;
     /* Only our copy is to be read from now on. */
     argv[1] = NULL;
+    argv_copy = copy;
     return copy;
 }
 

@@ -484,8 +484,8 @@ open_sockets(const struct config *cfg, const struct ids *ids,
                   cfg->status);
     if (up != NULL && up->status.fd >= 0)
         handed_socket(sl, &up->status, "--status", cfg->status);
-    else if (listener_open(sl, cfg->status, 64, &ids->sock, err, sizeof(err)) ==
-             -1)
+    else if (listener_bind(sl, "--status", cfg->status, 64, &ids->sock, err,
+                           sizeof(err)) == -1)
         log_fatal(EXITCODE_CONFIG, "%s", err);
     made.socks[1] = sl;
     log_info("status page on %s", sl->desc);
