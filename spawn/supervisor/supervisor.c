@@ -554,13 +554,15 @@ status_start(struct sv *sv, int64_t now)
         return;
     }
     /* Signals meant for the supervisor (pkill -HUP tfb-spawn reaches this
-     * process too) must not end the page: but a stop's. */
+     * process too) must not end the page: but a stop's.  PIPE and XFSZ
+     * stay ignored, as in the supervisor. */
     signals_default();
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_IGN;
     for (s = 1; s <= SIGTAB_MAX; s++)
-        if (caught(s) && s != SIGTERM && s != SIGINT && s != SIGQUIT &&
-            s != SIGCHLD)
+        if ((caught(s) && s != SIGTERM && s != SIGINT && s != SIGQUIT &&
+             s != SIGCHLD) ||
+            sigtab_action(s, SIGTAB_SUPERVISOR) == SIGTAB_IGNORE)
             sigaction(s, &sa, NULL);
     proctitle_set("tfb-spawn: status");
     if (sv->creds != NULL &&
