@@ -12,12 +12,17 @@
 #                   and its standby in network namespaces (deploy/cluster);
 #                   make test runs it too
 #   make test-fresh README's two commands in a bare Debian 12 root (root only)
+#   make install    the programs, systemd units, nginx snippet, SQL and
+#                   licence under PREFIX (/usr/local), DESTDIR too;
+#                   make uninstall takes them away
+#   make deb        build/tfb-fcgi_VERSION_ARCH.deb, with dpkg-deb
 #   make fuzz       the libFuzzer targets, FUZZ_SECONDS (60) each
 #   make test-sanitize  make test on an AddressSanitizer and
 #                   UndefinedBehaviorSanitizer build (in build-asan)
 #
 # Switches: SANITIZE=address,undefined  OPT=-O0  CC=clang  V=1 (show commands)
 #           B=DIR (build directory)  SERVER=lighttpd  WORKERS=N  PORT=N
+#           PREFIX=/usr/local  DESTDIR=  (make install)
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
@@ -43,7 +48,8 @@ B = build
 # deploy/deps has installed the packages.  So they live in a generated
 # file whose rule runs deploy/deps first; make builds it before anything
 # else and restarts.  Goals that compile nothing do not ask for it.
-NOBUILD_GOALS = clean format format-check stop test-fresh fuzz fuzz-build
+NOBUILD_GOALS = clean format format-check stop test-fresh fuzz fuzz-build \
+                uninstall
 ifneq ($(filter-out $(NOBUILD_GOALS),$(or $(MAKECMDGOALS),all)),)
 include $(B)/pkg.mk
 endif
@@ -78,7 +84,7 @@ endif
 # it.  spawn/supervisor/ is tfb-spawn, the pool: it uses core/ and knows no
 # application.  Nothing in spawn/ knows app/; core/ knows neither.
 CORE_SRCS = $(wildcard spawn/core/*.c)
-CORE_OBJS = $(CORE_SRCS:%.c=$(B)/%.o)
+CORE_OBJS = $(CORE_SRCS:%.c=$(B)/%.o) $(B)/version.o
 SUP_SRCS = $(wildcard spawn/supervisor/*.c)
 SUP_OBJS = $(SUP_SRCS:%.c=$(B)/%.o)
 APP_SRCS = $(wildcard app/*.c)
@@ -93,7 +99,7 @@ TEST_TOOLS = $(B)/tests/spawn/supervisor/fake_worker $(B)/tests/integration/netd
 
 PROGS = $(B)/tfb-fcgi $(B)/tfb-spawn
 
-.PHONY: all deps test unit test-cluster test-fresh run start stop bench format \
+.PHONY: FORCE all deps install uninstall deb test unit test-cluster test-fresh run start stop bench format \
         format-check clean fuzz fuzz-build fuzz-bins test-sanitize
 
 all: deps $(PROGS)
@@ -121,6 +127,24 @@ $(B)/%.o: %.c
 	@mkdir -p $(@D)
 	$(msg) CC $<
 	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+# The version (spawn/core/version.h), asked of deploy/version at every
+# make; the file is rewritten, and what links it relinked, only when it
+# changes.
+VERSION_STR := $(shell deploy/version 2>/dev/null || cat VERSION)
+DEB_VERSION = $(shell deploy/version --deb)
+
+$(B)/version.c: FORCE
+	@mkdir -p $(@D)
+	@printf '/* Written by the Makefile from deploy/version. */\n#include "version.h"\n\nconst char tfb_version[] = "%s";\n' \
+	    '$(VERSION_STR)' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+$(B)/version.o: $(B)/version.c
+	$(msg) CC $<
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+FORCE:
 
 # A unit test mirrors one source file: it #includes the .c it tests (so
 # that it reaches the file's static functions) and links the rest from the
@@ -225,6 +249,80 @@ stop:
 bench: all
 	@deploy/deps bench
 	@tests/bench/run
+
+# make install: where a package would put things.  The programs in
+# BINDIR; the units where systemd reads them: Debian's /lib/systemd/system
+# for PREFIX=/usr (a package's place), else PREFIX/lib/systemd/system
+# (/usr/local/lib/systemd/system is on systemd's path too), their
+# ExecStart naming BINDIR; the nginx snippet and the settings' template in
+# /etc, where nginx and the unit look, whatever PREFIX (an existing
+# /etc/default/tfb-fcgi is left as it is); the SQL and the licence under
+# PREFIX/share.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share/tfb-fcgi
+DOCDIR ?= $(PREFIX)/share/doc/tfb-fcgi
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+INSTALL ?= install
+INSTALLED = $(BINDIR)/tfb-spawn $(BINDIR)/tfb-fcgi \
+            $(UNITDIR)/tfb-fcgi.service $(UNITDIR)/tfb-fcgi.socket \
+            $(SYSCONFDIR)/nginx/snippets/tfb-fcgi.conf \
+            $(DATADIR)/create.sql $(DATADIR)/roles.sql $(DOCDIR)/LICENSE
+
+install: all
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/nginx/snippets $(DESTDIR)$(SYSCONFDIR)/default \
+	    $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
+	$(INSTALL) -m 755 $(B)/tfb-spawn $(B)/tfb-fcgi $(DESTDIR)$(BINDIR)/
+	sed 's|/usr/local/bin/|$(BINDIR)/|g' deploy/systemd/tfb-fcgi.service \
+	    >$(DESTDIR)$(UNITDIR)/tfb-fcgi.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/tfb-fcgi.service
+	$(INSTALL) -m 644 deploy/systemd/tfb-fcgi.socket $(DESTDIR)$(UNITDIR)/
+	$(INSTALL) -m 644 deploy/package/nginx-snippet.conf \
+	    $(DESTDIR)$(SYSCONFDIR)/nginx/snippets/tfb-fcgi.conf
+	[ -e $(DESTDIR)$(SYSCONFDIR)/default/tfb-fcgi ] || $(INSTALL) -m 644 \
+	    deploy/package/default $(DESTDIR)$(SYSCONFDIR)/default/tfb-fcgi
+	$(INSTALL) -m 644 deploy/sql/create.sql deploy/sql/roles.sql \
+	    $(DESTDIR)$(DATADIR)/
+	$(INSTALL) -m 644 LICENSE $(DESTDIR)$(DOCDIR)/
+
+# The settings' template goes only if nobody changed it; the directories
+# only if empty.
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	! cmp -s deploy/package/default $(DESTDIR)$(SYSCONFDIR)/default/tfb-fcgi || \
+	    rm -f $(DESTDIR)$(SYSCONFDIR)/default/tfb-fcgi
+	-rmdir $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR) 2>/dev/null
+
+# make deb: make install with PREFIX=/usr into a staging root, the
+# programs stripped, Debian's copyright file, the maintainer scripts of
+# deploy/package (the socket unit enabled and started, as dh_installsystemd
+# would; an upgrade re-executes a running pool in place), the files under
+# /etc as conffiles, and libc6's version from the newest GLIBC_ symbol the
+# programs use.  Version: deploy/version --deb.
+DEB_ARCH = $(shell dpkg --print-architecture)
+DEB_ROOT = $(B)/deb/root
+DEB = $(B)/tfb-fcgi_$(DEB_VERSION)_$(DEB_ARCH).deb
+
+deb: all
+	rm -rf $(B)/deb $(B)/tfb-fcgi_*.deb
+	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(DEB_ROOT)) \
+	    PREFIX=/usr DOCDIR=/usr/share/doc/tfb-fcgi
+	strip --strip-unneeded $(DEB_ROOT)/usr/bin/tfb-spawn $(DEB_ROOT)/usr/bin/tfb-fcgi
+	mv $(DEB_ROOT)/usr/share/doc/tfb-fcgi/LICENSE \
+	    $(DEB_ROOT)/usr/share/doc/tfb-fcgi/copyright
+	$(INSTALL) -d $(DEB_ROOT)/DEBIAN
+	$(INSTALL) -m 755 deploy/package/postinst deploy/package/prerm \
+	    deploy/package/postrm $(DEB_ROOT)/DEBIAN/
+	cd $(DEB_ROOT) && find etc -type f | sed 's|^|/|' | sort >DEBIAN/conffiles
+	glibc=$$(objdump -T $(DEB_ROOT)/usr/bin/* | grep -o 'GLIBC_[0-9.]*' | \
+	    sed 's/GLIBC_//' | sort -V | tail -n 1) && \
+	size=$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1) && \
+	sed -e 's/@VERSION@/$(DEB_VERSION)/' -e 's/@ARCH@/$(DEB_ARCH)/' \
+	    -e "s/@SIZE@/$$size/" -e "s/@GLIBC@/$$glibc/" \
+	    deploy/package/control.in >$(DEB_ROOT)/DEBIAN/control
+	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEB)
 
 # README's two commands on a bare Debian 12 root filesystem (tests/fresh).
 test-fresh:

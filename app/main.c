@@ -27,7 +27,9 @@
 #include "listener.h"
 #include "log.h"
 #include "opt.h"
+#include "proctitle.h"
 #include "scoreboard.h"
+#include "version.h"
 #include "worker.h"
 
 struct options {
@@ -52,6 +54,7 @@ struct options {
     int timing; /* index in on_off: 0 on */
     const char *web_server_addrs;
     int help;
+    int version;
 };
 
 #define AT(field) offsetof(struct options, field)
@@ -145,6 +148,8 @@ static const struct opt opts[] = {
      "log debug lines (--log-level debug)"},
     {"quiet", 'q', OPT_SET, AT(log_level), 0, LOG_WARN, NULL, NULL, NULL,
      "log warnings and errors only"},
+    {"version", 'V', OPT_FLAG, AT(version), 0, 0, NULL, NULL, NULL,
+     "print the version and exit"},
     {"help", 'h', OPT_FLAG, AT(help), 0, 0, NULL, NULL, NULL, "this text"},
 };
 
@@ -197,6 +202,10 @@ parse_options(int argc, char **argv, struct options *o)
     if (o->help) {
         usage(stdout);
         exit(EXITCODE_OK);
+    }
+    if (o->version) {
+        printf("tfb-fcgi %s\n", tfb_version);
+        exit(fflush(stdout) == 0 ? EXITCODE_OK : EXITCODE_ERROR);
     }
 }
 
@@ -309,6 +318,18 @@ listen_socket(const struct options *o, struct listener *l)
         log_fatal(EXITCODE_CONFIG, "%s", err);
 }
 
+/* title: ps shows "tfb-fcgi: worker 3", the slot its pool gave it. */
+static void
+title(void)
+{
+    int slot = sb_self_index();
+
+    if (slot >= 0)
+        proctitle_set("tfb-fcgi: worker %d", slot);
+    else
+        proctitle_set("tfb-fcgi: worker");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -320,6 +341,7 @@ main(int argc, char **argv)
     char err[256];
     int ret;
 
+    argv = proctitle_init(argc, argv, "tfb-fcgi");
     log_init("tfb-fcgi", LOG_INFO);
     parse_options(argc, argv, &o);
     log_init("tfb-fcgi", o.log_level);
@@ -348,6 +370,7 @@ main(int argc, char **argv)
     sb_timing(o.timing == 0);
     open_db(&o, &ctx);
     pool_word(&ctx, &wo, o.db_timeout_ms > 0 ? o.db_timeout_ms : DB_TIMEOUT_MS);
+    title();
     if ((ctx.cache = cache_new((unsigned)o.cache_ttl)) == NULL)
         log_fatal(EXITCODE_ERROR, "out of memory");
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -51,7 +51,7 @@
  * next wait return at once.  EPOLLOUT is asked for only while an answer is
  * queued, so that a peer reading our answers does not wake us each time.
  *
- * Stopping: SIGTERM, SIGQUIT and SIGHUP stay blocked except inside
+ * Stopping: SIGTERM, SIGQUIT, SIGHUP and SIGXCPU stay blocked except inside
  * epoll_pwait(), so they end a wait and never cut a request short.  Then
  * the worker stops accepting, closes its kept connections, serves the
  * requests still arriving and writes the answers still queued (each
@@ -78,6 +78,7 @@
 #include "log.h"
 #include "route.h"
 #include "scoreboard.h"
+#include "sigtab.h"
 #include "wire.h"
 
 #define MS 1000000LL /* nanoseconds */
@@ -138,20 +139,26 @@ on_signal(int sig)
 {
     if (sig == SIGUSR1)
         reopen = 1;
+    else if (sigtab_action(sig, SIGTAB_WORKER) == SIGTAB_NOTE)
+        sigtab_note(sig);
     else
         stopping = 1;
 }
 
 /*
- * install_signals: every signal a worker is sent has a disposition of
- * ours:
+ * install_signals: every signal a worker may be sent has a disposition of
+ * ours, sigtab.h's worker column:
  *
  *   TERM, QUIT, HUP   graceful stop (HUP: what a reload means to a worker
  *                     is to be replaced; its default would kill it mid-way)
+ *   XCPU              graceful stop too: past RLIMIT_CPU's soft limit, the
+ *                     worker leaves to be replaced, as after max-requests
  *   USR1              reopen --log-file (logrotate), as the supervisor does
- *   PIPE, USR2        ignored: a front server that went away is an error
- *                     return; USR2 means nothing here
+ *   PIPE, XFSZ        ignored: a front server that went away, a log past
+ *                     RLIMIT_FSIZE, are error returns
  *   INT               left to its default: the immediate stop
+ *   USR2, TTIN, TTOU, TSTP, WINCH, ALRM, PWR, the real-time ones...
+ *                     logged and ignored (pkill -USR2 tfb-fcgi is no stop)
  *
  * The caught ones stay blocked except inside epoll_pwait(); *waitmask is
  * the mask to wait with, the one that lets them in.
@@ -159,28 +166,37 @@ on_signal(int sig)
 static int
 install_signals(sigset_t *waitmask)
 {
-    static const int caught[] = {SIGTERM, SIGQUIT, SIGHUP, SIGUSR1};
     struct sigaction sa;
+    enum sigtab_do d;
     sigset_t set;
-    size_t i;
+    int s;
 
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = SIG_IGN;
-    if (sigaction(SIGPIPE, &sa, NULL) == -1 ||
-        sigaction(SIGUSR2, &sa, NULL) == -1)
-        return -1;
     sigemptyset(&set);
-    for (i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
-        sigaddset(&set, caught[i]);
-    sa.sa_handler = on_signal;
+    for (s = 1; s <= SIGTAB_MAX; s++)
+        if ((d = sigtab_action(s, SIGTAB_WORKER)) == SIGTAB_ACT ||
+            d == SIGTAB_NOTE)
+            sigaddset(&set, s);
     sa.sa_mask = set;
-    for (i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
-        if (sigaction(caught[i], &sa, NULL) == -1)
+    for (s = 1; s <= SIGTAB_MAX; s++) {
+        d = sigtab_action(s, SIGTAB_WORKER);
+        if (d == SIGTAB_IGNORE)
+            sa.sa_handler = SIG_IGN;
+        else if (d == SIGTAB_ACT || d == SIGTAB_NOTE)
+            sa.sa_handler = on_signal;
+        else
+            continue;
+        /* A real-time signal a runtime keeps for itself (valgrind's,
+         * a sanitizer's) refuses a handler: it is not ours to take. */
+        if (sigaction(s, &sa, NULL) == -1 &&
+            !(errno == EINVAL && s >= SIGRTMIN))
             return -1;
+    }
     if (sigprocmask(SIG_BLOCK, &set, waitmask) == -1)
         return -1;
-    for (i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
-        sigdelset(waitmask, caught[i]);
+    for (s = 1; s <= SIGTAB_MAX; s++)
+        if (sigismember(&set, s) == 1)
+            sigdelset(waitmask, s);
     return 0;
 }
 
@@ -1054,6 +1070,8 @@ worker_run(struct handler_ctx *ctx, const struct worker_opts *opts)
     }
     sb_set_pid(w.slot, getpid());
     for (;;) {
+        if (sigtab_pending())
+            sigtab_report(SIGTAB_WORKER);
         if (reopen)
             reopen_log(opts);
         if (stopping ||

@@ -342,10 +342,11 @@ lock_open(const char *what, const char *path, const char *lock, char *err,
 /*
  * lock_path: an exclusive lock on PATH.lock, held from the stale check to
  * listen(), so that two servers starting on one path cannot each find the
- * other's new socket stale and remove it.  The lock file stays (removing
- * it would let a third server lock a different file).  A server holds it
- * for milliseconds, so it is tried every LOCK_TRY_MS up to LOCK_WAIT_MS,
- * never waited on without end.  Results: its fd, or -1 with err set.
+ * other's new socket stale and remove it.  Its holder removes it at the
+ * end (listener_close; lock_fresh says how that stays safe).  A server
+ * holds it for milliseconds, so it is tried every LOCK_TRY_MS up to
+ * LOCK_WAIT_MS, never waited on without end.  Results: its fd, or -1 with
+ * err set.
  */
 static int
 lock_path(const char *what, const char *path, char *err, size_t errlen)
@@ -381,6 +382,32 @@ lock_path(const char *what, const char *path, char *err, size_t errlen)
     return -1;
 }
 /*
+ * lock_fresh: lock_path, on the file that is at PATH.lock once the lock
+ * is ours.  listener_close removes the lock file under the lock, so a
+ * server that opened it before and got the lock after holds a file no
+ * one else will open again: it opens the path anew (and the file is
+ * only ever removed by its lock's holder, so this ends).
+ */
+static int
+lock_fresh(const char *what, const char *path, char *err, size_t errlen)
+{
+    char lock[LISTENER_PATH_MAX + 8];
+    struct stat held, named;
+    int fd, tries;
+
+    snprintf(lock, sizeof(lock), "%s.lock", path);
+    for (tries = 0;; tries++) {
+        if ((fd = lock_path(what, path, err, errlen)) == -1)
+            return -1;
+        if ((fstat(fd, &held) == 0 && lstat(lock, &named) == 0 &&
+             held.st_dev == named.st_dev && held.st_ino == named.st_ino) ||
+            tries == 100)
+            return fd;
+        close(fd);
+    }
+}
+
+/*
  * bind_unix: the socket file gets its mode at bind(), from the umask,
  * never from a chmod by path afterwards, and its owner from an lchown(),
  * which changes a link, should the path have become one, and never what
@@ -396,7 +423,7 @@ bind_unix(struct listener *l, const char *what, const char *path, int backlog,
     mode_t mask;
     int fd, lock, r;
 
-    if ((lock = lock_path(what, path, err, errlen)) == -1)
+    if ((lock = lock_fresh(what, path, err, errlen)) == -1)
         return -1;
     if (clear_stale(what, path, err, errlen) == -1)
         goto unlock;
@@ -535,14 +562,27 @@ listener_open(struct listener *l, const char *bind, int backlog,
 void
 listener_close(struct listener *l)
 {
+    char lock[LISTENER_PATH_MAX + 8], err[256];
     struct stat st;
+    int fd;
 
     if (l->fd == -1)
         return;
     close(l->fd);
     l->fd = -1;
-    /* Only if it is still the one we made: a new server may own it now. */
-    if (l->path[0] != '\0' && lstat(l->path, &st) == 0 && st.st_dev == l->dev &&
-        st.st_ino == l->ino && unlink(l->path) == -1)
-        log_debug("cannot remove %s: %s", l->path, strerror(errno));
+    if (l->path[0] == '\0')
+        return;
+    /* Only if it is still the one we made: a new server may own it now.
+     * Its lock file goes too, removed under the lock (see lock_fresh). */
+    fd = lock_fresh("--bind", l->path, err, sizeof(err));
+    snprintf(lock, sizeof(lock), "%s.lock", l->path);
+    if (lstat(l->path, &st) == 0 && st.st_dev == l->dev &&
+        st.st_ino == l->ino) {
+        if (unlink(l->path) == -1)
+            log_debug("cannot remove %s: %s", l->path, strerror(errno));
+        else if (fd != -1 && unlink(lock) == -1)
+            log_debug("cannot remove %s: %s", lock, strerror(errno));
+    }
+    if (fd != -1)
+        close(fd);
 }

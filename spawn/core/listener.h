@@ -60,7 +60,10 @@ int listener_bind(struct listener *l, const char *what, const char *addr,
                   int backlog, const struct listener_perm *perm, char *err,
                   size_t errlen);
 
-/* listener_close: close it, and unlink the unix socket we bound. */
+/*
+ * listener_close: close it; the unix socket we bound is unlinked if it
+ * is still ours, and its PATH.lock with it, under that lock.
+ */
 void listener_close(struct listener *l);
 
 /* An address for --bind, split. */

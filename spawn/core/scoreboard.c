@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,6 +64,7 @@ _Static_assert(sizeof(struct sb_header) == 64, "header is one cache line");
 static struct sb_slot *self;
 static struct sb_header *self_hdr;
 static int shared;
+static int self_index = -1;
 /* Per-phase timing (sb_timing); off, a request is timed as a whole. */
 static int timing = 1;
 
@@ -128,6 +130,35 @@ sb_free(struct scoreboard *sb)
     munmap(sb->hdr, sb->size);
     close(sb->fd);
     free(sb);
+}
+
+struct scoreboard *
+sb_adopt(int fd, int nslots)
+{
+    struct scoreboard *sb;
+    struct sb_header hdr;
+    struct stat st;
+    void *p;
+
+    if (nslots < 1 || pread(fd, &hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
+        hdr.magic != SB_MAGIC || hdr.nslots != (uint32_t)nslots ||
+        fstat(fd, &st) == -1 || st.st_size != (off_t)sb_size(nslots)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if ((sb = calloc(1, sizeof(*sb))) == NULL)
+        return NULL;
+    sb->fd = fd;
+    sb->nslots = nslots;
+    sb->size = sb_size(nslots);
+    p = mmap(NULL, sb->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        free(sb);
+        return NULL;
+    }
+    sb->hdr = p;
+    sb->slots = (struct sb_slot *)(sb->hdr + 1);
+    return sb;
 }
 
 int
@@ -479,6 +510,7 @@ attach(void)
     if (p == MAP_FAILED)
         return NULL;
     self_hdr = p;
+    self_index = (int)slot;
     return (struct sb_slot *)((struct sb_header *)p + 1) + slot;
 }
 
@@ -515,6 +547,12 @@ int
 sb_shared(void)
 {
     return self != NULL && shared;
+}
+
+int
+sb_self_index(void)
+{
+    return sb_shared() ? self_index : -1;
 }
 
 int64_t

@@ -99,6 +99,15 @@ struct scoreboard *sb_create(int nslots);
 /* sb_free: unmap and close; NULL is allowed. */
 void sb_free(struct scoreboard *sb);
 
+/*
+ * sb_adopt: map the scoreboard another image of the supervisor made, on
+ * the fd it handed over across exec() (SIGUSR2): its workers keep writing
+ * their slots there.  It must be this build's kind (magic, size) with
+ * nslots slots.  Results: the scoreboard, owning fd, or NULL (errno
+ * EINVAL when it does not fit), fd left open.
+ */
+struct scoreboard *sb_adopt(int fd, int nslots);
+
 /* sb_fd, sb_nslots: what the supervisor passes to its workers. */
 int sb_fd(const struct scoreboard *sb);
 int sb_nslots(const struct scoreboard *sb);
@@ -163,6 +172,10 @@ struct sb_slot *sb_self(void);
 
 /* sb_shared: the slot is a pool's, seen by its supervisor. */
 int sb_shared(void);
+
+/* sb_self_index: the slot's number in the pool's scoreboard, -1 when the
+ * worker runs without a pool. */
+int sb_self_index(void);
 
 /*
  * The worker's own reports.  Each takes the slot sb_attach_env() gave,

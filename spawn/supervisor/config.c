@@ -89,6 +89,12 @@ static const struct opt opts[] = {
      "TFB_SPAWN_CPU_AFFINITY", "HOW",
      "none (default), or slot: the worker in slot i\n"
      "runs on CPU i mod n, for placement experiments"},
+    {"check", 't', OPT_FLAG, AT(check), 0, 0, NULL, NULL, NULL,
+     "check the options, the worker, the socket\n"
+     "and the files' paths, start nothing, and exit\n"
+     "0, or 2 with the error (php-fpm -t, nginx -t)"},
+    {"version", 'V', OPT_FLAG, AT(version), 0, 0, NULL, NULL, NULL,
+     "print the version and exit"},
     {"help", 'h', OPT_FLAG, AT(help), 0, 0, NULL, NULL, NULL,
      "print this help and exit"},
 };
@@ -169,7 +175,13 @@ config_usage(FILE *fp, const char *progname)
                 "rolling restart;\n"
                 "TTIN one worker more; TTOU one worker less; USR1 reopen the "
                 "log file (and\n"
-                "roll the workers onto it).\n"
+                "roll the workers onto it); USR2 re-execute in place (the "
+                "binary now at this\n"
+                "path, the same options and pid, the socket and the workers "
+                "kept, then\n"
+                "rolled), unless the new binary's --check fails; any other "
+                "is logged and\n"
+                "ignored.\n"
                 "\n"
                 "Exit status: 0 stopped, 1 system error, 2 configuration error "
                 "(also when\n"

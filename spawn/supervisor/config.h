@@ -38,6 +38,8 @@ struct config {
     const char *pool;   /* the pool's name, on the status page */
     char **worker_argv; /* NULL: tfb-fcgi next to tfb-spawn */
     int help;           /* --help was given */
+    int version;        /* --version was given */
+    int check;          /* --check: validate, start nothing */
 };
 
 /*

@@ -4,11 +4,15 @@
  *     spawn-fcgi -s /run/tfb.sock -n -- tfb-spawn -w 4 -- tfb-fcgi
  *     tfb-spawn --bind 127.0.0.1:9000 --user www-data
  *
- * Start-up reads top to bottom: options, the log file, the worker to run,
- * the pid file, the listening socket, the privilege drop, and only then
- * the supervisor, which forks the workers.  Every error up to there is
- * fatal with status 2 ("configuration: do not restart me"), before any
- * worker exists.
+ * Start-up reads top to bottom: the title's copy of argv, options, the
+ * log file, the worker to run, the pid file, the listening socket, the
+ * privilege drop, and only then the supervisor, which forks the workers.
+ * Every error up to there is fatal with status 2 ("configuration: do not
+ * restart me"), before any worker exists; --check stops before the first
+ * thing made.  Whatever the way out (a stop, an error, every worker
+ * exiting 2, a fault), the pid file and the sockets we bound, lock files
+ * included, are removed: exit() does it (atexit), a fault's handler too.
+ * Only SIGUSR2 leaves them, to the next image of this same process.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,13 +31,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "config.h"
 #include "exitcode.h"
 #include "listener.h"
 #include "log.h"
 #include "pool.h"
+#include "proctitle.h"
+#include "sigtab.h"
 #include "status.h"
 #include "supervisor.h"
+#include "upgrade.h"
+#include "version.h"
 
 #define PROGNAME "tfb-spawn"
 #define WORKER_NAME "tfb-fcgi"
@@ -339,79 +348,319 @@ status_command(int argc, char *argv[])
     }
 }
 
+/*
+ * What the supervisor made, removed on every way out: by exit() (atexit)
+ * and by a fault's handler.  Only the process that made them removes
+ * them, not a child that calls exit().
+ */
+static struct {
+    pid_t owner;
+    const char *pid_file;
+    struct listener *socks[2];
+    char locks[2][LISTENER_PATH_MAX + 8];
+} made;
+
+/* remove_made: atexit(): the sockets we bound, their lock files, the pid
+ * file. */
+static void
+remove_made(void)
+{
+    int i;
+
+    if (getpid() != made.owner)
+        return;
+    for (i = 0; i < 2; i++)
+        if (made.socks[i] != NULL)
+            listener_close(made.socks[i]);
+    if (made.pid_file != NULL)
+        pidfile_remove(made.pid_file);
+}
+
+/*
+ * on_fault: a fault (sigtab.h's SIGTAB_CRASH) in the supervisor: its
+ * files removed with async-signal-safe calls only, a socket only if it is
+ * still the one we bound, then the default action, core and all
+ * (SA_RESETHAND put it back).
+ */
+static void
+on_fault(int signo)
+{
+    const struct listener *l;
+    struct stat st;
+    int i;
+
+    if (getpid() == made.owner) {
+        if (made.pid_file != NULL)
+            unlink(made.pid_file);
+        for (i = 0; i < 2; i++) {
+            if ((l = made.socks[i]) == NULL || l->path[0] == '\0')
+                continue;
+            if (lstat(l->path, &st) == 0 && st.st_dev == l->dev &&
+                st.st_ino == l->ino && unlink(l->path) == 0)
+                unlink(made.locks[i]);
+        }
+    }
+    raise(signo);
+}
+
+/* catch_faults: on_fault for the faults, once the sockets are made. */
+static void
+catch_faults(void)
+{
+    struct sigaction sa;
+    int i, s;
+
+    for (i = 0; i < 2; i++)
+        if (made.socks[i] != NULL)
+            snprintf(made.locks[i], sizeof(made.locks[i]), "%s.lock",
+                     made.socks[i]->path);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_fault;
+    sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    for (s = 1; s <= SIGTAB_MAX; s++)
+        if (sigtab_action(s, SIGTAB_SUPERVISOR) == SIGTAB_CRASH)
+            sigaction(s, &sa, NULL);
+}
+
+/*
+ * handed_socket: a socket the previous image handed over (SIGUSR2): kept
+ * as it is, neither bound again nor its file replaced; its file (addr,
+ * as --bind or --status named it) ours to remove at the end if the
+ * previous image bound it.
+ */
+static void
+handed_socket(struct listener *l, const struct upgrade_sock *h,
+              const char *what, const char *addr)
+{
+    struct listener_addr a;
+    char err[256];
+
+    memset(l, 0, sizeof(*l));
+    if (h->fd < 0 || !check_listening(h->fd))
+        log_fatal(EXITCODE_ERROR,
+                  "%s: fd %d, handed over by the previous image, is not a "
+                  "listening socket",
+                  what, h->fd);
+    l->fd = h->fd;
+    fcntl(l->fd, F_SETFD, l->fd == 0 ? 0 : FD_CLOEXEC);
+    if ((h->dev != 0 || h->ino != 0) && addr != NULL &&
+        listener_parse_addr(addr, &a, err, sizeof(err)) == 0 && a.is_unix) {
+        snprintf(l->path, sizeof(l->path), "%s", a.path);
+        l->dev = h->dev;
+        l->ino = h->ino;
+    }
+    snprintf(l->desc, sizeof(l->desc),
+             "%s%s (fd %d), kept across the "
+             "re-execution",
+             l->path[0] != '\0' ? "unix:" : "", l->path, l->fd);
+}
+
+/*
+ * open_sockets: the pool's socket and the status page's, found, bound or
+ * handed over (up); each is in `made` as soon as it exists.
+ */
+static void
+open_sockets(const struct config *cfg, const struct ids *ids,
+             const struct upgrade *up, struct listener *l, struct listener *sl)
+{
+    char err[512];
+
+    sl->fd = -1;
+    if (up != NULL)
+        handed_socket(l, &up->listen, "--bind", cfg->bind);
+    else if (listener_open(l, cfg->bind, cfg->backlog, &ids->sock, err,
+                           sizeof(err)) == -1)
+        log_fatal(EXITCODE_CONFIG, "%s", err);
+    made.socks[0] = l;
+    log_info("listening on %s", l->desc);
+    if (cfg->status == NULL)
+        return;
+    /* The page is for the machine's own: a unix socket, its mode and
+     * owner the pool socket's. */
+    if (cfg->status[0] != '/')
+        log_fatal(EXITCODE_CONFIG,
+                  "--status %s: an absolute path to a unix socket",
+                  cfg->status);
+    if (up != NULL && up->status.fd >= 0)
+        handed_socket(sl, &up->status, "--status", cfg->status);
+    else if (listener_bind(sl, "--status", cfg->status, 64, &ids->sock, err,
+                           sizeof(err)) == -1)
+        log_fatal(EXITCODE_CONFIG, "%s", err);
+    made.socks[1] = sl;
+    log_info("status page on %s", sl->desc);
+}
+
+/*
+ * self_exe: our program's path, read once at start: what SIGUSR2 runs,
+ * whatever binary is there by then.  NULL when /proc cannot say.
+ */
+static const char *
+self_exe(void)
+{
+    static char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+
+    if (n <= 0)
+        return NULL;
+    path[n] = '\0';
+    return path;
+}
+
+/* sock_id: a socket file's identity for the next image (0: none). */
+static struct upgrade_sock
+sock_id(const struct listener *l)
+{
+    struct upgrade_sock u = {l->fd, 0, 0};
+
+    if (l->path[0] != '\0') {
+        u.dev = l->dev;
+        u.ino = l->ino;
+    }
+    return u;
+}
+
+/*
+ * run: the pool, from the log file to the supervisor's return.  args is
+ * the argv we were started with, for SIGUSR2; up what the previous image
+ * handed over, or NULL.
+ */
+static int
+run(const struct config *cfg, char **args, const struct upgrade *up)
+{
+    static struct supervisor_image img;
+    static struct listener l, sl;
+    const struct supervisor_creds *creds;
+    struct ids ids;
+    const char *path;
+    char **wargv;
+
+    if (cfg->log_file != NULL && log_open_file(cfg->log_file) == -1)
+        log_fatal(EXITCODE_CONFIG, "log file %s: %s", cfg->log_file,
+                  strerror(errno));
+    resolve_ids(cfg, &ids);
+    path = worker_command(cfg, &wargv);
+    creds = worker_creds(cfg->user, &ids);
+
+    made.owner = getpid();
+    if (atexit(remove_made) != 0)
+        log_fatal(EXITCODE_ERROR, "atexit failed");
+    if (cfg->pid_file != NULL) {
+        pidfile_write(cfg->pid_file);
+        made.pid_file = cfg->pid_file;
+    }
+    open_sockets(cfg, &ids, up, &l, &sl);
+    catch_faults();
+
+    img.exe = self_exe();
+    img.argv = args;
+    img.listen = sock_id(&l);
+    img.status = sock_id(&sl);
+    img.adopt = up;
+    supervisor_image(&img);
+    proctitle_set(PROGNAME ": supervisor");
+    return supervisor_run(cfg, l.fd, path, wargv, creds, sl.fd);
+}
+
+/*
+ * check: --check: what start-up would find wrong, found without making
+ * anything (check.h); up, when not NULL, is the handoff of a running
+ * image whose SIGUSR2 runs this check first.  Exits 2 with the message
+ * at the first error, else says what it checked and returns 0.
+ */
+static int
+check(const struct config *cfg, const struct upgrade *up)
+{
+    char err[512], sock[256], page[256] = "";
+    const char *path;
+    struct ids ids;
+    char **wargv;
+
+    resolve_ids(cfg, &ids);
+    path = worker_command(cfg, &wargv);
+    (void)worker_creds(cfg->user, &ids);
+    if ((cfg->log_file != NULL &&
+         check_file("--log-file", cfg->log_file, err, sizeof(err)) == -1) ||
+        (cfg->pid_file != NULL &&
+         check_file("--pid-file", cfg->pid_file, err, sizeof(err)) == -1))
+        log_fatal(EXITCODE_CONFIG, "%s", err);
+    if (up != NULL || cfg->bind == NULL
+            ? check_inherited(up != NULL ? &up->listen : NULL, sock,
+                              sizeof(sock), err, sizeof(err)) == -1
+            : check_bind("--bind", cfg->bind, sock, sizeof(sock), err,
+                         sizeof(err)) == -1)
+        log_fatal(EXITCODE_CONFIG, "%s", err);
+    if (cfg->status != NULL && cfg->status[0] != '/')
+        log_fatal(EXITCODE_CONFIG,
+                  "--status %s: an absolute path to a unix socket",
+                  cfg->status);
+    if (cfg->status != NULL && (up == NULL || up->status.fd < 0) &&
+        check_bind("--status", cfg->status, page, sizeof(page), err,
+                   sizeof(err)) == -1)
+        log_fatal(EXITCODE_CONFIG, "%s", err);
+    printf(PROGNAME " %s: the configuration is valid: %d workers of %s on "
+                    "%s%s%s\n",
+           tfb_version, cfg->workers, path, sock,
+           cfg->status != NULL ? ", the status page on " : "",
+           cfg->status != NULL ? cfg->status : "");
+    return fflush(stdout) == 0 ? 0 : EXITCODE_ERROR;
+}
+
+/*
+ * parse: the options, from a copy of args' pointers (getopt permutes
+ * them; args stays as we were started, for SIGUSR2).  --help and
+ * --version answer here.
+ */
+static void
+parse(struct config *cfg, int argc, char **args)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    char err[512], **argv = calloc((size_t)argc + 1, sizeof(char *));
+
+    if (argv == NULL)
+        log_fatal(EXITCODE_ERROR, "out of memory");
+    memcpy(argv, args, (size_t)argc * sizeof(char *));
+    if (config_parse(cfg, argc, argv, cores > 0 ? (int)cores : 1, err,
+                     sizeof(err)) == -1)
+        log_fatal(EXITCODE_CONFIG, "%s (see --help)", err);
+    if (cfg->help) {
+        config_usage(stdout, PROGNAME);
+        exit(EXITCODE_OK);
+    }
+    if (cfg->version) {
+        printf(PROGNAME " %s\n", tfb_version);
+        exit(fflush(stdout) == 0 ? EXITCODE_OK : EXITCODE_ERROR);
+    }
+    log_init(PROGNAME, cfg->log_level);
+    /* The name goes into the page's JSON and Prometheus labels as is. */
+    if (cfg->pool[0] == '\0' || strlen(cfg->pool) > 64 ||
+        cfg->pool[strspn(cfg->pool,
+                         "abcdefghijklmnopqrstuvwxyz"
+                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")] != '\0')
+        log_fatal(EXITCODE_CONFIG,
+                  "--pool %s: at most 64 letters, digits and _ . : -",
+                  cfg->pool);
+}
+
 int
 main(int argc, char *argv[])
 {
     struct config cfg;
-    struct listener l, sl;
-    struct ids ids;
-    char err[512], **wargv;
-    const char *path;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int status;
+    struct upgrade up;
+    char err[512], **args;
+    int handed;
 
     std_fds();
     cloexec_inherited();
     log_init(PROGNAME, LOG_INFO);
     if (argc > 1 && strcmp(argv[1], "status") == 0)
         return status_command(argc - 1, argv + 1);
-    if (config_parse(&cfg, argc, argv, cores > 0 ? (int)cores : 1, err,
-                     sizeof(err)) == -1)
-        log_fatal(EXITCODE_CONFIG, "%s (see --help)", err);
-    if (cfg.help) {
-        config_usage(stdout, PROGNAME);
-        return 0;
-    }
-    log_init(PROGNAME, cfg.log_level);
-    /* The name goes into the page's JSON and Prometheus labels as is. */
-    if (cfg.pool[0] == '\0' || strlen(cfg.pool) > 64 ||
-        cfg.pool[strspn(cfg.pool,
-                        "abcdefghijklmnopqrstuvwxyz"
-                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")] != '\0')
-        log_fatal(EXITCODE_CONFIG,
-                  "--pool %s: at most 64 letters, digits and _ . : -",
-                  cfg.pool);
-    if (cfg.log_file != NULL && log_open_file(cfg.log_file) == -1)
-        log_fatal(EXITCODE_CONFIG, "log file %s: %s", cfg.log_file,
-                  strerror(errno));
-    resolve_ids(&cfg, &ids);
-    path = worker_command(&cfg, &wargv);
-
-    if (cfg.pid_file != NULL)
-        pidfile_write(cfg.pid_file);
-    if (listener_open(&l, cfg.bind, cfg.backlog, &ids.sock, err, sizeof(err)) ==
-        -1) {
-        if (cfg.pid_file != NULL)
-            pidfile_remove(cfg.pid_file);
-        log_fatal(EXITCODE_CONFIG, "%s", err);
-    }
-    log_info("listening on %s", l.desc);
-    sl.fd = -1;
-    if (cfg.status != NULL) {
-        /* The page is for the machine's own: a unix socket, its mode and
-         * owner the pool socket's. */
-        if (cfg.status[0] != '/' ||
-            listener_bind(&sl, "--status", cfg.status, 64, &ids.sock, err,
-                          sizeof(err)) == -1) {
-            if (cfg.status[0] != '/')
-                snprintf(err, sizeof(err),
-                         "--status %s: an absolute path to a unix socket",
-                         cfg.status);
-            listener_close(&l);
-            if (cfg.pid_file != NULL)
-                pidfile_remove(cfg.pid_file);
-            log_fatal(EXITCODE_CONFIG, "%s", err);
-        }
-        log_info("status page on %s", sl.desc);
-    }
-
-    status = supervisor_run(&cfg, l.fd, path, wargv,
-                            worker_creds(cfg.user, &ids), sl.fd);
-
-    if (sl.fd != -1)
-        listener_close(&sl);
-    listener_close(&l);
-    if (cfg.pid_file != NULL)
-        pidfile_remove(cfg.pid_file);
-    return status;
+    args = proctitle_init(argc, argv, PROGNAME);
+    parse(&cfg, argc, args);
+    /* Read before anything forks, and gone from the environment. */
+    if ((handed = upgrade_take(&up, cfg.check, err, sizeof(err))) == -1)
+        log_fatal(EXITCODE_ERROR, "%s", err);
+    if (cfg.check)
+        return check(&cfg, handed ? &up : NULL);
+    return run(&cfg, args, handed ? &up : NULL);
 }

@@ -37,6 +37,7 @@
  */
 #define _GNU_SOURCE
 #include "status.h"
+#include "version.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -364,6 +365,7 @@ text(FILE *f, const struct status_info *info, const struct snapshot *s,
                 (unsigned long long)s->status[j]);
     fprintf(f, "db reconnects:        %llu\n",
             (unsigned long long)s->reconnects);
+    fprintf(f, "version:              %s\n", tfb_version);
     if (!full)
         return;
     for (i = 0; i < s->n; i++)
@@ -435,6 +437,7 @@ json(FILE *f, const struct status_info *info, const struct snapshot *s,
             (unsigned long long)s->slow, (unsigned long long)s->requests,
             (unsigned long long)s->reconnects);
     json_counts(f, s->phase_ns, s->status);
+    fprintf(f, ",\"version\":\"%s\"", tfb_version);
     if (full) {
         fprintf(f, ",\"processes\":[");
         for (i = 0; i < s->n; i++) {
@@ -506,6 +509,9 @@ prometheus(FILE *f, const struct status_info *info, const struct snapshot *s,
            "When the pool started, in seconds since the epoch.");
     fprintf(f, "tfb_pool_start_time_seconds{pool=\"%s\"} %lld\n", p,
             (long long)s->pool.started_unix);
+    metric(f, "tfb_build_info", "gauge", "The pool's version, as a label.");
+    fprintf(f, "tfb_build_info{pool=\"%s\",version=\"%s\"} 1\n", p,
+            tfb_version);
     metric(f, "tfb_pool_accepted_connections_total", "counter",
            "FastCGI connections the workers accepted.");
     fprintf(f, "tfb_pool_accepted_connections_total{pool=\"%s\"} %llu\n", p,

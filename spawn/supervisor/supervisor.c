@@ -17,8 +17,10 @@
 #include "supervisor.h"
 
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <grp.h>
 #include <limits.h>
 #include <sched.h>
@@ -33,11 +35,15 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "errmsg.h"
 #include "exitcode.h"
 #include "log.h"
 #include "pool.h"
+#include "proctitle.h"
 #include "scoreboard.h"
+#include "sigtab.h"
 #include "status.h"
+#include "upgrade.h"
 
 #define MS 1000000LL /* nanoseconds */
 /* How often a starting worker's slot is looked at. */
@@ -98,13 +104,16 @@ struct sv {
 static void begin_stop(struct sv *sv, enum stop how, int64_t now);
 
 static volatile sig_atomic_t sig_child, sig_stop, sig_quick, sig_hup, sig_ttin,
-    sig_ttou, sig_usr1;
+    sig_ttou, sig_usr1, sig_usr2, sig_cont;
 
-static const int handled[] = {SIGCHLD, SIGTERM, SIGQUIT, SIGINT, SIGHUP,
-                              SIGTTIN, SIGTTOU, SIGUSR1, SIGALRM};
-#define NHANDLED ((int)(sizeof(handled) / sizeof(handled[0])))
+/* What SIGUSR2 needs (supervisor_image), or NULL: then it is refused. */
+static const struct supervisor_image *image;
 
-/* on_signal: flags only; the loop does the work. */
+/*
+ * on_signal: flags only; the loop does the work.  What each signal means
+ * is sigtab.h's table; a signal it says to note and ignore is counted,
+ * and the loop logs it.
+ */
 static void
 on_signal(int signo)
 {
@@ -131,9 +140,48 @@ on_signal(int signo)
     case SIGUSR1:
         sig_usr1 = 1;
         break;
-    default: /* SIGALRM: waking up is all it is for */
+    case SIGUSR2:
+        sig_usr2 = 1;
+        break;
+    case SIGCONT:
+        sig_cont = 1;
+        break;
+    case SIGALRM: /* waking up is all it is for */
+        break;
+    default:
+        sigtab_note(signo);
         break;
     }
+}
+
+/* caught: the signals on_signal takes (the rest keep what they had). */
+static int
+caught(int signo)
+{
+    enum sigtab_do d = sigtab_action(signo, SIGTAB_SUPERVISOR);
+
+    return d == SIGTAB_ACT || d == SIGTAB_NOTE;
+}
+
+/*
+ * signals_default: every signal back to its default action, none blocked:
+ * a child's first step, so that a pending one cannot run our handler
+ * there and an ignored one (SIGPIPE) is not ignored across its exec.
+ */
+static void
+signals_default(void)
+{
+    struct sigaction sa;
+    sigset_t none;
+    int s;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    for (s = 1; s <= SIGTAB_MAX; s++)
+        sigaction(s, &sa, NULL); /* KILL, STOP and glibc's own refuse */
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
 static double
@@ -229,20 +277,10 @@ static _Noreturn void
 child(const struct sv *sv, int i, pid_t parent, int errfd)
 {
     struct sb_slot *slot = sb_slot(sv->sb, i);
-    struct sigaction sa;
     cpu_set_t cpu;
-    sigset_t none;
     int e;
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = SIG_DFL;
-    sigemptyset(&sa.sa_mask);
-    for (e = 0; e < NHANDLED; e++)
-        sigaction(handled[e], &sa, NULL);
-    sigaction(SIGPIPE, &sa, NULL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-
+    signals_default();
     sb_set_pid(slot, getpid());
     /* Drop to the workers' user for good: groups, gid, uid, then check
      * root cannot come back.  Before PR_SET_PDEATHSIG, which a change of
@@ -500,9 +538,8 @@ status_start(struct sv *sv, int64_t now)
 {
     struct status_info info;
     struct sigaction sa;
-    sigset_t none;
     pid_t pid, self = getpid();
-    int i;
+    int s;
 
     sv->status_due = 0;
     if ((pid = fork()) == -1) {
@@ -516,12 +553,18 @@ status_start(struct sv *sv, int64_t now)
         log_info("status process %ld started", (long)pid);
         return;
     }
+    /* Signals meant for the supervisor (pkill -HUP tfb-spawn reaches this
+     * process too) must not end the page: but a stop's.  PIPE and XFSZ
+     * stay ignored, as in the supervisor. */
+    signals_default();
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = SIG_DFL;
-    for (i = 0; i < NHANDLED; i++)
-        sigaction(handled[i], &sa, NULL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    sa.sa_handler = SIG_IGN;
+    for (s = 1; s <= SIGTAB_MAX; s++)
+        if ((caught(s) && s != SIGTERM && s != SIGINT && s != SIGQUIT &&
+             s != SIGCHLD) ||
+            sigtab_action(s, SIGTAB_SUPERVISOR) == SIGTAB_IGNORE)
+            sigaction(s, &sa, NULL);
+    proctitle_set("tfb-spawn: status");
     if (sv->creds != NULL &&
         (setgroups((size_t)sv->creds->ngroups, sv->creds->groups) == -1 ||
          setresgid(sv->creds->gid, sv->creds->gid, sv->creds->gid) == -1 ||
@@ -826,12 +869,375 @@ roll(struct sv *sv, const char *why, int64_t now)
     log_info("%s: rolling restart of %d workers, one at a time", why, old);
 }
 
+/* --- SIGUSR2: the supervisor re-executed in place (upgrade.h) ---------- */
+
+/* The dry run's limit: `tfb-spawn --check` looks up users, no more. */
+#define DRY_RUN_NS (5000 * MS)
+/* How long a SIGKILLed status process may take to be reaped. */
+#define STATUS_REAP_NS (1000 * MS)
+
+void
+supervisor_image(const struct supervisor_image *img)
+{
+    image = img;
+}
+
+/*
+ * inheritable: what the next image keeps, open across exec() (on) or
+ * close-on-exec again (off): the listening socket (fd 0 always is), the
+ * status page's socket, the scoreboard.
+ */
+static void
+inheritable(struct sv *sv, int on)
+{
+    int fds[3] = {sv->listen_fd, sv->status_fd, sb_fd(sv->sb)}, i;
+
+    for (i = 0; i < 3; i++)
+        if (fds[i] > 0)
+            fcntl(fds[i], F_SETFD, on ? 0 : FD_CLOEXEC);
+}
+
+/*
+ * handoff_env: our environment, with handoff ("NAME=VALUE") in place of
+ * any variable of that name.  Results: a malloc'd array whose strings are
+ * environ's and handoff, or NULL.
+ */
+static char **
+handoff_env(char *handoff)
+{
+    extern char **environ;
+    size_t n = 0, k = 0, name = strlen(UPGRADE_ENV "=");
+    char **envp, **e;
+
+    for (e = environ; *e != NULL; e++)
+        n++;
+    if ((envp = calloc(n + 2, sizeof(char *))) == NULL)
+        return NULL;
+    for (e = environ; *e != NULL; e++)
+        if (strncmp(*e, UPGRADE_ENV "=", name) != 0)
+            envp[k++] = *e;
+    envp[k] = handoff;
+    return envp;
+}
+
+/*
+ * drain: read fd into buf (NUL-terminated, what fits) until EOF or the
+ * deadline (CLOCK_MONOTONIC ns).
+ */
+static void
+drain(int fd, char *buf, size_t len, int64_t deadline)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    size_t n = 0;
+    ssize_t r;
+    int64_t left;
+    char sink[256];
+
+    buf[0] = '\0';
+    while ((left = deadline - sb_now_ns()) > 0) {
+        if (poll(&pfd, 1, (int)(left / MS) + 1) <= 0)
+            continue; /* EINTR, or the deadline: the loop says */
+        if (n + 1 < len)
+            r = read(fd, buf + n, len - 1 - n);
+        else
+            r = read(fd, sink, sizeof(sink));
+        if (r <= 0 && !(r == -1 && errno == EINTR))
+            break;
+        if (r > 0 && n + 1 < len)
+            buf[n += (size_t)r] = '\0';
+    }
+}
+
+/* last_line: the last non-empty line of text, after any log prefix. */
+static const char *
+last_line(char *text)
+{
+    char *end = text + strlen(text), *line, *p;
+
+    while (end > text && (end[-1] == '\n' || end[-1] == '\r'))
+        *--end = '\0';
+    line = strrchr(text, '\n') != NULL ? strrchr(text, '\n') + 1 : text;
+    if ((p = strstr(line, " error: ")) != NULL)
+        line = p + 8;
+    return line;
+}
+
+/*
+ * dry_run: `EXE --check ARGV...` with envp, the way the exec would run
+ * it, bounded by DRY_RUN_NS.  Results: 0 when it exits 0; -1 otherwise,
+ * with its last words (or how it ended) in why.
+ */
+static int
+dry_run(const char *exe, char *const argv[], char *const envp[], char *why,
+        size_t len)
+{
+    static char check[] = "--check";
+    int64_t deadline = sb_now_ns() + DRY_RUN_NS;
+    char **args, out[1024];
+    int p[2], st = 0, n;
+    pid_t pid, r;
+
+    for (n = 0; argv[n] != NULL; n++)
+        continue;
+    if ((args = calloc((size_t)n + 2, sizeof(char *))) == NULL ||
+        pipe2(p, O_CLOEXEC) == -1) {
+        free(args);
+        return errmsg(why, len, "%s", strerror(errno));
+    }
+    args[0] = argv[0];
+    args[1] = check;
+    memcpy(args + 2, argv + 1, (size_t)n * sizeof(char *));
+    if ((pid = fork()) == 0) {
+        signals_default();
+        dup2(p[1], STDOUT_FILENO);
+        dup2(p[1], STDERR_FILENO);
+        execve(exe, args, envp);
+        dprintf(STDERR_FILENO, "cannot run it: %s\n", strerror(errno));
+        _exit(127);
+    }
+    close(p[1]);
+    free(args);
+    if (pid == -1) {
+        close(p[0]);
+        return errmsg(why, len, "fork: %s", strerror(errno));
+    }
+    drain(p[0], out, sizeof(out), deadline);
+    close(p[0]);
+    while ((r = waitpid(pid, &st, WNOHANG)) != pid) {
+        if (r == -1 && errno != EINTR)
+            return errmsg(why, len, "waitpid: %s", strerror(errno));
+        if (sb_now_ns() >= deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return errmsg(why, len, "no answer within %.0f s",
+                          secs(DRY_RUN_NS));
+        }
+        nanosleep(&(struct timespec){0, 10 * MS}, NULL);
+    }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return 0;
+    if (*last_line(out) != '\0')
+        return errmsg(why, len, "%s", last_line(out));
+    return errmsg(why, len, "it %s", describe(st, out, sizeof(out)));
+}
+
+/* status_stop: the status process gone before the exec (the new image
+ * starts its own); bounded by STATUS_REAP_NS. */
+static void
+status_stop(struct sv *sv)
+{
+    int64_t deadline = sb_now_ns() + STATUS_REAP_NS;
+
+    if (sv->status_pid <= 0)
+        return;
+    kill(sv->status_pid, SIGKILL);
+    while (waitpid(sv->status_pid, NULL, WNOHANG) == 0 &&
+           sb_now_ns() < deadline)
+        nanosleep(&(struct timespec){0, 5 * MS}, NULL);
+    sv->status_pid = 0;
+}
+
+/*
+ * reexec: SIGUSR2.  The binary now at image->exe runs first as a dry run
+ * (--check, with our argv and the handoff); only if it passes is the
+ * status process stopped and the exec made, the workers running on
+ * through it.  Returns only when the pool goes on in this image, having
+ * logged why.
+ */
+static void
+reexec(struct sv *sv, int64_t now)
+{
+    struct itimerval off;
+    struct upgrade up;
+    char handoff[256], why[512], **envp = NULL;
+
+    if (image == NULL || image->exe == NULL) {
+        log_warn("SIGUSR2: this supervisor was not told its own program; "
+                 "not re-executing");
+        return;
+    }
+    memset(&up, 0, sizeof(up));
+    up.pid = (long)getpid();
+    up.listen = image->listen;
+    up.listen.fd = sv->listen_fd;
+    up.status = image->status;
+    up.status.fd = sv->status_fd;
+    up.sb_fd = sb_fd(sv->sb);
+    up.target = sv->target;
+    if (upgrade_format(&up, handoff, sizeof(handoff)) == -1 ||
+        (envp = handoff_env(handoff)) == NULL) {
+        log_err("SIGUSR2: out of memory; running on with this image");
+        return;
+    }
+    inheritable(sv, 1);
+    if (dry_run(image->exe, image->argv, envp, why, sizeof(why)) == -1) {
+        log_err("SIGUSR2: %s --check: %s; running on with this image",
+                image->exe, why);
+    } else {
+        status_stop(sv);
+        log_info("SIGUSR2: re-executing %s; %d workers serve on", image->exe,
+                 live(sv));
+        memset(&off, 0, sizeof(off));
+        setitimer(ITIMER_REAL, &off, NULL);
+        execve(image->exe, image->argv, envp);
+        log_err("SIGUSR2: cannot re-execute %s: %s; running on with this "
+                "image",
+                image->exe, strerror(errno));
+        if (sv->status_fd != -1)
+            sv->status_due = now;
+    }
+    inheritable(sv, 0);
+    free(envp);
+}
+
+/*
+ * adopt_slots: the workers the previous image left running, each in its
+ * slot of the scoreboard it handed over: ours now (we are the same
+ * process, their parent), of generation 0, so that the plan replaces
+ * them one at a time as after SIGHUP.  One that died during the exec is
+ * reaped here and its slot started again.
+ */
+static void
+adopt_slots(struct sv *sv, int target)
+{
+    struct sb_stats st;
+    int i, n = 0, ws;
+    pid_t pid;
+
+    for (i = 0; i < sv->nw; i++) {
+        struct sb_slot *slot = sb_slot(sv->sb, i);
+
+        sb_stats(slot, &st);
+        if (st.pid <= 0 || st.state == SB_EMPTY)
+            continue;
+        if ((pid = waitpid(st.pid, &ws, WNOHANG)) != 0) {
+            log_info("worker %ld (slot %d) ended during the re-execution",
+                     (long)st.pid, i);
+            sb_slot_reset(slot, SB_EMPTY, 0);
+            continue;
+        }
+        sv->w[i].state = W_RUNNING;
+        sv->w[i].pid = st.pid;
+        sv->w[i].gen = 0;
+        sv->w[i].ready = 1;
+        sv->w[i].started_ns = st.started_ns;
+        n++;
+    }
+    sv->target = target < sv->cfg->max_workers ? target : sv->cfg->max_workers;
+    sv->rolling = n > 0;
+    log_info("re-executed: %d workers of the previous image adopted; a "
+             "rolling restart replaces them, one at a time",
+             n);
+}
+
+/*
+ * stop_strays: when the scoreboard could not be adopted, the previous
+ * image's workers are our children all the same: each is asked to stop
+ * gracefully (its requests are answered), new ones start at once.
+ */
+static void
+stop_strays(void)
+{
+    char path[64], buf[512], *p;
+    struct dirent *e;
+    long ppid;
+    DIR *d = opendir("/proc");
+    FILE *fp;
+    int n = 0;
+
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        snprintf(path, sizeof(path), "/proc/%.20s/stat", e->d_name);
+        if (e->d_name[0] < '1' || e->d_name[0] > '9' ||
+            (fp = fopen(path, "re")) == NULL)
+            continue;
+        p = fgets(buf, sizeof(buf), fp) != NULL ? strrchr(buf, ')') : NULL;
+        fclose(fp);
+        if (p != NULL && sscanf(p, ") %*c %ld", &ppid) == 1 &&
+            ppid == (long)getpid() && kill(atol(e->d_name), SIGTERM) == 0)
+            n++;
+    }
+    if (d != NULL)
+        closedir(d);
+    log_warn("the previous image's scoreboard does not fit this build: its "
+             "%d workers are stopped gracefully and replaced at once",
+             n);
+}
+
+/*
+ * board: the scoreboard: the one the previous image handed over, its
+ * workers adopted, or a new one.  Results: 0, or -1 (logged).
+ */
+static int
+board(struct sv *sv)
+{
+    const struct upgrade *up = image != NULL ? image->adopt : NULL;
+
+    if (up != NULL && up->sb_fd >= 0 &&
+        (sv->sb = sb_adopt(up->sb_fd, sv->nw)) != NULL) {
+        adopt_slots(sv, up->target);
+        return 0;
+    }
+    if (up != NULL && up->sb_fd >= 0)
+        close(up->sb_fd);
+    if ((sv->sb = sb_create(sv->nw)) == NULL) {
+        log_err("cannot create the scoreboard: %s", strerror(errno));
+        return -1;
+    }
+    if (up != NULL) {
+        stop_strays();
+        sv->target = up->target;
+    }
+    return 0;
+}
+
+/* --- the flags ----------------------------------------------------------- */
+
+/* reopen_log: SIGUSR1's work, then a roll for the workers' sake. */
+static void
+reopen_log(struct sv *sv)
+{
+    if (sv->cfg->log_file == NULL) {
+        log_info("SIGUSR1: no --log-file to reopen");
+    } else if (log_open_file(sv->cfg->log_file) == -1) {
+        log_err("SIGUSR1: cannot reopen %s: %s; logging on to the old file",
+                sv->cfg->log_file, strerror(errno));
+    } else {
+        log_info("SIGUSR1: reopened %s", sv->cfg->log_file);
+        sig_hup = 1; /* the workers still hold the old file */
+    }
+}
+
+/* resize: SIGTTIN and SIGTTOU, counted, within 1 and --max-workers. */
+static void
+resize(struct sv *sv)
+{
+    int n = sv->target + sig_ttin - sig_ttou;
+
+    if (n > sv->cfg->max_workers) {
+        n = sv->cfg->max_workers;
+        sb_pool_max_children(sv->sb);
+    }
+    if (n < 1)
+        n = 1;
+    if (n != sv->target)
+        log_info("pool size %d -> %d", sv->target, n);
+    else
+        log_warn("pool size stays %d (between 1 and --max-workers %d)", n,
+                 sv->cfg->max_workers);
+    sv->target = n;
+    sig_ttin = sig_ttou = 0;
+}
+
 /* on_flags: act on what the signal handler noted, most drastic first. */
 static void
 on_flags(struct sv *sv, int64_t now)
 {
-    int n;
-
+    if (sigtab_pending())
+        sigtab_report(SIGTAB_SUPERVISOR);
+    if (sig_cont) {
+        sig_cont = 0;
+        log_info("SIGCONT: running again; the clocks are looked at now");
+    }
     if (sig_quick) {
         sig_quick = 0;
         begin_stop(sv, STOP_NOW, now);
@@ -841,41 +1247,25 @@ on_flags(struct sv *sv, int64_t now)
         begin_stop(sv, STOP_GRACEFUL, now);
     }
     if (sv->stop != RUNNING) {
-        sig_hup = sig_usr1 = sig_ttin = sig_ttou = 0;
+        if (sig_usr2 || sig_hup || sig_ttin || sig_ttou)
+            log_info("the pool is stopping: SIGUSR2, SIGHUP, SIGTTIN and "
+                     "SIGTTOU are ignored");
+        sig_hup = sig_usr1 = sig_usr2 = sig_ttin = sig_ttou = 0;
         return;
     }
     if (sig_usr1) {
         sig_usr1 = 0;
-        if (sv->cfg->log_file == NULL) {
-            log_info("SIGUSR1: no --log-file to reopen");
-        } else if (log_open_file(sv->cfg->log_file) == -1) {
-            log_err("SIGUSR1: cannot reopen %s: %s; logging on to the old "
-                    "file",
-                    sv->cfg->log_file, strerror(errno));
-        } else {
-            log_info("SIGUSR1: reopened %s", sv->cfg->log_file);
-            sig_hup = 1; /* the workers still hold the old file */
-        }
+        reopen_log(sv);
     }
     if (sig_hup) {
         sig_hup = 0;
         roll(sv, "SIGHUP", now);
     }
-    n = sv->target + sig_ttin - sig_ttou;
-    if (sig_ttin || sig_ttou) {
-        if (n > sv->cfg->max_workers) {
-            n = sv->cfg->max_workers;
-            sb_pool_max_children(sv->sb);
-        }
-        if (n < 1)
-            n = 1;
-        if (n != sv->target)
-            log_info("pool size %d -> %d", sv->target, n);
-        else
-            log_warn("pool size stays %d (between 1 and --max-workers %d)", n,
-                     sv->cfg->max_workers);
-        sv->target = n;
-        sig_ttin = sig_ttou = 0;
+    if (sig_ttin || sig_ttou)
+        resize(sv);
+    if (sig_usr2) {
+        sig_usr2 = 0;
+        reexec(sv, now);
     }
 }
 
@@ -897,38 +1287,44 @@ cpus_allowed(struct sv *sv)
 
 /* The dispositions and mask supervisor_run found, put back at its end. */
 struct saved_signals {
-    struct sigaction act[NHANDLED], pipe;
+    struct sigaction act[SIGTAB_SLOTS];
     sigset_t mask;
 };
 
 /*
- * signals_take: our handler for every handled signal, all of them blocked
- * except inside sigsuspend(wait_mask); SIGPIPE ignored.
+ * signals_take: on_signal for every signal sigtab.h has the supervisor
+ * act on or note, all of them blocked except inside sigsuspend(wait_mask);
+ * SIGPIPE and SIGXFSZ ignored; the faults left to main.c's handler.
  */
 static void
 signals_take(struct saved_signals *saved, sigset_t *wait_mask)
 {
     struct sigaction sa;
     sigset_t set;
-    int i;
+    int s;
 
     sigemptyset(&set);
-    for (i = 0; i < NHANDLED; i++)
-        sigaddset(&set, handled[i]);
+    for (s = 1; s <= SIGTAB_MAX; s++)
+        if (caught(s))
+            sigaddset(&set, s);
     sigprocmask(SIG_BLOCK, &set, &saved->mask);
     *wait_mask = saved->mask;
-    for (i = 0; i < NHANDLED; i++)
-        sigdelset(wait_mask, handled[i]);
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
     sa.sa_mask = set;
-    for (i = 0; i < NHANDLED; i++) {
-        sa.sa_flags = handled[i] == SIGCHLD ? SA_NOCLDSTOP : 0;
-        sigaction(handled[i], &sa, &saved->act[i]);
+    for (s = 1; s <= SIGTAB_MAX; s++) {
+        sigaction(s, NULL, &saved->act[s]);
+        if (caught(s)) {
+            sigdelset(wait_mask, s);
+            sa.sa_handler = on_signal;
+            sa.sa_flags = s == SIGCHLD ? SA_NOCLDSTOP : 0;
+        } else if (sigtab_action(s, SIGTAB_SUPERVISOR) == SIGTAB_IGNORE) {
+            sa.sa_handler = SIG_IGN;
+            sa.sa_flags = 0;
+        } else {
+            continue;
+        }
+        sigaction(s, &sa, NULL);
     }
-    sa.sa_handler = SIG_IGN;
-    sa.sa_flags = 0;
-    sigaction(SIGPIPE, &sa, &saved->pipe);
 }
 
 /* signals_restore: the timer off, the dispositions and mask as found. */
@@ -936,13 +1332,13 @@ static void
 signals_restore(const struct saved_signals *saved)
 {
     struct itimerval off;
-    int i;
+    int s;
 
     memset(&off, 0, sizeof(off));
     setitimer(ITIMER_REAL, &off, NULL);
-    for (i = 0; i < NHANDLED; i++)
-        sigaction(handled[i], &saved->act[i], NULL);
-    sigaction(SIGPIPE, &saved->pipe, NULL);
+    for (s = 1; s <= SIGTAB_MAX; s++)
+        if (caught(s) || sigtab_action(s, SIGTAB_SUPERVISOR) == SIGTAB_IGNORE)
+            sigaction(s, &saved->act[s], NULL);
     sigprocmask(SIG_SETMASK, &saved->mask, NULL);
 }
 
@@ -967,9 +1363,11 @@ supervisor_run(const struct config *cfg, int listen_fd, const char *path,
     sv.gen = 1;
     /* Room for a full pool stopping while a full new one starts. */
     sv.nw = 2 * cfg->max_workers;
-    if ((sv.w = calloc((size_t)sv.nw, sizeof(*sv.w))) == NULL ||
-        (sv.sb = sb_create(sv.nw)) == NULL) {
-        log_err("cannot create the scoreboard: %s", strerror(errno));
+    if ((sv.w = calloc((size_t)sv.nw, sizeof(*sv.w))) == NULL) {
+        log_err("cannot start the pool: %s", strerror(errno));
+        return EXITCODE_ERROR;
+    }
+    if (board(&sv) == -1) {
         free(sv.w);
         return EXITCODE_ERROR;
     }
@@ -990,7 +1388,8 @@ supervisor_run(const struct config *cfg, int listen_fd, const char *path,
     }
     signals_take(&saved, &wait_mask);
 
-    log_info("starting %d workers: %s", sv.target, path);
+    log_info("%s %d workers: %s", sv.rolling ? "keeping" : "starting",
+             sv.target, path);
     if (status_fd != -1)
         status_start(&sv, sb_now_ns());
     if (creds != NULL)

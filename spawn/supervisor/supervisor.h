@@ -26,7 +26,17 @@
  *   SIGHUP              rolling restart: start one new worker, wait until it
  *                       accepts, stop one old worker, and so on;
  *   SIGTTIN, SIGTTOU    one worker more, one fewer (gracefully);
- *   SIGUSR1             reopen --log-file, then roll the workers onto it.
+ *   SIGUSR1             reopen --log-file, then roll the workers onto it;
+ *   SIGUSR2             re-execute in place (upgrade.h): the binary at the
+ *                       path we were started from, our argv, the same pid;
+ *                       the sockets and the workers kept across the exec,
+ *                       then replaced as SIGHUP does; a new binary that
+ *                       fails `--check` with our options is not run, and
+ *                       the pool goes on as it was;
+ *   SIGCONT             resumed after a stop: the clocks are looked at;
+ *   the rest            as sigtab.h says: logged and ignored, PIPE and XFSZ
+ *                       ignored, the faults left to main.c (which removes
+ *                       its files and dies of them).
  *
  * The supervisor's waits (its rows of the table of waits; the status
  * process's are at the top of status.c), each with its bound and what
@@ -63,11 +73,19 @@
  *                               at once                 nobody reads would
  *                                                       block the pool)
  *   tfb-spawn status            5 s in all (status.h)   exit 1, a message
+ *   SIGUSR2's dry run (the new  5 s                     SIGKILL; the pool
+ *   binary's --check)                                   goes on unchanged
+ *   SIGUSR2: the status         1 s for its reaping     exec all the same;
+ *   process SIGKILLed                                   the new image reaps
+ *   flock() on PATH.lock at     3 s (listener.h)        the socket removed,
+ *   the exit, to remove it                              the lock file left
  */
 #ifndef SUPERVISOR_H
 #define SUPERVISOR_H
 
 #include <sys/types.h>
+
+#include "upgrade.h"
 
 struct config;
 
@@ -95,5 +113,26 @@ struct supervisor_creds {
 int supervisor_run(const struct config *cfg, int listen_fd, const char *path,
                    char *const argv[], const struct supervisor_creds *creds,
                    int status_fd);
+
+/*
+ * What SIGUSR2 needs to re-execute the supervisor, given once before
+ * supervisor_run (without it SIGUSR2 is logged and ignored): our program,
+ * resolved at start, so that a binary replaced since (a package upgrade
+ * renames a new file over it) is the one run; the argv we were started
+ * with (a copy: the title took the original's memory); the device and
+ * inode of the socket files we bound (0: inherited, not ours to remove),
+ * for the next image to remove them at its end.  adopt is what the
+ * previous image handed over, or NULL: its scoreboard, its workers and
+ * the pool's size are then taken over.
+ */
+struct supervisor_image {
+    const char *exe;
+    char *const *argv;
+    struct upgrade_sock listen, status;
+    const struct upgrade *adopt;
+};
+
+/* supervisor_image: img, which must outlive supervisor_run. */
+void supervisor_image(const struct supervisor_image *img);
 
 #endif

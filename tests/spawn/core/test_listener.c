@@ -479,10 +479,67 @@ test_inherited(void)
     }
 }
 
+/*
+ * test_lock_removed: listener_close removes PATH.lock with the socket;
+ * a server that opened the lock file before that and got its lock after
+ * opens the path again (lock_fresh), so that two servers never hold
+ * locks on two different files for one path.
+ */
+static void
+test_lock_removed(void)
+{
+    struct listener_perm perm = {(uid_t)-1, (gid_t)-1, 0600};
+    char dir[] = "/tmp/test_listener_lock.XXXXXX", path[128], lock[160];
+    struct stat st, held, named;
+    struct listener l;
+    int fd, ws = 0, mine;
+    pid_t pid;
+
+    if (mkdtemp(dir) == NULL) {
+        ok(0, "mkdtemp: %s", strerror(errno));
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/fcgi.sock", dir);
+    snprintf(lock, sizeof(lock), "%s.lock", path);
+    is_int(listener_open(&l, path, 16, &perm, err, sizeof(err)), 0,
+           "bind a unix socket");
+    listener_close(&l);
+    ok(lstat(path, &st) == -1 && lstat(lock, &st) == -1 && errno == ENOENT,
+       "listener_close removes the socket and its PATH.lock");
+
+    /* A holder, a waiter on the same file, then the file removed. */
+    fd = open(lock, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd == -1 || flock(fd, LOCK_EX) == -1) {
+        ok(0, "lock %s: %s", lock, strerror(errno));
+        return;
+    }
+    fflush(stdout);
+    if ((pid = fork()) == 0) {
+        alarm(5);  /* a wait without end fails the check, not the run */
+        close(fd); /* our copy would hold the parent's lock too */
+        mine = lock_fresh("--bind", path, err, sizeof(err));
+        _exit(mine != -1 && fstat(mine, &held) == 0 &&
+                      lstat(lock, &named) == 0 && held.st_ino == named.st_ino
+                  ? 0
+                  : 1);
+    }
+    nanosleep(&(struct timespec){0, 200000000}, NULL);
+    unlink(lock); /* as listener_close does, under the lock */
+    close(fd);    /* and lets go */
+    waitpid(pid, &ws, 0);
+    ok(WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
+       "a server that waited on a lock file removed since holds the one at "
+       "the path (%#x)",
+       (unsigned)ws);
+    unlink(lock);
+    rmdir(dir);
+}
+
 int
 main(void)
 {
     log_init("test_listener", LOG_ERR);
+    test_lock_removed();
     test_listen_fds();
     test_parse_addr();
     test_unix();

@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -130,8 +131,9 @@ static uint64_t want_max;
  * reports to its slot as a worker does.  Results: the child's exit status
  * (0: attached and reported; 1: refused, given a slot of its own; 2: no
  * slot at all; 3: the fd was left open; 4: it read another request time
- * limit or max-requests than want_limit and want_max, or a refused one
- * read anything but 0) and its pid in *pid.
+ * limit or max-requests than want_limit and want_max, or another slot
+ * number than its own, or a refused one read anything but 0 and -1) and
+ * its pid in *pid.
  */
 static int
 attach_in_child(const char *fd, const char *slot, pid_t *pid)
@@ -150,10 +152,12 @@ attach_in_child(const char *fd, const char *slot, pid_t *pid)
         if ((s = sb_attach_env()) == NULL)
             _exit(2);
         if (!sb_shared())
-            _exit(sb_request_limit_ms() == 0 && sb_max_requests(s) == 0 ? 1
-                                                                        : 4);
+            _exit(sb_request_limit_ms() == 0 && sb_max_requests(s) == 0 &&
+                          sb_self_index() == -1
+                      ? 1
+                      : 4);
         if (sb_request_limit_ms() != want_limit ||
-            sb_max_requests(s) != want_max)
+            sb_max_requests(s) != want_max || sb_self_index() != atoi(slot))
             _exit(4);
         sb_set_pid(s, getpid());
         sb_set_state(s, SB_BUSY);
@@ -294,6 +298,52 @@ test_phases(void)
     sb_free(sb);
 }
 
+/*
+ * test_adopt: the scoreboard a supervisor hands its next image across
+ * exec() (SIGUSR2) is mapped again from its fd: the same memory, so the
+ * workers writing it are seen; one of another kind or size is refused.
+ */
+static void
+test_adopt(void)
+{
+    struct scoreboard *sb = sb_create(4), *again;
+    int fd, null;
+
+    if (sb == NULL || (fd = dup(sb_fd(sb))) == -1) {
+        ok(0, "set-up: %s", strerror(errno));
+        return;
+    }
+    sb_slot_reset(sb_slot(sb, 2), SB_IDLE, sb_now_ns());
+    sb_set_pid(sb_slot(sb, 2), 4242);
+    if ((again = sb_adopt(fd, 4)) == NULL) {
+        ok(0, "sb_adopt(fd, 4): %s", strerror(errno));
+        return;
+    }
+    ok(1, "sb_adopt: the fd of a scoreboard of 4 slots is mapped again");
+    is_int(sb_pid(sb_slot(again, 2)), 4242, "it reads what was written");
+    is_int(sb_state(sb_slot(again, 2)), SB_IDLE, "slot 2's state too");
+    sb_set_pid(sb_slot(again, 1), 77);
+    is_int(sb_pid(sb_slot(sb, 1)), 77, "the same memory, both ways");
+    is_int(sb_fd(again), fd, "it owns the fd it was given");
+    sb_free(again);
+    ok(fcntl(fd, F_GETFD) == -1 && errno == EBADF,
+       "sb_free closes the adopted fd");
+
+    errno = 0;
+    ok(sb_adopt(sb_fd(sb), 3) == NULL && errno == EINVAL,
+       "another number of slots than expected: EINVAL");
+    ok(fcntl(sb_fd(sb), F_GETFD) != -1, "and the fd is left open");
+    sb->hdr->magic = 0x12345678;
+    ok(sb_adopt(sb_fd(sb), 4) == NULL, "another build's magic: refused");
+    sb->hdr->magic = SB_MAGIC;
+    null = open("/dev/null", O_RDONLY);
+    ok(sb_adopt(null, 4) == NULL, "no header (/dev/null): refused");
+    close(null);
+    ok(sb_adopt(999, 4) == NULL, "a closed fd: refused");
+    ok(sb_adopt(sb_fd(sb), 0) == NULL, "no slots: refused");
+    sb_free(sb);
+}
+
 int
 main(void)
 {
@@ -301,5 +351,6 @@ main(void)
     test_slot();
     test_attach();
     test_phases();
+    test_adopt();
     return done_testing();
 }

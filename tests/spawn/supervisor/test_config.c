@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "harness.h"
+#include "../../../spawn/supervisor/upgrade.h"
 #include "scoreboard.h"
 #include "spawn/envscan.inc"
 
@@ -254,7 +255,8 @@ is_row(const char *name)
 
 /*
  * test_env_table: spawn/ reads no variable of ours behind the table but
- * the scoreboard's handoff, and no application's (PGOPTIONS,
+ * the scoreboard's handoff and the supervisor's own to its next image
+ * (upgrade.h), and no application's (PGOPTIONS,
  * TFB_MAX_REQUESTS, the Makefile's WORKERS: none is a row, nor allowed).
  */
 static void
@@ -263,8 +265,10 @@ test_env_table(void)
     static const char *const files[] = {
         "spawn/supervisor/*.c", "spawn/supervisor/*.h", "spawn/core/*.c",
         "spawn/core/*.h", NULL};
-    static const char *const handoff[] = {SB_ENV_FD, SB_ENV_SLOT, NULL};
-    static const char *const by_name[] = {"opt.c", "scoreboard.c", NULL};
+    static const char *const handoff[] = {SB_ENV_FD, SB_ENV_SLOT, UPGRADE_ENV,
+                                          NULL};
+    static const char *const by_name[] = {"opt.c", "scoreboard.c", "upgrade.c",
+                                          NULL};
     /* systemd's socket activation, and PATH for the worker's command;
      * no PG*: the supervisor knows no database. */
     static const char *const foreign[] = {"LISTEN_*", "PATH", NULL};

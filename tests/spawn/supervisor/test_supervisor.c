@@ -220,6 +220,48 @@ test_ttin(void)
     ok(gone(pids, n), "and no worker is left");
 }
 
+/*
+ * test_ignored: the signals sigtab.h has the supervisor note are logged
+ * and change nothing; SIGUSR2 without supervisor_image() is refused with
+ * a line; the workers are the same processes after all of them.
+ */
+static void
+test_ignored(void)
+{
+    static const int sigs[] = {SIGWINCH,  SIGTSTP, SIGPWR, SIGURG,   SIGXCPU,
+                               SIGVTALRM, SIGPROF, SIGIO,  SIGSTKFLT};
+    struct config cfg;
+    pid_t sv, before[MAXPIDS], after[MAXPIDS];
+    size_t i;
+    int n, m;
+
+    config_for(&cfg, 2);
+    sv = start(&cfg, "exec sleep 30");
+    check(wait_children(sv, 2, 3000), "2 workers");
+    n = children(sv, before);
+    for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        kill(sv, sigs[i]);
+        sleep_ms(20);
+    }
+    kill(sv, SIGRTMIN + 2);
+    sleep_ms(20);
+    kill(sv, SIGUSR2);
+    sleep_ms(300);
+    m = children(sv, after);
+    check(m == n && memcmp(before, after, (size_t)n * sizeof(pid_t)) == 0,
+          "WINCH, TSTP, PWR, URG, XCPU, VTALRM, PROF, IO, STKFLT, RTMIN+2 "
+          "and USR2 leave the pool as it was");
+    check(in_log("SIGWINCH ignored: gunicorn") == 1 &&
+              in_log("SIGTSTP ignored") == 1 && in_log("SIGPWR ignored") == 1 &&
+              in_log("SIGRTMIN+2 ignored") == 1 &&
+              in_log("SIGSTKFLT ignored") == 1,
+          "each is logged once, saying why");
+    check(in_log("SIGUSR2: this supervisor was not told its own program") == 1,
+          "SIGUSR2 with nothing to re-execute: refused with a line");
+    kill(sv, SIGTERM);
+    check(wait_exit(sv, 3000) == 0, "SIGTERM: it returns 0");
+}
+
 static void
 test_fatal(void)
 {
@@ -426,6 +468,7 @@ main(int argc, char **argv)
     snprintf(logpath, sizeof(logpath), "%s/spawn.log", dir);
     test_start_and_stop();
     test_ttin();
+    test_ignored();
     test_fatal();
     test_fatal_status();
     test_crash_loop();
