@@ -188,9 +188,15 @@ class Scene:
 
     def fake_worker(self):
         """The scripted worker, built by make test beside the build under
-        test (a sanitizer build's with its sanitizers)."""
+        test (a sanitizer build's with its sanitizers), copied into the
+        scene's directory: --user drops the workers to an account that may
+        not reach the build (a clone in a home directory of mode 0700, as
+        CI's and make test-fresh's are)."""
         self.tap.need([FAKE_WORKER])
-        return str(FAKE_WORKER)
+        dst = self.path("fake_worker")
+        shutil.copyfile(FAKE_WORKER, dst)
+        os.chmod(dst, 0o755)
+        return dst
 
     def front(self, fcgi_port=None, server="nginx"):
         """deploy/stack's front server with the scene's directory as its
