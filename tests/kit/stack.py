@@ -276,11 +276,15 @@ class Stack:
                              "WHERE application_name = '%s'" % APP_NAME))
 
     def postmaster_pid(self):
-        """The postmaster of the database in use: the parent of a backend
-        (the embedded cluster and a local PGHOST alike); None when it
-        cannot be read."""
+        """The postmaster of the database in use: the parent of its
+        checkpointer (the embedded cluster and a local PGHOST alike), a
+        child that lives as long as the server; psql's own backend would
+        be gone, and its parent with it from /proc, by the time we read
+        it.  None when it cannot be read."""
         try:
-            return proc.ppid(int(self.psql("SELECT pg_backend_pid()")))
+            return proc.ppid(int(self.psql(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE backend_type = 'checkpointer'")))
         except (StackError, ValueError):
             return None
 
