@@ -1092,11 +1092,11 @@ setup(struct worker *w)
     /* Room to see the header that goes past request_max. */
     w->in_cap = w->o->request_max + WIRE_HEADER_LEN;
     w->values.max_conns = (unsigned)w->o->max_conns;
+    w->values.max_reqs = (unsigned)w->o->max_conns;
     if (w->ctx->db != NULL)
         w->dbs[w->ndbs++] = (struct dbconn){w->ctx->db, -1};
     if (w->ctx->db_write != NULL)
         w->dbs[w->ndbs++] = (struct dbconn){w->ctx->db_write, -1};
-    w->values.max_reqs = (unsigned)w->o->max_conns;
     if ((fl = fcntl(fd, F_GETFL)) == -1 ||
         fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
         (w->ep = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
