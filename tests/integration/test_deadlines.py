@@ -343,7 +343,7 @@ def load_line(r):
 def check_full_speed(tap, before, during):
     """/plaintext while the database is stopped, against the same load
     before: the median within twice (+ 1 ms) and the p99 within three
-    times (+ 10 ms) of the run before, at least half its requests/s, no
+    times (+ 50 ms) of the run before, at least half its requests/s, no
     request near the 2 s a blocking reconnection holds the worker, no
     error.  A machine shared with other work is noisy: the bounds are
     loose against it, tight against a worker that waits on the database."""
@@ -352,7 +352,7 @@ def check_full_speed(tap, before, during):
     if ok:
         if during["p50_us"] > 2 * before["p50_us"] + 1000:
             problems.append("median")
-        if during["p99_us"] > 3 * before["p99_us"] + 10000:
+        if during["p99_us"] > 3 * before["p99_us"] + 50000:
             problems.append("p99")
         if during["rps"] < before["rps"] / 2:
             problems.append("requests/s")
