@@ -343,10 +343,13 @@ def load_line(r):
 def check_full_speed(tap, before, during):
     """/plaintext while the database is stopped, against the same load
     before: the median within twice (+ 1 ms) and the p99 within three
-    times (+ 50 ms) of the run before, at least half its requests/s, no
-    request near the 2 s a blocking reconnection holds the worker, no
-    error.  A machine shared with other work is noisy: the bounds are
-    loose against it, tight against a worker that waits on the database."""
+    times (+ 50 ms) of the run before, at least a quarter of its
+    requests/s, no request near the 2 s a blocking reconnection holds the
+    worker, no error.  A machine shared with other work is noisy (its
+    requests/s halve when another program runs): the bounds are loose
+    against it, tight against a worker that waits on the database (the
+    first wave's blocking reconnection: a twentieth of the requests/s,
+    p99 and the longest 2 s)."""
     ok = before["parsed"] and during["parsed"] and during["requests"] > 0
     problems = []
     if ok:
@@ -354,7 +357,7 @@ def check_full_speed(tap, before, during):
             problems.append("median")
         if during["p99_us"] > 3 * before["p99_us"] + 50000:
             problems.append("p99")
-        if during["rps"] < before["rps"] / 2:
+        if during["rps"] < before["rps"] / 4:
             problems.append("requests/s")
         if during["max_us"] >= 1000000:
             problems.append("a request of 1 s or more")
