@@ -10,7 +10,8 @@
  * the first byte: a connection is made with PQconnectStartParams and
  * PQconnectPoll, its statements prepared in one pipeline, and every
  * statement's answer awaited with poll() on its socket.  The table of
- * waits, the database's rows (issue 17):
+ * waits, the database's rows (issue 17; the worker's are in worker.h),
+ * each with the test that holds it (tests/app/test_db.c unless named):
  *
  *   wait             bound                      when it passes
  *   ---------------- -------------------------- ---------------------------
@@ -21,20 +22,48 @@
  *   authentication,  libpq's connect_timeout    that timed out is not tried
  *   target check,    (conninfo, PGCONNECT_      again in the same walk.
  *   preparation      TIMEOUT) when shorter
+ *     test: "a server that never answers: given up at the bound", "hosts
+ *     a,b, a stalled: b, after a's bound", "db_connect_start/step: given up
+ *     at the bound"; DNS: none (the limit below)
+ *   connect, made    never waits here: the      the same; meanwhile every
+ *   step by step     caller waits on db_pollfd  call answers DB_UNAVAILABLE
+ *   (db_connect_     at most db_connect_left    at once, never waiting for
+ *   start/step: the  (the host's bound above)   the connection under way
+ *   worker's loop)
+ *     test: "db_connect does not wait for a connection under way";
+ *     tests/app/test_worker.c "and a /db each time: 503 at once"
  *   send: a          the answer's deadline (the the connection is closed,
- *   statement, a     next row); tcp_user_      DB_UNAVAILABLE, the backoff
+ *   statement, a     next row); tcp_user_       DB_UNAVAILABLE, the backoff
  *   pipeline         timeout 5 s in the kernel  starts (below)
+ *     test: "the live connection holds tcp_user_timeout=5000"; a send that
+ *     blocks in the kernel: none (it takes a peer's window shut)
  *   receive: each    --db-timeout (5 s by       the connection is closed
  *   result of a      default), never less than  (never PQcancel'd: that
  *   statement        the session's statement_   blocks, on a server that
  *                    timeout + 100 ms           does not answer), the call
  *                                               returns DB_UNAVAILABLE, the
  *                                               backoff starts
+ *     test: "the server stopped: DB_UNAVAILABLE at its deadline" (/db's
+ *     read, /queries' pipeline, /updates' write, /fortunes' read), "the
+ *     answer's deadline: 600 + 100 ms"; tests/integration/
+ *     test_deadlines.py "repro 4: /db answered 503 at the 1 s
+ *     --db-timeout"; test_cluster.py "primary SIGSTOPped: /updates
+ *     answered 200 or 503"
+ *   the backoff      DB_BACKOFF_MIN_MS (50 ms)  the next attempt (the
+ *                    doubling to DB_BACKOFF_    worker's loop makes it,
+ *                    MAX_MS (2 s)               idle or not)
+ *     test: "attempts spaced by a backoff that doubles", "a call within
+ *     the backoff makes no attempt"; test_cluster.py "primary shut down
+ *     (pg_ctl stop -m fast): recovered by itself within 2 s"
  *   an idle          keepalives: 10 s, then 3   the kernel ends the
  *   connection       probes 2 s apart (TCP)     connection; the next call
  *                                               learns it and reconnects
+ *     test: "and keepalives_idle=10" (set on the live connection); their
+ *     expiry: none (the kernel's timers, a dead peer's 16 s)
  *   close            never blocks (PQfinish on  its Terminate message is
  *                    a non-blocking socket)     dropped if it does not fit
+ *     test: "the server stopped: DB_UNAVAILABLE at its deadline" (closed
+ *     on a stopped server, within the deadline's slack)
  *
  * One limit is libpq's, not ours: it resolves a host name with a blocking
  * getaddrinfo() (it has no asynchronous resolver), bounded only by the

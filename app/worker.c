@@ -43,6 +43,13 @@
  * edge would come for them.  A peer sending records without end thus
  * shares the worker with the others instead of holding it.
  *
+ * The database: a route's statements wait for their answers within the
+ * deadlines of db.h, the worker with them (one request at a time); the
+ * loop itself never waits on it.  A connection that was lost is made
+ * again by the loop, one step per readiness of its socket, in the same
+ * epoll set as the clients (tend_dbs): /plaintext and /json are served
+ * meanwhile, and the database routes answer 503 at once.
+ *
  * Waking: the listening socket is non-blocking, shared by the pool, and
  * each worker waits on it with EPOLLEXCLUSIVE, so a connection wakes one
  * waiter (the kernel wakes the most recent first), not the whole pool; a
@@ -65,6 +72,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +108,17 @@
 
 static volatile sig_atomic_t stopping, reopen;
 
+/*
+ * A database handle whose connection the loop makes again when it is
+ * lost, step by step (db_connect_start, db_connect_step), so that no
+ * request waits for it: the socket of the step under way is in the epoll
+ * set, tagged with this.
+ */
+struct dbconn {
+    struct db *db;
+    int fd; /* in the epoll set, or -1 */
+};
+
 struct worker {
     struct handler_ctx *ctx;
     const struct worker_opts *o;
@@ -119,6 +138,8 @@ struct worker {
     struct wire_limits lim;
     struct wire_values values;
     struct response r;
+    struct dbconn dbs[2]; /* the reads' (or every route's), the writes' */
+    int ndbs;
 };
 
 /* What a connection may still take in this wake-up. */
@@ -938,15 +959,124 @@ expire(struct worker *w, int64_t now)
 }
 
 /*
+ * The database's reconnection.  A handle whose connection was lost (a
+ * stalled server, a restart) says through db_retry_in() when it may try
+ * again; the loop then starts the connection and drives it one step per
+ * readiness of its socket, or at the current host's deadline
+ * (db_connect_left), never waiting on it.  Meanwhile the database routes
+ * answer 503 at once (db.h: a request never waits for a connection under
+ * way) and the others are served as usual.
+ *
+ * The socket leaves the epoll set before each step and comes back after
+ * it, whatever its number: libpq closes it and opens another at any step
+ * (the next address, the next host), and a number alone cannot tell an
+ * old socket from a new one.  Nothing but these steps calls into the
+ * connection under way, so the descriptor taken out is still the one put
+ * in: it cannot have been closed, nor its number given to a client.
+ */
+
+/* db_unwatch: d's socket out of the epoll set (it is open: see above). */
+static void
+db_unwatch(struct worker *w, struct dbconn *d)
+{
+    if (d->fd != -1)
+        (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, d->fd, NULL);
+    d->fd = -1;
+}
+
+/*
+ * db_step: d's connection one step further (start: begun), its socket
+ * then watched for what the next step needs, level-triggered, until the
+ * connection is made or given up.  A socket that cannot be watched
+ * leaves the step to the host's deadline.
+ */
+static void
+db_step(struct worker *w, struct dbconn *d, int start)
+{
+    struct epoll_event ev = {.data.ptr = d};
+    short events;
+    int fd;
+
+    db_unwatch(w, d);
+    if ((start ? db_connect_start(d->db) : db_connect_step(d->db)) !=
+            DB_PENDING ||
+        (fd = db_pollfd(d->db, &events)) < 0)
+        return;
+    ev.events =
+        ((events & POLLIN) ? EPOLLIN : 0) | ((events & POLLOUT) ? EPOLLOUT : 0);
+    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) == -1) {
+        log_warn("worker: epoll_ctl on the database's socket: %s",
+                 strerror(errno));
+        return;
+    }
+    d->fd = fd;
+}
+
+/* db_of: the handle an epoll event's tag names, or NULL (not one). */
+static struct dbconn *
+db_of(struct worker *w, void *tag)
+{
+    int i;
+
+    for (i = 0; i < w->ndbs; i++)
+        if (tag == &w->dbs[i])
+            return &w->dbs[i];
+    return NULL;
+}
+
+/*
+ * tend_dbs: each handle's reconnection: a step under way whose host's
+ * deadline has come is taken (it gives that host up), and a handle whose
+ * backoff is over starts one, unless the worker is leaving.  Idle or not:
+ * a worker that no request reaches (with kept connections nginx may send
+ * all its requests to the others) holds its connection again once the
+ * database is back.
+ */
+static void
+tend_dbs(struct worker *w)
+{
+    struct dbconn *d;
+    int i;
+
+    for (i = 0; i < w->ndbs; i++) {
+        d = &w->dbs[i];
+        if (db_connect_left(d->db) == 0)
+            db_step(w, d, 0);
+        else if (!w->draining && db_retry_in(d->db) == 0)
+            db_step(w, d, 1);
+    }
+}
+
+/*
+ * db_wait_ms: how long the loop may wait for the database's sake: until a
+ * host's deadline of a connection under way, or the end of a backoff
+ * (none while leaving); -1: as long as it likes.
+ */
+static int64_t
+db_wait_ms(const struct worker *w)
+{
+    int64_t ms = -1, t;
+    int i;
+
+    for (i = 0; i < w->ndbs; i++) {
+        t = db_connect_left(w->dbs[i].db);
+        if (t < 0 && !w->draining)
+            t = db_retry_in(w->dbs[i].db);
+        if (t >= 0 && (ms < 0 || t < ms))
+            ms = t;
+    }
+    return ms;
+}
+
+/*
  * wait_ms: epoll's timeout: none when a connection is ready, else until
- * the earliest deadline, or until the database connection, lost, may be
- * tried again.
+ * the earliest deadline, or until the database needs a step (db_wait_ms).
  */
 static int
 wait_ms(const struct worker *w, int64_t now)
 {
     int64_t next = conns_deadline(&w->conns);
-    int64_t db = w->draining ? -1 : db_retry_in(w->ctx->db);
+    int64_t db = db_wait_ms(w);
     int64_t ms;
 
     if (w->ready)
@@ -979,6 +1109,10 @@ setup(struct worker *w)
     w->in_cap = w->o->request_max + WIRE_HEADER_LEN;
     w->values.max_conns = (unsigned)w->o->max_conns;
     w->values.max_reqs = (unsigned)w->o->max_conns;
+    if (w->ctx->db != NULL)
+        w->dbs[w->ndbs++] = (struct dbconn){w->ctx->db, -1};
+    if (w->ctx->db_write != NULL)
+        w->dbs[w->ndbs++] = (struct dbconn){w->ctx->db_write, -1};
     if ((fl = fcntl(fd, F_GETFL)) == -1 ||
         fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
         (w->ep = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
@@ -1022,8 +1156,10 @@ reopen_log(const struct worker_opts *opts)
 }
 
 /*
- * loop_turn: one turn of the loop: wait, act on what woke us, give the ready
- * connections their turn, close what is past its deadline.
+ * loop_turn: one turn of the loop: wait, tend the database's reconnection
+ * (first, so that the requests of this turn find it under way rather than
+ * make it themselves), act on what woke us, give the ready connections
+ * their turn, close what is past its deadline.
  * Results: 0, or -1 when the listening socket failed for good.
  */
 static int
@@ -1031,18 +1167,24 @@ loop_turn(struct worker *w)
 {
     struct epoll_event ev[EVENTS];
     int64_t now = sb_now_ns();
+    struct dbconn *d;
     int i, n;
 
     /* Reading, or an answer waiting for its peer: a deadline runs. */
     sb_set_state(w->slot, w->conns.used > w->conns.kept ? SB_READING : SB_IDLE);
     n = epoll_pwait(w->ep, ev, EVENTS, wait_ms(w, now), &w->waitmask);
     now = sb_now_ns();
+    tend_dbs(w);
     for (i = 0; i < n; i++) {
         struct conn *c = ev[i].data.ptr;
 
         if (c == NULL) {
             if (accept_one(w, now) == -1)
                 return -1;
+        } else if ((d = db_of(w, c)) != NULL) {
+            /* (Unless tend_dbs settled it already.) */
+            if (db_connect_left(d->db) >= 0)
+                db_step(w, d, 0);
         } else if (c->state != CONN_FREE) {
             /* (A connection closed earlier in this batch is skipped.) */
             on_event(w, c, ev[i].events, now);
@@ -1089,11 +1231,6 @@ worker_run(struct handler_ctx *ctx, const struct worker_opts *opts)
             ret = -1;
             break;
         }
-        /* A worker that no request reaches (with kept connections nginx
-         * may send all its requests to the others) still holds its one
-         * connection once the database is back. */
-        if (!w.draining && db_retry_in(ctx->db) == 0)
-            db_connect(ctx->db);
     }
     if (opts->max_requests > 0 && w.served >= opts->max_requests)
         log_info("worker: served %ld requests, leaving to be replaced",

@@ -6,34 +6,58 @@
  * them (records judged by wire.c, as the workers' are), and the command's
  * client.
  *
- * The waits, each with its bound and what happens when it passes (the
- * status process's rows of the table of waits; the supervisor's are in
- * supervisor.h):
+ * The waits, each with its bound, what happens when it passes, and the
+ * test that holds it (tests/spawn/supervisor/test_status.c unless named;
+ * test_status_clients.py is in tests/integration/): the status process's
+ * rows of the table of waits, whose other parts are in supervisor.h (the
+ * supervisor), app/worker.h (a worker) and app/db.h (the database).
  *
  *   wait                       bound                   when it passes
  *   -------------------------  ----------------------  ---------------------
  *   poll(), the loop's sleep   the nearest deadline    the client is closed;
  *                              below, 100 ms at most   the listen queue is
  *                                                      sampled every 100 ms
+ *     test: the rows below; test_status_clients.py "one client holds a
+ *     connection, silent: a second client gets the page in under 100 ms"
  *   accept()                   none: non-blocking      -
+ *     no test of its own: non-blocking by construction; every client of
+ *     the tests is accepted by it
  *   accept() failing (EMFILE)  the listening socket    tried again
  *                              rests 100 ms
+ *     no test: it takes the process's descriptors exhausted
  *   a connection's places      16 at once              the longest idle one
  *                                                      (else the oldest) is
  *                                                      closed for a new one
+ *     test: "all places taken: a new client is answered", "in the place of
+ *     the idle connection, not of those reading"
  *   a request to begin         2 s from the accept or  closed
  *                              the last answer; none
  *                              after 10 s of life
+ *     test: "a connection that says nothing: closed at the idle deadline",
+ *     "a kept connection asking every 100 ms: closed once ... old";
+ *     test_status_clients.py "one client asks in a loop on a kept
+ *     connection: a second client gets the page in under 100 ms"
  *   the rest of a request      2 s from its first      closed, unanswered
  *                              byte, never renewed
+ *     test: "a request a byte every 100 ms: closed at the read deadline
+ *     from its first byte", "half a request: closed, without an answer";
+ *     test_status_clients.py "one client sends half a request: ..."
  *   an answer to be taken      2 s from when it was    closed
  *                              queued (non-blocking)
+ *     test: "a client that never reads: closed at the write deadline";
+ *     test_status_clients.py "one client asks for 500 pages and never
+ *     reads: ..."
  *   netlink, /proc reads       none: the kernel        -
  *                              answers at once
+ *     no test: nothing there to wait for (the kernel answers within the
+ *     system call)
  *   tfb-spawn status: connect  5 s (SO_SNDTIMEO)       exit 1, "status
  *   and its request                                    socket PATH: ..."
+ *     test: "no status process: an error naming the socket"
  *   tfb-spawn status: the      5 s from its start, in  exit 1, "no answer
  *   whole answer               all; 16 MB at most      within 5000 ms"
+ *     test: "a status socket that never answers: given up in ... ms" (the
+ *     bound set to 300 ms)
  */
 #define _GNU_SOURCE
 #include "status.h"

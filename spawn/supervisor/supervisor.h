@@ -39,8 +39,10 @@
  *                       its files and dies of them).
  *
  * The supervisor's waits (its rows of the table of waits; the status
- * process's are at the top of status.c), each with its bound and what
- * happens when it passes:
+ * process's are at the top of status.c, a worker's in app/worker.h, the
+ * database's in app/db.h), each with its bound, what happens when it
+ * passes, and the test that holds it (tests/integration/pool_fake.py
+ * unless named), or why none does:
  *
  *   wait                        bound                   when it passes
  *   --------------------------  ----------------------  --------------------
@@ -50,35 +52,66 @@
  *                               when nothing is due     only a signal (a
  *                                                       death, a command)
  *                                                       can change anything
+ *     test: the timed rows below
  *   waitpid()                   none: WNOHANG, after    -
  *                               SIGCHLD
+ *     no test of its own: WNOHANG never waits; every replaced worker of
+ *     the tests is reaped by it
  *   read() of the exec pipe     the child's execve()    (no timer: the child
  *   after fork()                or its failure; the     makes only local
  *                               pipe is close-on-exec   system calls first)
+ *     no test of its own: every worker start of the tests reads it (EOF
+ *     at the execve); a child that cannot execve writes errno at once
  *   a worker starting           --start-timeout (10 s)  counted as ready
  *                               to report accepting
+ *     no test: a worker that never reports only paces a rolling restart;
+ *     nothing waits on it but the next step of the roll
  *   a worker busy on one        --request-timeout       SIGKILL, replaced
  *   request                     (30 s; 0: none)         at once
+ *     test: "a request stuck past the 1 s limit ends", "the stuck worker
+ *     is replaced"
  *   a stopping worker           --graceful-timeout      SIGKILL
  *   (stop, roll, SIGTTOU)       (30 s)
+ *     test: "SIGTERM with a stuck request: SIGKILL at the 1 s deadline"
  *   an immediate stop (SIGINT)  1 s                     SIGKILL
+ *     test: "SIGINT: immediate stop, stuck request or not"
  *   the status process at a     none: it gets SIGKILL   -
  *   stop
+ *     test: every fault test's "...: after deploy/stack stop, the stack,
+ *     wrk and the helpers: nothing of it left" (tests/kit/scene.py; the
+ *     stack's pool runs --status)
  *   a dead status process       restarted after 1 s     -
+ *     test: tests/integration/test_status.py "the status process killed:
+ *     started again, /status answers within"
  *   fork() failing              retried after 250 ms,   -
  *                               doubling to 30 s
+ *     no test: fork() failing takes the machine's processes exhausted;
+ *     the same backoff's crash loop: test_supervisor.c "the second start
+ *     waited 250 ms", "the third 500 ms"
  *   flock() on PATH.lock        3 s (listener.h), in    exit 2, naming the
  *   (--bind, --status)          main() before the pool  holder's pid and name
+ *     test: tests/spawn/core/test_listener.c "a lock held by another
+ *     process: refused, not waited on", "naming the lock file and its
+ *     holder"
  *   write() of a log line       none: a file takes it   (stderr on a pipe
  *                               at once                 nobody reads would
  *                                                       block the pool)
+ *     no test: a file takes a write at once; --log-file is how the pool
+ *     is run (deploy/stack, the systemd unit)
  *   tfb-spawn status            5 s in all (status.h)   exit 1, a message
+ *     test: tests/spawn/supervisor/test_status.c "a status socket that
+ *     never answers: given up in ... ms"
  *   SIGUSR2's dry run (the new  5 s                     SIGKILL; the pool
  *   binary's --check)                                   goes on unchanged
+ *     test: tests/integration/test_ops_signals.py, usr2_refused (the
+ *     new binary gone, or refusing the options: the pool goes on)
  *   SIGUSR2: the status         1 s for its reaping     exec all the same;
  *   process SIGKILLed                                   the new image reaps
+ *     no test: a status process that ignores SIGKILL cannot be made
  *   flock() on PATH.lock at     3 s (listener.h)        the socket removed,
  *   the exit, to remove it                              the lock file left
+ *     test: tests/spawn/core/test_listener.c "listener_close removes the
+ *     socket and its PATH.lock"
  */
 #ifndef SUPERVISOR_H
 #define SUPERVISOR_H

@@ -16,6 +16,11 @@
  * answered FCGI_UNKNOWN_ROLE without end, a request over --request-max
  * (413, then a clean close), 256 idle kept connections at --max-conns
  * 256, and management records answered faster than the peer reads.
+ *
+ * Last, a worker on a real database (pg.h's throwaway cluster) whose
+ * server is stopped whole (SIGSTOP): the connection it makes again, for
+ * its reads and for its writes, is made by its loop, step by step, and
+ * a /plaintext is served in under 100 ms while it waits.
  */
 #include "../../app/worker.c"
 
@@ -29,6 +34,7 @@
 #include <sys/wait.h>
 
 #include "harness.h"
+#include "pg.h"
 
 static char dir[] = "/tmp/test_worker.XXXXXX";
 static char sock_path[96];
@@ -316,7 +322,32 @@ struct wcfg {
     long max_requests;
     long read_ms, write_ms, idle_ms; /* 5000 each by default */
     int max_conns;                   /* 16 by default */
+    int pg; /* the reads' and the writes' handles on pg.h's cluster, with
+               the deadlines of test_db_stopped */
 };
+
+/* The deadlines of the handles on pg.h's cluster: each host's connection,
+ * an answer. */
+#define PG_CONNECT_MS 4000
+#define PG_ANSWER_MS 400
+
+/*
+ * pg_handles: in the worker's child, the two handles main.c makes for
+ * --db-read, both on pg.h's cluster (the PG* variables): the reads',
+ * connected before the loop as main.c does, and the writes', at the
+ * first /updates.
+ */
+static void
+pg_handles(struct handler_ctx *ctx)
+{
+    if ((ctx->db = db_new(NULL, DB_PERSISTENT)) == NULL ||
+        (ctx->db_write = db_new(NULL, DB_PERSISTENT)) == NULL)
+        exit(3);
+    db_set_timeouts(ctx->db, PG_CONNECT_MS, PG_ANSWER_MS);
+    db_set_timeouts(ctx->db_write, PG_CONNECT_MS, PG_ANSWER_MS);
+    if (db_connect(ctx->db) != DB_OK)
+        exit(3);
+}
 
 /*
  * start_with: fork a worker as cfg says, reporting to slot 0 of the
@@ -353,10 +384,13 @@ start_with(const struct wcfg *cfg)
         ctx.rng = 1;
         /* A database that is not there: nothing here connects to it. */
         snprintf(conninfo, sizeof(conninfo), "host=%s/no-such-dir", dir);
-        if ((ctx.db = db_new(conninfo, DB_PERSISTENT)) == NULL)
+        if (cfg->pg)
+            pg_handles(&ctx);
+        else if ((ctx.db = db_new(conninfo, DB_PERSISTENT)) == NULL)
             exit(3);
         r = worker_run(&ctx, &wo);
         db_free(ctx.db);
+        db_free(ctx.db_write);
         exit(r == 0 ? 0 : 1);
     }
     wait_state(slot, SB_IDLE);
@@ -950,6 +984,129 @@ test_say_queued(void)
     stop_worker(pid, "then SIGTERM: 0");
 }
 
+/* --- a database that stops answering -------------------------------- */
+
+/*
+ * status_ms: a GET of uri on a new connection: its HTTP status (the
+ * "Status: NNN" line), or -1 when it is not answered; *ms: how long it
+ * took.
+ */
+static int
+status_ms(const char *uri, long *ms)
+{
+    char out[8192];
+    int64_t t = clock_ms();
+    int fd = connect_worker(), status = -1;
+
+    if (fd != -1 && send_request(fd, 1, 0, uri) == 0 &&
+        read_response(fd, 1, out, sizeof(out)) == 0 &&
+        sscanf(out, "Status: %d", &status) != 1)
+        status = -1;
+    if (fd != -1)
+        close(fd);
+    *ms = (long)(clock_ms() - t);
+    return status;
+}
+
+/* both_ok: /db and /updates until both answer 200, for ms at most.
+ * Results: whether they did; *took: how long it took. */
+static int
+both_ok(long ms, long *took)
+{
+    int64_t t = clock_ms();
+    long one;
+    int good = 0;
+
+    while (!good && clock_ms() - t < ms) {
+        good = status_ms("/db", &one) == 200 &&
+               status_ms("/updates?queries=2", &one) == 200;
+        if (!good)
+            sleep_ms(10);
+    }
+    *took = (long)(clock_ms() - t);
+    return good;
+}
+
+/*
+ * stalled_window: with both handles' connections being made again on a
+ * stopped server, a /plaintext and a /db every 100 ms for 2 s: the
+ * longest /plaintext and the longest /db (answered 503 at once), -1
+ * each when one was not served so.
+ */
+static void
+stalled_window(long *plain, long *db)
+{
+    int64_t end = clock_ms() + 2000;
+    long ms;
+
+    *plain = *db = 0;
+    while (clock_ms() < end) {
+        ms = served_ms();
+        *plain = ms < 0 || *plain < 0 ? -1 : ms > *plain ? ms : *plain;
+        if (status_ms("/db", &ms) != 503)
+            ms = -1;
+        *db = ms < 0 || *db < 0 ? -1 : ms > *db ? ms : *db;
+        sleep_ms(100);
+    }
+}
+
+/*
+ * test_db_stopped: the server stopped whole while the worker holds its
+ * connections.  /db and /updates each answer 503 at the answer deadline,
+ * which closes the handle's connection; then the loop makes each again,
+ * waiting on the stopped server up to PG_CONNECT_MS, and meanwhile a
+ * /plaintext is served in under 100 ms and a /db answers 503 at once.
+ * Resumed, the connections under way are made: both routes answer 200.
+ * (The idle reconnection waited in poll() for its whole bound, the
+ * worker serving nobody.)
+ */
+static void
+test_db_stopped(void)
+{
+    struct wcfg cfg = {.pg = 1};
+    long db_ms, up_ms, plain, db, took;
+    int db_st, up_st, good;
+    pid_t pid;
+
+    if (pg_start() == -1) {
+        ok(0, "a PostgreSQL cluster for the test (pg.h)");
+        return;
+    }
+    pid = start_with(&cfg);
+    ok(both_ok(3000, &took), "a worker with the reads' and the writes' "
+                             "handles: /db and /updates answer 200");
+    if (!ok(pg_signal(SIGSTOP) > 0, "the server stopped whole (SIGSTOP)")) {
+        stop_worker(pid, "then SIGTERM: 0");
+        return;
+    }
+    db_st = status_ms("/db", &db_ms);
+    up_st = status_ms("/updates?queries=2", &up_ms);
+    ok(db_st == 503 && db_ms >= PG_ANSWER_MS - 50 && db_ms < PG_ANSWER_MS + 500,
+       "/db: 503 at the %d ms answer deadline (%d in %ld ms)", PG_ANSWER_MS,
+       db_st, db_ms);
+    ok(up_st == 503 && up_ms >= PG_ANSWER_MS - 50 && up_ms < PG_ANSWER_MS + 500,
+       "/updates, on the writes' handle: 503 at the deadline too (%d in %ld "
+       "ms)",
+       up_st, up_ms);
+    /* Past the first backoff (50 ms): both connections are under way. */
+    sleep_ms(150);
+    stalled_window(&plain, &db);
+    ok(plain >= 0 && plain < 100,
+       "while both connections are made again on the stopped server, a "
+       "/plaintext every 100 ms for 2 s: each served in under 100 ms "
+       "(the longest %ld ms)",
+       plain);
+    ok(db >= 0 && db < 100,
+       "and a /db each time: 503 at once (the longest %ld ms)", db);
+    pg_signal(SIGCONT);
+    good = both_ok(1500, &took);
+    ok(good && took < 1000,
+       "resumed: the connections under way are made, /db and /updates answer "
+       "200 (after %ld ms)",
+       took);
+    stop_worker(pid, "then SIGTERM: 0");
+}
+
 /* listen_tcp: on 127.0.0.1, a port the kernel picks (tcp_port). */
 static int
 listen_tcp(void)
@@ -974,7 +1131,7 @@ main(void)
     test_cgi_find();
 
     /* A case that hangs fails the program instead of the whole run. */
-    alarm(60);
+    alarm(90);
     if (mkdtemp(dir) == NULL) {
         ok(0, "mkdtemp: %s", strerror(errno));
         return done_testing();
@@ -995,6 +1152,7 @@ main(void)
     test_too_big();
     test_lru();
     test_say_queued();
+    test_db_stopped();
     sb_free(sb);
     close(listen_fd);
     close(tcp_fd);

@@ -35,25 +35,39 @@ Checks, in order:
   1. the cluster: replication streaming, the standby read-only, the app
      hosts refusing a FastCGI client that is not nginx, both app hosts
      serving;
-  2. every route through the cluster's nginx passes the TFB verifier
+  2. a 70 KB body, three GET /db and two POST /updates: 413 from nginx
+     each, and every app host stays in service (nginx's error log names
+     no upstream failed, /db answers 10 of 10);
+  3. every route through the cluster's nginx passes the TFB verifier
      replica (tfb_verify.py), the pg_stat_statements counts summed over
      both databases (reads are counted on the standby, /updates on the
      primary);
-  3. the reads on the standby: /fortunes' statements counted there, none
+  4. the reads on the standby: /fortunes' statements counted there, none
      on the primary; each worker's read connection there;
-  4. the standby stopped under a read load: every request answered 200,
+  5. the standby stopped under a read load: every request answered 200,
      the reads now counted on the primary; started again, app1's pool
      rolled (SIGHUP) under a load of every route: no failed request; app2's
      rolled too: the reads back on the standby;
-  5. the database cable delayed by netdelay.c: the round trip at least
+  6. the primary stopped under a load of reads and /updates, twice: with
+     SIGSTOP (a primary that stopped answering, for the answer deadline
+     and more) and with pg_ctl stop -m fast (2 s, then started again):
+     every read answered 200 by the standby, /updates 200 or 503, each
+     503 within the answer deadline (5 s; at once when the primary is
+     shut down); all 200 again within 2 s of the primary's return; and,
+     from an audit trigger on World (a row per write, with its
+     transaction), nothing half-written: every 200 /updates is one
+     committed transaction of the rows it reported, every transaction
+     wrote its 5 rows, those no answer reports are at most the /updates
+     answered 503, and every row holds its last write;
+  7. the database cable delayed by netdelay.c: the round trip at least
      twice the delay, /db and /queries answered through it; req/s and
      latency with and without the delay, as notes (never asserted);
-  6. app1 killed (SIGKILL of every process in its namespace) under a load
+  8. app1 killed (SIGKILL of every process in its namespace) under a load
      of every route: app2 takes the traffic; only /updates may fail, at
      most as many as the requests in flight; nginx's log shows no
      /updates sent to a second host; the primary counts at least one
      UPDATE per /updates answered 200 and at most one per /updates sent;
-  7. everything removed: processes, namespaces, interfaces, files.
+  9. everything removed: processes, namespaces, interfaces, files.
 
 Clean-up is done by a keeper process forked at the start (tests/pg.h's
 way): it waits on a pipe only this process writes to, and when that pipe
@@ -66,6 +80,7 @@ the one-way delays to measure (500; "" for none); TFB_CLUSTER_MEASURE_S
 the seconds of each measurement (2).
 """
 
+import json
 import os
 import re
 import shutil
@@ -82,6 +97,7 @@ from ..kit.load import Wrk
 from ..kit.pg import OS_USER, Cluster as PGCluster, bindir
 from ..kit.stack import StackError
 from ..kit.tap import in_ci, main
+from .freeze import Frozen
 
 PREFIX = "tfbc"
 NET = "10.213"
@@ -782,6 +798,240 @@ def check_kill(tap, c, pg1):
 
 
 # --------------------------------------------------------------------------
+# A body over --request-max (issue 17, reproduction 1)
+
+BODY = b"x" * 70 * 1024
+
+
+def error_log_since(c, start):
+    """nginx's error log from byte start: (lines, the end offset)."""
+    path = os.path.join(c.tmp, "web", "log", "nginx.error.log")
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read()
+    except OSError:
+        return [], start
+    return data.decode(errors="replace").splitlines(), start + len(data)
+
+
+def check_body(tap, c):
+    """Three GET /db and two POST /updates with a 70 KB body through the
+    cluster's nginx: each answered 413 by nginx, and no app host taken
+    out: nginx logs no upstream failed and no "no live upstreams", and
+    /db answers 10 of 10.  (A reset for the body took every host out for
+    12 s.)"""
+    _, start = error_log_since(c, 0)
+    got = []
+    for method, path, n in (("GET", "/db", 3), ("POST", "/updates?queries=2", 2)):
+        for _ in range(n):
+            try:
+                got.append(web.request(method, c.url(path), body=BODY, timeout=15).status)
+            except OSError as e:
+                got.append("%s: %s" % (type(e).__name__, e))
+    tap.check(got == [413] * 5, "a 70 KB body, three GET /db and two POST /updates through "
+              "the cluster's nginx: 413 each", "statuses %r" % got)
+    statuses = [web.try_get(c.url("/db"), timeout=10).status for _ in range(10)]
+    lines, _ = error_log_since(c, start)
+    failed = [ln for ln in lines if ("upstream" in ln and "failed" in ln)
+              or "no live upstreams" in ln]
+    tap.check(not failed and statuses.count(200) == 10,
+              "then every app host is in service: nginx's error log names no upstream "
+              "failed, /db answers %d of 10" % statuses.count(200),
+              failed[-10:] + ["statuses %s" % statuses])
+
+
+# --------------------------------------------------------------------------
+# The primary stopped under load (issue 17, item 8)
+
+UPDATES = "/updates?queries=5"
+PRIMARY_LOAD = ["/db", UPDATES, "/queries?queries=3", "/fortunes", UPDATES]
+DB_TIMEOUT_S = 5.0  # tfb-fcgi's --db-timeout, its default: the pools set none
+BACK_S = 2.0        # all 200 again within this of the primary's return
+# Every row an UPDATE writes, in the order the writes of a row commit: a
+# write of a row waits for the commit of the one before it (its row
+# lock), so seq orders the writes of each row as they took effect.
+AUDIT_SQL = """
+CREATE TABLE world_audit (seq bigserial, xid bigint, id int, randomnumber int);
+CREATE FUNCTION world_audit() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+BEGIN
+    INSERT INTO world_audit (xid, id, randomnumber)
+    VALUES (txid_current(), NEW.id, NEW.randomnumber);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER world_audit AFTER UPDATE ON world FOR EACH ROW EXECUTE FUNCTION world_audit();
+"""
+AUDIT_DROP = """
+DROP TRIGGER IF EXISTS world_audit ON world;
+DROP FUNCTION IF EXISTS world_audit();
+DROP TABLE IF EXISTS world_audit;
+"""
+
+
+def update_rows(r):
+    """The {id: randomNumber} a 200 /updates answered, or None."""
+    try:
+        rows = json.loads(r[4])
+        return {int(x["id"]): int(x["randomNumber"]) for x in rows}
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def audit(pg1):
+    """{xid: {id: value}} of the writes audited, and {id: its last value}."""
+    by_xid, last = {}, {}
+    out = pg1.psql("SELECT xid, id, randomnumber FROM world_audit ORDER BY seq")
+    for line in out.splitlines():
+        xid, i, v = (int(x) for x in line.split("|"))
+        by_xid.setdefault(xid, {})[i] = v
+        last[i] = v
+    return by_xid, last
+
+
+def write_problems(res, pg1):
+    """What the database says of the /updates of the load, once the
+    primary is back: (problems, notes).  Every /updates answered 200 is
+    one transaction, committed, of the rows it reported; every
+    transaction wrote 5 rows (nothing half-written); those no 200 reports
+    are at most the /updates not answered 200 (each a statement the
+    server had before it stopped, committed once it resumed, whose answer
+    found its client gone: written whole, answered 503); every row holds
+    the value of its last write."""
+    by_xid, last = audit(pg1)
+    problems = ["transaction %d wrote %d rows, not 5: %s" % (x, len(rows), sorted(rows))
+                for x, rows in by_xid.items() if len(rows) != 5]
+    unmatched = set(by_xid)
+    answered = [update_rows(r) for r in res if r[2] == UPDATES and r[3] == 200]
+    for rows in answered:
+        xid = next((x for x, w in by_xid.items() if w == rows), None)
+        if xid is None:
+            problems.append("a 200 /updates no transaction committed: %s" % rows)
+        unmatched.discard(xid)
+    not_ok = sum(1 for r in res if r[2] == UPDATES and r[3] != 200)
+    if len(unmatched) > not_ok:
+        problems.append("%d transactions no answer reports, more than the %d /updates not "
+                        "answered 200" % (len(unmatched), not_ok))
+    world = {}
+    ids = sorted(last)
+    for k in range(0, len(ids), 500):
+        q = "SELECT id, randomnumber FROM world WHERE id IN (%s)" % ",".join(
+            str(i) for i in ids[k:k + 500])
+        for line in pg1.psql(q).splitlines():
+            i, v = line.split("|")
+            world[int(i)] = int(v)
+    problems += ["row %d holds %s, its last write %s" % (i, world.get(i), v)
+                 for i, v in last.items() if world.get(i) != v][:10]
+    return problems, ["%d /updates answered 200 and %d not: %d transactions committed, "
+                      "%d of them answered 503 (committed after the primary resumed)"
+                      % (len(answered), not_ok, len(by_xid), len(unmatched))]
+
+
+def recovery(res, back):
+    """Seconds from back (the primary's return) to the end of the last
+    request started after it that was not answered 200 (0: none was);
+    and how many /updates started after that answered 200."""
+    bad = [r[1] for r in res if r[0] >= back and r[3] != 200]
+    took = max(bad) - back if bad else 0.0
+    later = sum(1 for r in res if r[2] == UPDATES and r[3] == 200 and r[0] >= back + took)
+    return took, later
+
+
+def primary_answers(tap, label, res, slow_ok):
+    """The load's answers while the primary was out: every read 200 (the
+    standby's), every /updates 200 or 503, the 503s within the answer
+    deadline (slow_ok: the longest a 503 may take), some 503."""
+    reads = [r for r in res if r[2] != UPDATES]
+    ups = [r for r in res if r[2] == UPDATES]
+    bad_reads = [r for r in reads if r[3] != 200]
+    tap.check(reads and not bad_reads, "%s: every read answered 200, from the standby "
+              "(%d reads)" % (label, len(reads)),
+              ["%s %s" % (r[2], r[3]) for r in bad_reads[:10]])
+    u503 = [r for r in ups if r[3] == 503]
+    other = [r for r in ups if r[3] not in (200, 503)]
+    slowest = max((r[1] - r[0] for r in u503), default=0.0)
+    tap.check(u503 and not other and slowest <= slow_ok,
+              "%s: /updates answered 200 or 503, never otherwise; %d x 503, each within "
+              "%.1f s (the longest %.2f s)" % (label, len(u503), slow_ok, slowest),
+              ["%s %s %r" % (r[2], r[3], r[4][:80]) for r in other[:10]])
+
+
+def check_primary_back(tap, c, pg1, label, res, back):
+    took, later = recovery(res, back)
+    tap.check(took <= BACK_S and later > 0,
+              "%s: recovered by itself within %.0f s of the primary's return (%.2f s; then "
+              "%d /updates answered 200, every request 200)" % (label, BACK_S, took, later))
+    try:
+        problems, notes = write_problems(res, pg1)
+    except (StackError, ValueError) as e:
+        problems, notes = [str(e)], []
+    tap.check(not problems, "%s: nothing half-written: every 200 /updates one committed "
+              "transaction of the rows it reported, every transaction 5 rows, every row "
+              "its last write" % label, problems[:10])
+    tap.note(*["%s: %s" % (label, n) for n in notes])
+
+
+def primary_stopped(tap, c, pg1):
+    """SIGSTOP: a primary that stopped answering, for STOP_S under load."""
+    label = "primary SIGSTOPped"
+    pg1.psql("TRUNCATE world_audit")
+    with load(c, PRIMARY_LOAD, 8) as ld:
+        time.sleep(1.5)
+        with Frozen(pg1.postmaster_pid()) as fz:
+            tap.check(fz.count > 1, "%s: the primary stopped whole under a load of reads "
+                      "and /updates (SIGSTOP to its %d processes)" % (label, fz.count))
+            time.sleep(DB_TIMEOUT_S + 2)
+        back = time.monotonic()
+        time.sleep(BACK_S + 1)
+    primary_answers(tap, label, ld.results, DB_TIMEOUT_S + 1.5)
+    check_primary_back(tap, c, pg1, label, ld.results, back)
+    tap.note("%s: %s" % (label, ld.summary()))
+
+
+def primary_shut_down(tap, c, pg1):
+    """pg_ctl stop -m fast under load, then started again."""
+    label = "primary shut down (pg_ctl stop -m fast)"
+    pg1.psql("TRUNCATE world_audit")
+    err = ""
+    with load(c, PRIMARY_LOAD, 8) as ld:
+        time.sleep(1.5)
+        try:
+            pg1.stop("fast")
+            time.sleep(2)
+        finally:
+            try:
+                pg1.start()
+            except StackError as e:
+                err = str(e)
+        back = time.monotonic()
+        time.sleep(BACK_S + 1)
+    if not tap.check(not err, "%s: started again" % label, err):
+        return
+    primary_answers(tap, label, ld.results, 1.0)
+    check_primary_back(tap, c, pg1, label, ld.results, back)
+    tap.note("%s: %s" % (label, ld.summary()))
+
+
+def check_primary(tap, c, pg1):
+    """The primary stopped under a load of reads and /updates, each way:
+    reads answer 200 from the standby, /updates 503 within the answer
+    deadline and nothing half-written, all 200 again within 2 s of the
+    primary's return, by itself."""
+    try:
+        pg1.psql(AUDIT_SQL)
+    except StackError as e:
+        tap.fail("an audit of World's writes on the primary", str(e))
+        return
+    try:
+        primary_stopped(tap, c, pg1)
+        primary_shut_down(tap, c, pg1)
+    finally:
+        try:
+            pg1.psql(AUDIT_DROP)
+        except StackError as e:
+            tap.fail("the audit removed", str(e))
+
+
+# --------------------------------------------------------------------------
 
 def build(tap, c):
     """The network, both databases, the pools and nginx; (pg1, pg2), or
@@ -840,8 +1090,10 @@ def body(tap):
             return
         check_allow_list(tap, c)
         check_both_serve(tap, c)
+        check_body(tap, c)
         check_verifier(tap, c, pg1, pg2)
         check_standby(tap, c, pg1, pg2)
+        check_primary(tap, c, pg1)
         if DELAYS_US:
             check_delay(tap, c)
         check_kill(tap, c, pg1)
@@ -860,4 +1112,4 @@ def body(tap):
 
 
 if __name__ == "__main__":
-    main(body, deadline=300)
+    main(body, deadline=420)
