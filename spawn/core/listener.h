@@ -91,4 +91,15 @@ int listener_parse_addr(const char *spec, struct listener_addr *a, char *err,
  */
 int listener_listen_fds(const char *fds, const char *pid, long self);
 
+/*
+ * listener_queue: the connections waiting in listening socket fd's accept
+ * queue now, as the kernel counts them (a unix socket's through netlink's
+ * socket diagnostics, a TCP socket's through TCP_INFO), and the queue's
+ * length into *len (NULL allowed; 0 when the kernel does not say).
+ * Results: the count, 0 when it cannot be read.  A few system calls, no
+ * wait: the supervisor samples it every 100 ms, the status page on each
+ * request.
+ */
+unsigned listener_queue(int fd, unsigned *len);
+
 #endif

@@ -76,6 +76,18 @@ choice_list(const char *const *choices, char *buf, size_t len)
                               choices[i]);
 }
 
+/* choice_of: the index of val among choices, or -1. */
+static int
+choice_of(const char *const *choices, const char *val)
+{
+    int i;
+
+    for (i = 0; choices[i] != NULL; i++)
+        if (strcmp(val, choices[i]) == 0)
+            return i;
+    return -1;
+}
+
 /* opt_set: convert val for row o and store it; from names it in errors. */
 static int
 opt_set(const struct opt *o, void *conf, const char *val, const char *from,
@@ -94,6 +106,17 @@ opt_set(const struct opt *o, void *conf, const char *val, const char *from,
         break;
     case OPT_INT:
     case OPT_LONG:
+        if (o->type == OPT_INT && o->choices != NULL &&
+            (i = choice_of(o->choices, val)) >= 0) {
+            *(int *)dst = -1 - i;
+            break;
+        }
+        if (opt_long(val, o->min, o->max, &v) == -1 && o->choices != NULL) {
+            choice_list(o->choices, names, sizeof(names));
+            return errmsg(err, errlen,
+                          "%s: '%s' is not a number in [%ld, %ld] nor %s", from,
+                          val, o->min, o->max, names);
+        }
         if (opt_long(val, o->min, o->max, &v) == -1)
             return errmsg(err, errlen, "%s: '%s' is not a number in [%ld, %ld]",
                           from, val, o->min, o->max);
@@ -126,11 +149,10 @@ opt_set(const struct opt *o, void *conf, const char *val, const char *from,
         *(const char **)dst = val;
         break;
     case OPT_CHOICE:
-        for (i = 0; o->choices[i] != NULL; i++)
-            if (strcmp(val, o->choices[i]) == 0) {
-                *(int *)dst = i;
-                return 0;
-            }
+        if ((i = choice_of(o->choices, val)) >= 0) {
+            *(int *)dst = i;
+            return 0;
+        }
         choice_list(o->choices, names, sizeof(names));
         return errmsg(err, errlen, "%s: '%s' is not one of %s", from, val,
                       names);

@@ -25,7 +25,9 @@
 enum opt_type {
     OPT_FLAG,     /* no value: stores 1 in an int */
     OPT_SET,      /* no value: stores max in an int (-v: a log level) */
-    OPT_INT,      /* an int in [min, max] */
+    OPT_INT,      /* an int in [min, max]; with choices, or one of those
+                     words, stored as -1 - its index (min >= 0 keeps the
+                     two apart: -w auto) */
     OPT_LONG,     /* a long in [min, max] */
     OPT_DURATION, /* a long, milliseconds, from opt_duration_ms() */
     OPT_OCTAL,    /* an int in [0, max], written in octal (a file mode) */
@@ -39,7 +41,8 @@ struct opt {
     enum opt_type type;
     size_t offset; /* of the value in the caller's struct */
     long min, max;
-    const char *const *choices; /* OPT_CHOICE: the names, NULL-terminated */
+    const char *const *choices; /* OPT_CHOICE: the names, NULL-terminated;
+                                   OPT_INT: the words it also takes */
     const char *env;            /* the variable that sets it, or NULL */
     const char *arg;            /* the value's name in --help */
     const char *help;           /* lines of at most 48 columns */

@@ -16,11 +16,13 @@ struct conf {
     int mode;
     const char *name;
     int color;
+    int size;
 };
 
 #define AT(field) offsetof(struct conf, field)
 
 static const char *const colors[] = {"red", "green", "blue", NULL};
+static const char *const sizes[] = {"auto", "huge", NULL};
 
 /* One row of each type; T_OLD_INT is read first, as tfb-spawn's WORKERS. */
 static const struct opt table[] = {
@@ -37,6 +39,8 @@ static const struct opt table[] = {
     {"color", 0, OPT_CHOICE, AT(color), 0, 0, colors, "T_COLOR", "COLOR",
      "one of three"},
     {"hush", 0, OPT_SET, AT(level), 0, 2, NULL, NULL, NULL, "level 2"},
+    {"size", 0, OPT_INT, AT(size), 0, 9, sizes, "T_SIZE", "N|auto",
+     "a number or a word"},
 };
 
 #define NTABLE (sizeof(table) / sizeof(table[0]))
@@ -192,6 +196,12 @@ test_types(void)
     is_int(c.mode, 0640, "OPT_OCTAL reads octal");
     ok(c.name == argv[12], "OPT_STRING points into argv");
     is_int(c.color, 1, "OPT_CHOICE stores the index");
+    parse(&c, 0, (const char *const[]){"prog", "--size", "0", NULL});
+    is_int(c.size, 0, "OPT_INT with words still takes a number");
+    parse(&c, 0, (const char *const[]){"prog", "--size", "auto", NULL});
+    is_int(c.size, -1, "OPT_INT with words: the first word is -1");
+    parse(&c, 0, (const char *const[]){"prog", "--size=huge", NULL});
+    is_int(c.size, -2, "and the second -2");
     parse(&c, 0, (const char *const[]){"prog", "-v", "--hush", NULL});
     is_int(c.level, 2, "the last of two OPT_SET rows on one value wins");
 
@@ -225,6 +235,9 @@ test_bad_values(void)
         {{"prog", "-n", ""}, "--name: empty value"},
         {{"prog", "--color", "pink"},
          "--color: 'pink' is not one of red, green, blue"},
+        {{"prog", "--size", "10"},
+         "--size: '10' is not a number in [0, 9] nor auto, huge"},
+        {{"prog", "--size", "Auto"}, "--size: 'Auto' is not a number in"},
     };
     struct conf c;
     size_t i;
@@ -448,8 +461,8 @@ test_usage(void)
         if ((int)strlen(line) > longest)
             longest = (int)strlen(line);
     }
-    /* 9 named rows, one with two help lines, 6 with a variable. */
-    is_int(n, 9 + 1 + 6,
+    /* 10 named rows, one with two help lines, 7 with a variable. */
+    is_int(n, 10 + 1 + 7,
            "one line per flag, per extra help line, per variable");
     is_str(lines[0], "  -f, --flag                   a flag",
            "a flag: no value shown, help at column 31");
