@@ -12,6 +12,7 @@
 #include "errmsg.h"
 #include "log.h"
 #include "opt.h"
+#include "pm.h"
 
 #define MAX_WORKERS_LIMIT 4096
 #define DEFAULT_MAX_WORKERS 64
@@ -20,14 +21,46 @@
 
 /* In enum config_affinity's order. */
 static const char *const affinities[] = {"none", "slot", NULL};
+/* In enum pm_mode's order. */
+static const char *const pms[] = {"static", "dynamic", "ondemand", "auto",
+                                  NULL};
+/* What -w takes besides a number: -1 is auto. */
+static const char *const workers_words[] = {"auto", NULL};
+#define WORKERS_AUTO (-1)
+/* Not given: each mode has its own default. */
+#define UNSET (-1000)
 
 /* Help lines: at most 48 columns, so that --help fits 80.  Every option
  * with a value has the variable TFB_SPAWN_<NAME> (unit-tested). */
 static const struct opt opts[] = {
-    {"workers", 'w', OPT_INT, AT(workers), 1, MAX_WORKERS_LIMIT, NULL,
-     "TFB_SPAWN_WORKERS", "N", "workers to start (default: online cores)"},
+    {"workers", 'w', OPT_INT, AT(workers), 1, MAX_WORKERS_LIMIT, workers_words,
+     "TFB_SPAWN_WORKERS", "N|auto",
+     "workers to start (default: online cores);\n"
+     "auto: --pm auto"},
+    {"pm", 0, OPT_CHOICE, AT(pm), 0, 0, pms, "TFB_SPAWN_PM", "MODE",
+     "how the pool finds its size: static (-w\n"
+     "workers, the default), dynamic (spare\n"
+     "workers kept), ondemand (a worker when a\n"
+     "request waits), auto (the size that serves\n"
+     "most, found by trying)"},
+    {"workers-min", 0, OPT_INT, AT(workers_min), 0, MAX_WORKERS_LIMIT, NULL,
+     "TFB_SPAWN_WORKERS_MIN", "N",
+     "the fewest workers of a pool sizing itself\n"
+     "(1; ondemand 0)"},
+    {"workers-max", 0, OPT_INT, AT(max_workers), 1, MAX_WORKERS_LIMIT, NULL,
+     "TFB_SPAWN_WORKERS_MAX", "N",
+     "the most workers, SIGTTIN's ceiling too\n"
+     "(default: 64, or -w if larger)"},
     {"max-workers", 0, OPT_INT, AT(max_workers), 1, MAX_WORKERS_LIMIT, NULL,
-     "TFB_SPAWN_MAX_WORKERS", "N", "ceiling for SIGTTIN (default: 64, or -w)"},
+     "TFB_SPAWN_MAX_WORKERS", "N", "the same as --workers-max"},
+    {"spare-min", 0, OPT_INT, AT(spare_min), 0, MAX_WORKERS_LIMIT, NULL,
+     "TFB_SPAWN_SPARE_MIN", "N", "--pm dynamic: at least N idle workers (1)"},
+    {"spare-max", 0, OPT_INT, AT(spare_max), 0, MAX_WORKERS_LIMIT, NULL,
+     "TFB_SPAWN_SPARE_MAX", "N", "--pm dynamic: at most N idle workers (3)"},
+    {"idle-timeout", 0, OPT_DURATION, AT(idle_ms), 0, 0, NULL,
+     "TFB_SPAWN_IDLE_TIMEOUT", "TIME",
+     "--pm ondemand, auto: workers not needed for\n"
+     "TIME go (10s)"},
     {"bind", 'b', OPT_STRING, AT(bind), 0, 0, NULL, "TFB_SPAWN_BIND", "ADDR",
      "bind ADDR instead of using an inherited\n"
      "socket: PATH (with a '/', or unix:PATH) for a\n"
@@ -102,10 +135,13 @@ static const struct opt opts[] = {
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
 static void
-defaults(struct config *c, int cores)
+defaults(struct config *c)
 {
     memset(c, 0, sizeof(*c));
-    c->workers = cores >= 1 ? cores : 1;
+    c->workers = UNSET;
+    c->pm = UNSET;
+    c->workers_min = c->spare_min = c->spare_max = UNSET;
+    c->idle_ms = UNSET;
     c->backlog = 4096;
     c->socket_mode = 0660;
     c->log_level = LOG_INFO;
@@ -115,23 +151,114 @@ defaults(struct config *c, int cores)
     c->pool = "tfb-fcgi";
 }
 
+/* only: an option given to a mode it does not belong to. */
+static int
+only(const struct config *c, int given, const char *flag, const char *modes,
+     char *err, size_t errlen)
+{
+    if (given)
+        return errmsg(err, errlen, "%s belongs to --pm %s, not --pm %s", flag,
+                      modes, pm_mode_name((enum pm_mode)c->pm));
+    return 0;
+}
+
+/* start_default: -w when not given, for c's mode (config.h), within
+ * the bounds. */
+static int
+start_default(const struct config *c, int cores)
+{
+    int n;
+
+    switch (c->pm) {
+    case PM_DYNAMIC:
+        n = c->spare_min + (c->spare_max - c->spare_min) / 2;
+        break;
+    case PM_ONDEMAND:
+        n = c->workers_min;
+        break;
+    default:
+        n = cores >= 1 ? cores : 1;
+        break;
+    }
+    if (c->pm != PM_STATIC && n < c->workers_min)
+        n = c->workers_min;
+    return n < c->max_workers ? n : c->max_workers;
+}
+
+/*
+ * sizing: the pool's size options as config.h says, checked together.
+ * Results: 0, or -1 with err set.
+ */
+static int
+sizing(struct config *c, int cores, char *err, size_t errlen)
+{
+    int given_w = c->workers != UNSET, auto_w = c->workers == WORKERS_AUTO;
+
+    if (auto_w && c->pm != UNSET && c->pm != PM_AUTO)
+        return errmsg(err, errlen, "-w auto is --pm auto, not --pm %s",
+                      pm_mode_name((enum pm_mode)c->pm));
+    if (c->pm == UNSET)
+        c->pm = auto_w ? PM_AUTO : PM_STATIC;
+    if (c->pm == PM_STATIC &&
+        only(c, c->workers_min != UNSET, "--workers-min",
+             "dynamic, ondemand or auto", err, errlen) == -1)
+        return -1;
+    if (c->pm != PM_DYNAMIC && (only(c, c->spare_min != UNSET, "--spare-min",
+                                     "dynamic", err, errlen) == -1 ||
+                                only(c, c->spare_max != UNSET, "--spare-max",
+                                     "dynamic", err, errlen) == -1))
+        return -1;
+    if ((c->pm == PM_STATIC || c->pm == PM_DYNAMIC) &&
+        only(c, c->idle_ms != UNSET, "--idle-timeout", "ondemand or auto", err,
+             errlen) == -1)
+        return -1;
+    if (c->workers_min == UNSET)
+        c->workers_min = c->pm == PM_ONDEMAND ? 0 : 1;
+    if (c->spare_min == UNSET)
+        c->spare_min = 1;
+    if (c->spare_max == UNSET)
+        c->spare_max = c->spare_min > 3 ? c->spare_min : 3;
+    if (c->idle_ms == UNSET)
+        c->idle_ms = 10000;
+    if (c->max_workers == 0)
+        c->max_workers = given_w && !auto_w && c->workers > DEFAULT_MAX_WORKERS
+                             ? c->workers
+                             : DEFAULT_MAX_WORKERS;
+    if (c->workers_min > c->max_workers)
+        return errmsg(err, errlen,
+                      "--workers-min %d is more than --workers-max %d",
+                      c->workers_min, c->max_workers);
+    if (c->spare_min > c->spare_max)
+        return errmsg(err, errlen, "--spare-min %d is more than --spare-max %d",
+                      c->spare_min, c->spare_max);
+    if (c->pm == PM_DYNAMIC && c->spare_max > c->max_workers)
+        return errmsg(err, errlen,
+                      "--spare-max %d is more than --workers-max %d",
+                      c->spare_max, c->max_workers);
+    if (!given_w || auto_w)
+        c->workers = start_default(c, cores);
+    if (c->workers > c->max_workers)
+        return errmsg(err, errlen, "%d workers is more than --workers-max %d",
+                      c->workers, c->max_workers);
+    if (c->workers < c->workers_min)
+        return errmsg(err, errlen, "%d workers is fewer than --workers-min %d",
+                      c->workers, c->workers_min);
+    return 0;
+}
+
 int
 config_parse(struct config *c, int argc, char **argv, int cores, char *err,
              size_t errlen)
 {
     int rest;
 
-    defaults(c, cores);
+    defaults(c);
     if ((rest = opt_parse(opts, NOPTS, c, argc, argv, 1, err, errlen)) == -1)
         return -1;
     if (rest < argc)
         c->worker_argv = &argv[rest];
-    if (c->max_workers == 0)
-        c->max_workers =
-            c->workers > DEFAULT_MAX_WORKERS ? c->workers : DEFAULT_MAX_WORKERS;
-    if (c->workers > c->max_workers)
-        return errmsg(err, errlen, "%d workers is more than --max-workers %d",
-                      c->workers, c->max_workers);
+    if (sizing(c, cores, err, errlen) == -1)
+        return -1;
     if (c->graceful_ms == 0)
         return errmsg(err, errlen, "--graceful-timeout must be above 0");
     if (c->group != NULL && c->user == NULL)

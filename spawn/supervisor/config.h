@@ -19,9 +19,14 @@ enum config_affinity {
 };
 
 struct config {
-    int workers;      /* -w: pool size at start */
-    int max_workers;  /* ceiling for SIGTTIN */
-    const char *bind; /* NULL: use the inherited socket */
+    int workers;              /* -w: pool size at start */
+    int max_workers;          /* --workers-max: the ceiling, SIGTTIN's too */
+    int pm;                   /* enum pm_mode: how the pool finds its size */
+    int workers_min;          /* --workers-min: the floor of a pool that sizes
+                                 itself */
+    int spare_min, spare_max; /* --pm dynamic: idle workers kept */
+    long idle_ms;             /* --idle-timeout: idle this long, fewer */
+    const char *bind;         /* NULL: use the inherited socket */
     int backlog;
     const char *socket_user, *socket_group; /* NULL: --user, --group */
     int socket_mode;                        /* unix socket's mode bits */
@@ -45,6 +50,16 @@ struct config {
 /*
  * config_parse: defaults, then the environment, then argv (getopt_long;
  * argv is permuted as getopt does).  cores is the default pool size.
+ *
+ * The pool's size: --pm static (the default) keeps -w workers (the
+ * cores); -w auto is --pm auto.  For the modes that size the pool
+ * (pm.h), -w is the size at start (auto: the cores; dynamic: php-fpm's
+ * start_servers, --spare-min + (--spare-max - --spare-min) / 2; ondemand:
+ * --workers-min), within --workers-min (1; ondemand 0) and --workers-max
+ * (64, or -w if larger; --max-workers is its older name).  --spare-min
+ * and --spare-max (1 and 3) belong to dynamic alone, --idle-timeout (10 s)
+ * to ondemand and auto, and --workers-min to the three: any of them with
+ * a mode it does not belong to is an error, as is a -w out of the bounds.
  * Results: 0, or -1 with a message a user can act on in err.
  */
 int config_parse(struct config *c, int argc, char **argv, int cores, char *err,

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -37,7 +38,9 @@
 #include "config.h"
 #include "errmsg.h"
 #include "exitcode.h"
+#include "gauge.h"
 #include "log.h"
+#include "pm.h"
 #include "pool.h"
 #include "proctitle.h"
 #include "scoreboard.h"
@@ -99,6 +102,14 @@ struct sv {
     int status_fd;
     pid_t status_pid;
     int64_t status_due; /* when to start it (again); 0: not due */
+    /* The pool's size (pm.h), from what the gauge measures every sample
+     * and window; gauge NULL: nothing is measured (static, no debug). */
+    struct pm pm;
+    struct gauge *gauge;
+    pid_t *serving; /* per slot: the pid serving from it, or 0 */
+    int64_t sample_due, window_due;
+    struct pm_report *report; /* shared with the status process */
+    struct pm_view view;      /* what it says */
 };
 
 static void begin_stop(struct sv *sv, enum stop how, int64_t now);
@@ -782,6 +793,9 @@ arm(struct sv *sv, int64_t now)
     struct itimerval it;
     int i;
 
+    if (sv->gauge != NULL && sv->stop == RUNNING && sv->sample_due < next)
+        next = sv->sample_due;
+
     for (i = 0; i < sv->nw; i++) {
         struct worker *w = &sv->w[i];
 
@@ -1190,6 +1204,167 @@ board(struct sv *sv)
     return 0;
 }
 
+/* --- the pool's size (pm.h, gauge.h) ------------------------------------ */
+
+/*
+ * resized: the target is now n, for why (one line): logged, and in the
+ * report the status page shows.
+ */
+static void
+resized(struct sv *sv, int n, const char *why)
+{
+    log_info("pool size %d -> %d (%s): %s", sv->target, n,
+             pm_mode_name((enum pm_mode)sv->cfg->pm), why);
+    sv->view.from = sv->target;
+    sv->view.target = n;
+    sv->view.changed_unix = (int64_t)time(NULL);
+    snprintf(sv->view.why, sizeof(sv->view.why), "%s", why);
+    sv->target = n;
+    if (sv->report != NULL)
+        pm_report_write(sv->report, &sv->view);
+}
+
+/*
+ * sizing_start: the controller at the pool's size, the gauge when the
+ * pool sizes itself or the log wants every window (--log-level debug:
+ * how the unit tests' traces are recorded), and the report.  Results: 0,
+ * or -1 (out of memory, logged).
+ */
+static int
+sizing_start(struct sv *sv, int64_t now)
+{
+    const struct config *c = sv->cfg;
+    struct pm_config pc = {(enum pm_mode)c->pm, sv->target,   c->workers_min,
+                           c->max_workers,      c->spare_min, c->spare_max,
+                           c->idle_ms};
+
+    if (pc.start < pc.min)
+        pc.start = pc.min;
+    pm_init(&sv->pm, &pc);
+    sv->target = sv->pm.target;
+    sv->report = mmap(NULL, sizeof(*sv->report), PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (sv->report == MAP_FAILED)
+        sv->report = NULL;
+    sv->view.mode = pc.mode;
+    sv->view.target = sv->view.from = sv->target;
+    sv->view.min = pc.mode == PM_STATIC ? 1 : pc.min;
+    sv->view.max = pc.max;
+    if (sv->report != NULL)
+        pm_report_write(sv->report, &sv->view);
+    if (pc.mode == PM_STATIC && c->log_level < LOG_DEBUG)
+        return 0;
+    sv->serving = calloc((size_t)sv->nw, sizeof(*sv->serving));
+    if (sv->serving == NULL ||
+        (sv->gauge = gauge_new(sv->sb, sv->listen_fd)) == NULL) {
+        log_err("cannot measure the pool: %s", strerror(ENOMEM));
+        return -1;
+    }
+    sv->sample_due = now + PM_SAMPLE_MS * MS;
+    sv->window_due = now + PM_WINDOW_MS * MS;
+    return 0;
+}
+
+static void
+sizing_free(struct sv *sv)
+{
+    gauge_free(sv->gauge);
+    free(sv->serving);
+    if (sv->report != NULL)
+        munmap(sv->report, sizeof(*sv->report));
+}
+
+/*
+ * serving_pids: the pid serving from each slot (0: none), for the gauge.
+ * Results: the workers on their way in or out (starting, stopping, or
+ * dead and due to start again); *ready the ones serving.
+ */
+static int
+serving_pids(struct sv *sv, int *ready)
+{
+    int i, moving = 0;
+
+    *ready = 0;
+    for (i = 0; i < sv->nw; i++) {
+        const struct worker *w = &sv->w[i];
+        int serves = w->state == W_RUNNING && w->ready && !w->killed;
+
+        sv->serving[i] = serves ? w->pid : 0;
+        *ready += serves;
+        moving += (w->state == W_RUNNING && !w->ready) ||
+                  w->state == W_STOPPING || w->state == W_PENDING;
+    }
+    return moving;
+}
+
+/* next_tick: due + period, or now + period when that has passed. */
+static int64_t
+next_tick(int64_t due, int64_t period, int64_t now)
+{
+    return due + period > now ? due + period : now + period;
+}
+
+/*
+ * measure: a sample when one is due, a window when one is, and the
+ * controller's answer to it carried out.
+ */
+static void
+measure(struct sv *sv, int64_t now)
+{
+    struct pm_window win;
+    char why[PM_WHY_MAX], line[256];
+    int moving, ready, to;
+
+    if (sv->gauge == NULL || sv->stop != RUNNING || now < sv->sample_due)
+        return;
+    moving = serving_pids(sv, &ready);
+    gauge_sample(sv->gauge, sv->serving, now);
+    sv->sample_due = next_tick(sv->sample_due, PM_SAMPLE_MS * MS, now);
+    if (sv->view.current != ready && sv->report != NULL) {
+        sv->view.current = ready;
+        pm_report_write(sv->report, &sv->view);
+    }
+    if (now < sv->window_due)
+        return;
+    sv->window_due = next_tick(sv->window_due, PM_WINDOW_MS * MS, now);
+    gauge_window(sv->gauge, sv->serving, moving, now, &win);
+    if (sv->cfg->log_level >= LOG_DEBUG) {
+        gauge_line(&win, line, sizeof(line));
+        log_debug("window %s", line);
+    }
+    if ((to = pm_step(&sv->pm, &win, why, sizeof(why))) != sv->target)
+        resized(sv, to, why);
+}
+
+/*
+ * sleep_until: sigsuspend(); but with no worker to take a connection
+ * (ondemand, down to 0) ppoll() on the listening socket too, so that a
+ * connection starts one at once.  Results: 1 when a connection waits.
+ */
+static int
+sleep_until(struct sv *sv, const sigset_t *mask)
+{
+    struct pollfd pfd = {.fd = sv->listen_fd, .events = POLLIN};
+
+    if (sv->target > 0 || sv->stop != RUNNING || live(sv) > 0 ||
+        sv->gauge == NULL) {
+        sigsuspend(mask);
+        return 0;
+    }
+    return ppoll(&pfd, 1, NULL, mask) == 1 && (pfd.revents & POLLIN);
+}
+
+/* wake: a connection came to a pool without a worker. */
+static void
+wake(struct sv *sv)
+{
+    char why[PM_WHY_MAX];
+    int to = pm_wake(&sv->pm, why, sizeof(why));
+
+    if (to != sv->target)
+        resized(sv, to, why);
+}
+
 /* --- the flags ----------------------------------------------------------- */
 
 /* reopen_log: SIGUSR1's work, then a roll for the workers' sake. */
@@ -1207,24 +1382,26 @@ reopen_log(struct sv *sv)
     }
 }
 
-/* resize: SIGTTIN and SIGTTOU, counted, within 1 and --max-workers. */
+/* resize: SIGTTIN and SIGTTOU, counted, within 1 (or --workers-min)
+ * and --workers-max; a pool that sizes itself starts from there. */
 static void
 resize(struct sv *sv)
 {
     int n = sv->target + sig_ttin - sig_ttou;
+    int lo = sv->cfg->pm == PM_STATIC ? 1 : sv->cfg->workers_min;
 
     if (n > sv->cfg->max_workers) {
         n = sv->cfg->max_workers;
         sb_pool_max_children(sv->sb);
     }
-    if (n < 1)
-        n = 1;
+    if (n < lo)
+        n = lo;
+    n = pm_set(&sv->pm, n);
     if (n != sv->target)
-        log_info("pool size %d -> %d", sv->target, n);
+        resized(sv, n, sig_ttin > sig_ttou ? "SIGTTIN" : "SIGTTOU");
     else
-        log_warn("pool size stays %d (between 1 and --max-workers %d)", n,
+        log_warn("pool size stays %d (between %d and --workers-max %d)", n, lo,
                  sv->cfg->max_workers);
-    sv->target = n;
     sig_ttin = sig_ttou = 0;
 }
 
@@ -1351,6 +1528,7 @@ supervisor_run(const struct config *cfg, int listen_fd, const char *path,
     sigset_t wait_mask;
     struct sv sv;
     int64_t now;
+    int knock;
 
     memset(&sv, 0, sizeof(sv));
     sv.cfg = cfg;
@@ -1379,6 +1557,10 @@ supervisor_run(const struct config *cfg, int listen_fd, const char *path,
         goto free_sv;
     }
     publish_limit(&sv);
+    if (sizing_start(&sv, sb_now_ns()) == -1) {
+        sv.status = EXITCODE_ERROR;
+        goto free_sv;
+    }
     srandom((unsigned)getpid() ^ (unsigned)time(NULL));
     if (cfg->cpu_affinity == CONFIG_AFFINITY_SLOT && cpus_allowed(&sv) == -1) {
         log_err("--cpu-affinity: cannot read the CPUs allowed: %s",
@@ -1401,7 +1583,7 @@ supervisor_run(const struct config *cfg, int listen_fd, const char *path,
     reshape(&sv, now);
     for (;;) {
         arm(&sv, now);
-        sigsuspend(&wait_mask);
+        knock = sleep_until(&sv, &wait_mask);
         now = sb_now_ns();
         on_flags(&sv, now);
         if (sig_child) {
@@ -1409,6 +1591,9 @@ supervisor_run(const struct config *cfg, int listen_fd, const char *path,
             reap(&sv, now);
         }
         watch(&sv, now);
+        if (knock && sv.stop == RUNNING)
+            wake(&sv);
+        measure(&sv, now);
         reshape(&sv, now);
         if (sv.status_due > 0 && sv.status_due <= now && sv.stop == RUNNING)
             status_start(&sv, now);
@@ -1418,6 +1603,7 @@ supervisor_run(const struct config *cfg, int listen_fd, const char *path,
     log_info("all workers gone; exiting with status %d", sv.status);
     signals_restore(&saved);
 free_sv:
+    sizing_free(&sv);
     free(sv.envp);
     sb_free(sv.sb);
     free(sv.w);

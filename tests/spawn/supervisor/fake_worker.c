@@ -7,7 +7,9 @@
  *
  *   /sleep          never answers: a request stuck past any time limit
  *   /crash          abort() in the middle of a request
- *   /slow?ms=N      answers after N milliseconds
+ *   /slow?ms=N      answers after N milliseconds, reported to the
+ *                   scoreboard as time in the database (what a worker
+ *                   whose database is far away shows the pool)
  *   /pid            its pid
  *   anything else   "Hello, World!"
  *
@@ -51,11 +53,14 @@ env_long(const char *name)
     return v != NULL ? strtol(v, NULL, 10) : 0;
 }
 
-static void
-serve(FCGX_Request *req)
+/* serve: one request; results: 1 when its phases were reported (and
+ * so its end), 0 when only its being busy was. */
+static int
+serve(FCGX_Request *req, struct sb_slot *slot)
 {
     const char *uri = FCGX_GetParam("REQUEST_URI", req->envp);
     const char *ms;
+    int phased = 0;
 
     if (uri == NULL)
         uri = "/";
@@ -65,13 +70,19 @@ serve(FCGX_Request *req)
     }
     if (strncmp(uri, "/crash", 6) == 0)
         abort();
-    if (strncmp(uri, "/slow", 5) == 0 && (ms = strstr(uri, "ms=")) != NULL)
+    if (strncmp(uri, "/slow", 5) == 0 && (ms = strstr(uri, "ms=")) != NULL) {
+        sb_request_begin(slot, 0, "/slow", 5);
+        sb_phase(slot, SB_DATABASE);
         sleep_ms(strtol(ms + 3, NULL, 10));
+        sb_phase(slot, SB_WRITING);
+        phased = 1;
+    }
     FCGX_FPrintF(req->out, "Content-Type: text/plain\r\n\r\n");
     if (strncmp(uri, "/pid", 4) == 0)
         FCGX_FPrintF(req->out, "%ld", (long)getpid());
     else
         FCGX_FPrintF(req->out, "Hello, World!");
+    return phased;
 }
 
 int
@@ -82,7 +93,7 @@ main(void)
     FCGX_Request req;
     sigset_t stop;
     long max, served = 0;
-    int rc;
+    int rc, phased;
 
     if (getenv("FAKE_START_MS") != NULL)
         sleep_ms(env_long("FAKE_START_MS"));
@@ -127,10 +138,13 @@ main(void)
         if (rc < 0)
             break;
         sb_set_state(slot, SB_BUSY);
-        serve(&req);
+        phased = serve(&req, slot);
         FCGX_Finish_r(&req);
         served++;
-        sb_request_done(slot);
+        if (phased)
+            sb_request_end(slot, 200, 0);
+        else
+            sb_request_done(slot);
     }
     sb_set_state(slot, SB_EXITING);
     return 0;

@@ -166,7 +166,7 @@ test_errors(void)
         {{"tfb-spawn", "-z"}, "-z"},
         {{"tfb-spawn", "--bind"}, "needs a value"},
         {{"tfb-spawn", "--bind="}, "empty"},
-        {{"tfb-spawn", "-w", "5", "--max-workers", "3"}, "max-workers"},
+        {{"tfb-spawn", "-w", "5", "--max-workers", "3"}, "--workers-max 3"},
         {{"tfb-spawn", "--graceful-timeout", "0"}, "above 0"},
         {{"tfb-spawn", "--group", "www-data"}, "--user"},
     };
@@ -179,6 +179,99 @@ test_errors(void)
         ok(r == -1 && strstr(err, cases[i].says) != NULL,
            "%s %s: rejected, saying %s (%s)", cases[i].words[1],
            cases[i].words[2] ? cases[i].words[2] : "", cases[i].says, err);
+    }
+}
+
+static void
+test_pm(void)
+{
+    static const char *const w_auto[] = {"tfb-spawn", "-w", "auto", NULL};
+    static const char *const pm_auto[] = {
+        "tfb-spawn",     "--pm", "auto",          "-w", "4",
+        "--workers-min", "2",    "--workers-max", "16", NULL};
+    static const char *const dyn[] = {"tfb-spawn", "--pm", "dynamic", NULL};
+    static const char *const dyn26[] = {"tfb-spawn",   "--pm", "dynamic",
+                                        "--spare-min", "2",    "--spare-max",
+                                        "6",           NULL};
+    static const char *const ond[] = {"tfb-spawn",      "--pm", "ondemand",
+                                      "--idle-timeout", "30s",  NULL};
+    static const char *const old_max[] = {"tfb-spawn", "--max-workers", "8",
+                                          NULL};
+    static const char *const none[] = {"tfb-spawn", NULL};
+    struct config c;
+
+    is_int(parse(&c, none), 0, "no option");
+    is_int(c.pm, PM_STATIC, "static by default");
+    is_int(parse(&c, w_auto), 0, "-w auto");
+    ok(c.pm == PM_AUTO && c.workers == 2 && c.workers_min == 1 &&
+           c.max_workers == 64 && c.idle_ms == 10000,
+       "-w auto: --pm auto from the cores, within 1..64, idle 10 s");
+    is_int(parse(&c, pm_auto), 0, "--pm auto with its bounds");
+    ok(c.pm == PM_AUTO && c.workers == 4 && c.workers_min == 2 &&
+           c.max_workers == 16,
+       "--pm auto -w 4 --workers-min 2 --workers-max 16");
+    is_int(parse(&c, dyn), 0, "--pm dynamic");
+    ok(c.workers == 2 && c.spare_min == 1 && c.spare_max == 3 &&
+           c.workers_min == 1,
+       "dynamic: spare 1..3, start_servers 1 + (3 - 1) / 2");
+    is_int(parse(&c, dyn26), 0, "--pm dynamic with its spares");
+    is_int(c.workers, 4, "start_servers 2 + (6 - 2) / 2");
+    is_int(parse(&c, ond), 0, "--pm ondemand");
+    ok(c.workers == 0 && c.workers_min == 0 && c.idle_ms == 30000,
+       "ondemand: no worker until a request comes, --idle-timeout 30s");
+    is_int(parse(&c, old_max), 0, "--max-workers");
+    is_int(c.max_workers, 8, "--max-workers is --workers-max");
+    setenv("TFB_SPAWN_WORKERS", "auto", 1);
+    parse(&c, none);
+    is_int(c.pm, PM_AUTO, "TFB_SPAWN_WORKERS=auto");
+    clean_env();
+}
+
+static void
+test_pm_errors(void)
+{
+    static const struct {
+        const char *words[8];
+        const char *says;
+    } cases[] = {
+        {{"tfb-spawn", "-w", "auto", "--pm", "static"},
+         "-w auto is --pm auto, not --pm static"},
+        {{"tfb-spawn", "--workers-min", "2"},
+         "--workers-min belongs to --pm dynamic, ondemand or auto, not --pm "
+         "static"},
+        {{"tfb-spawn", "--pm", "auto", "--spare-min", "1"},
+         "--spare-min belongs to --pm dynamic"},
+        {{"tfb-spawn", "--pm", "dynamic", "--idle-timeout", "5s"},
+         "--idle-timeout belongs to --pm ondemand or auto"},
+        {{"tfb-spawn", "--pm", "auto", "--workers-min", "10", "--workers-max",
+          "5"},
+         "--workers-min 10 is more than --workers-max 5"},
+        {{"tfb-spawn", "--pm", "auto", "-w", "1", "--workers-min", "2"},
+         "1 workers is fewer than --workers-min 2"},
+        {{"tfb-spawn", "--pm", "dynamic", "--spare-min", "4", "--spare-max",
+          "2"},
+         "--spare-min 4 is more than --spare-max 2"},
+        {{"tfb-spawn", "--pm", "dynamic", "--spare-max", "10", "--workers-max",
+          "5"},
+         "--spare-max 10 is more than --workers-max 5"},
+        {{"tfb-spawn", "--pm", "fast"},
+         "--pm: 'fast' is not one of static, dynamic, ondemand, auto"},
+        {{"tfb-spawn", "-w", "autox"},
+         "--workers: 'autox' is not a number in [1, 4096] nor auto"},
+        {{"tfb-spawn", "--pm", "auto", "--workers-max", "0"},
+         "--workers-max: '0' is not a number"},
+    };
+    struct config c;
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int r = parse(&c, cases[i].words);
+
+        if (!ok(r == -1 && strstr(err, cases[i].says) == err,
+                "%s %s %s: rejected (%s)", cases[i].words[1],
+                cases[i].words[2] ? cases[i].words[2] : "",
+                cases[i].words[3] ? cases[i].words[3] : "", err))
+            printf("#   want '%s...'\n", cases[i].says);
     }
 }
 
@@ -291,6 +384,8 @@ main(void)
     test_env();
     test_errors();
     test_max_workers();
+    test_pm();
+    test_pm_errors();
     test_env_names();
     test_usage();
     test_env_table();

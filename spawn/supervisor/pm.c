@@ -1,0 +1,575 @@
+/*
+ * pm.c: the process manager's sizing; see pm.h, whose header comment
+ * gives the reasoning this file follows.
+ */
+#include "pm.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const mode_names[] = {"static", "dynamic", "ondemand",
+                                         "auto"};
+
+const char *
+pm_mode_name(enum pm_mode mode)
+{
+    assert(mode >= PM_STATIC && mode <= PM_AUTO);
+    return mode_names[mode];
+}
+
+/* up: the smallest whole number at least x (x >= 0), without libm. */
+static int
+up(double x)
+{
+    int n = (int)x;
+
+    if (x > 1e6)
+        return 1000000;
+    return (double)n < x - 1e-9 ? n + 1 : n;
+}
+
+static double
+absd(double x)
+{
+    return x < 0 ? -x : x;
+}
+
+static int
+clamp(const struct pm *pm, int n)
+{
+    int lo = pm->cfg.mode == PM_STATIC ? 1 : pm->cfg.min;
+
+    if (n > pm->cfg.max)
+        n = pm->cfg.max;
+    return n < lo ? lo : n;
+}
+
+/* calm_reset: idleness is counted afresh from now. */
+static void
+calm_reset(struct pm *pm, int64_t now)
+{
+    pm->calm_since_ms = now;
+    pm->calm_need = -1;
+}
+
+/* settle: the pool is moving: measure nothing until it has its size and
+ * one more window has passed. */
+static void
+settle(struct pm *pm, int64_t now)
+{
+    pm->settling = 1;
+    memset(&pm->acc, 0, sizeof(pm->acc));
+    pm->cpu_idle_span = pm->run_wait_span = 0;
+    calm_reset(pm, now);
+}
+
+/* forget: what auto learnt of sizes, gone (the load changed). */
+static void
+forget(struct pm *pm)
+{
+    pm->probing = 0;
+    pm->descend = 0;
+    pm->floor = pm->ceiling = 0;
+    pm->context_off = 0;
+}
+
+void
+pm_init(struct pm *pm, const struct pm_config *cfg)
+{
+    assert(cfg->min >= 0 && cfg->min <= cfg->max);
+    memset(pm, 0, sizeof(*pm));
+    pm->cfg = *cfg;
+    pm->target = clamp(pm, cfg->start);
+    pm->hold_ms = PM_HOLD_MS;
+    settle(pm, 0);
+}
+
+int
+pm_set(struct pm *pm, int target)
+{
+    pm->target = clamp(pm, target);
+    forget(pm);
+    settle(pm, pm->calm_since_ms);
+    return pm->target;
+}
+
+int
+pm_wake(struct pm *pm, char *why, size_t len)
+{
+    if (pm->cfg.mode == PM_STATIC || pm->target > 0)
+        return pm->target;
+    pm->target = clamp(pm, 1);
+    settle(pm, pm->calm_since_ms);
+    snprintf(why, len, "a connection waits and no worker runs");
+    return pm->target;
+}
+
+/* change: a new target, from a decision; the pool moves. */
+static int
+change(struct pm *pm, int to, int64_t now)
+{
+    to = clamp(pm, to);
+    if (to != pm->target) {
+        pm->target = to;
+        settle(pm, now);
+    }
+    return pm->target;
+}
+
+/* run_share: the share of their busy time the workers waited for a
+ * CPU, or -1 when unknown. */
+static double
+run_share(const struct pm_measure *m)
+{
+    return m->run_wait >= 0 && m->busy > 0 ? m->run_wait / m->busy : -1;
+}
+
+/* cpu_bound: the machine's CPUs busy and the pool's workers waiting for
+ * one (pm.h says why both). */
+static int
+cpu_bound(const struct pm_measure *m)
+{
+    return m->cpu_idle >= 0 && m->cpu_idle < 1 - PM_CPU_BUSY &&
+           run_share(m) >= PM_RUN_WAIT;
+}
+
+/* cpu_note: "; CPU 97% busy, workers waited for one 3%" with what the
+ * measurement knew, else "". */
+static const char *
+cpu_note(const struct pm_measure *m, char *buf, size_t len)
+{
+    int n = 0;
+
+    buf[0] = '\0';
+    if (m->cpu_idle >= 0)
+        n = snprintf(buf, len, "; CPU %.0f%% busy", 100 * (1 - m->cpu_idle));
+    if (run_share(m) >= 0 && n >= 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n, "%s workers waited for one %.0f%%",
+                 n > 0 ? "," : ";", 100 * run_share(m));
+    return buf;
+}
+
+/*
+ * idle_shrink: every window since calm_since needed fewer workers than
+ * the pool has, for --idle-timeout: down to the most one needed.
+ * need is what this window needed.  Results: 1 when it shrank.
+ */
+static int
+idle_shrink(struct pm *pm, const struct pm_window *w, int need, char *why,
+            size_t len)
+{
+    int to;
+
+    if (need >= pm->target) {
+        calm_reset(pm, w->end_ms);
+        return 0;
+    }
+    if (need > pm->calm_need)
+        pm->calm_need = need;
+    if (w->end_ms - pm->calm_since_ms < pm->cfg.idle_ms ||
+        pm->target <= pm->cfg.min)
+        return 0;
+    to = pm->calm_need > pm->cfg.min ? pm->calm_need : pm->cfg.min;
+    snprintf(why, len,
+             "idle: at most %d needed in the last %.0f s (%.1f busy, "
+             "%.0f req/s now)",
+             pm->calm_need, (double)pm->cfg.idle_ms / 1000, w->busy,
+             w->span_ms > 0 ? (double)w->requests * 1000 / w->span_ms : 0.0);
+    forget(pm);
+    change(pm, to, w->end_ms);
+    return 1;
+}
+
+/* --- dynamic and ondemand ------------------------------------------------ */
+
+static int
+dynamic_step(struct pm *pm, const struct pm_window *w, char *why, size_t len)
+{
+    int spare = pm->target - up(w->busy + w->queue);
+
+    if (spare < pm->cfg.spare_min && pm->target < pm->cfg.max) {
+        snprintf(why, len,
+                 "%d spare, below --spare-min %d (%.1f busy, queue %.1f)",
+                 spare, pm->cfg.spare_min, w->busy, w->queue);
+        return change(pm, pm->target + pm->cfg.spare_min - spare, w->end_ms);
+    }
+    if (spare > pm->cfg.spare_max && pm->target > pm->cfg.min) {
+        snprintf(why, len, "%d spare, above --spare-max %d (%.1f busy)", spare,
+                 pm->cfg.spare_max, w->busy);
+        return change(pm, pm->target - 1, w->end_ms);
+    }
+    return pm->target;
+}
+
+static int
+ondemand_step(struct pm *pm, const struct pm_window *w, char *why, size_t len)
+{
+    int want = w->busy_max + w->queue_max;
+
+    if ((w->queue_max > 0 || w->busy_max >= pm->target) &&
+        pm->target < pm->cfg.max) {
+        snprintf(why, len,
+                 "requests wait for a worker (%d busy at once, queue up to "
+                 "%d)",
+                 w->busy_max, w->queue_max);
+        forget(pm);
+        return change(pm, want > pm->target ? want : pm->target + 1, w->end_ms);
+    }
+    idle_shrink(pm, w, w->busy_max + w->queue_max, why, len);
+    return pm->target;
+}
+
+/* --- auto ----------------------------------------------------------------- */
+
+/* measure_add: a window into the measurement under way. */
+static void
+measure_add(struct pm *pm, const struct pm_window *w)
+{
+    struct pm_measure *a = &pm->acc;
+    double s = (double)w->span_ms / 1000;
+
+    a->windows++;
+    a->span_s += s;
+    a->requests += (double)w->requests;
+    a->busy += w->busy * s;
+    a->db += w->db * s;
+    a->queue += w->queue * s;
+    if (w->cpu_idle >= 0) {
+        a->cpu_idle += w->cpu_idle * s;
+        pm->cpu_idle_span += s;
+    }
+    if (w->run_wait >= 0) {
+        a->run_wait += w->run_wait * s;
+        pm->run_wait_span += s;
+    }
+}
+
+/* measure_done: the measurement under way is complete: its means into
+ * m, and a new one begins.  Results: 1, or 0 when it needs more. */
+static int
+measure_done(struct pm *pm, struct pm_measure *m)
+{
+    struct pm_measure *a = &pm->acc;
+
+    if (a->windows < PM_MEASURE ||
+        (a->requests < PM_JUDGE_REQUESTS && a->windows < PM_MEASURE_MAX) ||
+        a->span_s <= 0)
+        return 0;
+    *m = *a;
+    m->rate = a->requests / a->span_s;
+    m->busy = a->busy / a->span_s;
+    m->db = a->db / a->span_s;
+    m->queue = a->queue / a->span_s;
+    m->cpu_idle = pm->cpu_idle_span > 0 ? a->cpu_idle / pm->cpu_idle_span : -1;
+    m->run_wait = pm->run_wait_span > 0 ? a->run_wait / pm->run_wait_span : -1;
+    memset(a, 0, sizeof(*a));
+    pm->cpu_idle_span = pm->run_wait_span = 0;
+    return 1;
+}
+
+/* gain: the change of rate from b to m, as a fraction. */
+static double
+gain(const struct pm_measure *b, const struct pm_measure *m)
+{
+    if (b->rate > 0)
+        return m->rate / b->rate - 1;
+    return m->rate > 0 ? 1 : 0;
+}
+
+static int
+few(const struct pm_measure *b, const struct pm_measure *m)
+{
+    return b->requests < PM_FEW_REQUESTS || m->requests < PM_FEW_REQUESTS;
+}
+
+/* probe: try size to, judged against m. */
+static int
+probe(struct pm *pm, const struct pm_measure *m, int to, int64_t now)
+{
+    pm->base = *m;
+    pm->probe_from = pm->target;
+    pm->probing = 1;
+    return change(pm, to, now);
+}
+
+/* ceiling_at: size n bought nothing over the rate and the queue
+ * before it. */
+static void
+ceiling_at(struct pm *pm, int n, double rate, double queue, int64_t now)
+{
+    if (n == pm->last_ceiling)
+        pm->hold_ms =
+            pm->hold_ms * 2 < PM_HOLD_MAX_MS ? pm->hold_ms * 2 : PM_HOLD_MAX_MS;
+    else
+        pm->hold_ms = PM_HOLD_MS;
+    pm->ceiling = pm->last_ceiling = n;
+    pm->ceiling_rate = rate;
+    pm->ceiling_queue = queue;
+    pm->ceiling_until_ms = now + pm->hold_ms;
+    pm->context_off = 0;
+}
+
+/* descend_to: the next smaller size to try, or 0 when there is none. */
+static int
+descend_to(const struct pm *pm)
+{
+    int to = pm->target / 2;
+
+    if (to <= pm->floor)
+        to = pm->floor + 1;
+    if (to < pm->cfg.min)
+        to = pm->cfg.min;
+    return to < pm->target && to >= 1 ? to : 0;
+}
+
+/* judge_grow: the bigger pool, measured m: kept, or undone. */
+static int
+judge_grow(struct pm *pm, const struct pm_measure *m, int64_t now, char *why,
+           size_t len)
+{
+    const struct pm_measure *b = &pm->base;
+    double g = gain(b, m);
+    int from = pm->probe_from, bought;
+    char cpu[80];
+
+    pm->probing = 0;
+    if (m->queue < PM_QUEUE && m->busy < PM_UTIL_SHRINK * from)
+        return pm->target; /* the load fell away: nothing to judge */
+    if (few(b, m))
+        bought = m->busy >= b->busy + 0.5 * (pm->target - from);
+    else
+        bought = g >= PM_GAIN ||
+                 (g > -PM_GAIN && b->queue >= 1 && m->queue <= b->queue / 4);
+    if (bought) {
+        pm->floor = from;
+        return pm->target;
+    }
+    ceiling_at(pm, pm->target, b->rate, b->queue, now);
+    pm->descend = !few(b, m) && g < -PM_GAIN && pm->floor == 0;
+    snprintf(why, len,
+             "%d workers answered %+.0f%% (%.0f -> %.0f req/s%s): back; "
+             "no more than %d while the load stays",
+             pm->target, 100 * g, b->rate, m->rate,
+             cpu_note(m, cpu, sizeof(cpu)), pm->target - 1);
+    return change(pm, from, now);
+}
+
+/* judge_shrink: the smaller pool, measured m: kept, or undone. */
+static int
+judge_shrink(struct pm *pm, const struct pm_measure *m, int64_t now, char *why,
+             size_t len)
+{
+    const struct pm_measure *b = &pm->base;
+    int from = pm->probe_from, kept;
+
+    pm->probing = 0;
+    if (few(b, m))
+        kept = m->queue <= b->queue + PM_QUEUE &&
+               m->busy < PM_UTIL_GROW * pm->target;
+    else
+        kept = m->rate >= b->rate * (1 - PM_SHRINK_TOL);
+    if (kept) {
+        ceiling_at(pm, from, m->rate, m->queue, now);
+        return pm->target;
+    }
+    pm->floor = pm->target;
+    pm->descend = 0;
+    snprintf(why, len, "%d workers answered %+.0f%% (%.0f -> %.0f req/s): back",
+             pm->target, 100 * gain(b, m), b->rate, m->rate);
+    return change(pm, from, now);
+}
+
+/* grow_to: the size a probe tries when requests wait (m). */
+static int
+grow_to(const struct pm *pm, const struct pm_measure *m)
+{
+    int n = pm->target, to, need;
+
+    if (n == 0)
+        return 1;
+    if (cpu_bound(m))
+        to = n + (n / 4 > 1 ? n / 4 : 1);
+    else
+        to = 2 * n;
+    need = up((m->busy + m->queue) / PM_UTIL_SHRINK);
+    if (need > n && need < to)
+        to = need;
+    return to > n ? to : n + 1;
+}
+
+/*
+ * ceiling_upkeep: a ceiling lapses with time, or when the load moves:
+ * the rate at this size off the one it was found at, or the queue
+ * deeper than twice (a load that grew when every worker was busy
+ * shows there only).
+ */
+static void
+ceiling_upkeep(struct pm *pm, const struct pm_measure *m, int64_t now)
+{
+    if (pm->ceiling == 0)
+        return;
+    if (now >= pm->ceiling_until_ms) {
+        pm->ceiling = 0;
+        return;
+    }
+    if ((pm->ceiling_rate > 0 &&
+         absd(m->rate / pm->ceiling_rate - 1) > PM_CONTEXT) ||
+        m->queue > 2 * pm->ceiling_queue + 1) {
+        if (++pm->context_off >= 2)
+            forget(pm);
+    } else {
+        pm->context_off = 0;
+    }
+}
+
+/* decide: what a complete measurement m at the target means. */
+static int
+decide(struct pm *pm, const struct pm_measure *m, int64_t now, char *why,
+       size_t len)
+{
+    int limit, to;
+    char cpu[80];
+
+    if (pm->probing) {
+        int before = pm->target;
+
+        to = pm->target > pm->probe_from ? judge_grow(pm, m, now, why, len)
+                                         : judge_shrink(pm, m, now, why, len);
+        if (to != before)
+            return to; /* undone */
+        /* Kept: m is the base of what follows. */
+    }
+    if (pm->descend) {
+        if ((to = descend_to(pm)) == 0) {
+            pm->descend = 0;
+            return pm->target;
+        }
+        snprintf(why, len,
+                 "a bigger pool answered less: trying a smaller one "
+                 "(%.0f req/s now)",
+                 m->rate);
+        return probe(pm, m, to, now);
+    }
+    /* A ceiling holds the size: a probe below it would be a smaller step
+     * than the one that bought nothing, expected to buy less. */
+    ceiling_upkeep(pm, m, now);
+    if (pm->ceiling > 0)
+        return pm->target;
+    limit = pm->cfg.max;
+    if ((m->queue >= PM_QUEUE || m->busy >= PM_UTIL_GROW * pm->target) &&
+        pm->target < limit) {
+        to = grow_to(pm, m);
+        snprintf(why, len,
+                 "requests wait: queue %.1f, %.1f of %d busy (%.0f%% of it "
+                 "in the database), %.0f req/s%s",
+                 m->queue, m->busy, pm->target,
+                 m->busy > 0 ? 100 * m->db / m->busy : 0.0, m->rate,
+                 cpu_note(m, cpu, sizeof(cpu)));
+        return probe(pm, m, to < limit ? to : limit, now);
+    }
+    return pm->target;
+}
+
+static int
+auto_step(struct pm *pm, const struct pm_window *w, char *why, size_t len)
+{
+    struct pm_measure m;
+
+    if (idle_shrink(pm, w, up((w->busy + w->queue) / PM_UTIL_SHRINK), why, len))
+        return pm->target;
+    measure_add(pm, w);
+    if (!measure_done(pm, &m))
+        return pm->target;
+    return decide(pm, &m, w->end_ms, why, len);
+}
+
+int
+pm_step(struct pm *pm, const struct pm_window *w, char *why, size_t len)
+{
+    if (pm->cfg.mode == PM_STATIC)
+        return pm->target;
+    if (w->moving > 0 || w->workers != pm->target) {
+        settle(pm, w->end_ms);
+        return pm->target;
+    }
+    if (pm->settling) {
+        settle(pm, w->end_ms);
+        pm->settling = 0;
+        return pm->target;
+    }
+    switch (pm->cfg.mode) {
+    case PM_DYNAMIC:
+        return dynamic_step(pm, w, why, len);
+    case PM_ONDEMAND:
+        return ondemand_step(pm, w, why, len);
+    default:
+        return auto_step(pm, w, why, len);
+    }
+}
+
+/* --- the report ------------------------------------------------------------
+ */
+
+void
+pm_report_write(struct pm_report *r, const struct pm_view *v)
+{
+    atomic_fetch_add_explicit(&r->seq, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    r->mode = (int32_t)v->mode;
+    r->target = v->target;
+    r->current = v->current;
+    r->min = v->min;
+    r->max = v->max;
+    r->from = v->from;
+    r->changed_unix = v->changed_unix;
+    memcpy(r->why, v->why, sizeof(r->why));
+    r->why[sizeof(r->why) - 1] = '\0';
+    atomic_thread_fence(memory_order_release);
+    atomic_fetch_add_explicit(&r->seq, 1, memory_order_relaxed);
+}
+
+void
+pm_report_read(const struct pm_report *r, struct pm_view *v)
+{
+    uint32_t s1, s2;
+    int tries;
+
+    for (tries = 0; tries < 100; tries++) {
+        s1 = atomic_load_explicit(&r->seq, memory_order_acquire);
+        v->mode = r->mode >= PM_STATIC && r->mode <= PM_AUTO
+                      ? (enum pm_mode)r->mode
+                      : PM_STATIC;
+        v->target = r->target;
+        v->current = r->current;
+        v->min = r->min;
+        v->max = r->max;
+        v->from = r->from;
+        v->changed_unix = r->changed_unix;
+        memcpy(v->why, r->why, sizeof(v->why));
+        atomic_thread_fence(memory_order_acquire);
+        s2 = atomic_load_explicit(&r->seq, memory_order_relaxed);
+        if (s1 == s2 && (s1 & 1) == 0)
+            break;
+    }
+    v->why[sizeof(v->why) - 1] = '\0';
+}
+
+int
+pm_report_line(const struct pm_view *v, int64_t now_unix, char *buf, size_t len)
+{
+    char bounds[32] = "";
+
+    if (v->mode != PM_STATIC)
+        snprintf(bounds, sizeof(bounds), ", %d..%d", v->min, v->max);
+    if (v->changed_unix == 0)
+        return snprintf(buf, len, "%d workers, wanted %d (%s%s); no change yet",
+                        v->current, v->target, pm_mode_name(v->mode), bounds);
+    return snprintf(
+        buf, len, "%d workers, wanted %d (%s%s); %d -> %d %lld s ago: %s",
+        v->current, v->target, pm_mode_name(v->mode), bounds, v->from,
+        v->target,
+        (long long)(now_unix > v->changed_unix ? now_unix - v->changed_unix
+                                               : 0),
+        v->why);
+}

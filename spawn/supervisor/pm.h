@@ -1,0 +1,296 @@
+/*
+ * pm.h: the process manager's sizing, as a pure function of what the pool
+ * measured: how many workers the pool should have now.
+ *
+ * The supervisor's gauge (gauge.h) sums what the scoreboard and the kernel
+ * say over one window of PM_WINDOW_MS into a struct pm_window; pm_step()
+ * reads it and answers a target, with the reason for a change in one line.
+ * Nothing here makes a system call or reads a clock: the window carries
+ * its time, so that the unit tests drive the controller with recorded
+ * traces, second by second, without a process.
+ *
+ * Four modes, one mechanism (the same windows, the same report, the same
+ * log line per change), named after php-fpm's so that its settings map
+ * one to one:
+ *
+ *   static    the size is -w, changed only by SIGTTIN/SIGTTOU
+ *             (pm = static, pm.max_children);
+ *   dynamic   each window, the workers not needed (the pool's size less
+ *             those busy or waited for) are kept between --spare-min and
+ *             --spare-max: below, as many are added as are missing; above,
+ *             one goes (pm = dynamic and its min/max_spare_servers; php-fpm
+ *             also stops one idle child a second);
+ *   ondemand  a worker is added whenever a request waits for one (as many
+ *             as wait); workers beyond the most that were busy at once
+ *             during the last --idle-timeout go (pm = ondemand,
+ *             pm.process_idle_timeout; --workers-min 0 is php-fpm's "no
+ *             child until a request comes");
+ *   auto      the size that serves the most requests per second, found by
+ *             trying, below.
+ *
+ * Every mode stays within --workers-min and --workers-max (php-fpm's
+ * pm.max_children).
+ *
+ * == auto: the reasoning ==
+ *
+ * The right size depends on what a worker waits for.  A worker whose
+ * database is a network round trip away spends most of a request waiting
+ * on it, so throughput grows with workers until the CPUs are busy (at 1 ms,
+ * /db grows from 1,500 req/s with 2 workers to 12,800 with 32 on this
+ * project's 2-core machine); with PostgreSQL local, the CPUs are busy from
+ * 2 workers on and every worker more costs (11,500 req/s with 2, 8,900
+ * with 4, 6,200 with 16).  The phases a worker reports cannot tell these
+ * apart by themselves: at CPU saturation a request spends longer "in the
+ * database" too, because PostgreSQL's backends wait for a CPU.  And the
+ * kernel shares the CPUs by scheduling group: with autogroups and no
+ * systemd, the pool (one session) is one group while each PostgreSQL
+ * backend is a group of its own, so at saturation a worker more gets no
+ * CPU of its own, and adds a backend that takes a share from the rest.
+ * So the controller never reads a long database phase as a reason to add
+ * workers, nor "no gain" as "the database is slow": it adds workers only
+ * when requests wait for one, and keeps them only if the throughput they
+ * bought is measured.  What the kernel says about the CPUs (the machine's
+ * idle share, the workers' wait for a CPU) sizes the step and explains
+ * the decision; it decides nothing alone.  Neither alone says that the
+ * pool lacks CPU: on a machine shared with other work the CPUs are busy
+ * while this pool's workers, waiting on their database, get a CPU at
+ * once whenever they want one (measured: the machine 100% busy, 10
+ * workers waiting for a CPU 1-5% of their busy time); so the pool counts
+ * as CPU-bound only when both say so.
+ *
+ * The signals, per window: requests answered per second (rate); workers
+ * busy on average (busy, from the time the scoreboard's phases add up
+ * to, or from the states sampled every PM_SAMPLE_MS when the workers time
+ * no phases); connections waiting in the listening socket's queue, on
+ * average (queue, what the kernel says, sampled as busy is); the
+ * machine's idle CPU share.
+ *
+ * A measurement is PM_MEASURE whole windows at one size (more, up to
+ * PM_MEASURE_MAX, until PM_JUDGE_REQUESTS requests were answered), taken
+ * after the pool has reached that size and one more window has passed
+ * (new workers connect, caches warm).  Measurements never overlap a
+ * change.  From each:
+ *
+ *   requests wait    queue >= PM_QUEUE or busy >= PM_UTIL_GROW of the
+ *                    workers: try a bigger pool (a probe): twice the size,
+ *                    or a quarter more when the pool is CPU-bound (the
+ *                    machine's idle share below 1 - PM_CPU_BUSY and the
+ *                    workers waiting for a CPU PM_RUN_WAIT of their busy
+ *                    time: a big step there costs while it is judged, and
+ *                    buys little), never more than the
+ *                    waiting work needs at PM_UTIL_SHRINK, never while a
+ *                    ceiling holds (below);
+ *   a probe judged   the next measurement at the new size against the
+ *                    last one before it.  A bigger pool is kept if it
+ *                    answers PM_GAIN more requests per second, or as many
+ *                    (within PM_GAIN) with the wait gone (an open load:
+ *                    the rate is the clients', the wait is what workers
+ *                    buy); otherwise the pool goes back, and the size it
+ *                    tried becomes the ceiling (unless the load fell away
+ *                    meanwhile: the new size is kept, left to idleness to
+ *                    undo).  The size a kept probe
+ *                    came from becomes the floor: going below is known to
+ *                    cost.  Doubling means each probe is expected to buy
+ *                    a lot when it can (+100%), far above the noise of a
+ *                    2 s measurement on a shared machine (5-15%), so one
+ *                    probe too far is seen at once;
+ *   a loss           a bigger pool that answered fewer requests (below
+ *                    -PM_GAIN) says the size may already be past the best,
+ *                    as a pool started too big is: unless a floor is
+ *                    known, the pool then tries half its size, kept while
+ *                    it loses no more than PM_SHRINK_TOL, and so on down
+ *                    to the floor or --workers-min;
+ *   workers idle     when for --idle-timeout every window needed fewer
+ *                    workers than the pool has (busy plus queue, at
+ *                    PM_UTIL_SHRINK), the pool shrinks to the most any of
+ *                    them needed, in one step, down to --workers-min: an
+ *                    idle pool is at its minimum after one --idle-timeout.
+ *
+ * Why it converges: every change is either a probe, judged once and then
+ * kept or undone, or a shrink to what was measured as needed.  A climb
+ * under a steady load doubles until a probe buys nothing (at most
+ * log2(max/min) probes), then goes back one step: one change of
+ * direction.  A descent from a pool too big halves until a step loses,
+ * then goes back one step: one change.  After a loss on the way up, the
+ * descent adds a second change at most, and stops at the floor the climb
+ * found.  Why it does not oscillate: a ceiling, once found, is not tried
+ * again, nor any size up to it, while the load stays what it was (the
+ * rate at the current size within PM_CONTEXT of the rate when the ceiling
+ * was found, the queue no more than twice as deep: a load that grew while
+ * every worker was busy shows in the queue alone; two measurements out
+ * of it forget ceiling and floor, as an idle shrink does), nor before
+ * PM_HOLD_MS, doubled each time the same ceiling is
+ * found again, up to PM_HOLD_MAX_MS; and growing (at PM_UTIL_GROW busy,
+ * or a queue) and shrinking (below PM_UTIL_SHRINK, for a whole
+ * --idle-timeout) are far apart, so a load between them moves nothing.
+ * Growing is fast (a probe every 3 s or so) and shrinking slow, as
+ * requests that wait cost more than workers that idle.
+ *
+ * What it does not do: find a size between two powers of two (the best
+ * fixed count of a sweep is one of those too, and a size within a probe of
+ * the best answers within a few percent of it); follow a database that
+ * moves while the load stays (the rate moves, beyond PM_CONTEXT, and the
+ * next measurements start a climb or a descent again).
+ */
+#ifndef PM_H
+#define PM_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* In --pm's order. */
+enum pm_mode { PM_STATIC, PM_DYNAMIC, PM_ONDEMAND, PM_AUTO };
+
+/* The gauge's sampling period and a window, in ms. */
+#define PM_SAMPLE_MS 100
+#define PM_WINDOW_MS 1000
+/* Windows in a measurement: at least, and at most when requests are few. */
+#define PM_MEASURE 2
+#define PM_MEASURE_MAX 5
+#define PM_JUDGE_REQUESTS 200
+/* Fewer requests than this in a measurement: judge by the busy workers. */
+#define PM_FEW_REQUESTS 20
+/* What a probe must buy, and what a smaller pool may lose. */
+#define PM_GAIN 0.05
+#define PM_SHRINK_TOL 0.03
+/* Requests wait: a mean queue this deep, or this share of workers busy. */
+#define PM_QUEUE 0.5
+#define PM_UTIL_GROW 0.9
+/* The busy share an idle shrink, or the step's cap, sizes the pool to. */
+#define PM_UTIL_SHRINK 0.7
+/* CPU-bound: the machine's CPU busier than this, and the workers
+ * waiting for one this share of their busy time. */
+#define PM_CPU_BUSY 0.9
+#define PM_RUN_WAIT 0.1
+/* A rate this far from the ceiling's: the load or the database changed. */
+#define PM_CONTEXT 0.3
+/* How long a ceiling holds, first and at most. */
+#define PM_HOLD_MS (300 * 1000L)
+#define PM_HOLD_MAX_MS (3600 * 1000L)
+/* A reason, one line. */
+#define PM_WHY_MAX 192
+
+struct pm_config {
+    enum pm_mode mode;
+    int start;                /* -w: the size at start */
+    int min, max;             /* --workers-min, --workers-max */
+    int spare_min, spare_max; /* dynamic */
+    long idle_ms;             /* --idle-timeout */
+};
+
+/* One window, as the gauge measured it. */
+struct pm_window {
+    int64_t end_ms;    /* CLOCK_MONOTONIC, at its end */
+    int span_ms;       /* its length */
+    int workers;       /* serving at its end */
+    int moving;        /* workers starting or stopping at its end */
+    uint64_t requests; /* answered during it */
+    double busy;       /* workers serving a request, on average */
+    int busy_max;      /* the most seen serving at one sample */
+    double db;         /* of which in the database phase */
+    double queue;      /* connections waiting to be accepted, on average */
+    int queue_max;     /* the deepest sample */
+    double cpu_idle;   /* the machine's idle CPU share; < 0: unknown */
+    double run_wait;   /* workers waiting for a CPU, on average; < 0: unknown */
+};
+
+/* What a measurement (a few windows at one size) says, per second. */
+struct pm_measure {
+    int windows;
+    double span_s, requests;
+    double rate, busy, db, queue, cpu_idle, run_wait;
+};
+
+/* The controller's state: opaque but for the target. */
+struct pm {
+    struct pm_config cfg;
+    int target;
+    int settling;          /* the next steady window is a warm-up */
+    struct pm_measure acc; /* the measurement under way (sums) */
+    double cpu_idle_span;  /* of acc: seconds whose CPU idle is known */
+    double run_wait_span;  /* and whose run wait is */
+    /* auto: the probe under judgment, from size probe_from. */
+    int probing;
+    int probe_from;
+    struct pm_measure base; /* the measurement before it */
+    int descend;            /* a loss was seen: try smaller sizes */
+    int floor, ceiling;     /* known worse below, no better at; 0: unknown */
+    double ceiling_rate, ceiling_queue;
+    int64_t ceiling_until_ms;
+    int last_ceiling; /* the ceiling found before: the hold doubles */
+    long hold_ms;
+    int context_off; /* measurements in a row off the ceiling's rate */
+    /* Idleness: since when every window needed fewer than target
+     * workers, and the most one needed (-1: none yet). */
+    int64_t calm_since_ms;
+    int calm_need;
+};
+
+/* pm_init: the controller for cfg, at cfg->start workers.  cfg is
+ * copied; min <= start <= max. */
+void pm_init(struct pm *pm, const struct pm_config *cfg);
+
+/*
+ * pm_step: one window more.  Results: the target, which differs from the
+ * one before only when the window changed it; then why holds the reason,
+ * one line without the sizes ("requests wait: ..."), else why is left
+ * alone.
+ */
+int pm_step(struct pm *pm, const struct pm_window *w, char *why, size_t len);
+
+/*
+ * pm_set: the target set from outside (SIGTTIN, SIGTTOU), clamped to
+ * min and max (static: to 1 and max).  What auto had learnt (the probe,
+ * ceiling and floor) is forgotten: the hand knows something it does not.
+ * Results: the target.
+ */
+int pm_set(struct pm *pm, int target);
+
+/*
+ * pm_wake: a connection waits and no worker runs (target 0): one starts
+ * now rather than at the window's end.  Results: the target; why as for
+ * pm_step.
+ */
+int pm_wake(struct pm *pm, char *why, size_t len);
+
+/* pm_mode_name: "static", "dynamic", "ondemand" or "auto". */
+const char *pm_mode_name(enum pm_mode mode);
+
+/*
+ * The report: what the status page shows of the sizing, in memory the
+ * supervisor shares with its status process.  The supervisor writes it
+ * (pm_report_write: after every change, and the current count every
+ * sample), the status process reads it whole (pm_report_read, under a
+ * sequence counter: odd while it is written).
+ */
+struct pm_report {
+    _Atomic uint32_t seq;
+    int32_t mode, target, current, min, max;
+    int32_t from;         /* the target before the last change */
+    int64_t changed_unix; /* wall clock of the last change; 0: none yet */
+    char why[PM_WHY_MAX]; /* its reason, as the log line gives it */
+};
+
+/* A copy of the report, read whole. */
+struct pm_view {
+    enum pm_mode mode;
+    int target, current, min, max, from;
+    int64_t changed_unix;
+    char why[PM_WHY_MAX];
+};
+
+/* pm_report_write: v into r.  pm_report_read: r into v, whole (it retries
+ * while the writer is at it, a few times, then takes what it has). */
+void pm_report_write(struct pm_report *r, const struct pm_view *v);
+void pm_report_read(const struct pm_report *r, struct pm_view *v);
+
+/*
+ * pm_report_line: the report as one line, without a trailing newline:
+ * "8 workers, wanted 8 (auto, 1..64); 4 -> 8 12 s ago: requests wait: ..."
+ * (now_unix gives the age).  Results: what snprintf returns.
+ */
+int pm_report_line(const struct pm_view *v, int64_t now_unix, char *buf,
+                   size_t len);
+
+#endif
