@@ -5,7 +5,7 @@
 # responders and keeps them, started in a session of its own:
 #
 #   setsid tfb-spawn --bind $VAR/run/fcgi.sock --socket-mode 0600 \
-#       --backlog 4096 -w WORKERS -p $VAR/run/spawn.pid -l $VAR/log/app.log \
+#       --backlog 4096 -w WORKERS|auto -p $VAR/run/spawn.pid -l $VAR/log/app.log \
 #       --graceful-timeout 10s --status $VAR/run/status.sock -- APP APP_ARGS... \
 #       </dev/null >/dev/null 2>>$VAR/log/app.log &
 #
@@ -47,13 +47,16 @@ pool_workers() {
 
 # pool_check: refuse to start without the programs, twice, with a
 # WORKERS that tfb-spawn would refuse (its message would go to the log
-# alone), or on a taken port.
+# alone), or on a taken port.  WORKERS=auto is tfb-spawn's -w auto: the
+# pool finds its own size, within TFB_SPAWN_WORKERS_MIN and
+# TFB_SPAWN_WORKERS_MAX (1 and 64 by default).
 pool_check() {
 	[ -x "$APP" ] || die "$APP not found: run make first (or set APP=)"
 	[ -x "$SPAWN" ] || die "$SPAWN not found: run make first (or set SPAWN=)"
 	! pool_pid >/dev/null || die "the pool already runs from $VAR: deploy/stack stop first"
 	case $WORKERS in
-	'' | *[!0-9]* | 0) die "WORKERS=$WORKERS: want a positive number of responders" ;;
+	auto) ;;
+	'' | *[!0-9]* | 0) die "WORKERS=$WORKERS: want a positive number of responders, or auto" ;;
 	esac
 	case $FCGI in
 	unix) ;;

@@ -388,12 +388,12 @@ grow_to(const struct pm *pm, const struct pm_measure *m)
 
     if (n == 0)
         return 1;
-    if (cpu_bound(m))
-        to = n + (n / 4 > 1 ? n / 4 : 1);
-    else
-        to = 2 * n;
+    to = 2 * n;
+    /* Every worker busy: how much more is wanted cannot be seen (nginx
+     * may hold the requests, on kept connections); with some idle, the
+     * queue tells. */
     need = up((m->busy + m->queue) / PM_UTIL_SHRINK);
-    if (need > n && need < to)
+    if (m->busy < PM_UTIL_GROW * n && need > n && need < to)
         to = need;
     return to > n ? to : n + 1;
 }
@@ -458,7 +458,7 @@ decide(struct pm *pm, const struct pm_measure *m, int64_t now, char *why,
         return pm->target;
     limit = pm->cfg.max;
     if ((m->queue >= PM_QUEUE || m->busy >= PM_UTIL_GROW * pm->target) &&
-        pm->target < limit) {
+        pm->target < limit && !cpu_bound(m)) {
         to = grow_to(pm, m);
         snprintf(why, len,
                  "requests wait: queue %.1f, %.1f of %d busy (%.0f%% of it "
@@ -471,12 +471,26 @@ decide(struct pm *pm, const struct pm_measure *m, int64_t now, char *why,
     return pm->target;
 }
 
+/*
+ * working: the workers busy in a window, less those waiting for a CPU:
+ * what more workers could share.  A worker waiting for a CPU would wait
+ * as long in a bigger pool.
+ */
+static double
+working(const struct pm_window *w)
+{
+    double n = w->run_wait > 0 ? w->busy - w->run_wait : w->busy;
+
+    return n > 0 ? n : 0;
+}
+
 static int
 auto_step(struct pm *pm, const struct pm_window *w, char *why, size_t len)
 {
     struct pm_measure m;
 
-    if (idle_shrink(pm, w, up((w->busy + w->queue) / PM_UTIL_SHRINK), why, len))
+    if (idle_shrink(pm, w, up((working(w) + w->queue) / PM_UTIL_SHRINK), why,
+                    len))
         return pm->target;
     measure_add(pm, w);
     if (!measure_done(pm, &m))

@@ -162,7 +162,7 @@ enum pm_mode { PM_STATIC, PM_DYNAMIC, PM_ONDEMAND, PM_AUTO };
 /* CPU-bound: the machine's CPU busier than this, and the workers
  * waiting for one this share of their busy time. */
 #define PM_CPU_BUSY 0.9
-#define PM_RUN_WAIT 0.1
+#define PM_RUN_WAIT 0.25
 /* A rate this far from the ceiling's: the load or the database changed. */
 #define PM_CONTEXT 0.3
 /* How long a ceiling holds, first and at most. */
