@@ -404,6 +404,7 @@ sb_pool(const struct scoreboard *sb, struct sb_pool *out)
     out->active = atomic_load(&sb->hdr->active);
     out->max_active = atomic_load(&sb->hdr->max_active);
     out->max_children_reached = atomic_load(&sb->hdr->max_children_reached);
+    out->request_limit_ms = atomic_load(&sb->hdr->request_limit_ms);
 }
 
 void

@@ -138,6 +138,7 @@ struct sb_pool {
     int64_t started_unix;          /* wall clock, seconds */
     int32_t active, max_active;    /* workers serving now, and at most */
     uint64_t max_children_reached; /* a SIGTTIN refused at --max-workers */
+    int64_t request_limit_ms;      /* sb_set_request_limit's; 0: none */
 };
 
 /* One worker's row, opaque: a worker writes its own through the
