@@ -101,6 +101,10 @@ def check_formats(tap, st, label):
                   "%s: %s: Prometheus' text format, clean by promtool's rules"
                   % (label, how), problems[:8] + [r.summary(300)])
     check_parsers(tap, st, label)
+    r = web.try_get(st.url("/ping"), timeout=10)
+    tap.check(r.status == 200 and r.body.decode().startswith("ok: %d of %d workers can serve"
+                                                             % (WORKERS, WORKERS)),
+              "%s: GET /ping -> 200, the health line" % label, r.summary(200))
     r = status(st, "xml")
     tap.check(r.status == 400 and "json, html, prometheus, openmetrics" in r.body,
               "%s: /status?xml -> 400, naming the formats it knows (no text page "
