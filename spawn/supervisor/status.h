@@ -25,10 +25,11 @@
  *                          (its script is /status?js)
  *   /status?top            the compact view of tfb-spawn status --watch
  *   /ping, /status?ping    the health answer: one line, "ok: ..." with 200
- *                          when a worker can serve (alive, not stuck on
- *                          one request for 10 s) and the database answers
- *                          one (or no worker says anything of a
- *                          database), "fail: ..." with 503 otherwise
+ *                          when a worker can serve (alive, not serving
+ *                          one request for 10 s, or half the request time
+ *                          limit when less) and the database answers one
+ *                          (or no worker says anything of a database),
+ *                          "fail: ..." with 503 otherwise
  *
  * Any other word in the query, or two formats at once, is answered 400
  * with the list of what is known: never a page of another format.
