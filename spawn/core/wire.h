@@ -1,5 +1,5 @@
 /*
- * wire.h: what a FastCGI peer sent, judged before libfcgi reads any of it.
+ * wire.h: what a FastCGI peer sent, judged before anyone uses any of it.
  *
  * The bytes on the socket are untrusted, and libfcgi 2.4.2 (Debian 12's
  * libfcgi0ldbl) has four defects that any libfcgi responder meets, each
@@ -62,8 +62,10 @@
  * What libfcgi would get wrong is answered here instead: management
  * records (request id 0), a role other than the responder,
  * FCGI_ABORT_REQUEST.  A lie ends the connection.  (The worker no longer
- * hands anything to libfcgi, app/worker.c says why; the status process
- * peeks and reads; the libfcgi-shaped refusals stay, and cost nothing.)
+ * hands anything to libfcgi, app/worker.c says why, so the four defects
+ * above cannot reach it; the status process peeks and reads; the
+ * libfcgi-shaped refusals stay, and cost nothing.  libfcgi itself is now
+ * only the tests': the fake worker's, and fuzz_wire's reference reader.)
  *
  * The answers go out as records encoded here too: FCGI_END_REQUEST, the
  * management answers, and a response's FCGI_STDOUT records

@@ -1,4 +1,4 @@
-"""pool_fake.py: tfb-spawn with a fake worker (tests/spawn/fake_worker.c).
+"""pool_fake.py: tfb-spawn with a fake worker (tests/spawn/supervisor/fake_worker.c).
 
 The fake keeps tfb-fcgi's worker contract without a database, and can
 misbehave on purpose: a request that never ends, a crash at start or in

@@ -17,7 +17,7 @@ on a "# " line.  Then:
   * --status in a directory that does not exist is an error that names
     --status, not --bind.
 
-About 10 s; every wait is bounded.  Needs no PostgreSQL, nginx or port.
+About 3 s; every wait is bounded.  Needs no PostgreSQL, nginx or port.
 """
 
 import json
