@@ -71,7 +71,7 @@ struct sb_slot {
              * written between two increments of db_seq. */
             _Atomic int32_t db_state; /* enum sb_db */
             _Atomic uint32_t db_seq;
-            _Atomic int64_t db_since_unix;
+            _Atomic int64_t db_since_ms; /* wall clock */
             _Atomic uint64_t db_attempts;
             char db_error[SB_DB_ERROR_MAX];
             /* The slot's totals: its past workers' counts. */
@@ -248,7 +248,7 @@ sb_slot_reset(struct sb_slot *slot, enum sb_state state, int64_t now)
     slot->cur_label = -1;
     atomic_fetch_add(&slot->db_seq, 1);
     atomic_store(&slot->db_state, SB_DB_NONE);
-    atomic_store(&slot->db_since_unix, 0);
+    atomic_store(&slot->db_since_ms, 0);
     atomic_store(&slot->db_attempts, 0);
     slot->db_error[0] = '\0';
     atomic_fetch_add(&slot->db_seq, 1);
@@ -386,12 +386,13 @@ sb_db(const struct sb_slot *slot, struct sb_db_view *out)
         while ((seq = atomic_load(&slot->db_seq)) & 1 && ++n < READ_TRIES)
             continue;
         state = atomic_load(&slot->db_state);
-        out->since_unix = atomic_load(&slot->db_since_unix);
+        out->since_ms = atomic_load(&slot->db_since_ms);
         out->attempts = atomic_load(&slot->db_attempts);
         memcpy(out->error, slot->db_error, sizeof(out->error));
         atomic_thread_fence(memory_order_acquire);
     } while (atomic_load(&slot->db_seq) != seq && ++n < READ_TRIES);
     out->error[sizeof(out->error) - 1] = '\0';
+    out->since_unix = out->since_ms / 1000;
     /* Written by another process: a value we do not know is none. */
     out->state = state == SB_DB_UP || state == SB_DB_DOWN ? (enum sb_db)state
                                                           : SB_DB_NONE;
@@ -682,7 +683,11 @@ db_set(struct sb_slot *slot, enum sb_db state, const char *why, size_t len)
     if (atomic_load_explicit(&slot->db_state, memory_order_relaxed) !=
         (int32_t)state) {
         atomic_store(&slot->db_state, state);
-        atomic_store(&slot->db_since_unix, (int64_t)time(NULL));
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        atomic_store(&slot->db_since_ms,
+                     (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
     }
     if (why != NULL) {
         for (i = 0; i < len && n < SB_DB_ERROR_MAX - 1; i++) {

@@ -116,6 +116,7 @@ enum sb_db {
 struct sb_db_view {
     enum sb_db state;
     int64_t since_unix;          /* wall clock, seconds: when it became so */
+    int64_t since_ms;            /* the same, in milliseconds */
     uint64_t attempts;           /* connections tried by this worker */
     char error[SB_DB_ERROR_MAX]; /* the last failure, one line ("" none) */
 };

@@ -267,12 +267,13 @@ struct snapshot {
     int64_t now_ns;
     unsigned queue, queue_len, max_queue;
     int total, idle, active;
-    int servable, stuck;         /* workers that can take a request */
-    int db_up, db_down, db_none; /* workers, by what they say of it */
-    const char *db_error;        /* the newest failure said, or NULL */
-    struct sb_totals tot;        /* the pool's, since it started */
-    struct counts c;             /* now */
-    const struct counts *past;   /* PAGE_WINDOW_S ago or so, or NULL */
+    int servable, stuck;          /* workers that can take a request */
+    int db_up, db_down, db_none;  /* workers, by what they say of it */
+    int64_t db_up_ms, db_down_ms; /* the newest report of each, or 0 */
+    const char *db_error;         /* the newest failure said, or NULL */
+    struct sb_totals tot;         /* the pool's, since it started */
+    struct counts c;              /* now */
+    const struct counts *past;    /* PAGE_WINDOW_S ago or so, or NULL */
     struct sb_hist phase[SB_PHASES];
     int n;
     struct wrow *w; /* the workers, n of them, by slot */
@@ -290,7 +291,7 @@ stuck_ns(const struct snapshot *s)
 
 /* tally: w into the snapshot's counts of workers. */
 static void
-tally(struct snapshot *s, const struct wrow *w, int64_t *db_newest)
+tally(struct snapshot *s, const struct wrow *w)
 {
     int busy = sb_busy(w->st.state);
 
@@ -311,8 +312,10 @@ tally(struct snapshot *s, const struct wrow *w, int64_t *db_newest)
         s->db_down++;
     else
         s->db_none++;
-    if (w->db.state == SB_DB_DOWN && w->db.since_unix >= *db_newest) {
-        *db_newest = w->db.since_unix;
+    if (w->db.state == SB_DB_UP && w->db.since_ms > s->db_up_ms)
+        s->db_up_ms = w->db.since_ms;
+    if (w->db.state == SB_DB_DOWN && w->db.since_ms >= s->db_down_ms) {
+        s->db_down_ms = w->db.since_ms;
         s->db_error = w->db.error;
     }
 }
@@ -324,7 +327,6 @@ snapshot(const struct status_info *info, struct snapshot *s)
     const struct sb_slot *slot;
     struct sb_totals tot;
     struct sb_hist h;
-    int64_t db_newest = INT64_MIN;
     struct wrow *w;
 
     memset(s, 0, sizeof(*s));
@@ -363,7 +365,7 @@ snapshot(const struct status_info *info, struct snapshot *s)
         sb_db(slot, &w->db);
         s->n++;
         s->total++;
-        tally(s, w, &db_newest);
+        tally(s, w);
     }
     s->tot.requests = s->c.requests;
     return 0;
@@ -484,15 +486,27 @@ recent_all(const struct snapshot *s, struct sb_hist *out)
 }
 
 /*
+ * db_ok: whether the database answers, as the workers' newest word on it
+ * says: a worker's "up" holds as of its connection, and a worker idle
+ * since learns of a stop only at its next query, so a failure newer than
+ * every success wins.  No word at all (another responder, or none tried
+ * yet) is no failure.
+ */
+static int
+db_ok(const struct snapshot *s)
+{
+    return s->db_down == 0 || (s->db_up > 0 && s->db_up_ms > s->db_down_ms);
+}
+
+/*
  * health: the health answer's line into line (cap bytes): whether the
  * pool can serve (a worker alive and not stuck) and whether its database
- * is reachable (a worker connected, or none says either way).
- * Results: the HTTP status, 200 or 503.
+ * is reachable (db_ok).  Results: the HTTP status, 200 or 503.
  */
 static int
 health(const struct snapshot *s, char *line, size_t cap)
 {
-    int ok = s->servable > 0 && (s->db_up > 0 || s->db_down == 0);
+    int ok = s->servable > 0 && db_ok(s);
     size_t n;
 
     n = (size_t)snprintf(line, cap, "%s: %d of %d workers can serve",
@@ -501,7 +515,7 @@ health(const struct snapshot *s, char *line, size_t cap)
         n += (size_t)snprintf(line + n, cap - n, " (%d stuck)", s->stuck);
     if (n >= cap)
         return ok ? 200 : 503;
-    if (s->db_up > 0)
+    if (s->db_up > 0 && db_ok(s))
         snprintf(line + n, cap - n, "; database up (%d of %d connected)",
                  s->db_up, s->total);
     else if (s->db_down > 0)

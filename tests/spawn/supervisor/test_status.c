@@ -934,6 +934,41 @@ test_metrics(void)
     sb_free(sb);
 }
 
+/* test_newest: the database's state is the workers' newest word on it. */
+static void
+test_newest(void)
+{
+    struct scoreboard *sb = sb_create(2);
+    struct status_info info = {"n", -1, 0, sb};
+    char *page;
+    int i, code;
+
+    if (sb == NULL) {
+        ok(0, "sb_create: %s", strerror(errno));
+        return;
+    }
+    for (i = 0; i < 2; i++) {
+        sb_slot_reset(sb_slot(sb, i), SB_IDLE, sb_now_ns());
+        sb_set_pid(sb_slot(sb, i), getpid());
+        sb_db_up(sb_slot(sb, i));
+    }
+    sleep_ms(3);
+    sb_db_down(sb_slot(sb, 1), "server closed the connection", 28);
+    page = render_code(&info, STATUS_PING, 0, &code);
+    ok(code == 503 && page != NULL &&
+           strstr(page, "database down: server closed the connection\n"),
+       "one worker up since its start, the other down since later: 503, "
+       "the newer word wins (the first has not queried since)");
+    free(page);
+    sleep_ms(3);
+    sb_db_up(sb_slot(sb, 1));
+    page = render_code(&info, STATUS_PING, 0, &code);
+    ok(code == 200 && page != NULL && strstr(page, "database up (2 of 2"),
+       "that worker connected again: 200");
+    free(page);
+    sb_free(sb);
+}
+
 static void
 test_rates(void)
 {
@@ -1122,6 +1157,7 @@ main(void)
     test_render();
     test_escape();
     test_metrics();
+    test_newest();
     test_rates();
     test_views();
     if ((sb = board()) == NULL) {
