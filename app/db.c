@@ -590,6 +590,7 @@ dial_begin(struct db *db)
     struct dial *d = &db->dial;
 
     d->active = 1;
+    sb_db_attempt(sb_self());
     buf_reset(&d->why);
     walk_plan(db, &d->walk);
     d->host = d->pass = 0;
@@ -807,6 +808,7 @@ dial_done(struct db *db)
     db->backoff_ms = 0;
     db->next_try_ms = 0;
     db->broke = 0;
+    sb_db_up(sb_self());
     if (db->lost) {
         log_info("db: connected again");
         sb_reconnected(sb_self());
@@ -825,6 +827,7 @@ dial_failed(struct db *db)
     log_warn("db: cannot connect (next try in %d ms): %.*s", db->backoff_ms,
              why->data != NULL ? (int)why->len : 0,
              why->data != NULL ? why->data : "");
+    sb_db_down(sb_self(), why->data, why->data != NULL ? why->len : 0);
     dial_end(db);
     return DB_UNAVAILABLE;
 }
@@ -947,6 +950,7 @@ lost(struct db *db, const char *what)
     const char *msg = PQerrorMessage(db->conn);
 
     log_warn("db: %s: connection lost: %.*s", what, msg_len(msg), msg);
+    sb_db_down(sb_self(), msg, (size_t)msg_len(msg));
     db->broke = 1;
     db_close(db);
     db->lost = 1;
@@ -963,12 +967,17 @@ lost(struct db *db, const char *what)
 static int
 stalled(struct db *db, const char *what, int64_t ms)
 {
+    char why[128];
+
     db_close(db);
     db->broke = 0;
     back_off(db);
     log_warn("db: %s: no answer within %lld ms; connection closed (next try "
              "in %d ms)",
              what, (long long)ms, db->backoff_ms);
+    snprintf(why, sizeof(why), "%s: no answer within %lld ms", what,
+             (long long)ms);
+    sb_db_down(sb_self(), why, strlen(why));
     return DB_UNAVAILABLE;
 }
 
@@ -1060,6 +1069,7 @@ judged(struct db *db, const struct stmt *st, PGresult *res, int *rc)
     } else if (is_unavailable(db, res)) {
         msg = PQerrorMessage(db->conn);
         log_warn("db: %s: connection lost: %.*s", st->name, msg_len(msg), msg);
+        sb_db_down(sb_self(), msg, (size_t)msg_len(msg));
         db->broke = PQstatus(db->conn) != CONNECTION_OK;
         db_close(db);
         db->lost = 1;
@@ -1219,6 +1229,7 @@ pipeline_broken(struct db *db, const char *what)
     const char *msg = PQerrorMessage(db->conn);
 
     log_warn("db: world_read pipeline: %s: %.*s", what, msg_len(msg), msg);
+    sb_db_down(sb_self(), msg, (size_t)msg_len(msg));
     db->broke = PQstatus(db->conn) != CONNECTION_OK;
     db_close(db);
     db->lost = 1;

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "allow.h"
 #include "cache.h"
 #include "db.h"
@@ -43,6 +44,7 @@ struct options {
     long max_requests;
     long cache_ttl;
     const char *log_file;
+    const char *access_log;
     int log_level; /* enum log_level */
     long read_timeout_ms;
     long write_timeout_ms;
@@ -142,6 +144,12 @@ static const struct opt opts[] = {
      "always may"},
     {"log-file", 'l', OPT_STRING, AT(log_file), 0, 0, NULL, NULL, "FILE",
      "append the log to FILE, not stderr"},
+    {"access-log", 0, OPT_STRING, AT(access_log), 0, 0, NULL, "TFB_ACCESS_LOG",
+     "PATH|-",
+     "a line per request appended to PATH (-:\n"
+     "stdout): time, method, path, status,\n"
+     "bytes, the phases in us; buffered, written\n"
+     "each second; reopened on SIGUSR1 (off)"},
     {"log-level", 0, OPT_CHOICE, AT(log_level), 0, 0, log_level_names, NULL,
      "LEVEL", "debug, info, warn or error (default: info)"},
     {"verbose", 'v', OPT_SET, AT(log_level), 0, LOG_DEBUG, NULL, NULL, NULL,
@@ -368,6 +376,12 @@ main(int argc, char **argv)
         log_fatal(EXITCODE_CONFIG, "--server-timing and --slow-ms need "
                                    "--timing on");
     sb_timing(o.timing == 0);
+    if (o.access_log != NULL) {
+        if (o.timing == 1)
+            log_fatal(EXITCODE_CONFIG, "--access-log needs --timing on");
+        if ((wo.access = access_open(o.access_log, err, sizeof(err))) == NULL)
+            log_fatal(EXITCODE_CONFIG, "%s", err);
+    }
     open_db(&o, &ctx);
     pool_word(&ctx, &wo, o.db_timeout_ms > 0 ? o.db_timeout_ms : DB_TIMEOUT_MS);
     title();
@@ -391,6 +405,7 @@ main(int argc, char **argv)
 
     ret = worker_run(&ctx, &wo);
 
+    access_close(wo.access);
     cache_free(ctx.cache);
     db_free(ctx.db_write);
     db_free(ctx.db);

@@ -462,20 +462,37 @@ send_answer(struct worker *w, struct conn *c, unsigned id, const unsigned *mpx,
 }
 
 /*
- * request_done: the request is answered (written or queued): counted on
- * the scoreboard, logged if slow (target: its route and query), and the
- * database told.
+ * request_done: the request (method, path[0, len), query) is answered
+ * (written or queued): counted on the scoreboard under its route (a
+ * route of ours, else "other": a client's path is no label), logged if
+ * slow, written to the access log, and the database told.
  */
 static void
-request_done(struct worker *w, const char *target)
+request_done(struct worker *w, const char *method, const char *path, size_t len,
+             const char *query)
 {
+    struct access_entry e;
+    char target[256] = "";
     int slow;
 
     db_request_done(w->ctx->db);
     if (w->ctx->db_write != NULL)
         db_request_done(w->ctx->db_write);
+    if (w->o->slow_ms > 0)
+        snprintf(target, sizeof(target), "%.*s%s%s",
+                 (int)(len < 200 ? len : 200), path, *query ? "?" : "", query);
     slow = slow_log(w, target, w->r.status);
+    if (route_find(path, len) != NULL)
+        sb_request_label(w->slot, path, len);
     sb_request_end(w->slot, w->r.status, slow);
+    if (w->o->access != NULL) {
+        e = (struct access_entry){method,      path, len, query,
+                                  w->r.status, 0,    {0}};
+        if (!w->r.head_only && w->r.out.len > RESP_HEADROOM)
+            e.bytes = w->r.out.len - RESP_HEADROOM;
+        sb_request_phases(w->slot, e.us);
+        access_line(w->o->access, &e);
+    }
     w->served++;
 }
 
@@ -524,7 +541,6 @@ serve(struct worker *w, struct conn *c, const struct wire_result *v,
     const unsigned char *p = c->in + c->in_off;
     unsigned mpx[MPX_ANSWERS];
     const char *path, *query;
-    char target[256] = "";
     size_t path_len, nmpx;
     struct cgi env;
     long plen;
@@ -542,17 +558,13 @@ serve(struct worker *w, struct conn *c, const struct wire_result *v,
     if (v->next_id != 0)
         mpx[nmpx++] = v->next_id;
     take(c, v->len);
-    if (w->o->slow_ms > 0)
-        snprintf(target, sizeof(target), "%.*s%s%s",
-                 (int)(path_len < 200 ? path_len : 200), path,
-                 *query ? "?" : "", query);
     if (send_answer(w, c, v->id, mpx, nmpx) == -1) {
         log_warn("%.*s: the server went away", (int)path_len, path);
-        request_done(w, target);
+        request_done(w, env.method, path, path_len, query);
         conn_close(&w->conns, c);
         return -1;
     }
-    request_done(w, target);
+    request_done(w, env.method, path, path_len, query);
     return after_answer(w, c, !v->keep || v->next_id != 0 || conn_held(c) > 0,
                         now);
 }
@@ -573,11 +585,11 @@ answer_too_big(struct worker *w, struct conn *c, int64_t now)
     resp_begin(&w->r, 0);
     resp_error(&w->r, 413, "request larger than this server takes");
     if (send_answer(w, c, id, NULL, 0) == -1) {
-        request_done(w, route);
+        request_done(w, NULL, route, sizeof(route) - 1, "");
         conn_close(&w->conns, c);
         return -1;
     }
-    request_done(w, route);
+    request_done(w, NULL, route, sizeof(route) - 1, "");
     after_answer(w, c, 1, now);
     return -1;
 }
@@ -1070,13 +1082,15 @@ db_wait_ms(const struct worker *w)
 
 /*
  * wait_ms: epoll's timeout: none when a connection is ready, else until
- * the earliest deadline, or until the database needs a step (db_wait_ms).
+ * the earliest deadline, or until the database needs a step (db_wait_ms),
+ * or until the access log's buffer is due.
  */
 static int
 wait_ms(const struct worker *w, int64_t now)
 {
     int64_t next = conns_deadline(&w->conns);
     int64_t db = db_wait_ms(w);
+    int64_t log = access_due_ms(w->o->access);
     int64_t ms;
 
     if (w->ready)
@@ -1089,6 +1103,8 @@ wait_ms(const struct worker *w, int64_t now)
         ms = (next - now + MS - 1) / MS;
     if (db >= 0 && (ms < 0 || db < ms))
         ms = db;
+    if (log >= 0 && (ms < 0 || log < ms))
+        ms = log;
     return (int)(ms > INT_MAX ? INT_MAX : ms);
 }
 
@@ -1153,6 +1169,7 @@ reopen_log(const struct worker_opts *opts)
                 strerror(errno));
     else
         log_info("worker: SIGUSR1: reopened %s", opts->log_file);
+    access_reopen(opts->access);
 }
 
 /*
@@ -1192,6 +1209,7 @@ loop_turn(struct worker *w)
     }
     run_ready(w, now);
     expire(w, now);
+    access_tick(w->o->access);
     w->turn++;
     return 0;
 }

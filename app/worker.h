@@ -79,6 +79,12 @@
  *     starter's to avoid (tfb-spawn gives a file)
  *   SIGUSR1's reopen of      none: it names a regular  -
  *   --log-file (open(2))     file
+ *   --access-log's writes    none: O_NONBLOCK, what    a line that finds
+ *   (access.h)               the file does not take    no room in the
+ *                            stays buffered (64 KiB),  buffer is dropped,
+ *                            written within 1 s        counted
+ *     test: test_access_log.py (the lines within 1.6 s; /dev/full: every
+ *     request still answered, the dropped lines counted)
  *     no test of a bound: a regular file opens at once
  *   db_connect at start      --db-connect-timeout      the next host; after
  *   (main.c, before the      (2 s) each host, walked   the last the worker
@@ -136,6 +142,7 @@
 #ifndef WORKER_H
 #define WORKER_H
 
+#include "access.h"
 #include "allow.h"
 #include "handler.h"
 
@@ -145,14 +152,15 @@ struct worker_opts {
     struct allow allow;   /* front servers that may connect over TCP */
     long read_timeout_ms; /* a request arrives whole within this of its
                              first byte, or its connection is closed */
-    long write_timeout_ms; /* an answer is read within this of its first
-                              write, or its connection is closed */
-    long idle_timeout_ms;  /* a kept connection idles at most this long */
-    int max_conns;         /* connections held at once */
-    size_t request_max;    /* bytes of one request's records, at most */
-    const char *log_file;  /* reopened on SIGUSR1; NULL: stderr as it is */
-    int server_timing;     /* answer with a Server-Timing header */
-    long slow_ms;          /* log requests at least this slow (0: never) */
+    long write_timeout_ms;     /* an answer is read within this of its first
+                                  write, or its connection is closed */
+    long idle_timeout_ms;      /* a kept connection idles at most this long */
+    int max_conns;             /* connections held at once */
+    size_t request_max;        /* bytes of one request's records, at most */
+    const char *log_file;      /* reopened on SIGUSR1; NULL: stderr as it is */
+    int server_timing;         /* answer with a Server-Timing header */
+    long slow_ms;              /* log requests at least this slow (0: never) */
+    struct access_log *access; /* a line per request; NULL: none */
 };
 
 /*

@@ -101,13 +101,44 @@ EOF
 			"$data/postgresql.conf"
 }
 
+# pg_record: the PG* settings of an external database, but its password,
+# into $VAR/run/pg.env, so that "status", "env" and "psql" reach the
+# database the stack started with from a shell without them (pg_recall).
+# The password stays out of the file: psql asks for it, or finds it in
+# PGPASSWORD or PGPASSFILE.
+pg_record() {
+	local v
+	rm -f "$VAR/run/pg.env"
+	pg_embedded && return 0
+	for v in $(compgen -e); do
+		case $v in PGPASSWORD | PG_BINDIR) continue ;; PG*) ;; *) continue ;; esac
+		printf 'export %s=%q\n' "$v" "${!v}"
+	done >"$VAR/run/pg.env"
+}
+
+# pg_recall: a caller without PGHOST gets the settings the running stack
+# recorded (pg_record), if it did.
+pg_recall() {
+	if [ -z "${PGHOST:-}" ] && [ -n "$VAR" ] && [ -f "$VAR/run/pg.env" ]; then
+		# shellcheck source=/dev/null # written by pg_record
+		. "$VAR/run/pg.env"
+	fi
+}
+
+# pg_refusal: libpq's own words on why the database cannot be reached.
+pg_refusal() {
+	"$(pg_bindir)/psql" -X -w -c '' 2>&1 | sed -n '1s/^psql: error: //p'
+}
+
 pg_start() {
 	if ! pg_embedded; then
 		pg_setenv
 		"$(pg_bindir)/pg_isready" -q ||
-			die "PostgreSQL at PGHOST=$PGHOST PGPORT=$PGPORT does not answer"
+			die "PostgreSQL at PGHOST=$PGHOST PGPORT=$PGPORT does not answer: $(pg_refusal)"
+		pg_record
 		return 0
 	fi
+	rm -f "$VAR/run/pg.env"
 	if ! pg_running; then
 		pg_start_cluster
 	fi

@@ -32,17 +32,69 @@ pool_pid() {
 	pid_in "$VAR/run/spawn.pid" tfb-spawn
 }
 
-# pool_workers: how many responders the running supervisor has; false,
-# printing nothing, when none runs.  The status page's process, a fork of
-# the supervisor (its comm is tfb-spawn's), is none.
+# pool_workers: how many workers the running supervisor has; false,
+# printing nothing, when none runs.  A worker is a child that runs another
+# program: the status page's process, a fork of the supervisor, runs the
+# supervisor's own (whatever name or title it shows), and is none.
 pool_workers() {
-	local pid c comm n=0
+	local pid c exe n=0
 	pid=$(pool_pid) || return 1
+	exe=$(readlink "/proc/$pid/exe") || return 1
 	for c in $(children "$pid"); do
-		read -r comm 2>/dev/null <"/proc/$c/comm" || continue
-		[ "$comm" = tfb-spawn ] || n=$((n + 1))
+		[ "$(readlink "/proc/$c/exe" 2>/dev/null)" = "$exe" ] || n=$((n + 1))
 	done
 	echo "$n"
+}
+
+# db_verdict: what the workers of the page "tfb-spawn status SOCKET full"
+# (on stdin) say of their database: "up" when one is connected; "none"
+# when a worker runs that says nothing of one (another responder, or
+# --db-mode per-request, which connects at the first request); "down
+# ATTEMPTS ERROR" for the worker that tried most, all of them failing;
+# "wait" while none has tried yet.
+db_verdict() {
+	awk '
+	/^state: / { st = $2 }
+	/^db state: / { db = $3 }
+	/^db attempts: / { at = $3 }
+	/^db last error: / {
+		err = $0
+		sub(/^db last error: */, "", err)
+		if (db == "up") up = 1
+		else if (db == "none" && st != "Starting") none = 1
+		else if (db == "down" && at + 0 >= most + 0) { most = at; why = err }
+	}
+	END {
+		if (up) print "up"
+		else if (none) print "none"
+		else if (most != "") print "down", most, why
+		else print "wait"
+	}'
+}
+
+# pool_wait_db [SECONDS]: wait, 10 s at most, for the first worker's
+# database connection, as the pool's status page tells it; false, saying
+# the database's own words, when every worker fails to connect twice
+# (a database that does not exist, a password refused, a server that
+# refuses connections) or none has connected in time.
+pool_wait_db() {
+	local i verdict='wait' tries=$((${1:-10} * 10))
+	for ((i = 0; i < tries; i++)); do
+		verdict=$("$SPAWN" status "$VAR/run/status.sock" full 2>/dev/null |
+			db_verdict) || verdict='wait'
+		case $verdict in
+		up | none) return 0 ;;
+		"down "[2-9]* | "down "[1-9][0-9]*) break ;;
+		esac
+		sleep 0.1
+	done
+	case $verdict in
+	down*) verdict=${verdict#down * } ;;
+	*) verdict="no worker connected within ${1:-10} s" ;;
+	esac
+	echo "deploy/stack: the database cannot be used: $verdict" >&2
+	echo "deploy/stack: (the PG* settings, or the connection string in APP_ARGS; log in $VAR/log/app.log)" >&2
+	return 1
 }
 
 # pool_check: refuse to start without the programs, twice, with a

@@ -6,6 +6,12 @@
  *
  *     2026-11-25T20:31:07Z tfb-fcgi[1234] warn: db: connection lost
  *
+ * A warning or an error the same as the one before it, word for word, is
+ * counted rather than written again, for a minute at most: then, or when
+ * another line comes, or at exit, it is written once more with
+ * "(repeated N times in the last M s)".  Tabs, carriage returns and
+ * newlines in a message become spaces.
+ *
  * Nothing here allocates; none of it may be called from a signal handler.
  */
 #ifndef LOG_H
@@ -28,6 +34,10 @@ void log_msg(enum log_level level, const char *fmt, ...)
  * Results: 0, or -1 with errno set and fd 2 unchanged.
  */
 int log_open_file(const char *path);
+
+/* log_flush: write the count of a line repeated since it was last
+ * written, if any (it runs at exit too). */
+void log_flush(void);
 
 /* log_fatal: log at LOG_ERR and exit(status).  For start-up errors only. */
 _Noreturn void log_fatal(int status, const char *fmt, ...)

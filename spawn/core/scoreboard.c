@@ -17,31 +17,77 @@
 
 #include "opt.h"
 
-/* SB_SLOT_SIZE bytes, so that two workers never share a cache line.
- * Fields are C11 atomics so that a reader in another process sees whole
- * values; no lock is taken on the request path.  The worker alone writes
- * its slot while it lives; the supervisor resets it. */
+/* A histogram as the slot holds it (struct sb_hist's layout). */
+struct hist {
+    _Atomic uint64_t bucket[SB_BUCKETS];
+    _Atomic uint64_t sum_us;
+};
+
+/* A counter the worker alone writes: a plain load and store, no locked
+ * instruction, and a reader in another process still sees whole values. */
+#define BUMP(field, n)                                                         \
+    atomic_store_explicit(                                                     \
+        &(field), atomic_load_explicit(&(field), memory_order_relaxed) + (n),  \
+        memory_order_relaxed)
+
+/*
+ * A slot: SB_SLOT_SIZE bytes, so that two workers never share a cache
+ * line.  Fields are C11 atomics so that a reader in another process sees
+ * whole values; no lock is taken on the request path.  The worker alone
+ * writes its slot while it lives; the supervisor resets it when it is
+ * gone.
+ *
+ * Three parts.  The worker's own, which sb_slot_reset empties for the
+ * next one.  The slot's totals (ret_*): what its workers counted before
+ * the current one, which sb_slot_reset adds to under a sequence counter
+ * (odd while it writes) so that sb_totals never sees a worker's counts
+ * twice or not at all.  And the histograms, which stay for the
+ * scoreboard's life: their counts only go up, whoever works in the slot.
+ */
 struct sb_slot {
-    _Atomic int32_t pid;
-    _Atomic int32_t state;                /* enum sb_state */
-    _Atomic int64_t busy_since_ns;        /* CLOCK_MONOTONIC; 0 unless busy */
-    _Atomic uint64_t requests;            /* served since this worker started */
-    _Atomic int64_t started_ns;           /* CLOCK_MONOTONIC at fork */
-    _Atomic uint64_t accepted;            /* connections taken */
-    _Atomic uint64_t reconnects;          /* database connections made again */
-    _Atomic uint64_t slow;                /* requests over the slow threshold */
-    _Atomic uint64_t status[5];           /* responses by class, 1xx .. 5xx */
-    _Atomic uint64_t phase_ns[SB_PHASES]; /* summed over every request */
-    _Atomic uint32_t last_us[SB_PHASES];  /* the last request finished */
-    _Atomic uint32_t last_total_us;
-    int32_t pad0;
-    /* The request in progress, written by the worker only. */
-    int64_t phase_since_ns; /* when its current phase began */
-    uint64_t cur_ns[SB_PHASES];
-    int64_t start_ns;         /* its first byte: the total is timed apart */
-    char route[SB_ROUTE_MAX]; /* for display: a torn read is harmless */
-    /* The pool's word to this slot's worker, written before its fork. */
-    _Atomic uint64_t max_requests; /* 0: no limit from the pool */
+    union {
+        struct {
+            _Atomic int32_t pid;
+            _Atomic int32_t state;         /* enum sb_state */
+            _Atomic int64_t busy_since_ns; /* CLOCK_MONOTONIC; 0 unless busy */
+            _Atomic uint64_t requests;     /* since this worker started */
+            _Atomic int64_t started_ns;    /* CLOCK_MONOTONIC at fork */
+            _Atomic uint64_t accepted;     /* connections taken */
+            _Atomic uint64_t reconnects;   /* database connections remade */
+            _Atomic uint64_t slow;      /* requests over the slow threshold */
+            _Atomic uint64_t status[5]; /* by class, 1xx .. 5xx */
+            _Atomic uint64_t phase_ns[SB_PHASES]; /* summed */
+            _Atomic uint32_t last_us[SB_PHASES];  /* the last request's */
+            _Atomic uint32_t last_total_us;
+            int32_t cur_label; /* the request's route histogram */
+            /* The request in progress, written by the worker only. */
+            int64_t phase_since_ns; /* when its current phase began */
+            uint64_t cur_ns[SB_PHASES];
+            int64_t start_ns; /* its first byte: the total is timed apart */
+            char route[SB_ROUTE_MAX]; /* for display: a torn read is
+                                         harmless */
+            /* The pool's word to this slot's worker, before its fork. */
+            _Atomic uint64_t max_requests; /* 0: no limit from the pool */
+            /* The database, as the worker last found it; error[] is
+             * written between two increments of db_seq. */
+            _Atomic int32_t db_state; /* enum sb_db */
+            _Atomic uint32_t db_seq;
+            _Atomic int64_t db_since_ms; /* wall clock */
+            _Atomic uint64_t db_attempts;
+            char db_error[SB_DB_ERROR_MAX];
+            /* The slot's totals: its past workers' counts. */
+            _Atomic uint32_t ret_seq;
+            _Atomic uint64_t ret_requests, ret_accepted, ret_reconnects,
+                ret_slow;
+            _Atomic uint64_t ret_status[5];
+            _Atomic uint64_t ret_phase_ns[SB_PHASES];
+            /* The histograms, for the scoreboard's life. */
+            char label[SB_ROUTES][SB_LABEL_MAX]; /* "" unused */
+            struct hist route_hist[SB_ROUTES];
+            struct hist phase_hist[SB_PHASES];
+        };
+        char size[SB_SLOT_SIZE];
+    };
 };
 
 struct sb_header {
@@ -57,6 +103,15 @@ struct sb_header {
 };
 
 _Static_assert(sizeof(struct sb_slot) == SB_SLOT_SIZE, "slot size");
+_Static_assert(sizeof(struct hist) == sizeof(struct sb_hist), "histogram");
+
+const uint32_t sb_bucket_us[SB_BUCKETS - 1] = {
+    50,    100,    250,    500,    1000,    2500,    5000,    10000,   25000,
+    50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
+const char *const sb_bucket_le[SB_BUCKETS] = {
+    "5e-05", "0.0001", "0.00025", "0.0005", "0.001", "0.0025",
+    "0.005", "0.01",   "0.025",   "0.05",   "0.1",   "0.25",
+    "0.5",   "1",      "2.5",     "5",      "10",    "+Inf"};
 _Static_assert(sizeof(struct sb_header) == 64, "header is one cache line");
 
 /* The worker's own slot and header, set by sb_attach_env; shared says
@@ -180,28 +235,54 @@ sb_slot(struct scoreboard *sb, int i)
     return &sb->slots[i];
 }
 
+/*
+ * retire: the slot's worker is gone: its counters move into the slot's
+ * totals, between two increments of ret_seq.  The supervisor alone calls
+ * it (through sb_slot_reset), so no two run at once.
+ */
+static void
+retire(struct sb_slot *slot)
+{
+    int i;
+
+    atomic_fetch_add(&slot->ret_seq, 1); /* odd: being written */
+    atomic_fetch_add(&slot->ret_requests, atomic_exchange(&slot->requests, 0));
+    atomic_fetch_add(&slot->ret_accepted, atomic_exchange(&slot->accepted, 0));
+    atomic_fetch_add(&slot->ret_reconnects,
+                     atomic_exchange(&slot->reconnects, 0));
+    atomic_fetch_add(&slot->ret_slow, atomic_exchange(&slot->slow, 0));
+    for (i = 0; i < 5; i++)
+        atomic_fetch_add(&slot->ret_status[i],
+                         atomic_exchange(&slot->status[i], 0));
+    for (i = 0; i < SB_PHASES; i++)
+        atomic_fetch_add(&slot->ret_phase_ns[i],
+                         atomic_exchange(&slot->phase_ns[i], 0));
+    atomic_fetch_add(&slot->ret_seq, 1); /* even: whole again */
+}
+
 void
 sb_slot_reset(struct sb_slot *slot, enum sb_state state, int64_t now)
 {
     int i;
 
+    retire(slot);
     atomic_store(&slot->pid, 0);
     atomic_store(&slot->busy_since_ns, 0);
-    atomic_store(&slot->requests, 0);
     atomic_store(&slot->started_ns, now);
-    atomic_store(&slot->accepted, 0);
-    atomic_store(&slot->reconnects, 0);
-    atomic_store(&slot->slow, 0);
-    for (i = 0; i < 5; i++)
-        atomic_store(&slot->status[i], 0);
     for (i = 0; i < SB_PHASES; i++) {
-        atomic_store(&slot->phase_ns[i], 0);
         atomic_store(&slot->last_us[i], 0);
         slot->cur_ns[i] = 0;
     }
     atomic_store(&slot->last_total_us, 0);
     atomic_store(&slot->max_requests, 0);
     slot->route[0] = '\0';
+    slot->cur_label = -1;
+    atomic_fetch_add(&slot->db_seq, 1);
+    atomic_store(&slot->db_state, SB_DB_NONE);
+    atomic_store(&slot->db_since_ms, 0);
+    atomic_store(&slot->db_attempts, 0);
+    slot->db_error[0] = '\0';
+    atomic_fetch_add(&slot->db_seq, 1);
     atomic_store(&slot->state, state);
 }
 
@@ -263,6 +344,91 @@ sb_stats(const struct sb_slot *slot, struct sb_stats *out)
     out->route[sizeof(out->route) - 1] = '\0';
 }
 
+/* How many times a reader tries for a whole copy of what a writer is
+ * changing; it cannot take longer than a few stores. */
+#define READ_TRIES 1000
+
+void
+sb_totals(const struct sb_slot *slot, struct sb_totals *out)
+{
+    uint32_t seq;
+    int i, n = 0;
+
+    do {
+        while ((seq = atomic_load(&slot->ret_seq)) & 1 && ++n < READ_TRIES)
+            continue;
+        out->requests =
+            atomic_load(&slot->ret_requests) + atomic_load(&slot->requests);
+        out->accepted =
+            atomic_load(&slot->ret_accepted) + atomic_load(&slot->accepted);
+        out->reconnects =
+            atomic_load(&slot->ret_reconnects) + atomic_load(&slot->reconnects);
+        out->slow = atomic_load(&slot->ret_slow) + atomic_load(&slot->slow);
+        for (i = 0; i < 5; i++)
+            out->status[i] = atomic_load(&slot->ret_status[i]) +
+                             atomic_load(&slot->status[i]);
+        for (i = 0; i < SB_PHASES; i++)
+            out->phase_ns[i] = atomic_load(&slot->ret_phase_ns[i]) +
+                               atomic_load(&slot->phase_ns[i]);
+    } while (atomic_load(&slot->ret_seq) != seq && ++n < READ_TRIES);
+}
+
+static void
+hist_read(const struct hist *h, struct sb_hist *out)
+{
+    int i;
+
+    for (i = 0; i < SB_BUCKETS; i++)
+        out->bucket[i] =
+            atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
+    out->sum_us = atomic_load_explicit(&h->sum_us, memory_order_relaxed);
+}
+
+int
+sb_route_hist(const struct sb_slot *slot, int i, char *name,
+              struct sb_hist *out)
+{
+    assert(i >= 0 && i < SB_ROUTES);
+    /* Written once, by a worker, before the first count under it. */
+    memcpy(name, slot->label[i], SB_LABEL_MAX);
+    name[SB_LABEL_MAX - 1] = '\0';
+    if (name[0] == '\0')
+        return 0;
+    hist_read(&slot->route_hist[i], out);
+    return 1;
+}
+
+void
+sb_phase_hist(const struct sb_slot *slot, enum sb_phase phase,
+              struct sb_hist *out)
+{
+    assert(phase >= 0 && phase < SB_PHASES);
+    hist_read(&slot->phase_hist[phase], out);
+}
+
+void
+sb_db(const struct sb_slot *slot, struct sb_db_view *out)
+{
+    uint32_t seq;
+    int32_t state;
+    int n = 0;
+
+    do {
+        while ((seq = atomic_load(&slot->db_seq)) & 1 && ++n < READ_TRIES)
+            continue;
+        state = atomic_load(&slot->db_state);
+        out->since_ms = atomic_load(&slot->db_since_ms);
+        out->attempts = atomic_load(&slot->db_attempts);
+        memcpy(out->error, slot->db_error, sizeof(out->error));
+        atomic_thread_fence(memory_order_acquire);
+    } while (atomic_load(&slot->db_seq) != seq && ++n < READ_TRIES);
+    out->error[sizeof(out->error) - 1] = '\0';
+    out->since_unix = out->since_ms / 1000;
+    /* Written by another process: a value we do not know is none. */
+    out->state = state == SB_DB_UP || state == SB_DB_DOWN ? (enum sb_db)state
+                                                          : SB_DB_NONE;
+}
+
 void
 sb_pool(const struct scoreboard *sb, struct sb_pool *out)
 {
@@ -270,6 +436,7 @@ sb_pool(const struct scoreboard *sb, struct sb_pool *out)
     out->active = atomic_load(&sb->hdr->active);
     out->max_active = atomic_load(&sb->hdr->max_active);
     out->max_children_reached = atomic_load(&sb->hdr->max_children_reached);
+    out->request_limit_ms = atomic_load(&sb->hdr->request_limit_ms);
 }
 
 void
@@ -379,6 +546,7 @@ sb_request_begin(struct sb_slot *slot, int64_t read_start_ns, const char *route,
     }
     for (i = 0; i < SB_PHASES; i++)
         slot->cur_ns[i] = 0;
+    slot->cur_label = -1;
     slot->start_ns =
         read_start_ns > 0 && read_start_ns < now ? read_start_ns : now;
     slot->cur_ns[SB_PHASE_READING] = (uint64_t)(now - slot->start_ns);
@@ -429,6 +597,50 @@ sb_request_phases(const struct sb_slot *slot, uint32_t us[SB_PHASES])
             (uint32_t)((uint64_t)(now - slot->phase_since_ns) / 1000);
 }
 
+/* label_find: the route histogram named name[0, len), claimed if new
+ * and there is room; else the last one, "other". */
+static int
+label_find(struct sb_slot *slot, const char *name, size_t len)
+{
+    int i;
+
+    if (len == 5 && memcmp(name, "other", 5) == 0)
+        return SB_ROUTES - 1;
+    if (len >= SB_LABEL_MAX)
+        len = SB_LABEL_MAX - 1;
+    for (i = 0; i < SB_ROUTES - 1; i++) {
+        char *l = slot->label[i];
+
+        if (l[0] == '\0') {
+            memcpy(l, name, len);
+            l[len] = '\0';
+            return i;
+        }
+        if (strncmp(l, name, len) == 0 && l[len] == '\0')
+            return i;
+    }
+    return SB_ROUTES - 1;
+}
+
+void
+sb_request_label(struct sb_slot *slot, const char *name, size_t len)
+{
+    if (slot != NULL && timing && len > 0)
+        slot->cur_label = label_find(slot, name, len);
+}
+
+/* observe: one duration into a histogram; the worker alone writes it. */
+static void
+observe(struct hist *h, uint32_t us)
+{
+    int i = 0;
+
+    while (i < SB_BUCKETS - 1 && us > sb_bucket_us[i])
+        i++;
+    BUMP(h->bucket[i], 1);
+    BUMP(h->sum_us, us);
+}
+
 void
 sb_request_end(struct sb_slot *slot, int status, int slow)
 {
@@ -452,8 +664,15 @@ sb_request_end(struct sb_slot *slot, int status, int slow)
         atomic_fetch_add_explicit(&slot->phase_ns[i], slot->cur_ns[i],
                                   memory_order_relaxed);
         atomic_store_explicit(&slot->last_us[i], us, memory_order_relaxed);
+        observe(&slot->phase_hist[i], us);
     }
     atomic_store_explicit(&slot->last_total_us, total, memory_order_relaxed);
+    if (slot->cur_label < 0 || slot->cur_label >= SB_ROUTES)
+        slot->cur_label = SB_ROUTES - 1;
+    if (slot->cur_label == SB_ROUTES - 1 && slot->label[SB_ROUTES - 1][0] == 0)
+        memcpy(slot->label[SB_ROUTES - 1], "other", 6);
+    observe(&slot->route_hist[slot->cur_label], total);
+    slot->cur_label = -1;
     if (c >= 0 && c < 5)
         atomic_fetch_add_explicit(&slot->status[c], 1, memory_order_relaxed);
     if (slow)
@@ -475,6 +694,58 @@ sb_request_done(struct sb_slot *slot)
 {
     if (slot != NULL)
         atomic_fetch_add_explicit(&slot->requests, 1, memory_order_relaxed);
+}
+
+void
+sb_db_attempt(struct sb_slot *slot)
+{
+    if (slot != NULL)
+        BUMP(slot->db_attempts, 1);
+}
+
+/* db_set: the database's state, its time stamped when it changes, and
+ * why (NULL: the last error stays). */
+static void
+db_set(struct sb_slot *slot, enum sb_db state, const char *why, size_t len)
+{
+    size_t i, n = 0;
+
+    atomic_fetch_add(&slot->db_seq, 1); /* odd: being written */
+    if (atomic_load_explicit(&slot->db_state, memory_order_relaxed) !=
+        (int32_t)state) {
+        atomic_store(&slot->db_state, state);
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        atomic_store(&slot->db_since_ms,
+                     (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    }
+    if (why != NULL) {
+        for (i = 0; i < len && n < SB_DB_ERROR_MAX - 1; i++) {
+            unsigned char c = (unsigned char)why[i];
+
+            /* One line, whatever libpq said: a DETAIL, a HINT, a tab. */
+            slot->db_error[n++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+        }
+        while (n > 0 && slot->db_error[n - 1] == ' ')
+            n--;
+        slot->db_error[n] = '\0';
+    }
+    atomic_fetch_add(&slot->db_seq, 1); /* even: whole again */
+}
+
+void
+sb_db_up(struct sb_slot *slot)
+{
+    if (slot != NULL)
+        db_set(slot, SB_DB_UP, NULL, 0);
+}
+
+void
+sb_db_down(struct sb_slot *slot, const char *why, size_t len)
+{
+    if (slot != NULL)
+        db_set(slot, SB_DB_DOWN, why != NULL ? why : "", why != NULL ? len : 0);
 }
 
 /* env_long: a variable holding a number in [0, max]. */

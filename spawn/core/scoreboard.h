@@ -21,6 +21,14 @@
  * A worker started by anything else (plain spawn-fcgi, multiwatch, lighttpd,
  * systemd) finds no variable and runs without a scoreboard: no limit, no
  * max-requests from a pool.
+ *
+ * What a slot holds outlives its worker in part: the counters of its
+ * past workers are its totals (sb_totals), and its histograms of request
+ * and phase durations (sb_route_hist, sb_phase_hist) count for the
+ * scoreboard's life, so that the status page's counters never go down
+ * when a worker is recycled and a graph can label them by slot.  A
+ * worker also says there how its database is (sb_db_*), for the health
+ * answer and the page.
  */
 #ifndef SCOREBOARD_H
 #define SCOREBOARD_H
@@ -30,9 +38,17 @@
 
 #define SB_ENV_FD "TFB_SCOREBOARD_FD"
 #define SB_ENV_SLOT "TFB_WORKER_SLOT"
-#define SB_MAGIC 0x54464233u /* "TFB3" */
-#define SB_SLOT_SIZE 256     /* four cache lines, none shared */
+#define SB_MAGIC 0x54464234u /* "TFB4" */
+#define SB_SLOT_SIZE 4096    /* a page: no two workers share a cache line */
 #define SB_ROUTE_MAX 48      /* a route and its query, with the NUL */
+/* The histograms: SB_BUCKETS - 1 upper bounds (sb_bucket_us), then +Inf. */
+#define SB_BUCKETS 18
+/* Route histograms per slot, the last one "other"; a route's name (its
+ * label) is at most SB_LABEL_MAX - 1 bytes. */
+#define SB_ROUTES 12
+#define SB_LABEL_MAX 16
+/* The last database error, one line, with its NUL. */
+#define SB_DB_ERROR_MAX 240
 
 enum sb_state {
     SB_EMPTY = 0, /* no worker in this slot */
@@ -63,6 +79,48 @@ enum sb_phase {
     SB_PHASES
 };
 
+/*
+ * What a slot has counted since the scoreboard was made, for every worker
+ * that has lived in it: the counters of struct sb_stats, summed over the
+ * slot's workers.  These never go down, so that a pool's totals made of
+ * them are counters a graph can take a rate of, recycles or not.
+ */
+struct sb_totals {
+    uint64_t requests, accepted, reconnects, slow;
+    uint64_t status[5];
+    uint64_t phase_ns[SB_PHASES];
+};
+
+/*
+ * A histogram of durations, as counted: bucket[i] counts the durations
+ * within (sb_bucket_us[i - 1], sb_bucket_us[i]] (not cumulative, the last
+ * one past every bound), sum_us their sum.
+ */
+struct sb_hist {
+    uint64_t bucket[SB_BUCKETS];
+    uint64_t sum_us;
+};
+
+/* The buckets' upper bounds in µs (50 µs .. 10 s), and as Prometheus' le
+ * label values (in seconds, "+Inf" last). */
+extern const uint32_t sb_bucket_us[SB_BUCKETS - 1];
+extern const char *const sb_bucket_le[SB_BUCKETS];
+
+/* The database, as the worker last found it. */
+enum sb_db {
+    SB_DB_NONE, /* not reported (a responder that reports none, or not yet) */
+    SB_DB_UP,   /* connected */
+    SB_DB_DOWN  /* the last attempt failed, or the connection was lost */
+};
+
+struct sb_db_view {
+    enum sb_db state;
+    int64_t since_unix;          /* wall clock, seconds: when it became so */
+    int64_t since_ms;            /* the same, in milliseconds */
+    uint64_t attempts;           /* connections tried by this worker */
+    char error[SB_DB_ERROR_MAX]; /* the last failure, one line ("" none) */
+};
+
 /* A worker's counters and times, copied out of its slot. */
 struct sb_stats {
     pid_t pid;
@@ -81,6 +139,7 @@ struct sb_pool {
     int64_t started_unix;          /* wall clock, seconds */
     int32_t active, max_active;    /* workers serving now, and at most */
     uint64_t max_children_reached; /* a SIGTTIN refused at --max-workers */
+    int64_t request_limit_ms;      /* sb_set_request_limit's; 0: none */
 };
 
 /* One worker's row, opaque: a worker writes its own through the
@@ -117,7 +176,9 @@ struct sb_slot *sb_slot(struct scoreboard *sb, int i);
 
 /*
  * sb_slot_reset: the supervisor's side: an empty row in the given state,
- * started at now (CLOCK_MONOTONIC ns), pid unknown.
+ * started at now (CLOCK_MONOTONIC ns), pid unknown, database not
+ * reported.  The worker that had the slot is gone: its counters move into
+ * the slot's totals (sb_totals), and the histograms stay.
  */
 void sb_slot_reset(struct sb_slot *slot, enum sb_state state, int64_t now);
 
@@ -134,8 +195,32 @@ pid_t sb_pid(const struct sb_slot *slot);
 int64_t sb_busy_since(const struct sb_slot *slot);
 uint64_t sb_requests(const struct sb_slot *slot);
 
-/* sb_stats: everything a slot says, for the status page. */
+/* sb_stats: everything a slot says about its worker, for the status
+ * page. */
 void sb_stats(const struct sb_slot *slot, struct sb_stats *out);
+
+/*
+ * sb_totals: the slot's counters since the scoreboard was made (struct
+ * sb_totals), read whole: a worker's counters move into them when the
+ * supervisor resets its slot, and a read never sees them twice or not at
+ * all.
+ */
+void sb_totals(const struct sb_slot *slot, struct sb_totals *out);
+
+/*
+ * sb_route_hist: the slot's request-duration histogram i (0 <= i <
+ * SB_ROUTES), and its route's name into name (SB_LABEL_MAX bytes).
+ * Results: 1, or 0 when no request has been counted under it yet.
+ * sb_phase_hist: the slot's histogram of a phase's durations.  Both hold
+ * every request the slot's workers timed since the scoreboard was made.
+ */
+int sb_route_hist(const struct sb_slot *slot, int i, char *name,
+                  struct sb_hist *out);
+void sb_phase_hist(const struct sb_slot *slot, enum sb_phase phase,
+                   struct sb_hist *out);
+
+/* sb_db: what the slot's worker last said of its database. */
+void sb_db(const struct sb_slot *slot, struct sb_db_view *out);
 
 /* sb_pool, sb_pool_max_children: the header's counters. */
 void sb_pool(const struct scoreboard *sb, struct sb_pool *out);
@@ -190,11 +275,23 @@ int sb_self_index(void);
  *   sb_phase           the request moves to another serving state; the
  *                      time of the one it leaves is added to its phase
  *   sb_request_phases  the current request's phase times so far, in µs
+ *   sb_request_label   the request counts in the duration histogram of
+ *                      the route named name[0, len) (a name of the
+ *                      application's, never a client's path: at most
+ *                      SB_ROUTES - 1 names, cut to SB_LABEL_MAX - 1
+ *                      bytes; past those, and without this call, the
+ *                      request counts as "other")
  *   sb_request_end     answered with HTTP status: the last phase ends, the
- *                      counters and last_us are updated; slow says it was
- *                      over the slow threshold
+ *                      counters, last_us and the histograms are updated;
+ *                      slow says it was over the slow threshold
  *   sb_reconnected     the database connection was made again
  *   sb_request_done    a request counted without phases
+ *   sb_db_attempt      a database connection is being tried
+ *   sb_db_up           it is made
+ *   sb_db_down         it failed, or was lost: why[0, len) says why (libpq's
+ *                      message: tabs, newlines and other control
+ *                      characters become spaces, trailing ones go, and it
+ *                      is cut to SB_DB_ERROR_MAX - 1 bytes)
  */
 void sb_set_state(struct sb_slot *slot, enum sb_state state);
 void sb_accepted(struct sb_slot *slot);
@@ -208,9 +305,13 @@ void sb_request_begin(struct sb_slot *slot, int64_t read_start_ns,
                       const char *route, size_t route_len);
 void sb_phase(struct sb_slot *slot, enum sb_state state);
 void sb_request_phases(const struct sb_slot *slot, uint32_t us[SB_PHASES]);
+void sb_request_label(struct sb_slot *slot, const char *name, size_t len);
 void sb_request_end(struct sb_slot *slot, int status, int slow);
 void sb_reconnected(struct sb_slot *slot);
 void sb_request_done(struct sb_slot *slot);
+void sb_db_attempt(struct sb_slot *slot);
+void sb_db_up(struct sb_slot *slot);
+void sb_db_down(struct sb_slot *slot, const char *why, size_t len);
 
 /* sb_now_ns: CLOCK_MONOTONIC in nanoseconds, the scoreboard's clock. */
 int64_t sb_now_ns(void);

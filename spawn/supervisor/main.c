@@ -308,7 +308,7 @@ static int
 status_command(int argc, char *argv[])
 {
     const char *usage = "usage: " PROGNAME " status [--watch[=SECONDS]] "
-                        "SOCKET [json|full|json&full|prometheus]\n";
+                        "SOCKET [full|json|prometheus|openmetrics|top|ping]\n";
     char err[512], *end;
     double every = 0;
     int i = 1;
@@ -334,8 +334,11 @@ status_command(int argc, char *argv[])
     for (;;) {
         if (every > 0 && isatty(STDOUT_FILENO))
             fputs("\033[H\033[2J", stdout);
-        if (status_fetch(argv[i], argc - i > 1 ? argv[i + 1] : "", err,
-                         sizeof(err)) == -1) {
+        if (status_fetch(argv[i],
+                         argc - i > 1 ? argv[i + 1]
+                         : every      ? "top"
+                                      : "",
+                         err, sizeof(err)) == -1) {
             fprintf(stderr, PROGNAME " status: %s\n", err);
             return EXITCODE_ERROR;
         }

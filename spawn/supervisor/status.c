@@ -1,10 +1,9 @@
 /*
  * status.c: the pool's status page; see status.h.
  *
- * Read top to bottom: how deep the listen queue is, a snapshot of the
- * scoreboard, the three renderings of it, the FastCGI loop that serves
- * them (records judged by wire.c, as the workers' are), and the command's
- * client.
+ * Read top to bottom: the FastCGI loop that serves the page (records
+ * judged by wire.c, as the workers' are; what the page says is page.c's),
+ * and the command's client.
  *
  * The waits, each with its bound, what happens when it passes, and the
  * test that holds it (tests/spawn/supervisor/test_status.c unless named;
@@ -61,17 +60,10 @@
  */
 #define _GNU_SOURCE
 #include "status.h"
-#include "version.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
-#include <linux/sock_diag.h>
-#include <linux/unix_diag.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,7 +71,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
@@ -87,579 +78,12 @@
 
 #include "errmsg.h"
 #include "log.h"
+#include "page.h"
 #include "scoreboard.h"
 #include "wire.h"
 
-/* How often the listen queue is looked at. */
-#define SAMPLE_MS 100
 /* A status request: a few hundred bytes of parameters. */
 #define REQUEST_MAX 16384
-
-static const char *const state_names[] = {"Empty",    "Starting",  "Idle",
-                                          "Busy",     "Exiting",   "Reading",
-                                          "Database", "Rendering", "Writing"};
-static const char *const phase_names[SB_PHASES] = {"reading", "database",
-                                                   "rendering", "writing"};
-
-/* --- the listen queue ------------------------------------------------ */
-
-/*
- * unix_queue: the connections waiting in a unix listening socket's
- * queue, from the kernel's socket diagnostics (what ss -xl shows as
- * Recv-Q), and its length (Send-Q).  Results: 0, or -1.
- */
-static int
-unix_queue(int fd, unsigned *queued, unsigned *len)
-{
-    struct {
-        struct nlmsghdr nlh;
-        struct unix_diag_req req;
-    } msg;
-    struct sockaddr_nl nl = {.nl_family = AF_NETLINK};
-    struct unix_diag_msg *m;
-    struct nlmsghdr *h;
-    struct rtattr *a;
-    char buf[4096];
-    struct stat st;
-    ssize_t n;
-    int s, ret = -1, alen;
-
-    if (fstat(fd, &st) == -1 ||
-        (s = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
-                    NETLINK_SOCK_DIAG)) == -1)
-        return -1;
-    memset(&msg, 0, sizeof(msg));
-    msg.nlh.nlmsg_len = sizeof(msg);
-    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    msg.nlh.nlmsg_flags = NLM_F_REQUEST;
-    msg.req.sdiag_family = AF_UNIX;
-    msg.req.udiag_states = 1u << 10; /* TCP_LISTEN */
-    msg.req.udiag_ino = (uint32_t)st.st_ino;
-    msg.req.udiag_show = UDIAG_SHOW_RQLEN;
-    msg.req.udiag_cookie[0] = msg.req.udiag_cookie[1] = ~0U;
-    if (sendto(s, &msg, sizeof(msg), 0, (struct sockaddr *)&nl, sizeof(nl)) ==
-            -1 ||
-        /* The kernel answers within sendto(): nothing to wait for. */
-        (n = recv(s, buf, sizeof(buf), MSG_DONTWAIT)) <= 0)
-        goto out;
-    for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
-         h = NLMSG_NEXT(h, n)) {
-        if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
-            break;
-        m = NLMSG_DATA(h);
-        alen = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
-        for (a = (struct rtattr *)(m + 1); RTA_OK(a, alen);
-             a = RTA_NEXT(a, alen)) {
-            if (a->rta_type == UNIX_DIAG_RQLEN &&
-                RTA_PAYLOAD(a) >= sizeof(struct unix_diag_rqlen)) {
-                struct unix_diag_rqlen *q = RTA_DATA(a);
-
-                *queued = q->udiag_rqueue;
-                *len = q->udiag_wqueue;
-                ret = 0;
-            }
-        }
-    }
-out:
-    close(s);
-    return ret;
-}
-
-/* listen_queue: connections waiting to be accepted, and the queue's length
- * as the kernel has it (0 when it cannot tell). */
-static unsigned
-listen_queue(int fd, unsigned *len)
-{
-    struct sockaddr_storage sa;
-    socklen_t salen = sizeof(sa);
-    struct tcp_info ti;
-    socklen_t tlen = sizeof(ti);
-    unsigned q = 0;
-
-    *len = 0;
-    if (getsockname(fd, (struct sockaddr *)&sa, &salen) == -1)
-        return 0;
-    if (sa.ss_family == AF_UNIX) {
-        unix_queue(fd, &q, len);
-    } else if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tlen) == 0) {
-        /* For a listening socket: the accept queue, and its length. */
-        q = ti.tcpi_unacked;
-        *len = ti.tcpi_sacked;
-    }
-    return q;
-}
-
-/* The deepest queue seen by this process since it started. */
-static unsigned max_queue;
-
-static unsigned
-sample_queue(const struct status_info *info, unsigned *len)
-{
-    unsigned q = listen_queue(info->listen_fd, len);
-
-    if (q > max_queue)
-        max_queue = q;
-    return q;
-}
-
-/* --- a snapshot of the scoreboard --------------------------------------- */
-
-struct snapshot {
-    struct sb_pool pool;
-    time_t now;
-    int64_t now_ns;
-    unsigned queue, queue_len, max_queue;
-    int total, idle, active;
-    uint64_t accepted, requests, slow, reconnects, status[5];
-    uint64_t phase_ns[SB_PHASES];
-    int n;
-    struct sb_stats *w; /* the workers, n of them */
-};
-
-static int
-snapshot(const struct status_info *info, struct snapshot *s)
-{
-    int i, j, nslots = sb_nslots(info->sb);
-    struct sb_stats st;
-
-    memset(s, 0, sizeof(*s));
-    if ((s->w = calloc((size_t)nslots, sizeof(*s->w))) == NULL)
-        return -1;
-    sb_pool(info->sb, &s->pool);
-    s->now = time(NULL);
-    s->now_ns = sb_now_ns();
-    s->queue = sample_queue(info, &s->queue_len);
-    if (s->queue_len == 0)
-        s->queue_len = (unsigned)info->backlog;
-    s->max_queue = max_queue;
-    for (i = 0; i < nslots; i++) {
-        sb_stats(sb_slot(info->sb, i), &st);
-        if (st.state == SB_EMPTY || st.pid <= 0)
-            continue;
-        s->w[s->n++] = st;
-        s->total++;
-        /* php-fpm's sum: idle + active = total; one starting or leaving
-         * serves no request. */
-        if (sb_busy(st.state))
-            s->active++;
-        else
-            s->idle++;
-        s->accepted += st.accepted;
-        s->requests += st.requests;
-        s->slow += st.slow;
-        s->reconnects += st.reconnects;
-        for (j = 0; j < 5; j++)
-            s->status[j] += st.status[j];
-        for (j = 0; j < SB_PHASES; j++)
-            s->phase_ns[j] += st.phase_ns[j];
-    }
-    return 0;
-}
-
-/* rss_kb: a process's resident memory, from /proc; 0 when gone. */
-static long
-rss_kb(pid_t pid)
-{
-    char path[64];
-    long pages = 0, rss = 0;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%ld/statm", (long)pid);
-    if ((f = fopen(path, "r")) == NULL)
-        return 0;
-    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-        rss = 0;
-    fclose(f);
-    return rss * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
-/* duration_us: the request in progress, or the last one finished. */
-static uint64_t
-duration_us(const struct snapshot *s, const struct sb_stats *w)
-{
-    if (sb_busy(w->state) && w->busy_since_ns > 0 &&
-        w->busy_since_ns <= s->now_ns)
-        return (uint64_t)(s->now_ns - w->busy_since_ns) / 1000;
-    return w->last_total_us;
-}
-
-/* --- the renderings ------------------------------------------------------ */
-
-/*
- * text_str: s for the text page, one line whatever it holds: a route is
- * a path a client chose, written by a worker, and a "\n" in it must not
- * start a line of its own ("idle processes: 999").  Backslash, control
- * characters and every byte past ASCII (which need not be UTF-8, and
- * could be U+0085 or U+2028, line breaks to some readers) are escaped:
- * \\, \n, \r, \t, else \xHH.
- */
-static void
-text_str(FILE *f, const char *s)
-{
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        if (c == '\\')
-            fputs("\\\\", f);
-        else if (c == '\n')
-            fputs("\\n", f);
-        else if (c == '\r')
-            fputs("\\r", f);
-        else if (c == '\t')
-            fputs("\\t", f);
-        else if (c < 0x20 || c >= 0x7f)
-            fprintf(f, "\\x%02x", c);
-        else
-            fputc(c, f);
-    }
-}
-
-/* text_worker: one worker's block of the full text page. */
-static void
-text_worker(FILE *f, const struct snapshot *s, const struct sb_stats *w)
-{
-    fprintf(f,
-            "\n************************\n"
-            "pid:                  %ld\n"
-            "state:                %s\n"
-            "start since:          %lld\n"
-            "requests:             %llu\n"
-            "accepted conn:        %llu\n"
-            "route:                ",
-            (long)w->pid, state_names[w->state],
-            (long long)((s->now_ns - w->started_ns) / 1000000000),
-            (unsigned long long)w->requests, (unsigned long long)w->accepted);
-    text_str(f, w->route);
-    fprintf(f,
-            "\n"
-            "request duration:     %llu\n"
-            "last request us:      read %u db %u app %u write %u\n"
-            "responses:            1xx %llu 2xx %llu 3xx %llu 4xx %llu "
-            "5xx %llu\n"
-            "db reconnects:        %llu\n"
-            "slow requests:        %llu\n"
-            "rss kb:               %ld\n",
-            (unsigned long long)duration_us(s, w), w->last_us[0], w->last_us[1],
-            w->last_us[2], w->last_us[3], (unsigned long long)w->status[0],
-            (unsigned long long)w->status[1], (unsigned long long)w->status[2],
-            (unsigned long long)w->status[3], (unsigned long long)w->status[4],
-            (unsigned long long)w->reconnects, (unsigned long long)w->slow,
-            rss_kb(w->pid));
-}
-
-static void
-text(FILE *f, const struct status_info *info, const struct snapshot *s,
-     int full)
-{
-    char when[64];
-    struct tm tm;
-    int i, j;
-
-    gmtime_r(&(time_t){(time_t)s->pool.started_unix}, &tm);
-    strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S +0000", &tm);
-    fputs("pool:                 ", f);
-    text_str(f, info->pool);
-    fprintf(f,
-            "\n"
-            "process manager:      static\n"
-            "start time:           %s\n"
-            "start since:          %lld\n"
-            "accepted conn:        %llu\n"
-            "listen queue:         %u\n"
-            "max listen queue:     %u\n"
-            "listen queue len:     %u\n"
-            "idle processes:       %d\n"
-            "active processes:     %d\n"
-            "total processes:      %d\n"
-            "max active processes: %d\n"
-            "max children reached: %llu\n"
-            "slow requests:        %llu\n"
-            "requests:             %llu\n",
-            when, (long long)(s->now - (time_t)s->pool.started_unix),
-            (unsigned long long)s->accepted, s->queue, s->max_queue,
-            s->queue_len, s->idle, s->active, s->total, s->pool.max_active,
-            (unsigned long long)s->pool.max_children_reached,
-            (unsigned long long)s->slow, (unsigned long long)s->requests);
-    for (j = 0; j < SB_PHASES; j++)
-        fprintf(f, "%s seconds:%*s%.6f\n", phase_names[j],
-                (int)(13 - strlen(phase_names[j])), "",
-                (double)s->phase_ns[j] / 1e9);
-    for (j = 0; j < 5; j++)
-        fprintf(f, "responses %dxx:        %llu\n", j + 1,
-                (unsigned long long)s->status[j]);
-    fprintf(f, "db reconnects:        %llu\n",
-            (unsigned long long)s->reconnects);
-    fprintf(f, "version:              %s\n", tfb_version);
-    if (!full)
-        return;
-    for (i = 0; i < s->n; i++)
-        text_worker(f, s, &s->w[i]);
-}
-
-/*
- * json_str: s as a JSON string; routes are paths, but a worker wrote it.
- * The quote, the backslash and every control character are escaped, as
- * JSON requires; bytes past ASCII too (\u00XX), since they need not be
- * UTF-8 and a JSON text must be.
- */
-static void
-json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20 || c >= 0x7f)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
-/* json_counts: ,"phase seconds":{...},"responses":{...} */
-static void
-json_counts(FILE *f, const uint64_t phase_ns[SB_PHASES],
-            const uint64_t status[5])
-{
-    int j;
-
-    fprintf(f, ",\"phase seconds\":{");
-    for (j = 0; j < SB_PHASES; j++)
-        fprintf(f, "%s\"%s\":%.6f", j ? "," : "", phase_names[j],
-                (double)phase_ns[j] / 1e9);
-    fprintf(f, "},\"responses\":{");
-    for (j = 0; j < 5; j++)
-        fprintf(f, "%s\"%dxx\":%llu", j ? "," : "", j + 1,
-                (unsigned long long)status[j]);
-    fputc('}', f);
-}
-
-static void
-json(FILE *f, const struct status_info *info, const struct snapshot *s,
-     int full)
-{
-    int i, j;
-
-    fprintf(f, "{\"pool\":");
-    json_str(f, info->pool);
-    fprintf(f,
-            ",\"process manager\":\"static\",\"start time\":%lld,"
-            "\"start since\":%lld,\"accepted conn\":%llu,"
-            "\"listen queue\":%u,\"max listen queue\":%u,"
-            "\"listen queue len\":%u,\"idle processes\":%d,"
-            "\"active processes\":%d,\"total processes\":%d,"
-            "\"max active processes\":%d,\"max children reached\":%llu,"
-            "\"slow requests\":%llu,\"requests\":%llu,\"db reconnects\":%llu",
-            (long long)s->pool.started_unix,
-            (long long)(s->now - (time_t)s->pool.started_unix),
-            (unsigned long long)s->accepted, s->queue, s->max_queue,
-            s->queue_len, s->idle, s->active, s->total, s->pool.max_active,
-            (unsigned long long)s->pool.max_children_reached,
-            (unsigned long long)s->slow, (unsigned long long)s->requests,
-            (unsigned long long)s->reconnects);
-    json_counts(f, s->phase_ns, s->status);
-    fprintf(f, ",\"version\":\"%s\"", tfb_version);
-    if (full) {
-        fprintf(f, ",\"processes\":[");
-        for (i = 0; i < s->n; i++) {
-            const struct sb_stats *w = &s->w[i];
-
-            fprintf(f,
-                    "%s{\"pid\":%ld,\"state\":\"%s\",\"start since\":%lld,"
-                    "\"requests\":%llu,\"accepted conn\":%llu,\"route\":",
-                    i ? "," : "", (long)w->pid, state_names[w->state],
-                    (long long)((s->now_ns - w->started_ns) / 1000000000),
-                    (unsigned long long)w->requests,
-                    (unsigned long long)w->accepted);
-            json_str(f, w->route);
-            fprintf(f, ",\"request duration\":%llu,\"last request us\":{",
-                    (unsigned long long)duration_us(s, w));
-            for (j = 0; j < SB_PHASES; j++)
-                fprintf(f, "%s\"%s\":%u", j ? "," : "", phase_names[j],
-                        w->last_us[j]);
-            fputc('}', f);
-            json_counts(f, w->phase_ns, w->status);
-            fprintf(f,
-                    ",\"db reconnects\":%llu,\"slow requests\":%llu,"
-                    "\"rss kb\":%ld}",
-                    (unsigned long long)w->reconnects,
-                    (unsigned long long)w->slow, rss_kb(w->pid));
-        }
-        fputc(']', f);
-    }
-    fprintf(f, "}\n");
-}
-
-/* metric: a HELP and TYPE header for name. */
-static void
-metric(FILE *f, const char *name, const char *type, const char *help)
-{
-    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/*
- * prom_label: s as a Prometheus label value, into out (cap bytes): the
- * text format escapes backslash, double quote and newline, and nothing
- * else; the value is cut, never in the middle of an escape, if it does
- * not fit.  The pool's name is checked at start-up to need none of it;
- * this page does not count on that.
- */
-static const char *
-prom_label(const char *s, char *out, size_t cap)
-{
-    size_t n = 0;
-
-    for (; *s != '\0' && n + 3 <= cap; s++) {
-        if (*s == '\\' || *s == '"' || *s == '\n')
-            out[n++] = '\\';
-        out[n++] = *s == '\n' ? 'n' : *s;
-    }
-    out[n] = '\0';
-    return out;
-}
-
-static void
-prometheus(FILE *f, const struct status_info *info, const struct snapshot *s,
-           int full)
-{
-    char pool[2 * 64 + 1];
-    const char *p = prom_label(info->pool, pool, sizeof(pool));
-    int i, j;
-
-    metric(f, "tfb_pool_start_time_seconds", "gauge",
-           "When the pool started, in seconds since the epoch.");
-    fprintf(f, "tfb_pool_start_time_seconds{pool=\"%s\"} %lld\n", p,
-            (long long)s->pool.started_unix);
-    metric(f, "tfb_build_info", "gauge", "The pool's version, as a label.");
-    fprintf(f, "tfb_build_info{pool=\"%s\",version=\"%s\"} 1\n", p,
-            tfb_version);
-    metric(f, "tfb_pool_accepted_connections_total", "counter",
-           "FastCGI connections the workers accepted.");
-    fprintf(f, "tfb_pool_accepted_connections_total{pool=\"%s\"} %llu\n", p,
-            (unsigned long long)s->accepted);
-    metric(f, "tfb_pool_listen_queue", "gauge",
-           "Connections waiting in the listen queue.");
-    fprintf(f, "tfb_pool_listen_queue{pool=\"%s\"} %u\n", p, s->queue);
-    metric(f, "tfb_pool_max_listen_queue", "gauge",
-           "The deepest listen queue seen since the status process started.");
-    fprintf(f, "tfb_pool_max_listen_queue{pool=\"%s\"} %u\n", p, s->max_queue);
-    metric(f, "tfb_pool_listen_queue_length", "gauge",
-           "The length of the listen queue.");
-    fprintf(f, "tfb_pool_listen_queue_length{pool=\"%s\"} %u\n", p,
-            s->queue_len);
-    metric(f, "tfb_pool_processes", "gauge", "Workers, by state.");
-    fprintf(f, "tfb_pool_processes{pool=\"%s\",state=\"idle\"} %d\n", p,
-            s->idle);
-    fprintf(f, "tfb_pool_processes{pool=\"%s\",state=\"active\"} %d\n", p,
-            s->active);
-    metric(f, "tfb_pool_max_active_processes", "gauge",
-           "The most workers serving at once since the pool started.");
-    fprintf(f, "tfb_pool_max_active_processes{pool=\"%s\"} %d\n", p,
-            s->pool.max_active);
-    metric(f, "tfb_pool_max_children_reached_total", "counter",
-           "Times a worker more was asked for at --max-workers.");
-    fprintf(f, "tfb_pool_max_children_reached_total{pool=\"%s\"} %llu\n", p,
-            (unsigned long long)s->pool.max_children_reached);
-    metric(f, "tfb_pool_slow_requests_total", "counter",
-           "Requests over the slow-request threshold.");
-    fprintf(f, "tfb_pool_slow_requests_total{pool=\"%s\"} %llu\n", p,
-            (unsigned long long)s->slow);
-    metric(f, "tfb_pool_requests_total", "counter", "Requests served.");
-    fprintf(f, "tfb_pool_requests_total{pool=\"%s\"} %llu\n", p,
-            (unsigned long long)s->requests);
-    metric(f, "tfb_pool_responses_total", "counter",
-           "Responses, by HTTP status class.");
-    for (j = 0; j < 5; j++)
-        fprintf(f,
-                "tfb_pool_responses_total{pool=\"%s\",class=\"%dxx\"} %llu\n",
-                p, j + 1, (unsigned long long)s->status[j]);
-    metric(f, "tfb_pool_phase_seconds_total", "counter",
-           "Time requests spent in each phase.");
-    for (j = 0; j < SB_PHASES; j++)
-        fprintf(f,
-                "tfb_pool_phase_seconds_total{pool=\"%s\",phase=\"%s\"} %.6f\n",
-                p, phase_names[j], (double)s->phase_ns[j] / 1e9);
-    metric(f, "tfb_pool_db_reconnects_total", "counter",
-           "Database connections made again.");
-    fprintf(f, "tfb_pool_db_reconnects_total{pool=\"%s\"} %llu\n", p,
-            (unsigned long long)s->reconnects);
-    if (!full)
-        return;
-    metric(f, "tfb_worker_requests_total", "counter",
-           "Requests each worker served.");
-    for (i = 0; i < s->n; i++)
-        fprintf(f, "tfb_worker_requests_total{pool=\"%s\",pid=\"%ld\"} %llu\n",
-                p, (long)s->w[i].pid, (unsigned long long)s->w[i].requests);
-    metric(f, "tfb_worker_resident_bytes", "gauge",
-           "Each worker's resident memory.");
-    for (i = 0; i < s->n; i++)
-        fprintf(f, "tfb_worker_resident_bytes{pool=\"%s\",pid=\"%ld\"} %ld\n",
-                p, (long)s->w[i].pid, rss_kb(s->w[i].pid) * 1024);
-}
-
-/* has_word: the query names w as a parameter (w, or w=...). */
-static int
-has_word(const char *query, const char *w)
-{
-    size_t n = strlen(w), len;
-
-    while (query != NULL && *query != '\0') {
-        len = strcspn(query, "&");
-        if (len >= n && strncmp(query, w, n) == 0 &&
-            (len == n || query[n] == '='))
-            return 1;
-        query += len + (query[len] == '&');
-    }
-    return 0;
-}
-
-enum status_format
-status_format_of(const char *query, const char *accept, int *full)
-{
-    *full = has_word(query, "full");
-    if (has_word(query, "prometheus") ||
-        (accept != NULL &&
-         (strstr(accept, "version=0.0.4") != NULL ||
-          strstr(accept, "application/openmetrics-text") != NULL)))
-        return STATUS_PROMETHEUS;
-    if (has_word(query, "json"))
-        return STATUS_JSON;
-    return STATUS_TEXT;
-}
-
-int
-status_render(const struct status_info *info, enum status_format fmt, int full,
-              char **out, size_t *len, const char **type)
-{
-    struct snapshot s;
-    FILE *f;
-
-    if (snapshot(info, &s) == -1)
-        return -1;
-    if ((f = open_memstream(out, len)) == NULL) {
-        free(s.w);
-        return -1;
-    }
-    switch (fmt) {
-    case STATUS_JSON:
-        *type = "application/json";
-        json(f, info, &s, full);
-        break;
-    case STATUS_PROMETHEUS:
-        *type = "text/plain; version=0.0.4; charset=utf-8";
-        prometheus(f, info, &s, full);
-        break;
-    default:
-        *type = "text/plain; charset=utf-8";
-        text(f, info, &s, full);
-        break;
-    }
-    free(s.w);
-    return fclose(f) == 0 ? 0 : -1;
-}
 
 /* --- serving ----------------------------------------------------------- */
 
@@ -729,22 +153,46 @@ param(const unsigned char *pairs, size_t len, const char *name, char *out,
         }
 }
 
+/* The reason phrases of the statuses the page answers with. */
+static const char *
+reason(int code)
+{
+    switch (code) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    default:
+        return "Service Unavailable";
+    }
+}
+
 /*
  * frame: the CGI response to request id as FastCGI records: the headers
  * and the body in FCGI_STDOUT records, the empty one, FCGI_END_REQUEST.
- * Results: the records, malloc'd (*len bytes), or NULL.
+ * The HTML page gets a Content-Security-Policy that lets it run its own
+ * script (?js, same origin) and no other: an escape missed could plant
+ * no script.  Results: the records, malloc'd (*len bytes), or NULL.
  */
 static unsigned char *
-frame(unsigned id, const char *type, const char *body, size_t blen, size_t *len)
+frame(unsigned id, int code, const char *type, const char *body, size_t blen,
+      size_t *len)
 {
-    char head[160];
+    char head[512];
     size_t hlen, off, chunk, n;
     unsigned char *out, *p;
 
-    hlen = (size_t)snprintf(head, sizeof(head),
-                            "Status: 200 OK\r\nContent-Type: %s\r\n"
-                            "Cache-Control: no-store\r\n\r\n",
-                            type);
+    hlen = (size_t)snprintf(
+        head, sizeof(head),
+        "Status: %d %s\r\nContent-Type: %s\r\nCache-Control: no-store\r\n"
+        "X-Content-Type-Options: nosniff\r\n%s\r\n",
+        code, reason(code), type,
+        strncmp(type, "text/html", 9) == 0
+            ? "Content-Security-Policy: default-src 'none'; script-src "
+              "'self'; connect-src 'self'; style-src 'unsafe-inline'; "
+              "base-uri 'none'; form-action 'none'; frame-ancestors "
+              "'none'\r\n"
+            : "");
     assert(hlen < sizeof(head));
     n = 3 * WIRE_HEADER_LEN + hlen + (blen / 65535 + 1) * WIRE_HEADER_LEN +
         blen + WIRE_END_REQUEST_LEN;
@@ -828,23 +276,28 @@ answer_page(struct client *c, const struct status_info *info,
             const struct wire_result *v, int64_t now)
 {
     static unsigned char pairs[REQUEST_MAX];
-    char query[512], accept[256], *page;
+    char query[512], accept[256], uri[512], *page;
     enum status_format fmt;
     unsigned char *out;
     const char *type;
-    size_t len, olen;
+    size_t len, olen, path;
     long plen;
-    int full;
+    int full, code;
 
     plen = wire_gather(c->in, v->len, WIRE_PARAMS, v->id, pairs, sizeof(pairs));
     if (plen < 0)
         return -1;
     param(pairs, (size_t)plen, "QUERY_STRING", query, sizeof(query));
     param(pairs, (size_t)plen, "HTTP_ACCEPT", accept, sizeof(accept));
+    param(pairs, (size_t)plen, "REQUEST_URI", uri, sizeof(uri));
     fmt = status_format_of(query, accept, &full);
-    if (status_render(info, fmt, full, &page, &len, &type) == -1)
+    /* php-fpm's ping.path: the front server routes /ping here too. */
+    path = strcspn(uri, "?");
+    if (path >= 5 && strncmp(uri + path - 5, "/ping", 5) == 0)
+        fmt = STATUS_PING;
+    if ((code = status_render(info, fmt, full, &page, &len, &type)) == -1)
         return -1;
-    out = frame(v->id, type, page, len, &olen);
+    out = frame(v->id, code, type, page, len, &olen);
     free(page);
     if (out == NULL)
         return -1;
@@ -1021,7 +474,7 @@ admit(int lfd, struct client *cl, int64_t now)
         if (fd == -1)
             return errno == EAGAIN || errno == EWOULDBLOCK
                        ? now
-                       : now + SAMPLE_MS * MS;
+                       : now + PAGE_SAMPLE_MS * MS;
         c = place(cl);
         memset(c, 0, offsetof(struct client, in));
         c->fd = fd;
@@ -1075,7 +528,6 @@ status_serve(int fd, const struct status_info *info)
     struct pollfd pf[CLIENTS_MAX + 1];
     int who[CLIENTS_MAX + 1], i, n, fl;
     int64_t now = sb_now_ns(), sample = now, resume = now, wait;
-    unsigned len;
 
     assert(budget.clients >= 1 && budget.clients <= CLIENTS_MAX);
     for (i = 0; i < CLIENTS_MAX; i++)
@@ -1084,10 +536,11 @@ status_serve(int fd, const struct status_info *info)
     if ((fl = fcntl(fd, F_GETFL)) != -1)
         fcntl(fd, F_SETFL, fl | O_NONBLOCK);
     for (;;) {
-        /* The listen queue is sampled for its maximum, busy or not. */
+        /* The listen queue is sampled for its maximum, busy or not,
+         * and the counters for the rates. */
         if (now >= sample) {
-            sample_queue(info, &len);
-            sample = now + SAMPLE_MS * MS;
+            page_sample(info, now);
+            sample = now + PAGE_SAMPLE_MS * MS;
         }
         wait = sample - now;
         n = watch(fd, cl, pf, who, now, &wait);
@@ -1219,7 +672,7 @@ status_fetch(const char *path, const char *query, char *err, size_t errlen)
     int64_t deadline = sb_now_ns() + fetch_ms * MS;
     unsigned char req[512], *body;
     size_t rl, blen;
-    char *sep;
+    char *sep, status[64] = "";
     int fd, r;
 
     if (strlen(path) >= sizeof(sun.sun_path) || strlen(query) > 100)
@@ -1240,9 +693,15 @@ status_fetch(const char *path, const char *query, char *err, size_t errlen)
     close(fd);
     /* Past the CGI headers, the page. */
     sep = r == 0 && body != NULL ? memmem(body, blen, "\r\n\r\n", 4) : NULL;
-    if (sep != NULL)
+    if (sep != NULL) {
         fwrite(sep + 4, 1, blen - (size_t)((unsigned char *)sep + 4 - body),
                stdout);
+        /* The first header is the status; its line, for the message. */
+        if (blen > 8 && memcmp(body, "Status: ", 8) == 0 &&
+            memcmp(body + 8, "200", 3) != 0)
+            snprintf(status, sizeof(status), "%.*s",
+                     (int)strcspn((char *)body + 8, "\r"), (char *)body + 8);
+    }
     free(body);
     if (r == -2)
         return errmsg(err, errlen, "status socket %s: no answer within %d ms",
@@ -1250,5 +709,9 @@ status_fetch(const char *path, const char *query, char *err, size_t errlen)
     if (r == -1)
         return errmsg(err, errlen, "status socket %s: the answer broke off",
                       path);
-    return sep != NULL ? 0 : errmsg(err, errlen, "status: no page came back");
+    if (sep == NULL)
+        return errmsg(err, errlen, "status: no page came back");
+    return status[0] == '\0'
+               ? 0
+               : errmsg(err, errlen, "status socket %s: %s", path, status);
 }

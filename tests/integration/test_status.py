@@ -1,18 +1,30 @@
 """test_status.py: the pool's status page, behind nginx and behind lighttpd.
 
 With the stack up (WORKERS=2, the shipped front server configuration):
-  * /status answers with php-fpm's fields; ?json, ?full, ?prometheus and
-    a scraper's Accept give the other formats; the Prometheus page passes
-    promtext.check (promtool's parser and lint rules, promtext.py), which
-    is itself shown to refuse known-bad pages first;
+  * /status answers with php-fpm's fields; ?json, ?full, ?prometheus,
+    ?openmetrics and a scraper's Accept give the other formats; the
+    Prometheus page passes promtext.check (promtool's parser and lint
+    rules, promtext.py), which is itself shown to refuse known-bad pages
+    first, and both it and the OpenMetrics page pass Debian's
+    prometheus_client parsers (promparse.py), with a request-duration
+    histogram per route and per-worker series labelled by slot; ?xml and
+    any other word are answered 400 with the list of formats;
   * the counters add up: N requests sent are N more requests, by status
-    class; the pool's totals are the sum of its workers'; each worker's
-    last request's phases add up to its total, which is timed apart;
+    class, and N more "accepted conn" (php-fpm's meaning: requests, not
+    the FastCGI connections, which have a field of their own); the pool's
+    totals are the sum of its workers'; each worker's last request's
+    phases add up to its total, which is timed apart; each worker says
+    its database is up, since when, after how many attempts;
+  * ?html in headless Chromium: the DOM once its script ran (it refreshed
+    the page at least once) has a row per worker with the pids and
+    requests the JSON page gives, the routes, the rates; a screenshot is
+    kept (its path printed);
   * with every worker stuck in the database (the World table locked),
     /status still answers at once, and shows each worker in its database
     phase; so does `tfb-spawn status`; the requests then all complete;
-  * `tfb-spawn status --watch` repeats the page; a killed status process
-    is started again by the supervisor;
+  * `tfb-spawn status --watch` repeats the compact view, with the
+    requests and errors per second; a killed status process is started
+    again by the supervisor;
   * as root: from an address that is not loopback (a network namespace
     joined by a veth pair), /status is refused (403) while /plaintext is
     served.
@@ -27,7 +39,8 @@ import signal
 import subprocess
 import time
 
-from ..kit import APP_BIN, SPAWN_BIN as SPAWN, STACK, proc, promtext, stack, web
+from ..kit import APP_BIN, BUILD, SPAWN_BIN as SPAWN, STACK, browser, proc, promparse, \
+    promtext, stack, web
 from ..kit.cmd import run, tail
 from ..kit.tap import main
 
@@ -87,6 +100,53 @@ def check_formats(tap, st, label):
                   and not problems and "tfb_pool_requests_total{" in r.body,
                   "%s: %s: Prometheus' text format, clean by promtool's rules"
                   % (label, how), problems[:8] + [r.summary(300)])
+    check_parsers(tap, st, label)
+    r = web.try_get(st.url("/ping"), timeout=10)
+    tap.check(r.status == 200 and r.body.decode().startswith("ok: %d of %d workers can serve"
+                                                             % (WORKERS, WORKERS)),
+              "%s: GET /ping -> 200, the health line" % label, r.summary(200))
+    r = status(st, "xml")
+    tap.check(r.status == 400 and "json, html, prometheus, openmetrics" in r.body,
+              "%s: /status?xml -> 400, naming the formats it knows (no text page "
+              "instead)" % label, r.summary(300))
+
+
+def check_parsers(tap, st, label):
+    """The metrics through a real parser, both formats."""
+    send(st, "/db", 8)
+    send(st, "/json", 4)
+    for how, query, accept, fmt, ctype in (
+            ("?prometheus&full", "prometheus&full", None, "prometheus", "version=0.0.4"),
+            ("?openmetrics&full", "openmetrics&full", None, "openmetrics",
+             "application/openmetrics-text"),
+            ("Prometheus' own Accept", "full",
+             "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+             "openmetrics", "application/openmetrics-text")):
+        r = status(st, query, accept=accept)
+        fams, err = promparse.parse(r.body, fmt) if r.status == 200 else (None, r.summary())
+        tap.check(r.status == 200 and ctype in r.headers.get("Content-Type", "") and
+                  fams is not None and not err,
+                  "%s: %s: %s parses with prometheus_client's %s parser" % (
+                      label, how, fmt, fmt), [str(err)[:300], r.summary(300)])
+        if not fams:
+            continue
+        hist = fams.get("tfb_request_duration_seconds", {})
+        db = promparse.samples(fams, "tfb_request_duration_seconds", route="/db")
+        count = [x[2] for x in db if x[0].endswith("_count")]
+        inf = [x[2] for x in db if x[1].get("le") == "+Inf"]
+        tap.check(hist.get("type") == "histogram" and count and count == inf and
+                  count[0] >= 8 and
+                  len([x for x in db if x[0].endswith("_bucket")]) == 18 and
+                  promparse.samples(fams, "tfb_phase_duration_seconds", phase="database"),
+                  "%s: %s: a request-duration histogram per route (/db: %s requests in 18 "
+                  "buckets), one per phase" % (label, how, count[0] if count else "no"),
+                  str(hist)[:400])
+        workers = promparse.samples(fams, "tfb_worker_requests")
+        tap.check(len(workers) == WORKERS and all("slot" in x[1] and "pid" not in x[1]
+                                                  for x in workers) and
+                  len(promparse.samples(fams, "tfb_worker_database_up")) == WORKERS,
+                  "%s: %s: per worker, labelled by slot (not pid): requests, database up"
+                  % (label, how), str(workers)[:300])
 
 
 def send(st, path, n):
@@ -102,12 +162,24 @@ def check_counters(tap, st, label):
     if not (before and after):
         tap.fail("%s: /status?json before and after 60 requests" % label)
         return
-    d = {k: after[k] - before[k] for k in ("requests",)}
+    d = {k: after[k] - before[k] for k in ("requests", "accepted conn")}
     d2 = {k: after["responses"][k] - before["responses"][k] for k in after["responses"]}
     tap.check(codes == [200, 404] and d["requests"] == 60 and d2["2xx"] == 50 and
               d2["4xx"] == 10 and d2["5xx"] == 0,
               "%s: 60 requests (50 answered 200, 10 404) are counted as such" % label,
               "statuses %s; requests +%d; responses %s" % (codes, d["requests"], d2))
+    tap.check(d["accepted conn"] == 60 and "fastcgi connections" in after and
+              after["fastcgi connections"] <= after["accepted conn"],
+              "%s: accepted conn: +60, the requests (php-fpm's meaning); the FastCGI "
+              "connections apart (%s)" % (label, after.get("fastcgi connections")),
+              "accepted conn +%s" % d["accepted conn"])
+    since = [p.get("db since") for p in after.get("processes", [])]
+    tap.check(all(p.get("db state") == "up" and p.get("db attempts", 0) >= 1 and
+                  isinstance(p.get("db since"), int) and p.get("db last error") == ""
+                  for p in after.get("processes", [])) and
+              after.get("database") == {"up": WORKERS, "down": 0, "none": 0},
+              "%s: each worker's database: up, since %s, after its attempts" % (label, since),
+              str(after.get("processes"))[:500])
     dbt = after["phase seconds"]["database"] - before["phase seconds"]["database"]
     tap.check(dbt > 0, "%s: the database phase grew (%.6f s)" % (label, dbt))
     procs = after.get("processes", [])
@@ -177,9 +249,15 @@ def check_command(tap, st, label):
     time.sleep(1.1)
     p.send_signal(signal.SIGTERM)
     out = p.communicate(timeout=5)[0]
-    n = len(re.findall(r"^pool: ", out, re.M))
-    tap.check(4 <= n <= 7, "%s: tfb-spawn status --watch=0.2: the page every 0.2 s "
-              "(%d in 1.1 s)" % (label, n), tail(out, 5))
+    n = len(re.findall(r"^pool ", out, re.M))
+    tap.check(4 <= n <= 7, "%s: tfb-spawn status --watch=0.2: the compact view every "
+              "0.2 s (%d in 1.1 s)" % (label, n), tail(out, 5))
+    rates = re.findall(r"^req/s ([\d.]+) +err/s ([\d.]+) ", out, re.M)
+    tap.check(rates and all(len(ln) <= 80 for ln in out.splitlines()) and
+              len(re.findall(r"^ +\d+ +\d+ (idle|read|busy|db|app|write) ", out, re.M)) >= n,
+              "%s: --watch shows requests/s and errors/s (%s), a worker a line (two "
+              "to a line past one), 80 columns" % (label, rates[-1] if rates else None),
+              tail(out, 12))
     c = run([str(SPAWN), "status", sock(st), "prometheus"], 5)
     tap.check(c.returncode == 0 and not promtext.check(c.stdout),
               "%s: tfb-spawn status SOCKET prometheus: the same page" % label,
@@ -200,6 +278,48 @@ def check_command(tap, st, label):
     tap.check(r is not None and r.status == 200,
               "%s: the status process killed: started again, /status answers within "
               "%.1f s" % (label, time.monotonic() - t0))
+
+
+def check_html(tap, st, label):
+    """?html in a real browser: the DOM once its script ran."""
+    chromium = tap.tool("chromium", "%s: chromium, for the HTML page" % label)
+    if chromium is None:
+        return
+    send(st, "/db", 5)
+    send(st, "/plaintext", 5)
+    before = status_json(st, "json&full")
+    dom = browser.dump_dom(st.url("/status?html"), st.var, budget_ms=3000)
+    after = status_json(st, "json&full")
+    if not tap.check(dom is not None and before and after,
+                     "%s: /status?html loaded in headless Chromium" % label,
+                     "see %s/chromium.log" % st.var):
+        return
+    live = re.search(r'id="live">([^<]*)<', dom)
+    tap.check(live and re.match(r"live: updated \d+ times", live.group(1)),
+              "%s: its script ran and refreshed the page (%s)"
+              % (label, live.group(1) if live else "no #live"), dom[-400:])
+    rows = re.findall(r'<tr class="worker" data-slot="(\d+)" data-pid="(\d+)">.*?'
+                      r'<td class="state l">(\w+)</td>.*?<td class="requests">(\d+)</td>'
+                      r'<td class="db l (\w+)">', dom)
+    pids = sorted(int(r[1]) for r in rows)
+    want = sorted(p["pid"] for p in after["processes"])
+    reqs = sum(int(r[3]) for r in rows)
+    tap.check(len(rows) == WORKERS and pids == want and
+              all(r[2] in ("Idle", "Reading") and r[4] == "up" for r in rows) and
+              sum(p["requests"] for p in before["processes"]) <= reqs <=
+              sum(p["requests"] for p in after["processes"]),
+              "%s: a row per worker: the pids, states, database and requests the JSON "
+              "page gives (%d requests)" % (label, reqs), [str(rows), str(want)])
+    total = re.search(r'<td id="requests">(\d+)</td>', dom)
+    routes = re.findall(r'<tr class="route"><td class="l">([^<]+)</td><td>(\d+)</td>', dom)
+    tap.check(total and before["requests"] <= int(total.group(1)) <= after["requests"] and
+              dict(routes).get("/db") and dict(routes).get("/plaintext"),
+              "%s: the pool's requests (%s), the routes with their counts (%s)"
+              % (label, total.group(1) if total else None, routes), dom[:600])
+    png = os.path.join(str(BUILD), "test-output", "status-html-%s.png" % label)
+    os.makedirs(os.path.dirname(png), exist_ok=True)
+    ok = browser.screenshot(st.url("/status?html"), png, st.var)
+    tap.check(ok, "%s: a screenshot of the page: %s" % (label, png))
 
 
 def netns_client(tap, st, label):
@@ -256,6 +376,7 @@ def one_server(tap, server):
             return
         check_formats(tap, st, label)
         check_counters(tap, st, label)
+        check_html(tap, st, label)
         check_busy(tap, st, label)
         check_command(tap, st, label)
         if tap.root("%s: /status refused from off loopback" % label):
@@ -264,6 +385,8 @@ def one_server(tap, server):
 
 def body(tap):
     tap.need([APP_BIN, SPAWN, STACK])
+    tap.check(promparse.available(), "/usr/bin/python3 has prometheus_client's parsers",
+              "deploy/deps test installs python3-prometheus-client")
     ok, details = promtext.selftest()
     tap.check(ok, "promtext: refuses each known-bad page, accepts a good one", details)
     for server in ("nginx", "lighttpd"):

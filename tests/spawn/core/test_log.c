@@ -1,6 +1,6 @@
 /*
  * test_log.c: the logger both programs share (spawn/core/log.c): the line, the
- * levels, truncation, one write per line, the log file.
+ * levels, truncation, one write per line, repeats counted, the log file.
  *
  * The log goes to fd 2, so each case points fd 2 somewhere it can read
  * and puts the real stderr back after.  That somewhere is a SOCK_SEQPACKET
@@ -313,6 +313,96 @@ test_fatal(void)
     close(fd);
 }
 
+static void
+test_repeats(void)
+{
+    char buf[4096];
+    int fd = to_pipe(), i;
+    ssize_t n;
+
+    log_init("rep", LOG_INFO);
+    for (i = 0; i < 30; i++)
+        log_warn("db: cannot connect: FATAL:\tdatabase \"%s\" does not exist",
+                 "nosuchdb");
+    n = packet(fd, buf, sizeof(buf));
+    ok(n > 0 && ends_with(buf, "] warn: db: cannot connect: FATAL: database "
+                               "\"nosuchdb\" does not exist\n"),
+       "a warning 30 times: written once, its tab a space");
+    is_int(packet(fd, buf, sizeof(buf)), -1, "  and not 29 times more");
+    log_info("db: connected again");
+    n = packet(fd, buf, sizeof(buf));
+    ok(n > 0 &&
+           ends_with(buf, "does not exist (repeated 29 times in the "
+                          "last 0 s)\n") &&
+           prefix_ok(buf, "rep", "warn"),
+       "another line: first the count of the repeats, at the warning's level");
+    n = packet(fd, buf, sizeof(buf));
+    ok(n > 0 && ends_with(buf, "] info: db: connected again\n"),
+       "  then the other line");
+    is_int(packet(fd, buf, sizeof(buf)), -1, "  and nothing else");
+
+    log_info("an info line");
+    log_info("an info line");
+    ok(packet(fd, buf, sizeof(buf)) > 0 && packet(fd, buf, sizeof(buf)) > 0 &&
+           packet(fd, buf, sizeof(buf)) == -1,
+       "info lines are not counted: written each time");
+    log_warn("once");
+    log_warn("once");
+    log_err("once");
+    ok(packet(fd, buf, sizeof(buf)) > 0 && ends_with(buf, "warn: once\n") &&
+           packet(fd, buf, sizeof(buf)) > 0 &&
+           ends_with(buf, "warn: once (repeated 1 times in the last 0 s)\n") &&
+           packet(fd, buf, sizeof(buf)) > 0 && ends_with(buf, "error: once\n"),
+       "the same words at another level are another line");
+    log_flush();
+    is_int(packet(fd, buf, sizeof(buf)), -1, "log_flush: nothing pending");
+    log_err("once");
+    log_flush();
+    ok(packet(fd, buf, sizeof(buf)) > 0 &&
+           ends_with(buf, "error: once (repeated 1 times in the last 0 s)\n"),
+       "log_flush: the count pending written (as at exit)");
+
+    repeat_s = 0;
+    log_warn("due");
+    log_warn("due");
+    log_warn("due");
+    ok(packet(fd, buf, sizeof(buf)) > 0 && ends_with(buf, "warn: due\n") &&
+           packet(fd, buf, sizeof(buf)) > 0 &&
+           ends_with(buf, "warn: due (repeated 1 times in the last 0 s)\n") &&
+           packet(fd, buf, sizeof(buf)) > 0 &&
+           ends_with(buf, "warn: due (repeated 1 times in the last 0 s)\n"),
+       "past the window each repeat is written, with its count");
+    repeat_s = 60;
+    log_info("end");
+    packet(fd, buf, sizeof(buf));
+    is_int(packet(fd, buf, sizeof(buf)), -1, "and nothing more");
+    restore_stderr();
+    close(fd);
+}
+
+static void
+test_fatal_flush(void)
+{
+    char buf[4096];
+    int fd = to_pipe(), st = -1;
+    pid_t pid;
+
+    fflush(stdout);
+    if ((pid = fork()) == 0) {
+        log_init("ff", LOG_INFO);
+        log_warn("again");
+        log_warn("again");
+        exit(0);
+    }
+    waitpid(pid, &st, 0);
+    ok(packet(fd, buf, sizeof(buf)) > 0 && ends_with(buf, "warn: again\n") &&
+           packet(fd, buf, sizeof(buf)) > 0 &&
+           ends_with(buf, "again (repeated 1 times in the last 0 s)\n"),
+       "at exit the count pending is written");
+    restore_stderr();
+    close(fd);
+}
+
 int
 main(void)
 {
@@ -325,6 +415,8 @@ main(void)
     test_levels();
     test_long_line();
     test_one_write();
+    test_repeats();
+    test_fatal_flush();
     test_file();
     test_fatal();
     close(saved_stderr);

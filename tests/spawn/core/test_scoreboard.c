@@ -1,7 +1,8 @@
 /*
  * test_scoreboard.c: the pool's shared table (spawn/core/scoreboard.c): its
  * creation, the slots' states and counts, and a worker's side, attached
- * through the environment in a child process.
+ * through the environment in a child process; the slot's totals across
+ * its workers, the histograms, the database's state.
  */
 #include "../../../spawn/core/scoreboard.c"
 
@@ -344,6 +345,198 @@ test_adopt(void)
     sb_free(sb);
 }
 
+/* one_request: a request of about ms milliseconds, labelled label (NULL:
+ * none), answered status. */
+static void
+one_request(struct sb_slot *slot, const char *label, int ms, int status)
+{
+    sb_request_begin(slot, sb_now_ns() - (int64_t)ms * 1000000, "/x", 2);
+    if (label != NULL)
+        sb_request_label(slot, label, strlen(label));
+    sb_request_end(slot, status, 0);
+}
+
+static uint64_t
+hist_count(const struct sb_hist *h)
+{
+    uint64_t n = 0;
+    int i;
+
+    for (i = 0; i < SB_BUCKETS; i++)
+        n += h->bucket[i];
+    return n;
+}
+
+static void
+test_totals(void)
+{
+    struct scoreboard *sb = sb_create(2);
+    struct sb_slot *slot;
+    struct sb_totals t;
+    struct sb_stats st;
+    int i;
+
+    if (sb == NULL) {
+        ok(0, "sb_create: %s", strerror(errno));
+        return;
+    }
+    slot = sb_slot(sb, 1);
+    sb_slot_reset(slot, SB_IDLE, sb_now_ns());
+    for (i = 0; i < 3; i++)
+        one_request(slot, "/db", 1, 200);
+    one_request(slot, "/db", 1, 503);
+    sb_accepted(slot);
+    sb_reconnected(slot);
+    sb_totals(slot, &t);
+    ok(t.requests == 4 && t.status[1] == 3 && t.status[4] == 1 &&
+           t.accepted == 1 && t.reconnects == 1 &&
+           t.phase_ns[SB_PHASE_READING] >= 4000000,
+       "the totals of a slot's first worker: its own counts");
+    sb_slot_reset(slot, SB_STARTING, sb_now_ns());
+    sb_stats(slot, &st);
+    ok(st.requests == 0 && st.status[1] == 0 && st.accepted == 0,
+       "a new worker in the slot starts from nothing");
+    sb_totals(slot, &t);
+    ok(t.requests == 4 && t.status[1] == 3 && t.status[4] == 1 &&
+           t.accepted == 1 && t.reconnects == 1,
+       "and the slot's totals keep the old one's counts");
+    one_request(slot, "/db", 1, 200);
+    sb_slot_reset(slot, SB_EMPTY, 0);
+    sb_slot_reset(slot, SB_STARTING, sb_now_ns());
+    sb_totals(slot, &t);
+    ok(t.requests == 5 && t.status[1] == 4,
+       "a second worker's counts are added, once, however often the slot "
+       "is reset");
+    is_int(atomic_load(&slot->ret_seq) % 2, 0, "the totals are whole");
+    sb_totals(sb_slot(sb, 0), &t);
+    is_int(t.requests, 0, "the other slot's totals: none");
+    sb_free(sb);
+}
+
+static void
+test_hist(void)
+{
+    struct scoreboard *sb = sb_create(1);
+    struct sb_slot *slot;
+    struct sb_hist h;
+    char name[SB_LABEL_MAX], want[32];
+    int i, used = 0, bad = 0;
+
+    if (sb == NULL) {
+        ok(0, "sb_create: %s", strerror(errno));
+        return;
+    }
+    slot = sb_slot(sb, 0);
+    sb_slot_reset(slot, SB_IDLE, sb_now_ns());
+    for (i = 0; i < SB_BUCKETS - 2; i++)
+        if (sb_bucket_us[i] >= sb_bucket_us[i + 1])
+            bad++;
+    ok(!bad && sb_bucket_us[0] == 50 &&
+           sb_bucket_us[SB_BUCKETS - 2] == 10000000,
+       "the buckets: 50 us to 10 s, increasing");
+    ok(strcmp(sb_bucket_le[SB_BUCKETS - 1], "+Inf") == 0 &&
+           strtod(sb_bucket_le[0], NULL) * 1e6 == 50 &&
+           strtod(sb_bucket_le[13], NULL) == 1,
+       "their le labels, in seconds, +Inf last");
+    ok(!sb_route_hist(slot, 0, name, &h), "no request: no route histogram");
+    one_request(slot, "/db", 2, 200);
+    one_request(slot, "/db", 30, 200);
+    one_request(slot, "/json", 0, 200);
+    one_request(slot, NULL, 0, 404);
+    ok(sb_route_hist(slot, 0, name, &h) && strcmp(name, "/db") == 0 &&
+           hist_count(&h) == 2 && h.bucket[5] == 1 && h.bucket[9] == 1 &&
+           h.sum_us >= 32000,
+       "/db: 2 ms in (1, 2.5] ms, 30 ms in (25, 50] ms, the sum %llu us",
+       (unsigned long long)h.sum_us);
+    ok(sb_route_hist(slot, 1, name, &h) && strcmp(name, "/json") == 0 &&
+           hist_count(&h) == 1,
+       "/json: a histogram of its own");
+    ok(sb_route_hist(slot, SB_ROUTES - 1, name, &h) &&
+           strcmp(name, "other") == 0 && hist_count(&h) == 1,
+       "a request without a label: \"other\"");
+    sb_phase_hist(slot, SB_PHASE_READING, &h);
+    ok(hist_count(&h) == 4 && h.bucket[9] == 1,
+       "each phase has one: 4 reads, the 30 ms one in (25, 50] ms");
+    one_request(slot, "/route-with-a-long-name", 0, 200);
+    for (i = 0; i < 19; i++) {
+        snprintf(want, sizeof(want), "/r%d", i);
+        one_request(slot, want, 0, 200);
+    }
+    for (i = 0; i < SB_ROUTES; i++)
+        used += sb_route_hist(slot, i, name, &h);
+    sb_route_hist(slot, SB_ROUTES - 1, name, &h);
+    ok(used == SB_ROUTES && hist_count(&h) == 1 + 20 - (SB_ROUTES - 3),
+       "20 more names: %d take the rows left, the rest count as other",
+       SB_ROUTES - 3);
+    sb_route_hist(slot, 2, name, &h);
+    is_str(name, "/route-with-a-l", "a name is cut to 15 bytes");
+    sb_slot_reset(slot, SB_STARTING, sb_now_ns());
+    ok(sb_route_hist(slot, 0, name, &h) && hist_count(&h) == 2,
+       "the histograms outlive the slot's worker");
+    sb_timing(0);
+    one_request(slot, "/db", 0, 200);
+    sb_timing(1);
+    sb_route_hist(slot, 0, name, &h);
+    is_int(hist_count(&h), 2, "--timing off: nothing observed");
+    sb_free(sb);
+}
+
+static void
+test_db(void)
+{
+    static const char why[] = "connection to server failed: FATAL:\tdatabase "
+                              "\"nosuchdb\" does not exist\nDETAIL: x\n";
+    struct scoreboard *sb = sb_create(1);
+    struct sb_db_view v;
+    struct sb_slot *slot;
+    char big[600];
+    time_t t0 = time(NULL);
+
+    if (sb == NULL) {
+        ok(0, "sb_create: %s", strerror(errno));
+        return;
+    }
+    slot = sb_slot(sb, 0);
+    sb_slot_reset(slot, SB_STARTING, sb_now_ns());
+    sb_db(slot, &v);
+    ok(v.state == SB_DB_NONE && v.attempts == 0 && v.error[0] == '\0',
+       "a new worker: database not reported");
+    sb_db_attempt(slot);
+    sb_db_down(slot, why, sizeof(why) - 1);
+    sb_db_attempt(slot);
+    sb_db_down(slot, why, sizeof(why) - 1);
+    sb_db(slot, &v);
+    ok(v.state == SB_DB_DOWN && v.attempts == 2 && v.since_unix >= t0 &&
+           v.since_unix <= time(NULL),
+       "two attempts failed: down, since then");
+    is_str(v.error,
+           "connection to server failed: FATAL: database \"nosuchdb\" does "
+           "not exist DETAIL: x",
+           "the error in one line: tabs and newlines made spaces");
+    sb_db_attempt(slot);
+    sb_db_up(slot);
+    sb_db(slot, &v);
+    ok(v.state == SB_DB_UP && v.attempts == 3 &&
+           strstr(v.error, "nosuchdb") != NULL,
+       "connected: up, the last error kept");
+    memset(big, 'e', sizeof(big));
+    sb_db_down(slot, big, sizeof(big));
+    sb_db(slot, &v);
+    is_int(strlen(v.error), SB_DB_ERROR_MAX - 1, "a long error is cut");
+    atomic_store(&slot->db_state, 77);
+    sb_db(slot, &v);
+    is_int(v.state, SB_DB_NONE, "a state out of range reads as none");
+    sb_slot_reset(slot, SB_STARTING, sb_now_ns());
+    sb_db(slot, &v);
+    ok(v.state == SB_DB_NONE && v.attempts == 0 && v.error[0] == '\0',
+       "reset: the next worker reports afresh");
+    sb_db_up(NULL);
+    sb_db_down(NULL, "x", 1);
+    sb_db_attempt(NULL);
+    sb_request_label(NULL, "x", 1);
+    sb_free(sb);
+}
+
 int
 main(void)
 {
@@ -352,5 +545,8 @@ main(void)
     test_attach();
     test_phases();
     test_adopt();
+    test_totals();
+    test_hist();
+    test_db();
     return done_testing();
 }

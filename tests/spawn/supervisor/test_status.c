@@ -4,6 +4,7 @@
  * rendered from a scoreboard in each format, the FastCGI server's answers to
  * good, half and hostile requests, and the command's client against it.
  */
+#include "../../../spawn/supervisor/page.c"
 #include "../../../spawn/supervisor/status.c"
 
 #include <fcntl.h>
@@ -30,9 +31,21 @@ test_format(void)
     is_int(full, 1, "  and full");
     is_int(status_format_of("full=1&json=", NULL, &full), STATUS_JSON,
            "?full=1&json=: json, full");
-    is_int(status_format_of("jsonx&fullness", NULL, &full), STATUS_TEXT,
-           "?jsonx&fullness: neither");
-    is_int(full, 0, "  and not full");
+    is_int(status_format_of("jsonx&full", NULL, &full), STATUS_BAD,
+           "?jsonx&full: a word it does not know: 400, no text page");
+    is_int(status_format_of("xml", NULL, &full), STATUS_BAD, "?xml: 400");
+    is_int(status_format_of("json&html", NULL, &full), STATUS_BAD,
+           "?json&html: two formats: 400");
+    is_int(status_format_of("json&json", NULL, &full), STATUS_JSON,
+           "?json&json: one format, twice");
+    is_int(status_format_of("html", NULL, &full), STATUS_HTML, "?html");
+    is_int(status_format_of("openmetrics&full", NULL, &full),
+           STATUS_OPENMETRICS, "?openmetrics&full");
+    is_int(full, 1, "  and full");
+    is_int(status_format_of("top", NULL, &full), STATUS_TOP, "?top");
+    is_int(status_format_of("ping", NULL, &full), STATUS_PING, "?ping");
+    is_int(status_format_of("&&", NULL, &full), STATUS_TEXT,
+           "empty words: text");
     is_int(status_format_of("prometheus", NULL, &full), STATUS_PROMETHEUS,
            "?prometheus");
     is_int(
@@ -40,9 +53,14 @@ test_format(void)
         STATUS_PROMETHEUS, "Prometheus' own Accept");
     is_int(status_format_of("", "application/openmetrics-text; version=1.0.0",
                             &full),
-           STATUS_PROMETHEUS, "an OpenMetrics Accept");
+           STATUS_OPENMETRICS, "an OpenMetrics Accept");
+    is_int(status_format_of("",
+                            "application/openmetrics-text;version=1.0.0,"
+                            "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+                            &full),
+           STATUS_OPENMETRICS, "Prometheus' own Accept: OpenMetrics");
     is_int(status_format_of("json", "text/plain;version=0.0.4", &full),
-           STATUS_PROMETHEUS, "a scraper's Accept wins over ?json");
+           STATUS_JSON, "?json wins over a scraper's Accept");
 }
 
 /* listener: a listening socket, unix (path) or TCP on loopback. */
@@ -211,8 +229,10 @@ test_render(void)
     if (j != NULL) {
         ok(jget(j, "total processes") == 3 &&
                jget(j, "active processes") == 1 && jget(j, "requests") == 2 &&
-               jget(j, "accepted conn") == 1,
-           "json: php-fpm's keys and values");
+               jget(j, "accepted conn") == 2 &&
+               jget(j, "fastcgi connections") == 1,
+           "json: php-fpm's keys and values: accepted conn counts requests, "
+           "fastcgi connections the connections");
         ok(json_object_object_get_ex(j, "processes", &ws) &&
                json_object_array_length(ws) == 3,
            "json, full: three processes");
@@ -734,6 +754,337 @@ test_escape(void)
            strstr(page, "\nl\"") == NULL,
        "prometheus: the label value escaped (backslash, quote, newline)");
     free(page);
+
+    sb_request_begin(sb_slot(sb, 0), 0, "/<script>x</script>&'", 21);
+    sb_request_end(sb_slot(sb, 0), 200, 0);
+    sb_db_down(sb_slot(sb, 0), "<img src=x onerror=alert(1)>", 28);
+    page = render(&info, STATUS_HTML, 0, &type);
+    ok(page != NULL && !strstr(page, "<script>x") && !strstr(page, "<img") &&
+           strstr(page, "/&lt;script&gt;x&lt;/script&gt;&amp;&#39;") &&
+           strstr(page, "&lt;img src=x onerror=alert(1)&gt;") &&
+           strstr(page, "p&quot;o\\o&#xfffd;l"),
+       "html: what a worker wrote and the pool's name as text, never markup");
+    free(page);
+    sb_free(sb);
+}
+
+/* render_code: status_render's page (NULL on failure) and status. */
+static char *
+render_code(struct status_info *info, enum status_format fmt, int full,
+            int *code)
+{
+    const char *type;
+    char *out = NULL;
+    size_t len = 0;
+
+    *code = status_render(info, fmt, full, &out, &len, &type);
+    return *code == -1 ? NULL : out;
+}
+
+/* count_of: how many times needle is in hay. */
+static int
+count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+
+    while (hay != NULL && (hay = strstr(hay, needle)) != NULL) {
+        n++;
+        hay += strlen(needle);
+    }
+    return n;
+}
+
+/*
+ * labelled: a board whose worker in slot 0 served 4 requests on /db (1,
+ * 2, 30 and 400 ms) and one on /json; its database up.
+ */
+static struct scoreboard *
+labelled(void)
+{
+    static const int ms[] = {1, 2, 30, 400};
+    struct scoreboard *sb = sb_create(2);
+    struct sb_slot *s;
+    size_t i;
+
+    if (sb == NULL)
+        return NULL;
+    s = sb_slot(sb, 0);
+    sb_slot_reset(s, SB_IDLE, sb_now_ns());
+    sb_set_pid(s, getpid());
+    for (i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
+        sb_request_begin(s, sb_now_ns() - ms[i] * 1000000LL, "/db", 3);
+        sb_request_label(s, "/db", 3);
+        sb_request_end(s, 200, 0);
+    }
+    sb_request_begin(s, 0, "/json", 5);
+    sb_request_label(s, "/json", 5);
+    sb_request_end(s, 200, 0);
+    sb_db_attempt(s);
+    sb_db_up(s);
+    sb_set_state(s, SB_IDLE);
+    return sb;
+}
+
+static void
+test_metrics(void)
+{
+    struct scoreboard *sb = labelled();
+    struct status_info info = {"m", -1, 0, sb};
+    const char *type;
+    char *page;
+    int code;
+
+    if (sb == NULL) {
+        ok(0, "sb_create: %s", strerror(errno));
+        return;
+    }
+    page = render(&info, STATUS_PROMETHEUS, 1, &type);
+    ok(page != NULL &&
+           strstr(page, "# TYPE tfb_request_duration_seconds histogram\n") &&
+           strstr(page, "tfb_request_duration_seconds_bucket{pool=\"m\","
+                        "route=\"/db\",le=\"0.001\"} 1\n") &&
+           strstr(page, "tfb_request_duration_seconds_bucket{pool=\"m\","
+                        "route=\"/db\",le=\"0.05\"} 3\n") &&
+           strstr(page, "tfb_request_duration_seconds_bucket{pool=\"m\","
+                        "route=\"/db\",le=\"+Inf\"} 4\n") &&
+           strstr(page, "tfb_request_duration_seconds_count{pool=\"m\","
+                        "route=\"/db\"} 4\n") &&
+           strstr(page, "route=\"/json\",le=\"+Inf\"} 1\n"),
+       "prometheus: a request-duration histogram per route, cumulative "
+       "buckets, +Inf = count");
+    ok(page != NULL &&
+           count_of(page, "tfb_phase_duration_seconds_count{") == SB_PHASES &&
+           strstr(page, "tfb_phase_duration_seconds_count{pool=\"m\",phase="
+                        "\"reading\"} 5\n"),
+       "prometheus: a histogram per phase");
+    ok(page != NULL &&
+           strstr(page,
+                  "tfb_worker_requests_total{pool=\"m\",slot=\"0\"} 5\n") &&
+           strstr(page, "tfb_worker_database_up{pool=\"m\",slot=\"0\"} 1\n") &&
+           strstr(page, "tfb_worker_database_attempts_total{pool=\"m\",slot="
+                        "\"0\"} 1\n") &&
+           !strstr(page, "pid=\"") &&
+           strstr(page, "tfb_pool_database_workers{pool=\"m\",state=\"up\"} "
+                        "1\n") &&
+           strstr(page, "tfb_pool_healthy{pool=\"m\"} 1\n"),
+       "prometheus, full: per worker by slot, not pid; the database's state");
+    ok(page != NULL && !strstr(page, "# EOF"), "prometheus: no # EOF");
+    free(page);
+    page = render(&info, STATUS_OPENMETRICS, 1, &type);
+    ok(page != NULL && strstr(type, "application/openmetrics-text") == type,
+       "openmetrics: its content type (%s)", type);
+    ok(page != NULL &&
+           strstr(page, "# TYPE tfb_pool_requests counter\n"
+                        "tfb_pool_requests_total{pool=\"m\"} 5\n") &&
+           strstr(page, "# HELP tfb_worker_database_attempts ") &&
+           strstr(page, "# TYPE tfb_request_duration_seconds histogram\n"),
+       "openmetrics: a counter's family named without _total, its sample "
+       "with");
+    ok(page != NULL && strlen(page) > 6 &&
+           strcmp(page + strlen(page) - 6, "# EOF\n") == 0,
+       "openmetrics: ends with # EOF");
+    free(page);
+
+    page = render_code(&info, STATUS_BAD, 0, &code);
+    ok(code == 400 && page != NULL &&
+           strstr(page, "json, html, prometheus, "
+                        "openmetrics, top, ping"),
+       "an unknown format: 400, listing the known ones");
+    free(page);
+    page = render_code(&info, STATUS_PING, 0, &code);
+    is_int(code, 200, "ping: 200 with a worker idle and its database up");
+    is_str(page,
+           "ok: 1 of 1 workers can serve; database up (1 of 1 "
+           "connected)\n",
+           "  its one line");
+    free(page);
+    sb_db_down(sb_slot(sb, 0), "FATAL:\tdatabase \"x\" does not exist\n", 36);
+    page = render_code(&info, STATUS_PING, 0, &code);
+    is_int(code, 503, "ping: 503 with the database down");
+    is_str(page,
+           "fail: 1 of 1 workers can serve; database down: FATAL: "
+           "database \"x\" does not exist\n",
+           "  saying the database's own words");
+    free(page);
+    sb_db_up(sb_slot(sb, 0));
+    sb_set_request_limit(sb, 40);
+    sb_request_begin(sb_slot(sb, 0), 0, "/db", 3);
+    sb_phase(sb_slot(sb, 0), SB_DATABASE);
+    page = render_code(&info, STATUS_PING, 0, &code);
+    is_int(code, 200, "ping: 200 with the worker serving a request");
+    free(page);
+    sleep_ms(25);
+    page = render_code(&info, STATUS_PING, 0, &code);
+    ok(code == 503 && page != NULL &&
+           strncmp(page, "fail: 0 of 1 workers can serve (1 stuck)", 40) == 0,
+       "ping: 503 with every worker stuck on a request for half the request "
+       "time limit");
+    free(page);
+    sb_request_end(sb_slot(sb, 0), 200, 0);
+    sb_set_request_limit(sb, 0);
+    sb_slot_reset(sb_slot(sb, 0), SB_EMPTY, 0);
+    page = render_code(&info, STATUS_PING, 0, &code);
+    ok(code == 503 && page != NULL && strncmp(page, "fail: 0 of 0", 12) == 0,
+       "ping: 503 with no worker");
+    free(page);
+    page = render(&info, STATUS_JSON, 0, &type);
+    ok(page != NULL && strstr(page, "\"requests\":6,"),
+       "the worker gone: the pool's counters keep its requests");
+    free(page);
+    sb_free(sb);
+}
+
+/* test_newest: the database's state is the workers' newest word on it. */
+static void
+test_newest(void)
+{
+    struct scoreboard *sb = sb_create(2);
+    struct status_info info = {"n", -1, 0, sb};
+    char *page;
+    int i, code;
+
+    if (sb == NULL) {
+        ok(0, "sb_create: %s", strerror(errno));
+        return;
+    }
+    for (i = 0; i < 2; i++) {
+        sb_slot_reset(sb_slot(sb, i), SB_IDLE, sb_now_ns());
+        sb_set_pid(sb_slot(sb, i), getpid());
+        sb_db_up(sb_slot(sb, i));
+    }
+    sleep_ms(3);
+    sb_db_down(sb_slot(sb, 1), "server closed the connection", 28);
+    page = render_code(&info, STATUS_PING, 0, &code);
+    ok(code == 503 && page != NULL &&
+           strstr(page, "database down: server closed the connection\n"),
+       "one worker up since its start, the other down since later: 503, "
+       "the newer word wins (the first has not queried since)");
+    free(page);
+    sleep_ms(3);
+    sb_db_up(sb_slot(sb, 1));
+    page = render_code(&info, STATUS_PING, 0, &code);
+    ok(code == 200 && page != NULL && strstr(page, "database up (2 of 2"),
+       "that worker connected again: 200");
+    free(page);
+    sb_free(sb);
+}
+
+static void
+test_rates(void)
+{
+    struct scoreboard *sb = labelled();
+    struct status_info info = {"r", -1, 0, sb};
+    struct sb_hist h = {{0}, 0};
+    const char *type;
+    char *page;
+    int i;
+
+    if (sb == NULL) {
+        ok(0, "sb_create: %s", strerror(errno));
+        return;
+    }
+    h.bucket[4] = 100; /* (500 us, 1 ms] */
+    ok(quantile(&h, 0.5) == 750 && quantile(&h, 0.99) == 995,
+       "quantile: linear within the bucket, as histogram_quantile");
+    h.bucket[SB_BUCKETS - 1] = 1000;
+    ok(quantile(&h, 0.99) == 10000000, "  the +Inf bucket: its lower bound");
+    memset(&h, 0, sizeof(h));
+    ok(quantile(&h, 0.5) == -1, "  none: unknown");
+
+    history_len = history_next = 0;
+    next_history_ns = 0;
+    page = render(&info, STATUS_TEXT, 0, &type);
+    ok(page != NULL && strstr(page, "requests per second:  -\n"),
+       "no history yet: the rate is unknown");
+    free(page);
+    page_sample(&info, sb_now_ns() - 2000000000LL);
+    for (i = 0; i < 10; i++) {
+        sb_request_begin(sb_slot(sb, 0), 0, "/json", 5);
+        sb_request_label(sb_slot(sb, 0), "/json", 5);
+        sb_request_end(sb_slot(sb, 0), i < 4 ? 500 : 200, 0);
+    }
+    page = render(&info, STATUS_TEXT, 0, &type);
+    ok(page != NULL && strstr(page, "requests per second:  5.0\n") &&
+           strstr(page, "errors per second:    2.0\n"),
+       "10 requests (4 of them 500s) since a sample 2 s ago: 5.0 requests/s, "
+       "2.0 errors/s");
+    free(page);
+    page = render(&info, STATUS_JSON, 0, &type);
+    ok(page != NULL && strstr(page, "\"requests per second\":5.0"),
+       "  in JSON too");
+    free(page);
+    sb_free(sb);
+}
+
+/* lines_fit: every line of page within cols, and at most rows of them. */
+static int
+lines_fit(const char *page, int cols, int rows, int *nrows, int *widest)
+{
+    const char *p = page, *nl;
+
+    *nrows = *widest = 0;
+    while ((nl = strchr(p, '\n')) != NULL) {
+        if (nl - p > *widest)
+            *widest = (int)(nl - p);
+        (*nrows)++;
+        p = nl + 1;
+    }
+    return *nrows <= rows && *widest <= cols;
+}
+
+static void
+test_views(void)
+{
+    struct scoreboard *sb = sb_create(40);
+    struct status_info info = {"a-pool-with-a-long-name", -1, 0, sb};
+    const char *type;
+    char *page;
+    int i, rows = 0, widest = 0;
+
+    if (sb == NULL) {
+        ok(0, "sb_create: %s", strerror(errno));
+        return;
+    }
+    for (i = 0; i < 32; i++) {
+        struct sb_slot *s = sb_slot(sb, i);
+
+        sb_slot_reset(s, SB_IDLE, sb_now_ns());
+        sb_set_pid(s, 4000000 + i);
+        sb_request_begin(s, 0, "/queries?queries=20&more", 24);
+        sb_request_label(s, "/queries", 8);
+        if (i % 3 == 0)
+            sb_phase(s, SB_DATABASE);
+        else
+            sb_request_end(s, 200, 0);
+        sb_db_attempt(s);
+        sb_db_down(s,
+                   "connection to server failed: FATAL: a long message "
+                   "that goes on and on past the end of any line",
+                   95);
+    }
+    page = render(&info, STATUS_TOP, 0, &type);
+    i = page != NULL && lines_fit(page, 80, 24, &rows, &widest);
+    ok(i, "top, 32 workers: %d lines of %d columns at most fit 80x24", rows,
+       widest);
+    ok(page != NULL && count_of(page, " 40000") == 32 &&
+           strstr(page, "req/s ") && strstr(page, "err/s "),
+       "  every worker, and the rates");
+    if (page != NULL && (rows > 24 || getenv("SHOW_TOP") != NULL))
+        printf("%s", page);
+    free(page);
+    page = render(&info, STATUS_HTML, 0, &type);
+    ok(page != NULL && strcmp(type, "text/html; charset=utf-8") == 0 &&
+           count_of(page, "<tr class=\"worker\"") == 32 &&
+           strstr(page, "<td class=\"l\">/queries</td>") &&
+           strstr(page, "<script src=\"?js\"></script>") &&
+           strstr(page, "<noscript><meta http-equiv=\"refresh\""),
+       "html: a row per worker, the routes, its script and its fallback");
+    free(page);
+    page = render(&info, STATUS_JS, 0, &type);
+    ok(page != NULL && strstr(type, "text/javascript") == type &&
+           strstr(page, "getElementById('page')"),
+       "js: the page's script");
+    free(page);
     sb_free(sb);
 }
 
@@ -805,6 +1156,10 @@ main(void)
     test_queue();
     test_render();
     test_escape();
+    test_metrics();
+    test_newest();
+    test_rates();
+    test_views();
     if ((sb = board()) == NULL) {
         ok(0, "sb_create: %s", strerror(errno));
         return done_testing();
