@@ -20,21 +20,15 @@
 #include "page.h"
 
 #include <assert.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
-#include <linux/sock_diag.h>
-#include <linux/unix_diag.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "listener.h"
+#include "pm.h"
 #include "scoreboard.h"
 #include "version.h"
 
@@ -49,99 +43,13 @@ static const char *const db_names[] = {"none", "up", "down"};
 
 /* --- the listen queue ------------------------------------------------ */
 
-/*
- * unix_queue: the connections waiting in a unix listening socket's
- * queue, from the kernel's socket diagnostics (what ss -xl shows as
- * Recv-Q), and its length (Send-Q).  Results: 0, or -1.
- */
-static int
-unix_queue(int fd, unsigned *queued, unsigned *len)
-{
-    struct {
-        struct nlmsghdr nlh;
-        struct unix_diag_req req;
-    } msg;
-    struct sockaddr_nl nl = {.nl_family = AF_NETLINK};
-    struct unix_diag_msg *m;
-    struct nlmsghdr *h;
-    struct rtattr *a;
-    char buf[4096];
-    struct stat st;
-    ssize_t n;
-    int s, ret = -1, alen;
-
-    if (fstat(fd, &st) == -1 ||
-        (s = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
-                    NETLINK_SOCK_DIAG)) == -1)
-        return -1;
-    memset(&msg, 0, sizeof(msg));
-    msg.nlh.nlmsg_len = sizeof(msg);
-    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    msg.nlh.nlmsg_flags = NLM_F_REQUEST;
-    msg.req.sdiag_family = AF_UNIX;
-    msg.req.udiag_states = 1u << 10; /* TCP_LISTEN */
-    msg.req.udiag_ino = (uint32_t)st.st_ino;
-    msg.req.udiag_show = UDIAG_SHOW_RQLEN;
-    msg.req.udiag_cookie[0] = msg.req.udiag_cookie[1] = ~0U;
-    if (sendto(s, &msg, sizeof(msg), 0, (struct sockaddr *)&nl, sizeof(nl)) ==
-            -1 ||
-        /* The kernel answers within sendto(): nothing to wait for. */
-        (n = recv(s, buf, sizeof(buf), MSG_DONTWAIT)) <= 0)
-        goto out;
-    for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
-         h = NLMSG_NEXT(h, n)) {
-        if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
-            break;
-        m = NLMSG_DATA(h);
-        alen = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
-        for (a = (struct rtattr *)(m + 1); RTA_OK(a, alen);
-             a = RTA_NEXT(a, alen)) {
-            if (a->rta_type == UNIX_DIAG_RQLEN &&
-                RTA_PAYLOAD(a) >= sizeof(struct unix_diag_rqlen)) {
-                struct unix_diag_rqlen *q = RTA_DATA(a);
-
-                *queued = q->udiag_rqueue;
-                *len = q->udiag_wqueue;
-                ret = 0;
-            }
-        }
-    }
-out:
-    close(s);
-    return ret;
-}
-
-/* listen_queue: connections waiting to be accepted, and the queue's length
- * as the kernel has it (0 when it cannot tell). */
-static unsigned
-listen_queue(int fd, unsigned *len)
-{
-    struct sockaddr_storage sa;
-    socklen_t salen = sizeof(sa);
-    struct tcp_info ti;
-    socklen_t tlen = sizeof(ti);
-    unsigned q = 0;
-
-    *len = 0;
-    if (getsockname(fd, (struct sockaddr *)&sa, &salen) == -1)
-        return 0;
-    if (sa.ss_family == AF_UNIX) {
-        unix_queue(fd, &q, len);
-    } else if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tlen) == 0) {
-        /* For a listening socket: the accept queue, and its length. */
-        q = ti.tcpi_unacked;
-        *len = ti.tcpi_sacked;
-    }
-    return q;
-}
-
 /* The deepest queue seen by this process since it started. */
 static unsigned max_queue;
 
 static unsigned
 sample_queue(const struct status_info *info, unsigned *len)
 {
-    unsigned q = listen_queue(info->listen_fd, len);
+    unsigned q = listener_queue(info->listen_fd, len);
 
     if (q > max_queue)
         max_queue = q;
@@ -277,7 +185,9 @@ struct snapshot {
     const struct counts *past;    /* PAGE_WINDOW_S ago or so, or NULL */
     struct sb_hist phase[SB_PHASES];
     int n;
-    struct wrow *w; /* the workers, n of them, by slot */
+    struct wrow *w;      /* the workers, n of them, by slot */
+    struct pm_view size; /* the pool's size (pm.h) */
+    char size_line[256]; /* and in one line */
 };
 
 /* stuck_ns: serving one request this long, a worker counts as stuck: 10 s,
@@ -319,6 +229,23 @@ tally(struct snapshot *s, const struct wrow *w)
         s->db_down_ms = w->db.since_ms;
         s->db_error = w->db.error;
     }
+}
+
+/* size_view: the pool's size as the supervisor last reported it (a
+ * static pool of the workers seen without a report), the current count
+ * the workers seen ("total processes"). */
+static void
+size_view(const struct status_info *info, struct snapshot *s)
+{
+    if (info->size != NULL) {
+        pm_report_read(info->size, &s->size);
+    } else {
+        s->size.mode = PM_STATIC;
+        s->size.target = s->total;
+    }
+    s->size.current = s->total;
+    pm_report_line(&s->size, (int64_t)s->now, s->size_line,
+                   sizeof(s->size_line));
 }
 
 static int
@@ -369,6 +296,7 @@ snapshot(const struct status_info *info, struct snapshot *s)
         tally(s, w);
     }
     s->tot.requests = s->c.requests;
+    size_view(info, s);
     return 0;
 }
 
@@ -731,7 +659,8 @@ text(FILE *f, const struct status_info *info, const struct snapshot *s,
     text_str(f, info->pool);
     fprintf(f,
             "\n"
-            "process manager:      static\n"
+            "process manager:      %s\n"
+            "pool size:            %s\n"
             "start time:           %s\n"
             "start since:          %lld\n"
             "accepted conn:        %llu\n"
@@ -746,6 +675,7 @@ text(FILE *f, const struct status_info *info, const struct snapshot *s,
             "slow requests:        %llu\n"
             "requests:             %llu\n"
             "fastcgi connections:  %llu\n",
+            pm_mode_name(s->size.mode), s->size_line,
             clf_time(s->pool.started_unix, when, sizeof(when)),
             (long long)(s->now - (time_t)s->pool.started_unix),
             (unsigned long long)s->tot.requests, s->queue, s->max_queue,
@@ -849,8 +779,12 @@ json(FILE *f, const struct status_info *info, const struct snapshot *s,
 
     fprintf(f, "{\"pool\":");
     json_str(f, info->pool);
+    fprintf(f, ",\"process manager\":\"%s\",\"pool size\":",
+            pm_mode_name(s->size.mode));
+    json_str(f, s->size_line);
+    fprintf(f, ",\"target processes\":%d", s->size.target);
     fprintf(f,
-            ",\"process manager\":\"static\",\"start time\":%lld,"
+            ",\"start time\":%lld,"
             "\"start since\":%lld,\"accepted conn\":%llu,"
             "\"listen queue\":%u,\"max listen queue\":%u,"
             "\"listen queue len\":%u,\"idle processes\":%d,"
@@ -1137,6 +1071,25 @@ prom_workers(const struct prom *pr, const struct snapshot *s)
                     prom_label(s->w[i].db.error, err, sizeof(err)));
 }
 
+/* prom_size: the target, with the current count and the last change's
+ * reason as labels: one line, as the text page's "pool size". */
+static void
+prom_size(const struct prom *pr, const struct snapshot *s)
+{
+    char why[2 * PM_WHY_MAX + 1];
+
+    family(pr, "tfb_pool_target_processes", "gauge",
+           "The workers the pool wants; current: those serving, why: the "
+           "last change's reason.");
+    fprintf(pr->f,
+            "tfb_pool_target_processes{pool=\"%s\",pm=\"%s\",current=\"%d\","
+            "why=\"%s\"} %d\n",
+            pr->p, pm_mode_name(s->size.mode), s->size.current,
+            prom_label(s->size.changed_unix > 0 ? s->size.why : "", why,
+                       sizeof(why)),
+            s->size.target);
+}
+
 static void
 prometheus(FILE *f, const struct status_info *info, const struct snapshot *s,
            int full, int om)
@@ -1145,6 +1098,7 @@ prometheus(FILE *f, const struct status_info *info, const struct snapshot *s,
     struct prom pr = {f, om, prom_label(info->pool, pool, sizeof(pool))};
 
     prom_pool(&pr, s);
+    prom_size(&pr, s);
     prom_health(&pr, s);
     prom_histograms(&pr, s);
     if (full && s->n > 0)

@@ -260,9 +260,9 @@ const char *pm_mode_name(enum pm_mode mode);
 /*
  * The report: what the status page shows of the sizing, in memory the
  * supervisor shares with its status process.  The supervisor writes it
- * (pm_report_write: after every change, and the current count every
- * sample), the status process reads it whole (pm_report_read, under a
- * sequence counter: odd while it is written).
+ * (pm_report_write: at start and after every change), the status process
+ * reads it whole (pm_report_read, under a sequence counter: odd while it
+ * is written) and counts the current workers itself.
  */
 struct pm_report {
     _Atomic uint32_t seq;

@@ -44,6 +44,7 @@
 
 #include <stddef.h>
 
+struct pm_report;
 struct scoreboard;
 
 struct status_info {
@@ -51,6 +52,10 @@ struct status_info {
     int listen_fd;         /* the pool's listening socket */
     int backlog;           /* its listen backlog as configured (0: unknown) */
     struct scoreboard *sb; /* the pool's scoreboard */
+    /* The pool's size, its target and the last change's reason (pm.h),
+     * in memory the supervisor writes; NULL: a static pool, as php-fpm's
+     * "process manager: static" says. */
+    const struct pm_report *size;
 };
 
 /* The page's formats; STATUS_BAD: a query it does not know. */

@@ -587,6 +587,7 @@ status_start(struct sv *sv, int64_t now)
     info.listen_fd = sv->listen_fd;
     info.backlog = sv->cfg->bind != NULL ? sv->cfg->backlog : 0;
     info.sb = sv->sb;
+    info.size = sv->report;
     status_serve(sv->status_fd, &info);
 }
 
@@ -1277,20 +1278,18 @@ sizing_free(struct sv *sv)
 /*
  * serving_pids: the pid serving from each slot (0: none), for the gauge.
  * Results: the workers on their way in or out (starting, stopping, or
- * dead and due to start again); *ready the ones serving.
+ * dead and due to start again).
  */
 static int
-serving_pids(struct sv *sv, int *ready)
+serving_pids(struct sv *sv)
 {
     int i, moving = 0;
 
-    *ready = 0;
     for (i = 0; i < sv->nw; i++) {
         const struct worker *w = &sv->w[i];
         int serves = w->state == W_RUNNING && w->ready && !w->killed;
 
         sv->serving[i] = serves ? w->pid : 0;
-        *ready += serves;
         moving += (w->state == W_RUNNING && !w->ready) ||
                   w->state == W_STOPPING || w->state == W_PENDING;
     }
@@ -1313,17 +1312,13 @@ measure(struct sv *sv, int64_t now)
 {
     struct pm_window win;
     char why[PM_WHY_MAX], line[256];
-    int moving, ready, to;
+    int moving, to;
 
     if (sv->gauge == NULL || sv->stop != RUNNING || now < sv->sample_due)
         return;
-    moving = serving_pids(sv, &ready);
+    moving = serving_pids(sv);
     gauge_sample(sv->gauge, sv->serving, now);
     sv->sample_due = next_tick(sv->sample_due, PM_SAMPLE_MS * MS, now);
-    if (sv->view.current != ready && sv->report != NULL) {
-        sv->view.current = ready;
-        pm_report_write(sv->report, &sv->view);
-    }
     if (now < sv->window_due)
         return;
     sv->window_due = next_tick(sv->window_due, PM_WINDOW_MS * MS, now);

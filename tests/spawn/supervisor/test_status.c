@@ -7,8 +7,10 @@
 #include "../../../spawn/supervisor/page.c"
 #include "../../../spawn/supervisor/status.c"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -118,16 +120,16 @@ test_queue(void)
             ok(0, "%s: a listening socket: %s", name, strerror(errno));
             continue;
         }
-        q = listen_queue(lfd, &len);
+        q = listener_queue(lfd, &len);
         ok(q == 0 && len == 17, "%s: empty, its length the backlog (%u, %u)",
            name, q, len);
         for (i = 0; i < 3; i++)
             c[i] = connect_to(lfd);
-        q = listen_queue(lfd, &len);
+        q = listener_queue(lfd, &len);
         ok(q == 3 && len == 17, "%s: three connections wait (%u of %u)", name,
            q, len);
         close(accept(lfd, NULL, NULL));
-        is_int(listen_queue(lfd, &len), 2, "one accepted: two wait");
+        is_int(listener_queue(lfd, &len), 2, "one accepted: two wait");
         for (i = 0; i < 3; i++)
             close(c[i]);
         close(lfd);
@@ -186,11 +188,70 @@ jget(json_object *o, const char *key)
                                                  : -1;
 }
 
+/*
+ * test_size: the pool's size as the supervisor reports it (pm.h): the
+ * mode, the target, the workers seen and the last change's reason, in
+ * one line of each format; without a report, a static pool.
+ */
+static void
+test_size(void)
+{
+    struct scoreboard *sb = board();
+    struct pm_report report;
+    struct pm_view v = {PM_AUTO, 8, 0, 1, 64, 4, 0, "requests wait: \"x\""};
+    struct status_info info = {"poolA", -1, 4096, sb, NULL};
+    json_object *j, *o;
+    const char *type;
+    char *page;
+
+    if (sb == NULL) {
+        ok(0, "sb_create: %s", strerror(errno));
+        return;
+    }
+    page = render(&info, STATUS_TEXT, 0, &type);
+    ok(page != NULL && strstr(page, "process manager:      static\n") &&
+           strstr(page, "pool size:            3 workers, wanted 3 (static); "
+                        "no change yet\n"),
+       "no report: a static pool of the workers seen");
+    free(page);
+    v.changed_unix = (int64_t)time(NULL) - 5;
+    memset(&report, 0, sizeof(report));
+    pm_report_write(&report, &v);
+    info.size = &report;
+    page = render(&info, STATUS_TEXT, 0, &type);
+    ok(page != NULL && strstr(page, "process manager:      auto\n") &&
+           strstr(page, "pool size:            3 workers, wanted 8 (auto, "
+                        "1..64); 4 -> 8 5 s ago: requests wait: \"x\"\n"),
+       "text: the mode, and the size in one line: the workers seen, the "
+       "target, the last change and why");
+    free(page);
+    page = render(&info, STATUS_JSON, 0, &type);
+    j = page != NULL ? json_tokener_parse(page) : NULL;
+    ok(j != NULL && jget(j, "target processes") == 8 &&
+           json_object_object_get_ex(j, "pool size", &o) &&
+           strstr(json_object_get_string(o), "4 -> 8 5 s ago: requests wait: "
+                                             "\"x\"") != NULL &&
+           json_object_object_get_ex(j, "process manager", &o) &&
+           strcmp(json_object_get_string(o), "auto") == 0,
+       "json: process manager, pool size, target processes");
+    if (j != NULL)
+        json_object_put(j);
+    free(page);
+    page = render(&info, STATUS_PROMETHEUS, 0, &type);
+    ok(page != NULL &&
+           strstr(page, "tfb_pool_target_processes{pool=\"poolA\",pm=\"auto\","
+                        "current=\"3\",why=\"requests wait: \\\"x\\\"\"} "
+                        "8\n"),
+       "prometheus: the target, the current count and why, one line");
+    free(page);
+    sb_free(sb);
+}
+
 static void
 test_render(void)
 {
     struct scoreboard *sb = board();
-    struct status_info info = {"poolA", -1, 4096, sb};
+    struct status_info info = {"poolA", -1, 4096, sb, NULL};
     json_object *j, *ws, *w, *ph;
     const char *type;
     char *page;
@@ -711,7 +772,7 @@ test_escape(void)
 {
     static const char route[] = "/a\nidle processes: 999 \\ \"q\" \1\xc2\x85";
     struct scoreboard *sb = sb_create(1);
-    struct status_info info = {"p\"o\\o\nl", -1, 0, sb};
+    struct status_info info = {"p\"o\\o\nl", -1, 0, sb, NULL};
     json_object *j, *ws, *r;
     const char *type;
     char *page;
@@ -829,7 +890,7 @@ static void
 test_metrics(void)
 {
     struct scoreboard *sb = labelled();
-    struct status_info info = {"m", -1, 0, sb};
+    struct status_info info = {"m", -1, 0, sb, NULL};
     const char *type;
     char *page;
     int code;
@@ -939,7 +1000,7 @@ static void
 test_newest(void)
 {
     struct scoreboard *sb = sb_create(2);
-    struct status_info info = {"n", -1, 0, sb};
+    struct status_info info = {"n", -1, 0, sb, NULL};
     char *page;
     int i, code;
 
@@ -973,7 +1034,7 @@ static void
 test_rates(void)
 {
     struct scoreboard *sb = labelled();
-    struct status_info info = {"r", -1, 0, sb};
+    struct status_info info = {"r", -1, 0, sb, NULL};
     struct sb_hist h = {{0}, 0};
     const char *type;
     char *page;
@@ -1036,7 +1097,7 @@ static void
 test_views(void)
 {
     struct scoreboard *sb = sb_create(40);
-    struct status_info info = {"a-pool-with-a-long-name", -1, 0, sb};
+    struct status_info info = {"a-pool-with-a-long-name", -1, 0, sb, NULL};
     const char *type;
     char *page;
     int i, rows = 0, widest = 0;
@@ -1149,12 +1210,13 @@ int
 main(void)
 {
     struct scoreboard *sb;
-    struct status_info info = {"p", -1, 0, NULL};
+    struct status_info info = {"p", -1, 0, NULL, NULL};
 
     signal(SIGPIPE, SIG_IGN);
     test_format();
     test_queue();
     test_render();
+    test_size();
     test_escape();
     test_metrics();
     test_newest();
