@@ -36,6 +36,7 @@
 #include "exitcode.h"
 #include "listener.h"
 #include "log.h"
+#include "pm.h"
 #include "pool.h"
 #include "proctitle.h"
 #include "sigtab.h"
@@ -601,10 +602,10 @@ check(const struct config *cfg, const struct upgrade *up)
         check_bind("--status", cfg->status, page, sizeof(page), err,
                    sizeof(err)) == -1)
         log_fatal(EXITCODE_CONFIG, "%s", err);
-    printf(PROGNAME " %s: the configuration is valid: %d workers of %s on "
-                    "%s%s%s\n",
-           tfb_version, cfg->workers, path, sock,
-           cfg->status != NULL ? ", the status page on " : "",
+    printf(PROGNAME " %s: the configuration is valid: %d workers (%s) of %s "
+                    "on %s%s%s\n",
+           tfb_version, cfg->workers, pm_mode_name((enum pm_mode)cfg->pm), path,
+           sock, cfg->status != NULL ? ", the status page on " : "",
            cfg->status != NULL ? cfg->status : "");
     return fflush(stdout) == 0 ? 0 : EXITCODE_ERROR;
 }

@@ -68,9 +68,8 @@ settle(struct pm *pm, int64_t now)
 static void
 forget(struct pm *pm)
 {
-    pm->probing = 0;
-    pm->descend = 0;
-    pm->floor = pm->ceiling = 0;
+    pm->probing = pm->looks = 0;
+    pm->ceiling = 0;
     pm->context_off = 0;
 }
 
@@ -126,12 +125,12 @@ run_share(const struct pm_measure *m)
 }
 
 /* cpu_bound: the machine's CPUs busy and the pool's workers waiting for
- * one (pm.h says why both). */
+ * one, with a worker for each CPU at least (pm.h says why all three). */
 static int
-cpu_bound(const struct pm_measure *m)
+cpu_bound(const struct pm *pm, const struct pm_measure *m)
 {
     return m->cpu_idle >= 0 && m->cpu_idle < 1 - PM_CPU_BUSY &&
-           run_share(m) >= PM_RUN_WAIT;
+           run_share(m) >= PM_RUN_WAIT && pm->target >= pm->cfg.cpus;
 }
 
 /* cpu_note: "; CPU 97% busy, workers waited for one 3%" with what the
@@ -172,9 +171,10 @@ idle_shrink(struct pm *pm, const struct pm_window *w, int need, char *why,
         return 0;
     to = pm->calm_need > pm->cfg.min ? pm->calm_need : pm->cfg.min;
     snprintf(why, len,
-             "idle: at most %d needed in the last %.0f s (%.1f busy, "
-             "%.0f req/s now)",
+             "at most %d needed in the last %.0f s (now %.1f busy, %.1f of "
+             "them waiting for a CPU, %.0f req/s)",
              pm->calm_need, (double)pm->cfg.idle_ms / 1000, w->busy,
+             w->run_wait > 0 ? w->run_wait : 0.0,
              w->span_ms > 0 ? (double)w->requests * 1000 / w->span_ms : 0.0);
     forget(pm);
     change(pm, to, w->end_ms);
@@ -232,6 +232,8 @@ measure_add(struct pm *pm, const struct pm_window *w)
     a->windows++;
     a->span_s += s;
     a->requests += (double)w->requests;
+    if (s > 0 && (double)w->requests / s > a->best)
+        a->best = (double)w->requests / s;
     a->busy += w->busy * s;
     a->db += w->db * s;
     a->queue += w->queue * s;
@@ -268,19 +270,27 @@ measure_done(struct pm *pm, struct pm_measure *m)
     return 1;
 }
 
-/* gain: the change of rate from b to m, as a fraction. */
+/*
+ * gain: the change of rate from b to m, as a fraction, from each one's
+ * best second: other work on the machine only ever slows a second down,
+ * so a measurement's fastest second is the nearest to what its size can
+ * do (pm.h).
+ */
 static double
 gain(const struct pm_measure *b, const struct pm_measure *m)
 {
-    if (b->rate > 0)
-        return m->rate / b->rate - 1;
-    return m->rate > 0 ? 1 : 0;
+    if (b->best > 0)
+        return m->best / b->best - 1;
+    return m->best > 0 ? 1 : 0;
 }
 
-static int
-few(const struct pm_measure *b, const struct pm_measure *m)
+/* at_work: the workers busy, less those waiting for a CPU (m). */
+static double
+at_work(const struct pm_measure *m)
 {
-    return b->requests < PM_FEW_REQUESTS || m->requests < PM_FEW_REQUESTS;
+    double n = m->run_wait > 0 ? m->busy - m->run_wait : m->busy;
+
+    return n > 0 ? n : 0;
 }
 
 /* probe: try size to, judged against m. */
@@ -290,6 +300,7 @@ probe(struct pm *pm, const struct pm_measure *m, int to, int64_t now)
     pm->base = *m;
     pm->probe_from = pm->target;
     pm->probing = 1;
+    pm->looks = 0;
     return change(pm, to, now);
 }
 
@@ -310,73 +321,63 @@ ceiling_at(struct pm *pm, int n, double rate, double queue, int64_t now)
     pm->context_off = 0;
 }
 
-/* descend_to: the next smaller size to try, or 0 when there is none. */
-static int
-descend_to(const struct pm *pm)
+/*
+ * better: the better of two looks at one size, for each figure: other
+ * work on the machine only ever slows a look down.
+ */
+static struct pm_measure
+better(const struct pm_measure *a, const struct pm_measure *b)
 {
-    int to = pm->target / 2;
+    struct pm_measure m = at_work(a) >= at_work(b) ? *a : *b;
 
-    if (to <= pm->floor)
-        to = pm->floor + 1;
-    if (to < pm->cfg.min)
-        to = pm->cfg.min;
-    return to < pm->target && to >= 1 ? to : 0;
+    if (a->best > m.best || b->best > m.best)
+        m.best = a->best > b->best ? a->best : b->best;
+    return m;
 }
 
-/* judge_grow: the bigger pool, measured m: kept, or undone. */
+/*
+ * judge: the bigger pool, measured m0, against the measurement before it
+ * (pm.h: the added workers must have found work, and the rate have
+ * risen): kept, or undone after a second look that says no as well.
+ * Results: the target; pm->probing stays set while a second look is
+ * taken.
+ */
 static int
-judge_grow(struct pm *pm, const struct pm_measure *m, int64_t now, char *why,
-           size_t len)
+judge(struct pm *pm, const struct pm_measure *m0, int64_t now, char *why,
+      size_t len)
 {
     const struct pm_measure *b = &pm->base;
-    double g = gain(b, m);
-    int from = pm->probe_from, bought;
+    struct pm_measure m = pm->looks > 0 ? better(&pm->first, m0) : *m0;
+    int from = pm->probe_from, added = pm->target - from;
+    double g = gain(b, &m), took = at_work(&m) - at_work(b);
+    double want = PM_TOOK * added * (from > 0 ? at_work(b) / from : 1);
     char cpu[80];
 
-    pm->probing = 0;
-    if (m->queue < PM_QUEUE && m->busy < PM_UTIL_SHRINK * from)
-        return pm->target; /* the load fell away: nothing to judge */
-    if (few(b, m))
-        bought = m->busy >= b->busy + 0.5 * (pm->target - from);
-    else
-        bought = g >= PM_GAIN ||
-                 (g > -PM_GAIN && b->queue >= 1 && m->queue <= b->queue / 4);
-    if (bought) {
-        pm->floor = from;
+    /* The load fell away: nothing to judge.  Else the rate must rise too
+     * (more workers kept busy by waiting longer buy nothing), unless it
+     * says nothing (few requests) or the load is the clients' (an open
+     * load: the wait is what workers buy). */
+    if ((m.queue < PM_QUEUE && m.busy < PM_UTIL_SHRINK * from) ||
+        (took >= want &&
+         (g >= PM_GAIN || b->requests < PM_FEW_REQUESTS ||
+          m.requests < PM_FEW_REQUESTS ||
+          (g > -PM_GAIN && b->queue >= 1 && m.queue <= b->queue / 4)))) {
+        pm->probing = pm->looks = 0;
         return pm->target;
     }
-    ceiling_at(pm, pm->target, b->rate, b->queue, now);
-    pm->descend = !few(b, m) && g < -PM_GAIN && pm->floor == 0;
+    if (pm->looks == 0) {
+        pm->looks = 1;
+        pm->first = m;
+        return pm->target;
+    }
+    pm->probing = pm->looks = 0;
+    ceiling_at(pm, pm->target, b->best, b->queue, now);
     snprintf(why, len,
-             "%d workers answered %+.0f%% (%.0f -> %.0f req/s%s): back; "
-             "no more than %d while the load stays",
-             pm->target, 100 * g, b->rate, m->rate,
-             cpu_note(m, cpu, sizeof(cpu)), pm->target - 1);
-    return change(pm, from, now);
-}
-
-/* judge_shrink: the smaller pool, measured m: kept, or undone. */
-static int
-judge_shrink(struct pm *pm, const struct pm_measure *m, int64_t now, char *why,
-             size_t len)
-{
-    const struct pm_measure *b = &pm->base;
-    int from = pm->probe_from, kept;
-
-    pm->probing = 0;
-    if (few(b, m))
-        kept = m->queue <= b->queue + PM_QUEUE &&
-               m->busy < PM_UTIL_GROW * pm->target;
-    else
-        kept = m->rate >= b->rate * (1 - PM_SHRINK_TOL);
-    if (kept) {
-        ceiling_at(pm, from, m->rate, m->queue, now);
-        return pm->target;
-    }
-    pm->floor = pm->target;
-    pm->descend = 0;
-    snprintf(why, len, "%d workers answered %+.0f%% (%.0f -> %.0f req/s): back",
-             pm->target, 100 * gain(b, m), b->rate, m->rate);
+             "%d workers took %.1f more at work (%.1f wanted) and answered "
+             "%+.0f%% (best second %.0f -> %.0f req/s%s): back; no more "
+             "while the load stays",
+             pm->target, took, want, 100 * g, b->best, m.best,
+             cpu_note(&m, cpu, sizeof(cpu)));
     return change(pm, from, now);
 }
 
@@ -414,9 +415,9 @@ ceiling_upkeep(struct pm *pm, const struct pm_measure *m, int64_t now)
         return;
     }
     if ((pm->ceiling_rate > 0 &&
-         absd(m->rate / pm->ceiling_rate - 1) > PM_CONTEXT) ||
+         absd(m->best / pm->ceiling_rate - 1) > PM_CONTEXT) ||
         m->queue > 2 * pm->ceiling_queue + 1) {
-        if (++pm->context_off >= 2)
+        if (++pm->context_off >= 3)
             forget(pm);
     } else {
         pm->context_off = 0;
@@ -428,47 +429,27 @@ static int
 decide(struct pm *pm, const struct pm_measure *m, int64_t now, char *why,
        size_t len)
 {
-    int limit, to;
+    int to, before = pm->target;
     char cpu[80];
 
-    if (pm->probing) {
-        int before = pm->target;
-
-        to = pm->target > pm->probe_from ? judge_grow(pm, m, now, why, len)
-                                         : judge_shrink(pm, m, now, why, len);
-        if (to != before)
-            return to; /* undone */
-        /* Kept: m is the base of what follows. */
-    }
-    if (pm->descend) {
-        if ((to = descend_to(pm)) == 0) {
-            pm->descend = 0;
-            return pm->target;
-        }
-        snprintf(why, len,
-                 "a bigger pool answered less: trying a smaller one "
-                 "(%.0f req/s now)",
-                 m->rate);
-        return probe(pm, m, to, now);
-    }
-    /* A ceiling holds the size: a probe below it would be a smaller step
-     * than the one that bought nothing, expected to buy less. */
+    if (pm->probing && (judge(pm, m, now, why, len) != before || pm->probing))
+        return pm->target; /* undone, or a second look to take */
+    /* Kept, or none: m is the base of what follows.  A ceiling holds the
+     * size: a probe below it would be a smaller step than the one that
+     * bought nothing, expected to buy less. */
     ceiling_upkeep(pm, m, now);
-    if (pm->ceiling > 0)
+    if (pm->ceiling > 0 || pm->target >= pm->cfg.max ||
+        (m->queue < PM_QUEUE && m->busy < PM_UTIL_GROW * pm->target) ||
+        cpu_bound(pm, m))
         return pm->target;
-    limit = pm->cfg.max;
-    if ((m->queue >= PM_QUEUE || m->busy >= PM_UTIL_GROW * pm->target) &&
-        pm->target < limit && !cpu_bound(m)) {
-        to = grow_to(pm, m);
-        snprintf(why, len,
-                 "requests wait: queue %.1f, %.1f of %d busy (%.0f%% of it "
-                 "in the database), %.0f req/s%s",
-                 m->queue, m->busy, pm->target,
-                 m->busy > 0 ? 100 * m->db / m->busy : 0.0, m->rate,
-                 cpu_note(m, cpu, sizeof(cpu)));
-        return probe(pm, m, to < limit ? to : limit, now);
-    }
-    return pm->target;
+    to = grow_to(pm, m);
+    snprintf(why, len,
+             "requests wait: queue %.1f, %.1f of %d busy (%.0f%% of it in "
+             "the database), %.0f req/s%s",
+             m->queue, m->busy, pm->target,
+             m->busy > 0 ? 100 * m->db / m->busy : 0.0, m->rate,
+             cpu_note(m, cpu, sizeof(cpu)));
+    return probe(pm, m, to < pm->cfg.max ? to : pm->cfg.max, now);
 }
 
 /*

@@ -37,33 +37,46 @@
  * database is a network round trip away spends most of a request waiting
  * on it, so throughput grows with workers until the CPUs are busy (at 1 ms,
  * /db grows from 1,500 req/s with 2 workers to 12,800 with 32 on this
- * project's 2-core machine); with PostgreSQL local, the CPUs are busy from
- * 2 workers on and every worker more costs (11,500 req/s with 2, 8,900
- * with 4, 6,200 with 16).  The phases a worker reports cannot tell these
- * apart by themselves: at CPU saturation a request spends longer "in the
- * database" too, because PostgreSQL's backends wait for a CPU.  And the
- * kernel shares the CPUs by scheduling group: with autogroups and no
- * systemd, the pool (one session) is one group while each PostgreSQL
- * backend is a group of its own, so at saturation a worker more gets no
- * CPU of its own, and adds a backend that takes a share from the rest.
- * So the controller never reads a long database phase as a reason to add
- * workers, nor "no gain" as "the database is slow": it adds workers only
- * when requests wait for one, and keeps them only if the throughput they
- * bought is measured.  What the kernel says about the CPUs (the machine's
- * idle share, the workers' wait for a CPU) sizes the step and explains
- * the decision; it decides nothing alone.  Neither alone says that the
- * pool lacks CPU: on a machine shared with other work the CPUs are busy
- * while this pool's workers, waiting on their database, get a CPU at
- * once whenever they want one (measured: the machine 100% busy, 10
- * workers waiting for a CPU 1-5% of their busy time); so the pool counts
- * as CPU-bound only when both say so.
+ * project's 2-core machine, then falls to 10,800 with 64); with
+ * PostgreSQL local the CPUs are busy from 2 workers on, and every worker
+ * more costs (11,500 req/s with 2, 8,900 with 4, 6,200 with 16).
+ *
+ * The phases a worker reports cannot tell these apart by themselves: at
+ * CPU saturation a request spends longer "in the database" too, because
+ * PostgreSQL's backends wait for a CPU.  And the kernel shares the CPUs
+ * by scheduling group: with autogroups and no systemd, the pool (one
+ * session) is one group while each PostgreSQL backend is a group of its
+ * own, so at saturation a worker more gets no CPU of its own, and adds a
+ * backend that takes a share from the rest.  So a long database phase is
+ * never a reason to add workers here, nor is "no gain" read as "the
+ * database is slow": the pool grows only when requests wait for a worker,
+ * keeps a worker only if it found work, and stops where the kernel says
+ * the workers wait for a CPU.
+ *
+ * The kernel's word is two figures, and it takes both: the machine's idle
+ * CPU share (/proc/stat) below 1 - PM_CPU_BUSY, and the workers' time
+ * runnable but waiting for a CPU (/proc/PID/schedstat) at least
+ * PM_RUN_WAIT of their busy time.  Either alone misleads on a machine
+ * shared with other work: its CPUs were 95-100% busy the whole time the
+ * traces were recorded, while workers waiting on a database 1 ms away
+ * waited for a CPU 5-15% of their busy time; with the database local,
+ * 40-70%.  And it holds only for a pool of at least as many workers as
+ * CPUs: a group's share is per CPU, so a pool with fewer workers than
+ * CPUs gets CPUs its workers could not use by adding one (local, 1 worker
+ * waiting for a CPU 41% of its time: 8,500 req/s at best; 2 workers:
+ * 17,100).
  *
  * The signals, per window: requests answered per second (rate); workers
- * busy on average (busy, from the time the scoreboard's phases add up
- * to, or from the states sampled every PM_SAMPLE_MS when the workers time
- * no phases); connections waiting in the listening socket's queue, on
- * average (queue, what the kernel says, sampled as busy is); the
- * machine's idle CPU share.
+ * busy on average (busy: the time the scoreboard's phases add up to, or
+ * the states sampled every PM_SAMPLE_MS when the workers time no phases),
+ * and of them those waiting for a CPU (run_wait), the rest being the
+ * workers at work; connections waiting in the listening socket's accept
+ * queue, on average (queue; nginx's kept connections hide the wait from
+ * it, busy does not); the machine's idle CPU share.  Busy is the steady
+ * one: at one size, second by second, the rate varied by 6-26% (standard
+ * deviation over mean) on the shared machine, the workers at work by
+ * 1-10%, because a machine busy with other work lengthens every request,
+ * and the rate with it, but leaves the workers busy.
  *
  * A measurement is PM_MEASURE whole windows at one size (more, up to
  * PM_MEASURE_MAX, until PM_JUDGE_REQUESTS requests were answered), taken
@@ -72,65 +85,60 @@
  * change.  From each:
  *
  *   requests wait    queue >= PM_QUEUE or busy >= PM_UTIL_GROW of the
- *                    workers: try a bigger pool (a probe): twice the size,
- *                    or a quarter more when the pool is CPU-bound (the
- *                    machine's idle share below 1 - PM_CPU_BUSY and the
- *                    workers waiting for a CPU PM_RUN_WAIT of their busy
- *                    time: a big step there costs while it is judged, and
- *                    buys little), never more than the
- *                    waiting work needs at PM_UTIL_SHRINK, never while a
- *                    ceiling holds (below);
- *   a probe judged   the next measurement at the new size against the
- *                    last one before it.  A bigger pool is kept if it
- *                    answers PM_GAIN more requests per second, or as many
- *                    (within PM_GAIN) with the wait gone (an open load:
- *                    the rate is the clients', the wait is what workers
- *                    buy); otherwise the pool goes back, and the size it
- *                    tried becomes the ceiling (unless the load fell away
- *                    meanwhile: the new size is kept, left to idleness to
- *                    undo).  The size a kept probe
- *                    came from becomes the floor: going below is known to
- *                    cost.  Doubling means each probe is expected to buy
- *                    a lot when it can (+100%), far above the noise of a
- *                    2 s measurement on a shared machine (5-15%), so one
- *                    probe too far is seen at once;
- *   a loss           a bigger pool that answered fewer requests (below
- *                    -PM_GAIN) says the size may already be past the best,
- *                    as a pool started too big is: unless a floor is
- *                    known, the pool then tries half its size, kept while
- *                    it loses no more than PM_SHRINK_TOL, and so on down
- *                    to the floor or --workers-min;
- *   workers idle     when for --idle-timeout every window needed fewer
- *                    workers than the pool has (busy plus queue, at
- *                    PM_UTIL_SHRINK), the pool shrinks to the most any of
- *                    them needed, in one step, down to --workers-min: an
- *                    idle pool is at its minimum after one --idle-timeout.
+ *                    workers, and the pool not CPU-bound: try twice the
+ *                    size (a probe; with workers idle, no more than the
+ *                    waiting work needs at PM_UTIL_SHRINK).  Doubling
+ *                    makes each probe's effect large (+100% of workers)
+ *                    against the noise, and reaches 32 from 2 in four
+ *                    probes, 3 s each;
+ *   a probe judged   the next measurement against the last one before
+ *                    it: kept if the workers at work grew by PM_TOOK of
+ *                    the workers added (scaled by the share at work
+ *                    before: the added workers found work) and the rate
+ *                    rose by PM_GAIN (they did not just wait longer: /queries
+ *                    with the database 1 ms away kept 3 workers busy or
+ *                    64, at the same 1,200 req/s, PostgreSQL's CPU the
+ *                    limit).  An open load, where the rate is the clients'
+ *                    and the wait is what workers buy, passes with the
+ *                    queue down to a quarter and the rate within PM_GAIN;
+ *                    a measurement of fewer than PM_FEW_REQUESTS requests
+ *                    passes on the busy count alone.  Otherwise the pool
+ *                    goes back, and the size it tried becomes the
+ *                    ceiling.  A load that fell away meanwhile (the new
+ *                    size's busy below what the old one could hold)
+ *                    leaves the new size, for idleness to undo;
+ *   fewer needed     when for --idle-timeout every window needed fewer
+ *                    workers than the pool has (the workers at work plus
+ *                    the queue, at PM_UTIL_SHRINK), the pool shrinks to
+ *                    the most any of them needed, in one step, down to
+ *                    --workers-min.  Counting the workers at work, not
+ *                    those waiting for a CPU, is what brings a CPU-bound
+ *                    pool down (local: 2-3 at work of 6 busy), and an
+ *                    idle pool to its minimum after one --idle-timeout.
  *
- * Why it converges: every change is either a probe, judged once and then
- * kept or undone, or a shrink to what was measured as needed.  A climb
- * under a steady load doubles until a probe buys nothing (at most
- * log2(max/min) probes), then goes back one step: one change of
- * direction.  A descent from a pool too big halves until a step loses,
- * then goes back one step: one change.  After a loss on the way up, the
- * descent adds a second change at most, and stops at the floor the climb
- * found.  Why it does not oscillate: a ceiling, once found, is not tried
- * again, nor any size up to it, while the load stays what it was (the
- * rate at the current size within PM_CONTEXT of the rate when the ceiling
- * was found, the queue no more than twice as deep: a load that grew while
- * every worker was busy shows in the queue alone; two measurements out
- * of it forget ceiling and floor, as an idle shrink does), nor before
- * PM_HOLD_MS, doubled each time the same ceiling is
- * found again, up to PM_HOLD_MAX_MS; and growing (at PM_UTIL_GROW busy,
- * or a queue) and shrinking (below PM_UTIL_SHRINK, for a whole
- * --idle-timeout) are far apart, so a load between them moves nothing.
- * Growing is fast (a probe every 3 s or so) and shrinking slow, as
- * requests that wait cost more than workers that idle.
+ * Why it converges: every change is a probe, judged once and kept or
+ * undone, or a shrink to what was measured as needed.  A climb under a
+ * steady load doubles until a probe buys nothing (at most log2(max/min)
+ * probes) and goes back one step: one change of direction; a shrink after
+ * it to what the load needs is the second, at most.  Why it does not
+ * oscillate: a ceiling, once found, stops every probe (a smaller step than
+ * the one that bought nothing would buy less) while the load stays what
+ * it was: the rate at the current size within PM_CONTEXT of the one the
+ * ceiling was found at, the queue no more than twice as deep (a load that
+ * grew while every worker was busy shows there only); three measurements
+ * in a row out of it forget the ceiling, as an idle shrink does, and it
+ * lapses after PM_HOLD_MS, doubled each time the same ceiling is found
+ * again, up to PM_HOLD_MAX_MS.  And growing (at PM_UTIL_GROW busy, or a
+ * queue) and shrinking (below PM_UTIL_SHRINK, for a whole --idle-timeout)
+ * are far apart, so a load between them moves nothing.  Growing is fast
+ * and shrinking slow, as requests that wait cost more than workers that
+ * idle.
  *
  * What it does not do: find a size between two powers of two (the best
- * fixed count of a sweep is one of those too, and a size within a probe of
- * the best answers within a few percent of it); follow a database that
- * moves while the load stays (the rate moves, beyond PM_CONTEXT, and the
- * next measurements start a climb or a descent again).
+ * fixed count of a sweep is one of those too); shrink a pool that is too
+ * big but not CPU-bound while every worker is busy (a database that locks
+ * rows, where more workers only wait longer): the rate's veto keeps such
+ * a pool from growing, and a restart or SIGTTOU brings it down.
  */
 #ifndef PM_H
 #define PM_H
@@ -149,11 +157,13 @@ enum pm_mode { PM_STATIC, PM_DYNAMIC, PM_ONDEMAND, PM_AUTO };
 #define PM_MEASURE 2
 #define PM_MEASURE_MAX 5
 #define PM_JUDGE_REQUESTS 200
-/* Fewer requests than this in a measurement: judge by the busy workers. */
+/* Fewer requests than this in a measurement: the rate says nothing. */
 #define PM_FEW_REQUESTS 20
-/* What a probe must buy, and what a smaller pool may lose. */
-#define PM_GAIN 0.05
-#define PM_SHRINK_TOL 0.03
+/* A probe is kept when the workers at work grew by this share of the
+ * workers added (times the share at work before), and the rate rose by
+ * PM_GAIN. */
+#define PM_TOOK 0.5
+#define PM_GAIN 0.1
 /* Requests wait: a mean queue this deep, or this share of workers busy. */
 #define PM_QUEUE 0.5
 #define PM_UTIL_GROW 0.9
@@ -164,7 +174,7 @@ enum pm_mode { PM_STATIC, PM_DYNAMIC, PM_ONDEMAND, PM_AUTO };
 #define PM_CPU_BUSY 0.9
 #define PM_RUN_WAIT 0.25
 /* A rate this far from the ceiling's: the load or the database changed. */
-#define PM_CONTEXT 0.3
+#define PM_CONTEXT 0.5
 /* How long a ceiling holds, first and at most. */
 #define PM_HOLD_MS (300 * 1000L)
 #define PM_HOLD_MAX_MS (3600 * 1000L)
@@ -177,6 +187,7 @@ struct pm_config {
     int min, max;             /* --workers-min, --workers-max */
     int spare_min, spare_max; /* dynamic */
     long idle_ms;             /* --idle-timeout */
+    int cpus;                 /* the CPUs the workers may run on */
 };
 
 /* One window, as the gauge measured it. */
@@ -200,6 +211,7 @@ struct pm_measure {
     int windows;
     double span_s, requests;
     double rate, busy, db, queue, cpu_idle, run_wait;
+    double best; /* the highest rate of a window in it */
 };
 
 /* The controller's state: opaque but for the target. */
@@ -213,9 +225,10 @@ struct pm {
     /* auto: the probe under judgment, from size probe_from. */
     int probing;
     int probe_from;
-    struct pm_measure base; /* the measurement before it */
-    int descend;            /* a loss was seen: try smaller sizes */
-    int floor, ceiling;     /* known worse below, no better at; 0: unknown */
+    struct pm_measure base;  /* the measurement before it */
+    int looks;               /* 1: the first look said no; a second */
+    struct pm_measure first; /* the first look */
+    int ceiling;             /* no better at; 0: unknown */
     double ceiling_rate, ceiling_queue;
     int64_t ceiling_until_ms;
     int last_ceiling; /* the ceiling found before: the hold doubles */

@@ -1235,10 +1235,13 @@ static int
 sizing_start(struct sv *sv, int64_t now)
 {
     const struct config *c = sv->cfg;
-    struct pm_config pc = {(enum pm_mode)c->pm, sv->target,   c->workers_min,
-                           c->max_workers,      c->spare_min, c->spare_max,
-                           c->idle_ms};
+    struct pm_config pc = {
+        (enum pm_mode)c->pm, sv->target,   c->workers_min, c->max_workers,
+        c->spare_min,        c->spare_max, c->idle_ms,     1};
+    cpu_set_t set;
 
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        pc.cpus = CPU_COUNT(&set);
     if (pc.start < pc.min)
         pc.start = pc.min;
     pm_init(&sv->pm, &pc);
@@ -1253,6 +1256,10 @@ sizing_start(struct sv *sv, int64_t now)
     sv->view.max = pc.max;
     if (sv->report != NULL)
         pm_report_write(sv->report, &sv->view);
+    if (pc.mode != PM_STATIC)
+        log_info("the pool sizes itself (--pm %s): %d workers to start, "
+                 "between %d and %d",
+                 pm_mode_name(pc.mode), sv->target, pc.min, pc.max);
     if (pc.mode == PM_STATIC && c->log_level < LOG_DEBUG)
         return 0;
     sv->serving = calloc((size_t)sv->nw, sizeof(*sv->serving));
