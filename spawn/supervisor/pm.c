@@ -176,7 +176,11 @@ idle_shrink(struct pm *pm, const struct pm_window *w, int need, char *why,
              pm->calm_need, (double)pm->cfg.idle_ms / 1000, w->busy,
              w->run_wait > 0 ? w->run_wait : 0.0,
              w->span_ms > 0 ? (double)w->requests * 1000 / w->span_ms : 0.0);
-    forget(pm);
+    /* Half the pool or less needed: the load fell, and what was learnt
+     * of it goes; a smaller trim (the workers waiting for a CPU counted
+     * out) keeps it. */
+    if (to <= pm->target / 2)
+        forget(pm);
     change(pm, to, w->end_ms);
     return 1;
 }
@@ -389,7 +393,9 @@ grow_to(const struct pm *pm, const struct pm_measure *m)
 
     if (n == 0)
         return 1;
-    to = 2 * n;
+    /* CPU-bound: a quarter more (one at least), near the knee where a
+     * big step costs while it is judged and buys little; else twice. */
+    to = cpu_bound(pm, m) ? n + (n / 4 > 1 ? n / 4 : 1) : 2 * n;
     /* Every worker busy: how much more is wanted cannot be seen (nginx
      * may hold the requests, on kept connections); with some idle, the
      * queue tells. */
@@ -439,8 +445,7 @@ decide(struct pm *pm, const struct pm_measure *m, int64_t now, char *why,
      * bought nothing, expected to buy less. */
     ceiling_upkeep(pm, m, now);
     if (pm->ceiling > 0 || pm->target >= pm->cfg.max ||
-        (m->queue < PM_QUEUE && m->busy < PM_UTIL_GROW * pm->target) ||
-        cpu_bound(pm, m))
+        (m->queue < PM_QUEUE && m->busy < PM_UTIL_GROW * pm->target))
         return pm->target;
     to = grow_to(pm, m);
     snprintf(why, len,
