@@ -88,8 +88,10 @@ LIBS = $(B)/libapp.a $(B)/libsupervisor.a $(B)/libcore.a
 TEST_SRCS = $(wildcard tests/app/test_*.c tests/spawn/*/test_*.c)
 TEST_BINS = $(TEST_SRCS:%.c=$(B)/%)
 # Programs the integration tests run: a scripted FastCGI worker for the
-# supervisor, and the delay line that puts the database a round trip away.
-TEST_TOOLS = $(B)/tests/spawn/supervisor/fake_worker $(B)/tests/integration/netdelay
+# supervisor, the delay line that puts the database a round trip away,
+# and the bench's open-loop load.
+TEST_TOOLS = $(B)/tests/spawn/supervisor/fake_worker $(B)/tests/integration/netdelay \
+             $(B)/tests/bench/openloop
 
 PROGS = $(B)/tfb-fcgi $(B)/tfb-spawn
 
@@ -137,9 +139,10 @@ $(B)/tests/spawn/supervisor/fake_worker: tests/spawn/supervisor/fake_worker.c $(
 	$(msg) TOOL $@
 	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) $(ALL_LDFLAGS) -o $@ $^ -lfcgi
 
-# The delay line is part of the test bench, not of the product: never a
-# sanitizer build, whose cost would show as lateness on the wire.
-$(B)/tests/integration/netdelay: tests/integration/netdelay.c
+# The delay line and the open-loop load are part of the test bench, not
+# of the product: never a sanitizer build, whose cost would show as
+# lateness on the wire or in the load.
+$(B)/tests/integration/netdelay $(B)/tests/bench/openloop: $(B)/tests/%: tests/%.c
 	@mkdir -p $(@D)
 	$(msg) TOOL $@
 	$(Q)$(CC) $(ALL_CPPFLAGS) $(WARN) $(WERROR) $(OPT) $(CFLAGS) $(DEPFLAGS) \
@@ -222,7 +225,7 @@ run start: all
 stop:
 	@deploy/stack $@
 
-bench: all
+bench: all $(TEST_TOOLS)
 	@deploy/deps bench
 	@tests/bench/run
 
