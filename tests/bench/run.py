@@ -40,13 +40,14 @@ APP = Path(os.environ.get("APP") or REPO / "build" / "tfb-fcgi")
 
 QUICK = dict(subjects="tfb-fcgi,flask,fastapi,flask-per-request", workers="2,8,16,32",
              subject_workers="2,8,32", local_workers="2,16", few="8",
-             db_rtt="local,0,1ms", routes="db", concurrency="64", reps=2, duration=2,
+             db_rtt="local,0,1ms", routes_at=None, routes="db", concurrency="64", reps=2,
+             duration=2,
              warmup=1, open="0", sched="autogroup", placement="shared")
 FULL = dict(subjects="tfb-fcgi,flask,fastapi,flask-per-request,tfb-fcgi-per-request",
-            workers="1,2,4,8,16,32,64", subject_workers=None, local_workers=None,
-            few="4,32", db_rtt="local,0,0.2ms,1ms,5ms", routes="db,fortunes,queries:20",
-            concurrency="16,64,256", reps=5, duration=5, warmup=2,
-            open="0.25,0.5,0.75,0.9,1,1.1", sched="autogroup,flat,tiers",
+            workers="1,2,4,8,16,32,64", subject_workers="2,4,8,16,32,64", local_workers=None,
+            few="4,32", db_rtt="local,0,0.2ms,1ms,5ms", routes_at="0,1ms",
+            routes="db,fortunes,queries:20", concurrency="16,64,256", reps=5, duration=5,
+            warmup=1, open="0.5,0.75,0.9,1,1.1", sched="autogroup,flat,tiers",
             placement="shared,split")
 
 HELP = """\
@@ -56,12 +57,15 @@ FastAPI at 2, 8 and 32, Flask with a connection per request at 8; the
 database at 0 ms and 1 ms (as root), and this pool at local (its unix
 socket) at 2 and 16; 2 repetitions of 2 s per point.
 
-The full run (FULL=1 make bench; under 90 minutes): /db, /fortunes and
-/queries?queries=20; every subject, tfb-fcgi --db-mode per-request too;
-1 to 64 processes; the database at local, 0, 0.2, 1 and 5 ms; 16, 64 and
-256 connections; the scheduler settings (autogroup, flat, a cgroup per
-tier) and the CPU placements (shared, split); an open loop at 25% to
-110% of each subject's best rate; 5 repetitions of 5 s per point.
+The full run (FULL=1 make bench; about 85 minutes): /db with 64
+connections for every subject at 1 to 64 processes (the article's
+subjects from 2) with the database at 0, 0.2, 1 and 5 ms, this pool at
+local too; /fortunes and /queries?queries=20 at 4 and 32 processes at 0
+and 1 ms; 16 and 256 connections, the per-request mode of Flask and of
+this pool, the scheduler settings (flat, a cgroup per tier) and the split
+CPU placement, each at 4 and 32 processes at 1 ms (the per-request mode,
+the scheduler and the placement at 0 ms too); an open loop at 50% to 110%
+of each subject's best rate at 1 ms; 5 repetitions of 5 s per point.
 
 Every option has an environment variable (in brackets), so that
 `make bench BENCH_DB_RTT=0,5ms` works; options win over variables, and
@@ -108,6 +112,9 @@ def parse_args(argv):
                     help="the database's distances: local (its unix socket) and round "
                          "trips such as 0, 0.2ms, 1ms (root only) [BENCH_DB_RTT; "
                          f"{QUICK['db_rtt']}, full {FULL['db_rtt']}]")
+    ap.add_argument("--routes-at", default=env("BENCH_ROUTES_AT"),
+                    help="the distances the other routes run at [BENCH_ROUTES_AT; every "
+                         f"one, full {FULL['routes_at']}]")
     ap.add_argument("--routes", default=env("BENCH_ROUTES"),
                     help=f"routes, the first is the headline's [BENCH_ROUTES; "
                          f"{QUICK['routes']}, full {FULL['routes']}]")
@@ -138,6 +145,9 @@ def parse_args(argv):
                     help="print the plan and its estimated time, run nothing")
     ap.add_argument("--report", metavar="DIR",
                     help="write DIR's report, CSV and charts again from its results.json")
+    ap.add_argument("--sync-readme", action="store_true",
+                    help="quote tests/bench/example's verdict in README.md and "
+                         "tests/bench/README.md again (after a new example)")
     a = ap.parse_args(argv)
     try:
         return a, make_plan(a)
@@ -176,6 +186,10 @@ def make_plan(a):
 
     def pick(name):
         v = getattr(a, name)
+        # The subsets of the process counts follow the counts given.
+        if v is None and ((a.workers and name in ("subject_workers", "local_workers"))
+                          or (a.db_rtt and name == "routes_at")):
+            return None
         return base[name] if v is None else v
     dists = X.parse_distances(pick("db_rtt"))
     if os.geteuid() != 0:
@@ -199,6 +213,7 @@ def make_plan(a):
                few=ints(pick("few"), "--few"),
                subject_workers=ints(pick("subject_workers"), "--subject-workers"),
                local_workers=ints(pick("local_workers"), "--local-workers"),
+               routes_at=X.parse_distances(pick("routes_at")) if pick("routes_at") else None,
                cores=os.cpu_count() or 1)
     if not p.cells:
         raise ValueError("the plan has no point to measure")
@@ -215,6 +230,7 @@ def plan_dict(a, p):
             "duration": p.duration, "warmup": p.warmup, "open": p.open_shares,
             "scheds": p.scheds, "placements": p.placements, "few": p.few,
             "subject_workers": p.subject_workers, "local_workers": p.local_workers,
+            "routes_at": p.routes_at and [d.key for d in p.routes_at],
             "cells": len(p.cells), "estimate_s": round(p.estimate_seconds())}
 
 
@@ -229,7 +245,8 @@ def reproduce_command(a, p):
              "--open", lst(p.open_shares) or "0", "--sched", lst(p.scheds),
              "--placement", lst(p.placements), "--port", str(a.port)]
     for opt, v in (("--few", p.few), ("--subject-workers", p.subject_workers),
-                   ("--local-workers", p.local_workers)):
+                   ("--local-workers", p.local_workers),
+                   ("--routes-at", p.routes_at and [d.key for d in p.routes_at])):
         if v:
             parts += [opt, lst(v)]
     return ("FULL=1 " if p.kind == "full" else "") + " ".join(shlex.quote(x) for x in parts)
@@ -352,6 +369,22 @@ def dry_run(a, p):
     print(reproduce_command(a, p))
 
 
+READMES = ((REPO / "README.md", "tests/bench/example/report.md"),
+           (REPO / "tests" / "bench" / "README.md", "example/report.md"))
+
+
+def sync_readmes():
+    try:
+        res = json.loads((REPO / "tests" / "bench" / "example" / "results.json").read_text())
+        for path, link in READMES:
+            changed = writeup.sync_readme(path, res, link)
+            print(f"bench: {path}: {'quoted the example again' if changed else 'up to date'}")
+    except (OSError, ValueError, KeyError) as e:
+        print(f"tests/bench/run: --sync-readme: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def rewrite_report(outdir):
     try:
         with open(os.path.join(outdir, "results.json")) as f:
@@ -381,6 +414,8 @@ def main(argv):
     a, p = parse_args(argv)
     if a.report:
         return rewrite_report(a.report)
+    if a.sync_readme:
+        return sync_readmes()
     asked = X.parse_distances(a.db_rtt or (FULL if a.full else QUICK)["db_rtt"])
     notes = first_notes(p, asked)
     for n in notes:

@@ -5,9 +5,9 @@ between two of its bridges delayed in user space (root only).
     net.bridge("app"); net.bridge("db")
     net.host("db", "db", 21)               # namespace tfbbN-db, eth0 10.214.N.21 on bridge db
     net.client("app", 1)                   # this namespace on bridge app: tfbbN-h, 10.214.N.1
-    net.cable("plain", "app", "db")        # a veth between the bridges, in use
+    net.cable("plain", "app", "db")        # a veth between the bridges, unplugged
     net.cable("d500", "app", "db", delay_us=500)   # netdelay.c, 500 us each way
-    net.use("d500")                        # only one cable joins two bridges at a time
+    net.use("d500")                        # plugged in: one cable at a time
     w = net.wire("d500"); w.window()       # its lateness since the last window()
     net.rtt_us(net.addr("db"))             # one round trip, from this namespace
     net.in_ns("db", argv)                  # ip netns exec tfbbN-db argv...
@@ -297,7 +297,7 @@ class Net:
     def cable(self, name, a, b, delay_us=None):
         """A cable between bridges a and b: a veth pair, or with delay_us
         netdelay.c delaying every frame that much each way.  Made
-        unplugged; use() plugs it in (the first one is plugged at once)."""
+        unplugged: use() plugs it in."""
         sw = self.ns("sw")
         self.made += 1
         ends = ("c%d-a" % self.made, "c%d-b" % self.made)
@@ -312,26 +312,29 @@ class Net:
         self._ip("-n", sw, "link", "set", ends[0], "master", a)
         self._ip("-n", sw, "link", "set", ends[1], "master", b)
         self.cables[name] = (a, b, ends, wire)
-        if self.in_use is None:
-            self.use(name)
 
     def use(self, name):
         """Plug cable name in, after unplugging the one in use (never two
         at once: the bridges would make a loop)."""
         if name == self.in_use:
             return
-        sw = self.ns("sw")
+        self.unplug()
+        for end in self.cables[name][2]:
+            self._ip("-n", self.ns("sw"), "link", "set", end, "up")
+        self.in_use = name
+
+    def unplug(self):
+        """The cable in use unplugged: the bridges apart."""
         if self.in_use is not None:
             for end in self.cables[self.in_use][2]:
-                self._ip("-n", sw, "link", "set", end, "down")
-        for end in self.cables[name][2]:
-            self._ip("-n", sw, "link", "set", end, "up")
-        self.in_use = name
+                self._ip("-n", self.ns("sw"), "link", "set", end, "down")
+            self.in_use = None
 
     def remove(self, name):
         """Cable name gone (a delayed one's netdelay stopped: its TAP
-        devices go with it).  Not the one in use."""
-        assert name != self.in_use, "unplug a cable before removing it"
+        devices go with it), unplugged first if it was in use."""
+        if name == self.in_use:
+            self.unplug()
         _, _, ends, wire = self.cables.pop(name)
         if wire is not None:
             wire.stop()

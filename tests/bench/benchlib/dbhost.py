@@ -95,6 +95,8 @@ class DbHost:
             self.net.client("app", APP_HOST)
             listen, wrap = self.net.addr("db"), (lambda argv: self.net.in_ns("db", argv))
             hba += "host all all %s trust\n" % self.net.subnet()
+            self.say("bench: the database host is namespace %s, at %s; this side %s"
+                     % (self.net.ns("db"), self.net.addr("db"), self.net.addr("client")))
         self.pg = Cluster(pgdir, PG_PORT, listen=listen, hba=hba,
                           settings=stack_settings(), wrap=wrap)
         self.pg.initdb()
@@ -122,14 +124,19 @@ class DbHost:
                              % (r.returncode, " | ".join(tail(r.stdout, 6))))
 
     def make_cables(self):
+        """A cable per network distance, calibrated; the nearest plugged in."""
         for d in self.distances:
             if d.rtt_us == 0:
                 self.net.cable(d.key, "app", "db")
                 self.calibration[d.key] = {"one_way_us": 0, "tries": 1,
-                                           "rtt_us": self.measure(d)}
+                                           "rtt_us": self.measure_cable(d.key)}
         for d in self.distances:
             if d.rtt_us:
                 self.calibrate(d)
+        self.use(self.network()[0])
+
+    def network(self):
+        return [d for d in self.distances if d.rtt_us is not None]
 
     def calibrate(self, d):
         """A delay line for d whose idle round trip, seen from here, is
@@ -153,23 +160,17 @@ class DbHost:
                 break
             one_way = max(0.0, one_way - off / 2.0)
         name, one_way, _, rtt = best
+        self.net.unplug()
         self.net.cables[d.key] = self.net.cables.pop(name)
-        if self.net.in_use == name:
-            self.net.in_use = d.key
         self.calibration[d.key] = {"one_way_us": one_way, "rtt_us": rtt, "tries": tries}
         self.say("bench: %s: the delay line delays %d us each way; round trip "
                  "from the workers' side %.0f us at rest" % (d.label, one_way, rtt))
 
     def measure_cable(self, name):
-        """The round trip through cable name, used for a moment (idle:
-        nothing else is on it yet)."""
-        before = self.net.in_use
+        """The round trip through cable name, plugged in (idle: nothing is
+        on it yet)."""
         self.net.use(name)
-        try:
-            return self.net.rtt_us(self.net.addr("db"))
-        finally:
-            if before is not None and before in self.net.cables:
-                self.net.use(before)
+        return self.net.rtt_us(self.net.addr("db"))
 
     def stop(self):
         """The server stopped, the namespaces and the directory removed.

@@ -25,13 +25,14 @@ sweeps" lists them):
                article's subjects: theirs), every network distance, the
                first route, the main load
   local        this pool at local (the reference line), at its counts
-  routes       the other routes, at the few process counts SUB_WORKERS
+  routes       the other routes, at the few process counts SUB_WORKERS,
+               at the distances routes_at (every one unless given)
   loads        the other closed-loop loads, at the same few counts, at
                the distances of LOADS_AT
   per-request  the per-request subjects, at the few counts, at 0 ms and
                the distances of LOADS_AT
   sched        this pool under the other scheduler settings, at the few
-               counts, at LOADS_AT
+               counts, at 0 ms (where the CPUs are the limit) and LOADS_AT
   placement    this pool with the other CPU placements, same
   open         after the repetitions of the rest: each persistent
                subject at its best process count at LOADS_AT, open loop,
@@ -185,6 +186,8 @@ class Plan:
     few: list = None
     subject_workers: list = None
     local_workers: list = None
+    # The distances of the other routes (None: every one).
+    routes_at: list = None
     open_connections: int = 256
     cores: int = 1
     cells: list = field(default_factory=list)
@@ -243,14 +246,16 @@ class Plan:
             lw = [w for w in (self.local_workers or self.workers) if w in self.workers]
             add("local", [s for s in persistent if SUBJECTS[s].ours], lw, local,
                 [main_route], [main_load])
-        add("routes", persistent, few, self.distances, self.routes[1:], [main_load])
+        rd = [d for d in self.distances if self.routes_at is None or d in self.routes_at]
+        add("routes", persistent, few, rd or self.distances, self.routes[1:], [main_load])
         add("loads", persistent, few, at,
             [main_route], [Load("closed", c) for c in self.concurrency if c != main_load.connections])
         add("per-request", per_request, few, list(dict.fromkeys(zero + at)) or at,
             [main_route], [main_load])
         ours = [s for s in persistent if SUBJECTS[s].ours]
         for sc in self.scheds[1:]:
-            add("sched", ours, few, at, [main_route], [main_load], sched=sc)
+            add("sched", ours, few, list(dict.fromkeys(zero + at)) or at, [main_route],
+                [main_load], sched=sc)
         for pl in self.placements[1:]:
             add("placement", ours, few, list(dict.fromkeys(zero + at)) or at,
                 [main_route], [main_load], place=pl)

@@ -19,6 +19,7 @@ drawn.
 
 import json
 
+from . import chart
 from .subjects import SUBJECTS
 
 DPI = 100
@@ -94,12 +95,21 @@ def headline(path, panels, cores, footer, title):
             bottom.plot([a for a, _ in p99], [b for _, b in p99], color=c, linewidth=2,
                         marker="s", markersize=4)
             drawn.append([label, key, top, [[xx, p[1]] for xx, p in zip(x, pts)]])
-        top.set_ylim(bottom=0)
-        bottom.set_ylim(bottom=0)
         bottom.set_xlabel("processes per core")
+    # The limits once every panel is drawn: the rows share them.
+    rates = [p[3] or p[1] for _, by in panels for pts in by.values() for p in pts]
+    axes[0][0].set_ylim(0, max(rates + [1]) * 1.08)
+    lat = [p[4] for _, by in panels for pts in by.values() for p in pts if p[4]]
+    if lat:
+        lo, hi = min(lat) / 1.5, max(lat) * 1.5
+        axes[1][0].set_yscale("log")
+        axes[1][0].set_ylim(lo, hi)
+        axes[1][0].yaxis.set_major_locator(FixedLocator(chart._y_ticks(lo, hi)))
+        axes[1][0].yaxis.set_minor_locator(NullLocator())
+        axes[1][0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axes[0][0].set_ylabel("requests/s")
     axes[0][0].yaxis.set_major_formatter(FuncFormatter(_fmt_rate))
-    axes[1][0].set_ylabel("p99 latency, ms")
+    axes[1][0].set_ylabel("p99 latency, ms (log scale)")
     keys = [k for k in SUBJECTS if k in handles]
     fig.legend([handles[k] for k in keys], [SUBJECTS[k].label for k in keys],
                loc="upper left", bbox_to_anchor=(0.07, 0.945), ncol=min(3, len(keys)),

@@ -132,15 +132,18 @@ class Verdict:
                 ours, them = f.best("tfb-fcgi", d, route), f.best_subject(d, route)
                 if ours is None or them is None:
                     continue
-                n = self.num(F.ratio_number(f"tfb-fcgi/best subject {route} at {d}",
-                                            ours, them))
-                ratios.append((n, d, them["subject"]))
+                n = F.ratio_number(f"tfb-fcgi/best subject {route} at {d}", ours, them)
+                if n is not None:
+                    ratios.append((n, d, them["subject"]))
             if not ratios:
                 continue
             low = min(ratios, key=lambda x: x[0].value)
-            parts.append(f"on `{path}` {low[0].value:.1f}× to "
-                         f"{max(x[0].value for x in ratios):.1f}× across the distances "
-                         f"(the least: {fmt(low[0])} {low[2]}'s best at {dlabel(low[1])})")
+            high = max(ratios, key=lambda x: x[0].value)
+            s = f"on `{path}` {fmt(self.num(low[0]))} the best of them ({low[2]}) at " \
+                f"{dlabel(low[1])}"
+            if high is not low:
+                s += f", up to {fmt(self.num(high[0]))} ({high[2]}) at {dlabel(high[1])}"
+            parts.append(s)
         if not parts:
             return None
         text = ("**Where the article's subjects stand**: this pool, each at its best "
@@ -169,22 +172,33 @@ class Verdict:
         flc, fac = f.at("flask", d, c), f.at("fastapi", d, c)
         if None in (fl, fa, flc, fac):
             return None
-        g = self.num(F.ratio_number(f"flask best/{c} at {d}", fl, flc, 1.0))
-        flask_gains = fl["workers"] > c and g.verdict == "met"
+        top = max(f.clean(f.line("flask", d)))
+        if fl["workers"] > c:
+            g = self.num(F.ratio_number(f"flask best/{c} at {d}", fl, flc, 1.0))
+            flask_gains = g.verdict == "met"
+            fls = f"best at {fl['workers']} processes, {fmt(g)} its rate at {c}"
+        else:
+            g = self.num(F.ratio_number(f"flask {top}/{c} at {d}", f.at("flask", d, top),
+                                        flc, 1.0))
+            flask_gains = False
+            fls = f"best at {fl['workers']}, {top} processes make {fmt(g)} its rate at {c}"
         top = max(f.clean(f.line("fastapi", d)))
         ftop = f.at("fastapi", d, top)
         l = self.num(F.ratio_number(f"fastapi {top}/{c} at {d}", ftop, fac, 1.0,
                                     at_least=False))
-        fastapi_loses = fa["workers"] <= c and l.verdict == "met"
+        fastapi_loses = top > c and fa["workers"] <= c and l.verdict == "met"
         agree = flask_gains and fastapi_loses
-        text = (f"**The article's chart, at {dlabel(d)}**: fixed Flask "
+        text = (f"**The article's chart, at {dlabel(d)}** (its processes against its "
+                f"{c} cores): fixed Flask "
                 + ("gains" if flask_gains else "does not gain beyond the noise")
-                + f" from processes past the cores (best at {fl['workers']}, "
-                f"{fmt(g)} its rate at {c}); FastAPI "
+                + f" from processes past the cores ({fls}); FastAPI "
                 + ("loses from them" if fastapi_loses else "does not lose beyond the noise")
                 + f" (best at {fa['workers']}, {top} processes make {fmt(l)} its rate at "
                 f"{c}). " + ("As the article reports." if agree else
-                             "Not as the article reports."))
+                             "The article reports both; this run "
+                             + ("agrees on Flask only." if flask_gains else
+                                "agrees on FastAPI only." if fastapi_loses else
+                                "agrees on neither.")))
         why = self.why(fl, flc, fa, ftop)
         return text + (" " + why if why else "")
 
@@ -230,7 +244,8 @@ class Verdict:
                 continue
             for dist in f.distances():
                 ours, them = f.best("tfb-fcgi", dist, route), f.best_subject(dist, route)
-                if dist == "local" and them is None:
+                if them is None and (dist == "local" or not any(
+                        f.line(s, dist, route) for s in f.subjects())):
                     continue
                 n = ours and them and F.ratio_number("target: over", ours, them, bound)
                 out.append((f"`{path}` at {dlabel(dist)}: this pool ÷ the best subject, "

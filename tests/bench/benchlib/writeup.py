@@ -61,11 +61,39 @@ def write_all(outdir, meta, points):
            "verdict": {"paragraphs": paragraphs,
                        "numbers": [n.as_dict() for n in v.numbers]},
            "targets": [list(t) for t in targets]}
-    text = json.dumps(doc, indent=1, sort_keys=True, default=str)
+    text = json.dumps(doc, indent=1, default=str)
     (out / "results.json").write_text(text + "\n")
     charts = draw(out, meta, f)
     (out / "report.md").write_text(report(meta, f, paragraphs, targets, charts))
     return f
+
+
+BEGIN, END = "<!-- bench-verdict:begin -->", "<!-- bench-verdict:end -->"
+
+
+def readme_block(res, link):
+    """The lines the READMEs quote of a run's results.json (its verdict,
+    as report.md prints it), between the markers; link: the path of the
+    run's report.md from the README."""
+    meta = res["meta"]
+    return [BEGIN,
+            f"From [the example run]({link}) ({meta['plan']['kind']}: "
+            f"{meta['plan']['reps']} repetitions of {meta['plan']['duration']} s per point, "
+            f"{meta['machine'].get('cores')} cores, {meta['started'][:10]}):", ""] + \
+        [x for t in res["verdict"]["paragraphs"] for x in (t, "")] + [END]
+
+
+def sync_readme(path, res, link):
+    """Write the block between the markers of the README at path again;
+    whether it changed.  ValueError when the markers are not there."""
+    text = Path(path).read_text()
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"{path}: no {BEGIN} ... {END}")
+    head, rest = text.split(BEGIN, 1)
+    _, tail_ = rest.split(END, 1)
+    new = head + "\n".join(readme_block(res, link)) + tail_
+    Path(path).write_text(new)
+    return new != text
 
 
 def footer(meta):
@@ -193,7 +221,7 @@ def report(meta, f, paragraphs, targets, charts):
     L.append(f"{p['kind'].capitalize()} run, {p['reps']} repetitions of {p['duration']} s "
              f"per point, interleaved; {meta['machine'].get('cores')} cores "
              f"({meta['machine'].get('virtual', '?')}); every tier on this one machine. "
-             "How to read it: [tests/bench/README.md](../../tests/bench/README.md).")
+             "How to read it: `tests/bench/README.md`.")
     L.append("")
     L.append("## Verdict")
     L.append("")
@@ -376,17 +404,7 @@ def decide(meta, f, axis, values, rows):
     """What the numbers say to do, for the scheduler or the placement."""
     L = []
     for v in values[1:]:
-        qs = []
-        for r in rows:
-            if r[axis] != v:
-                continue
-            key = dict(sched=r["sched"], placement=r["placement"])
-            key[axis] = values[0]
-            base = f.line(r["subject"], r["distance"], r["route"], r["load"], key["sched"],
-                          key["placement"]).get(r["workers"])
-            q = F.ratio_number("", r, base, 1.0) if base and r["clean"] else None
-            if q:
-                qs.append((r["workers"], r["distance"], q))
+        qs = compared(f, axis, values, rows, v)
         if not qs:
             continue
         better = [x for x in qs if x[2].lo > 1.0]
@@ -405,9 +423,89 @@ def decide(meta, f, axis, values, rows):
         L.append(f"- {what}")
     if L:
         L.append("")
-        L.append(meta.get("decisions", {}).get(axis, ""))
+        L += shape(f, axis, values, rows)
+        L.append(advice(f, axis, values, rows))
         L.append("")
     return L
+
+
+def compared(f, axis, values, rows, v):
+    """(workers, distance, Number v ÷ the first value) of the clean rows
+    under v."""
+    out = []
+    for r in rows:
+        if r[axis] != v or not r["clean"]:
+            continue
+        key = dict(sched=r["sched"], placement=r["placement"])
+        key[axis] = values[0]
+        base = f.line(r["subject"], r["distance"], r["route"], r["load"], key["sched"],
+                      key["placement"]).get(r["workers"])
+        q = F.ratio_number("", r, base, 1.0) if base and base["clean"] else None
+        if q:
+            out.append((r["workers"], r["distance"], q))
+    return out
+
+
+def shape(f, axis, values, rows):
+    """Whether the other value changes the shape: the most processes ÷
+    the fewest, under each value, at each distance."""
+    L = []
+    for v in values[1:]:
+        for d in sorted({r["distance"] for r in rows if r[axis] == v}, key=f.distances().index):
+            ws = sorted(r["workers"] for r in rows if r[axis] == v and r["distance"] == d)
+            if len(ws) < 2:
+                continue
+            lo, hi = ws[0], ws[-1]
+            got = []
+            for val in (values[0], v):
+                key = {"sched": f.sched0, "placement": f.place0}
+                key[axis] = val
+                line = f.line("tfb-fcgi", d, sched=key["sched"], place=key["placement"])
+                a, b = line.get(hi), line.get(lo)
+                got.append(F.ratio_number("", a, b) if a and b and a["clean"] and b["clean"]
+                           else None)
+            if None in got:
+                continue
+            apart = got[0].hi < got[1].lo or got[1].hi < got[0].lo
+            L.append(f"- The shape at {dlabel(d)}, {hi} processes ÷ {lo}: {fmt(got[0])} under "
+                     f"*{values[0]}*, {fmt(got[1])} under *{v}*: "
+                     + ("it changes the shape beyond the noise." if apart else
+                        "the same shape within the noise."))
+    return L + ([""] if L else [])
+
+
+def advice(f, axis, values, rows):
+    """What the numbers say the pool and the bench should do."""
+    cores = f.cores
+    if axis == "sched":
+        wins = {v: [x for x in compared(f, axis, values, rows, v)
+                    if x[2].lo > 1.0 and x[0] > cores] for v in values[1:]}
+        losses = {v: [x for x in compared(f, axis, values, rows, v) if x[2].hi < 1.0]
+                  for v in values[1:]}
+        if wins.get("flat") and not losses.get("flat"):
+            return ("**What to do**: past the cores the pool gains when its workers are not "
+                    "one scheduling group: tfb-spawn should start each worker in a session of "
+                    "its own (setsid, as PostgreSQL does for each backend), or the pool be "
+                    "run in a cgroup of its own (as systemd runs a service), so that adding "
+                    "workers adds CPU share. The bench measures the machine as found "
+                    f"(*{values[0]}*) and records its setting in every report.")
+        if wins.get("tiers") and not losses.get("tiers"):
+            return ("**What to do**: a cgroup per tier (as systemd gives each service) beats "
+                    "the machine as found: deploy the pool and PostgreSQL as services of "
+                    "their own. The bench measures the machine as found and records its "
+                    "setting in every report.")
+        return ("**What to do**: no setting beats the machine as found beyond the noise "
+                "past the cores here, so the pool needs no change for it; the bench "
+                f"measures with the setting as found (*{values[0]}*) and records it in every "
+                "report, and these rows show what another setting would change.")
+    qs = [x for v in values[1:] for x in compared(f, axis, values, rows, v)]
+    if qs and all(x[2].hi < 1.0 or x[2].lo < 1.0 for x in qs) and \
+            any(x[2].hi < 1.0 for x in qs):
+        return ("**What to do**: pinning the tiers apart gives each half the machine whatever "
+                "it needs, and loses here; the bench runs them unpinned (*shared*) and says "
+                "so in every report.")
+    return ("**What to do**: the placement does not win beyond the noise; the bench runs "
+            "the tiers unpinned (*shared*) and says so in every report.")
 
 
 def section_open(f, charts):
