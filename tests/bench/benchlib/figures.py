@@ -39,6 +39,14 @@ def _fmt_rate(v, _=None):
     return f"{v:g}"
 
 
+def _footer(fig, text, w):
+    """The footer, wrapped to the figure's width (about 6 pixels a
+    character at 8 points)."""
+    import textwrap
+    fig.text(0.012, 0.015, "\n".join(textwrap.wrap(text, max(60, (w - 20) // 6))),
+             fontsize=8, color="#444444", va="bottom")
+
+
 def _save(fig, path, drawn, h):
     """Write fig to path, with the pixels of every series' points."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -114,7 +122,7 @@ def headline(path, panels, cores, footer, title):
     fig.legend([handles[k] for k in keys], [SUBJECTS[k].label for k in keys],
                loc="upper left", bbox_to_anchor=(0.07, 0.945), ncol=min(3, len(keys)),
                frameon=False, fontsize=9)
-    fig.text(0.012, 0.02, footer, fontsize=8, color="#444444", va="bottom", wrap=True)
+    _footer(fig, footer, w)
     _save(fig, path, drawn, h)
 
 
@@ -124,11 +132,11 @@ def per_request(path, panels, footer, title):
     Figure = _mpl()
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
     n = max(1, len(panels))
-    w, h = max(800, 380 * n + 120), 560
+    w, h = max(800, 380 * n + 120), 600
     fig = Figure(figsize=(w / DPI, h / DPI), dpi=DPI, facecolor="white")
     fig.text(0.012, 0.975, title, fontsize=13, fontweight="bold", va="top")
     axes = fig.subplots(1, n, sharey=True, squeeze=False,
-                        gridspec_kw={"left": 0.09, "right": 0.99, "top": 0.78,
+                        gridspec_kw={"left": 0.09, "right": 0.99, "top": 0.72,
                                      "bottom": 0.2, "wspace": 0.06})[0]
     drawn, handles = [], {}
     for ax, (label, by) in zip(axes, panels):
@@ -152,12 +160,18 @@ def per_request(path, panels, footer, title):
                             markersize=5, linestyle=style)
             handles[key] = line
             drawn.append([label, key, ax, [[p[0], p[1]] for p in pts]])
+    vals = [p[1] for _, by in panels for pts in by.values() for p in pts if p[1]]
+    if vals:
+        lo, hi = min(vals) / 1.3, max(vals) * 1.3
+        axes[0].set_ylim(lo, hi)
+        axes[0].yaxis.set_major_locator(FixedLocator(chart._y_ticks(lo, hi)))
+        axes[0].yaxis.set_minor_locator(NullLocator())
     axes[0].set_ylabel("requests/s (log scale)")
     keys = [k for k in SUBJECTS if k in handles]
     fig.legend([handles[k] for k in keys], [SUBJECTS[k].label for k in keys],
                loc="upper left", bbox_to_anchor=(0.09, 0.92), ncol=2, frameon=False,
                fontsize=9)
-    fig.text(0.012, 0.02, footer, fontsize=8, color="#444444", va="bottom")
+    _footer(fig, footer, w)
     _save(fig, path, drawn, h)
 
 
@@ -165,19 +179,25 @@ def open_loop(path, panels, footer, title):
     """panels: [(distance label, {subject: [(offered, p50_ms, p99_ms)]})]."""
     Figure = _mpl()
     from matplotlib.lines import Line2D
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
     n = max(1, len(panels))
-    w, h = max(800, 420 * n + 120), 560
+    w, h = max(800, 420 * n + 120), 600
     fig = Figure(figsize=(w / DPI, h / DPI), dpi=DPI, facecolor="white")
     fig.text(0.012, 0.975, title, fontsize=13, fontweight="bold", va="top")
     axes = fig.subplots(1, n, sharey=True, squeeze=False,
-                        gridspec_kw={"left": 0.09, "right": 0.99, "top": 0.78,
+                        gridspec_kw={"left": 0.09, "right": 0.99, "top": 0.72,
                                      "bottom": 0.2, "wspace": 0.06})[0]
     drawn, keys = [], []
     for ax, (label, by) in zip(axes, panels):
         ax.set_title(label, fontsize=11)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        xs = [p[0] for pts in by.values() for p in pts if p[0]]
+        if xs:
+            ax.set_xlim(min(xs) / 1.3, max(xs) * 1.3)
+            ax.xaxis.set_major_locator(FixedLocator(chart._y_ticks(min(xs) / 1.3,
+                                                                   max(xs) * 1.3)))
+            ax.xaxis.set_minor_locator(NullLocator())
         ax.xaxis.set_major_formatter(FuncFormatter(_fmt_rate))
         ax.grid(True, color=GRID, linewidth=0.8, which="both")
         ax.set_xlabel("offered requests/s (log scale)")
@@ -193,6 +213,13 @@ def open_loop(path, panels, footer, title):
             drawn.append([label, key, ax, [[p[0], p[2]] for p in pts]])
             if key not in keys:
                 keys.append(key)
+    vals = [v for _, by in panels for pts in by.values() for p in pts for v in p[1:] if v]
+    if vals:
+        lo, hi = min(vals) / 1.5, max(vals) * 1.5
+        axes[0].set_ylim(lo, hi)
+        axes[0].yaxis.set_major_locator(FixedLocator(chart._y_ticks(lo, hi)))
+        axes[0].yaxis.set_minor_locator(NullLocator())
+        axes[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axes[0].set_ylabel("latency, ms (log scale)")
     handles = [Line2D([], [], color=SUBJECTS[k].color, linewidth=2) for k in keys]
     handles += [Line2D([], [], color="#555555", linewidth=2, marker="o"),
@@ -200,5 +227,5 @@ def open_loop(path, panels, footer, title):
     fig.legend(handles, [SUBJECTS[k].label for k in keys] + ["p99", "p50"],
                loc="upper left", bbox_to_anchor=(0.09, 0.92), ncol=3, frameon=False,
                fontsize=9)
-    fig.text(0.012, 0.02, footer, fontsize=8, color="#444444", va="bottom")
+    _footer(fig, footer, w)
     _save(fig, path, drawn, h)

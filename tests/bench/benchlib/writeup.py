@@ -96,12 +96,13 @@ def sync_readme(path, res, link):
     return new != text
 
 
-def footer(meta):
+def footer(meta, load=None):
     m, p = meta["machine"], meta["plan"]
+    load = load or f"closed loop, {p['main_load'][1:]} connections"
     return (f"{m.get('cores')} cores, {m.get('virtual', '?')}, {m.get('cpu', '?')}; "
-            f"closed loop, {p['main_load'][1:]} connections; each point the median of "
-            f"{p['reps']} repetitions of {p['duration']} s (bars: min–max), p99 of all "
-            f"their requests; {m.get('commit', '?')}, {meta['started']}")
+            f"{load}; each point the median of {p['reps']} repetitions of "
+            f"{p['duration']} s (bars: min–max), latencies of all their requests; "
+            f"{m.get('commit', '?')}, {meta['started']}")
 
 
 def draw(out, meta, f):
@@ -130,21 +131,13 @@ def draw(out, meta, f):
     pr = []
     for d in f.distances():
         by = {}
-        for s in f.subjects():
-            sub = SUBJECTS[s]
-            twins = [s] if sub.db_mode == "per-request" else []
-            if sub.db_mode == "persistent" and any(
-                    SUBJECTS[o].db_mode == "per-request" and
-                    SUBJECTS[o].ours == sub.ours and f.line(o, d) for o in f.subjects()):
-                twins = [s]
-            for t in twins:
-                ws = sorted(f.line(t, d)) if sub.db_mode == "per-request" else sorted(
-                    {w for o in f.subjects() if SUBJECTS[o].db_mode == "per-request"
-                     and SUBJECTS[o].ours == sub.ours for w in f.line(o, d)})
+        for s, twin in TWINS.items():
+            ws = sorted(f.line(s, d))
+            for key in (s, twin):
                 pts = [(w, r["rps"], r["rps_min"], r["rps_max"])
-                       for w in ws for r in [f.line(t, d).get(w)] if r and r["rps"]]
-                if pts:
-                    by[t] = pts
+                       for w in ws for r in [f.line(key, d).get(w)] if r and r["rps"]]
+                if pts and ws:
+                    by[key] = pts
         if any(SUBJECTS[s].db_mode == "per-request" for s in by):
             pr.append((dlabel(d), by))
     if pr:
@@ -162,11 +155,17 @@ def draw(out, meta, f):
                     by.setdefault(r["subject"], []).append(
                         (r["rate_offered"], r["p50_ms"], r["p99_ms"]))
             panels.append((dlabel(d), by))
-        figures.open_loop(out / "chart-open-loop.png", panels, footer(meta),
-                          f"{path}, open loop: latency against the offered rate, each "
-                          "subject at its best process count")
+        figures.open_loop(out / "chart-open-loop.png", panels,
+                          footer(meta, "open loop at a fixed rate, each subject at its best "
+                                       "process count, 256 connections"),
+                          f"{path}, open loop: latency against the offered rate")
         made["open-loop"] = "chart-open-loop.png"
     return made
+
+
+# Each per-request subject and its persistent twin: the same code with one
+# connection per process.
+TWINS = {"flask-per-request": "flask", "tfb-fcgi-per-request": "tfb-fcgi"}
 
 
 def open_rows(f):
@@ -549,8 +548,7 @@ def section_per_request(f, charts):
              "CPU µs/req app / pg |")
     L.append("|---|---|---|---|---|---|---|")
     for r in rows:
-        twin = "tfb-fcgi" if SUBJECTS[r["subject"]].ours else "flask"
-        base = f.line(twin, r["distance"], r["route"], r["load"], r["sched"],
+        base = f.line(TWINS[r["subject"]], r["distance"], r["route"], r["load"], r["sched"],
                       r["placement"]).get(r["workers"])
         q = F.ratio_number("", r, base) if base else None
         L.append(f"| {r['subject']} | {dlabel(r['distance'])} | {r['workers']} | "
