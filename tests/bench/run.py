@@ -51,13 +51,13 @@ FULL = dict(subjects="tfb-fcgi,flask,fastapi,flask-per-request,tfb-fcgi-per-requ
             placement="shared,split")
 
 HELP = """\
-The quick run (make bench; about 4 minutes on 2 cores): /db with 64
+The quick run (make bench; about 3.5 minutes on 2 cores): /db with 64
 connections; this pool at 2, 8, 16 and 32 processes, Flask (persistent),
 FastAPI at 2, 8 and 32, Flask with a connection per request at 8; the
 database at 0 ms and 1 ms (as root), and this pool at local (its unix
 socket) at 2 and 16; 2 repetitions of 2 s per point.
 
-The full run (FULL=1 make bench; about 85 minutes): /db with 64
+The full run (FULL=1 make bench; about 83 minutes): /db with 64
 connections for every subject at 1 to 64 processes (the article's
 subjects from 2) with the database at 0, 0.2, 1 and 5 ms, this pool at
 local too; /fortunes and /queries?queries=20 at 4 and 32 processes at 0

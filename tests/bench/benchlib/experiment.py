@@ -312,8 +312,8 @@ class Plan:
     # own overhead (the settling after a cable swap, the CPU samples, the
     # drain), the drain of a per-request point, the setup (the database
     # host, calibrating each delay line) and the report.
-    COST_POOL = {"pool": 0.6, "sync": 1.5, "asgi": 3.0}
-    COST_PER_WORKER = {"pool": 0.01, "sync": 0.02, "asgi": 0.05}
+    COST_POOL = {"pool": 0.6, "sync": 0.3, "asgi": 0.5}
+    COST_PER_WORKER = {"pool": 0.01, "sync": 0.055, "asgi": 0.06}
     COST_FRONT = 0.5
     COST_CELL = 0.8
     COST_PER_REQUEST_DRAIN = 1.0

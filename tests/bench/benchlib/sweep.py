@@ -92,8 +92,9 @@ class Sweep:
         el = time.monotonic() - self.t0
         left = max(0.0, self.estimate - self.p.setup_seconds() - self.est_done) * \
             (el / (self.est_done + self.p.setup_seconds()) if self.est_done else 1.0)
-        self.say(f"[{self.done:3d}/{self.total} {el // 60:.0f}:{el % 60:02.0f} "
-                 f"~{left // 60:.0f}:{left % 60:02.0f} left] {msg}")
+        self.say(f"[{self.done} done, {max(0, self.total - self.done)} left, "
+                 f"{el // 60:.0f}:{el % 60:02.0f} in, ~{left // 60:.0f}:{left % 60:02.0f} "
+                 f"left] {msg}")
 
     def record(self, pt, label):
         self.points.append(pt)
