@@ -15,8 +15,9 @@ paired ratios, beside their median.  A verdict against a bound reads
 "within noise" when the spread straddles it.
 
 The best process count of a line is the lowest count that no other
-count beats beyond the noise; A beats B beyond the noise when A's lowest
-repetition is above B's highest.
+count beats beyond the noise; A beats B beyond the noise when A is above
+B in every repetition (the lowest of their paired ratios above 1; if
+they share no repetition, when A's lowest is above B's highest).
 """
 
 import math
@@ -109,8 +110,12 @@ def judge(spread, bound, at_least=True):
 
 
 def beats(a, b):
-    """Whether rates a beat rates b ({rep: rps} each) beyond the noise:
-    a's lowest repetition above b's highest."""
+    """Whether rates a beat rates b ({rep: rps} each) beyond the noise: a
+    above b in every repetition they share (the lowest paired ratio above
+    1), or, sharing none, a's lowest repetition above b's highest."""
+    s = ratio(a, b)
+    if s is not None:
+        return s[1] > 1.0
     av, bv = [v for v in a.values() if v is not None], [v for v in b.values() if v is not None]
     return bool(av and bv) and min(av) > max(bv)
 

@@ -75,8 +75,7 @@ class Sweep:
         self.stack = stack.Stack(var=a.var, port=a.port, app_args="", guard=servers.CRITICAL,
                                  env={k: None for k in os.environ
                                       if k.startswith(("TFB_", "PG"))})
-        self.runner = subjects.Runner(self.stack, os.path.join(a.var, "subjects"), a.port,
-                                      servers.CRITICAL)
+        self.runner = None      # made once deploy/stack has placed its VAR
         self.sched = None
         self.checks = {}       # subject -> [(check, problems)]
         self.best = {}         # (subject, distance key) -> (workers, rps), for the open loop
@@ -114,6 +113,11 @@ class Sweep:
                  + f", {self.total} points, about {self.estimate / 60:.1f} min; "
                    f"output {self.out}")
         self.db.start(self.stack.var)
+        # deploy/stack has made VAR by now, relocated where root needs
+        # it (/var/tmp/tfb-fcgi-*: nginx's www-data must reach the
+        # subjects' socket): their files go where it went.
+        self.runner = subjects.Runner(self.stack, os.path.join(
+            os.path.realpath(self.stack.var), "subjects"), self.a.port, servers.CRITICAL)
         self.sched = schedlib.Scheduler(self.db.net)
         for rep in range(1, p.reps + 1):
             for b in p.blocks():
@@ -143,6 +147,8 @@ class Sweep:
         return out
 
     def tiers(self):
+        if self.runner is None:
+            return {"pg": [self.db.postmaster_pid()], "delay": self.db.delay_pids()}
         return {"app": self.runner.app_pids(), "front": self.runner.front_pids(),
                 "pg": [self.db.postmaster_pid()], "delay": self.db.delay_pids()}
 
@@ -172,8 +178,16 @@ class Sweep:
                 pt = self.point(rep, c)
                 pt["error"] = str(e)
                 self.record(pt, f"{head} {c.distance.short} {c.route.path} {c.load.key}")
+            self.sched.restore(self.tiers())
             self.runner.stop()
             return
+        try:
+            self.measure_block(rep, b, cells, subject, head)
+        finally:
+            self.sched.restore(self.tiers())
+
+    def measure_block(self, rep, b, cells, subject, head):
+        """Every cell of a started block, in order."""
         current = None
         for c in cells:
             pt = self.point(rep, c)
@@ -192,7 +206,6 @@ class Sweep:
             if alive < b.workers and not pt["error"]:
                 pt["error"] = f"{b.workers - alive} worker(s) died"
             self.record(pt, label)
-        self.sched.restore(self.tiers())
 
     def point(self, rep, c):
         pt = {"rep": rep, "part": c.part, "subject": c.subject, "workers": c.workers,
@@ -278,7 +291,8 @@ class Sweep:
         if self.sched is not None:
             self.sched.restore(self.tiers() if self.db.pg else None)
         try:
-            self.runner.stop()
+            if self.runner is not None:
+                self.runner.stop()
         except Exception as e:  # noqa: BLE001 - stop what else we can
             left.append(f"stopping the subject: {e}")
         self.stack.stop()

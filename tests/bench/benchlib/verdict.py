@@ -188,8 +188,7 @@ class Verdict:
                                     at_least=False))
         fastapi_loses = top > c and fa["workers"] <= c and l.verdict == "met"
         agree = flask_gains and fastapi_loses
-        text = (f"**The article's chart, at {dlabel(d)}** (its processes against its "
-                f"{c} cores): fixed Flask "
+        text = (f"**The article's chart, at {dlabel(d)}** ({c} cores here): fixed Flask "
                 + ("gains" if flask_gains else "does not gain beyond the noise")
                 + f" from processes past the cores ({fls}); FastAPI "
                 + ("loses from them" if fastapi_loses else "does not lose beyond the noise")

@@ -252,6 +252,8 @@ def report(meta, f, paragraphs, targets, charts):
     L.append("- `results.csv`: one line per point, the columns of "
              "`tests/bench/benchlib/writeup.py`.")
     L.append("- " + ", ".join(f"`{v}`" for v in charts.values()) + ": the charts.")
+    L.append("- `bench.log`: the run's progress lines, as it printed them (the one file "
+             "`--report` does not write).")
     L.append("")
     L.append("Reproduce (from the repository root, on the commit above):")
     L.append("")
