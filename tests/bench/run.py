@@ -34,7 +34,7 @@ from pathlib import Path
 
 from ..kit import NETDELAY, REPO, stack, web
 from .benchlib import chart, experiment as X, load, sched as schedlib, servers, subjects, sweep
-from .benchlib import writeup
+from .benchlib import figures, writeup
 
 APP = Path(os.environ.get("APP") or REPO / "build" / "tfb-fcgi")
 
@@ -411,6 +411,7 @@ METHOD = ("each subject behind the same nginx (deploy/nginx/nginx.conf.in), the 
 
 
 def main(argv):
+    figures.cache_dir()
     a, p = parse_args(argv)
     if a.report:
         return rewrite_report(a.report)

@@ -18,6 +18,8 @@ drawn.
 """
 
 import json
+import os
+import tempfile
 
 from . import chart
 from .subjects import SUBJECTS
@@ -26,7 +28,16 @@ DPI = 100
 GRID = "#e4e4e4"
 
 
+def cache_dir():
+    """matplotlib's cache in a directory of ours when HOME is not ours to
+    write (a user such as nobody): else it warns on every run."""
+    if not os.access(os.path.expanduser("~"), os.W_OK):
+        os.environ.setdefault("MPLCONFIGDIR", os.path.join(
+            tempfile.gettempdir(), "tfb-bench-matplotlib-%d" % os.getuid()))
+
+
 def _mpl():
+    cache_dir()
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib.figure import Figure

@@ -25,6 +25,13 @@ def dlabel(d):
     return "local (unix socket)" if d == "local" else d.replace("ms", " ms")
 
 
+def where(d):
+    """"with the database 1 ms away" or "with the database on its unix
+    socket"."""
+    return "with the database on its unix socket" if d == "local" else \
+        f"with the database {dlabel(d)} away"
+
+
 def per_core(w, cores):
     return f"{w / cores:g} per core"
 
@@ -68,7 +75,7 @@ class Verdict:
         q = self.num(F.ratio_number(f"flask/fastapi best at {d}", fl, fa, 1.0))
         text = ("**Does a synchronous pool with persistent connections keep up?** "
                 + answer(q, "Yes, and it leads", "Yes, level", "Not here") + ": "
-                f"with the database {dlabel(d)} away, Flask with one persistent "
+                f"{where(d)}, Flask with one persistent "
                 f"connection per process (the article's fix) at its best count "
                 f"({fl['workers']} processes, {per_core(fl['workers'], f.cores)}) makes "
                 f"{fmt(self.num(F.rate_number(f'flask best at {d}', fl)))}, "
@@ -114,7 +121,7 @@ class Verdict:
         two, sixteen = f.at(ours, d, 2), f.at(ours, d, 16)
         if two is not None and sixteen is not None:
             n = self.num(F.ratio_number(f"tfb-fcgi 16/2 at {d}", sixteen, two, F.T_GROWTH))
-            text += (f" With the database {dlabel(d)} away, processes hide the round "
+            text += (f" {where(d).capitalize()}, processes hide the round "
                      f"trip: 16 processes make {fmt(n)} what 2 make")
             b1, b0 = f.best(ours, d), f.best(ours, "0ms")
             if b1 is not None and b0 is not None:
