@@ -7,7 +7,8 @@
 #   make run        PostgreSQL (embedded under var/ unless PGHOST is set),
 #                   the pool and nginx on 127.0.0.1:$(PORT); Ctrl-C stops it
 #   make start/stop the same in the background
-#   make bench      process-count scaling experiments (tests/bench/README.md)
+#   make bench      the article's experiment: this pool against Flask and
+#                   FastAPI, the database a hop away (tests/bench/README.md)
 #   make test-cluster  as root: nginx, two app hosts, a PostgreSQL primary
 #                   and its standby in network namespaces (deploy/cluster);
 #                   make test runs it too

@@ -128,6 +128,13 @@ class Verdict:
                 h = self.num(F.ratio_number("tfb-fcgi best 1ms/0ms", b1, b0, F.T_HIDE))
                 text += f", and the best count reaches {fmt(h)} of the same layout at 0 ms"
             text += "."
+            if b1 is not None and b1.get("cpu_delay") is not None and b1.get("us_delay"):
+                def us(k):
+                    return "—" if b1.get(k) is None else f"{b1[k]:.0f}"
+                text += (f" There the delay line, the test's and not the pool's, took "
+                         f"{b1['cpu_delay']:.0f}% of a core ({us('us_delay')} µs a "
+                         f"request; the pool's workers {us('us_app')}, nginx "
+                         f"{us('us_front')}, PostgreSQL {us('us_pg')}).")
         return text
 
     def standing(self):
