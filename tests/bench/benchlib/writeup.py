@@ -311,7 +311,9 @@ def section_setting(meta, f):
     if dl:
         L.append("The database's distances: the round trip asked for, what the delay line "
                  "was given each way after calibration, the round trip measured from the "
-                 "workers' side at rest and under load (medians over the points), and the "
+                 "workers' side at rest (the quietest of three moments, before each block's "
+                 "first point there) and under load (probed every 0.1 s during the points; "
+                 "medians over the points), and the "
                  "delay line's lateness in the measured windows only (median of the "
                  "windows' p50 and p99, and the worst window's p99).")
         L.append("")
