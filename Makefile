@@ -7,7 +7,8 @@
 #   make run        PostgreSQL (embedded under var/ unless PGHOST is set),
 #                   the pool and nginx on 127.0.0.1:$(PORT); Ctrl-C stops it
 #   make start/stop the same in the background
-#   make bench      process-count scaling experiments (tests/bench/README.md)
+#   make bench      the article's experiment: this pool against Flask and
+#                   FastAPI, the database a hop away (tests/bench/README.md)
 #   make test-cluster  as root: nginx, two app hosts, a PostgreSQL primary
 #                   and its standby in network namespaces (deploy/cluster);
 #                   make test runs it too
@@ -94,8 +95,10 @@ LIBS = $(B)/libapp.a $(B)/libsupervisor.a $(B)/libcore.a
 TEST_SRCS = $(wildcard tests/app/test_*.c tests/spawn/*/test_*.c)
 TEST_BINS = $(TEST_SRCS:%.c=$(B)/%)
 # Programs the integration tests run: a scripted FastCGI worker for the
-# supervisor, and the delay line that puts the database a round trip away.
-TEST_TOOLS = $(B)/tests/spawn/supervisor/fake_worker $(B)/tests/integration/netdelay
+# supervisor, the delay line that puts the database a round trip away,
+# and the bench's open-loop load.
+TEST_TOOLS = $(B)/tests/spawn/supervisor/fake_worker $(B)/tests/integration/netdelay \
+             $(B)/tests/bench/openloop
 
 PROGS = $(B)/tfb-fcgi $(B)/tfb-spawn
 
@@ -161,9 +164,10 @@ $(B)/tests/spawn/supervisor/fake_worker: tests/spawn/supervisor/fake_worker.c $(
 	$(msg) TOOL $@
 	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) $(ALL_LDFLAGS) -o $@ $^ -lfcgi
 
-# The delay line is part of the test bench, not of the product: never a
-# sanitizer build, whose cost would show as lateness on the wire.
-$(B)/tests/integration/netdelay: tests/integration/netdelay.c
+# The delay line and the open-loop load are part of the test bench, not
+# of the product: never a sanitizer build, whose cost would show as
+# lateness on the wire or in the load.
+$(B)/tests/integration/netdelay $(B)/tests/bench/openloop: $(B)/tests/%: tests/%.c
 	@mkdir -p $(@D)
 	$(msg) TOOL $@
 	$(Q)$(CC) $(ALL_CPPFLAGS) $(WARN) $(WERROR) $(OPT) $(CFLAGS) $(DEPFLAGS) \
@@ -246,7 +250,7 @@ run start: all
 stop:
 	@deploy/stack $@
 
-bench: all
+bench: all $(TEST_TOOLS)
 	@deploy/deps bench
 	@tests/bench/run
 

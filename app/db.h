@@ -97,7 +97,9 @@
  *
  * When the connection breaks (PostgreSQL restarted, network cut) the call
  * in progress returns DB_UNAVAILABLE, the connection is closed at once
- * (never left orphaned), and the next call reconnects; a read whose
+ * (never left orphaned), and it is made again: by the worker's event loop
+ * step by step (db_connect_start, db_connect_step), which never waits on
+ * it, or by the next call that finds none under way; a read whose
  * connection had died while idle is tried once more on the new one.  When
  * a connection attempt fails, or an answer does not come in time, the
  * next attempts are spaced by a backoff that doubles from DB_BACKOFF_MIN_MS

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # deploy/lib/pg.sh: PostgreSQL for deploy/stack (sourced, bash): the
 # embedded cluster under $VAR/pg (created, configured, loaded, started and
-# stopped), or the server PGHOST names (only checked, or loaded when told).
+# stopped), or the server PGHOST names (only checked, or loaded when told:
+# "deploy/stack pg load" runs roles.sql there too, as PG_SUPERUSER).
 #
 # Expects from its caller: ROOT, VAR resolved, PG_OS_USER, the functions
 # die and is_root, and an array STARTED to which pg_start adds "pg" before
@@ -60,12 +61,21 @@ psql_q() {
 		"$(pg_bindir)/psql" -X -q -v ON_ERROR_STOP=1 "$@" >/dev/null
 }
 
-# pg_load: the role and database (embedded cluster only), then the tables.
+# pg_load: the role and database, then the tables, on any server.
+# roles.sql runs as a superuser: "postgres" on the embedded cluster; on
+# another server PG_SUPERUSER, or PGUSER when it is unset (TFB's
+# benchmarkdbuser is a superuser, and where the role and database exist
+# already roles.sql changes nothing, whoever runs it).  A fresh server
+# where neither exists needs PG_SUPERUSER=postgres (or its own superuser).
 pg_load() {
+	local su
 	pg_setenv
 	if pg_embedded; then
-		psql_q -U postgres -d postgres -f "$ROOT/deploy/sql/roles.sql" || return 1
+		su=postgres
+	else
+		su=${PG_SUPERUSER:-$PGUSER}
 	fi
+	psql_q -U "$su" -d postgres -f "$ROOT/deploy/sql/roles.sql" || return 1
 	psql_q -f "$ROOT/deploy/sql/create.sql"
 }
 

@@ -1,19 +1,21 @@
-"""tests/bench/run: process-count scaling experiments for tfb-fcgi.
+"""tests/bench/run: the article's experiment (make bench).
 
-Sweeps worker counts, front servers, socket types, database connection
-modes, nginx's FastCGI keep-conn and the workers' CPU placement over some
-routes, measures nginx and lighttpd alone and pgbench with
-the route's statements as anchors in the same run, and writes raw results,
-charts and report.md under var/bench/<timestamp>/.  `make bench` runs it.
-See --help; tests/bench/README.md explains the method and the
-output.
+This project's pool (tfb-fcgi under tfb-spawn, behind nginx) against the
+article's Python subjects (Flask with a connection per request, Flask
+with one persistent connection per process, FastAPI with an asyncpg
+pool; tests/bench/subjects/), over process counts past the cores, with
+PostgreSQL at several distances: its unix socket (the reference), and as
+root in a network namespace of its own behind a delay line.  Writes
+results.json, results.csv, the charts and report.md, which opens with the
+verdict, under var/bench/<timestamp>/.  tests/bench/README.md explains
+the method and the output; --help lists the options.
 
 This file is the command line: options, the plan, the checks before a
-sweep, the output directory; benchlib/runner.py runs the sweep.  Its
-launcher, tests/bench/run, runs it on /usr/bin/python3, the interpreter
-whose modules deploy/deps installs (python3-matplotlib for the charts): a
-python3 found first on PATH, such as a pyenv or a virtualenv one, would
-not see them.
+run, the output directory; benchlib/sweep.py runs it, benchlib/writeup.py
+writes it up.  Its launcher, tests/bench/run, runs it on /usr/bin/python3,
+whose modules deploy/deps installs (matplotlib, and the subjects' Flask,
+FastAPI, gunicorn, uvicorn, psycopg2, asyncpg): a python3 found first on
+PATH (pyenv, a virtualenv) would not see them.
 """
 
 import argparse
@@ -30,95 +32,127 @@ import sys
 import time
 from pathlib import Path
 
-from ..kit import REPO, stack, web
-from .benchlib import chart, load, plan as planlib, report, runner as runlib, servers
+from ..kit import NETDELAY, REPO, stack, web
+from .benchlib import chart, experiment as X, load, sched as schedlib, servers, subjects, sweep
+from .benchlib import figures, writeup
 
-# The binary under test: make bench passes nothing, the stack uses
-# build/tfb-fcgi unless APP names another.
 APP = Path(os.environ.get("APP") or REPO / "build" / "tfb-fcgi")
-SPAWN = REPO / "build" / "tfb-spawn"
 
-QUICK = dict(routes="plaintext,db,queries:20,updates:20,fortunes", workers="1,2,4,8,16,32",
-             concurrency="64", duration=1, warmup=1, reps=2,
-             keepalives="0,1,8,32,64", cpu_affinity="none",
-             pgbench_clients="wrk,cores", sequential=False, probe="cores",
-             timing_rounds=3, timing_duration=3, slow_rounds=2, slow_peers=100)
-FULL = dict(routes="plaintext,json,db,queries:20,fortunes,updates:20,cached:20",
-            workers="1,2,4,8,16,32", concurrency="64", duration=3, warmup=2,
-            reps=3, keepalives="0,1,8,32,64", cpu_affinity="none,slot",
-            pgbench_clients="wrk,workers", sequential=True, probe="cores",
-            timing_rounds=5, timing_duration=3, slow_rounds=3, slow_peers=100)
+QUICK = dict(subjects="tfb-fcgi,flask,fastapi,flask-per-request", workers="2,8,16,32",
+             subject_workers="2,8,32", local_workers="2,16", few="8",
+             db_rtt="local,0,1ms", routes_at=None, routes="db", concurrency="64", reps=2,
+             duration=2,
+             warmup=1, open="0", sched="autogroup", placement="shared")
+FULL = dict(subjects="tfb-fcgi,flask,fastapi,flask-per-request,tfb-fcgi-per-request",
+            workers="1,2,4,8,16,32,64", subject_workers="2,4,8,16,32,64", local_workers=None,
+            few="4,32", db_rtt="local,0,0.2ms,1ms,5ms", routes_at="0,1ms",
+            routes="db,fortunes,queries:20", concurrency="16,64,256", reps=5, duration=5,
+            warmup=1, open="0.5,0.75,0.9,1,1.1", sched="autogroup,flat,tiers",
+            placement="shared,split")
 
 HELP = """\
-Quick sweep (the default, about 6.5 minutes on 2 cores): routes /plaintext,
-/db, /queries?queries=20, /updates?queries=20 and /fortunes (what the
-report's targets read); nginx + unix socket + persistent connections
-+ keepalive 32 (what deploy/stack ships) at 1, 2, 4, 8, 16 and 32
-workers; at workers = cores the same with keepalive 0, 1, 8 and 64, to
-compare keep-conn with none, and keepalive 0 at 32 workers too;
-per-request connections, lighttpd and TCP at 8 workers; a light-load
-probe (--probe) where every request wakes a worker; 2 repetitions of 1 s per point after a 1 s warm-up per
-configuration; wrk -c 64.  Anchors every repetition: nginx alone,
-lighttpd alone, pgbench for each database route with as many clients as
-wrk's connections and as many as the machine's cores.  Every point where
-a pool serves reads its status page before and after: the time per
-request in each phase.  Then what the timing of those phases costs: 3
-rounds of /db, 3 s each, with the responder's --timing off and on
-(--timing-rounds, 0 for none); and what slow FastCGI peers cost: 2
-rounds of /plaintext, 3 s each, without and with 100 connections to the
-pool's socket that send one byte and stop (--slow-rounds, --slow-peers).
+The quick run (make bench; about 3.5 minutes on 2 cores): /db with 64
+connections; this pool at 2, 8, 16 and 32 processes, Flask (persistent),
+FastAPI at 2, 8 and 32, Flask with a connection per request at 8; the
+database at 0 ms and 1 ms (as root), and this pool at local (its unix
+socket) at 2 and 16; 2 repetitions of 2 s per point.
 
-Every option has an environment variable (given in brackets), so that
-`make bench BENCH_ROUTES=db` works; options win over variables, and
---file FILE reads BENCH_*=VALUE lines (a config file) under both.
+The full run (FULL=1 make bench; about 83 minutes): /db with 64
+connections for every subject at 1 to 64 processes (the article's
+subjects from 2) with the database at 0, 0.2, 1 and 5 ms, this pool at
+local too; /fortunes and /queries?queries=20 at 4 and 32 processes at 0
+and 1 ms; 16 and 256 connections, the per-request mode of Flask and of
+this pool, the scheduler settings (flat, a cgroup per tier) and the split
+CPU placement, each at 4 and 32 processes at 1 ms (the per-request mode,
+the scheduler and the placement at 0 ms too); an open loop at 50% to 110%
+of each subject's best rate at 1 ms; 5 repetitions of 5 s per point.
 
-  FULL=1 / --full      all 7 routes, every front x socket x db mode at every
-                       worker count (keepalive 32), nginx/unix/persistent at
-                       every keepalive and pinned at every worker count,
-                       pgbench at every worker count; 3 s per point, 2 s
-                       warm-up, 3 repetitions, 5 rounds of the timing's
-                       cost (hours; --dry-run estimates)
+Every option has an environment variable (in brackets), so that
+`make bench BENCH_DB_RTT=0,5ms` works; options win over variables, and
+--file FILE reads BENCH_*=VALUE lines under both.  --dry-run prints the
+plan and its estimate.  Not root: no network namespace, so the database
+is local only (the first lines of the output and the report say so).
 
-Configurations, two ways:
-  --configs LIST       exact list: FRONT/SOCKET/DBMODE[/keepN][/pinned][@W:W:...],
-                       comma separated, e.g. nginx/unix/persistent/keep0@2,
-                       nginx/tcp/persistent@8 (no @: every --workers count;
-                       no /keepN: every --keepalives value, 32 unless given;
-                       /pinned: tfb-spawn --cpu-affinity slot)
-  --fronts, --sockets, --db-modes, --keepalives, --cpu-affinity LIST
-                       every combination of these at every --workers count
-                       (unnamed axes: nginx, unix, persistent, 32, none)
-  --keepalives, --cpu-affinity alone shape the quick sweep: the main line
-                       at every worker count runs at keepalive 32 if listed
-                       (else the last one), the other keepalives at
-                       workers = cores; each placement after the first
-                       adds the main line again with that placement.
-
-lighttpd keeps no FastCGI connections: its configurations ignore the
-keepalive axis (their labels carry no /keepN).  /pinned configurations
-run tfb-spawn with TFB_SPAWN_CPU_AFFINITY=slot (worker i on CPU i mod n);
-the others with none.
-
-Routes: plaintext json db queries[:N] fortunes updates[:N] cached[:N], or
-paths such as /queries?queries=5.  N defaults to 20.  per-request
-configurations run only the routes that touch the database.
-
-Output: var/bench/<timestamp>/ (--out): results.csv, results.json,
-chart-<route>.png, report.md, bench.log, pgbench/*.sql.
-The stack's state (PostgreSQL's cluster, configs, logs) lives in --var,
-var/bench-stack by default; PostgreSQL is started once for the sweep and
-stopped at the end; the pool is restarted per configuration (and stopped
-after it, to read how many requests each worker served from app.log),
-the front server when the front, socket type or keepalive changes.
-Ctrl-C stops everything and still writes what was measured.  It refuses
-to start when --port or (with a TCP configuration) --fcgi-port is taken.
-PGHOST set: that PostgreSQL is used instead of the embedded one (it must
-already hold the hello_world data).
+Output: var/bench/<timestamp>/ (--out): report.md, results.json,
+results.csv, chart-*.png, bench.log.  `--report DIR` writes them again
+from DIR/results.json, measuring nothing.
 """
 
 
-def env_default(name, fallback):
-    return os.environ.get(name, fallback)
+def parse_args(argv):
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--file", default=os.environ.get("BENCH_FILE"))
+    known, _ = pre.parse_known_args(argv)
+    if known.file:
+        read_file_settings(known.file)
+    full = os.environ.get("FULL", "").strip() not in ("", "0")
+    ap = argparse.ArgumentParser(prog="tests/bench/run", epilog=HELP,
+                                 description="The article's experiment: this pool against "
+                                 "Flask and FastAPI, the database a hop away.",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    env = os.environ.get
+    ap.add_argument("--file", help="read BENCH_*=VALUE settings from FILE [BENCH_FILE]")
+    ap.add_argument("--full", action="store_true", default=full, help="the full run [FULL=1]")
+    ap.add_argument("--subjects", default=env("BENCH_SUBJECTS"),
+                    help="subjects [BENCH_SUBJECTS; %s]" % ", ".join(subjects.SUBJECTS))
+    ap.add_argument("--workers", default=env("BENCH_WORKERS"),
+                    help=f"process counts [BENCH_WORKERS; {QUICK['workers']}, full "
+                         f"{FULL['workers']}]")
+    ap.add_argument("--subject-workers", default=env("BENCH_SUBJECT_WORKERS"),
+                    help="the article's subjects' counts, among --workers "
+                         f"[BENCH_SUBJECT_WORKERS; {QUICK['subject_workers']}, full all]")
+    ap.add_argument("--local-workers", default=env("BENCH_LOCAL_WORKERS"),
+                    help="this pool's counts at local [BENCH_LOCAL_WORKERS; "
+                         f"{QUICK['local_workers']}, full all]")
+    ap.add_argument("--few", default=env("BENCH_FEW"),
+                    help="the counts of the secondary parts (other routes, loads, the "
+                         f"per-request mode...) [BENCH_FEW; {QUICK['few']}, full "
+                         f"{FULL['few']}]")
+    ap.add_argument("--db-rtt", default=env("BENCH_DB_RTT"),
+                    help="the database's distances: local (its unix socket) and round "
+                         "trips such as 0, 0.2ms, 1ms (root only) [BENCH_DB_RTT; "
+                         f"{QUICK['db_rtt']}, full {FULL['db_rtt']}]")
+    ap.add_argument("--routes-at", default=env("BENCH_ROUTES_AT"),
+                    help="the distances the other routes run at [BENCH_ROUTES_AT; every "
+                         f"one, full {FULL['routes_at']}]")
+    ap.add_argument("--routes", default=env("BENCH_ROUTES"),
+                    help=f"routes, the first is the headline's [BENCH_ROUTES; "
+                         f"{QUICK['routes']}, full {FULL['routes']}]")
+    ap.add_argument("--concurrency", default=env("BENCH_CONCURRENCY"),
+                    help="closed-loop connections, 64 the main load [BENCH_CONCURRENCY; "
+                         f"{QUICK['concurrency']}, full {FULL['concurrency']}]")
+    for name, what in (("reps", "repetitions"), ("duration", "seconds per point"),
+                       ("warmup", "seconds of warm-up per pool start")):
+        ap.add_argument("--" + name, type=int, default=env("BENCH_" + name.upper()),
+                        help=f"{what} [BENCH_{name.upper()}; {QUICK[name]}, full {FULL[name]}]")
+    ap.add_argument("--open", default=env("BENCH_OPEN"),
+                    help="open loop: shares of each subject's best rate, 0 for none "
+                         f"[BENCH_OPEN; {QUICK['open']}, full {FULL['open']}]")
+    ap.add_argument("--sched", default=env("BENCH_SCHED"),
+                    help="scheduler settings, the first is the main one: autogroup (as "
+                         "found), flat, tiers [BENCH_SCHED; autogroup, full "
+                         f"{FULL['sched']}]")
+    ap.add_argument("--placement", default=env("BENCH_PLACEMENT"),
+                    help="CPU placements, the first the main one: shared, split "
+                         f"[BENCH_PLACEMENT; shared, full {FULL['placement']}]")
+    ap.add_argument("--port", type=int, default=int(env("BENCH_PORT", 8090)),
+                    help="HTTP port on 127.0.0.1 [BENCH_PORT; 8090]")
+    ap.add_argument("--var", default=env("BENCH_VAR", str(REPO / "var" / "bench-stack")),
+                    help="the stack's state directory [BENCH_VAR; var/bench-stack]")
+    ap.add_argument("--out", default=env("BENCH_OUT"),
+                    help="output directory [BENCH_OUT; var/bench/<timestamp>]")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="print the plan and its estimated time, run nothing")
+    ap.add_argument("--report", metavar="DIR",
+                    help="write DIR's report, CSV and charts again from its results.json")
+    ap.add_argument("--sync-readme", action="store_true",
+                    help="quote tests/bench/example's verdict in README.md and "
+                         "tests/bench/README.md again (after a new example)")
+    a = ap.parse_args(argv)
+    try:
+        return a, make_plan(a)
+    except ValueError as e:
+        ap.error(str(e))
 
 
 def read_file_settings(path):
@@ -135,281 +169,100 @@ def read_file_settings(path):
             os.environ[k] = v
 
 
-def parse_args(argv):
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--file", default=os.environ.get("BENCH_FILE"))
-    known, _ = pre.parse_known_args(argv)
-    if known.file:
-        read_file_settings(known.file)
-
-    full = bool(os.environ.get("FULL", "").strip() not in ("", "0"))
-    ap = argparse.ArgumentParser(
-        prog="tests/bench/run", description="Process-count scaling "
-        "experiments for tfb-fcgi, anchors measured in the same run.",
-        epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--file", help="read BENCH_*=VALUE settings from FILE [BENCH_FILE]")
-    ap.add_argument("--full", action="store_true", default=full,
-                    help="the full sweep [FULL=1]")
-    ap.add_argument("--routes", default=os.environ.get("BENCH_ROUTES"),
-                    help=f"routes [BENCH_ROUTES; {QUICK['routes']}]")
-    ap.add_argument("--workers", default=os.environ.get("BENCH_WORKERS"),
-                    help=f"worker counts [BENCH_WORKERS; {QUICK['workers']}]")
-    ap.add_argument("--configs", default=os.environ.get("BENCH_CONFIGS"),
-                    help="exact configuration list [BENCH_CONFIGS]")
-    ap.add_argument("--fronts", default=os.environ.get("BENCH_FRONTS"),
-                    help="nginx,lighttpd [BENCH_FRONTS]")
-    ap.add_argument("--sockets", default=os.environ.get("BENCH_SOCKETS"),
-                    help="unix,tcp [BENCH_SOCKETS]")
-    ap.add_argument("--db-modes", default=os.environ.get("BENCH_DB_MODES"),
-                    help="persistent,per-request [BENCH_DB_MODES]")
-    ap.add_argument("--concurrency", default=os.environ.get("BENCH_CONCURRENCY"),
-                    help="wrk connections, a list [BENCH_CONCURRENCY; 64]")
-    ap.add_argument("--duration", type=int, default=env_default("BENCH_DURATION", None),
-                    help="seconds measured per point [BENCH_DURATION; 1, full 3]")
-    ap.add_argument("--warmup", type=int, default=env_default("BENCH_WARMUP", None),
-                    help="seconds of warm-up per configuration and anchor "
-                         "[BENCH_WARMUP; 1, full 2]")
-    ap.add_argument("--reps", type=int, default=env_default("BENCH_REPS", None),
-                    help="repetitions [BENCH_REPS; 2, full 3]")
-    ap.add_argument("--threads", type=int, default=int(env_default("BENCH_THREADS", 1)),
-                    help="wrk threads [BENCH_THREADS; 1]")
-    ap.add_argument("--pgbench-clients", default=os.environ.get("BENCH_PGBENCH_CLIENTS"),
-                    help="pgbench client counts, a list of numbers, wrk (as many "
-                         "as wrk's connections; 0 says the same), workers (as "
-                         "many as each anchored configuration's workers), cores "
-                         "[BENCH_PGBENCH_CLIENTS; wrk,cores, full wrk,workers]")
-    ap.add_argument("--keepalives", default=os.environ.get("BENCH_KEEPALIVES"),
-                    help="nginx upstream keepalive values, deploy/stack's "
-                         "KEEPALIVE, 0 = no keep-conn [BENCH_KEEPALIVES; "
-                         f"{QUICK['keepalives']}]")
-    # The single value of earlier versions, kept so that their reproduce
-    # lines still run: the same as --keepalives N.
-    ap.add_argument("--keepalive", default=os.environ.get("BENCH_KEEPALIVE"),
-                    help=argparse.SUPPRESS)
-    ap.add_argument("--sequential-anchors", choices=("0", "1"),
-                    default=os.environ.get("BENCH_SEQUENTIAL_ANCHORS"),
-                    help="1: pgbench also sends the selects of /queries and "
-                         "/updates one after the other, besides pipelined "
-                         "[BENCH_SEQUENTIAL_ANCHORS; 0, full 1]")
-    ap.add_argument("--probe", default=os.environ.get("BENCH_PROBE"),
-                    help="wrk connections of the light-load probe, /plaintext "
-                         "on a fresh pool of each persistent configuration "
-                         "without kept connections (nginx keep0, lighttpd) and "
-                         "with more workers than that, to see which workers "
-                         "the kernel wakes; 0: none [BENCH_PROBE; cores]")
-    ap.add_argument("--timing-rounds", type=int,
-                    default=env_default("BENCH_TIMING_ROUNDS", None),
-                    help="rounds of what the timing costs: /db on nginx/unix, "
-                         "keepalive 32, a worker per core, with the responder's "
-                         "--timing off, then on (the order swapped every "
-                         "round); 0: none [BENCH_TIMING_ROUNDS; 3, full 5]")
-    ap.add_argument("--timing-duration", type=int,
-                    default=env_default("BENCH_TIMING_DURATION", None),
-                    help="seconds measured per point of those rounds "
-                         "[BENCH_TIMING_DURATION; 3]")
-    ap.add_argument("--slow-rounds", type=int,
-                    default=env_default("BENCH_SLOW_ROUNDS", None),
-                    help="rounds of what slow FastCGI peers cost: /plaintext on "
-                         "nginx/unix, keepalive 32, a worker per core, without "
-                         "and with --slow-peers connections that send one byte "
-                         "and stop, each point --timing-duration seconds; 0: "
-                         "none [BENCH_SLOW_ROUNDS; 2, full 3]")
-    ap.add_argument("--slow-peers", type=int,
-                    default=env_default("BENCH_SLOW_PEERS", None),
-                    help="the slow peers held open in those rounds "
-                         "[BENCH_SLOW_PEERS; 100]")
-    ap.add_argument("--cpu-affinity", default=os.environ.get("BENCH_CPU_AFFINITY"),
-                    help="worker placement, tfb-spawn's --cpu-affinity: none, "
-                         "slot (a list) [BENCH_CPU_AFFINITY; none, full none,slot]")
-    ap.add_argument("--port", type=int, default=int(env_default("BENCH_PORT", 8090)),
-                    help="HTTP port on 127.0.0.1 [BENCH_PORT; 8090]")
-    ap.add_argument("--fcgi-port", type=int,
-                    default=int(env_default("BENCH_FCGI_PORT", 9090)),
-                    help="FastCGI port for TCP configurations [BENCH_FCGI_PORT; 9090]")
-    ap.add_argument("--var", default=env_default("BENCH_VAR", str(REPO / "var" / "bench-stack")),
-                    help="the stack's state directory [BENCH_VAR; var/bench-stack]")
-    ap.add_argument("--out", default=os.environ.get("BENCH_OUT"),
-                    help="output directory [BENCH_OUT; var/bench/<timestamp>]")
-    ap.add_argument("--dry-run", action="store_true",
-                    help="print the plan and its estimated time, run nothing")
-    ap.add_argument("--report", metavar="DIR",
-                    help="write DIR's report.md, CSV and charts again from its "
-                    "results.json with this checkout's report code, measure nothing")
-    a = ap.parse_args(argv)
-
-    base = FULL if a.full else QUICK
-    try:
-        routes = [planlib.parse_route(s)
-                  for s in re.split(r"[,\s]+", a.routes or base["routes"]) if s]
-        routes = list(dict.fromkeys(routes))
-        workers = planlib.parse_int_list(a.workers or base["workers"], "--workers")
-        conc = planlib.parse_int_list(a.concurrency or base["concurrency"],
-                                      "--concurrency")
-        keep_text = a.keepalives or a.keepalive
-        keeps = planlib.parse_keepalives(keep_text or base["keepalives"])
-        affs = parse_choices(a.cpu_affinity or base["cpu_affinity"],
-                             planlib.AFFINITIES, "--cpu-affinity")
-        pg_clients = planlib.parse_pgbench_clients(
-            a.pgbench_clients or base["pgbench_clients"])
-        if a.configs:
-            # A list without /keepN runs at deploy/stack's keepalive
-            # unless the keepalives are named.
-            configs = planlib.parse_configs(
-                a.configs, workers,
-                keeps if keep_text else [planlib.DEFAULT_KEEPALIVE],
-                affs if a.cpu_affinity else ["none"])
-        elif a.fronts or a.sockets or a.db_modes or a.full:
-            axes = []
-            for text, allowed, dflt, what in (
-                    (a.fronts, planlib.FRONTS, ["nginx"], "--fronts"),
-                    (a.sockets, planlib.SOCKETS, ["unix"], "--sockets"),
-                    (a.db_modes, planlib.DB_MODES, ["persistent"], "--db-modes")):
-                axes.append(parse_choices(text, allowed, what) if text
-                            else list(allowed) if a.full else dflt)
-            main = planlib.main_keepalive(keeps)
-            if a.full:
-                configs = full_configs(axes, workers, keeps, affs, keep_text,
-                                       a.cpu_affinity)
-            else:
-                configs = planlib.product(
-                    *axes, workers, keeps if keep_text else [main],
-                    affs if a.cpu_affinity else ["none"])
-        else:
-            configs = quick_configs(workers, keeps, affs)
-    except ValueError as e:
-        ap.error(str(e))
-    duration = a.duration if a.duration is not None else base["duration"]
-    warmup = a.warmup if a.warmup is not None else base["warmup"]
-    reps = a.reps if a.reps is not None else base["reps"]
-    timing_rounds = a.timing_rounds if a.timing_rounds is not None \
-        else base["timing_rounds"]
-    timing_duration = a.timing_duration if a.timing_duration is not None \
-        else base["timing_duration"]
-    slow_rounds = a.slow_rounds if a.slow_rounds is not None else base["slow_rounds"]
-    slow_peers = a.slow_peers if a.slow_peers is not None else base["slow_peers"]
-    probe = a.probe or base["probe"]
-    if probe == "cores":
-        probe = os.cpu_count() or 1
-    elif probe.isdigit():
-        probe = int(probe)
-    else:
-        ap.error("--probe: want a number or cores")
-    for name, v, lo in (("--duration", duration, 1), ("--warmup", warmup, 0),
-                        ("--reps", reps, 1), ("--threads", a.threads, 1),
-                        ("--timing-rounds", timing_rounds, 0),
-                        ("--timing-duration", timing_duration, 1),
-                        ("--slow-rounds", slow_rounds, 0),
-                        ("--slow-peers", slow_peers, 1)):
-        if v < lo:
-            ap.error(f"{name}: at least {lo}")
-    if not any(c.routes(routes) for c in configs):
-        ap.error("no configuration has a route to run (per-request "
-                 "configurations run database routes only)")
-    p = planlib.Plan(routes=routes, configs=configs, concurrency=conc,
-                     duration=duration, warmup=warmup, reps=reps,
-                     threads=a.threads, pgbench_clients=tuple(pg_clients),
-                     sequential=(a.sequential_anchors == "1"
-                                 if a.sequential_anchors else base["sequential"]),
-                     probe=probe, timing_rounds=timing_rounds,
-                     timing_duration=timing_duration, slow_rounds=slow_rounds,
-                     slow_peers=slow_peers)
-    return a, p
+def ints(text, what):
+    return X.scaling.parse_int_list(text, what) if text else None
 
 
-def parse_choices(text, allowed, what):
+def choices(text, allowed, what):
     vals = [v for v in re.split(r"[,\s]+", text or "") if v]
-    for v in vals:
-        if v not in allowed:
-            raise ValueError(f"{what}: {v!r}: want one of {', '.join(allowed)}")
-    if not vals:
-        raise ValueError(f"{what}: empty list")
+    bad = [v for v in vals if v not in allowed]
+    if bad or not vals:
+        raise ValueError(f"{what}: want some of {', '.join(allowed)}")
     return list(dict.fromkeys(vals))
 
 
-def quick_configs(workers, keepalives, affinities):
-    """The main line at every worker count, the other axes at a few."""
-    C = planlib.Config
-    cores = os.cpu_count() or 1
-    main = planlib.main_keepalive(keepalives)
-    first = affinities[0]
-    # One worker count for the other axes: 8 if the sweep has it.  (The
-    # per-request mode at 2 workers costs another 20 s and says the same
-    # thing: PostgreSQL's backend start-up is the limit, not the workers.)
-    one = [w for w in (8,) if w in workers] or workers[len(workers) // 2:][:1]
-    out = [C("nginx", "unix", "persistent", w, main, first) for w in workers]
-    # Another placement is a whole line of its own: pinning matters most
-    # where the workers outnumber the cores.
-    for aff in affinities[1:]:
-        out += [C("nginx", "unix", "persistent", w, main, aff) for w in workers]
-    # Keep-conn against none where it should pay most: one worker per
-    # core, each of which then holds several of nginx's connections.
-    for k in keepalives:
-        out.append(C("nginx", "unix", "persistent", cores, k, first))
-        # And no keep-conn at the most workers: every request then wakes
-        # one of many idle workers, so its light-load probe shows the order
-        # they are woken in, and keep-conn is compared where workers
-        # outnumber cores.
-        if k == 0 and max(workers) > cores:
-            out.append(C("nginx", "unix", "persistent", max(workers), 0, first))
-    out += [C("nginx", "unix", "per-request", w, main, first) for w in one]
-    out += [C("lighttpd", "unix", "persistent", w, None, first) for w in one]
-    out += [C("nginx", "tcp", "persistent", w, main, first) for w in one]
-    return planlib.dedupe(out)
+def make_plan(a):
+    base = FULL if a.full else QUICK
+
+    def pick(name):
+        v = getattr(a, name)
+        # The subsets of the process counts follow the counts given.
+        if v is None and ((a.workers and name in ("subject_workers", "local_workers"))
+                          or (a.db_rtt and name == "routes_at")):
+            return None
+        return base[name] if v is None else v
+    dists = X.parse_distances(pick("db_rtt"))
+    if os.geteuid() != 0:
+        dists = [d for d in dists if d.rtt_us is None] or [X.Distance("local", None)]
+    routes = list(dict.fromkeys(X.parse_route(s) for s in
+                                re.split(r"[,\s]+", pick("routes")) if s))
+    shares = [float(x) for x in re.split(r"[,\s]+", pick("open")) if x]
+    if any(not 0 <= x <= 10 for x in shares):
+        raise ValueError("--open: shares between 0 and 10")
+    reps, duration, warmup = (int(pick(n)) for n in ("reps", "duration", "warmup"))
+    if reps < 1 or duration < 1 or warmup < 0:
+        raise ValueError("--reps and --duration at least 1, --warmup at least 0")
+    p = X.Plan(subjects=subjects.parse_subjects(pick("subjects")),
+               workers=ints(pick("workers"), "--workers"),
+               distances=dists, routes=routes,
+               concurrency=ints(pick("concurrency"), "--concurrency"),
+               reps=reps, duration=duration, warmup=warmup,
+               open_shares=[x for x in shares if x > 0],
+               scheds=choices(pick("sched"), X.SCHEDS, "--sched"),
+               placements=choices(pick("placement"), X.PLACEMENTS, "--placement"),
+               few=ints(pick("few"), "--few"),
+               subject_workers=ints(pick("subject_workers"), "--subject-workers"),
+               local_workers=ints(pick("local_workers"), "--local-workers"),
+               routes_at=X.parse_distances(pick("routes_at")) if pick("routes_at") else None,
+               cores=os.cpu_count() or 1)
+    if not p.cells:
+        raise ValueError("the plan has no point to measure")
+    p.kind = "full" if a.full else "quick"
+    return p
 
 
-def full_configs(axes, workers, keepalives, affinities, keep_named, aff_named):
-    """Every front x socket x db mode at the main keepalive, then
-    nginx/unix/persistent at every other keepalive and placement, each at
-    every worker count.  Named keepalives or placements join the product
-    instead."""
-    C = planlib.Config
-    main = planlib.main_keepalive(keepalives)
-    out = planlib.product(*axes, workers, keepalives if keep_named else [main],
-                          affinities if aff_named else [affinities[0]])
-    out += [C("nginx", "unix", "persistent", w, k, affinities[0])
-            for k in keepalives for w in workers]
-    out += [C("nginx", "unix", "persistent", w, main, aff)
-            for aff in affinities[1:] for w in workers]
-    return planlib.dedupe(out)
+def plan_dict(a, p):
+    """The plan as results.json records it: what the report needs."""
+    return {"kind": p.kind, "subjects": p.subjects, "workers": p.workers,
+            "distances": [d.key for d in p.distances],
+            "routes": [r.key for r in p.routes], "paths": [r.path for r in p.routes],
+            "concurrency": p.concurrency, "main_load": p.main_load.key, "reps": p.reps,
+            "duration": p.duration, "warmup": p.warmup, "open": p.open_shares,
+            "scheds": p.scheds, "placements": p.placements, "few": p.few,
+            "subject_workers": p.subject_workers, "local_workers": p.local_workers,
+            "routes_at": p.routes_at and [d.key for d in p.routes_at],
+            "cells": len(p.cells), "estimate_s": round(p.estimate_seconds())}
 
 
 def reproduce_command(a, p):
-    """The command line that runs this plan again, every setting explicit
-    (each label names its keepalive and placement)."""
-    by_label = {}
-    for c in p.configs:
-        by_label.setdefault(c.label, []).append(str(c.workers))
-    configs = ",".join(f"{k}@{':'.join(v)}" for k, v in by_label.items())
-    routes = ",".join(r.key if not r.n else f"{r.name}:{r.n}" for r in p.routes)
-    parts = ["tests/bench/run", "--routes", routes, "--configs", configs,
-             "--cpu-affinity", "none",
-             "--concurrency", ",".join(map(str, p.concurrency)),
+    def lst(v):
+        return ",".join(map(str, v))
+    parts = ["tests/bench/run", "--subjects", lst(p.subjects), "--workers", lst(p.workers),
+             "--db-rtt", ",".join(d.key for d in p.distances),
+             "--routes", ",".join(r.key if not r.n else f"{r.name}:{r.n}" for r in p.routes),
+             "--concurrency", lst(p.concurrency), "--reps", str(p.reps),
              "--duration", str(p.duration), "--warmup", str(p.warmup),
-             "--reps", str(p.reps), "--threads", str(p.threads),
-             "--pgbench-clients", ",".join(map(str, p.pgbench_clients)),
-             "--sequential-anchors", "1" if p.sequential else "0",
-             "--probe", str(p.probe),
-             "--timing-rounds", str(p.timing_rounds),
-             "--timing-duration", str(p.timing_duration),
-             "--slow-rounds", str(p.slow_rounds), "--slow-peers", str(p.slow_peers),
-             "--port", str(a.port), "--fcgi-port", str(a.fcgi_port)]
-    cmd = " ".join(shlex.quote(x) for x in parts)
-    if os.environ.get("PGHOST"):
-        cmd = f"PGHOST={shlex.quote(os.environ['PGHOST'])} " + cmd
-    return cmd
+             "--open", lst(p.open_shares) or "0", "--sched", lst(p.scheds),
+             "--placement", lst(p.placements), "--port", str(a.port)]
+    for opt, v in (("--few", p.few), ("--subject-workers", p.subject_workers),
+                   ("--local-workers", p.local_workers),
+                   ("--routes-at", p.routes_at and [d.key for d in p.routes_at])):
+        if v:
+            parts += [opt, lst(v)]
+    return ("FULL=1 " if p.kind == "full" else "") + " ".join(shlex.quote(x) for x in parts)
 
 
 def first_line(argv):
     try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    text = (p.stdout or p.stderr).strip()
+    text = (r.stdout or r.stderr).strip()
     return text.splitlines()[0] if text else None
 
 
 def machine_info():
-    info = {"cores": os.cpu_count()}
+    info = {"cores": os.cpu_count(), "virtual": schedlib.virtual()}
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith("model name"):
@@ -432,107 +285,150 @@ def machine_info():
                             "--untracked-files=no"], capture_output=True, text=True)
     if rev:
         info["commit"] = rev + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
-    info["app"] = str(APP)
     info["nginx"] = first_line(["/usr/sbin/nginx", "-v"])
-    info["lighttpd"] = first_line(["/usr/sbin/lighttpd", "-v"])
     info["wrk"] = first_line(["wrk", "--version"])
-    info["pgbench"] = first_line(["pgbench", "--version"])
+    info["python"] = first_line([subjects.PYTHON, "--version"])
     return info
 
 
-def check_ports(a, p):
-    taken = []
-    if not web.port_is_free(a.port):
-        taken.append(f"--port {a.port}")
-    if any(c.socket == "tcp" for c in p.configs) and not web.port_is_free(a.fcgi_port):
-        taken.append(f"--fcgi-port {a.fcgi_port}")
-    return taken
+def subject_versions():
+    code = ("import importlib.metadata as m\n"
+            "for p in ('flask', 'gunicorn', 'psycopg2', 'fastapi', 'uvicorn', 'asyncpg',"
+            " 'uvloop', 'httptools'):\n"
+            "    try: print(p, m.version(p))\n"
+            "    except Exception: print(p, 'missing')\n")
+    r = subprocess.run([subjects.PYTHON, "-c", code], capture_output=True, text=True,
+                       timeout=30)
+    v = dict(l.split(" ", 1) for l in r.stdout.splitlines() if " " in l)
+    return {"flask": f"Flask {v.get('flask')}, gunicorn {v.get('gunicorn')} sync, "
+                     f"psycopg2 {v.get('psycopg2')}",
+            "flask-per-request": "the same, TFB_SUBJECT_DB=per-request",
+            "fastapi": f"FastAPI {v.get('fastapi')}, gunicorn {v.get('gunicorn')}, "
+                       f"uvicorn {v.get('uvicorn')} (uvloop {v.get('uvloop')}, httptools "
+                       f"{v.get('httptools')}), asyncpg {v.get('asyncpg')}"}, v
 
 
 def preflight(a, p):
     problems = []
     if not os.access(APP, os.X_OK):
         problems.append(f"{APP} is missing: run make first")
-    for tool in ("wrk", "pgbench", "psql"):
+    for tool in ("wrk",):
         if not any(os.access(os.path.join(d, tool), os.X_OK)
                    for d in os.environ.get("PATH", "").split(":")):
-            if tool == "psql":
-                continue  # deploy/stack finds its own
             problems.append(f"{tool} not found: run deploy/deps bench")
-    for f in {c.front for c in p.configs} | {"nginx", "lighttpd"}:
-        if not os.access(f"/usr/sbin/{f}", os.X_OK):
-            problems.append(f"/usr/sbin/{f} not found: run deploy/deps bench")
-    # A tfb-spawn that predates --cpu-affinity ignores the variable that
-    # asks for it: pinned lines would measure unpinned workers.
-    if any(c.affinity != "none" for c in p.configs) and os.access(SPAWN, os.X_OK):
-        usage = subprocess.run([str(SPAWN), "--help"], capture_output=True,
-                               text=True).stdout
-        if "--cpu-affinity" not in usage:
-            problems.append(f"{SPAWN} has no --cpu-affinity: pinned "
-                            "configurations need a newer build")
-    # Found now rather than after the sweep, which may take an hour.
+    if not os.access("/usr/sbin/nginx", os.X_OK):
+        problems.append("/usr/sbin/nginx not found: run deploy/deps bench")
+    if p.network and not NETDELAY.exists():
+        problems.append(f"{NETDELAY} is missing: make bench builds it")
+    if p.open_shares and not sweep.OPENLOOP.exists():
+        problems.append(f"{sweep.OPENLOOP} is missing: make bench builds it")
+    _, versions = subject_versions()
+    need = {"sync": ("flask", "gunicorn", "psycopg2"),
+            "asgi": ("fastapi", "gunicorn", "uvicorn", "asyncpg")}
+    for s in p.subjects:
+        for mod in need.get(subjects.SUBJECTS[s].kind, ()):
+            if versions.get(mod, "missing") == "missing":
+                problems.append(f"{s}: {subjects.PYTHON} has no {mod}: run deploy/deps bench")
+    s = schedlib.Scheduler()
+    for sc in p.scheds:
+        for pl in p.placements:
+            why = s.available(sc, pl)
+            if why:
+                problems.append(why)
     no_charts = chart.missing()
     if no_charts:
         problems.append(f"{no_charts}: run deploy/deps bench")
-    problems += [f"{t} is taken: stop what uses it or choose another port"
-                 for t in check_ports(a, p)]
-    return problems
+    if not web.port_is_free(a.port):
+        problems.append(f"--port {a.port} is taken: stop what uses it or choose another")
+    return sorted(set(problems), key=problems.index)
+
+
+def first_notes(p, asked):
+    """What the report and the output say first: an axis left out."""
+    if os.geteuid() != 0 and any(d.rtt_us is not None for d in asked):
+        return ["Not root: the database-distance axis (BENCH_DB_RTT) is left out, as it "
+                "needs network namespaces; the database is local (its unix socket) for "
+                "every subject. Run as root for the article's setting, the database a hop "
+                "away."]
+    return []
+
+
+def dry_run(a, p):
+    print(f"{p.kind} run: {len(p.cells)} cells, {p.reps} repetitions of {p.duration} s, "
+          f"{p.warmup} s warm-up per pool start; {p.points()} points")
+    for b in p.blocks():
+        cells = ", ".join(f"{c.distance.short} {c.route.key} {c.load.key}" for c in b.cells)
+        extra = "" if (b.sched, b.placement) == (p.scheds[0], p.placements[0]) else \
+            f" [{b.sched}, {b.placement}]"
+        print(f"  {b.subject} w={b.workers}{extra}: {cells}")
+    for s, d in p.open_plan():
+        print(f"  open loop: {s} at its best count, {d.short}, "
+              + ", ".join(f"{round(100 * x)}%" for x in p.open_shares)
+              + f" of its best rate, {p.open_connections} connections")
+    print(f"about {p.estimate_seconds() / 60:.1f} min")
+    print(reproduce_command(a, p))
+
+
+READMES = ((REPO / "README.md", "tests/bench/example/report.md"),
+           (REPO / "tests" / "bench" / "README.md", "example/report.md"))
+
+
+def sync_readmes():
+    try:
+        res = json.loads((REPO / "tests" / "bench" / "example" / "results.json").read_text())
+        for path, link in READMES:
+            changed = writeup.sync_readme(path, res, link)
+            print(f"bench: {path}: {'quoted the example again' if changed else 'up to date'}")
+    except (OSError, ValueError, KeyError) as e:
+        print(f"tests/bench/run: --sync-readme: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def rewrite_report(outdir):
-    """The report of an earlier run written again: its plan from the
-    command it recorded (every setting explicit), its points as measured."""
     try:
         with open(os.path.join(outdir, "results.json")) as f:
             res = json.load(f)
-        words = shlex.split(res["meta"]["command"])
-        _, p = parse_args(words[words.index("tests/bench/run") + 1:])
+        meta, points = res["meta"], res["points"]
+        if "plan" not in meta:
+            raise KeyError("no plan: a run of tests/bench/scaling? use its --report")
     except (OSError, ValueError, KeyError) as e:
         print(f"tests/bench/run: {outdir}: no report to rewrite: {e}", file=sys.stderr)
         return 1
-    p.cores = res["meta"]["machine"].get("cores") or p.cores
-    report.write_all(outdir, res["meta"], p, res["points"])
+    writeup.write_all(outdir, meta, points)
     print(f"bench: report rewritten: {outdir}/report.md")
     return 0
 
 
+METHOD = ("each subject behind the same nginx (deploy/nginx/nginx.conf.in), the load "
+          "on loopback from this machine, PostgreSQL made fresh for the run "
+          "(deploy/stack's settings) and loaded by `deploy/stack pg load`; per block, "
+          "the subject's pool started afresh and warmed up on its routes, then its cells "
+          "measured one after the other, the distances by swapping the cable in front of "
+          "the database (the connections stay); closed loop: wrk, its latency histogram "
+          "merged over the repetitions; open loop: tests/bench/openloop.c; CPU from "
+          "/proc around each window; blocks interleaved across repetitions.")
+
+
 def main(argv):
+    figures.cache_dir()
     a, p = parse_args(argv)
     if a.report:
         return rewrite_report(a.report)
+    if a.sync_readme:
+        return sync_readmes()
+    asked = X.parse_distances(a.db_rtt or (FULL if a.full else QUICK)["db_rtt"])
+    notes = first_notes(p, asked)
+    for n in notes:
+        print(f"bench: {n}")
     if a.dry_run:
-        print(f"{len(p.configs)} configurations, routes "
-              f"{' '.join(r.path for r in p.routes)}, concurrency {p.concurrency}, "
-              f"{p.duration} s per point after {p.warmup} s warm-up, {p.reps} reps")
-        for c in p.configs:
-            print(f"  {c.label} w={c.workers}: "
-                  + (f"probe -c {p.probe}, " if p.probes(c) else "")
-                  + " ".join(r.key for r in c.routes(p.routes)))
-        if any(c.keepalive is None for c in p.configs):
-            print("  (lighttpd keeps no FastCGI connections: the keepalive "
-                  "axis does not apply to it)")
-        for an in p.anchors():
-            cl = p.anchor_clients(an) if an.route else p.concurrency
-            print(f"  anchor {an.key} -c {','.join(map(str, cl))}")
-        if p.timing_rounds:
-            print(f"  timing cost: {p.timing_config('on').label} "
-                  f"w={p.cores}: /db --timing off and on, {p.timing_rounds} "
-                  f"round(s) of {p.timing_duration} s")
-        if p.slow_points():
-            print(f"  slow peers: {p.timing_config('on').label} w={p.cores}: "
-                  f"/plaintext without and with {p.slow_peers} slow FastCGI "
-                  f"peers, {p.slow_rounds} round(s) of {p.timing_duration} s")
-        print(f"about {p.estimate_seconds() / 60:.1f} min")
-        print(reproduce_command(a, p))
+        dry_run(a, p)
         return 0
-
     problems = preflight(a, p)
     if problems:
         for m in problems:
             print(f"tests/bench/run: {m}", file=sys.stderr)
         return 1
-
-    # One sweep at a time per state directory.
     var = Path(a.var)
     var.parent.mkdir(parents=True, exist_ok=True)
     lockf = open(str(var).rstrip("/") + ".lock", "w")
@@ -541,32 +437,25 @@ def main(argv):
     except OSError:
         print(f"tests/bench/run: another bench runs from {var}", file=sys.stderr)
         return 1
-
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(a.out) if a.out else REPO / "var" / "bench" / stamp
     out.mkdir(parents=True, exist_ok=True)
+    logf = open(out / "bench.log", "w")
 
+    def say(msg):
+        print(msg, flush=True)
+        logf.write(msg + "\n")
+        logf.flush()
+    for n in notes:
+        logf.write(f"bench: {n}\n")
+    versions, _ = subject_versions()
     meta = {"started": datetime.datetime.now().isoformat(timespec="seconds"),
-            "command": reproduce_command(a, p),
-            "argv": sys.argv, "machine": machine_info(),
-            "loadavg": " ".join(open("/proc/loadavg").read().split()[:3]),
-            "settings": {"routes": [r.path for r in p.routes],
-                         "configs": [f"{c.label}@{c.workers}" for c in p.configs],
-                         "concurrency": p.concurrency, "duration_s": p.duration,
-                         "warmup_s": p.warmup, "reps": p.reps,
-                         "threads": p.threads,
-                         "pgbench_clients": list(p.pgbench_clients),
-                         "keepalives": sorted({c.keepalive for c in p.configs
-                                               if c.keepalive is not None}),
-                         "cpu_affinity": sorted({c.affinity for c in p.configs}),
-                         "sequential_anchors": p.sequential, "probe": p.probe,
-                         "timing_rounds": p.timing_rounds,
-                         "timing_duration_s": p.timing_duration,
-                         "slow_rounds": p.slow_rounds, "slow_peers": p.slow_peers,
-                         "port": a.port,
-                         "fcgi_port": a.fcgi_port, "var": a.var}}
-
-    runner = runlib.Runner(a, p, out)
+            "command": reproduce_command(a, p), "plan": plan_dict(a, p),
+            "machine": machine_info(), "notes": notes,
+            "subject_versions": {s: versions.get(s) for s in p.subjects},
+            "scheduler": schedlib.settings(), "method": METHOD,
+            "loadavg": " ".join(open("/proc/loadavg").read().split()[:3])}
+    sw = sweep.Sweep(a, p, out, say)
 
     def on_signal(signum, frame):
         load.stop_current()
@@ -576,34 +465,34 @@ def main(argv):
         raise KeyboardInterrupt
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
-
     status = 0
     try:
-        runner.run()
+        sw.run()
     except KeyboardInterrupt:
-        runner.say("bench: interrupted; stopping everything, writing what was measured")
+        say("bench: interrupted; stopping everything, writing what was measured")
         meta["interrupted"] = True
         status = 130
     except stack.StackError as e:
-        runner.say(f"bench: {e}")
+        say(f"bench: {e}")
         meta["failed"] = str(e)
         status = 1
     finally:
-        # Ignore a second Ctrl-C while cleaning up.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         load.stop_current()
-        runner.stop_all()
-
-    if runner.pg_version:
-        meta["machine"]["postgresql"] = f"PostgreSQL {runner.pg_version}"
+        left = sw.stop_all()
+        if left:
+            say(f"bench: warning: left behind: {'; '.join(left)}")
     meta["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
-    meta["elapsed_s"] = time.monotonic() - runner.t0
-    if runner.points:
-        report.write_all(str(out), meta, p, runner.points)
-    runner.say(f"bench: {runner.failures} failed point(s); report: {out}/report.md; "
-               f"took {meta['elapsed_s']:.0f} s")
-    if runner.failures and status == 0:
+    meta["elapsed_s"] = round(time.monotonic() - sw.t0, 1)
+    meta["calibration"] = sw.db.calibration
+    meta["checks"] = sw.checks
+    meta["scheduler_used"] = {f"{k[0]}; {k[1]}": v for k, v in sw.scheduler_used.items()}
+    if sw.points:
+        writeup.write_all(str(out), meta, sw.points)
+    say(f"bench: {sw.failures} failed point(s); report: {out}/report.md; "
+        f"took {meta['elapsed_s']:.0f} s")
+    if sw.failures and status == 0:
         status = 1
     return status
 

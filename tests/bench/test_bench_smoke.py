@@ -1,4 +1,5 @@
-"""test_bench_smoke.py: a tiny run of tests/bench/run, checked for shape.
+"""test_bench_smoke.py: a tiny run of tests/bench/scaling (the pool's own
+scaling sweep), checked for shape.
 
 Three routes (/plaintext, /db, /queries?queries=2), 1 s per point, one
 repetition, with a PostgreSQL of its own in a temporary directory, over
@@ -25,8 +26,9 @@ Prints TAP lines through the kit (tap.main: a deadline, and any
 exception a failed check); exits 1 if any check failed.  About 55 s.
 Ports: free ones in TFB_TEST_PORTS (28080-28099).
 
-tests/bench/run is started as make bench starts it, through its launcher,
-so that it runs on the interpreter that names.
+tests/bench/scaling is started through its launcher, so that it runs on
+the interpreter that names.  (The article's experiment, tests/bench/run,
+has its own: test_bench_article.py.)
 """
 
 import csv
@@ -46,7 +48,7 @@ from ..kit.cmd import tail
 from ..kit.tap import main
 from .benchlib import chart, phases, plan, report
 
-RUN = REPO / "tests" / "bench" / "run"
+RUN = REPO / "tests" / "bench" / "scaling"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CONFIGS = ("nginx/unix/persistent/keep0@1:4,nginx/unix/persistent/keep8@1,"
            "nginx/unix/persistent/keep8/pinned@1")
@@ -149,7 +151,7 @@ def plans(tap, env):
 def smoke_run(tap, argv, env, out, var, port):
     p = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240,
                        stdin=subprocess.DEVNULL)
-    tap.check(p.returncode == 0, "tests/bench/run exits 0",
+    tap.check(p.returncode == 0, "tests/bench/scaling exits 0",
               tail(p.stdout + p.stderr, 30))
     print("\n".join("# " + line for line in p.stdout.splitlines()[-14:]))
     o = Path(out)
@@ -238,7 +240,7 @@ def smoke_run(tap, argv, env, out, var, port):
         md = ""
     need = ["## Anchors", "| nginx-alone |", "| lighttpd-alone |", "| pgbench |",
             "| pgbench-pipelined |", "## `/db`", "÷ nginx-alone", "÷ pgbench (w)",
-            "tests/bench/run --routes plaintext,db,queries:2", "## Machine", "**kernel**",
+            "tests/bench/scaling --routes plaintext,db,queries:2", "## Machine", "**kernel**",
             "**cores**", "chart-db.png", "cannot and sends one Sync"]
     tap.check(all(s in md for s in need), "report.md has the machine, the anchors, "
               "the route table with ratios, the chart and the command",

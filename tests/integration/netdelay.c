@@ -11,7 +11,10 @@
  * talk through it, DELAY_US further apart each way: a round trip costs
  * twice that more.  Prints "ready" once both devices exist; on SIGTERM or
  * SIGINT it prints how late it forwarded the frames and exits, and the
- * devices go with it.
+ * devices go with it.  On SIGUSR1 it prints the same for the frames since
+ * the last SIGUSR1 (or the start), a line that begins "window", and goes
+ * on: the bench sends one before and one after each measurement, so that
+ * it reads the lateness of that window alone.
  *
  * Why in user space: netem, the kernel's delaying queue, is not in this
  * machine's kernel, and neither is fq, which would hold packets until a
@@ -63,15 +66,27 @@ struct lane {
     unsigned head, tail; /* next to send, next free */
 };
 
-static volatile sig_atomic_t stop;
-static unsigned long late_us[LATE_MAX_US + 1];
-static unsigned long frames, dropped;
+/* How late frames left: a histogram in microseconds, and the drops. */
+struct tally {
+    unsigned long late_us[LATE_MAX_US + 1];
+    unsigned long frames, dropped;
+};
+
+static volatile sig_atomic_t stop, report;
+static struct tally life, window; /* since the start; since the last report */
 
 static void
 on_stop(int sig)
 {
     (void)sig;
     stop = 1;
+}
+
+static void
+on_report(int sig)
+{
+    (void)sig;
+    report = 1;
 }
 
 static int64_t
@@ -114,8 +129,12 @@ send_due(struct lane *l, int64_t now)
         if (write(l->out, f->data, f->len) == -1 && errno == EINTR)
             continue;
         late = (now - f->due) / 1000;
-        late_us[late > LATE_MAX_US ? LATE_MAX_US : late]++;
-        frames++;
+        if (late > LATE_MAX_US)
+            late = LATE_MAX_US;
+        life.late_us[late]++;
+        window.late_us[late]++;
+        life.frames++;
+        window.frames++;
         l->head++;
     }
 }
@@ -132,7 +151,8 @@ take(struct lane *l, int64_t now, int64_t delay)
         if (l->tail - l->head == RING) {
             if (read(l->in, spill, sizeof(spill)) <= 0)
                 return;
-            dropped++;
+            life.dropped++;
+            window.dropped++;
             continue;
         }
         f = &l->ring[l->tail % RING];
@@ -144,17 +164,33 @@ take(struct lane *l, int64_t now, int64_t delay)
     }
 }
 
-/* percentile: the lateness (us) below which a fraction p of frames left. */
+/* percentile: the lateness (us) below which a fraction p of t's frames
+ * left; 0 when none did. */
 static long
-percentile(double p)
+percentile(const struct tally *t, double p)
 {
-    unsigned long seen = 0, want = (unsigned long)(p * (double)frames);
+    unsigned long seen = 0, want = (unsigned long)(p * (double)t->frames);
     long us;
 
+    if (t->frames == 0)
+        return 0;
     for (us = 0; us < LATE_MAX_US; us++)
-        if ((seen += late_us[us]) > want)
+        if ((seen += t->late_us[us]) > want)
             break;
     return us;
+}
+
+/* print_window: the report of the frames since the last one, then a new
+ * window.  Written at once: a reader waits for it. */
+static void
+print_window(void)
+{
+    printf("window frames %lu, late by median %ld us, p99 %ld us, "
+           "dropped %lu\n",
+           window.frames, percentile(&window, 0.5), percentile(&window, 0.99),
+           window.dropped);
+    fflush(stdout);
+    memset(&window, 0, sizeof(window));
 }
 
 int
@@ -179,14 +215,17 @@ main(int argc, char **argv)
     /* The kernel may otherwise wake ppoll() up to 50 us late, on purpose. */
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
 
-    /* SIGTERM and SIGINT come in only while waiting. */
+    /* SIGTERM, SIGINT and SIGUSR1 come in only while waiting. */
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_stop;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_report;
+    sigaction(SIGUSR1, &sa, NULL);
     sigemptyset(&block);
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGUSR1);
     sigprocmask(SIG_BLOCK, &block, NULL);
     sigemptyset(&none);
 
@@ -204,6 +243,10 @@ main(int argc, char **argv)
     fflush(stdout);
 
     while (!stop) {
+        if (report) {
+            report = 0;
+            print_window();
+        }
         now = now_ns();
         next = INT64_MAX;
         for (i = 0; i < 2; i++) {
@@ -230,6 +273,7 @@ main(int argc, char **argv)
     }
     printf("frames %lu, delay %ld us, late by median %ld us, p99 %ld us, "
            "dropped %lu\n",
-           frames, us, percentile(0.5), percentile(0.99), dropped);
+           life.frames, us, percentile(&life, 0.5), percentile(&life, 0.99),
+           life.dropped);
     return 0;
 }

@@ -10,6 +10,7 @@
     front     nginx and lighttpd from the shipped templates (deploy/)
     load      wrk, run and read one way
     pool      tfb-spawn and its workers, run by a test
+    netns     hosts in network namespaces behind a switch, the delay line
     scene     a scenario's directory, processes and stack, and the fault checks
     verify    a replica of TechEmpower's verifier
     promtext  Prometheus' text format, checked as promtool does

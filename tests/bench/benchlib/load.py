@@ -6,14 +6,16 @@ stats.lua (its WRK_JSON line: the fields below).  Nothing here decides
 what to run.
 """
 
+import json
 import os
+import re
 import signal
 import tempfile
 import time
 
 from ...kit import proc
 from ...kit.cmd import Job
-from ...kit.load import Wrk
+from ...kit.load import Wrk, parse
 
 # The child in flight, for the runner's signal handler to stop.
 CURRENT = {"job": None}
@@ -149,3 +151,50 @@ def pgbench(script, clients, warmup, duration, env, pg_roots, mode="prepared",
         "mean_us": sum(lats) / len(lats) if lats else None,
         "connect_ms": conn_ms, "before": before, "after": after,
     }
+
+
+HIST_LUA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "wrk", "hist.lua")
+STATS_LUA = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "kit", "wrk", "stats.lua")
+
+
+def wrk_hist(url, connections, duration, threads=1, timeout=10):
+    """wrk -c connections for duration seconds with wrk/hist.lua: what
+    wrk() returns, plus "hist", the latency histogram ("b:n,..." as
+    spread.py reads it).  timeout: seconds after which wrk counts a
+    request as timed out."""
+    argv = ["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % duration,
+            "--timeout", "%ds" % timeout, "-s", HIST_LUA, url]
+    job = Job(argv, env=dict(os.environ, TFB_WRK_STATS=STATS_LUA))
+    CURRENT["job"] = job
+    try:
+        rc, out, ticks = job.wait(duration + timeout + 30)
+    finally:
+        CURRENT["job"] = None
+    r = parse(out, rc)
+    r["cpu_ticks"] = ticks
+    if rc != 0:
+        raise LoadError(f"wrk exited {rc}: {out.strip()[-300:]}")
+    if not r["parsed"]:
+        raise LoadError(f"no result line from wrk: {out.strip()[-300:]}")
+    m = re.search(r"^WRK_HIST (\S*)$", out, re.M)
+    r["hist"] = m.group(1) if m else ""
+    return r
+
+
+def parse_openloop(out):
+    """tests/bench/openloop's two lines as a dict: what wrk_hist() returns
+    (requests: those answered, rps, err_status, socket_errors, hist,
+    max_us), plus due, unfinished and queued_max.  Raises LoadError when
+    they are not there."""
+    m = re.search(r"^OPENLOOP (\{.*\})$", out, re.M)
+    h = re.search(r"^OPENLOOP_HIST (\S*)$", out, re.M)
+    if not m or not h:
+        raise LoadError(f"no result line from openloop: {out.strip()[-300:]}")
+    v = json.loads(m.group(1))
+    secs = v["duration_us"] / 1e6
+    return {"requests": v["completed"], "rps": v["completed"] / secs if secs else 0.0,
+            "err_status": v["err_status"], "socket_errors": v["err_socket"],
+            "err_timeout": 0, "unfinished": v["unfinished"], "due": v["due"],
+            "queued_max": v["queued_max"], "max_us": v["max_us"], "hist": h.group(1)}

@@ -29,7 +29,7 @@ CSV_COLUMNS = [
     "req_top_share", "status_requests", "phase_us_reading",
     "phase_us_database", "phase_us_rendering", "phase_us_writing",
     "listen_queue_max", "listen_queue_max_new", "active_max",
-    "active_max_new", "timing", "slow_peers", "slow_closed",
+    "active_max_new", "timing", "slow_peers", "slow_closed", "cpu_unaccounted",
 ]
 # cpu_*: % of one core over the measured window (200 = both cores of a
 # 2-core machine); cpu_load is wrk's or pgbench's own; cpu_other is the
@@ -56,6 +56,9 @@ CSV_COLUMNS = [
 # slow_peers, slow_closed: in the rounds of the slow peers' cost, the
 # FastCGI connections held open that sent one byte and stopped, and how
 # many of them the workers closed in the point (each replaced at once).
+# cpu_unaccounted: where the groups' CPU ticks added up to more than the
+# machine's busy time over the window, the excess (cpu_other is then 0,
+# never negative).
 
 FRONT_ROUTES_ANCHORS = ("nginx-alone", "lighttpd-alone")
 

@@ -113,6 +113,12 @@ class Runner:
                                   ("connect", "read", "write", "timeout"))
         for g in ("app", "front", "pg", "load", "other", "total"):
             pt[f"cpu_{g}"] = cpu.get(g)
+        # The groups' ticks may add up to more than the machine's busy time
+        # over the window: that excess is what the accounting cannot close,
+        # not a negative share of the rest of the machine.
+        if pt["cpu_other"] is not None:
+            pt["cpu_unaccounted"] = max(0.0, -pt["cpu_other"])
+            pt["cpu_other"] = max(0.0, pt["cpu_other"])
         if r.get("warning"):
             pt["warning"] = r["warning"]
 
