@@ -29,12 +29,6 @@ up(double x)
     return (double)n < x - 1e-9 ? n + 1 : n;
 }
 
-static double
-absd(double x)
-{
-    return x < 0 ? -x : x;
-}
-
 static int
 clamp(const struct pm *pm, int n)
 {
@@ -69,7 +63,7 @@ static void
 forget(struct pm *pm)
 {
     pm->probing = pm->looks = 0;
-    pm->ceiling = 0;
+    pm->ceiling = pm->floor = 0;
     pm->context_off = 0;
 }
 
@@ -178,9 +172,15 @@ idle_shrink(struct pm *pm, const struct pm_window *w, int need, char *why,
              w->span_ms > 0 ? (double)w->requests * 1000 / w->span_ms : 0.0);
     /* Half the pool or less needed: the load fell, and what was learnt
      * of it goes; a smaller trim (the workers waiting for a CPU counted
-     * out) keeps it. */
+     * out) keeps it, and stops at the last size a probe was kept at. */
     if (to <= pm->target / 2)
         forget(pm);
+    else if (to < pm->floor)
+        to = pm->floor;
+    if (to >= pm->target) {
+        calm_reset(pm, w->end_ms);
+        return 0;
+    }
     change(pm, to, w->end_ms);
     return 1;
 }
@@ -288,15 +288,6 @@ gain(const struct pm_measure *b, const struct pm_measure *m)
     return m->best > 0 ? 1 : 0;
 }
 
-/* at_work: the workers busy, less those waiting for a CPU (m). */
-static double
-at_work(const struct pm_measure *m)
-{
-    double n = m->run_wait > 0 ? m->busy - m->run_wait : m->busy;
-
-    return n > 0 ? n : 0;
-}
-
 /* probe: try size to, judged against m. */
 static int
 probe(struct pm *pm, const struct pm_measure *m, int to, int64_t now)
@@ -332,7 +323,7 @@ ceiling_at(struct pm *pm, int n, double rate, double queue, int64_t now)
 static struct pm_measure
 better(const struct pm_measure *a, const struct pm_measure *b)
 {
-    struct pm_measure m = at_work(a) >= at_work(b) ? *a : *b;
+    struct pm_measure m = a->busy >= b->busy ? *a : *b;
 
     if (a->best > m.best || b->best > m.best)
         m.best = a->best > b->best ? a->best : b->best;
@@ -353,20 +344,32 @@ judge(struct pm *pm, const struct pm_measure *m0, int64_t now, char *why,
     const struct pm_measure *b = &pm->base;
     struct pm_measure m = pm->looks > 0 ? better(&pm->first, m0) : *m0;
     int from = pm->probe_from, added = pm->target - from;
-    double g = gain(b, &m), took = at_work(&m) - at_work(b);
-    double want = PM_TOOK * added * (from > 0 ? at_work(b) / from : 1);
+    double g = gain(b, &m), took = m.busy - b->busy, rise;
+    double want = PM_TOOK * added * (from > 0 ? b->busy / from : 1);
     char cpu[80];
 
     /* The load fell away: nothing to judge.  Else the rate must rise too
      * (more workers kept busy by waiting longer buy nothing), unless it
      * says nothing (few requests) or the load is the clients' (an open
      * load: the wait is what workers buy). */
-    if ((m.queue < PM_QUEUE && m.busy < PM_UTIL_SHRINK * from) ||
-        (took >= want &&
-         (g >= PM_GAIN || b->requests < PM_FEW_REQUESTS ||
-          m.requests < PM_FEW_REQUESTS ||
-          (g > -PM_GAIN && b->queue >= 1 && m.queue <= b->queue / 4)))) {
+    if (m.queue < PM_QUEUE && m.busy < PM_UTIL_SHRINK * from) {
         pm->probing = pm->looks = 0;
+        return pm->target;
+    }
+    /* The rise the rate must show: PM_GAIN; when the added workers were
+     * nearly all kept busy and the CPUs are not the limit, only no fall
+     * beyond PM_GAIN (then the rate's noise is what could undo a good
+     * probe: 16 -> 32 at 1 ms, +40% on quiet seconds, looked flat on
+     * busy ones). */
+    rise = took >= PM_BUSY_ALL * want && !cpu_bound(pm, b) ? -PM_GAIN : PM_GAIN;
+    if (took >= want &&
+        (g >= rise || b->requests < PM_FEW_REQUESTS ||
+         m.requests < PM_FEW_REQUESTS ||
+         (g > -PM_GAIN && b->queue >= 1 && m.queue <= b->queue / 4))) {
+        /* Kept: a trim for the workers waiting for a CPU must not undo
+         * what was measured to buy requests. */
+        pm->probing = pm->looks = 0;
+        pm->floor = pm->target;
         return pm->target;
     }
     if (pm->looks == 0) {
@@ -377,7 +380,7 @@ judge(struct pm *pm, const struct pm_measure *m0, int64_t now, char *why,
     pm->probing = pm->looks = 0;
     ceiling_at(pm, pm->target, b->best, b->queue, now);
     snprintf(why, len,
-             "%d workers took %.1f more at work (%.1f wanted) and answered "
+             "%d workers kept %.1f more busy (%.1f wanted) and answered "
              "%+.0f%% (best second %.0f -> %.0f req/s%s): back; no more "
              "while the load stays",
              pm->target, took, want, 100 * g, b->best, m.best,
@@ -420,10 +423,10 @@ ceiling_upkeep(struct pm *pm, const struct pm_measure *m, int64_t now)
         pm->ceiling = 0;
         return;
     }
-    if ((pm->ceiling_rate > 0 &&
-         absd(m->best / pm->ceiling_rate - 1) > PM_CONTEXT) ||
+    if ((pm->ceiling_rate > 0 && (m->best > pm->ceiling_rate * PM_CONTEXT ||
+                                  m->best * PM_CONTEXT < pm->ceiling_rate)) ||
         m->queue > 2 * pm->ceiling_queue + 1) {
-        if (++pm->context_off >= 3)
+        if (++pm->context_off >= PM_CONTEXT_N)
             forget(pm);
     } else {
         pm->context_off = 0;

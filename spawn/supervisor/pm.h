@@ -164,6 +164,10 @@ enum pm_mode { PM_STATIC, PM_DYNAMIC, PM_ONDEMAND, PM_AUTO };
  * PM_GAIN. */
 #define PM_TOOK 0.5
 #define PM_GAIN 0.1
+/* Kept busy nearly all (this many times PM_TOOK of the workers added),
+ * outside a CPU-bound pool, a probe need only not lose more than
+ * PM_GAIN. */
+#define PM_BUSY_ALL 1.5
 /* Requests wait: a mean queue this deep, or this share of workers busy. */
 #define PM_QUEUE 0.5
 #define PM_UTIL_GROW 0.9
@@ -173,8 +177,12 @@ enum pm_mode { PM_STATIC, PM_DYNAMIC, PM_ONDEMAND, PM_AUTO };
  * waiting for one this share of their busy time. */
 #define PM_CPU_BUSY 0.9
 #define PM_RUN_WAIT 0.25
-/* A rate this far from the ceiling's: the load or the database changed. */
-#define PM_CONTEXT 0.5
+/* A rate this many times the ceiling's, or this many times less: the
+ * load or the database changed (the best second of a measurement at one
+ * size varied by half on the shared machine). */
+#define PM_CONTEXT 2.0
+/* ... in this many measurements in a row. */
+#define PM_CONTEXT_N 5
 /* How long a ceiling holds, first and at most. */
 #define PM_HOLD_MS (300 * 1000L)
 #define PM_HOLD_MAX_MS (3600 * 1000L)
@@ -229,6 +237,7 @@ struct pm {
     int looks;               /* 1: the first look said no; a second */
     struct pm_measure first; /* the first look */
     int ceiling;             /* no better at; 0: unknown */
+    int floor;               /* the last size a probe was kept at */
     double ceiling_rate, ceiling_queue;
     int64_t ceiling_until_ms;
     int last_ceiling; /* the ceiling found before: the hold doubles */

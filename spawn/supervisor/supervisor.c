@@ -1506,15 +1506,26 @@ signals_take(struct saved_signals *saved, sigset_t *wait_mask)
     }
 }
 
-/* signals_restore: the timer off, the dispositions and mask as found. */
+/*
+ * signals_restore: the timer off, the dispositions and mask as found.
+ * A SIGALRM the timer raised since the last sigsuspend() is pending,
+ * blocked: it is taken here, or the restored default would end the
+ * process (the gauge arms the timer every 100 ms).
+ */
 static void
 signals_restore(const struct saved_signals *saved)
 {
+    const struct timespec now = {0, 0};
     struct itimerval off;
+    sigset_t alrm;
     int s;
 
     memset(&off, 0, sizeof(off));
     setitimer(ITIMER_REAL, &off, NULL);
+    sigemptyset(&alrm);
+    sigaddset(&alrm, SIGALRM);
+    while (sigtimedwait(&alrm, NULL, &now) == SIGALRM)
+        continue;
     for (s = 1; s <= SIGTAB_MAX; s++)
         if (caught(s) || sigtab_action(s, SIGTAB_SUPERVISOR) == SIGTAB_IGNORE)
             sigaction(s, &saved->act[s], NULL);

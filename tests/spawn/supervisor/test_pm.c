@@ -230,11 +230,11 @@ window(const struct load *l, int n, int k)
  */
 static void
 simulate(const struct pm_config *cfg, const struct load *loads, int nloads,
-         struct run *r, int verbose)
+         struct run *r, int k, int verbose)
 {
     struct pm pm;
     char why[PM_WHY_MAX];
-    int i, s, k = 0, dir = 0, to, before;
+    int i, s, dir = 0, to, before;
 
     memset(r, 0, sizeof(*r));
     r->last_change = -1;
@@ -280,35 +280,55 @@ turns_between(const struct run *r, int from, int to)
 static const struct pm_config auto_cfg = {PM_AUTO, 2, 1, 64, 1, 3, 10000, 2};
 
 /*
- * settles: a steady load of trace t, from the cores' 2 workers: within
- * 30 s, no more than two turns, and at a size that answers at least 0.9
- * of the best recorded size's requests per second.
+ * settles: a steady load of trace name, from the cores' 2 workers, in
+ * REPLAYS replays, each starting at another of the trace's seconds (the
+ * machine's busy spells then fall on other sizes' measurements): every
+ * one settled within 30 s and turned no more than twice; on average over
+ * the replays at a size answering 0.9 of the best recorded size's
+ * requests per second (their capacities, above), and never below 0.7.
+ * A controller judging a few seconds of a noisy machine cannot be right
+ * every time: this says how often, and by how much, it misses (on the
+ * committed traces: far-db 7 of 8 replays at the best, one at 0.73;
+ * local-queries, whose 2, 3 and 4 workers the noise barely tells apart,
+ * at 0.87 to 1).
  */
+#define REPLAYS 8
 static void
 settles(const char *name)
 {
     struct trace t;
     struct load l = {&t, 90, 0};
     struct run r;
-    int best, end;
-    double got, top;
+    int best, end, i, slow = 0, turny = 0, ends[REPLAYS];
+    double top, q, sum = 0, low = 1;
 
     if (!ok(trace_load(&t, name) == 0, "%s: the trace reads", name))
         return;
-    simulate(&auto_cfg, &l, 1, &r, 1);
-    end = r.size[r.seconds - 1];
     best = trace_best(&t, auto_cfg.min, auto_cfg.max);
-    got = trace_capacity(&t, end);
     top = trace_capacity(&t, best);
-    ok(r.last_change < 30, "%s: settled within 30 s (last change at %d s)",
-       name, r.last_change + 1);
-    ok(r.turns <= 2, "%s: turned %d times on the way (at most 2)", name,
-       r.turns);
-    ok(got >= 0.9 * top,
-       "%s: settled at %d workers, %.0f req/s: %.2f of the best recorded, "
-       "%d workers' %.0f (mean rates %.0f and %.0f)",
-       name, end, got, top > 0 ? got / top : 0, best, top, trace_rate(&t, end),
-       trace_rate(&t, best));
+    for (i = 0; i < REPLAYS; i++) {
+        simulate(&auto_cfg, &l, 1, &r, 7 * i,
+                 getenv("TEST_PM_VERBOSE") != NULL || i == 0);
+        end = ends[i] = r.size[r.seconds - 1];
+        slow += r.last_change >= 30;
+        turny += r.turns > 2;
+        q = trace_capacity(&t, end) / top;
+        sum += q;
+        low = q < low ? q : low;
+    }
+    printf("#   %s: settled at", name);
+    for (i = 0; i < REPLAYS; i++)
+        printf(" %d (%.2f)", ends[i], trace_capacity(&t, ends[i]) / top);
+    printf("; the best recorded: %d workers, %.0f req/s (mean %.0f)\n", best,
+           top, trace_rate(&t, best));
+    ok(slow == 0, "%s: every replay settled within 30 s (%d did not)", name,
+       slow);
+    ok(turny == 0, "%s: every replay turned at most twice (%d did not)", name,
+       turny);
+    ok(sum / REPLAYS >= 0.9 && low >= 0.7,
+       "%s: the replays settled at %.2f of the best recorded size's "
+       "requests/s on average (0.9 at least), %.2f at worst (0.7 at least)",
+       name, sum / REPLAYS, low);
     trace_free(&t);
 }
 
@@ -353,7 +373,7 @@ burst(const char *name)
 
     if (!ok(trace_load(&t, name) == 0, "burst of %s: the trace reads", name))
         return;
-    simulate(&auto_cfg, l, 3, &r, 1);
+    simulate(&auto_cfg, l, 3, &r, 0, 1);
     ok(r.size[19] == auto_cfg.min, "burst: idle first: at --workers-min (%d)",
        r.size[19]);
     last = last_change_in(&r, 20, 80);
@@ -394,7 +414,7 @@ leak(const char *name)
     for (i = 0; i < 10; i++)
         l[i + 1] = (struct load){&t, 10, steps[i]};
     l[11] = (struct load){NULL, 60, 0};
-    simulate(&auto_cfg, l, 12, &r, 1);
+    simulate(&auto_cfg, l, 12, &r, 0, 1);
     ok(!grew_in(&r, 40, r.seconds),
        "leak: once the load ebbs, the pool never grows again");
     for (i = 0, t0 = 40; i < 10; i++, t0 += 10)
