@@ -344,7 +344,7 @@ test_what(const char *dir)
     ok(strncmp(err, "--status x.sock", 15) == 0, "  naming --status: %s", err);
     snprintf(path, sizeof(path), "%s/status.sock", dir);
     ok(listener_bind(&l, "--status", path, 16, &perm, err, sizeof(err)) == 0 &&
-           is_listening(l.fd),
+           listener_is_listening(l.fd),
        "listener_bind makes the socket (%s)", err);
     listener_close(&l);
     snprintf(path, sizeof(path), "%s/status.sock.lock", dir);
@@ -371,7 +371,7 @@ test_unix(void)
     ok(lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
            (st.st_mode & 0777) == 0640,
        "it has the mode asked for (%o)", (unsigned)(st.st_mode & 0777));
-    ok(is_listening(l.fd), "it listens");
+    ok(listener_is_listening(l.fd), "it listens");
     ok(fcntl(l.fd, F_GETFD) & FD_CLOEXEC, "close-on-exec (fd %d)", l.fd);
     is_int(listener_open(&l2, path, 16, &perm, err, sizeof(err)), -1,
            "a second server on the same path is refused");
@@ -414,6 +414,7 @@ test_tcp(void)
     struct listener_perm perm = {(uid_t)-1, (gid_t)-1, 0660};
     struct sockaddr_in sin;
     socklen_t len = sizeof(sin);
+    struct listener_addr a;
     struct listener l;
     char spec[32];
     int fd, port;
@@ -431,7 +432,17 @@ test_tcp(void)
     ok(sin.sin_family == AF_INET &&
            sin.sin_addr.s_addr == htonl(INADDR_LOOPBACK),
        "a bare port is bound to 127.0.0.1 only (%s)", l.desc);
+    /* --check's way: bound for a moment (backlog -1), never listening. */
+    listener_parse_addr(spec, &a, err, sizeof(err));
+    ok(listener_tcp("--bind", &a, -1, NULL, 0, err, sizeof(err)) == -1 &&
+           strstr(err, spec) != NULL,
+       "listener_tcp on a port a server listens on: refused (%s)", err);
     listener_close(&l);
+    fd = listener_tcp("--bind", &a, -1, NULL, 0, err, sizeof(err));
+    ok(fd != -1 && !listener_is_listening(fd),
+       "listener_tcp, backlog -1: bound, not listening (%s)", err);
+    if (fd != -1)
+        close(fd);
 }
 
 static void
@@ -472,7 +483,7 @@ test_inherited(void)
     dup2(saved0, 0);
     close(saved0);
     close(sock);
-    if (!is_listening(0)) {
+    if (!listener_is_listening(0)) {
         r = listener_open(&l, NULL, 16, &perm, err, sizeof(err));
         ok(r == -1 && strstr(err, "--bind") != NULL,
            "no socket anywhere: an error that says what to do (%s)", err);
