@@ -8,15 +8,18 @@
  * it prints the plan, "1..N", which tests/run holds the program to.
  *
  * Below the checks, what the tests that fork, wait and listen share: time
- * (sleep_ms, clock_ms), children (in_child, wait_exit) and a listening unix
- * socket (listen_unix).  Every wait has a deadline.  A program that uses
- * none of them, or a tool that uses no check (fake_worker.c), is not warned
- * about the rest.
+ * (sleep_ms, clock_ms), children (in_child, wait_exit), a scratch
+ * directory (temp_dir) and sockets on this host (listen_unix, listen_tcp,
+ * connect_unix, connect_tcp).  Every wait has a deadline.  A program that
+ * uses none of them, or a tool that uses no check (fake_worker.c), is not
+ * warned about the rest.
  */
 #ifndef HARNESS_H
 #define HARNESS_H
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -25,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -181,6 +185,19 @@ in_child(void (*fn)(const void *), const void *arg)
 /* said: ok when the child's output holds want. */
 #define said(want, name) like(child_out, want, name)
 
+/*
+ * temp_dir: mkdtemp(tmpl), a check failing when it cannot be made (which
+ * no program can test without).  Results: 0, or -1.
+ */
+TH_UNUSED static int
+temp_dir(char *tmpl)
+{
+    if (mkdtemp(tmpl) != NULL)
+        return 0;
+    ok(0, "mkdtemp %s: %s", tmpl, strerror(errno));
+    return -1;
+}
+
 /* listen_unix: a unix socket listening at path, or -1. */
 TH_UNUSED static int
 listen_unix(const char *path)
@@ -200,6 +217,67 @@ listen_unix(const char *path)
         return -1;
     }
     return fd;
+}
+
+/*
+ * listen_tcp: a socket listening on 127.0.0.1, on a port the kernel
+ * picks, told in *port when port is not NULL.  Results: its fd, or -1.
+ */
+TH_UNUSED static int
+listen_tcp(int *port)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd == -1)
+        return -1;
+    if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+        listen(fd, 16) == -1 ||
+        getsockname(fd, (struct sockaddr *)&sin, &len) == -1) {
+        close(fd);
+        return -1;
+    }
+    if (port != NULL)
+        *port = ntohs(sin.sin_port);
+    return fd;
+}
+
+/* th_connect: a new socket of family connected to sa, or -1. */
+TH_UNUSED static int
+th_connect(int family, const void *sa, socklen_t len)
+{
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), e;
+
+    if (fd != -1 && connect(fd, (const struct sockaddr *)sa, len) == -1) {
+        e = errno;
+        close(fd);
+        errno = e; /* the caller's message says why */
+        return -1;
+    }
+    return fd;
+}
+
+/* connect_unix: a connection to the unix socket at path, or -1. */
+TH_UNUSED static int
+connect_unix(const char *path)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+    return th_connect(AF_UNIX, &sun, sizeof(sun));
+}
+
+/* connect_tcp: a connection to port on 127.0.0.1, or -1. */
+TH_UNUSED static int
+connect_tcp(int port)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+
+    return th_connect(AF_INET, &sin, sizeof(sin));
 }
 
 #endif

@@ -89,19 +89,6 @@ test_parse_addr(void)
        "an overlong unix path is rejected");
 }
 
-static int
-tcp_listener(void)
-{
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd == -1 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
-        listen(fd, 8) == -1)
-        return -1;
-    return fd;
-}
-
 /*
  * test_not_ours: a live socket the caller may not connect to is no stale
  * one: listener_open must leave it be, not remove it and take the path.
@@ -360,10 +347,8 @@ test_unix(void)
     struct stat st;
     int fd;
 
-    if (mkdtemp(dir) == NULL) {
-        ok(0, "mkdtemp: %s", strerror(errno));
+    if (temp_dir(dir) == -1)
         return;
-    }
     snprintf(path, sizeof(path), "%s/fcgi.sock", dir);
     snprintf(spec, sizeof(spec), "unix:%s", path);
     is_int(listener_open(&l, spec, 16, &perm, err, sizeof(err)), 0,
@@ -417,17 +402,13 @@ test_tcp(void)
     struct listener_addr a;
     struct listener l;
     char spec[32];
-    int fd, port;
+    int port = 0, fd = listen_tcp(&port);
 
     /* A port that was free a moment ago. */
-    fd = tcp_listener();
-    getsockname(fd, (struct sockaddr *)&sin, &len);
-    port = ntohs(sin.sin_port);
     close(fd);
     snprintf(spec, sizeof(spec), "%d", port);
     is_int(listener_open(&l, spec, 16, &perm, err, sizeof(err)), 0,
            "--bind PORT");
-    len = sizeof(sin);
     getsockname(l.fd, (struct sockaddr *)&sin, &len);
     ok(sin.sin_family == AF_INET &&
            sin.sin_addr.s_addr == htonl(INADDR_LOOPBACK),
@@ -450,7 +431,7 @@ test_inherited(void)
 {
     struct listener_perm perm = {(uid_t)-1, (gid_t)-1, 0660};
     struct listener l;
-    int saved0 = dup(0), sock = tcp_listener(), r;
+    int saved0 = dup(0), sock = listen_tcp(NULL), r;
     char pid[32];
 
     /* spawn-fcgi's way: the socket is fd 0. */
@@ -506,10 +487,8 @@ test_lock_removed(void)
     int fd, ws = 0, mine;
     pid_t pid;
 
-    if (mkdtemp(dir) == NULL) {
-        ok(0, "mkdtemp: %s", strerror(errno));
+    if (temp_dir(dir) == -1)
         return;
-    }
     snprintf(path, sizeof(path), "%s/fcgi.sock", dir);
     snprintf(lock, sizeof(lock), "%s.lock", path);
     is_int(listener_open(&l, path, 16, &perm, err, sizeof(err)), 0,

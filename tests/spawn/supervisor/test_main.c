@@ -504,10 +504,8 @@ main(void)
     char *saved_path = strdup(path ? path : "/usr/bin:/bin");
 
     log_init("test_main", LOG_INFO);
-    if (mkdtemp(dir) == NULL) {
-        ok(0, "mkdtemp: %s", strerror(errno));
+    if (temp_dir(dir) == -1)
         return done_testing();
-    }
     test_worker_command();
     setenv("PATH", saved_path, 1);
     free(saved_path);
