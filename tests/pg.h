@@ -23,7 +23,8 @@
  *
  * pg_peer() starts it and opens the test's own connection to it, peer,
  * on which q_long() reads a number and random_number() a World row, so
- * that what the code under test read can be compared with the database.
+ * that what the code under test read can be compared with the database;
+ * q_text() reads a value as text on any connection.
  */
 #ifndef PG_H
 #define PG_H
@@ -352,24 +353,35 @@ pg_peer(void)
 }
 
 /*
- * q_long: the single number a statement on peer returns (param: its $1, or
- * NULL), or -1, its error as a TAP comment.
+ * q_text: the single value a statement on conn returns (param: its $1, or
+ * NULL), as text that lasts until the next call, or "" when it returns no
+ * single value, its error (if any) as a TAP comment.
  */
-__attribute__((unused)) static long
-q_long(const char *sql, const char *param)
+__attribute__((unused)) static const char *
+q_text(PGconn *conn, const char *sql, const char *param)
 {
+    static char text[256];
     const char *values[1] = {param};
     PGresult *res =
-        PQexecParams(peer, sql, param != NULL, NULL, values, NULL, NULL, 0);
-    long v = -1;
+        PQexecParams(conn, sql, param != NULL, NULL, values, NULL, NULL, 0);
 
+    text[0] = '\0';
     if (PQresultStatus(res) != PGRES_TUPLES_OK &&
         PQresultStatus(res) != PGRES_COMMAND_OK)
         printf("# %s: %s", sql, PQresultErrorMessage(res));
     else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
-        v = atol(PQgetvalue(res, 0, 0));
+        snprintf(text, sizeof(text), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
-    return v;
+    return text;
+}
+
+/* q_long: q_text on peer, a number, or -1 when there is none. */
+__attribute__((unused)) static long
+q_long(const char *sql, const char *param)
+{
+    const char *text = q_text(peer, sql, param);
+
+    return *text != '\0' ? atol(text) : -1;
 }
 
 __attribute__((unused)) static long

@@ -148,77 +148,235 @@ test_levels_and_modes(void)
            "naming the levels");
 }
 
-static void
-test_env(void)
+/* field_text: the field of o at offset at, an int ('i'), a long ('l') or
+ * a string ('s', "(unset)" for NULL), as text. */
+static const char *
+field_text(const struct options *o, size_t at, char kind)
 {
-    static const char *const none[] = {"tfb-fcgi", NULL};
-    static const char *const flag[] = {"tfb-fcgi", "-m", "5", NULL};
-    struct options o;
+    static char text[64];
+    const char *field = (const char *)o + at, *str;
+    long l = 0;
+    int i = 0;
 
-    setenv("TFB_MAX_REQUESTS", "100", 1);
-    parse(&o, none);
-    is_int(o.max_requests, 100, "TFB_MAX_REQUESTS");
-    parse(&o, flag);
-    is_int(o.max_requests, 5, "-m wins over TFB_MAX_REQUESTS");
-    setenv("TFB_MAX_REQUESTS", "", 1);
-    parse(&o, none);
-    is_int(o.max_requests, 0, "an empty TFB_MAX_REQUESTS counts as unset");
-    setenv("TFB_MAX_REQUESTS", "many", 1);
-    is_int(parse(&o, none), -1, "a bad TFB_MAX_REQUESTS is an error");
-    ok(strncmp(err, "TFB_MAX_REQUESTS: 'many'", 24) == 0,
-       "which names the variable: %s", err);
-    unsetenv("TFB_MAX_REQUESTS");
+    if (kind == 's') {
+        memcpy(&str, field, sizeof(str));
+        return str != NULL ? str : "(unset)";
+    }
+    if (kind == 'l')
+        memcpy(&l, field, sizeof(l));
+    else
+        memcpy(&i, field, sizeof(i));
+    snprintf(text, sizeof(text), "%ld", kind == 'l' ? l : (long)i);
+    return text;
 }
 
 /*
- * test_env_rows: TFB_SERVER_TIMING and FCGI_WEB_SERVER_ADDRS are rows of
- * the table: the first a flag's variable, a boolean ("0" is off), the
- * second the value of --web-server-addrs, which wins over it.
+ * test_env: the variables of the table's rows, a row of cases each: the
+ * variable set to value (NULL: unset) under the words, then the field it
+ * sets, as text, or (refused) the start of the message naming it.  A
+ * flag's variable is a boolean ("0" is off); a flag wins over a variable.
  */
 static void
-test_env_rows(void)
+test_env(void)
 {
-    static const char *const none[] = {"tfb-fcgi", NULL};
-    static const char *const st[] = {"tfb-fcgi", "--server-timing", NULL};
-    static const char *const addrs[] = {"tfb-fcgi", "--web-server-addrs", "::1",
-                                        NULL};
-    static const char *const on[] = {"1", "on", "yes", "true"};
-    static const char *const off[] = {"0", "off", "no", "false"};
+#define TFB "tfb-fcgi"
+    static const struct {
+        const char *var, *value, *words[6];
+        size_t at;
+        char kind;
+        int refused;
+        const char *want, *name;
+    } rows[] = {
+        {"TFB_MAX_REQUESTS",
+         "100",
+         {TFB},
+         AT(max_requests),
+         'l',
+         0,
+         "100",
+         "TFB_MAX_REQUESTS"},
+        {"TFB_MAX_REQUESTS",
+         "100",
+         {TFB, "-m", "5"},
+         AT(max_requests),
+         'l',
+         0,
+         "5",
+         "-m wins over TFB_MAX_REQUESTS"},
+        {"TFB_MAX_REQUESTS",
+         "",
+         {TFB},
+         AT(max_requests),
+         'l',
+         0,
+         "0",
+         "an empty TFB_MAX_REQUESTS counts as unset"},
+        {"TFB_MAX_REQUESTS",
+         "many",
+         {TFB},
+         0,
+         0,
+         1,
+         "TFB_MAX_REQUESTS: 'many'",
+         "a bad TFB_MAX_REQUESTS is an error"},
+        {"TFB_SERVER_TIMING",
+         "1",
+         {TFB},
+         AT(server_timing),
+         'i',
+         0,
+         "1",
+         "TFB_SERVER_TIMING=1: Server-Timing on"},
+        {"TFB_SERVER_TIMING",
+         "on",
+         {TFB},
+         AT(server_timing),
+         'i',
+         0,
+         "1",
+         "TFB_SERVER_TIMING=on: on"},
+        {"TFB_SERVER_TIMING",
+         "yes",
+         {TFB},
+         AT(server_timing),
+         'i',
+         0,
+         "1",
+         "TFB_SERVER_TIMING=yes: on"},
+        {"TFB_SERVER_TIMING",
+         "true",
+         {TFB},
+         AT(server_timing),
+         'i',
+         0,
+         "1",
+         "TFB_SERVER_TIMING=true: on"},
+        {"TFB_SERVER_TIMING",
+         "0",
+         {TFB},
+         AT(server_timing),
+         'i',
+         0,
+         "0",
+         "TFB_SERVER_TIMING=0: off"},
+        {"TFB_SERVER_TIMING",
+         "off",
+         {TFB},
+         AT(server_timing),
+         'i',
+         0,
+         "0",
+         "TFB_SERVER_TIMING=off: off"},
+        {"TFB_SERVER_TIMING",
+         "no",
+         {TFB},
+         AT(server_timing),
+         'i',
+         0,
+         "0",
+         "TFB_SERVER_TIMING=no: off"},
+        {"TFB_SERVER_TIMING",
+         "false",
+         {TFB},
+         AT(server_timing),
+         'i',
+         0,
+         "0",
+         "TFB_SERVER_TIMING=false: off"},
+        {"TFB_SERVER_TIMING",
+         "0",
+         {TFB, "--server-timing"},
+         AT(server_timing),
+         'i',
+         0,
+         "1",
+         "--server-timing wins over TFB_SERVER_TIMING=0"},
+        {"TFB_SERVER_TIMING",
+         "2",
+         {TFB},
+         0,
+         0,
+         1,
+         "TFB_SERVER_TIMING: '2' is neither on",
+         "TFB_SERVER_TIMING=2 is an "
+         "error"},
+        {"TFB_SERVER_TIMING",
+         NULL,
+         {TFB},
+         AT(server_timing),
+         'i',
+         0,
+         "0",
+         "unset: off"},
+        {"FCGI_WEB_SERVER_ADDRS",
+         "127.0.0.1, 10.0.0.2",
+         {TFB},
+         AT(web_server_addrs),
+         's',
+         0,
+         "127.0.0.1, 10.0.0.2",
+         "FCGI_WEB_SERVER_ADDRS is --web-server-addrs' variable"},
+        {"FCGI_WEB_SERVER_ADDRS",
+         "127.0.0.1",
+         {TFB, "--web-server-addrs", "::1"},
+         AT(web_server_addrs),
+         's',
+         0,
+         "::1",
+         "and the flag wins over it"},
+        {"FCGI_WEB_SERVER_ADDRS",
+         NULL,
+         {TFB},
+         AT(web_server_addrs),
+         's',
+         0,
+         "(unset)",
+         "unset: any front server may connect"},
+        {"TFB_DB_READ",
+         NULL,
+         {TFB, "--db-read", "host=/s,/p"},
+         AT(read_conninfo),
+         's',
+         0,
+         "host=/s,/p",
+         "--db-read"},
+        {"TFB_DB_READ",
+         "host=/e",
+         {TFB, "--db", "host=/p"},
+         AT(read_conninfo),
+         's',
+         0,
+         "host=/e",
+         "TFB_DB_READ"},
+        {"TFB_DB_READ",
+         "host=/e",
+         {TFB, "--db-read", "host=/s,/p"},
+         AT(read_conninfo),
+         's',
+         0,
+         "host=/s,/p",
+         "--db-read wins over TFB_DB_READ"},
+    };
+#undef TFB
     struct options o;
     size_t i;
-    int good = 1;
+    int r;
 
-    for (i = 0; i < sizeof(on) / sizeof(on[0]); i++) {
-        setenv("TFB_SERVER_TIMING", on[i], 1);
-        good &= parse(&o, none) == 1 && o.server_timing == 1;
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        if (rows[i].value != NULL)
+            setenv(rows[i].var, rows[i].value, 1);
+        r = parse(&o, rows[i].words);
+        if (!rows[i].refused) {
+            /* Refused, the message shows as what was got. */
+            is_str(r == -1 ? err : field_text(&o, rows[i].at, rows[i].kind),
+                   rows[i].want, rows[i].name);
+        } else {
+            is_int(r, -1, rows[i].name);
+            ok(strncmp(err, rows[i].want, strlen(rows[i].want)) == 0,
+               "which names the variable: %s", err);
+        }
+        unsetenv(rows[i].var);
     }
-    ok(good, "TFB_SERVER_TIMING=1, on, yes, true: Server-Timing on");
-    good = 1;
-    for (i = 0; i < sizeof(off) / sizeof(off[0]); i++) {
-        setenv("TFB_SERVER_TIMING", off[i], 1);
-        good &= parse(&o, none) == 1 && o.server_timing == 0;
-    }
-    ok(good, "TFB_SERVER_TIMING=0, off, no, false: off");
-    setenv("TFB_SERVER_TIMING", "0", 1);
-    parse(&o, st);
-    is_int(o.server_timing, 1, "--server-timing wins over TFB_SERVER_TIMING=0");
-    setenv("TFB_SERVER_TIMING", "2", 1);
-    is_int(parse(&o, none), -1, "TFB_SERVER_TIMING=2 is an error");
-    ok(strncmp(err, "TFB_SERVER_TIMING: '2' is neither on", 36) == 0,
-       "which names the variable: %s", err);
-    unsetenv("TFB_SERVER_TIMING");
-    parse(&o, none);
-    is_int(o.server_timing, 0, "unset: off");
-
-    setenv("FCGI_WEB_SERVER_ADDRS", "127.0.0.1, 10.0.0.2", 1);
-    parse(&o, none);
-    is_str(o.web_server_addrs, "127.0.0.1, 10.0.0.2",
-           "FCGI_WEB_SERVER_ADDRS is --web-server-addrs' variable");
-    parse(&o, addrs);
-    is_str(o.web_server_addrs, "::1", "and the flag wins over it");
-    unsetenv("FCGI_WEB_SERVER_ADDRS");
-    parse(&o, none);
-    ok(o.web_server_addrs == NULL, "unset: any front server may connect");
 }
 
 /* test_pool_rules: our rules for what a pool tells us. */
@@ -476,15 +634,6 @@ test_db_read(void)
     struct handler_ctx ctx = {0};
     struct options o;
 
-    parse(&o, flag);
-    is_str(o.read_conninfo, "host=/s,/p", "--db-read");
-    setenv("TFB_DB_READ", "host=/e", 1);
-    parse(&o, none);
-    is_str(o.read_conninfo, "host=/e", "TFB_DB_READ");
-    parse(&o, flag);
-    is_str(o.read_conninfo, "host=/s,/p", "--db-read wins over TFB_DB_READ");
-    unsetenv("TFB_DB_READ");
-
     parse(&o, none);
     open_db(&o, &ctx);
     ok(ctx.db != NULL && ctx.db_write == NULL,
@@ -559,7 +708,6 @@ main(void)
     test_flags();
     test_levels_and_modes();
     test_env();
-    test_env_rows();
     test_pool_rules();
     test_pool_word();
     test_env_table();

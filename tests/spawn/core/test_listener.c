@@ -338,6 +338,26 @@ test_what(const char *dir)
     unlink(path);
 }
 
+/*
+ * bound_in: a new directory at dir (a mkdtemp template), and l bound by
+ * listener_open to unix:DIR/fcgi.sock, its path into path (128 bytes),
+ * with perm, as a check.  Results: 0, or -1 when there is no directory.
+ */
+static int
+bound_in(char *dir, char *path, struct listener *l,
+         const struct listener_perm *perm)
+{
+    char spec[160];
+
+    if (temp_dir(dir) == -1)
+        return -1;
+    snprintf(path, 128, "%s/fcgi.sock", dir);
+    snprintf(spec, sizeof(spec), "unix:%s", path);
+    is_int(listener_open(l, spec, 16, perm, err, sizeof(err)), 0,
+           "bind a unix socket");
+    return 0;
+}
+
 static void
 test_unix(void)
 {
@@ -347,12 +367,8 @@ test_unix(void)
     struct stat st;
     int fd;
 
-    if (temp_dir(dir) == -1)
+    if (bound_in(dir, path, &l, &perm) == -1)
         return;
-    snprintf(path, sizeof(path), "%s/fcgi.sock", dir);
-    snprintf(spec, sizeof(spec), "unix:%s", path);
-    is_int(listener_open(&l, spec, 16, &perm, err, sizeof(err)), 0,
-           "bind a unix socket");
     ok(lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
            (st.st_mode & 0777) == 0640,
        "it has the mode asked for (%o)", (unsigned)(st.st_mode & 0777));
@@ -487,12 +503,9 @@ test_lock_removed(void)
     int fd, ws = 0, mine;
     pid_t pid;
 
-    if (temp_dir(dir) == -1)
+    if (bound_in(dir, path, &l, &perm) == -1)
         return;
-    snprintf(path, sizeof(path), "%s/fcgi.sock", dir);
     snprintf(lock, sizeof(lock), "%s.lock", path);
-    is_int(listener_open(&l, path, 16, &perm, err, sizeof(err)), 0,
-           "bind a unix socket");
     listener_close(&l);
     ok(lstat(path, &st) == -1 && lstat(lock, &st) == -1 && errno == ENOENT,
        "listener_close removes the socket and its PATH.lock");
