@@ -80,6 +80,20 @@ th_ok(int pass, const char *file, int line, const char *fmt, ...)
                    w_);                                                        \
     } while (0)
 
+/*
+ * refused: ok when a parse of words returned r == -1 with a message err
+ * that starts with says; the check is named after words[1] and words[2].
+ */
+TH_UNUSED static int
+refused(int r, const char *err, const char *const *words, const char *says)
+{
+    if (ok(r == -1 && strncmp(err, says, strlen(says)) == 0, "%s %s: %s",
+           words[1], words[2] ? words[2] : "", err))
+        return 1;
+    printf("#   want '%s...'\n", says);
+    return 0;
+}
+
 TH_UNUSED static int
 done_testing(void)
 {
