@@ -110,17 +110,17 @@ in_log(const char *text)
             show_log();                                                        \
     } while (0)
 
+/* config_for: a pool of workers, short deadlines, no request limit. */
 static void
 config_for(struct config *cfg, int workers)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->workers = workers;
-    cfg->max_workers = 8;
-    cfg->socket_mode = 0600;
-    cfg->log_level = LOG_INFO;
-    cfg->graceful_ms = 2000;
-    cfg->request_timeout_ms = 0;
-    cfg->start_timeout_ms = 200;
+    *cfg = (struct config){.workers = workers,
+                           .max_workers = 8,
+                           .socket_mode = 0600,
+                           .log_level = LOG_INFO,
+                           .graceful_ms = 2000,
+                           .request_timeout_ms = 0,
+                           .start_timeout_ms = 200};
 }
 
 /*
