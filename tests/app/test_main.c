@@ -148,234 +148,97 @@ test_levels_and_modes(void)
            "naming the levels");
 }
 
-/* field_text: the field of o at offset at, an int ('i'), a long ('l') or
- * a string ('s', "(unset)" for NULL), as text. */
+/*
+ * option_text: the option that the variable var sets, in o, as text
+ * ("(unset)" for a NULL string): the field the test expects it to set,
+ * named here, not found through the table under test.
+ */
 static const char *
-field_text(const struct options *o, size_t at, char kind)
+option_text(const struct options *o, const char *var)
 {
     static char text[64];
-    const char *field = (const char *)o + at, *str;
-    long l = 0;
-    int i = 0;
 
-    if (kind == 's') {
-        memcpy(&str, field, sizeof(str));
-        return str != NULL ? str : "(unset)";
-    }
-    if (kind == 'l')
-        memcpy(&l, field, sizeof(l));
+    if (strcmp(var, "TFB_MAX_REQUESTS") == 0)
+        snprintf(text, sizeof(text), "%ld", o->max_requests);
+    else if (strcmp(var, "TFB_SERVER_TIMING") == 0)
+        snprintf(text, sizeof(text), "%d", o->server_timing);
+    else if (strcmp(var, "FCGI_WEB_SERVER_ADDRS") == 0)
+        return o->web_server_addrs ? o->web_server_addrs : "(unset)";
     else
-        memcpy(&i, field, sizeof(i));
-    snprintf(text, sizeof(text), "%ld", kind == 'l' ? l : (long)i);
+        return o->read_conninfo ? o->read_conninfo : "(unset)";
     return text;
 }
 
 /*
  * test_env: the variables of the table's rows, a row of cases each: the
- * variable set to value (NULL: unset) under the words, then the field it
- * sets, as text, or (refused) the start of the message naming it.  A
- * flag's variable is a boolean ("0" is off); a flag wins over a variable.
+ * variable set ("NAME=VALUE", or "NAME": unset) under the words after
+ * tfb-fcgi's name, then the option it sets as text, or, for a want
+ * starting "error: ", the start of the message that refuses it.  A flag's
+ * variable is a boolean ("0" is off); a flag wins over a variable.
  */
 static void
 test_env(void)
 {
-#define TFB "tfb-fcgi"
-    static const struct {
-        const char *var, *value, *words[6];
-        size_t at;
-        char kind;
-        int refused;
-        const char *want, *name;
-    } rows[] = {
-        {"TFB_MAX_REQUESTS",
-         "100",
-         {TFB},
-         AT(max_requests),
-         'l',
-         0,
-         "100",
-         "TFB_MAX_REQUESTS"},
-        {"TFB_MAX_REQUESTS",
-         "100",
-         {TFB, "-m", "5"},
-         AT(max_requests),
-         'l',
-         0,
-         "5",
-         "-m wins over TFB_MAX_REQUESTS"},
-        {"TFB_MAX_REQUESTS",
-         "",
-         {TFB},
-         AT(max_requests),
-         'l',
-         0,
-         "0",
+    static const char *const rows[][4] = {
+        {"TFB_MAX_REQUESTS=100", "", "100", "TFB_MAX_REQUESTS"},
+        {"TFB_MAX_REQUESTS=100", "-m 5", "5", "-m wins over TFB_MAX_REQUESTS"},
+        {"TFB_MAX_REQUESTS=", "", "0",
          "an empty TFB_MAX_REQUESTS counts as unset"},
-        {"TFB_MAX_REQUESTS",
-         "many",
-         {TFB},
-         0,
-         0,
-         1,
-         "TFB_MAX_REQUESTS: 'many'",
+        {"TFB_MAX_REQUESTS=many", "", "error: TFB_MAX_REQUESTS: 'many'",
          "a bad TFB_MAX_REQUESTS is an error"},
-        {"TFB_SERVER_TIMING",
-         "1",
-         {TFB},
-         AT(server_timing),
-         'i',
-         0,
-         "1",
+        {"TFB_SERVER_TIMING=1", "", "1",
          "TFB_SERVER_TIMING=1: Server-Timing on"},
-        {"TFB_SERVER_TIMING",
-         "on",
-         {TFB},
-         AT(server_timing),
-         'i',
-         0,
-         "1",
-         "TFB_SERVER_TIMING=on: on"},
-        {"TFB_SERVER_TIMING",
-         "yes",
-         {TFB},
-         AT(server_timing),
-         'i',
-         0,
-         "1",
-         "TFB_SERVER_TIMING=yes: on"},
-        {"TFB_SERVER_TIMING",
-         "true",
-         {TFB},
-         AT(server_timing),
-         'i',
-         0,
-         "1",
-         "TFB_SERVER_TIMING=true: on"},
-        {"TFB_SERVER_TIMING",
-         "0",
-         {TFB},
-         AT(server_timing),
-         'i',
-         0,
-         "0",
-         "TFB_SERVER_TIMING=0: off"},
-        {"TFB_SERVER_TIMING",
-         "off",
-         {TFB},
-         AT(server_timing),
-         'i',
-         0,
-         "0",
-         "TFB_SERVER_TIMING=off: off"},
-        {"TFB_SERVER_TIMING",
-         "no",
-         {TFB},
-         AT(server_timing),
-         'i',
-         0,
-         "0",
-         "TFB_SERVER_TIMING=no: off"},
-        {"TFB_SERVER_TIMING",
-         "false",
-         {TFB},
-         AT(server_timing),
-         'i',
-         0,
-         "0",
-         "TFB_SERVER_TIMING=false: off"},
-        {"TFB_SERVER_TIMING",
-         "0",
-         {TFB, "--server-timing"},
-         AT(server_timing),
-         'i',
-         0,
-         "1",
+        {"TFB_SERVER_TIMING=on", "", "1", "TFB_SERVER_TIMING=on: on"},
+        {"TFB_SERVER_TIMING=yes", "", "1", "TFB_SERVER_TIMING=yes: on"},
+        {"TFB_SERVER_TIMING=true", "", "1", "TFB_SERVER_TIMING=true: on"},
+        {"TFB_SERVER_TIMING=0", "", "0", "TFB_SERVER_TIMING=0: off"},
+        {"TFB_SERVER_TIMING=off", "", "0", "TFB_SERVER_TIMING=off: off"},
+        {"TFB_SERVER_TIMING=no", "", "0", "TFB_SERVER_TIMING=no: off"},
+        {"TFB_SERVER_TIMING=false", "", "0", "TFB_SERVER_TIMING=false: off"},
+        {"TFB_SERVER_TIMING=0", "--server-timing", "1",
          "--server-timing wins over TFB_SERVER_TIMING=0"},
-        {"TFB_SERVER_TIMING",
-         "2",
-         {TFB},
-         0,
-         0,
-         1,
-         "TFB_SERVER_TIMING: '2' is neither on",
-         "TFB_SERVER_TIMING=2 is an "
-         "error"},
-        {"TFB_SERVER_TIMING",
-         NULL,
-         {TFB},
-         AT(server_timing),
-         'i',
-         0,
-         "0",
-         "unset: off"},
-        {"FCGI_WEB_SERVER_ADDRS",
-         "127.0.0.1, 10.0.0.2",
-         {TFB},
-         AT(web_server_addrs),
-         's',
-         0,
-         "127.0.0.1, 10.0.0.2",
+        {"TFB_SERVER_TIMING=2", "",
+         "error: TFB_SERVER_TIMING: '2' is neither on",
+         "TFB_SERVER_TIMING=2 is an error"},
+        {"TFB_SERVER_TIMING", "", "0", "unset: off"},
+        {"FCGI_WEB_SERVER_ADDRS=127.0.0.1, 10.0.0.2", "", "127.0.0.1, 10.0.0.2",
          "FCGI_WEB_SERVER_ADDRS is --web-server-addrs' variable"},
-        {"FCGI_WEB_SERVER_ADDRS",
-         "127.0.0.1",
-         {TFB, "--web-server-addrs", "::1"},
-         AT(web_server_addrs),
-         's',
-         0,
-         "::1",
+        {"FCGI_WEB_SERVER_ADDRS=127.0.0.1", "--web-server-addrs ::1", "::1",
          "and the flag wins over it"},
-        {"FCGI_WEB_SERVER_ADDRS",
-         NULL,
-         {TFB},
-         AT(web_server_addrs),
-         's',
-         0,
-         "(unset)",
+        {"FCGI_WEB_SERVER_ADDRS", "", "(unset)",
          "unset: any front server may connect"},
-        {"TFB_DB_READ",
-         NULL,
-         {TFB, "--db-read", "host=/s,/p"},
-         AT(read_conninfo),
-         's',
-         0,
-         "host=/s,/p",
-         "--db-read"},
-        {"TFB_DB_READ",
-         "host=/e",
-         {TFB, "--db", "host=/p"},
-         AT(read_conninfo),
-         's',
-         0,
-         "host=/e",
-         "TFB_DB_READ"},
-        {"TFB_DB_READ",
-         "host=/e",
-         {TFB, "--db-read", "host=/s,/p"},
-         AT(read_conninfo),
-         's',
-         0,
-         "host=/s,/p",
+        {"TFB_DB_READ", "--db-read host=/s,/p", "host=/s,/p", "--db-read"},
+        {"TFB_DB_READ=host=/e", "--db host=/p", "host=/e", "TFB_DB_READ"},
+        {"TFB_DB_READ=host=/e", "--db-read host=/s,/p", "host=/s,/p",
          "--db-read wins over TFB_DB_READ"},
     };
-#undef TFB
+    char var[64], line[128], *eq;
+    const char *w[8] = {"tfb-fcgi"};
     struct options o;
-    size_t i;
+    size_t i, n;
     int r;
 
     for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-        if (rows[i].value != NULL)
-            setenv(rows[i].var, rows[i].value, 1);
-        r = parse(&o, rows[i].words);
-        if (!rows[i].refused) {
+        snprintf(var, sizeof(var), "%s", rows[i][0]);
+        if ((eq = strchr(var, '=')) != NULL) {
+            *eq = '\0';
+            setenv(var, eq + 1, 1);
+        }
+        snprintf(line, sizeof(line), "%s", rows[i][1]);
+        for (n = 1; n < 7 && (w[n] = strtok(n == 1 ? line : NULL, " ")); n++)
+            continue;
+        w[n] = NULL;
+        r = parse(&o, w);
+        if (strncmp(rows[i][2], "error: ", 7) != 0) {
             /* Refused, the message shows as what was got. */
-            is_str(r == -1 ? err : field_text(&o, rows[i].at, rows[i].kind),
-                   rows[i].want, rows[i].name);
+            is_str(r == -1 ? err : option_text(&o, var), rows[i][2],
+                   rows[i][3]);
         } else {
-            is_int(r, -1, rows[i].name);
-            ok(strncmp(err, rows[i].want, strlen(rows[i].want)) == 0,
+            is_int(r, -1, rows[i][3]);
+            ok(strncmp(err, rows[i][2] + 7, strlen(rows[i][2] + 7)) == 0,
                "which names the variable: %s", err);
         }
-        unsetenv(rows[i].var);
+        unsetenv(var);
     }
 }
 
@@ -475,18 +338,6 @@ test_pool_word(void)
     sb_free(sb);
 }
 
-/* is_row: name is the variable of a row of main.c's table. */
-static int
-is_row(const char *name)
-{
-    size_t i;
-
-    for (i = 0; i < NOPTS; i++)
-        if (opts[i].env != NULL && strcmp(opts[i].env, name) == 0)
-            return 1;
-    return 0;
-}
-
 /* test_env_table: app/ reads no variable of ours behind the table. */
 static void
 test_env_table(void)
@@ -496,7 +347,7 @@ test_env_table(void)
 
     static const char *const foreign[] = {"PG*", NULL};
 
-    env_scan("app/", files, foreign, is_row, handoff, NULL);
+    env_scan_table("app/", files, foreign, opts, NOPTS, handoff, NULL);
 }
 
 static void

@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import APP_BIN, APP_NAME, REPO, STACK, fcgi, proc, web
+from . import APP_BIN, APP_CONNECTIONS_SQL, APP_NAME, REPO, STACK, fcgi, proc, web
 from .cmd import run, tail
 
 
@@ -272,8 +272,7 @@ class Stack:
         return rows
 
     def app_connections(self):
-        return int(self.psql("SELECT count(*) FROM pg_stat_activity "
-                             "WHERE application_name = '%s'" % APP_NAME))
+        return int(self.psql(APP_CONNECTIONS_SQL))
 
     def postmaster_pid(self):
         """The postmaster of the database in use: the parent of its
