@@ -8,17 +8,19 @@
  * it prints the plan, "1..N", which tests/run holds the program to.
  *
  * Below the checks, what the tests that fork, wait and listen share: time
- * (sleep_ms, clock_ms), children (in_child, wait_exit), a scratch
- * directory (temp_dir) and sockets on this host (listen_unix, listen_tcp,
- * connect_unix, connect_tcp).  Every wait has a deadline.  A program that
- * uses none of them, or a tool that uses no check (fake_worker.c), is not
- * warned about the rest.
+ * (sleep_ms, clock_ms), children (in_child, wait_exit, proc_children),
+ * files (temp_dir, read_text) and sockets on this host (listen_unix,
+ * listen_tcp, connect_unix, connect_tcp).  Every wait has a deadline.  A
+ * program that uses none of them, or a tool that uses no check (fake_worker.c),
+ * is not warned about the rest.
  */
 #ifndef HARNESS_H
 #define HARNESS_H
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -144,6 +146,68 @@ wait_exit(pid_t pid, long timeout_ms)
         sleep_ms(5);
     }
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/*
+ * read_text: the file at path into buf, NUL-terminated, at most len - 1
+ * bytes.  Results: how many, or -1 (buf then "").
+ */
+TH_UNUSED static ssize_t
+read_text(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = -1;
+
+    if (fd != -1) {
+        n = read(fd, buf, len - 1);
+        close(fd);
+    }
+    buf[n > 0 ? n : 0] = '\0';
+    return n;
+}
+
+/*
+ * th_proc_stat: the state letter and the parent of process pid, from
+ * /proc/PID/stat (its name may hold blanks and parentheses: the fields
+ * follow the last ')').  Results: 0, or -1 when it cannot be read.
+ */
+TH_UNUSED static int
+th_proc_stat(long pid, char *state, long *ppid)
+{
+    char path[64], buf[512], *p;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    if (read_text(path, buf, sizeof(buf)) <= 0 ||
+        (p = strrchr(buf, ')')) == NULL ||
+        sscanf(p + 1, " %c %ld", state, ppid) != 2)
+        return -1;
+    return 0;
+}
+
+/*
+ * proc_children: the live (not zombie) children of ppid, from /proc, their
+ * pids into pids[0..max) unless pids is NULL.  Results: how many.
+ */
+TH_UNUSED static int
+proc_children(pid_t ppid, pid_t *pids, int max)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    long parent;
+    char state;
+    int n = 0;
+
+    while (d != NULL && (e = readdir(d)) != NULL)
+        if (e->d_name[0] >= '1' && e->d_name[0] <= '9' &&
+            th_proc_stat(atol(e->d_name), &state, &parent) == 0 &&
+            parent == (long)ppid && state != 'Z') {
+            if (pids != NULL && n < max)
+                pids[n] = (pid_t)atol(e->d_name);
+            n++;
+        }
+    if (d != NULL)
+        closedir(d);
+    return n;
 }
 
 /* child_out: what the last in_child's function wrote, or read_out read. */

@@ -29,8 +29,6 @@
 #ifndef PG_H
 #define PG_H
 
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
@@ -43,6 +41,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "harness.h"
 
 static char pg_var[64];
 static char pg_stack_path[PATH_MAX];
@@ -139,30 +139,6 @@ pg_cleanup(void)
     pg_keeper = -1;
 }
 
-/* pg_ppid: pid's parent, from /proc (its name may hold spaces and
- * parentheses: the fields follow the last ')'), or -1. */
-static pid_t
-pg_ppid(const char *pid)
-{
-    char path[64], stat[512], *p;
-    long ppid = -1;
-    ssize_t n;
-    int fd;
-
-    snprintf(path, sizeof(path), "/proc/%.16s/stat", pid);
-    if ((fd = open(path, O_RDONLY)) == -1)
-        return -1;
-    n = read(fd, stat, sizeof(stat) - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    stat[n] = '\0';
-    if ((p = strrchr(stat, ')')) == NULL ||
-        sscanf(p + 1, " %*c %ld", &ppid) != 1)
-        return -1;
-    return (pid_t)ppid;
-}
-
 /*
  * pg_signal: sig to every process of the cluster: the postmaster (the
  * first line of its postmaster.pid) first, so that it forks nothing
@@ -173,11 +149,10 @@ static int
 pg_signal(int sig)
 {
     char path[PATH_MAX], line[32];
-    struct dirent *e;
+    pid_t kids[256];
     FILE *fp;
-    DIR *dir;
     long pm = 0;
-    int n = 0;
+    int n, i;
 
     snprintf(path, sizeof(path), "%s/pg/data/postmaster.pid", pg_var);
     if ((fp = fopen(path, "r")) == NULL)
@@ -187,16 +162,10 @@ pg_signal(int sig)
     fclose(fp);
     if (pm <= 1 || kill((pid_t)pm, sig) == -1)
         return -1;
-    n++;
-    if ((dir = opendir("/proc")) == NULL)
-        return -1;
-    while ((e = readdir(dir)) != NULL)
-        if (isdigit((unsigned char)e->d_name[0]) &&
-            pg_ppid(e->d_name) == (pid_t)pm &&
-            kill((pid_t)strtol(e->d_name, NULL, 10), sig) == 0)
-            n++;
-    closedir(dir);
-    return n;
+    n = proc_children((pid_t)pm, kids, 256);
+    for (i = 0; i < n && i < 256; i++)
+        kill(kids[i], sig);
+    return 1 + n;
 }
 
 /* pg_keep: the keeper's life: wait for EOF, resume, stop, remove. */

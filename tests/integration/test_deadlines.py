@@ -138,11 +138,7 @@ def waits_ok(tap, waits, desc):
 
 def refusals(st):
     """How many requests the pool refused as over --request-max so far."""
-    try:
-        with open(os.path.join(st.var, "log", "app.log"), errors="replace") as f:
-            return f.read().count("a request over --request-max")
-    except OSError:
-        return -1
+    return st.app_log().count("a request over --request-max")
 
 
 def check_front(tap, st, server):

@@ -285,22 +285,12 @@ class Scene:
                        [answers_summary(res)] + tail(res["out"], 6))
         return res
 
-    def app_log(self):
-        """The pool's log (the supervisor's lines and the workers')."""
-        for d in self.st.var_dirs():
-            try:
-                with open(os.path.join(d, "log", "app.log"), errors="replace") as f:
-                    return f.read()
-            except OSError:
-                continue
-        return ""
-
     def check_same_workers(self, label):
         """The workers of the start serve, and the supervisor started no
         other (a worker replaced and gone again would leave the same pids
         but not the same log)."""
         pids = self.st.worker_pids()
-        started = sorted(int(p) for p in re.findall(r"worker (\d+) started", self.app_log()))
+        started = sorted(int(p) for p in re.findall(r"worker (\d+) started", self.st.app_log()))
         self.tap.check(pids == self.pids0 and pids and started == self.pids0,
                        "%s: the same %d worker processes serve (none restarted)"
                        % (label, self.workers),

@@ -219,6 +219,16 @@ class Stack:
                 if text.strip():
                     self.tap.note("--- %s (last %d lines)" % (p, lines), *tail(text, lines))
 
+    def app_log(self):
+        """The pool's log (the supervisor's lines and the workers'), or ""."""
+        for d in self.var_dirs():
+            try:
+                with open(os.path.join(d, "log", "app.log"), errors="replace") as f:
+                    return f.read()
+            except OSError:
+                continue
+        return ""
+
     def var_dirs(self):
         """VAR and, when the stack relocated it, where it went (a symlink
         VAR, or a symlinked directory inside it)."""
