@@ -27,6 +27,7 @@ deadline.  Python standard library only.
 
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -606,6 +607,9 @@ def test_deb(tap):
 
 def body(tap):
     tap.need([SPAWN, APP])
+    # The faults sent here leave no core file behind: every process this
+    # one starts inherits the limit (a preexec_fn is unsafe with threads).
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     version = run([str(REPO / "deploy/version")], 10).stdout.strip()
     tap.check(re.fullmatch(r"\d+\.\d+\.\d+(-\S+)?", version),
               "deploy/version: %r" % version)

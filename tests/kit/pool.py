@@ -11,7 +11,6 @@
 
 import os
 import re
-import resource
 import subprocess
 import tempfile
 import time
@@ -91,11 +90,6 @@ class Worker:
         return False
 
 
-def _no_core():
-    """preexec_fn: a fault in a test leaves no core file behind."""
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
 class Spawn:
     """A tfb-spawn seen through its pid and its log file: one run here
     (binary ARGS in cwd, its output into out, by default the log), or one
@@ -110,7 +104,7 @@ class Spawn:
             self.proc = subprocess.Popen([str(binary)] + [str(a) for a in args],
                                          stdin=subprocess.DEVNULL, stdout=self.logf,
                                          stderr=self.logf, env=dict(os.environ, **(env or {})),
-                                         cwd=str(cwd), preexec_fn=_no_core)
+                                         cwd=str(cwd))
             self.pid = self.proc.pid
 
     def text(self):
