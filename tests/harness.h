@@ -8,15 +8,20 @@
  * it prints the plan, "1..N", which tests/run holds the program to.
  *
  * Below the checks, what the tests that fork, wait and listen share: time
- * (sleep_ms, clock_ms), children (in_child, wait_exit) and a listening unix
- * socket (listen_unix).  Every wait has a deadline.  A program that uses
- * none of them, or a tool that uses no check (fake_worker.c), is not warned
- * about the rest.
+ * (sleep_ms, clock_ms), children (in_child, wait_exit, proc_children),
+ * files (temp_dir, read_text) and sockets on this host (listen_unix,
+ * listen_tcp, connect_unix, connect_tcp).  Every wait has a deadline.  A
+ * program that uses none of them, or a tool that uses no check (fake_worker.c),
+ * is not warned about the rest.
  */
 #ifndef HARNESS_H
 #define HARNESS_H
 
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -76,6 +81,20 @@ th_ok(int pass, const char *file, int line, const char *fmt, ...)
                    w_);                                                        \
     } while (0)
 
+/*
+ * refused: ok when a parse of words returned r == -1 with a message err
+ * that starts with says; the check is named after words[1] and words[2].
+ */
+TH_UNUSED static int
+refused(int r, const char *err, const char *const *words, const char *says)
+{
+    if (ok(r == -1 && strncmp(err, says, strlen(says)) == 0, "%s %s: %s",
+           words[1], words[2] ? words[2] : "", err))
+        return 1;
+    printf("#   want '%s...'\n", says);
+    return 0;
+}
+
 TH_UNUSED static int
 done_testing(void)
 {
@@ -126,6 +145,68 @@ wait_exit(pid_t pid, long timeout_ms)
         sleep_ms(5);
     }
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/*
+ * read_text: the file at path into buf, NUL-terminated, at most len - 1
+ * bytes.  Results: how many, or -1 (buf then "").
+ */
+TH_UNUSED static ssize_t
+read_text(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = -1;
+
+    if (fd != -1) {
+        n = read(fd, buf, len - 1);
+        close(fd);
+    }
+    buf[n > 0 ? n : 0] = '\0';
+    return n;
+}
+
+/*
+ * th_proc_stat: the state letter and the parent of process pid, from
+ * /proc/PID/stat (its name may hold blanks and parentheses: the fields
+ * follow the last ')').  Results: 0, or -1 when it cannot be read.
+ */
+TH_UNUSED static int
+th_proc_stat(long pid, char *state, long *ppid)
+{
+    char path[64], buf[512], *p;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    if (read_text(path, buf, sizeof(buf)) <= 0 ||
+        (p = strrchr(buf, ')')) == NULL ||
+        sscanf(p + 1, " %c %ld", state, ppid) != 2)
+        return -1;
+    return 0;
+}
+
+/*
+ * proc_children: the live (not zombie) children of ppid, from /proc, their
+ * pids into pids[0..max) unless pids is NULL.  Results: how many.
+ */
+TH_UNUSED static int
+proc_children(pid_t ppid, pid_t *pids, int max)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    long parent;
+    char state;
+    int n = 0;
+
+    while (d != NULL && (e = readdir(d)) != NULL)
+        if (e->d_name[0] >= '1' && e->d_name[0] <= '9' &&
+            th_proc_stat(atol(e->d_name), &state, &parent) == 0 &&
+            parent == (long)ppid && state != 'Z') {
+            if (pids != NULL && n < max)
+                pids[n] = (pid_t)atol(e->d_name);
+            n++;
+        }
+    if (d != NULL)
+        closedir(d);
+    return n;
 }
 
 /* child_out: what the last in_child's function wrote, or read_out read. */
@@ -181,6 +262,19 @@ in_child(void (*fn)(const void *), const void *arg)
 /* said: ok when the child's output holds want. */
 #define said(want, name) like(child_out, want, name)
 
+/*
+ * temp_dir: mkdtemp(tmpl), a check failing when it cannot be made (which
+ * no program can test without).  Results: 0, or -1.
+ */
+TH_UNUSED static int
+temp_dir(char *tmpl)
+{
+    if (mkdtemp(tmpl) != NULL)
+        return 0;
+    ok(0, "mkdtemp %s: %s", tmpl, strerror(errno));
+    return -1;
+}
+
 /* listen_unix: a unix socket listening at path, or -1. */
 TH_UNUSED static int
 listen_unix(const char *path)
@@ -200,6 +294,67 @@ listen_unix(const char *path)
         return -1;
     }
     return fd;
+}
+
+/*
+ * listen_tcp: a socket listening on 127.0.0.1, on a port the kernel
+ * picks, told in *port when port is not NULL.  Results: its fd, or -1.
+ */
+TH_UNUSED static int
+listen_tcp(int *port)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd == -1)
+        return -1;
+    if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+        listen(fd, 16) == -1 ||
+        getsockname(fd, (struct sockaddr *)&sin, &len) == -1) {
+        close(fd);
+        return -1;
+    }
+    if (port != NULL)
+        *port = ntohs(sin.sin_port);
+    return fd;
+}
+
+/* th_connect: a new socket of family connected to sa, or -1. */
+TH_UNUSED static int
+th_connect(int family, const void *sa, socklen_t len)
+{
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), e;
+
+    if (fd != -1 && connect(fd, (const struct sockaddr *)sa, len) == -1) {
+        e = errno;
+        close(fd);
+        errno = e; /* the caller's message says why */
+        return -1;
+    }
+    return fd;
+}
+
+/* connect_unix: a connection to the unix socket at path, or -1. */
+TH_UNUSED static int
+connect_unix(const char *path)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+    return th_connect(AF_UNIX, &sun, sizeof(sun));
+}
+
+/* connect_tcp: a connection to port on 127.0.0.1, or -1. */
+TH_UNUSED static int
+connect_tcp(int port)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+
+    return th_connect(AF_INET, &sin, sizeof(sin));
 }
 
 #endif

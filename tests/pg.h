@@ -23,13 +23,12 @@
  *
  * pg_peer() starts it and opens the test's own connection to it, peer,
  * on which q_long() reads a number and random_number() a World row, so
- * that what the code under test read can be compared with the database.
+ * that what the code under test read can be compared with the database;
+ * q_text() reads a value as text on any connection.
  */
 #ifndef PG_H
 #define PG_H
 
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
@@ -42,6 +41,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "harness.h"
 
 static char pg_var[64];
 static char pg_stack_path[PATH_MAX];
@@ -138,30 +139,6 @@ pg_cleanup(void)
     pg_keeper = -1;
 }
 
-/* pg_ppid: pid's parent, from /proc (its name may hold spaces and
- * parentheses: the fields follow the last ')'), or -1. */
-static pid_t
-pg_ppid(const char *pid)
-{
-    char path[64], stat[512], *p;
-    long ppid = -1;
-    ssize_t n;
-    int fd;
-
-    snprintf(path, sizeof(path), "/proc/%.16s/stat", pid);
-    if ((fd = open(path, O_RDONLY)) == -1)
-        return -1;
-    n = read(fd, stat, sizeof(stat) - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    stat[n] = '\0';
-    if ((p = strrchr(stat, ')')) == NULL ||
-        sscanf(p + 1, " %*c %ld", &ppid) != 1)
-        return -1;
-    return (pid_t)ppid;
-}
-
 /*
  * pg_signal: sig to every process of the cluster: the postmaster (the
  * first line of its postmaster.pid) first, so that it forks nothing
@@ -172,11 +149,10 @@ static int
 pg_signal(int sig)
 {
     char path[PATH_MAX], line[32];
-    struct dirent *e;
+    pid_t kids[256];
     FILE *fp;
-    DIR *dir;
     long pm = 0;
-    int n = 0;
+    int n, i;
 
     snprintf(path, sizeof(path), "%s/pg/data/postmaster.pid", pg_var);
     if ((fp = fopen(path, "r")) == NULL)
@@ -186,16 +162,10 @@ pg_signal(int sig)
     fclose(fp);
     if (pm <= 1 || kill((pid_t)pm, sig) == -1)
         return -1;
-    n++;
-    if ((dir = opendir("/proc")) == NULL)
-        return -1;
-    while ((e = readdir(dir)) != NULL)
-        if (isdigit((unsigned char)e->d_name[0]) &&
-            pg_ppid(e->d_name) == (pid_t)pm &&
-            kill((pid_t)strtol(e->d_name, NULL, 10), sig) == 0)
-            n++;
-    closedir(dir);
-    return n;
+    n = proc_children((pid_t)pm, kids, 256);
+    for (i = 0; i < n && i < 256; i++)
+        kill(kids[i], sig);
+    return 1 + n;
 }
 
 /* pg_keep: the keeper's life: wait for EOF, resume, stop, remove. */
@@ -352,24 +322,35 @@ pg_peer(void)
 }
 
 /*
- * q_long: the single number a statement on peer returns (param: its $1, or
- * NULL), or -1, its error as a TAP comment.
+ * q_text: the single value a statement on conn returns (param: its $1, or
+ * NULL), as text that lasts until the next call, or "" when it returns no
+ * single value, its error (if any) as a TAP comment.
  */
-__attribute__((unused)) static long
-q_long(const char *sql, const char *param)
+__attribute__((unused)) static const char *
+q_text(PGconn *conn, const char *sql, const char *param)
 {
+    static char text[256];
     const char *values[1] = {param};
     PGresult *res =
-        PQexecParams(peer, sql, param != NULL, NULL, values, NULL, NULL, 0);
-    long v = -1;
+        PQexecParams(conn, sql, param != NULL, NULL, values, NULL, NULL, 0);
 
+    text[0] = '\0';
     if (PQresultStatus(res) != PGRES_TUPLES_OK &&
         PQresultStatus(res) != PGRES_COMMAND_OK)
         printf("# %s: %s", sql, PQresultErrorMessage(res));
     else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
-        v = atol(PQgetvalue(res, 0, 0));
+        snprintf(text, sizeof(text), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
-    return v;
+    return text;
+}
+
+/* q_long: q_text on peer, a number, or -1 when there is none. */
+__attribute__((unused)) static long
+q_long(const char *sql, const char *param)
+{
+    const char *text = q_text(peer, sql, param);
+
+    return *text != '\0' ? atol(text) : -1;
 }
 
 __attribute__((unused)) static long

@@ -122,9 +122,8 @@ listener_listen_fds(const char *fds, const char *pid, long self)
     return (int)n;
 }
 
-/* is_listening: fd is a stream socket in the listening state. */
-static int
-is_listening(int fd)
+int
+listener_is_listening(int fd)
 {
     int type = 0, acc = 0;
     socklen_t len = sizeof(type);
@@ -148,7 +147,7 @@ adopt(struct listener *l, int fd, const char *how, char *err, size_t errlen)
 {
     int fl;
 
-    if (!is_listening(fd))
+    if (!listener_is_listening(fd))
         return errmsg(err, errlen, "%s: fd %d is not a listening stream socket",
                       how, fd);
     if ((fl = fcntl(fd, F_GETFL)) == -1 ||
@@ -175,15 +174,9 @@ warn_backlog(int backlog)
     fclose(fp);
 }
 
-/*
- * clear_stale: a unix socket left by a server that died is removed; one
- * that still answers belongs to a running server, and is left alone.  Only
- * a refused connection means nobody listens: any other failure (no
- * permission to connect, say) tells nothing, and the path is not ours to
- * take.  what names the option, for the messages.
- */
-static int
-clear_stale(const char *what, const char *path, char *err, size_t errlen)
+int
+listener_probe_unix(const char *what, const char *path, char *err,
+                    size_t errlen)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     struct stat st;
@@ -196,7 +189,7 @@ clear_stale(const char *what, const char *path, char *err, size_t errlen)
     if (!S_ISSOCK(st.st_mode))
         return errmsg(err, errlen, "%s %s: exists and is not a socket", what,
                       path);
-    strcpy(sun.sun_path, path);
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
     if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
         return errmsg(err, errlen, "socket: %s", strerror(errno));
     r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
@@ -211,6 +204,20 @@ clear_stale(const char *what, const char *path, char *err, size_t errlen)
                       "%s %s: cannot tell whether a server listens there "
                       "(%s); not removing it",
                       what, path, strerror(e));
+    return 1;
+}
+
+/*
+ * clear_stale: a unix socket left by a server that died is removed; one
+ * that still answers, or of which we cannot tell, is left alone.
+ */
+static int
+clear_stale(const char *what, const char *path, char *err, size_t errlen)
+{
+    int r = listener_probe_unix(what, path, err, errlen);
+
+    if (r <= 0)
+        return r;
     if (unlink(path) == -1)
         return errmsg(err, errlen, "%s %s: removing the stale socket: %s", what,
                       path, strerror(errno));
@@ -472,12 +479,12 @@ unlock:
     return -1;
 }
 
-static int
-bind_tcp(struct listener *l, const char *what, const struct listener_addr *a,
-         int backlog, char *err, size_t errlen)
+int
+listener_tcp(const char *what, const struct listener_addr *a, int backlog,
+             char *host, size_t hostlen, char *err, size_t errlen)
 {
     struct addrinfo hints = {0}, *res, *ai;
-    char host[64], serv[NI_MAXSERV]; /* numeric: INET6_ADDRSTRLEN fits */
+    char serv[NI_MAXSERV];
     int fd = -1, one = 1, r, e = 0;
 
     hints.ai_family = AF_UNSPEC;
@@ -496,7 +503,7 @@ bind_tcp(struct listener *l, const char *what, const struct listener_addr *a,
         }
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-            listen(fd, backlog) == 0)
+            (backlog < 0 || listen(fd, backlog) == 0))
             break;
         e = errno;
         close(fd);
@@ -507,10 +514,23 @@ bind_tcp(struct listener *l, const char *what, const struct listener_addr *a,
         return errmsg(err, errlen, "%s %s:%s: %s", what,
                       *a->host ? a->host : "*", a->port, strerror(e));
     }
-    if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), serv,
+    if (host != NULL &&
+        getnameinfo(ai->ai_addr, ai->ai_addrlen, host, (socklen_t)hostlen, serv,
                     sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-        snprintf(host, sizeof(host), "?");
+        snprintf(host, hostlen, "?");
     freeaddrinfo(res);
+    return fd;
+}
+
+static int
+bind_tcp(struct listener *l, const char *what, const struct listener_addr *a,
+         int backlog, char *err, size_t errlen)
+{
+    char host[64]; /* numeric: INET6_ADDRSTRLEN fits */
+    int fd = listener_tcp(what, a, backlog, host, sizeof(host), err, errlen);
+
+    if (fd == -1)
+        return -1;
     l->fd = fd;
     snprintf(l->desc, sizeof(l->desc), "tcp %s port %s", host, a->port);
     return 0;
@@ -557,7 +577,7 @@ listener_open(struct listener *l, const char *bind, int backlog,
                      SD_LISTEN_FDS_START);
         return adopt(l, SD_LISTEN_FDS_START, "LISTEN_FDS", err, errlen);
     }
-    if (is_listening(0))
+    if (listener_is_listening(0))
         return adopt(l, 0, "inherited", err, errlen);
     return errmsg(err, errlen,
                   "no listening socket: fd 0 is not one and LISTEN_FDS is "

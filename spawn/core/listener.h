@@ -91,6 +91,31 @@ int listener_parse_addr(const char *spec, struct listener_addr *a, char *err,
  */
 int listener_listen_fds(const char *fds, const char *pid, long self);
 
+/* listener_is_listening: fd is a stream socket in the listening state. */
+int listener_is_listening(int fd);
+
+/*
+ * listener_probe_unix: what is at path, for a server about to bind it
+ * there.  Only a refused connection means nobody listens: any other
+ * failure (no permission to connect, say) tells nothing, and the path is
+ * not ours to take.  Nothing is made or removed.  Results: 0 when nothing
+ * is there, 1 when a stale socket is (a server that died left it), or -1
+ * with err set (what names the option): something else is there, a
+ * server answers on it, or we cannot tell.
+ */
+int listener_probe_unix(const char *what, const char *path, char *err,
+                        size_t errlen);
+
+/*
+ * listener_tcp: a socket (close-on-exec) bound to the first of a's
+ * addresses that takes it, as --bind would, and listening with backlog;
+ * a backlog below 0 binds only, for a check that lets it go at once.
+ * host, when not NULL, receives the address bound, numeric.  Results: the
+ * fd, or -1 with err set (what names the option).
+ */
+int listener_tcp(const char *what, const struct listener_addr *a, int backlog,
+                 char *host, size_t hostlen, char *err, size_t errlen);
+
 /*
  * listener_queue: the connections waiting in listening socket fd's accept
  * queue now, as the kernel counts them (a unix socket's through netlink's

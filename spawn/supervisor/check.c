@@ -7,32 +7,15 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "errmsg.h"
 #include "listener.h"
 #include "upgrade.h"
-
-int
-check_listening(int fd)
-{
-    int type = 0, acc = 0;
-    socklen_t len = sizeof(type);
-
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
-        type != SOCK_STREAM)
-        return 0;
-    len = sizeof(acc);
-    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) == 0 &&
-           acc != 0;
-}
 
 /* check_dir: the directory of path exists and takes a new file. */
 static int
@@ -83,71 +66,26 @@ static int
 check_unix(const char *what, const char *path, char *desc, size_t desclen,
            char *err, size_t errlen)
 {
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    struct stat st;
-    int fd, r, e;
+    int r;
 
-    if (check_dir(what, path, err, errlen) == -1)
+    if (check_dir(what, path, err, errlen) == -1 ||
+        (r = listener_probe_unix(what, path, err, errlen)) == -1)
         return -1;
-    snprintf(desc, desclen, "unix:%s", path);
-    if (lstat(path, &st) == -1)
-        return errno == ENOENT ? 0
-                               : errmsg(err, errlen, "%s %s: %s", what, path,
-                                        strerror(errno));
-    if (!S_ISSOCK(st.st_mode))
-        return errmsg(err, errlen, "%s %s: exists and is not a socket", what,
-                      path);
-    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
-    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-        return errmsg(err, errlen, "socket: %s", strerror(errno));
-    r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
-    e = errno;
-    close(fd);
-    if (r == 0)
-        return errmsg(err, errlen,
-                      "%s %s: a running server listens there already", what,
-                      path);
-    if (e != ECONNREFUSED)
-        return errmsg(err, errlen,
-                      "%s %s: cannot tell whether a server listens there (%s)",
-                      what, path, strerror(e));
-    snprintf(desc, desclen, "unix:%s (a stale socket, to be replaced)", path);
+    snprintf(desc, desclen, "unix:%s%s", path,
+             r == 1 ? " (a stale socket, to be replaced)" : "");
     return 0;
 }
 
-/* check_tcp: the address bound for a moment, as bind_tcp would. */
+/* check_tcp: the address bound for a moment, as --bind would. */
 static int
 check_tcp(const char *what, const struct listener_addr *a, char *desc,
           size_t desclen, char *err, size_t errlen)
 {
-    struct addrinfo hints = {0}, *res, *ai;
-    int fd, one = 1, r, e = 0;
+    int fd = listener_tcp(what, a, -1, NULL, 0, err, errlen);
 
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    r = getaddrinfo(*a->host ? a->host : NULL, a->port, &hints, &res);
-    if (r != 0)
-        return errmsg(err, errlen, "%s %s:%s: %s", what, a->host, a->port,
-                      gai_strerror(r));
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
-                    ai->ai_protocol);
-        if (fd == -1) {
-            e = errno;
-            continue;
-        }
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        r = bind(fd, ai->ai_addr, ai->ai_addrlen);
-        e = errno;
-        close(fd);
-        if (r == 0)
-            break;
-    }
-    freeaddrinfo(res);
-    if (ai == NULL)
-        return errmsg(err, errlen, "%s %s:%s: %s", what,
-                      *a->host ? a->host : "*", a->port, strerror(e));
+    if (fd == -1)
+        return -1;
+    close(fd);
     snprintf(desc, desclen, "tcp %s port %s", *a->host ? a->host : "*",
              a->port);
     return 0;
@@ -187,7 +125,7 @@ check_inherited(const struct upgrade_sock *handed, char *desc, size_t desclen,
         fd = 0;
         how = "inherited";
     }
-    if (!check_listening(fd))
+    if (!listener_is_listening(fd))
         return handed != NULL || n > 0
                    ? errmsg(err, errlen,
                             "%s: fd %d is not a listening stream socket", how,

@@ -16,9 +16,6 @@
 
 struct upgrade_sock;
 
-/* check_listening: fd is a stream socket in the listening state. */
-int check_listening(int fd);
-
 /*
  * check_file: a file the pool would create or append to (pid file, log
  * file): if it exists, not a link, and a regular file (or, for a log, a

@@ -441,7 +441,7 @@ handed_socket(struct listener *l, const struct upgrade_sock *h,
     char err[256];
 
     memset(l, 0, sizeof(*l));
-    if (h->fd < 0 || !check_listening(h->fd))
+    if (h->fd < 0 || !listener_is_listening(h->fd))
         log_fatal(EXITCODE_ERROR,
                   "%s: fd %d, handed over by the previous image, is not a "
                   "listening socket",

@@ -120,78 +120,79 @@ test_bad(void)
     is_str(err, want, "saying so");
 }
 
+/*
+ * test_ok: peers judged against lists, a row each.  On a [::] listener an
+ * IPv4 peer arrives as ::ffff:a.b.c.d; it is judged as the IPv4 host it
+ * is, whichever way the list names it.
+ */
 static void
 test_ok(void)
 {
-    struct allow al;
+    static const struct {
+        const char *list;
+        int family;
+        const char *addr;
+        int admitted;
+        const char *name;
+    } rows[] = {
+        {"", AF_INET, "203.0.113.9", 1, "no list: any IPv4 peer"},
+        {"", AF_INET6, "2001:db8::9", 1, "no list: any IPv6 peer"},
+        {"127.0.0.1, ::1, 192.0.2.10", AF_INET, "127.0.0.1", 1,
+         "a listed IPv4 peer"},
+        {"127.0.0.1, ::1, 192.0.2.10", AF_INET, "192.0.2.10", 1,
+         "the last listed IPv4 peer"},
+        {"127.0.0.1, ::1, 192.0.2.10", AF_INET, "127.0.0.2", 0,
+         "an IPv4 peer not listed"},
+        {"127.0.0.1, ::1, 192.0.2.10", AF_INET6, "::1", 1,
+         "a listed IPv6 peer"},
+        {"127.0.0.1, ::1, 192.0.2.10", AF_INET6, "::2", 0,
+         "an IPv6 peer not listed"},
+        {"127.0.0.1, ::1, 192.0.2.10", AF_UNIX, "/run/tfb.sock", 1,
+         "a unix-socket peer always"},
+        {"127.0.0.1, ::1, 192.0.2.10", AF_UNSPEC, "", 0,
+         "a peer of another family never"},
+        /* The families are compared too. */
+        {"::1", AF_INET, "0.0.0.0", 0,
+         "an IPv4 peer against an IPv6-only list"},
+        {"0.0.0.0", AF_INET6, "::", 0,
+         "an IPv6 peer against an IPv4-only list"},
+        /* Mapped peers. */
+        {"127.0.0.1", AF_INET6, "::ffff:127.0.0.1", 1,
+         "::ffff:127.0.0.1 is admitted by 127.0.0.1"},
+        {"127.0.0.1", AF_INET6, "::ffff:127.0.0.2", 0,
+         "::ffff:127.0.0.2 is not"},
+        {"127.0.0.1", AF_INET6, "::127.0.0.1", 0,
+         "::127.0.0.1 (IPv4-compatible, not mapped) is not either"},
+        {"127.0.0.1", AF_INET6, "::1", 0, "nor is ::1, for an IPv4-only list"},
+        {"::ffff:192.0.2.10", AF_INET, "192.0.2.10", 1,
+         "a mapped entry admits 192.0.2.10 on an IPv4 listener"},
+        {"::ffff:192.0.2.10", AF_INET6, "::ffff:192.0.2.10", 1,
+         "and ::ffff:192.0.2.10 on a [::] one"},
+        {"::1, 10.0.0.1", AF_INET6, "::ffff:10.0.0.1", 1,
+         "a mixed list: the mapped peer by its IPv4 entry"},
+        {"::1, 10.0.0.1", AF_INET6, "::1", 1, "a mixed list: ::1 as before"},
+    };
     struct sockaddr_storage ss;
+    struct allow al;
+    size_t i;
 
-    parse(&al, "");
-    ss = peer(AF_INET, "203.0.113.9");
-    ok(allow_ok(&al, &ss), "no list: any IPv4 peer");
-    ss = peer(AF_INET6, "2001:db8::9");
-    ok(allow_ok(&al, &ss), "no list: any IPv6 peer");
-
-    parse(&al, "127.0.0.1, ::1, 192.0.2.10");
-    ss = peer(AF_INET, "127.0.0.1");
-    ok(allow_ok(&al, &ss), "a listed IPv4 peer");
-    ss = peer(AF_INET, "192.0.2.10");
-    ok(allow_ok(&al, &ss), "the last listed IPv4 peer");
-    ss = peer(AF_INET, "127.0.0.2");
-    ok(!allow_ok(&al, &ss), "an IPv4 peer not listed");
-    ss = peer(AF_INET6, "::1");
-    ok(allow_ok(&al, &ss), "a listed IPv6 peer");
-    ss = peer(AF_INET6, "::2");
-    ok(!allow_ok(&al, &ss), "an IPv6 peer not listed");
-    ss = peer(AF_UNIX, "/run/tfb.sock");
-    ok(allow_ok(&al, &ss), "a unix-socket peer always");
-    ss = peer(AF_UNSPEC, "");
-    ok(!allow_ok(&al, &ss), "a peer of another family never");
-
-    /* The families are compared too: the IPv6 list holds only ::1. */
-    parse(&al, "::1");
-    ss = peer(AF_INET, "0.0.0.0");
-    ok(!allow_ok(&al, &ss), "an IPv4 peer against an IPv6-only list");
-    parse(&al, "0.0.0.0");
-    ss = peer(AF_INET6, "::");
-    ok(!allow_ok(&al, &ss), "an IPv6 peer against an IPv4-only list");
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        parse(&al, rows[i].list);
+        ss = peer(rows[i].family, rows[i].addr);
+        is_int(!!allow_ok(&al, &ss), rows[i].admitted, rows[i].name);
+    }
 }
 
-/*
- * test_mapped: on a [::] listener an IPv4 peer arrives as ::ffff:a.b.c.d;
- * it is judged as the IPv4 host it is, whichever way the list names it.
- */
+/* test_mapped: a mapped entry is stored as the IPv4 address it holds. */
 static void
 test_mapped(void)
 {
     struct allow al;
-    struct sockaddr_storage ss;
-
-    parse(&al, "127.0.0.1");
-    ss = peer(AF_INET6, "::ffff:127.0.0.1");
-    ok(allow_ok(&al, &ss), "::ffff:127.0.0.1 is admitted by 127.0.0.1");
-    ss = peer(AF_INET6, "::ffff:127.0.0.2");
-    ok(!allow_ok(&al, &ss), "::ffff:127.0.0.2 is not");
-    ss = peer(AF_INET6, "::127.0.0.1");
-    ok(!allow_ok(&al, &ss),
-       "::127.0.0.1 (IPv4-compatible, not mapped) is not either");
-    ss = peer(AF_INET6, "::1");
-    ok(!allow_ok(&al, &ss), "nor is ::1, for an IPv4-only list");
 
     is_int(parse(&al, "::ffff:192.0.2.10"), 0, "a mapped entry is accepted");
     ok(al.n == 1 && al.a[0].family == AF_INET &&
            memcmp(al.a[0].addr, "\300\0\2\12", 4) == 0,
        "and stored as the IPv4 address 192.0.2.10");
-    ss = peer(AF_INET, "192.0.2.10");
-    ok(allow_ok(&al, &ss), "it admits 192.0.2.10 on an IPv4 listener");
-    ss = peer(AF_INET6, "::ffff:192.0.2.10");
-    ok(allow_ok(&al, &ss), "and ::ffff:192.0.2.10 on a [::] one");
-
-    parse(&al, "::1, 10.0.0.1");
-    ss = peer(AF_INET6, "::ffff:10.0.0.1");
-    ok(allow_ok(&al, &ss), "a mixed list: the mapped peer by its IPv4 entry");
-    ss = peer(AF_INET6, "::1");
-    ok(allow_ok(&al, &ss), "a mixed list: ::1 as before");
 }
 
 int

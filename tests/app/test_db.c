@@ -34,16 +34,12 @@ calls(enum stmt_id id)
 static long
 prepared(struct db *db)
 {
-    PGresult *res;
-    long n = -1;
+    const char *n;
 
     if (db->conn == NULL)
         return -1;
-    res = PQexec(db->conn, "SELECT count(*) FROM pg_prepared_statements");
-    if (PQresultStatus(res) == PGRES_TUPLES_OK)
-        n = atol(PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return n;
+    n = q_text(db->conn, "SELECT count(*) FROM pg_prepared_statements", NULL);
+    return *n != '\0' ? atol(n) : -1;
 }
 
 static void
@@ -472,17 +468,20 @@ test_target(void)
 static const char *
 show(struct db *db, const char *name)
 {
-    static char val[64];
     char sql[64];
-    PGresult *res;
 
     snprintf(sql, sizeof(sql), "SHOW %s", name);
-    res = PQexec(db->conn, sql);
-    val[0] = '\0';
-    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-        snprintf(val, sizeof(val), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return val;
+    return q_text(db->conn, sql, NULL);
+}
+
+/* shown: db connected, its session's setting is want (the check name). */
+static void
+shown(struct db *db, const char *setting, const char *want, const char *name)
+{
+    if (db_connect(db) == DB_OK)
+        is_str(show(db, setting), want, name);
+    else
+        ok(0, "%s: no connection", name);
 }
 
 /*
@@ -498,30 +497,19 @@ test_session_options(void)
     setenv("PGOPTIONS", "-c work_mem=64kB", 1);
     db = db_new(NULL, DB_PERSISTENT);
     is_int(db_set_statement_timeout(db, 1800), 0, "db_set_statement_timeout");
-    if (db_connect(db) == DB_OK) {
-        is_str(show(db, "statement_timeout"), "1800ms",
-               "the session's statement_timeout is 1800 ms");
-        is_str(show(db, "work_mem"), "64kB", "and PGOPTIONS' work_mem stays");
-    } else {
-        ok(0, "connect with a statement_timeout");
-    }
+    shown(db, "statement_timeout", "1800ms",
+          "the session's statement_timeout is 1800 ms");
+    is_str(show(db, "work_mem"), "64kB", "and PGOPTIONS' work_mem stays");
     db_close(db);
     db_set_statement_timeout(db, 0);
-    if (db_connect(db) == DB_OK)
-        is_str(show(db, "statement_timeout"), "0",
-               "0: the next connection has the server's default (none)");
-    else
-        ok(0, "connect without a statement_timeout");
+    shown(db, "statement_timeout", "0",
+          "0: the next connection has the server's default (none)");
     db_free(db);
     unsetenv("PGOPTIONS");
 
     db = db_new("options='-c statement_timeout=5s'", DB_PERSISTENT);
     db_set_statement_timeout(db, 1800);
-    if (db_connect(db) == DB_OK)
-        is_str(show(db, "statement_timeout"), "5s",
-               "the conninfo's options win");
-    else
-        ok(0, "connect with options in the conninfo");
+    shown(db, "statement_timeout", "5s", "the conninfo's options win");
     db_free(db);
 }
 

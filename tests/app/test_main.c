@@ -148,77 +148,98 @@ test_levels_and_modes(void)
            "naming the levels");
 }
 
-static void
-test_env(void)
+/*
+ * option_text: the option that the variable var sets, in o, as text
+ * ("(unset)" for a NULL string): the field the test expects it to set,
+ * named here, not found through the table under test.
+ */
+static const char *
+option_text(const struct options *o, const char *var)
 {
-    static const char *const none[] = {"tfb-fcgi", NULL};
-    static const char *const flag[] = {"tfb-fcgi", "-m", "5", NULL};
-    struct options o;
+    static char text[64];
 
-    setenv("TFB_MAX_REQUESTS", "100", 1);
-    parse(&o, none);
-    is_int(o.max_requests, 100, "TFB_MAX_REQUESTS");
-    parse(&o, flag);
-    is_int(o.max_requests, 5, "-m wins over TFB_MAX_REQUESTS");
-    setenv("TFB_MAX_REQUESTS", "", 1);
-    parse(&o, none);
-    is_int(o.max_requests, 0, "an empty TFB_MAX_REQUESTS counts as unset");
-    setenv("TFB_MAX_REQUESTS", "many", 1);
-    is_int(parse(&o, none), -1, "a bad TFB_MAX_REQUESTS is an error");
-    ok(strncmp(err, "TFB_MAX_REQUESTS: 'many'", 24) == 0,
-       "which names the variable: %s", err);
-    unsetenv("TFB_MAX_REQUESTS");
+    if (strcmp(var, "TFB_MAX_REQUESTS") == 0)
+        snprintf(text, sizeof(text), "%ld", o->max_requests);
+    else if (strcmp(var, "TFB_SERVER_TIMING") == 0)
+        snprintf(text, sizeof(text), "%d", o->server_timing);
+    else if (strcmp(var, "FCGI_WEB_SERVER_ADDRS") == 0)
+        return o->web_server_addrs ? o->web_server_addrs : "(unset)";
+    else
+        return o->read_conninfo ? o->read_conninfo : "(unset)";
+    return text;
 }
 
 /*
- * test_env_rows: TFB_SERVER_TIMING and FCGI_WEB_SERVER_ADDRS are rows of
- * the table: the first a flag's variable, a boolean ("0" is off), the
- * second the value of --web-server-addrs, which wins over it.
+ * test_env: the variables of the table's rows, a row of cases each: the
+ * variable set ("NAME=VALUE", or "NAME": unset) under the words after
+ * tfb-fcgi's name, then the option it sets as text, or, for a want
+ * starting "error: ", the start of the message that refuses it.  A flag's
+ * variable is a boolean ("0" is off); a flag wins over a variable.
  */
 static void
-test_env_rows(void)
+test_env(void)
 {
-    static const char *const none[] = {"tfb-fcgi", NULL};
-    static const char *const st[] = {"tfb-fcgi", "--server-timing", NULL};
-    static const char *const addrs[] = {"tfb-fcgi", "--web-server-addrs", "::1",
-                                        NULL};
-    static const char *const on[] = {"1", "on", "yes", "true"};
-    static const char *const off[] = {"0", "off", "no", "false"};
+    static const char *const rows[][4] = {
+        {"TFB_MAX_REQUESTS=100", "", "100", "TFB_MAX_REQUESTS"},
+        {"TFB_MAX_REQUESTS=100", "-m 5", "5", "-m wins over TFB_MAX_REQUESTS"},
+        {"TFB_MAX_REQUESTS=", "", "0",
+         "an empty TFB_MAX_REQUESTS counts as unset"},
+        {"TFB_MAX_REQUESTS=many", "", "error: TFB_MAX_REQUESTS: 'many'",
+         "a bad TFB_MAX_REQUESTS is an error"},
+        {"TFB_SERVER_TIMING=1", "", "1",
+         "TFB_SERVER_TIMING=1: Server-Timing on"},
+        {"TFB_SERVER_TIMING=on", "", "1", "TFB_SERVER_TIMING=on: on"},
+        {"TFB_SERVER_TIMING=yes", "", "1", "TFB_SERVER_TIMING=yes: on"},
+        {"TFB_SERVER_TIMING=true", "", "1", "TFB_SERVER_TIMING=true: on"},
+        {"TFB_SERVER_TIMING=0", "", "0", "TFB_SERVER_TIMING=0: off"},
+        {"TFB_SERVER_TIMING=off", "", "0", "TFB_SERVER_TIMING=off: off"},
+        {"TFB_SERVER_TIMING=no", "", "0", "TFB_SERVER_TIMING=no: off"},
+        {"TFB_SERVER_TIMING=false", "", "0", "TFB_SERVER_TIMING=false: off"},
+        {"TFB_SERVER_TIMING=0", "--server-timing", "1",
+         "--server-timing wins over TFB_SERVER_TIMING=0"},
+        {"TFB_SERVER_TIMING=2", "",
+         "error: TFB_SERVER_TIMING: '2' is neither on",
+         "TFB_SERVER_TIMING=2 is an error"},
+        {"TFB_SERVER_TIMING", "", "0", "unset: off"},
+        {"FCGI_WEB_SERVER_ADDRS=127.0.0.1, 10.0.0.2", "", "127.0.0.1, 10.0.0.2",
+         "FCGI_WEB_SERVER_ADDRS is --web-server-addrs' variable"},
+        {"FCGI_WEB_SERVER_ADDRS=127.0.0.1", "--web-server-addrs ::1", "::1",
+         "and the flag wins over it"},
+        {"FCGI_WEB_SERVER_ADDRS", "", "(unset)",
+         "unset: any front server may connect"},
+        {"TFB_DB_READ", "--db-read host=/s,/p", "host=/s,/p", "--db-read"},
+        {"TFB_DB_READ=host=/e", "--db host=/p", "host=/e", "TFB_DB_READ"},
+        {"TFB_DB_READ=host=/e", "--db-read host=/s,/p", "host=/s,/p",
+         "--db-read wins over TFB_DB_READ"},
+    };
+    char var[64], line[128], *eq;
+    const char *w[8] = {"tfb-fcgi"};
     struct options o;
-    size_t i;
-    int good = 1;
+    size_t i, n;
+    int r;
 
-    for (i = 0; i < sizeof(on) / sizeof(on[0]); i++) {
-        setenv("TFB_SERVER_TIMING", on[i], 1);
-        good &= parse(&o, none) == 1 && o.server_timing == 1;
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        snprintf(var, sizeof(var), "%s", rows[i][0]);
+        if ((eq = strchr(var, '=')) != NULL) {
+            *eq = '\0';
+            setenv(var, eq + 1, 1);
+        }
+        snprintf(line, sizeof(line), "%s", rows[i][1]);
+        for (n = 1; n < 7 && (w[n] = strtok(n == 1 ? line : NULL, " ")); n++)
+            continue;
+        w[n] = NULL;
+        r = parse(&o, w);
+        if (strncmp(rows[i][2], "error: ", 7) != 0) {
+            /* Refused, the message shows as what was got. */
+            is_str(r == -1 ? err : option_text(&o, var), rows[i][2],
+                   rows[i][3]);
+        } else {
+            is_int(r, -1, rows[i][3]);
+            ok(strncmp(err, rows[i][2] + 7, strlen(rows[i][2] + 7)) == 0,
+               "which names the variable: %s", err);
+        }
+        unsetenv(var);
     }
-    ok(good, "TFB_SERVER_TIMING=1, on, yes, true: Server-Timing on");
-    good = 1;
-    for (i = 0; i < sizeof(off) / sizeof(off[0]); i++) {
-        setenv("TFB_SERVER_TIMING", off[i], 1);
-        good &= parse(&o, none) == 1 && o.server_timing == 0;
-    }
-    ok(good, "TFB_SERVER_TIMING=0, off, no, false: off");
-    setenv("TFB_SERVER_TIMING", "0", 1);
-    parse(&o, st);
-    is_int(o.server_timing, 1, "--server-timing wins over TFB_SERVER_TIMING=0");
-    setenv("TFB_SERVER_TIMING", "2", 1);
-    is_int(parse(&o, none), -1, "TFB_SERVER_TIMING=2 is an error");
-    ok(strncmp(err, "TFB_SERVER_TIMING: '2' is neither on", 36) == 0,
-       "which names the variable: %s", err);
-    unsetenv("TFB_SERVER_TIMING");
-    parse(&o, none);
-    is_int(o.server_timing, 0, "unset: off");
-
-    setenv("FCGI_WEB_SERVER_ADDRS", "127.0.0.1, 10.0.0.2", 1);
-    parse(&o, none);
-    is_str(o.web_server_addrs, "127.0.0.1, 10.0.0.2",
-           "FCGI_WEB_SERVER_ADDRS is --web-server-addrs' variable");
-    parse(&o, addrs);
-    is_str(o.web_server_addrs, "::1", "and the flag wins over it");
-    unsetenv("FCGI_WEB_SERVER_ADDRS");
-    parse(&o, none);
-    ok(o.web_server_addrs == NULL, "unset: any front server may connect");
 }
 
 /* test_pool_rules: our rules for what a pool tells us. */
@@ -317,18 +338,6 @@ test_pool_word(void)
     sb_free(sb);
 }
 
-/* is_row: name is the variable of a row of main.c's table. */
-static int
-is_row(const char *name)
-{
-    size_t i;
-
-    for (i = 0; i < NOPTS; i++)
-        if (opts[i].env != NULL && strcmp(opts[i].env, name) == 0)
-            return 1;
-    return 0;
-}
-
 /* test_env_table: app/ reads no variable of ours behind the table. */
 static void
 test_env_table(void)
@@ -338,7 +347,7 @@ test_env_table(void)
 
     static const char *const foreign[] = {"PG*", NULL};
 
-    env_scan("app/", files, foreign, is_row, handoff, NULL);
+    env_scan_table("app/", files, foreign, opts, NOPTS, handoff, NULL);
 }
 
 static void
@@ -364,15 +373,8 @@ test_bad(void)
     struct options o;
     size_t i;
 
-    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        int r = parse(&o, cases[i].words);
-
-        if (!ok(r == -1 &&
-                    strncmp(err, cases[i].says, strlen(cases[i].says)) == 0,
-                "%s %s: %s", cases[i].words[1],
-                cases[i].words[2] ? cases[i].words[2] : "", err))
-            printf("#   want '%s'\n", cases[i].says);
-    }
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        refused(parse(&o, cases[i].words), err, cases[i].words, cases[i].says);
 }
 
 /* run_parse_options, run_main: on the words w (in a child). */
@@ -476,15 +478,6 @@ test_db_read(void)
     struct handler_ctx ctx = {0};
     struct options o;
 
-    parse(&o, flag);
-    is_str(o.read_conninfo, "host=/s,/p", "--db-read");
-    setenv("TFB_DB_READ", "host=/e", 1);
-    parse(&o, none);
-    is_str(o.read_conninfo, "host=/e", "TFB_DB_READ");
-    parse(&o, flag);
-    is_str(o.read_conninfo, "host=/s,/p", "--db-read wins over TFB_DB_READ");
-    unsetenv("TFB_DB_READ");
-
     parse(&o, none);
     open_db(&o, &ctx);
     ok(ctx.db != NULL && ctx.db_write == NULL,
@@ -559,7 +552,6 @@ main(void)
     test_flags();
     test_levels_and_modes();
     test_env();
-    test_env_rows();
     test_pool_rules();
     test_pool_word();
     test_env_table();

@@ -136,35 +136,22 @@ test_cgi_find(void)
 
 /* --- a FastCGI client ----------------------------------------------- */
 
+/* xfer: all of len bytes written to fd (out) or read from it; -1 at an
+ * error, a timeout or EOF. */
 static int
-write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    ssize_t n;
-
-    while (len > 0) {
-        if ((n = write(fd, p, len)) <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static int
-read_all(int fd, void *data, size_t len)
+xfer(int fd, void *data, size_t len, int out)
 {
     char *p = data;
     ssize_t n;
 
-    while (len > 0) {
-        if ((n = read(fd, p, len)) <= 0)
+    for (; len > 0; p += n, len -= (size_t)n)
+        if ((n = out ? write(fd, p, len) : read(fd, p, len)) <= 0)
             return -1;
-        p += n;
-        len -= (size_t)n;
-    }
     return 0;
 }
+
+#define write_all(fd, data, len) xfer(fd, (void *)(data), len, 1)
+#define read_all(fd, data, len) xfer(fd, data, len, 0)
 
 static int
 put_record(int fd, int type, int id, const void *body, size_t len)
@@ -239,6 +226,39 @@ send_request(int fd, int id, int keep, const char *uri)
 }
 
 /*
+ * read_record: the next record's header into h and its content (padding
+ * dropped) into body, which holds 65536 + 256 bytes.  Results: the
+ * content's length, or -1 on EOF or timeout.
+ */
+static long
+read_record(int fd, FCGI_Header *h, unsigned char *body)
+{
+    size_t len;
+
+    if (read_all(fd, h, sizeof(*h)) == -1)
+        return -1;
+    len = (size_t)(h->contentLengthB1 << 8 | h->contentLengthB0) +
+          h->paddingLength;
+    if (read_all(fd, body, len) == -1)
+        return -1;
+    return (long)(len - h->paddingLength);
+}
+
+/* record_id: the request id of the record h. */
+#define record_id(h) ((h).requestIdB1 << 8 | (h).requestIdB0)
+
+/* add_stdout: an FCGI_STDOUT record's content appended to out[*n]. */
+static void
+add_stdout(char *out, size_t outlen, size_t *n, const void *body, size_t len)
+{
+    if (*n + len < outlen) {
+        memcpy(out + *n, body, len);
+        *n += len;
+        out[*n] = '\0';
+    }
+}
+
+/*
  * read_response: records until FCGI_END_REQUEST of id; the STDOUT
  * stream into out, NUL-terminated.  Results: 0, or -1 on EOF, timeout, a
  * record of another request or an end other than FCGI_REQUEST_COMPLETE
@@ -250,48 +270,72 @@ read_response(int fd, int id, char *out, size_t outlen)
     unsigned char body[65536 + 256];
     FCGI_EndRequestBody *end = (FCGI_EndRequestBody *)body;
     FCGI_Header h;
-    size_t n = 0, len;
+    size_t n = 0;
+    long len;
 
     out[0] = '\0';
     for (;;) {
-        if (read_all(fd, &h, sizeof(h)) == -1)
+        if ((len = read_record(fd, &h, body)) == -1 || record_id(h) != id)
             return -1;
-        len = (size_t)(h.contentLengthB1 << 8 | h.contentLengthB0) +
-              h.paddingLength;
-        if (read_all(fd, body, len) == -1 ||
-            (h.requestIdB1 << 8 | h.requestIdB0) != id)
-            return -1;
-        len -= h.paddingLength;
-        if (h.type == FCGI_STDOUT && n + len < outlen) {
-            memcpy(out + n, body, len);
-            n += len;
-            out[n] = '\0';
-        } else if (h.type == FCGI_END_REQUEST) {
+        if (h.type == FCGI_STDOUT)
+            add_stdout(out, outlen, &n, body, (size_t)len);
+        else if (h.type == FCGI_END_REQUEST)
             return end->protocolStatus == FCGI_REQUEST_COMPLETE &&
                            (end->appStatusB3 | end->appStatusB2 |
                             end->appStatusB1 | end->appStatusB0) == 0
                        ? 0
                        : -1;
-        }
     }
 }
 
+/* reply: the STDOUT of the last response get() read. */
+static char reply[65536];
+
+/* get: a GET of uri as request id, answered completely, into reply. */
+static int
+get(int fd, int id, int keep, const char *uri)
+{
+    return send_request(fd, id, keep, uri) == 0 &&
+           read_response(fd, id, reply, sizeof(reply)) == 0;
+}
+
+/* timed: fd, a new connection or -1, with a 3 s receive timeout: a
+ * worker that does not answer fails the check, not the run. */
+static int
+timed(int fd)
+{
+    struct timeval tv = {3, 0};
+
+    if (fd != -1)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+/* connect_worker: a connection to the worker's unix socket, or -1. */
 static int
 connect_worker(void)
 {
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    struct timeval tv = {3, 0};
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    return timed(connect_unix(sock_path));
+}
 
-    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock_path);
-    if (fd == -1 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-        if (fd != -1)
-            close(fd);
-        return -1;
-    }
-    /* A worker that does not answer fails the check, not the run. */
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+/* connected: fd, a new connection, or -1 after a failing check. */
+static int
+connected(int fd)
+{
+    if (fd == -1)
+        ok(0, "connect: %s", strerror(errno));
     return fd;
+}
+
+/* get_new: get() on a new connection, closed after. */
+static int
+get_new(const char *uri)
+{
+    int fd = connect_worker(), answered = fd != -1 && get(fd, 1, 0, uri);
+
+    if (fd != -1)
+        close(fd);
+    return answered;
 }
 
 /* eof: the worker closed the connection (no more bytes, not a timeout). */
@@ -405,33 +449,33 @@ start_worker(long max_requests)
     return start_with(&cfg);
 }
 
+/* stop_worker: SIGTERM, and the check that it returns 0, named name. */
+static void
+stop_worker(pid_t pid, const char *name)
+{
+    kill(pid, SIGTERM);
+    is_int(wait_exit(pid, 3000), 0, name);
+}
+
 static void
 test_plaintext(void)
 {
     struct sb_slot *slot = sb_slot(sb, 0);
-    char out[4096];
     pid_t pid = start_worker(0);
     int fd;
 
     is_int(sb_state(slot), SB_IDLE, "the worker reports idle in accept");
-    if ((fd = connect_worker()) == -1) {
-        ok(0, "connect: %s", strerror(errno));
-    } else {
-        ok(send_request(fd, 1, 0, "/plaintext") == 0 &&
-               read_response(fd, 1, out, sizeof(out)) == 0,
+    if ((fd = connected(connect_worker())) != -1) {
+        ok(get(fd, 1, 0, "/plaintext"),
            "/plaintext: a complete FastCGI response, status 0");
-        is_str(out, plaintext, "its CGI headers and body");
+        is_str(reply, plaintext, "its CGI headers and body");
         ok(eof(fd), "without FCGI_KEEP_CONN the worker closes the connection");
         close(fd);
     }
-    if ((fd = connect_worker()) == -1) {
-        ok(0, "connect: %s", strerror(errno));
-    } else {
-        ok(send_request(fd, 7, 0, "/no/such/route?x=1") == 0 &&
-               read_response(fd, 7, out, sizeof(out)) == 0,
+    if ((fd = connected(connect_worker())) != -1) {
+        ok(get(fd, 7, 0, "/no/such/route?x=1"),
            "a second connection, request id 7");
-        ok(strncmp(out, "Status: 404 Not Found\r\n", 23) == 0,
-           "an unknown path: 404");
+        like(reply, "Status: 404 Not Found\r\n", "an unknown path: 404");
         close(fd);
     }
     /* The count follows the response: wait until the worker is idle. */
@@ -446,36 +490,24 @@ test_plaintext(void)
 static void
 test_keep_conn(void)
 {
-    char out[4096];
     pid_t pid = start_worker(0);
     int fd;
 
-    if ((fd = connect_worker()) == -1) {
-        ok(0, "connect: %s", strerror(errno));
-    } else {
-        ok(send_request(fd, 1, 1, "/plaintext") == 0 &&
-               read_response(fd, 1, out, sizeof(out)) == 0,
+    if ((fd = connected(connect_worker())) != -1) {
+        ok(get(fd, 1, 1, "/plaintext"),
            "FCGI_KEEP_CONN: the first request answered");
-        is_str(out, plaintext, "the first response");
-        ok(send_request(fd, 2, 1, "/json") == 0 &&
-               read_response(fd, 2, out, sizeof(out)) == 0,
+        is_str(reply, plaintext, "the first response");
+        ok(get(fd, 2, 1, "/json"),
            "the second request on the same connection answered");
-        ok(strstr(out, "Content-Type: application/json\r\n") != NULL &&
-               strstr(out, "\r\n\r\n{\"message\":\"Hello, World!\"}") != NULL,
+        ok(strstr(reply, "Content-Type: application/json\r\n") != NULL &&
+               strstr(reply, "\r\n\r\n{\"message\":\"Hello, World!\"}") != NULL,
            "the second response");
         close(fd);
     }
     /* The closed kept connection sends the worker back to accepting. */
-    if ((fd = connect_worker()) == -1) {
-        ok(0, "connect: %s", strerror(errno));
-    } else {
-        ok(send_request(fd, 1, 0, "/plaintext") == 0 &&
-               read_response(fd, 1, out, sizeof(out)) == 0,
-           "after the kept connection closes, a new one is served");
-        close(fd);
-    }
-    kill(pid, SIGTERM);
-    is_int(wait_exit(pid, 3000), 0, "then SIGTERM: 0");
+    ok(get_new("/plaintext"),
+       "after the kept connection closes, a new one is served");
+    stop_worker(pid, "then SIGTERM: 0");
 }
 
 /*
@@ -489,7 +521,6 @@ test_keep_conn(void)
 static void
 test_gone(void)
 {
-    char out[4096];
     pid_t pid = start_worker(0);
     int64_t t;
     int fd, i, answered, gone = 0;
@@ -497,8 +528,7 @@ test_gone(void)
     for (i = 0; i < 40; i++) {
         if ((fd = connect_worker()) == -1)
             break;
-        if (send_request(fd, 1, 1, "/plaintext") == -1 ||
-            read_response(fd, 1, out, sizeof(out)) == -1) {
+        if (!get(fd, 1, 1, "/plaintext")) {
             close(fd);
             break;
         }
@@ -512,18 +542,13 @@ test_gone(void)
     }
     is_int(gone, 40, "40 kept connections closed with a request unanswered");
     t = clock_ms();
-    fd = connect_worker();
-    answered = fd != -1 && send_request(fd, 1, 0, "/plaintext") == 0 &&
-               read_response(fd, 1, out, sizeof(out)) == 0;
+    answered = get_new("/plaintext");
     t = clock_ms() - t;
     ok(answered && t < 1000,
        "more than its table holds, and the worker still accepts and answers "
        "at once (%ld ms)",
        (long)t);
-    if (fd != -1)
-        close(fd);
-    kill(pid, SIGTERM);
-    is_int(wait_exit(pid, 3000), 0, "then SIGTERM: 0");
+    stop_worker(pid, "then SIGTERM: 0");
 }
 
 /*
@@ -534,14 +559,11 @@ static void
 test_in_flight(void)
 {
     struct sb_slot *slot = sb_slot(sb, 0);
-    char out[4096];
     pid_t pid = start_worker(0);
     int fd;
 
-    if ((fd = connect_worker()) == -1) {
-        ok(0, "connect: %s", strerror(errno));
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+    if ((fd = connected(connect_worker())) == -1) {
+        wait_exit(pid, 0); /* killed at once */
         return;
     }
     send_begin(fd, 1, 0);
@@ -554,7 +576,7 @@ test_in_flight(void)
     sleep_ms(50);
     ok(waitpid(pid, NULL, WNOHANG) == 0, "SIGTERM does not cut it short");
     ok(send_rest(fd, 1, "/plaintext") == 0 &&
-           read_response(fd, 1, out, sizeof(out)) == 0,
+           read_response(fd, 1, reply, sizeof(reply)) == 0,
        "the rest of the request is read and answered");
     is_int(wait_exit(pid, 3000), 0, "then the worker returns 0");
     close(fd);
@@ -564,18 +586,11 @@ static void
 test_max_requests(void)
 {
     struct sb_slot *slot = sb_slot(sb, 0);
-    char out[4096];
     pid_t pid = start_worker(3);
     int fd, i, answered = 0;
 
-    for (i = 0; i < 3; i++) {
-        if ((fd = connect_worker()) == -1)
-            break;
-        if (send_request(fd, 1, 0, "/plaintext") == 0 &&
-            read_response(fd, 1, out, sizeof(out)) == 0)
-            answered++;
-        close(fd);
-    }
+    for (i = 0; i < 3; i++)
+        answered += get_new("/plaintext");
     is_int(answered, 3, "max_requests 3: three requests answered");
     is_int(wait_exit(pid, 3000), 0, "then worker_run returns 0, unasked");
     is_int(sb_requests(slot), 3, "after three requests");
@@ -583,11 +598,9 @@ test_max_requests(void)
     /* With keep-alive too: the count is of requests, not connections. */
     pid = start_worker(2);
     answered = 0;
-    if ((fd = connect_worker()) != -1) {
+    if ((fd = connected(connect_worker())) != -1) {
         for (i = 0; i < 2; i++)
-            if (send_request(fd, 1, 1, "/plaintext") == 0 &&
-                read_response(fd, 1, out, sizeof(out)) == 0)
-                answered++;
+            answered += get(fd, 1, 1, "/plaintext");
         ok(answered == 2 && eof(fd),
            "max_requests 2 on one kept connection: two answers, then closed");
         close(fd);
@@ -601,15 +614,9 @@ test_max_requests(void)
 static long
 served_ms(void)
 {
-    char out[4096];
     int64_t t = clock_ms();
-    int fd = connect_worker(), answered;
+    int answered = get_new("/plaintext") && strcmp(reply, plaintext) == 0;
 
-    answered = fd != -1 && send_request(fd, 1, 0, "/plaintext") == 0 &&
-               read_response(fd, 1, out, sizeof(out)) == 0 &&
-               strcmp(out, plaintext) == 0;
-    if (fd != -1)
-        close(fd);
     return answered ? (long)(clock_ms() - t) : -1;
 }
 
@@ -626,13 +633,6 @@ hup_ms(int fd, long ms)
             (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) != 0)
             return (long)(clock_ms() - t);
     return -1;
-}
-
-static void
-stop_worker(pid_t pid, const char *name)
-{
-    kill(pid, SIGTERM);
-    is_int(wait_exit(pid, 3000), 0, name);
 }
 
 /*
@@ -653,10 +653,8 @@ test_deaf_peer(void)
     long took, closed;
     int fd, i, stuck = 0;
 
-    if ((fd = connect_worker()) == -1) {
-        ok(0, "connect: %s", strerror(errno));
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+    if ((fd = connected(connect_worker())) == -1) {
+        wait_exit(pid, 0); /* killed at once */
         return;
     }
     for (i = 0; i < 5000 && !stuck; i++) {
@@ -773,24 +771,6 @@ test_skip_stream(void)
     waitpid(s, NULL, 0);
 }
 
-static int
-connect_tcp(void)
-{
-    struct sockaddr_in sin = {.sin_family = AF_INET,
-                              .sin_port = htons((uint16_t)tcp_port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct timeval tv = {3, 0};
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    if (fd == -1 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
-        if (fd != -1)
-            close(fd);
-        return -1;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
-}
-
 /* send_body: FCGI_STDIN records of len bytes in all for id, no end. */
 static int
 send_body(int fd, int id, size_t len)
@@ -819,23 +799,21 @@ test_too_big(void)
 {
     struct wcfg cfg = {.fd = tcp_fd};
     pid_t pid = start_with(&cfg), w;
-    char out[4096], c;
+    char c;
     ssize_t n = -1;
     int fd, answered;
 
-    if ((fd = connect_tcp()) == -1) {
-        ok(0, "connect: %s", strerror(errno));
-    } else {
+    if ((fd = connected(timed(connect_tcp(tcp_port)))) != -1) {
         answered = send_begin(fd, 1, 1) == 0 &&
                    put_record(fd, FCGI_PARAMS, 1, "\x0e\x04REQUEST_METHODPOST",
                               20) == 0 &&
                    put_record(fd, FCGI_PARAMS, 1, NULL, 0) == 0 &&
                    send_body(fd, 1, 70000) == 0 &&
                    put_record(fd, FCGI_STDIN, 1, NULL, 0) == 0 &&
-                   read_response(fd, 1, out, sizeof(out)) == 0 &&
-                   strncmp(out, "Status: 413 ", 12) == 0 &&
-                   strstr(out, "\r\n\r\n") != NULL &&
-                   strchr(strstr(out, "\r\n\r\n") + 4, '\n') != NULL;
+                   read_response(fd, 1, reply, sizeof(reply)) == 0 &&
+                   strncmp(reply, "Status: 413 ", 12) == 0 &&
+                   strstr(reply, "\r\n\r\n") != NULL &&
+                   strchr(strstr(reply, "\r\n\r\n") + 4, '\n') != NULL;
         ok(answered,
            "a 70 KB body over --request-max: answered 413, one line of text");
         n = read(fd, &c, 1);
@@ -849,9 +827,7 @@ test_too_big(void)
 
     /* A peer sending without end (on the unix socket): closed past 1 MiB. */
     pid = start_worker(0);
-    if ((fd = connect_worker()) == -1) {
-        ok(0, "connect: %s", strerror(errno));
-    } else {
+    if ((fd = connected(connect_worker())) != -1) {
         fflush(stdout);
         if ((w = fork()) == 0) {
             signal(SIGPIPE, SIG_IGN);
@@ -862,7 +838,7 @@ test_too_big(void)
                 continue;
             _exit(0);
         }
-        ok(wait_exit(w, 3000) == 0 && read_response(fd, 1, out, 16) == -1,
+        ok(wait_exit(w, 3000) == 0 && read_response(fd, 1, reply, 16) == -1,
            "a request body without end: closed unanswered past 1 MiB");
         close(fd);
     }
@@ -881,15 +857,12 @@ test_lru(void)
 {
     struct wcfg cfg = {.max_conns = 256, .idle_ms = 10000};
     pid_t pid = start_with(&cfg);
-    char out[4096];
     int fds[256], i, answered = 0;
     long took;
 
     for (i = 0; i < 256; i++) {
         fds[i] = connect_worker();
-        if (fds[i] != -1 && send_request(fds[i], 1, 1, "/plaintext") == 0 &&
-            read_response(fds[i], 1, out, sizeof(out)) == 0)
-            answered++;
+        answered += fds[i] != -1 && get(fds[i], 1, 1, "/plaintext");
     }
     is_int(answered, 256, "256 connections answered once each, kept idle");
     took = served_ms();
@@ -916,25 +889,19 @@ read_counting(int fd, int id, char *out, size_t outlen)
 {
     unsigned char body[65536 + 256];
     FCGI_Header h;
-    size_t n = 0, len;
+    size_t n = 0;
+    long len;
     int count = 0;
 
     out[0] = '\0';
     for (;;) {
-        if (read_all(fd, &h, sizeof(h)) == -1)
+        if ((len = read_record(fd, &h, body)) == -1)
             return -1;
-        len = (size_t)(h.contentLengthB1 << 8 | h.contentLengthB0) +
-              h.paddingLength;
-        if (read_all(fd, body, len) == -1)
-            return -1;
-        len -= h.paddingLength;
         if (h.type == FCGI_GET_VALUES_RESULT)
             count++;
-        else if (h.type == FCGI_STDOUT && n + len < outlen) {
-            memcpy(out + n, body, len);
-            out[n += len] = '\0';
-        } else if (h.type == FCGI_END_REQUEST &&
-                   (h.requestIdB1 << 8 | h.requestIdB0) == id)
+        else if (h.type == FCGI_STDOUT)
+            add_stdout(out, outlen, &n, body, (size_t)len);
+        else if (h.type == FCGI_END_REQUEST && record_id(h) == id)
             return count;
     }
 }
@@ -950,13 +917,10 @@ test_say_queued(void)
 {
     static unsigned char recs[2000 * 24];
     pid_t pid = start_worker(0), wr;
-    char out[4096];
     int fd, i, got;
 
-    if ((fd = connect_worker()) == -1) {
-        ok(0, "connect: %s", strerror(errno));
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+    if ((fd = connected(connect_worker())) == -1) {
+        wait_exit(pid, 0); /* killed at once */
         return;
     }
     for (i = 0; i < 2000; i++) {
@@ -974,11 +938,11 @@ test_say_queued(void)
                   : 1);
     }
     sleep_ms(300);
-    got = read_counting(fd, 1, out, sizeof(out));
+    got = read_counting(fd, 1, reply, sizeof(reply));
     is_int(got, 2000,
            "2000 management records, the peer not reading for "
            "300 ms: all 2000 answered, none a reason to close");
-    is_str(out, plaintext, "then the request after them");
+    is_str(reply, plaintext, "then the request after them");
     is_int(wait_exit(wr, 3000), 0, "the peer wrote it all");
     close(fd);
     stop_worker(pid, "then SIGTERM: 0");
@@ -994,16 +958,11 @@ test_say_queued(void)
 static int
 status_ms(const char *uri, long *ms)
 {
-    char out[8192];
     int64_t t = clock_ms();
-    int fd = connect_worker(), status = -1;
+    int status = -1;
 
-    if (fd != -1 && send_request(fd, 1, 0, uri) == 0 &&
-        read_response(fd, 1, out, sizeof(out)) == 0 &&
-        sscanf(out, "Status: %d", &status) != 1)
+    if (!get_new(uri) || sscanf(reply, "Status: %d", &status) != 1)
         status = -1;
-    if (fd != -1)
-        close(fd);
     *ms = (long)(clock_ms() - t);
     return status;
 }
@@ -1107,23 +1066,6 @@ test_db_stopped(void)
     stop_worker(pid, "then SIGTERM: 0");
 }
 
-/* listen_tcp: on 127.0.0.1, a port the kernel picks (tcp_port). */
-static int
-listen_tcp(void)
-{
-    struct sockaddr_in sin = {.sin_family = AF_INET,
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sin);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    if (fd == -1 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
-        listen(fd, 16) == -1 ||
-        getsockname(fd, (struct sockaddr *)&sin, &len) == -1)
-        return -1;
-    tcp_port = ntohs(sin.sin_port);
-    return fd;
-}
-
 int
 main(void)
 {
@@ -1132,13 +1074,11 @@ main(void)
 
     /* A case that hangs fails the program instead of the whole run. */
     alarm(90);
-    if (mkdtemp(dir) == NULL) {
-        ok(0, "mkdtemp: %s", strerror(errno));
+    if (temp_dir(dir) == -1)
         return done_testing();
-    }
     snprintf(sock_path, sizeof(sock_path), "%s/fcgi.sock", dir);
     if ((listen_fd = listen_unix(sock_path)) == -1 ||
-        (tcp_fd = listen_tcp()) == -1 || (sb = sb_create(1)) == NULL) {
+        (tcp_fd = listen_tcp(&tcp_port)) == -1 || (sb = sb_create(1)) == NULL) {
         ok(0, "set-up: %s", strerror(errno));
         return done_testing();
     }

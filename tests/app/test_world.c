@@ -64,18 +64,10 @@ test_random_ids(void)
 static const char *
 last_query(const char *app)
 {
-    static char out[256];
-    const char *values[1] = {app};
-    PGresult *res = PQexecParams(peer,
-                                 "SELECT query FROM pg_stat_activity "
-                                 "WHERE application_name = $1",
-                                 1, NULL, values, NULL, NULL, 0);
-
-    out[0] = '\0';
-    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-        snprintf(out, sizeof(out), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return out;
+    return q_text(peer,
+                  "SELECT query FROM pg_stat_activity "
+                  "WHERE application_name = $1",
+                  app);
 }
 
 /* route: one request of handler h; its status. */

@@ -369,24 +369,12 @@ def body(tap):
     tap.need([SPAWN_BIN])
     with Scene(tap, "fake") as sc:
         fake = sc.fake_worker()
-        run_all(tap, fake)
-
-
-def run_all(tap, fake):
-    w = Worker([fake], name="fake")
-    poolcases.run_all(tap, w)
-    stuck(tap, fake)
-    crash_loop(tap)
-    crash_storm(tap, fake)
-    fatal(tap, fake)
-    bad_start(tap)
-    stops(tap, fake)
-    files(tap, fake)
-    privileges(tap, fake)
-    broken_roll(tap, fake)
-    scoreboard(tap, fake)
-    affinity(tap, fake)
-    sockets(tap, fake)
+        poolcases.run_all(tap, Worker([fake], name="fake"))
+        for case in (stuck, crash_storm, fatal, stops, files, privileges, broken_roll,
+                     scoreboard, affinity, sockets):
+            case(tap, fake)
+        crash_loop(tap)
+        bad_start(tap)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import signal
 import socket
 import time
 
-from ..kit import APP_BIN, fcgi, proc, web
+from ..kit import APP_BIN, fcgi, web
 from ..kit.load import Wrk
 from ..kit.scene import Scene
 from ..kit.stack import Stack, StackError
@@ -138,11 +138,7 @@ def waits_ok(tap, waits, desc):
 
 def refusals(st):
     """How many requests the pool refused as over --request-max so far."""
-    try:
-        with open(os.path.join(st.var, "log", "app.log"), errors="replace") as f:
-            return f.read().count("a request over --request-max")
-    except OSError:
-        return -1
+    return st.app_log().count("a request over --request-max")
 
 
 def check_front(tap, st, server):
@@ -213,76 +209,58 @@ def check_fcgi_413(tap, sock):
 
 
 # --------------------------------------------------------------------------
-# 2. A peer that never reads
+# 2 and 3. A connection flooded and never read: what is sent first, then
+# over and over (every pause seconds), when the second clients start (2:
+# its socket fills after a dozen answers, 0.7 s), and the deadline that
+# must close it, with its slack.
+
+DEAF = dict(repro=2, what="a peer that never reads", first=b"",
+            chunk=fcgi.begin(flags=fcgi.KEEP_CONN) +
+            fcgi.params(fcgi.get_params("/queries?queries=500")) + fcgi.stdin(),
+            pause=0.05, after=1.5, closed=(WRITE_S, WRITE_S + 3),
+            says="the peer is closed by the %.0f s write deadline" % WRITE_S)
+SKIP = dict(repro=3, what="a skip-record stream",
+            first=fcgi.begin(2, role=2, flags=fcgi.KEEP_CONN),
+            chunk=fcgi.record(fcgi.PARAMS, 2) * 512, pause=0, after=0.2,
+            closed=(READ_S - 0.2, READ_S + 1.5),
+            says="the stream is closed at the %.0f s read deadline, its records do "
+            "not renew it" % READ_S)
 
 
-def deaf_peer(sock, result):
-    """A kept connection: /queries?queries=500 every 50 ms, never a read,
-    until the pool closes it (or 8 s)."""
-    req = fcgi.begin(flags=fcgi.KEEP_CONN) + \
-        fcgi.params(fcgi.get_params("/queries?queries=500")) + fcgi.stdin()
+def flood(sock, result, case):
+    """case's first bytes, then its chunk every pause, never a read, until
+    the pool closes the connection (or 8 s): when, how, after how many."""
     t0 = time.monotonic()
     result["sent"] = 0
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(5)
             s.connect(sock)
+            if case["first"]:
+                s.sendall(case["first"])
             while time.monotonic() - t0 < 8:
-                s.sendall(req)
+                s.sendall(case["chunk"])
                 result["sent"] += 1
-                time.sleep(0.05)
-    except OSError as e:
-        result["closed"] = time.monotonic() - t0
-        result["how"] = "%s" % type(e).__name__
-
-
-def check_deaf(tap, sock, where=""):
-    t, outcome = attack(deaf_peer, sock)
-    # Its socket fills after a dozen answers (0.7 s): sample after that.
-    worst = waits_ok(tap, sample(sock, t, 1.5, 8), "repro 2%s, a peer that never reads"
-                     % where)
-    result = outcome()
-    closed = result.get("closed")
-    tap.check(closed is not None and WRITE_S <= closed < WRITE_S + 3,
-              "repro 2%s: the peer is closed by the %.0f s write deadline (%s after "
-              "%s s, %d requests sent)" % (where, WRITE_S, result.get("how"),
-                                           "%.2f" % closed if closed else "-",
-                                           result.get("sent", 0)))
-    return worst
-
-
-# --------------------------------------------------------------------------
-# 3. Records that complete no request
-
-
-def skip_stream(sock, result):
-    """BEGIN_REQUEST of request 2 as an authorizer (FCGI_UNKNOWN_ROLE),
-    then its empty FCGI_PARAMS without end, never reading, until the pool
-    closes the connection (or 8 s)."""
-    chunk = fcgi.record(fcgi.PARAMS, 2) * 512
-    t0 = time.monotonic()
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(5)
-            s.connect(sock)
-            s.sendall(fcgi.begin(2, role=2, flags=fcgi.KEEP_CONN))
-            while time.monotonic() - t0 < 8:
-                s.sendall(chunk)
+                time.sleep(case["pause"])
     except OSError as e:
         result["closed"] = time.monotonic() - t0
         result["how"] = type(e).__name__
 
 
-def check_skip(tap, sock, where=""):
-    t, outcome = attack(skip_stream, sock)
-    worst = waits_ok(tap, sample(sock, t, 0.2, 8), "repro 3%s, a skip-record stream"
-                     % where)
+def check_flood(tap, sock, case, where=""):
+    """Repro 2 or 3 (case): second clients served meanwhile, the flood
+    closed at its deadline.  Results: the second clients' longest wait."""
+    t, outcome = attack(lambda s, result: flood(s, result, case), sock)
+    name = "repro %d%s" % (case["repro"], where)
+    worst = waits_ok(tap, sample(sock, t, case["after"], 8),
+                     "%s, %s" % (name, case["what"]))
     result = outcome()
     closed = result.get("closed")
-    tap.check(closed is not None and READ_S - 0.2 <= closed < READ_S + 1.5,
-              "repro 3%s: the stream is closed at the %.0f s read deadline, its "
-              "records do not renew it (%s after %s s)"
-              % (where, READ_S, result.get("how"), "%.2f" % closed if closed else "-"))
+    lo, hi = case["closed"]
+    tap.check(closed is not None and lo <= closed < hi,
+              "%s: %s (%s after %s s, %d sent)"
+              % (name, case["says"], result.get("how"),
+                 "%.2f" % closed if closed else "-", result.get("sent", 0)))
     return worst
 
 
@@ -387,23 +365,12 @@ def back_in(st, since, bound):
         time.sleep(0.05)
 
 
-def postmaster(st):
-    """The stack's postmaster: the first line of its postmaster.pid, or
-    None.  (Not Stack.postmaster_pid(): the backend it asks for its parent
-    is gone by the time it reads /proc.)"""
-    for d in st.var_dirs():
-        pids = proc.read_pids(os.path.join(d, "pg", "data", "postmaster.pid"))[:1]
-        if pids and proc.alive(pids[0]):
-            return pids[0]
-    return None
-
-
 def check_db_stopped(tap, st):
     """Repro 4: PostgreSQL stopped whole under the one-worker pool.
     Results: /plaintext's longest wait during the stop, in seconds, or
     None."""
     before = plaintext_load(st)
-    pm = postmaster(st)
+    pm = st.postmaster_pid()
     if not tap.check(pm is not None, "repro 4: the stack's postmaster found"):
         return None
     with Frozen(pm) as fz:
@@ -459,7 +426,8 @@ def check_spawn_fcgi(tap, st, args):
                          "spawn-fcgi -n -s SOCK -- tfb-fcgi %s: serves /plaintext" % args):
             return None, None
         where = " under spawn-fcgi"
-        return check_deaf(tap, sc.sock, where), check_skip(tap, sc.sock, where)
+        return (check_flood(tap, sc.sock, DEAF, where),
+                check_flood(tap, sc.sock, SKIP, where))
 
 
 def body(tap):
@@ -471,8 +439,8 @@ def body(tap):
             return
         check_front(tap, st, "nginx")
         check_fcgi_413(tap, sock)
-        w2 = check_deaf(tap, sock)
-        w3 = check_skip(tap, sock)
+        w2 = check_flood(tap, sock, DEAF)
+        w3 = check_flood(tap, sock, SKIP)
         w5 = check_kept(tap, sock)
         w4 = check_db_stopped(tap, st)
         sf2, sf3 = check_spawn_fcgi(tap, st, args)

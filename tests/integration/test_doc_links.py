@@ -12,7 +12,6 @@ on a made-up page with a broken link and a broken anchor.
 Needs no server; about a second.
 """
 
-import os
 import re
 import subprocess
 import tempfile

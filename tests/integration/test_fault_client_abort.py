@@ -121,7 +121,7 @@ def body(tap):
         sock_path = st.run_path("fcgi.sock")
         if not tap.check(sock_path, "the pool's FastCGI socket is in VAR/run"):
             return
-        log_before = len(sc.app_log())
+        log_before = len(sc.st.app_log())
         load = sc.load(DB_PATHS + ["/json"], seconds=int(SECONDS) + 3)
         time.sleep(0.5)
         results = multiprocessing.Queue()
@@ -171,7 +171,7 @@ def body(tap):
                   % (label, took), repr(r))
         # The others are not affected: 200 only.
         sc.check_answers("%s, the other clients meanwhile" % label, load.result(), allow=())
-        errors = [ln for ln in sc.app_log()[log_before:].splitlines() if " error: " in ln]
+        errors = [ln for ln in sc.st.app_log()[log_before:].splitlines() if " error: " in ln]
         tap.check(not errors, "%s: no error in the pool's log (%d lines at level error)"
                   % (label, len(errors)), errors[:6])
         sc.wait_recovery(label, time.monotonic(), 2.0)

@@ -432,17 +432,10 @@ def body(tap):
     with tempfile.TemporaryDirectory(prefix="tfb-test-fcgi-") as tmp:
         check_serves(tap, tmp)
         check_allow_list(tap)
-        check_keep_conn(tap, tmp)
-        check_garbage(tap, tmp)
-        check_sigterm(tap, tmp)
-        check_other_signals(tap, tmp)
-        check_timing(tap, tmp)
-        check_no_pinning(tap, tmp)
-        check_pipelined(tap, tmp)
-        check_slow_peers(tap, tmp)
-        check_deaf_peer(tap, tmp)
-        check_max_conns(tap, tmp)
-        check_hostile(tap, tmp)
+        for check in (check_keep_conn, check_garbage, check_sigterm, check_other_signals,
+                      check_timing, check_no_pinning, check_pipelined, check_slow_peers,
+                      check_deaf_peer, check_max_conns, check_hostile):
+            check(tap, tmp)
 
 
 if __name__ == "__main__":

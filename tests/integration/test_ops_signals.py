@@ -39,34 +39,13 @@ from pathlib import Path
 from ..kit import APP_BIN as APP
 from ..kit import BUILD, REPO, SPAWN_BIN as SPAWN, fcgi, proc
 from ..kit.cmd import run, tail, wait_exit, wait_for
+from ..kit.pool import Spawn
 from ..kit.tap import main
-
-
-def no_core():
-    """preexec_fn: a fault in a test leaves no core file behind."""
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
-def comm(pid):
-    try:
-        with open("/proc/%d/comm" % pid) as f:
-            return f.read().strip()
-    except OSError:
-        return ""
 
 
 def cmdline(pid):
     """The title as ps shows it: the arguments joined (a title is one)."""
     return " ".join(proc.cmdline(pid))
-
-
-def state(pid):
-    """The state letter of /proc/PID/stat (R, S, T...), "" when gone."""
-    fields = proc.stat(pid)
-    return fields[proc.STATE] if fields else ""
-
-
-children = proc.children
 
 
 def send(pid, sig):
@@ -95,7 +74,7 @@ def hello(sock):
     return r is not None and r.status == 200 and r.body == b"Hello, World!"
 
 
-class Pool:
+class Pool(Spawn):
     """tfb-spawn started by the test in a directory of its own; its pid
     file and sockets in run/, its log apart, so that what a way out leaves
     behind is run/'s listing."""
@@ -106,37 +85,25 @@ class Pool:
         self.dir = Path(tempfile.mkdtemp(prefix="ops-%s." % name))
         self.run = self.dir / "run"
         self.run.mkdir()
-        self.log = self.dir / "spawn.log"
         self.sock = str(self.run / "fcgi.sock")
         self.status = str(self.run / "status.sock") if status else None
         self.pidfile = self.run / "spawn.pid"
         self.n = workers
-        argv = [str(spawn), "--log-level", "debug", "-w", str(workers),
-                "--bind", self.sock, "-p", str(self.pidfile),
-                "-l", str(self.log), "--graceful-timeout", "5s"]
+        log = self.dir / "spawn.log"
+        argv = ["--log-level", "debug", "-w", workers, "--bind", self.sock,
+                "-p", self.pidfile, "-l", log, "--graceful-timeout", "5s"]
         if status:
             argv += ["--status", self.status]
-        argv += list(args) + ["--"] + (worker or [str(APP)])
-        env = dict(os.environ, PGHOST=str(self.dir / "no-database"),
-                   PGCONNECT_TIMEOUT="1")
-        self.out = open(self.dir / "stderr", "wb")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                     stdout=self.out, stderr=self.out,
-                                     env=env, cwd=str(self.dir),
-                                     preexec_fn=no_core)
-        self.pid = self.proc.pid
-
-    def text(self):
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
+        argv += list(args) + ["--"] + (worker or [APP])
+        super().__init__(argv, log, env=dict(PGHOST=str(self.dir / "no-database"),
+                                              PGCONNECT_TIMEOUT="1"),
+                         binary=spawn, cwd=self.dir, out=self.dir / "stderr")
 
     def workers(self):
-        return [p for p in children(self.pid) if comm(p) == "tfb-fcgi"]
+        return [p for p in proc.children(self.pid) if proc.comm(p) == "tfb-fcgi"]
 
     def status_pid(self):
-        pids = [p for p in children(self.pid) if comm(p) == "tfb-spawn"]
+        pids = [p for p in proc.children(self.pid) if proc.comm(p) == "tfb-spawn"]
         return pids[0] if pids else None
 
     def ready(self, n=None, timeout=15):
@@ -145,38 +112,22 @@ class Pool:
                             and (self.status is None or self.status_pid())
                             and hello(self.sock), timeout, step=0.05)
 
-    def logged(self, pattern, timeout=10, count=1):
-        return wait_for(
-            lambda: len(re.findall(pattern, self.text(), re.M)) >= count,
-            timeout)
-
-    def signal(self, sig):
-        send(self.pid, sig)
-
-    def wait(self, timeout=15):
-        return wait_exit(self.proc, timeout)
-
     def files(self):
         return sorted(os.listdir(self.run))
 
     def details(self):
         return ["log: " + line for line in tail(self.text(), 25)]
 
-    def close(self):
-        if self.proc.poll() is None:
-            proc.kill_tree(self.pid)
-            self.wait(5)
-        for p in proc.descendants(self.pid):
-            wait_for(lambda: not proc.alive(p), 5)
-        self.out.close()
-        if self.tap.failed == 0 and not os.environ.get("TFB_TEST_KEEP"):
-            shutil.rmtree(self.dir, ignore_errors=True)
-
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.close()
+        descendants = proc.descendants(self.pid)
+        self.kill()
+        for p in descendants:
+            wait_for(lambda: not proc.alive(p), 5)
+        if self.tap.failed == 0 and not os.environ.get("TFB_TEST_KEEP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 RUNNING = ["fcgi.sock", "fcgi.sock.lock", "spawn.pid", "status.sock",
@@ -192,7 +143,7 @@ def way_out(tap, name, sig, want_rc):
                   "%s: while it runs, run/ holds %s" % (name, p.files()))
         workers = p.workers()
         p.signal(sig)
-        rc = p.wait(15)
+        rc = p.wait_exit(15)
         gone = wait_for(lambda: not any(proc.alive(w) for w in workers), 10)
         tap.check(rc == want_rc and gone,
                   "%s: it exits %s (%s), its workers with it" % (name, want_rc, rc),
@@ -210,7 +161,7 @@ def test_ways_out(tap):
     way_out(tap, "SIGABRT", signal.SIGABRT, -signal.SIGABRT)
 
     with Pool(tap, "fatal-workers", worker=[str(APP), "--db-mode", "nope"]) as p:
-        rc = p.wait(15)
+        rc = p.wait_exit(15)
         tap.check(rc == 2 and "giving up" in p.text(),
                   "every worker exiting 2: tfb-spawn exits 2 (%s)" % rc, p.details())
         tap.check(p.files() == [],
@@ -218,7 +169,7 @@ def test_ways_out(tap):
 
     with Pool(tap, "fatal-start", status=False,
               args=["--status", "/nonexistent/dir/status.sock"]) as p:
-        rc = p.wait(15)
+        rc = p.wait_exit(15)
         tap.check(rc == 2 and "/nonexistent/dir/status.sock" in p.text(),
                   "a start-up error after the pid file and the socket were "
                   "made: exit 2 (%s)" % rc, p.details())
@@ -232,16 +183,16 @@ def test_titles_and_version(tap, version):
         sp = p.status_pid()
         ws = p.workers()
         tap.check(cmdline(p.pid) == "tfb-spawn: supervisor"
-                  and comm(p.pid) == "tfb-spawn",
+                  and proc.comm(p.pid) == "tfb-spawn",
                   "the supervisor: title 'tfb-spawn: supervisor', comm "
                   "tfb-spawn (%r)" % cmdline(p.pid))
         tap.check(sp is not None and cmdline(sp) == "tfb-spawn: status"
-                  and comm(sp) == "tfb-spawn",
+                  and proc.comm(sp) == "tfb-spawn",
                   "the status process: 'tfb-spawn: status' (%r)"
                   % (sp and cmdline(sp)))
         titles = sorted(cmdline(w) for w in ws)
         tap.check(titles == ["tfb-fcgi: worker %d" % i for i in range(3)]
-                  and all(comm(w) == "tfb-fcgi" for w in ws),
+                  and all(proc.comm(w) == "tfb-fcgi" for w in ws),
                   "the workers: 'tfb-fcgi: worker N', N their slot, comm "
                   "tfb-fcgi (%s)" % titles)
         exe = proc.exe(p.pid)
@@ -259,7 +210,7 @@ def test_titles_and_version(tap, version):
                   in out and "# TYPE tfb_build_info gauge" in out,
                   "and Prometheus' tfb_build_info", out[:400])
         p.signal(signal.SIGTERM)
-        p.wait(15)
+        p.wait_exit(15)
 
     for prog, name in ((SPAWN, "tfb-spawn"), (APP, "tfb-fcgi")):
         for flag in ("--version", "-V"):
@@ -275,14 +226,14 @@ def test_reload_resize(tap):
         tap.check(p.ready(), "reload: the pool serves", p.details())
         before = set(p.workers())
         p.signal(signal.SIGHUP)
-        tap.check(p.logged(r"rolling restart done") and
+        tap.check(p.wait_log(r"rolling restart done") and
                   wait_for(lambda: not before & set(p.workers())
                                and len(p.workers()) == 2, 10),
                   "SIGHUP: every worker replaced", p.details())
         os.rename(p.log, str(p.log) + ".1")
         before = set(p.workers())
         p.signal(signal.SIGUSR1)
-        tap.check(p.logged(r"SIGUSR1: reopened") and p.logged("rolling restart done")
+        tap.check(p.wait_log(r"SIGUSR1: reopened") and p.wait_log("rolling restart done")
                   and wait_for(lambda: not before & set(p.workers()), 10),
                   "SIGUSR1: the log reopened, the workers rolled onto it")
         p.signal(signal.SIGTTIN)
@@ -300,7 +251,7 @@ def test_reload_resize(tap):
         tap.check(proc.alive(sp) and p.status_pid() == sp,
                   "the status process ignores HUP, USR1, USR2, TTIN, WINCH")
         p.signal(signal.SIGTERM)
-        tap.check(p.wait(15) == 0 and p.files() == [],
+        tap.check(p.wait_exit(15) == 0 and p.files() == [],
                   "then SIGTERM: exit 0, run/ empty (%s)" % p.files())
 
 
@@ -323,16 +274,16 @@ def test_ignored(tap):
             p.signal(sig)
             time.sleep(0.05)
         logged = [n for n in IGNORED + ["RTMIN", "RTMIN+5", "RTMAX"]
-                  if p.logged(r"tfb-spawn\[%d\] info: SIG%s ignored"
+                  if p.wait_log(r"tfb-spawn\[%d\] info: SIG%s ignored"
                               % (p.pid, re.escape(n)), timeout=5)]
         tap.check(len(logged) == len(IGNORED) + 3,
                   "tfb-spawn logs each as ignored, saying why "
                   "(%d of %d)" % (len(logged), len(IGNORED) + 3), p.details())
-        tap.check(p.logged("SIGCONT: running again"), "SIGCONT: logged")
-        tap.check(state(p.pid) in ("S", "R") and p.workers() == workers
+        tap.check(p.wait_log("SIGCONT: running again"), "SIGCONT: logged")
+        tap.check(proc.state(p.pid) in ("S", "R") and p.workers() == workers
                   and hello(p.sock),
                   "the supervisor runs on, not stopped (%s), the same workers "
-                  "serving" % state(p.pid))
+                  "serving" % proc.state(p.pid))
 
         w = workers[0]
         for sig in (signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU, signal.SIGTSTP,
@@ -340,15 +291,15 @@ def test_ignored(tap):
                     signal.SIGPIPE, signal.SIGXFSZ):
             send(w, sig)
             time.sleep(0.05)
-        tap.check(p.logged(r"tfb-fcgi\[%d\] info: SIGUSR2 ignored" % w)
-                  and p.logged(r"tfb-fcgi\[%d\] info: SIGRTMIN ignored" % w)
-                  and p.logged(r"tfb-fcgi\[%d\] info: SIGTSTP ignored" % w),
+        tap.check(p.wait_log(r"tfb-fcgi\[%d\] info: SIGUSR2 ignored" % w)
+                  and p.wait_log(r"tfb-fcgi\[%d\] info: SIGRTMIN ignored" % w)
+                  and p.wait_log(r"tfb-fcgi\[%d\] info: SIGTSTP ignored" % w),
                   "a worker logs USR2, TSTP, RTMIN... as ignored", p.details())
-        tap.check(proc.alive(w) and state(w) != "T" and w in p.workers()
+        tap.check(proc.alive(w) and proc.state(w) != "T" and w in p.workers()
                   and hello(p.sock),
-                  "and serves on, the same process (%s)" % state(w))
+                  "and serves on, the same process (%s)" % proc.state(w))
         send(w, signal.SIGUSR1)
-        tap.check(p.logged(r"tfb-fcgi\[%d\] info: worker: SIGUSR1" % w)
+        tap.check(p.wait_log(r"tfb-fcgi\[%d\] info: worker: SIGUSR1" % w)
                   and proc.alive(w),
                   "SIGUSR1 to a worker: its log's turn (none to reopen here)")
         for sig in (signal.SIGXCPU, signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM,
@@ -360,7 +311,7 @@ def test_ignored(tap):
                       "%s to a worker: it leaves and is replaced"
                       % signal.Signals(sig).name, p.details())
         p.signal(signal.SIGTERM)
-        tap.check(p.wait(15) == 0 and p.files() == [],
+        tap.check(p.wait_exit(15) == 0 and p.files() == [],
                   "then SIGTERM: exit 0, run/ empty (%s)" % p.files())
 
 
@@ -435,8 +386,8 @@ def test_usr2(tap):
         load = Load(p.sock)
         time.sleep(1)
         p.signal(signal.SIGUSR2)
-        done = p.logged(r"re-executed: 2 workers of the previous image adopted") \
-            and p.logged(r"rolling restart done", timeout=20) \
+        done = p.wait_log(r"re-executed: 2 workers of the previous image adopted") \
+            and p.wait_log(r"rolling restart done", timeout=20) \
             and wait_for(lambda: len(p.workers()) == 2
                              and not before & set(p.workers()), 20)
         time.sleep(1)
@@ -459,7 +410,7 @@ def test_usr2(tap):
                                             10).stdout,
                   "its status page answers from a new status process")
         p.signal(signal.SIGTERM)
-        tap.check(p.wait(15) == 0 and p.files() == [],
+        tap.check(p.wait_exit(15) == 0 and p.files() == [],
                   "SIGTERM after the upgrade: exit 0, run/ empty (%s)" % p.files(),
                   p.details())
     shutil.rmtree(tmp, ignore_errors=True)
@@ -475,14 +426,14 @@ def usr2_refused(tap, name, spoil, said):
         workers = p.workers()
         spoil(binary)
         p.signal(signal.SIGUSR2)
-        tap.check(p.logged(r"SIGUSR2: .*--check: .*%s.*running on with this "
+        tap.check(p.wait_log(r"SIGUSR2: .*--check: .*%s.*running on with this "
                            r"image" % said),
                   "USR2, %s: logged, the pool keeps its image" % name, p.details())
         tap.check(p.proc.poll() is None and p.workers() == workers
                   and hello(p.sock) and p.files() == RUNNING,
                   "the same workers serve, its files in place")
         p.signal(signal.SIGTERM)
-        tap.check(p.wait(15) == 0 and p.files() == [],
+        tap.check(p.wait_exit(15) == 0 and p.files() == [],
                   "then SIGTERM: exit 0, run/ empty (%s)" % p.files())
     shutil.rmtree(tmp, ignore_errors=True)
 
@@ -656,6 +607,9 @@ def test_deb(tap):
 
 def body(tap):
     tap.need([SPAWN, APP])
+    # The faults sent here leave no core file behind: every process this
+    # one starts inherits the limit (a preexec_fn is unsafe with threads).
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     version = run([str(REPO / "deploy/version")], 10).stdout.strip()
     tap.check(re.fullmatch(r"\d+\.\d+\.\d+(-\S+)?", version),
               "deploy/version: %r" % version)

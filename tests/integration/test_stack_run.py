@@ -34,12 +34,7 @@ def pid_in(path):
 
 def launcher(pid):
     """A process's program: its comm, or for a shell the script it runs."""
-    argv = proc.cmdline(pid)
-    try:
-        with open("/proc/%d/comm" % pid) as f:
-            comm = f.read().strip()
-    except OSError:
-        return "?"
+    argv, comm = proc.cmdline(pid), proc.comm(pid) or "?"
     if comm in ("bash", "sh", "dash") and len(argv) > 1 and "/" in argv[1]:
         return argv[1]
     return comm

@@ -32,3 +32,6 @@ FAKE_WORKER = BUILD / "tests" / "spawn" / "supervisor" / "fake_worker"
 NETDELAY = BUILD / "tests" / "integration" / "netdelay"
 STACK = Path(os.environ.get("TFB_STACK") or REPO / "deploy" / "stack")
 APP_NAME = "tfb-fcgi"  # application_name of the app's libpq connections
+# How many of them a server holds.
+APP_CONNECTIONS_SQL = ("SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'"
+                       % APP_NAME)

@@ -21,7 +21,7 @@ import re
 import shutil
 from pathlib import Path
 
-from . import APP_NAME, proc
+from . import APP_CONNECTIONS_SQL, proc
 from .cmd import run, tail, wait_for
 from .stack import Stack, StackError
 
@@ -196,5 +196,4 @@ class Database:
         return _check(r, "psql %r" % sql[:80]).strip()
 
     def app_connections(self):
-        return int(self.psql("SELECT count(*) FROM pg_stat_activity "
-                             "WHERE application_name = '%s'" % APP_NAME))
+        return int(self.psql(APP_CONNECTIONS_SQL))

@@ -92,18 +92,19 @@ class Worker:
 
 class Spawn:
     """A tfb-spawn seen through its pid and its log file: one run here
-    (args, logging to log), or one found by its pid (pid=, started by
-    something else: spawn-fcgi)."""
+    (binary ARGS in cwd, its output into out, by default the log), or one
+    found by its pid (pid=, started by something else: spawn-fcgi)."""
 
-    def __init__(self, args=None, log=None, env=None, pid=None):
+    def __init__(self, args=None, log=None, env=None, pid=None, binary=SPAWN_BIN,
+                 cwd=REPO, out=None):
         self.log = Path(log)
         self.pid, self.proc, self.logf = pid, None, None
         if args is not None:
-            self.logf = open(self.log, "ab")
-            self.proc = subprocess.Popen([str(SPAWN_BIN)] + [str(a) for a in args],
+            self.logf = open(out or self.log, "ab")
+            self.proc = subprocess.Popen([str(binary)] + [str(a) for a in args],
                                          stdin=subprocess.DEVNULL, stdout=self.logf,
                                          stderr=self.logf, env=dict(os.environ, **(env or {})),
-                                         cwd=str(REPO))
+                                         cwd=str(cwd))
             self.pid = self.proc.pid
 
     def text(self):
@@ -139,7 +140,13 @@ class Spawn:
         return wait_for(lambda: len(self.lines(pattern)) >= count, timeout)
 
     def signal(self, sig):
-        os.kill(self.pid, sig)
+        """sig to it; one already gone is the caller's check's business
+        (and pid 0, never found, is not our own process group)."""
+        try:
+            if self.pid and self.pid > 0:
+                os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
 
     def wait_exit(self, timeout):
         if self.proc is None:

@@ -2,8 +2,8 @@
 
 Facts about one process: stat() (the careful parse: the command name may
 hold blanks and parentheses, so the fields are split after the LAST
-")"), alive(), ppid(), exe(), environ(), cmdline(), uid(), wchan(),
-rss_kb(), sockets(), cpus_allowed().  Trees: children(), descendants(),
+")"), alive(), state(), ppid(), comm(), exe(), environ(), cmdline(),
+uid(), wchan(), rss_kb(), sockets(), cpus_allowed().  Trees: children(), descendants(),
 kill_tree(); pid files: read_pids().
 
 CPU time of groups of processes, for the bench.  A *group* is a list of
@@ -54,6 +54,12 @@ def alive(pid):
     return bool(fields) and fields[STATE] != "Z"
 
 
+def state(pid):
+    """The state letter of /proc/PID/stat (R, S, T...), "" when gone."""
+    fields = stat(pid)
+    return fields[STATE] if fields else ""
+
+
 def ppid(pid):
     fields = stat(pid)
     try:
@@ -68,6 +74,11 @@ def _read(path, mode="r"):
             return f.read()
     except OSError:
         return None
+
+
+def comm(pid):
+    """Its command name, "" when gone."""
+    return (_read("/proc/%d/comm" % pid) or "").strip()
 
 
 def exe(pid):

@@ -9,11 +9,10 @@
 
     with scene.Scene(tap, "pg-restart", stack=dict(workers=3)) as sc:
         load = sc.load(scene.DB_PATHS, seconds=6)  # the stack of its own, loaded
-        ...                                        # the fault
-        sc.check_answers("PostgreSQL restarted", load.result(), must=(503,))
-        sc.wait_recovery("PostgreSQL restarted", since, bound=5.0)
-        sc.check_after("PostgreSQL restarted")     # wrk: every answer 200, the
-                                                   # same workers, a connection each
+        ...                                        # the fault, over at since
+        sc.check_outage("PostgreSQL restarted", load, since, bound=5.0)
+        # recovered within 5 s, the load's answers 200 or 503 (some 503),
+        # then wrk: every answer 200, the same workers, a connection each
     # on leaving: deploy/stack stop, then nothing of the stack may be left
 
 A scene with a stack makes the three promises of every fault test, and
@@ -52,6 +51,10 @@ SHORT_BODY = 1024   # a "short body": an error page at most this long
 CLEAR = (503, 504)  # the statuses a fault may answer with
 DB_PATHS = ["/db", "/queries?queries=20", "/updates?queries=20", "/fortunes"]
 HANG = 10           # seconds: a request of the fault tests' loads that takes longer hangs
+# Seconds from a database outage's end to a round all 200: a worker tries
+# again at most DB_BACKOFF_MAX_MS (2 s) after its last try, plus slack for
+# a loaded machine.
+DB_RECOVERY = 5.0
 
 
 class Scene:
@@ -282,22 +285,12 @@ class Scene:
                        [answers_summary(res)] + tail(res["out"], 6))
         return res
 
-    def app_log(self):
-        """The pool's log (the supervisor's lines and the workers')."""
-        for d in self.st.var_dirs():
-            try:
-                with open(os.path.join(d, "log", "app.log"), errors="replace") as f:
-                    return f.read()
-            except OSError:
-                continue
-        return ""
-
     def check_same_workers(self, label):
         """The workers of the start serve, and the supervisor started no
         other (a worker replaced and gone again would leave the same pids
         but not the same log)."""
         pids = self.st.worker_pids()
-        started = sorted(int(p) for p in re.findall(r"worker (\d+) started", self.app_log()))
+        started = sorted(int(p) for p in re.findall(r"worker (\d+) started", self.st.app_log()))
         self.tap.check(pids == self.pids0 and pids and started == self.pids0,
                        "%s: the same %d worker processes serve (none restarted)"
                        % (label, self.workers),
@@ -313,6 +306,14 @@ class Scene:
         if same:
             self.check_same_workers(label)
         self.check_connections(label)
+
+    def check_outage(self, label, load, since, bound=DB_RECOVERY):
+        """The promises of a database outage over at since: recovered within
+        bound, load's answers 200 or a clear 503 (some 503), then those
+        after a fault."""
+        self.wait_recovery(label, since, bound)
+        self.check_answers(label, load.result(), must=(503,))
+        self.check_after(label)
 
     def check_connections(self, label, timeout=10):
         return check_connections(self.tap, self.st, self.workers, timeout, label=label)

@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import APP_BIN, APP_NAME, REPO, STACK, fcgi, proc, web
+from . import APP_BIN, APP_CONNECTIONS_SQL, APP_NAME, REPO, STACK, fcgi, proc, web
 from .cmd import run, tail
 
 
@@ -219,6 +219,16 @@ class Stack:
                 if text.strip():
                     self.tap.note("--- %s (last %d lines)" % (p, lines), *tail(text, lines))
 
+    def app_log(self):
+        """The pool's log (the supervisor's lines and the workers'), or ""."""
+        for d in self.var_dirs():
+            try:
+                with open(os.path.join(d, "log", "app.log"), errors="replace") as f:
+                    return f.read()
+            except OSError:
+                continue
+        return ""
+
     def var_dirs(self):
         """VAR and, when the stack relocated it, where it went (a symlink
         VAR, or a symlinked directory inside it)."""
@@ -272,8 +282,7 @@ class Stack:
         return rows
 
     def app_connections(self):
-        return int(self.psql("SELECT count(*) FROM pg_stat_activity "
-                             "WHERE application_name = '%s'" % APP_NAME))
+        return int(self.psql(APP_CONNECTIONS_SQL))
 
     def postmaster_pid(self):
         """The postmaster of the database in use: the parent of its

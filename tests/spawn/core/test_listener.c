@@ -89,19 +89,6 @@ test_parse_addr(void)
        "an overlong unix path is rejected");
 }
 
-static int
-tcp_listener(void)
-{
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd == -1 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
-        listen(fd, 8) == -1)
-        return -1;
-    return fd;
-}
-
 /*
  * test_not_ours: a live socket the caller may not connect to is no stale
  * one: listener_open must leave it be, not remove it and take the path.
@@ -179,8 +166,8 @@ bounded_open(const char *path, int ms, long *took)
 {
     struct listener_perm perm = {(uid_t)-1, (gid_t)-1, 0600};
     struct pollfd p = {.events = POLLIN};
-    struct timespec t0, t1;
     struct listener l;
+    int64_t t0;
     int fds[2], r = -2;
     ssize_t n;
     pid_t pid;
@@ -189,7 +176,7 @@ bounded_open(const char *path, int ms, long *took)
     if (pipe(fds) == -1)
         return -2;
     fflush(stdout);
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t0 = clock_ms();
     if ((pid = fork()) == 0) {
         close(fds[0]);
         r = listener_open(&l, path, 16, &perm, err, sizeof(err));
@@ -211,9 +198,7 @@ bounded_open(const char *path, int ms, long *took)
     }
     waitpid(pid, NULL, 0);
     close(fds[0]);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    *took =
-        (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    *took = (long)(clock_ms() - t0);
     return r;
 }
 
@@ -344,11 +329,31 @@ test_what(const char *dir)
     ok(strncmp(err, "--status x.sock", 15) == 0, "  naming --status: %s", err);
     snprintf(path, sizeof(path), "%s/status.sock", dir);
     ok(listener_bind(&l, "--status", path, 16, &perm, err, sizeof(err)) == 0 &&
-           is_listening(l.fd),
+           listener_is_listening(l.fd),
        "listener_bind makes the socket (%s)", err);
     listener_close(&l);
     snprintf(path, sizeof(path), "%s/status.sock.lock", dir);
     unlink(path);
+}
+
+/*
+ * bound_in: a new directory at dir (a mkdtemp template), and l bound by
+ * listener_open to unix:DIR/fcgi.sock, its path into path (128 bytes),
+ * with perm, as a check.  Results: 0, or -1 when there is no directory.
+ */
+static int
+bound_in(char *dir, char *path, struct listener *l,
+         const struct listener_perm *perm)
+{
+    char spec[160];
+
+    if (temp_dir(dir) == -1)
+        return -1;
+    snprintf(path, 128, "%s/fcgi.sock", dir);
+    snprintf(spec, sizeof(spec), "unix:%s", path);
+    is_int(listener_open(l, spec, 16, perm, err, sizeof(err)), 0,
+           "bind a unix socket");
+    return 0;
 }
 
 static void
@@ -360,18 +365,12 @@ test_unix(void)
     struct stat st;
     int fd;
 
-    if (mkdtemp(dir) == NULL) {
-        ok(0, "mkdtemp: %s", strerror(errno));
+    if (bound_in(dir, path, &l, &perm) == -1)
         return;
-    }
-    snprintf(path, sizeof(path), "%s/fcgi.sock", dir);
-    snprintf(spec, sizeof(spec), "unix:%s", path);
-    is_int(listener_open(&l, spec, 16, &perm, err, sizeof(err)), 0,
-           "bind a unix socket");
     ok(lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
            (st.st_mode & 0777) == 0640,
        "it has the mode asked for (%o)", (unsigned)(st.st_mode & 0777));
-    ok(is_listening(l.fd), "it listens");
+    ok(listener_is_listening(l.fd), "it listens");
     ok(fcntl(l.fd, F_GETFD) & FD_CLOEXEC, "close-on-exec (fd %d)", l.fd);
     is_int(listener_open(&l2, path, 16, &perm, err, sizeof(err)), -1,
            "a second server on the same path is refused");
@@ -414,24 +413,31 @@ test_tcp(void)
     struct listener_perm perm = {(uid_t)-1, (gid_t)-1, 0660};
     struct sockaddr_in sin;
     socklen_t len = sizeof(sin);
+    struct listener_addr a;
     struct listener l;
     char spec[32];
-    int fd, port;
+    int port = 0, fd = listen_tcp(&port);
 
     /* A port that was free a moment ago. */
-    fd = tcp_listener();
-    getsockname(fd, (struct sockaddr *)&sin, &len);
-    port = ntohs(sin.sin_port);
     close(fd);
     snprintf(spec, sizeof(spec), "%d", port);
     is_int(listener_open(&l, spec, 16, &perm, err, sizeof(err)), 0,
            "--bind PORT");
-    len = sizeof(sin);
     getsockname(l.fd, (struct sockaddr *)&sin, &len);
     ok(sin.sin_family == AF_INET &&
            sin.sin_addr.s_addr == htonl(INADDR_LOOPBACK),
        "a bare port is bound to 127.0.0.1 only (%s)", l.desc);
+    /* --check's way: bound for a moment (backlog -1), never listening. */
+    listener_parse_addr(spec, &a, err, sizeof(err));
+    ok(listener_tcp("--bind", &a, -1, NULL, 0, err, sizeof(err)) == -1 &&
+           strstr(err, spec) != NULL,
+       "listener_tcp on a port a server listens on: refused (%s)", err);
     listener_close(&l);
+    fd = listener_tcp("--bind", &a, -1, NULL, 0, err, sizeof(err));
+    ok(fd != -1 && !listener_is_listening(fd),
+       "listener_tcp, backlog -1: bound, not listening (%s)", err);
+    if (fd != -1)
+        close(fd);
 }
 
 static void
@@ -439,7 +445,7 @@ test_inherited(void)
 {
     struct listener_perm perm = {(uid_t)-1, (gid_t)-1, 0660};
     struct listener l;
-    int saved0 = dup(0), sock = tcp_listener(), r;
+    int saved0 = dup(0), sock = listen_tcp(NULL), r;
     char pid[32];
 
     /* spawn-fcgi's way: the socket is fd 0. */
@@ -472,7 +478,7 @@ test_inherited(void)
     dup2(saved0, 0);
     close(saved0);
     close(sock);
-    if (!is_listening(0)) {
+    if (!listener_is_listening(0)) {
         r = listener_open(&l, NULL, 16, &perm, err, sizeof(err));
         ok(r == -1 && strstr(err, "--bind") != NULL,
            "no socket anywhere: an error that says what to do (%s)", err);
@@ -495,14 +501,9 @@ test_lock_removed(void)
     int fd, ws = 0, mine;
     pid_t pid;
 
-    if (mkdtemp(dir) == NULL) {
-        ok(0, "mkdtemp: %s", strerror(errno));
+    if (bound_in(dir, path, &l, &perm) == -1)
         return;
-    }
-    snprintf(path, sizeof(path), "%s/fcgi.sock", dir);
     snprintf(lock, sizeof(lock), "%s.lock", path);
-    is_int(listener_open(&l, path, 16, &perm, err, sizeof(err)), 0,
-           "bind a unix socket");
     listener_close(&l);
     ok(lstat(path, &st) == -1 && lstat(lock, &st) == -1 && errno == ENOENT,
        "listener_close removes the socket and its PATH.lock");
@@ -523,7 +524,7 @@ test_lock_removed(void)
                   ? 0
                   : 1);
     }
-    nanosleep(&(struct timespec){0, 200000000}, NULL);
+    sleep_ms(200);
     unlink(lock); /* as listener_close does, under the lock */
     close(fd);    /* and lets go */
     waitpid(pid, &ws, 0);

@@ -20,16 +20,9 @@ static ssize_t
 read_proc(pid_t pid, const char *what, char *buf, size_t len)
 {
     char path[64];
-    ssize_t n;
-    int fd;
 
     snprintf(path, sizeof(path), "/proc/%ld/%s", (long)pid, what);
-    if ((fd = open(path, O_RDONLY)) == -1)
-        return -1;
-    n = read(fd, buf, len - 1);
-    close(fd);
-    buf[n > 0 ? n : 0] = '\0';
-    return n;
+    return read_text(path, buf, len);
 }
 
 /*

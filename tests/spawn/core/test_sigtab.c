@@ -64,41 +64,48 @@ test_every_signal(void)
     is_int(silent_w, 0, "nor a worker, but SIGINT, its immediate stop");
 }
 
+/* decide: whether sigtab decides want, for who, on each of the signals
+ * listed, up to the first 0 (at most 12). */
+static int
+decide(enum sigtab_role who, enum sigtab_do want, const int *sigs)
+{
+    int all = 1, i;
+
+    for (i = 0; i < 12 && sigs[i] != 0; i++)
+        all &= sigtab_action(sigs[i], who) == want;
+    return all;
+}
+
+#define SV SIGTAB_SUPERVISOR
+#define W SIGTAB_WORKER
+#define SIGS(...) ((const int[12]){__VA_ARGS__})
+
 static void
 test_decisions(void)
 {
-    static const int sv_act[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGTERM,
-                                 SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU,
-                                 SIGCHLD, SIGALRM, SIGCONT};
-    size_t i;
-    int all = 1;
-
-    for (i = 0; i < sizeof(sv_act) / sizeof(sv_act[0]); i++)
-        all &= sigtab_action(sv_act[i], SIGTAB_SUPERVISOR) == SIGTAB_ACT;
-    ok(all, "the supervisor acts on HUP INT QUIT TERM USR1 USR2 TTIN TTOU "
-            "CHLD ALRM CONT");
-    ok(sigtab_action(SIGWINCH, SIGTAB_SUPERVISOR) == SIGTAB_NOTE &&
-           sigtab_action(SIGTSTP, SIGTAB_SUPERVISOR) == SIGTAB_NOTE &&
-           sigtab_action(SIGPWR, SIGTAB_SUPERVISOR) == SIGTAB_NOTE &&
-           sigtab_action(SIGRTMIN, SIGTAB_SUPERVISOR) == SIGTAB_NOTE &&
-           sigtab_action(SIGRTMAX, SIGTAB_SUPERVISOR) == SIGTAB_NOTE,
+    ok(decide(SV, SIGTAB_ACT,
+              SIGS(SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGTTIN,
+                   SIGTTOU, SIGCHLD, SIGALRM, SIGCONT)),
+       "the supervisor acts on HUP INT QUIT TERM USR1 USR2 TTIN TTOU "
+       "CHLD ALRM CONT");
+    ok(decide(SV, SIGTAB_NOTE,
+              SIGS(SIGWINCH, SIGTSTP, SIGPWR, SIGRTMIN, SIGRTMAX)),
        "it logs and ignores WINCH, TSTP, PWR, the real-time ones");
-    ok(sigtab_action(SIGUSR2, SIGTAB_WORKER) == SIGTAB_NOTE &&
-           sigtab_action(SIGTTIN, SIGTAB_WORKER) == SIGTAB_NOTE &&
-           sigtab_action(SIGHUP, SIGTAB_WORKER) == SIGTAB_ACT &&
-           sigtab_action(SIGXCPU, SIGTAB_WORKER) == SIGTAB_ACT &&
-           sigtab_action(SIGINT, SIGTAB_WORKER) == SIGTAB_DEFAULT,
+    ok(decide(W, SIGTAB_NOTE, SIGS(SIGUSR2, SIGTTIN)) &&
+           decide(W, SIGTAB_ACT, SIGS(SIGHUP, SIGXCPU)) &&
+           decide(W, SIGTAB_DEFAULT, SIGS(SIGINT)),
        "a worker: USR2 and TTIN noted, HUP and XCPU stop it, INT its "
        "default");
-    ok(sigtab_action(SIGPIPE, SIGTAB_WORKER) == SIGTAB_IGNORE &&
-           sigtab_action(SIGXFSZ, SIGTAB_SUPERVISOR) == SIGTAB_IGNORE,
+    ok(decide(W, SIGTAB_IGNORE, SIGS(SIGPIPE)) &&
+           decide(SV, SIGTAB_IGNORE, SIGS(SIGXFSZ)),
        "PIPE and XFSZ ignored without a word");
-    ok(sigtab_action(SIGSEGV, SIGTAB_SUPERVISOR) == SIGTAB_CRASH &&
-           sigtab_action(SIGABRT, SIGTAB_WORKER) == SIGTAB_CRASH,
+    ok(decide(SV, SIGTAB_CRASH, SIGS(SIGSEGV)) &&
+           decide(W, SIGTAB_CRASH, SIGS(SIGABRT)),
        "the faults are faults");
-    ok(sigtab_action(SIGKILL, SIGTAB_SUPERVISOR) == SIGTAB_DEFAULT &&
-           sigtab_action(0, SIGTAB_SUPERVISOR) == SIGTAB_DEFAULT &&
-           sigtab_action(SIGTAB_MAX + 1, SIGTAB_WORKER) == SIGTAB_DEFAULT,
+    /* 0 ends a list: asked on its own. */
+    ok(decide(SV, SIGTAB_DEFAULT, SIGS(SIGKILL)) &&
+           sigtab_action(0, SV) == SIGTAB_DEFAULT &&
+           decide(W, SIGTAB_DEFAULT, SIGS(SIGTAB_MAX + 1)),
        "KILL, 0 and past SIGRTMAX: nothing to decide");
 }
 

@@ -208,115 +208,137 @@ bomb(unsigned char *out)
     return 8 + len;
 }
 
+/* A lie: records, after a responder's BEGIN of id 1 (begun) or not, the
+ * first of them written as how says. */
+enum how {
+    PLAIN,    /* as they are */
+    VERSION2, /* its version byte 2 */
+    RAW,      /* its content alone, no header: the stream's first byte */
+    HEADER,   /* its header alone, no content */
+    BOMB      /* its padding the bomb above */
+};
+
+struct lie_rec {
+    int type; /* 0 ends the list */
+    unsigned id;
+    const char *content;
+    size_t clen, plen;
+};
+
+struct lie {
+    enum how how;
+    int begun;
+    struct lie_rec recs[5];
+    const char *name;
+};
+
+#define BEGIN_1 WIRE_BEGIN_REQUEST, 1, "\0\1\0\0\0\0\0\0", 8, 0
+#define END_PARAMS_1 WIRE_PARAMS, 1, "", 0, 0
+#define END_STDIN_1 WIRE_STDIN, 1, "", 0, 0
+
+static const struct lie lies[] = {
+    {VERSION2, 0, {{BEGIN_1}}, "version 2"},
+    {RAW,
+     0,
+     {{WIRE_STDIN, 0, "G", 1, 0}},
+     "a first byte that is not version 1"},
+    {PLAIN, 0, {{END_PARAMS_1}}, "PARAMS before BEGIN"},
+    {HEADER,
+     1,
+     {{WIRE_PARAMS, 1, "", 65535, 255}},
+     "a record longer than the limit, at its header"},
+    {PLAIN,
+     1,
+     {{WIRE_PARAMS, 1, "\xff\xff\xff\xff\x01x", 6, 2}},
+     "a pair length near 2^31"},
+    {PLAIN, 1, {{END_STDIN_1}}, "STDIN before the end of the parameters"},
+    {PLAIN,
+     1,
+     {{WIRE_PARAMS, 1,
+       "\x05\x01"
+       "ab",
+       4, 4},
+      {END_PARAMS_1}},
+     "parameters ending inside a pair"},
+    {PLAIN,
+     1,
+     {{WIRE_GET_VALUES, 0, "", 0, 0}},
+     "a management record inside a request"},
+    {PLAIN, 1, {{BEGIN_1}}, "a second BEGIN for the same id"},
+    {PLAIN,
+     0,
+     {{WIRE_BEGIN_REQUEST, 1, "\0\1\0\0", 4, 4}},
+     "a BEGIN of 4 bytes"},
+    {PLAIN,
+     0,
+     {{WIRE_BEGIN_REQUEST, 0, "\0\1\0\0\0\0\0\0", 8, 0}},
+     "a BEGIN for id 0"},
+    {PLAIN,
+     1,
+     {{8 /* FCGI_DATA */, 1, "", 0, 0}},
+     "an unknown record type inside a request"},
+    /* libfcgi reads this padding as a record: here, FCGI_GET_VALUES
+     * naming FCGI_MPXS_CONNS four times, its 64-byte overflow. */
+    {BOMB,
+     0,
+     {{BEGIN_1}, {END_PARAMS_1}, {END_STDIN_1}},
+     "a responder's BEGIN with padding"},
+    {BOMB, 1, {{END_PARAMS_1}, {END_STDIN_1}}, "the empty PARAMS with padding"},
+    /* After it libfcgi skips the next PARAMS, and reads the one after
+     * as a pair of 2^31 - 2 and 1 bytes: its assert. */
+    {PLAIN,
+     1,
+     {{WIRE_STDIN, 2, "", 0, 0},
+      {WIRE_PARAMS, 1, "\x06\x00", 2, 6},
+      {WIRE_PARAMS, 1, "\xff\xff\xff\xfe\x01\x61", 6, 2},
+      {END_PARAMS_1},
+      {END_STDIN_1}},
+     "an empty record of another request inside one"},
+};
+
+/* tell: the lie l, written into s. */
+static void
+tell(const struct lie *l)
+{
+    unsigned char bombrec[8 + 4 * 17];
+    const struct lie_rec *r = l->recs;
+    size_t at;
+
+    n = 0;
+    if (l->begun)
+        begin(1, 1, 0);
+    at = n;
+    if (l->how == HEADER) { /* its content is not there to copy */
+        header_write(s + n, r->type, r->id, r->clen, r->plen);
+        n += 8;
+        r++;
+    }
+    for (; r < l->recs + 5 && r->type != 0; r++)
+        rec(r->type, r->id, r->content, r->clen,
+            r == l->recs && l->how == BOMB ? bomb(bombrec) : r->plen);
+    if (l->how == VERSION2) {
+        s[at] = 2;
+    } else if (l->how == RAW) {
+        n = at + l->recs[0].clen;
+        memmove(s + at, s + at + 8, l->recs[0].clen);
+    } else if (l->how == BOMB) {
+        at += 8 + l->recs[0].clen;
+        memcpy(s + at, bombrec, sizeof(bombrec));
+    }
+}
+
 static void
 test_lies(void)
 {
-    static const struct {
-        const char *name;
-        int build;
-    } cases[] = {
-        {"version 2", 0},
-        {"a first byte that is not version 1", 1},
-        {"PARAMS before BEGIN", 2},
-        {"a record longer than the limit, at its header", 3},
-        {"a pair length near 2^31", 4},
-        {"STDIN before the end of the parameters", 5},
-        {"parameters ending inside a pair", 6},
-        {"a management record inside a request", 7},
-        {"a second BEGIN for the same id", 8},
-        {"a BEGIN of 4 bytes", 9},
-        {"a BEGIN for id 0", 10},
-        {"an unknown record type inside a request", 11},
-        /* libfcgi reads this padding as a record: here, FCGI_GET_VALUES
-         * naming FCGI_MPXS_CONNS four times, its 64-byte overflow. */
-        {"a responder's BEGIN with padding", 12},
-        {"the empty PARAMS with padding", 13},
-        /* After it libfcgi skips the next PARAMS, and reads the one after
-         * as a pair of 2^31 - 2 and 1 bytes: its assert. */
-        {"an empty record of another request inside one", 14},
-    };
-    unsigned char big[8] = {0x80 | 0x7f, 0xff, 0xff, 0xff, 1, 'x'};
-    unsigned char bombrec[8 + 4 * 17];
     struct wire_result r;
     size_t i;
 
-    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        n = 0;
-        switch (cases[i].build) {
-        case 0:
-            request(1, 0);
-            s[0] = 2;
-            break;
-        case 1:
-            s[n++] = 'G';
-            break;
-        case 2:
-            rec(WIRE_PARAMS, 1, "", 0, 0);
-            break;
-        case 3:
-            begin(1, 1, 0);
-            header_write(s + n, WIRE_PARAMS, 1, 65535, 255);
-            n += 8;
-            break;
-        case 4:
-            begin(1, 1, 0);
-            rec(WIRE_PARAMS, 1, big, 6, 2);
-            break;
-        case 5:
-            begin(1, 1, 0);
-            rec(WIRE_STDIN, 1, "", 0, 0);
-            break;
-        case 6:
-            begin(1, 1, 0);
-            rec(WIRE_PARAMS, 1,
-                "\x05\x01"
-                "ab",
-                4, 4);
-            rec(WIRE_PARAMS, 1, "", 0, 0);
-            break;
-        case 7:
-            begin(1, 1, 0);
-            rec(WIRE_GET_VALUES, 0, "", 0, 0);
-            break;
-        case 8:
-            begin(1, 1, 0);
-            begin(1, 1, 0);
-            break;
-        case 9:
-            rec(WIRE_BEGIN_REQUEST, 1, "\0\1\0\0", 4, 4);
-            break;
-        case 10:
-            begin(0, 1, 0);
-            break;
-        case 11:
-            begin(1, 1, 0);
-            rec(8 /* FCGI_DATA */, 1, "", 0, 0);
-            break;
-        case 12:
-            rec(WIRE_BEGIN_REQUEST, 1, "\0\1\0\0\0\0\0\0", 8, bomb(bombrec));
-            memcpy(s + n - sizeof(bombrec), bombrec, sizeof(bombrec));
-            rec(WIRE_PARAMS, 1, "", 0, 0);
-            rec(WIRE_STDIN, 1, "", 0, 0);
-            break;
-        case 13:
-            begin(1, 1, 0);
-            rec(WIRE_PARAMS, 1, "", 0, bomb(bombrec));
-            memcpy(s + n - sizeof(bombrec), bombrec, sizeof(bombrec));
-            rec(WIRE_STDIN, 1, "", 0, 0);
-            break;
-        case 14:
-            begin(1, 1, 0);
-            rec(WIRE_STDIN, 2, "", 0, 0);
-            rec(WIRE_PARAMS, 1, "\x06\x00", 2, 6);
-            rec(WIRE_PARAMS, 1, "\xff\xff\xff\xfe\x01\x61", 6, 2);
-            rec(WIRE_PARAMS, 1, "", 0, 0);
-            rec(WIRE_STDIN, 1, "", 0, 0);
-            break;
-        }
+    for (i = 0; i < sizeof(lies) / sizeof(lies[0]); i++) {
+        tell(&lies[i]);
         /* Judged first: the arguments of ok() have no order. */
         judge(&r);
-        ok(r.verdict == WIRE_BAD && r.why != NULL, "%s: bad (%s)",
-           cases[i].name, r.why ? r.why : "no reason");
+        ok(r.verdict == WIRE_BAD && r.why != NULL, "%s: bad (%s)", lies[i].name,
+           r.why ? r.why : "no reason");
     }
 }
 

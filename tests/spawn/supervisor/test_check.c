@@ -124,19 +124,14 @@ test_bind_unix(void)
 static void
 test_bind_tcp(void)
 {
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    socklen_t len = sizeof(sin);
     char addr[64];
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int port, fd = listen_tcp(&port);
 
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd == -1 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
-        listen(fd, 4) == -1 ||
-        getsockname(fd, (struct sockaddr *)&sin, &len) == -1) {
+    if (fd == -1) {
         ok(0, "set-up: %s", strerror(errno));
         return;
     }
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(sin.sin_port));
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     is_int(check_bind("--bind", addr, desc, sizeof(desc), err, sizeof(err)), -1,
            "a TCP port a server listens on");
     ok(strstr(err, "in use") != NULL, "%s", err);
@@ -187,10 +182,8 @@ test_inherited(void)
 int
 main(void)
 {
-    if (mkdtemp(dir) == NULL) {
-        ok(0, "mkdtemp: %s", strerror(errno));
+    if (temp_dir(dir) == -1)
         return done_testing();
-    }
     test_file();
     test_bind_unix();
     test_bind_tcp();

@@ -34,19 +34,6 @@ put_file(const char *path, const char *text, mode_t mode)
 }
 
 static void
-read_file(const char *path, char *buf, size_t len)
-{
-    FILE *fp = fopen(path, "r");
-    size_t n = 0;
-
-    if (fp != NULL) {
-        n = fread(buf, 1, len - 1, fp);
-        fclose(fp);
-    }
-    buf[n] = '\0';
-}
-
-static void
 run_worker_command(const void *arg)
 {
     const struct config *cfg = arg;
@@ -153,7 +140,7 @@ renamed(const char *name)
     snprintf(proc, sizeof(proc), "/proc/%ld/comm", (long)pid);
     for (i = 0; i < 200 && strcmp(comm, want) != 0; i++) {
         sleep_ms(5);
-        read_file(proc, comm, sizeof(comm));
+        read_text(proc, comm, sizeof(comm));
     }
     return pid;
 }
@@ -190,12 +177,12 @@ test_pidfile(void)
     snprintf(path, sizeof(path), "%s/spawn.pid", dir);
     snprintf(want, sizeof(want), "%ld\n", (long)getpid());
     pidfile_write(path);
-    read_file(path, text, sizeof(text));
+    read_text(path, text, sizeof(text));
     is_str(text, want, "pidfile_write: our pid and a newline");
     ok(stat(path, &st) == 0 && (st.st_mode & 0777) == 0644,
        "readable by all (0644)");
     pidfile_write(path);
-    read_file(path, text, sizeof(text));
+    read_text(path, text, sizeof(text));
     is_str(text, want, "written again over our own pid");
 
     /* A stale file: the pid of a process that has exited. */
@@ -205,19 +192,19 @@ test_pidfile(void)
     snprintf(text, sizeof(text), "%ld\n", (long)dead);
     put_file(path, text, 0644);
     pidfile_write(path);
-    read_file(path, text, sizeof(text));
+    read_text(path, text, sizeof(text));
     is_str(text, want, "a stale pid file is overwritten");
 
     /* A live process that is not tfb-spawn (our parent). */
     snprintf(text, sizeof(text), "%ld\n", (long)getppid());
     put_file(path, text, 0644);
     pidfile_write(path);
-    read_file(path, text, sizeof(text));
+    read_text(path, text, sizeof(text));
     is_str(text, want, "a pid file naming another program is overwritten");
 
     put_file(path, "garbage\n", 0644);
     pidfile_write(path);
-    read_file(path, text, sizeof(text));
+    read_text(path, text, sizeof(text));
     is_str(text, want, "a garbled pid file is overwritten");
 
     /* A live tfb-spawn: a child that takes the name. */
@@ -229,7 +216,7 @@ test_pidfile(void)
     snprintf(want, sizeof(want), "tfb-spawn %ld is running already",
              (long)live);
     said(want, "saying so");
-    read_file(path, text, sizeof(text));
+    read_text(path, text, sizeof(text));
     ok(atol(text) == (long)live, "and the file is left alone");
 
     /* pidfile_remove removes only our own. */
@@ -243,8 +230,8 @@ test_pidfile(void)
         /* Killed, not yet reaped: a zombie still named tfb-spawn. */
         snprintf(want, sizeof(want), "/proc/%ld/stat", (long)live);
         for (i = 0; i < 200 && strstr(stat, ") Z ") == NULL; i++) {
-            usleep(5000);
-            read_file(want, stat, sizeof(stat));
+            sleep_ms(5);
+            read_text(want, stat, sizeof(stat));
         }
         is_int(in_child(run_pidfile_write, path), 0,
                "a pid file naming a zombie tfb-spawn: stale, overwritten");
@@ -259,7 +246,7 @@ test_pidfile(void)
         unlink(link);
         ok(symlink(victim, link) == 0, "a pid file that is a link");
         is_int(in_child(run_pidfile_write, link), 2, "is refused: exit 2");
-        read_file(victim, text, sizeof(text));
+        read_text(victim, text, sizeof(text));
         is_str(text, "precious\n", "and what it points to is left alone");
         unlink(link);
         unlink(victim);
@@ -504,10 +491,8 @@ main(void)
     char *saved_path = strdup(path ? path : "/usr/bin:/bin");
 
     log_init("test_main", LOG_INFO);
-    if (mkdtemp(dir) == NULL) {
-        ok(0, "mkdtemp: %s", strerror(errno));
+    if (temp_dir(dir) == -1)
         return done_testing();
-    }
     test_worker_command();
     setenv("PATH", saved_path, 1);
     free(saved_path);

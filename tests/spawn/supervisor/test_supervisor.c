@@ -23,51 +23,13 @@ static char logpath[256];
 static int listen_fd = -1;
 static int status_fd = -1; /* the status page's socket, when a case wants */
 
-/*
- * children: the live (not zombie) children of ppid, from /proc.
- * Results: how many, their pids in pids[0..MAXPIDS).
- */
-static int
-children(pid_t ppid, pid_t *pids)
-{
-    char path[300], buf[512], *p, state;
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    long parent;
-    FILE *fp;
-    int n = 0;
-
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] < '1' || e->d_name[0] > '9')
-            continue;
-        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-        if ((fp = fopen(path, "r")) == NULL)
-            continue;
-        p = fgets(buf, sizeof(buf), fp);
-        fclose(fp);
-        /* "pid (comm) state ppid ...": comm may hold anything but the
-         * last ')'. */
-        if (p == NULL || (p = strrchr(buf, ')')) == NULL ||
-            sscanf(p + 1, " %c %ld", &state, &parent) != 2)
-            continue;
-        if (parent == (long)ppid && state != 'Z') {
-            if (pids != NULL && n < MAXPIDS)
-                pids[n] = (pid_t)atol(e->d_name);
-            n++;
-        }
-    }
-    if (d != NULL)
-        closedir(d);
-    return n;
-}
-
 /* wait_children: until ppid has n live children; 1, or 0 at the deadline. */
 static int
 wait_children(pid_t ppid, int n, long timeout_ms)
 {
     int64_t end = clock_ms() + timeout_ms;
 
-    while (children(ppid, NULL) != n) {
+    while (proc_children(ppid, NULL, MAXPIDS) != n) {
         if (clock_ms() > end)
             return 0;
         sleep_ms(10);
@@ -110,17 +72,17 @@ in_log(const char *text)
             show_log();                                                        \
     } while (0)
 
+/* config_for: a pool of workers, short deadlines, no request limit. */
 static void
 config_for(struct config *cfg, int workers)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->workers = workers;
-    cfg->max_workers = 8;
-    cfg->socket_mode = 0600;
-    cfg->log_level = LOG_INFO;
-    cfg->graceful_ms = 2000;
-    cfg->request_timeout_ms = 0;
-    cfg->start_timeout_ms = 200;
+    *cfg = (struct config){.workers = workers,
+                           .max_workers = 8,
+                           .socket_mode = 0600,
+                           .log_level = LOG_INFO,
+                           .graceful_ms = 2000,
+                           .request_timeout_ms = 0,
+                           .start_timeout_ms = 200};
 }
 
 /*
@@ -179,13 +141,13 @@ test_start_and_stop(void)
     sv = start(&cfg, "exec sleep 30");
     check(wait_children(sv, 3, 3000), "it starts 3 workers");
     sleep_ms(300);
-    n = children(sv, pids);
+    n = proc_children(sv, pids, MAXPIDS);
     is_int(n, 3, "and no more");
 
     /* A worker killed: replaced, by a new process. */
     kill(pids[0], SIGKILL);
     for (end = clock_ms() + 3000; clock_ms() < end; sleep_ms(10)) {
-        replaced = children(sv, after) == 3;
+        replaced = proc_children(sv, after, MAXPIDS) == 3;
         for (i = 0; i < 3; i++)
             if (after[i] == pids[0])
                 replaced = 0;
@@ -193,7 +155,7 @@ test_start_and_stop(void)
             break;
     }
     check(replaced, "a killed worker is replaced by a new process");
-    n = children(sv, pids);
+    n = proc_children(sv, pids, MAXPIDS);
 
     kill(sv, SIGTERM);
     check(wait_exit(sv, 3000) == 0, "SIGTERM: it returns 0");
@@ -214,7 +176,7 @@ test_ttin(void)
     check(wait_children(sv, 3, 3000), "SIGTTIN: 3 workers");
     kill(sv, SIGTTOU);
     check(wait_children(sv, 2, 3000), "SIGTTOU: 2 again");
-    n = children(sv, pids);
+    n = proc_children(sv, pids, MAXPIDS);
     kill(sv, SIGTERM);
     check(wait_exit(sv, 3000) == 0, "SIGTERM: it returns 0");
     ok(gone(pids, n), "and no worker is left");
@@ -238,7 +200,7 @@ test_ignored(void)
     config_for(&cfg, 2);
     sv = start(&cfg, "exec sleep 30");
     check(wait_children(sv, 2, 3000), "2 workers");
-    n = children(sv, before);
+    n = proc_children(sv, before, MAXPIDS);
     for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
         kill(sv, sigs[i]);
         sleep_ms(20);
@@ -247,7 +209,7 @@ test_ignored(void)
     sleep_ms(20);
     kill(sv, SIGUSR2);
     sleep_ms(300);
-    m = children(sv, after);
+    m = proc_children(sv, after, MAXPIDS);
     check(m == n && memcmp(before, after, (size_t)n * sizeof(pid_t)) == 0,
           "WINCH, TSTP, PWR, URG, XCPU, VTALRM, PROF, IO, STKFLT, RTMIN+2 "
           "and USR2 leave the pool as it was");
