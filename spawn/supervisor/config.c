@@ -271,8 +271,8 @@ config_usage(FILE *fp, const char *progname)
 {
     fprintf(fp,
             "usage: %s [OPTION]... [--] [WORKER [ARG]...]\n"
-            "       %s status [--watch[=SECONDS]] SOCKET "
-            "[json|full|prometheus]\n"
+            "       %s status [--watch[=SECONDS]] SOCKET\n"
+            "              [full|json|prometheus|openmetrics|top|ping]\n"
             "\n"
             "Supervise a pool of FastCGI workers sharing one listening "
             "socket: the\n"
