@@ -20,21 +20,18 @@ PATH (pyenv, a virtualenv) would not see them.
 
 import argparse
 import datetime
-import fcntl
 import json
 import os
-import platform
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from ..kit import NETDELAY, REPO, stack, web
-from .benchlib import chart, experiment as X, load, sched as schedlib, servers, subjects, sweep
-from .benchlib import figures, writeup
+from ..kit import NETDELAY, REPO, web
+from .benchlib import chart, experiment as X, sched as schedlib, subjects, sweep
+from .benchlib import figures, host, writeup
 
 APP = Path(os.environ.get("APP") or REPO / "build" / "tfb-fcgi")
 
@@ -84,7 +81,7 @@ def parse_args(argv):
     pre.add_argument("--file", default=os.environ.get("BENCH_FILE"))
     known, _ = pre.parse_known_args(argv)
     if known.file:
-        read_file_settings(known.file)
+        host.read_file_settings(known.file)
     full = os.environ.get("FULL", "").strip() not in ("", "0")
     ap = argparse.ArgumentParser(prog="tests/bench/run", epilog=HELP,
                                  description="The article's experiment: this pool against "
@@ -153,20 +150,6 @@ def parse_args(argv):
         return a, make_plan(a)
     except ValueError as e:
         ap.error(str(e))
-
-
-def read_file_settings(path):
-    """BENCH_X=VALUE lines (# comments, optional quotes) into os.environ,
-    without overriding variables already set."""
-    for line in Path(path).read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        k, v = line.split("=", 1)
-        k = k.strip().removeprefix("export ").strip()
-        v = " ".join(shlex.split(v)) if v.strip() else ""
-        if re.fullmatch(r"(BENCH_[A-Z_]+|FULL)", k) and k not in os.environ:
-            os.environ[k] = v
 
 
 def ints(text, what):
@@ -252,42 +235,10 @@ def reproduce_command(a, p):
     return ("FULL=1 " if p.kind == "full" else "") + " ".join(shlex.quote(x) for x in parts)
 
 
-def first_line(argv):
-    try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    text = (r.stdout or r.stderr).strip()
-    return text.splitlines()[0] if text else None
-
-
 def machine_info():
-    info = {"cores": os.cpu_count(), "virtual": schedlib.virtual()}
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemTotal"):
-                info["memory"] = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    except OSError:
-        pass
-    info["kernel"] = f"{platform.system()} {platform.release()}"
-    try:
-        osr = dict(l.rstrip().split("=", 1) for l in open("/etc/os-release") if "=" in l)
-        info["os"] = osr.get("PRETTY_NAME", "").strip('"')
-    except OSError:
-        pass
-    rev = first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain",
-                            "--untracked-files=no"], capture_output=True, text=True)
-    if rev:
-        info["commit"] = rev + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
-    info["nginx"] = first_line(["/usr/sbin/nginx", "-v"])
-    info["wrk"] = first_line(["wrk", "--version"])
-    info["python"] = first_line([subjects.PYTHON, "--version"])
+    info = host.machine_info({"nginx": ["/usr/sbin/nginx", "-v"], "wrk": ["wrk", "--version"],
+                              "python": [subjects.PYTHON, "--version"]})
+    info["virtual"] = schedlib.virtual()
     return info
 
 
@@ -313,8 +264,7 @@ def preflight(a, p):
     if not os.access(APP, os.X_OK):
         problems.append(f"{APP} is missing: run make first")
     for tool in ("wrk",):
-        if not any(os.access(os.path.join(d, tool), os.X_OK)
-                   for d in os.environ.get("PATH", "").split(":")):
+        if not host.on_path(tool):
             problems.append(f"{tool} not found: run deploy/deps bench")
     if not os.access("/usr/sbin/nginx", os.X_OK):
         problems.append("/usr/sbin/nginx not found: run deploy/deps bench")
@@ -429,17 +379,11 @@ def main(argv):
         for m in problems:
             print(f"tests/bench/run: {m}", file=sys.stderr)
         return 1
-    var = Path(a.var)
-    var.parent.mkdir(parents=True, exist_ok=True)
-    lockf = open(str(var).rstrip("/") + ".lock", "w")
-    try:
-        fcntl.flock(lockf, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        print(f"tests/bench/run: another bench runs from {var}", file=sys.stderr)
+    lockf = host.lock(a.var)
+    if lockf is None:
+        print(f"tests/bench/run: another bench runs from {a.var}", file=sys.stderr)
         return 1
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = Path(a.out) if a.out else REPO / "var" / "bench" / stamp
-    out.mkdir(parents=True, exist_ok=True)
+    out = host.out_dir(a.out)
     logf = open(out / "bench.log", "w")
 
     def say(msg):
@@ -457,33 +401,11 @@ def main(argv):
             "loadavg": " ".join(open("/proc/loadavg").read().split()[:3])}
     sw = sweep.Sweep(a, p, out, say)
 
-    def on_signal(signum, frame):
-        load.stop_current()
-        if servers.CRITICAL.depth:
-            servers.CRITICAL.pending = signum
-            return
-        raise KeyboardInterrupt
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-    status = 0
-    try:
-        sw.run()
-    except KeyboardInterrupt:
-        say("bench: interrupted; stopping everything, writing what was measured")
-        meta["interrupted"] = True
-        status = 130
-    except stack.StackError as e:
-        say(f"bench: {e}")
-        meta["failed"] = str(e)
-        status = 1
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        load.stop_current()
+    def stop():
         left = sw.stop_all()
         if left:
             say(f"bench: warning: left behind: {'; '.join(left)}")
-    meta["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
+    status = host.guarded(sw.run, stop, say, meta)
     meta["elapsed_s"] = round(time.monotonic() - sw.t0, 1)
     meta["calibration"] = sw.db.calibration
     meta["checks"] = sw.checks

@@ -22,20 +22,17 @@ not see them.
 
 import argparse
 import datetime
-import fcntl
 import json
 import os
-import platform
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from ..kit import REPO, stack, web
-from .benchlib import chart, load, plan as planlib, report, runner as runlib, servers
+from ..kit import REPO, web
+from .benchlib import chart, host, plan as planlib, report, runner as runlib
 
 # The binary under test: make bench passes nothing, the stack uses
 # build/tfb-fcgi unless APP names another.
@@ -125,26 +122,12 @@ def env_default(name, fallback):
     return os.environ.get(name, fallback)
 
 
-def read_file_settings(path):
-    """BENCH_X=VALUE lines (# comments, optional quotes) into os.environ,
-    without overriding variables already set."""
-    for line in Path(path).read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        k, v = line.split("=", 1)
-        k = k.strip().removeprefix("export ").strip()
-        v = " ".join(shlex.split(v)) if v.strip() else ""
-        if re.fullmatch(r"(BENCH_[A-Z_]+|FULL)", k) and k not in os.environ:
-            os.environ[k] = v
-
-
 def parse_args(argv):
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--file", default=os.environ.get("BENCH_FILE"))
     known, _ = pre.parse_known_args(argv)
     if known.file:
-        read_file_settings(known.file)
+        host.read_file_settings(known.file)
 
     full = bool(os.environ.get("FULL", "").strip() not in ("", "0"))
     ap = argparse.ArgumentParser(
@@ -403,44 +386,12 @@ def reproduce_command(a, p):
     return cmd
 
 
-def first_line(argv):
-    try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    text = (p.stdout or p.stderr).strip()
-    return text.splitlines()[0] if text else None
-
-
 def machine_info():
-    info = {"cores": os.cpu_count()}
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemTotal"):
-                info["memory"] = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    except OSError:
-        pass
-    info["kernel"] = f"{platform.system()} {platform.release()}"
-    try:
-        osr = dict(l.rstrip().split("=", 1) for l in open("/etc/os-release") if "=" in l)
-        info["os"] = osr.get("PRETTY_NAME", "").strip('"')
-    except OSError:
-        pass
-    rev = first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain",
-                            "--untracked-files=no"], capture_output=True, text=True)
-    if rev:
-        info["commit"] = rev + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+    info = host.machine_info({"nginx": ["/usr/sbin/nginx", "-v"],
+                              "lighttpd": ["/usr/sbin/lighttpd", "-v"],
+                              "wrk": ["wrk", "--version"],
+                              "pgbench": ["pgbench", "--version"]})
     info["app"] = str(APP)
-    info["nginx"] = first_line(["/usr/sbin/nginx", "-v"])
-    info["lighttpd"] = first_line(["/usr/sbin/lighttpd", "-v"])
-    info["wrk"] = first_line(["wrk", "--version"])
-    info["pgbench"] = first_line(["pgbench", "--version"])
     return info
 
 
@@ -458,8 +409,7 @@ def preflight(a, p):
     if not os.access(APP, os.X_OK):
         problems.append(f"{APP} is missing: run make first")
     for tool in ("wrk", "pgbench", "psql"):
-        if not any(os.access(os.path.join(d, tool), os.X_OK)
-                   for d in os.environ.get("PATH", "").split(":")):
+        if not host.on_path(tool):
             if tool == "psql":
                 continue  # deploy/stack finds its own
             problems.append(f"{tool} not found: run deploy/deps bench")
@@ -539,18 +489,11 @@ def main(argv):
         return 1
 
     # One sweep at a time per state directory.
-    var = Path(a.var)
-    var.parent.mkdir(parents=True, exist_ok=True)
-    lockf = open(str(var).rstrip("/") + ".lock", "w")
-    try:
-        fcntl.flock(lockf, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        print(f"tests/bench/scaling: another bench runs from {var}", file=sys.stderr)
+    lockf = host.lock(a.var)
+    if lockf is None:
+        print(f"tests/bench/scaling: another bench runs from {a.var}", file=sys.stderr)
         return 1
-
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = Path(a.out) if a.out else REPO / "var" / "bench" / stamp
-    out.mkdir(parents=True, exist_ok=True)
+    out = host.out_dir(a.out)
 
     meta = {"started": datetime.datetime.now().isoformat(timespec="seconds"),
             "command": reproduce_command(a, p),
@@ -574,36 +517,10 @@ def main(argv):
 
     runner = runlib.Runner(a, p, out)
 
-    def on_signal(signum, frame):
-        load.stop_current()
-        if servers.CRITICAL.depth:
-            servers.CRITICAL.pending = signum
-            return
-        raise KeyboardInterrupt
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-
-    status = 0
-    try:
-        runner.run()
-    except KeyboardInterrupt:
-        runner.say("bench: interrupted; stopping everything, writing what was measured")
-        meta["interrupted"] = True
-        status = 130
-    except stack.StackError as e:
-        runner.say(f"bench: {e}")
-        meta["failed"] = str(e)
-        status = 1
-    finally:
-        # Ignore a second Ctrl-C while cleaning up.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        load.stop_current()
-        runner.stop_all()
+    status = host.guarded(runner.run, runner.stop_all, runner.say, meta)
 
     if runner.pg_version:
         meta["machine"]["postgresql"] = f"PostgreSQL {runner.pg_version}"
-    meta["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
     meta["elapsed_s"] = time.monotonic() - runner.t0
     if runner.points:
         report.write_all(str(out), meta, p, runner.points)

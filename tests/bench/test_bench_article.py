@@ -32,7 +32,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import tempfile
@@ -40,7 +39,7 @@ import time
 from pathlib import Path
 
 from ..kit import REPO, web
-from ..kit.cmd import run, tail
+from ..kit.cmd import interrupt as interrupt_at, run, tail
 from ..kit.tap import main
 from . import run as run_mod
 from .benchlib import chart, spread, writeup
@@ -342,25 +341,11 @@ def interrupt(tap, tmp):
             "--db-rtt", "1ms" if os.geteuid() == 0 else "local", "--reps", "3",
             "--duration", "20", "--warmup", "0", "--port", str(port), "--var", var,
             "--out", os.path.join(tmp, "out2")]
-    proc = subprocess.Popen(argv, env=env(), cwd=str(REPO), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
-    lines, deadline = [], time.monotonic() + 90
-    try:
-        # Into the first measurement (20 s long), then Ctrl-C.
-        for line in proc.stdout:
-            lines.append(line)
-            if line.startswith("bench: the database host" if os.geteuid() == 0
-                               else "bench: 1 cells") or time.monotonic() > deadline:
-                break
-        time.sleep(6)
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=90)
-        lines.append(rest)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-    text = "".join(lines)
-    tap.check(proc.returncode == 130, "Ctrl-C in the middle: exits 130", tail(text, 20))
+    # Into the first measurement (20 s long), then Ctrl-C.
+    first = "bench: the database host" if os.geteuid() == 0 else "bench: 1 cells"
+    rc, text = interrupt_at(argv, lambda line: line.startswith(first), 6, 90,
+                            env=env(), cwd=str(REPO))
+    tap.check(rc == 130, "Ctrl-C in the middle: exits 130", tail(text, 20))
     left = leftovers(var, port, namespaces(text))
     tap.check(not left, "Ctrl-C: nothing is left", [str(left)] + tail(text, 10))
 

@@ -36,7 +36,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -44,7 +43,7 @@ import time
 from pathlib import Path
 
 from ..kit import REPO, proc, web
-from ..kit.cmd import tail
+from ..kit.cmd import interrupt, tail
 from ..kit.tap import main
 from .benchlib import chart, phases, plan, report
 
@@ -470,27 +469,10 @@ def targets(tap):
 def interrupt_run(tap, argv, env, var, port):
     """Ctrl-C in the middle of a measurement: everything stops, exit 130,
     what was measured is still written."""
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL)
-    lines = []
-    deadline = time.monotonic() + 120
-    try:
-        # The third point is the first pgbench or app one; interrupt
-        # during the point after the first progress line.
-        for line in proc.stdout:
-            lines.append(line)
-            if line.startswith("[") or time.monotonic() > deadline:
-                break
-        time.sleep(1.5)
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=90)
-        lines.append(rest)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-    text = "".join(lines)
-    tap.check(proc.returncode == 130, "Ctrl-C: exits 130", tail(text, 30))
+    # The third point is the first pgbench or app one; interrupt during
+    # the point after the first progress line.
+    rc, text = interrupt(argv, lambda line: line.startswith("["), 1.5, 120, env=env)
+    tap.check(rc == 130, "Ctrl-C: exits 130", tail(text, 30))
     tap.check(not leftovers(var) and web.port_is_free(port),
               "Ctrl-C: everything it started is stopped",
               [f"left: {leftovers(var)}"] + tail(text, 29))

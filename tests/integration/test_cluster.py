@@ -91,7 +91,8 @@ import tempfile
 import time
 
 from ..kit import APP_BIN, APP_NAME, NETDELAY, REPO, SPAWN_BIN, fcgi, proc, stack, verify as tv
-from ..kit import web
+from ..kit import netns, web
+from ..kit.netns import kill_all, ns_pids, sh
 from ..kit.cmd import run, tail, wait_exit
 from ..kit.load import Wrk
 from ..kit.pg import OS_USER, Cluster as PGCluster, bindir
@@ -120,36 +121,8 @@ ALL_ROUTES = ["/db", "/queries?queries=5", "/updates?queries=5", "/fortunes",
               "/cached-queries?count=5", "/json", "/plaintext"]
 
 
-def sh(argv, timeout=60):
-    """A command; its output.  Raises StackError when it fails."""
-    r = run(argv, timeout)
-    if r.returncode != 0:
-        raise StackError("%s exited %s: %s" % (" ".join(map(str, argv[:6])), r.returncode,
-                                               " | ".join(tail(r.stdout, 6))))
-    return r.stdout
-
-
 def ns_names(n):
     return ["%s%d-%s" % (PREFIX, n, h) for h in LAN + DB + ("sw",)]
-
-
-def ns_pids(ns):
-    r = run(["ip", "netns", "pids", ns], 10)
-    return [int(x) for x in (r.stdout or "").split() if x.isdigit()] if r.returncode == 0 else []
-
-
-def kill_all(pids, timeout=5):
-    """SIGKILL each pid (processes this test started, in its namespaces);
-    True once every one is gone."""
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    end = time.monotonic() + timeout
-    while any(proc.alive(p) for p in pids) and time.monotonic() < end:
-        time.sleep(0.02)
-    return not any(proc.alive(p) for p in pids)
 
 
 def teardown(n, tmp):
@@ -257,26 +230,15 @@ class Cluster:
             self.wire.kill()
         for p in self.pools.values():
             p.kill()
-        os.close(self.keeper_fd)
-        self.keeper_fd = None
-        end = time.monotonic() + 90
-        while time.monotonic() < end:
-            pid, _ = os.waitpid(self.keeper_pid, os.WNOHANG)
-            if pid:
-                return True
-            time.sleep(0.05)
-        return False
+        fd, self.keeper_fd = self.keeper_fd, None
+        return netns.release_keeper(fd, self.keeper_pid)
 
     def leftovers(self):
-        """What of this cluster is still there (after close)."""
-        out = []
-        listed = run(["ip", "netns", "list"], 10).stdout or ""
-        out += [l.split()[0] for l in listed.splitlines()
-                if l.startswith("%s%d-" % (PREFIX, self.n))]
-        if run(["ip", "link", "show", "%s%d-h" % (PREFIX, self.n)], 10).returncode == 0:
-            out.append("interface %s%d-h" % (PREFIX, self.n))
-        if os.path.exists(self.tmp) and not os.environ.get("TFB_TEST_KEEP"):
-            out.append(self.tmp)
+        """What of this cluster is still there (after close); its files
+        are kept on purpose with TFB_TEST_KEEP."""
+        out = netns.leftovers(PREFIX, self.n, self.tmp)
+        if os.environ.get("TFB_TEST_KEEP") and self.tmp in out:
+            out.remove(self.tmp)
         return out
 
     # -- the network

@@ -33,6 +33,30 @@ def run(argv, timeout, env=None, cwd=None, session=False):
         return subprocess.CompletedProcess(argv, None, out + "\n(timed out after %ss)" % timeout)
 
 
+def interrupt(argv, ready, settle, budget, env=None, cwd=None):
+    """Run argv, read its output until ready(line) says it is where it
+    should be (or budget seconds pass), let it go on settle seconds, then
+    SIGINT it, as Ctrl-C would: (its exit status, all it printed).  A
+    program that has not exited 90 s after is killed (status not 130)."""
+    proc = subprocess.Popen([str(a) for a in argv], env=env, cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    lines, deadline = [], time.monotonic() + budget
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if ready(line) or time.monotonic() > deadline:
+                break
+        time.sleep(settle)
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=90)
+        lines.append(rest)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+    return proc.returncode, "".join(lines)
+
+
 def wait_exit(proc, timeout):
     """proc's exit status once it exits within timeout seconds, else
     None (it is left running)."""

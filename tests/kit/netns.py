@@ -374,24 +374,35 @@ class Net:
         for _, _, _, wire in self.cables.values():
             if wire is not None:
                 wire.kill()
-        os.close(self.keeper_fd)
-        self.keeper_fd = None
-        end = time.monotonic() + 90
-        while time.monotonic() < end:
-            pid, _ = os.waitpid(self.keeper_pid, os.WNOHANG)
-            if pid:
-                return True
-            time.sleep(0.05)
-        return False
+        fd, self.keeper_fd = self.keeper_fd, None
+        return release_keeper(fd, self.keeper_pid)
 
     def leftovers(self):
         """What of this net is still there (after close)."""
-        out = []
-        listed = run(["ip", "netns", "list"], 10).stdout or ""
-        out += [l.split()[0] for l in listed.splitlines()
-                if l.startswith("%s%d-" % (self.prefix, self.n))]
-        if run(["ip", "link", "show", "%s%d-h" % (self.prefix, self.n)], 10).returncode == 0:
-            out.append("interface %s%d-h" % (self.prefix, self.n))
-        if os.path.exists(self.tmp):
-            out.append(self.tmp)
-        return out
+        return leftovers(self.prefix, self.n, self.tmp)
+
+
+def release_keeper(fd, pid, timeout=90):
+    """Close the keeper's pipe (fd), which tells it to remove its
+    namespaces and interfaces, and reap it (pid).  True when it was done
+    within timeout seconds."""
+    os.close(fd)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def leftovers(prefix, n, tmp):
+    """What is still there of the namespaces named prefix<n>-*, their
+    host interface prefix<n>-h, and tmp."""
+    out = []
+    listed = run(["ip", "netns", "list"], 10).stdout or ""
+    out += [l.split()[0] for l in listed.splitlines() if l.startswith("%s%d-" % (prefix, n))]
+    if run(["ip", "link", "show", "%s%d-h" % (prefix, n)], 10).returncode == 0:
+        out.append("interface %s%d-h" % (prefix, n))
+    if os.path.exists(tmp):
+        out.append(tmp)
+    return out

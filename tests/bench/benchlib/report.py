@@ -8,14 +8,13 @@ and max beside it for req/s.  Every ratio in report.md is a ratio of two
 medians measured in the same run.
 """
 
-import csv
 import dataclasses
 import json
 import os
 import statistics
 from pathlib import Path
 
-from . import chart, phases
+from . import chart, host, phases
 
 CSV_COLUMNS = [
     "rep", "kind", "config", "front", "socket", "db_mode", "workers",
@@ -64,21 +63,7 @@ FRONT_ROUTES_ANCHORS = ("nginx-alone", "lighttpd-alone")
 
 
 def write_csv(points, path):
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        for p in points:
-            w.writerow({k: _csv_val(p.get(k)) for k in CSV_COLUMNS})
-
-
-def _csv_val(v):
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return int(v)
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    return v
+    host.write_csv(path, CSV_COLUMNS, points)
 
 
 def _median(vals):

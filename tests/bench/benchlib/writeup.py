@@ -10,11 +10,10 @@ comparisons, the open loop, the per-request mode, and the detailed
 tables last.
 """
 
-import csv
 import json
 from pathlib import Path
 
-from . import figures, findings as F
+from . import figures, findings as F, host
 from .subjects import SUBJECTS
 from .verdict import Verdict, dlabel, fmt
 
@@ -30,16 +29,6 @@ CSV_COLUMNS = [
 ]
 
 
-def _csv(v):
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return int(v)
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    return v
-
-
 def write_all(outdir, meta, points):
     """Every output file of a run from its meta and points; the
     measurements first, so that they are kept whatever happens to the
@@ -52,11 +41,7 @@ def write_all(outdir, meta, points):
     v = Verdict(f, meta["plan"]["paths"])
     paragraphs = v.paragraphs()
     targets = v.targets(meta.get("elapsed_s"), meta["plan"]["kind"])
-    with open(out / "results.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        for p in points:
-            w.writerow({k: _csv(p.get(k)) for k in CSV_COLUMNS})
+    host.write_csv(out / "results.csv", CSV_COLUMNS, points)
     doc = {"meta": meta, "points": points,
            "verdict": {"paragraphs": paragraphs,
                        "numbers": [n.as_dict() for n in v.numbers]},
