@@ -1209,11 +1209,21 @@ board(struct sv *sv)
 
 /*
  * resized: the target is now n, for why (one line): logged, and in the
- * report the status page shows.
+ * report the status page shows.  A pool that sizes itself and grows
+ * also replaces the workers it had, one at a time as a rolling restart
+ * does (no request lost): a front server that keeps its FastCGI
+ * connections (nginx's keepalive, the stack's default) would otherwise
+ * keep them all on those workers, whose own loops take every connection
+ * they are given, and the new workers would idle however long requests
+ * wait (measured: 2 -> 4 workers at 1 ms, 1,700 req/s both, the 2 new
+ * ones idle).  Each one replaced closes its connections; the front
+ * server opens others, which the idle workers take.
  */
 static void
-resized(struct sv *sv, int n, const char *why)
+resized(struct sv *sv, int n, const char *why, int64_t now)
 {
+    int grew = n > sv->target && sv->target > 0;
+
     log_info("pool size %d -> %d (%s): %s", sv->target, n,
              pm_mode_name((enum pm_mode)sv->cfg->pm), why);
     sv->view.from = sv->target;
@@ -1223,6 +1233,10 @@ resized(struct sv *sv, int n, const char *why)
     sv->target = n;
     if (sv->report != NULL)
         pm_report_write(sv->report, &sv->view);
+    if (grew && sv->cfg->pm != PM_STATIC && !sv->rolling)
+        roll(sv, "the pool grew: its front server's kept connections go to the "
+                 "new workers too",
+             now);
 }
 
 /*
@@ -1335,7 +1349,7 @@ measure(struct sv *sv, int64_t now)
         log_debug("window %s", line);
     }
     if ((to = pm_step(&sv->pm, &win, why, sizeof(why))) != sv->target)
-        resized(sv, to, why);
+        resized(sv, to, why, now);
 }
 
 /*
@@ -1358,13 +1372,13 @@ sleep_until(struct sv *sv, const sigset_t *mask)
 
 /* wake: a connection came to a pool without a worker. */
 static void
-wake(struct sv *sv)
+wake(struct sv *sv, int64_t now)
 {
     char why[PM_WHY_MAX];
     int to = pm_wake(&sv->pm, why, sizeof(why));
 
     if (to != sv->target)
-        resized(sv, to, why);
+        resized(sv, to, why, now);
 }
 
 /* --- the flags ----------------------------------------------------------- */
@@ -1400,7 +1414,8 @@ resize(struct sv *sv)
         n = lo;
     n = pm_set(&sv->pm, n);
     if (n != sv->target)
-        resized(sv, n, sig_ttin > sig_ttou ? "SIGTTIN" : "SIGTTOU");
+        resized(sv, n, sig_ttin > sig_ttou ? "SIGTTIN" : "SIGTTOU",
+                sb_now_ns());
     else
         log_warn("pool size stays %d (between %d and --workers-max %d)", n, lo,
                  sv->cfg->max_workers);
@@ -1605,7 +1620,7 @@ supervisor_run(const struct config *cfg, int listen_fd, const char *path,
         }
         watch(&sv, now);
         if (knock && sv.stop == RUNNING)
-            wake(&sv);
+            wake(&sv, now);
         measure(&sv, now);
         reshape(&sv, now);
         if (sv.status_due > 0 && sv.status_due <= now && sv.stop == RUNNING)

@@ -41,8 +41,9 @@ QUICK = dict(subjects="tfb-fcgi,flask,fastapi,flask-per-request", workers="2,8,1
              duration=2,
              warmup=1, open="0", sched="autogroup", placement="shared")
 FULL = dict(subjects="tfb-fcgi,flask,fastapi,flask-per-request,tfb-fcgi-per-request",
-            workers="1,2,4,8,16,32,64", subject_workers="2,4,8,16,32,64", local_workers=None,
-            few="4,32", db_rtt="local,0,0.2ms,1ms,5ms", routes_at="0,1ms",
+            workers="1,2,4,8,16,32,64,auto", subject_workers="2,4,8,16,32,64",
+            local_workers=None, few="4,32,auto", db_rtt="local,0,0.2ms,1ms,5ms",
+            routes_at="local,0,1ms",
             routes="db,fortunes,queries:20", concurrency="16,64,256", reps=5, duration=5,
             warmup=1, open="0.5,0.75,0.9,1,1.1", sched="autogroup,flat,tiers",
             placement="shared,split")
@@ -54,15 +55,23 @@ FastAPI at 2, 8 and 32, Flask with a connection per request at 8; the
 database at 0 ms and 1 ms (as root), and this pool at local (its unix
 socket) at 2 and 16; 2 repetitions of 2 s per point.
 
-The full run (FULL=1 make bench; about 83 minutes): /db with 64
+The full run (FULL=1 make bench; about 110 minutes): /db with 64
 connections for every subject at 1 to 64 processes (the article's
 subjects from 2) with the database at 0, 0.2, 1 and 5 ms, this pool at
-local too; /fortunes and /queries?queries=20 at 4 and 32 processes at 0
-and 1 ms; 16 and 256 connections, the per-request mode of Flask and of
+local too, and this pool sizing itself ("auto") beside them;
+/fortunes and /queries?queries=20 at 4 and 32 processes and auto at
+local, 0 and 1 ms (the article's subjects a hop away only); 16 and 256
+connections, the per-request mode of Flask and of
 this pool, the scheduler settings (flat, a cgroup per tier) and the split
 CPU placement, each at 4 and 32 processes at 1 ms (the per-request mode,
 the scheduler and the placement at 0 ms too); an open loop at 50% to 110%
 of each subject's best rate at 1 ms; 5 repetitions of 5 s per point.
+
+"auto" among the process counts (--workers, --few, --local-workers) is
+this pool sizing itself (tfb-spawn -w auto): before each of its points
+it is loaded until its size holds, and the report's targets set it
+beside the best fixed count (make bench BENCH_WORKERS=2,8,16,32,auto
+adds it to the quick run, about a minute more).
 
 Every option has an environment variable (in brackets), so that
 `make bench BENCH_DB_RTT=0,5ms` works; options win over variables, and
@@ -152,8 +161,9 @@ def parse_args(argv):
         ap.error(str(e))
 
 
-def ints(text, what):
-    return X.scaling.parse_int_list(text, what) if text else None
+def ints(text, what, auto=False):
+    """A list of process counts; with auto, "auto" among them (X.AUTO)."""
+    return X.scaling.parse_int_list(text, what, X.AUTO if auto else None) if text else None
 
 
 def choices(text, allowed, what):
@@ -186,16 +196,16 @@ def make_plan(a):
     if reps < 1 or duration < 1 or warmup < 0:
         raise ValueError("--reps and --duration at least 1, --warmup at least 0")
     p = X.Plan(subjects=subjects.parse_subjects(pick("subjects")),
-               workers=ints(pick("workers"), "--workers"),
+               workers=ints(pick("workers"), "--workers", auto=True),
                distances=dists, routes=routes,
                concurrency=ints(pick("concurrency"), "--concurrency"),
                reps=reps, duration=duration, warmup=warmup,
                open_shares=[x for x in shares if x > 0],
                scheds=choices(pick("sched"), X.SCHEDS, "--sched"),
                placements=choices(pick("placement"), X.PLACEMENTS, "--placement"),
-               few=ints(pick("few"), "--few"),
+               few=ints(pick("few"), "--few", auto=True),
                subject_workers=ints(pick("subject_workers"), "--subject-workers"),
-               local_workers=ints(pick("local_workers"), "--local-workers"),
+               local_workers=ints(pick("local_workers"), "--local-workers", auto=True),
                routes_at=X.parse_distances(pick("routes_at")) if pick("routes_at") else None,
                cores=os.cpu_count() or 1)
     if not p.cells:
@@ -219,7 +229,8 @@ def plan_dict(a, p):
 
 def reproduce_command(a, p):
     def lst(v):
-        return ",".join(map(str, v))
+        return ",".join(X.wlabel(x) if isinstance(x, int) else str(x) for x in v)
+
     parts = ["tests/bench/run", "--subjects", lst(p.subjects), "--workers", lst(p.workers),
              "--db-rtt", ",".join(d.key for d in p.distances),
              "--routes", ",".join(r.key if not r.n else f"{r.name}:{r.n}" for r in p.routes),
@@ -310,7 +321,7 @@ def dry_run(a, p):
         cells = ", ".join(f"{c.distance.short} {c.route.key} {c.load.key}" for c in b.cells)
         extra = "" if (b.sched, b.placement) == (p.scheds[0], p.placements[0]) else \
             f" [{b.sched}, {b.placement}]"
-        print(f"  {b.subject} w={b.workers}{extra}: {cells}")
+        print(f"  {b.subject} w={X.wlabel(b.workers)}{extra}: {cells}")
     for s, d in p.open_plan():
         print(f"  open loop: {s} at its best count, {d.short}, "
               + ", ".join(f"{round(100 * x)}%" for x in p.open_shares)

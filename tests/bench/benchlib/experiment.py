@@ -34,6 +34,13 @@ sweeps" lists them):
   sched        this pool under the other scheduler settings, at the few
                counts, at 0 ms (where the CPUs are the limit) and LOADS_AT
   placement    this pool with the other CPU placements, same
+  auto         not a part: "auto" among the process counts (--workers,
+               --few, --local-workers) is this pool sizing itself
+               (tfb-spawn -w auto, AUTO here), on the lines of main,
+               local and routes; the article's subjects have no such
+               count.  Before each of its cells the sweep loads the pool
+               until its size holds (sweep.py, settle), and after its
+               block's last cell it lets it idle down to its minimum
   open         after the repetitions of the rest: each persistent
                subject at its best process count at LOADS_AT, open loop,
                at each share of its best closed-loop rate (the counts
@@ -57,6 +64,23 @@ SUB_WORKERS = (4, 32)
 # placement are compared at: the article's (a round trip of about 1 ms).
 LOADS_AT = ("1ms",)
 MAIN_CONNECTIONS = 64
+# The process count "auto": the pool finds its own size (tfb-spawn -w
+# auto).  0, so that counts stay numbers; wlabel() prints it.
+AUTO = 0
+# What an auto cell costs beyond a fixed one, in seconds: its settle
+# (the pool loaded until its size holds), and its block's idle probe.
+COST_AUTO_SETTLE = 20.0
+COST_AUTO_IDLE = 20.0
+
+
+def wlabel(workers):
+    """A process count as printed: "auto" for AUTO."""
+    return "auto" if workers == AUTO else str(workers)
+
+
+def wkey(workers):
+    """A sort key that puts auto after every count."""
+    return (workers == AUTO, workers)
 SCHEDS = ("autogroup", "flat", "tiers")
 PLACEMENTS = ("shared", "split")
 
@@ -217,7 +241,8 @@ class Plan:
         main_route, main_load = self.routes[0], self.main_load
         few = [w for w in (self.few or SUB_WORKERS) if w in self.workers] or \
             sub_workers(self.workers)
-        theirs = [w for w in (self.subject_workers or self.workers) if w in self.workers]
+        theirs = [w for w in (self.subject_workers or self.workers)
+                  if w in self.workers and w != AUTO]
         local = [d for d in self.distances if d.rtt_us is None]
         at = self.loads_at()
         zero = [d for d in self.distances if d.rtt_us == 0]
@@ -228,6 +253,11 @@ class Plan:
                 place=place0):
             for s in subjects:
                 for w in workers:
+                    # auto is this pool's, on the lines of main, local and
+                    # routes only.
+                    if w == AUTO and (not SUBJECTS[s].ours or
+                                      part not in ("main", "local", "routes")):
+                        continue
                     for d in distances:
                         # Only this pool runs at local: the reference line
                         # of the earlier bench; the article's subjects run
@@ -278,7 +308,7 @@ class Plan:
             b.cells.append(c)
         return sorted(by.values(), key=lambda b: (
             self.scheds.index(b.sched), self.placements.index(b.placement),
-            ORDER.index(b.subject), b.local, b.workers))
+            ORDER.index(b.subject), b.local, wkey(b.workers)))
 
     # -- the open loop, planned from the closed loop's results
 
@@ -329,6 +359,10 @@ class Plan:
         per = self.duration + self.COST_CELL
         if SUBJECTS[b.subject].db_mode == "per-request":
             per += self.COST_PER_REQUEST_DRAIN
+        if b.workers == AUTO:
+            # The idle probe runs in the first repetition only.
+            per += COST_AUTO_SETTLE
+            fixed += COST_AUTO_IDLE / self.reps
         return fixed, [per] * len(b.cells)
 
     def costs(self):
@@ -337,7 +371,7 @@ class Plan:
         out = []
         for rep in range(1, self.reps + 1):
             out += self.rep_costs(self.blocks())
-        opened = [Cell("open", s, max(self.workers), d, self.routes[0],
+        opened = [Cell("open", s, max(max(self.workers), 1), d, self.routes[0],
                        Load("open", self.open_connections, sh))
                   for s, d in self.open_plan() for sh in self.open_shares]
         for rep in range(1, self.reps + 1):

@@ -145,13 +145,19 @@ class Config:
         return [r for r in routes if r.kind == "db"]
 
 
-def parse_int_list(text, what):
+def parse_int_list(text, what, auto=None):
+    """Positive numbers, comma-separated; with auto (a number), the word
+    "auto" too, stored as that number."""
     out = []
     for part in re.split(r"[,\s:]+", text.strip()):
         if not part:
             continue
+        if auto is not None and part == "auto":
+            out.append(auto)
+            continue
         if not part.isdigit() or int(part) < 1:
-            raise ValueError(f"{what}: want positive numbers, got {part!r}")
+            raise ValueError(f"{what}: want positive numbers"
+                             + (" or auto" if auto is not None else "") + f", got {part!r}")
         out.append(int(part))
     if not out:
         raise ValueError(f"{what}: empty list")

@@ -207,7 +207,8 @@ class Runner:
         self.gunicorn.stop()
         self.subject, self.workers = subject, workers
         if subject.ours:
-            st.workers = workers
+            # 0 is experiment.AUTO: the pool sizes itself.
+            st.workers = "auto" if workers == 0 else workers
             st.app_args = "--db-mode per-request" if subject.db_mode == "per-request" else ""
             st.extra_env.update(pgenv)
             st.call("pool", "start", timeout=st.START_TIMEOUT)

@@ -20,12 +20,25 @@ import statistics
 import threading
 import time
 
-from ...kit import BUILD, proc, stack
+from ...kit import BUILD, proc, stack, web
 from ...kit.cmd import Job
+from ...kit.load import Wrk
 from . import dbhost, load, sched as schedlib, servers, spread, subjects
+from .experiment import AUTO, wlabel
 
 OPENLOOP = BUILD / "tests" / "bench" / "openloop"
 OPEN_WARMUP = 1
+# An auto pool (experiment.AUTO): loaded before each cell until its size
+# (the status page's target) has held AUTO_HOLD s, AUTO_SETTLE_MAX s at
+# most; after its block's last cell in the first repetition, left idle
+# until it is down to its minimum, AUTO_IDLE_MAX s at most, then asked
+# once.  The issue's bounds, which the targets read: settled within 30 s
+# turning at most twice, idle down within 60 s, the first request after
+# in under 50 ms.
+AUTO_HOLD = 6.0
+AUTO_SETTLE_MAX = 45.0
+AUTO_IDLE_MAX = 75.0
+AUTO_MIN = 1            # tfb-spawn's --workers-min, which the stack leaves
 
 
 class Probe:
@@ -155,7 +168,7 @@ class Sweep:
     def run_block(self, rep, b):
         subject = subjects.SUBJECTS[b.subject]
         cells = b.ordered(rep)
-        head = f"rep {rep} {b.subject} w={b.workers}" + \
+        head = f"rep {rep} {b.subject} w={wlabel(b.workers)}" + \
             ("" if b.sched == self.p.scheds[0] else f" sched={b.sched}") + \
             ("" if b.placement == self.p.placements[0] else f" {b.placement}")
         try:
@@ -198,7 +211,11 @@ class Sweep:
                     current = c.distance
                     time.sleep(0.1)
                     pt["rtt_idle_us"] = self.db.measure()
+                if b.workers == AUTO:
+                    pt.update(self.settle(c))
                 self.measure(pt, c, subject)
+                if b.workers == AUTO and rep == 1 and c is cells[-1]:
+                    pt.update(self.idle_probe(c))
             except load.LoadError as e:
                 pt["error"] = str(e)
             alive = self.runner.alive()
@@ -207,9 +224,73 @@ class Sweep:
                 pt["error"] = f"{b.workers - alive} worker(s) died"
             self.record(pt, label)
 
+    # -- a pool that sizes itself
+
+    def target(self):
+        """The auto pool's target and its workers, from its status page;
+        (None, None) when it does not answer."""
+        st = self.stack.status(timeout=5) or {}
+        return st.get("target processes"), st.get("total processes")
+
+    def settle(self, c):
+        """The cell's load on the auto pool until its size holds: how long
+        it took (the last change's time), its changes of direction, the
+        sizes it went through ("second:size ...") and where it settled."""
+        w = Wrk(self.runner.url(c.route.path), int(AUTO_SETTLE_MAX) + 5,
+                connections=c.load.connections)
+        load.CURRENT["job"] = w.job
+        t0, sizes, last, steady = time.monotonic(), [], 0.0, None
+        try:
+            while True:
+                time.sleep(0.5)
+                now = time.monotonic() - t0
+                n, total = self.target()
+                if n is not None and (not sizes or sizes[-1][1] != n):
+                    if sizes:
+                        last = now
+                    sizes.append((now, n))
+                # Held: the same target, and the pool at it (a pool that
+                # grew replaces its workers first), for AUTO_HOLD s.
+                if n is None or total != n:
+                    steady = None
+                elif steady is None:
+                    steady = now
+                if (steady is not None and now - max(last, steady) >= AUTO_HOLD) or \
+                        now >= AUTO_SETTLE_MAX:
+                    break
+        finally:
+            w.kill()
+            load.CURRENT["job"] = None
+        if not sizes:
+            raise load.LoadError("auto: the status page gave no target")
+        steps = [b - a for (_, a), (_, b) in zip(sizes, sizes[1:])]
+        turns = sum(1 for x, y in zip(steps, steps[1:]) if (x > 0) != (y > 0))
+        return {"auto_settle_s": round(last, 1), "auto_turns": turns,
+                "auto_size": sizes[-1][1],
+                "auto_sizes": " ".join(f"{t:.0f}:{n}" for t, n in sizes)}
+
+    def idle_probe(self, c):
+        """The auto pool left idle: how long until it is down to AUTO_MIN
+        worker, and how long the first request after that takes (ms)."""
+        t0, down = time.monotonic(), None
+        while time.monotonic() - t0 < AUTO_IDLE_MAX:
+            n, total = self.target()
+            if n is not None and n <= AUTO_MIN and total is not None and total <= AUTO_MIN:
+                down = time.monotonic() - t0
+                break
+            time.sleep(0.5)
+        out = {"auto_idle_s": None if down is None else round(down, 1), "auto_first_ms": None}
+        if down is not None:
+            t1 = time.monotonic()
+            r = web.try_get(self.runner.url(c.route.path), timeout=10)
+            if r.status == 200:
+                out["auto_first_ms"] = round((time.monotonic() - t1) * 1000, 1)
+        return out
+
     def point(self, rep, c):
         pt = {"rep": rep, "part": c.part, "subject": c.subject, "workers": c.workers,
-              "per_core": c.workers / self.p.cores, "distance": c.distance.key,
+              "per_core": None if c.workers == AUTO else c.workers / self.p.cores,
+              "distance": c.distance.key,
               "rtt_asked_us": c.distance.rtt_us, "route": c.route.key, "path": c.route.path,
               "load": c.load.key, "mode": c.load.kind, "connections": c.load.connections,
               "rate_offered": c.rate or None, "sched": c.sched, "placement": c.placement,

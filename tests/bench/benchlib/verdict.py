@@ -237,6 +237,58 @@ class Verdict:
 
     # -- the targets
 
+    def auto_targets(self):
+        """The pool that sizes itself (issue 20), where the run has it:
+        auto ÷ the best fixed count and its p99 ÷ theirs on each route
+        and distance of the issue, then its settling and its idling."""
+        f, out = self.f, []
+        rows = f.auto_rows()
+        if not rows:
+            return out
+        paths = dict(zip(self.route_keys(), self.paths))
+        for route in F.T_AUTO_ROUTES:
+            for d in F.T_AUTO_AT:
+                a, best = f.auto("tfb-fcgi", d, route), f.best("tfb-fcgi", d, route)
+                if a is None and best is None:
+                    continue
+                path = paths.get(route, route)
+                n = a and best and a["clean"] and F.ratio_number(
+                    f"target: auto {route} at {d}", a, best, F.T_AUTO)
+                sizes = a and ",".join(str(x) for x in a["auto_sizes"])
+                out.append((f"`{path}` at {dlabel(d)}: auto ÷ the best fixed count",
+                            f"≥ {F.T_AUTO:g}", n and f"{fmt(n)} (auto settled at "
+                            f"{sizes}; best fixed {best['workers']})", n and n.verdict))
+                q = a and best and a["clean"] and a["p99_ms"] and best["p99_ms"] and \
+                    a["p99_ms"] / best["p99_ms"]
+                out.append((f"`{path}` at {dlabel(d)}: auto's p99 ÷ the best fixed "
+                            "count's", f"≤ {F.T_AUTO_P99:g}",
+                            q and f"{q:.2f} ({a['p99_ms']:.2f} vs {best['p99_ms']:.2f} ms)",
+                            q and ("met" if q <= F.T_AUTO_P99 else "not met")))
+        settle = [r for r in rows if r["auto_settle_s"] is not None]
+        if settle:
+            worst = max(settle, key=lambda r: (r["auto_settle_s"], r["auto_turns"]))
+            turns = max(r["auto_turns"] for r in settle)
+            ok = worst["auto_settle_s"] <= F.T_SETTLE_S and turns <= F.T_TURNS
+            out.append(("auto, from a fresh pool or a change of distance, route or load: "
+                        "the longest settling, the most changes of direction",
+                        f"≤ {F.T_SETTLE_S} s, ≤ {F.T_TURNS}",
+                        f"{worst['auto_settle_s']:.0f} s ({worst['route']} at "
+                        f"{dlabel(worst['distance'])}), {turns}", "met" if ok else "not met"))
+        idle = [r for r in rows if r["auto_idle_s"] is not None or r["auto_first_ms"] is not None]
+        if idle:
+            down = max((r["auto_idle_s"] for r in idle if r["auto_idle_s"] is not None),
+                       default=None)
+            first = max((r["auto_first_ms"] for r in idle if r["auto_first_ms"] is not None),
+                        default=None)
+            ok = down is not None and first is not None and down <= F.T_IDLE_S and \
+                first < F.T_FIRST_MS
+            out.append(("auto, idle: down to its minimum after the load, and the first "
+                        "request after that", f"≤ {F.T_IDLE_S} s, < {F.T_FIRST_MS} ms",
+                        f"{'—' if down is None else f'{down:.0f} s'}, "
+                        f"{'—' if first is None else f'{first:.1f} ms'}",
+                        "met" if ok else "not met"))
+        return out
+
     def targets(self, elapsed_s, kind):
         """[(measure, target, shown, verdict)]: verdict met / not met /
         within noise / not measured."""
@@ -265,6 +317,7 @@ class Verdict:
                             "each at its best count", f"≥ {bound:g}",
                             n and f"{fmt(n)} ({them['subject']}, {ours['workers']} vs "
                             f"{them['workers']} processes)", n and n.verdict))
+        out += self.auto_targets()
         budget = F.BUDGET_S.get(kind)
         if budget and elapsed_s:
             out.append((f"the {kind} run's own time", f"≤ {budget // 60} min",

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from . import figures, findings as F, host
+from .experiment import AUTO, wkey, wlabel
 from .subjects import SUBJECTS
 from .verdict import Verdict, dlabel, fmt
 
@@ -27,6 +28,11 @@ CSV_COLUMNS = [
     "late_p99_us", "delay_frames", "delay_dropped", "autogroups_app", "workers_alive",
     "checked", "started", "error",
 ]
+# A pool that sized itself (workers "auto"): after the others, so that
+# readers of the earlier columns are unaffected, and only in a run that
+# has one.
+AUTO_COLUMNS = ["auto_settle_s", "auto_turns", "auto_size", "auto_sizes", "auto_idle_s",
+                "auto_first_ms"]
 
 
 def write_all(outdir, meta, points):
@@ -41,7 +47,9 @@ def write_all(outdir, meta, points):
     v = Verdict(f, meta["plan"]["paths"])
     paragraphs = v.paragraphs()
     targets = v.targets(meta.get("elapsed_s"), meta["plan"]["kind"])
-    host.write_csv(out / "results.csv", CSV_COLUMNS, points)
+    cols = CSV_COLUMNS + (AUTO_COLUMNS if any(p["workers"] == AUTO for p in points) else [])
+    host.write_csv(out / "results.csv", cols,
+                   [dict(p, workers=wlabel(p["workers"])) for p in points])
     doc = {"meta": meta, "points": points,
            "verdict": {"paragraphs": paragraphs,
                        "numbers": [n.as_dict() for n in v.numbers]},
@@ -103,7 +111,7 @@ def draw(out, meta, f):
                 continue
             line = f.line(s, d)
             pts = [(w, r["rps"], r["rps_min"], r["rps_max"], r["p99_ms"])
-                   for w, r in sorted(line.items()) if r["rps"]]
+                   for w, r in sorted(line.items()) if r["rps"] and w != AUTO]
             if pts:
                 by[s] = pts
         if by:
@@ -117,7 +125,7 @@ def draw(out, meta, f):
     for d in f.distances():
         by = {}
         for s, twin in TWINS.items():
-            ws = sorted(f.line(s, d))
+            ws = sorted(w for w in f.line(s, d) if w != AUTO)
             for key in (s, twin):
                 pts = [(w, r["rps"], r["rps_min"], r["rps_max"])
                        for w in ws for r in [f.line(key, d).get(w)] if r and r["rps"]]
@@ -348,7 +356,7 @@ def section_cpu(f):
             if r is None:
                 continue
             pct, us = cpu_cells(r)
-            L.append(f"| {s} | {dlabel(d)} | {r['workers']} | {n0(r['rps'])} | {pct} | {us} |")
+            L.append(f"| {s} | {dlabel(d)} | {wlabel(r['workers'])} | {n0(r['rps'])} | {pct} | {us} |")
     L.append("")
     return L
 
@@ -380,7 +388,7 @@ def section_compare(meta, f, axis, title, values):
         base = f.line(r["subject"], r["distance"], r["route"], r["load"], key["sched"],
                       key["placement"]).get(r["workers"])
         q = F.ratio_number("", r, base) if base else None
-        L.append(f"| {r[axis]} | {dlabel(r['distance'])} | {r['workers']} | {n0(r['rps'])} "
+        L.append(f"| {r[axis]} | {dlabel(r['distance'])} | {wlabel(r['workers'])} | {n0(r['rps'])} "
                  f"({rng(r)}) | {n2(r['p99_ms'])} | {fmt(q) if q else '—'} | "
                  f"{cpu_cells(r)[0]} |")
     L.append("")
@@ -514,7 +522,7 @@ def section_open(f, charts):
              "p99 ms | unfinished | errors |")
     L.append("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        L.append(f"| {r['subject']} | {dlabel(r['distance'])} | {r['workers']} | "
+        L.append(f"| {r['subject']} | {dlabel(r['distance'])} | {wlabel(r['workers'])} | "
                  f"{n0(r['rate_offered'])} | {n0(r['rps'])} | {n2(r['p50_ms'])} | "
                  f"{n2(r['p99_ms'])} | {r['unfinished']} | {errs(r)} |")
     L.append("")
@@ -540,7 +548,7 @@ def section_per_request(f, charts):
         base = f.line(TWINS[r["subject"]], r["distance"], r["route"], r["load"], r["sched"],
                       r["placement"]).get(r["workers"])
         q = F.ratio_number("", r, base) if base else None
-        L.append(f"| {r['subject']} | {dlabel(r['distance'])} | {r['workers']} | "
+        L.append(f"| {r['subject']} | {dlabel(r['distance'])} | {wlabel(r['workers'])} | "
                  f"{n0(r['rps'])} ({rng(r)}) | {n2(r['p99_ms'])} | "
                  f"{fmt(q) if q else '—'} | {n0(r.get('us_app'))} / {n0(r.get('us_pg'))} |")
     L.append("")
@@ -568,9 +576,9 @@ def section_tables(meta, f):
         order = {s: i for i, s in enumerate(SUBJECTS)}
         dist = {d: i for i, d in enumerate(f.distances())}
         for r in sorted(rs, key=lambda r: (order[r["subject"]], dist.get(r["distance"], 99),
-                                           r["workers"])):
+                                           wkey(r["workers"]))):
             pct, us = cpu_cells(r)
-            L.append(f"| {r['subject']} | {dlabel(r['distance'])} | {r['workers']} | "
+            L.append(f"| {r['subject']} | {dlabel(r['distance'])} | {wlabel(r['workers'])} | "
                      f"{n0(r['rps'])} | {rng(r)} | {n2(r['p50_ms'])} | {n2(r['p99_ms'])} | "
                      f"{errs(r)} | {pct} | {us} |")
         L.append("")
@@ -584,7 +592,7 @@ def section_failures(meta, f):
             L.append(f"- {s} failed the check {name}: {'; '.join(problems)[:300]}")
     for r in f.rows:
         if r["errors"]:
-            L.append(f"- {r['subject']} {r['workers']} processes {dlabel(r['distance'])} "
+            L.append(f"- {r['subject']} {wlabel(r['workers'])} processes {dlabel(r['distance'])} "
                      f"{r['route']} {r['load']}: {'; '.join(r['errors'])[:300]}")
     if not L:
         return []
