@@ -610,6 +610,8 @@ check(const struct config *cfg, const struct upgrade *up)
     return fflush(stdout) == 0 ? 0 : EXITCODE_ERROR;
 }
 
+static char **permuted; /* parse's copy of argv */
+
 /*
  * parse: the options, from a copy of args' pointers (getopt permutes
  * them; args stays as we were started, for SIGUSR2).  --help and
@@ -619,8 +621,11 @@ static void
 parse(struct config *cfg, int argc, char **args)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    char err[512], **argv = calloc((size_t)argc + 1, sizeof(char *));
+    char err[512], **argv;
 
+    /* cfg->worker_argv points into the copy: it lives as long as we do,
+     * held here so that a leak checker sees it reachable at exit. */
+    argv = permuted = calloc((size_t)argc + 1, sizeof(char *));
     if (argv == NULL)
         log_fatal(EXITCODE_ERROR, "out of memory");
     memcpy(argv, args, (size_t)argc * sizeof(char *));

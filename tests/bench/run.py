@@ -41,9 +41,8 @@ QUICK = dict(subjects="tfb-fcgi,flask,fastapi,flask-per-request", workers="2,8,1
              duration=2,
              warmup=1, open="0", sched="autogroup", placement="shared")
 FULL = dict(subjects="tfb-fcgi,flask,fastapi,flask-per-request,tfb-fcgi-per-request",
-            workers="1,2,4,8,16,32,64,auto", subject_workers="2,4,8,16,32,64",
-            local_workers=None, few="4,32,auto", db_rtt="local,0,0.2ms,1ms,5ms",
-            routes_at="local,0,1ms",
+            workers="1,2,4,8,16,32,64", subject_workers="2,4,8,16,32,64", local_workers=None,
+            few="4,32", db_rtt="local,0,0.2ms,1ms,5ms", routes_at="0,1ms",
             routes="db,fortunes,queries:20", concurrency="16,64,256", reps=5, duration=5,
             warmup=1, open="0.5,0.75,0.9,1,1.1", sched="autogroup,flat,tiers",
             placement="shared,split")
@@ -55,13 +54,11 @@ FastAPI at 2, 8 and 32, Flask with a connection per request at 8; the
 database at 0 ms and 1 ms (as root), and this pool at local (its unix
 socket) at 2 and 16; 2 repetitions of 2 s per point.
 
-The full run (FULL=1 make bench; about 110 minutes): /db with 64
+The full run (FULL=1 make bench; about 83 minutes): /db with 64
 connections for every subject at 1 to 64 processes (the article's
 subjects from 2) with the database at 0, 0.2, 1 and 5 ms, this pool at
-local too, and this pool sizing itself ("auto") beside them;
-/fortunes and /queries?queries=20 at 4 and 32 processes and auto at
-local, 0 and 1 ms (the article's subjects a hop away only); 16 and 256
-connections, the per-request mode of Flask and of
+local too; /fortunes and /queries?queries=20 at 4 and 32 processes at 0
+and 1 ms; 16 and 256 connections, the per-request mode of Flask and of
 this pool, the scheduler settings (flat, a cgroup per tier) and the split
 CPU placement, each at 4 and 32 processes at 1 ms (the per-request mode,
 the scheduler and the placement at 0 ms too); an open loop at 50% to 110%
@@ -70,8 +67,12 @@ of each subject's best rate at 1 ms; 5 repetitions of 5 s per point.
 "auto" among the process counts (--workers, --few, --local-workers) is
 this pool sizing itself (tfb-spawn -w auto): before each of its points
 it is loaded until its size holds, and the report's targets set it
-beside the best fixed count (make bench BENCH_WORKERS=2,8,16,32,auto
-adds it to the quick run, about a minute more).
+beside the best fixed count.  Each auto point costs about 20 s more, so
+neither run has it by default: make bench BENCH_WORKERS=2,8,16,32,auto
+adds it to the quick run (about a minute more); the full run with auto
+on every line and the routes at local too (about 110 minutes):
+FULL=1 make bench BENCH_WORKERS=1,2,4,8,16,32,64,auto BENCH_FEW=4,32,auto
+BENCH_ROUTES_AT=local,0,1ms.
 
 Every option has an environment variable (in brackets), so that
 `make bench BENCH_DB_RTT=0,5ms` works; options win over variables, and

@@ -4,10 +4,10 @@
      percentiles, the paired spread and its verdict word, the best
      process count (the lowest no other beats beyond the noise).
   2. The plans, as --dry-run prints them: the quick run within 4
-     minutes, the full within 120, every part of each; not root, the
+     minutes, the full within 90, every part of each; not root, the
      first line says the distance axis is left out.
   3. A smoke run of every subject at one point (2 processes, 1 s, one
-     repetition, /db), with the database 1 ms away as root (local
+     repetition, /db), this pool sizing itself too (auto), with the database 1 ms away as root (local
      otherwise), the open loop at one rate, a cgroup per tier and the
      split placement at the same count: it exits 0; every subject answers
      its checks and has a point without an error; the delay line's round
@@ -134,15 +134,21 @@ def plans(tap, tmp):
                                               if not k.startswith("BENCH_")}, cwd=str(REPO))
     m = minutes(f.stdout)
     want = ["tfb-fcgi-per-request w=", "fortunes c64", "queries20 c64", "c16", "c256",
-            "open loop: fastapi at its best count", "tfb-fcgi w=auto:"]
+            "open loop: fastapi at its best count"]
     if os.geteuid() == 0:
         want += ["[flat, shared]", "[tiers, shared]", "[autogroup, split]", "0.2 ms", "5 ms"]
-    tap.check(f.returncode == 0 and m is not None and m <= 120.0 and
+    tap.check(f.returncode == 0 and m is not None and m <= 90.0 and
               all(w in f.stdout for w in want),
               f"the full plan: routes, loads, the per-request mode, the scheduler and "
-              f"placement comparisons, the open loop, this pool's auto; its estimate {m} min "
-              "within 120",
+              f"placement comparisons, the open loop; its estimate {m} min within 90",
               [f"missing: {[w for w in want if w not in f.stdout]}"] + tail(f.stdout, 10))
+    a = run([str(RUN), "--dry-run", "--workers", "1,2,4,8,16,32,64,auto", "--few", "4,32,auto"],
+            60, env={k: v for k, v in e.items() if not k.startswith("BENCH_")}, cwd=str(REPO))
+    autos = [l for l in a.stdout.splitlines() if l.strip().startswith("tfb-fcgi w=auto")]
+    tap.check(a.returncode == 0 and autos and "flask w=auto" not in a.stdout and
+              all(" db c64" in l for l in autos),
+              "auto among the counts: this pool sizing itself on its lines, not the "
+              "article's subjects", tail(a.stdout, 12))
     if os.geteuid() == 0 and shutil.which("runuser"):
         u = dry([], user="nobody", tmp=tmp)
         first = (u.stdout or "").splitlines()[:1]
@@ -158,7 +164,7 @@ def smoke(tap, tmp):
     out, var = Path(tmp) / "out", os.path.join(tmp, "stack")
     port = web.free_port()
     root = os.geteuid() == 0
-    argv = [str(RUN), "--subjects", ALL, "--workers", "2", "--few", "2",
+    argv = [str(RUN), "--subjects", ALL, "--workers", "2,auto", "--few", "2",
             "--db-rtt", "1ms" if root else "local", "--routes", "db",
             "--concurrency", "8", "--reps", "1", "--duration", "1", "--warmup", "0",
             "--open", "0.5", "--port", str(port), "--var", var, "--out", str(out)]
@@ -166,7 +172,7 @@ def smoke(tap, tmp):
         argv += ["--sched", "autogroup,tiers", "--placement", "shared,split"]
     autogroup = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text()
     t0 = time.monotonic()
-    p = run(argv, 240, env=env(), cwd=str(REPO))
+    p = run(argv, 420, env=env(), cwd=str(REPO))
     ns = namespaces(p.stdout)
     tap.check(p.returncode == 0, f"a smoke run of every subject exits 0 "
               f"({time.monotonic() - t0:.0f} s)", tail(p.stdout, 30))
@@ -185,6 +191,21 @@ def smoke(tap, tmp):
         tap.check(good, f"{s}: passes its checks and has a point without an error",
                   [json.dumps({k: x.get(k) for k in ("subject", "distance", "rps", "error")})
                    for x in pts if x["subject"] == s][:5] + tail(p.stdout, 5))
+    auto = [x for x in pts if x["workers"] == 0]
+    tap.check(auto and all(x["subject"] == "tfb-fcgi" and not x.get("error") and
+                           x["rps"] > 0 and x["auto_size"] >= 1 and x["auto_sizes"]
+                           for x in auto) and
+              any(x["auto_idle_s"] is not None and x["auto_first_ms"] is not None
+                  for x in auto),
+              "auto: this pool sizing itself measured once it held its size, then left "
+              "idle down to its minimum and asked once more",
+              [json.dumps({k: x.get(k) for k in ("subject", "part", "sched", "placement",
+                                                 "distance", "rps", "error", "auto_settle_s",
+                                                 "auto_sizes", "auto_idle_s",
+                                                 "auto_first_ms")}) for x in auto])
+    tap.check("auto ÷ the best fixed count" in md and "auto, idle:" in md,
+              "report.md: auto beside the best fixed count, its settling and its idling, "
+              "in the targets", [l for l in md.splitlines() if "auto" in l][:6])
     opened = [x for x in pts if x["mode"] == "open" and not x.get("error")]
     tap.check(len(opened) == 3 and all(x["due"] and x["requests"] for x in opened),
               "the open loop measured the three persistent subjects at half their best rate",

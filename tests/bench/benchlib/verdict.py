@@ -238,7 +238,7 @@ class Verdict:
     # -- the targets
 
     def auto_targets(self):
-        """The pool that sizes itself (issue 20), where the run has it:
+        """The pool that sizes itself (-w auto), where the run has it:
         auto ÷ the best fixed count and its p99 ÷ theirs on each route
         and distance of the issue, then its settling and its idling."""
         f, out = self.f, []
