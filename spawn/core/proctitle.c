@@ -24,28 +24,32 @@ static size_t room_len;
 /* The copy of argv, held for the process's life, where a leak checker
  * sees it held (volatile: a store never read back is not optimised away). */
 static char **volatile argv_copy;
+static char *volatile env_copy;
 
 /*
- * move_environ: copy each environment string that lies in the room
- * (right after the previous one) to the heap, repoint environ at the
- * copy, and return where the room ends.  A string that cannot be copied
- * ends the room before it.
+ * move_environ: copy the environment strings that lie in the room (each
+ * right after the previous one) to one block on the heap, repoint
+ * environ's entries at the copies, and return where the room ends.  One
+ * block, held in env_copy, so that it stays reachable when unsetenv()
+ * drops an entry (the upgrade's variables go that way).  Without memory
+ * for it the room ends at argv's last string.
  */
 static char *
 move_environ(char *end)
 {
-    char *copy;
-    size_t i;
+    char *p = end, *block;
+    size_t i, n;
 
-    for (i = 0; environ[i] != NULL; i++) {
-        if (environ[i] != end + 1)
-            break;
-        if ((copy = strdup(environ[i])) == NULL)
-            break;
-        end = environ[i] + strlen(environ[i]);
-        environ[i] = copy;
-    }
-    return end;
+    for (n = 0; environ[n] != NULL && environ[n] == p + 1; n++)
+        p = environ[n] + strlen(environ[n]);
+    /* From end + 1 to the last string's NUL at p. */
+    if (n == 0 || (block = malloc((size_t)(p - end))) == NULL)
+        return end;
+    memcpy(block, end + 1, (size_t)(p - end));
+    for (i = 0; i < n; i++)
+        environ[i] = block + (environ[i] - (end + 1));
+    env_copy = block;
+    return p;
 }
 
 char **

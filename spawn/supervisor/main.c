@@ -610,7 +610,9 @@ check(const struct config *cfg, const struct upgrade *up)
     return fflush(stdout) == 0 ? 0 : EXITCODE_ERROR;
 }
 
-static char **permuted; /* parse's copy of argv */
+/* parse's copy of argv; volatile, so that the store stays though nothing
+ * reads it. */
+static char **volatile permuted;
 
 /*
  * parse: the options, from a copy of args' pointers (getopt permutes
