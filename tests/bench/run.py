@@ -386,16 +386,11 @@ def main(argv):
     if a.dry_run:
         dry_run(a, p)
         return 0
-    problems = preflight(a, p)
-    if problems:
-        for m in problems:
-            print(f"tests/bench/run: {m}", file=sys.stderr)
+    # One sweep at a time per state directory.
+    started = host.start("tests/bench/run", preflight(a, p), a.var, a.out)
+    if started is None:
         return 1
-    lockf = host.lock(a.var)
-    if lockf is None:
-        print(f"tests/bench/run: another bench runs from {a.var}", file=sys.stderr)
-        return 1
-    out = host.out_dir(a.out)
+    lockf, out = started
     logf = open(out / "bench.log", "w")
 
     def say(msg):
@@ -424,11 +419,7 @@ def main(argv):
     meta["scheduler_used"] = {f"{k[0]}; {k[1]}": v for k, v in sw.scheduler_used.items()}
     if sw.points:
         writeup.write_all(str(out), meta, sw.points)
-    say(f"bench: {sw.failures} failed point(s); report: {out}/report.md; "
-        f"took {meta['elapsed_s']:.0f} s")
-    if sw.failures and status == 0:
-        status = 1
-    return status
+    return host.finish(say, sw.failures, out, meta["elapsed_s"], status)
 
 
 if __name__ == "__main__":

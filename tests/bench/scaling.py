@@ -482,18 +482,11 @@ def main(argv):
         print(reproduce_command(a, p))
         return 0
 
-    problems = preflight(a, p)
-    if problems:
-        for m in problems:
-            print(f"tests/bench/scaling: {m}", file=sys.stderr)
-        return 1
-
     # One sweep at a time per state directory.
-    lockf = host.lock(a.var)
-    if lockf is None:
-        print(f"tests/bench/scaling: another bench runs from {a.var}", file=sys.stderr)
+    started = host.start("tests/bench/scaling", preflight(a, p), a.var, a.out)
+    if started is None:
         return 1
-    out = host.out_dir(a.out)
+    lockf, out = started
 
     meta = {"started": datetime.datetime.now().isoformat(timespec="seconds"),
             "command": reproduce_command(a, p),
@@ -524,11 +517,7 @@ def main(argv):
     meta["elapsed_s"] = time.monotonic() - runner.t0
     if runner.points:
         report.write_all(str(out), meta, p, runner.points)
-    runner.say(f"bench: {runner.failures} failed point(s); report: {out}/report.md; "
-               f"took {meta['elapsed_s']:.0f} s")
-    if runner.failures and status == 0:
-        status = 1
-    return status
+    return host.finish(runner.say, runner.failures, out, meta["elapsed_s"], status)
 
 
 if __name__ == "__main__":

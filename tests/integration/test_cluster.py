@@ -121,48 +121,6 @@ ALL_ROUTES = ["/db", "/queries?queries=5", "/updates?queries=5", "/fortunes",
               "/cached-queries?count=5", "/json", "/plaintext"]
 
 
-def ns_names(n):
-    return ["%s%d-%s" % (PREFIX, n, h) for h in LAN + DB + ("sw",)]
-
-
-def teardown(n, tmp):
-    """Remove everything of cluster n: PostgreSQL first (an immediate
-    stop gives its shared memory back), then every process left in its
-    namespaces, the namespaces (their interfaces go with them, and the
-    root namespace's end of the client cable with its peer), the
-    directory."""
-    for host in DB:
-        data = os.path.join(tmp, host, "data")
-        if os.path.exists(os.path.join(data, "postmaster.pid")):
-            run(["runuser", "-u", OS_USER, "--", bindir() / "pg_ctl",
-                 "stop", "-D", data, "-m", "immediate", "-w", "-t", "10", "-s"], 20)
-    names = ns_names(n)
-    pids = [p for ns in names for p in ns_pids(ns)]
-    kill_all(pids)
-    for ns in names:
-        run(["ip", "netns", "del", ns], 10)
-    run(["ip", "link", "del", "%s%d-h" % (PREFIX, n)], 10)
-    if not os.environ.get("TFB_TEST_KEEP"):
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def keeper(rfd, n, tmp):
-    """The keeper's life: out of our process group and deaf to the
-    signals that stop a test, wait for the pipe to close, clean up."""
-    os.setsid()
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
-        signal.signal(s, signal.SIG_IGN)
-    try:
-        while os.read(rfd, 1):
-            pass
-    except OSError:
-        pass
-    try:
-        teardown(n, tmp)
-    finally:
-        os._exit(0)
-
-
 # --------------------------------------------------------------------------
 # The cluster
 
@@ -212,12 +170,21 @@ class Cluster:
             shutil.rmtree(self.tmp, ignore_errors=True)
             raise StackError("no free %s<N>-sw namespace" % PREFIX)
         self.n = n
+        # The keeper's first act (kit/netns): PostgreSQL stopped at once,
+        # which gives its shared memory back; then the processes left in
+        # the namespaces, the namespaces, the cable, the directory.
+        with open(os.path.join(self.tmp, "teardown"), "w") as f:
+            for host in DB:
+                f.write(json.dumps(["runuser", "-u", OS_USER, "--",
+                                    str(bindir() / "pg_ctl"), "stop", "-D",
+                                    os.path.join(self.tmp, host, "data"), "-m", "immediate",
+                                    "-w", "-t", "10", "-s"]) + "\n")
         rfd, wfd = os.pipe()
         sys.stdout.flush()
         pid = os.fork()
         if pid == 0:
             os.close(wfd)
-            keeper(rfd, n, self.tmp)
+            netns.keeper(rfd, PREFIX, n, self.tmp)
         os.close(rfd)
         self.keeper_pid, self.keeper_fd = pid, wfd
 

@@ -85,7 +85,7 @@ def kill_all(pids, timeout=5):
 def _teardown(prefix, n, tmp):
     """Everything of net N: the registered commands (newest first), then
     every process in its namespaces, the namespaces, the client cable,
-    the directory."""
+    the directory (kept with TFB_TEST_KEEP, to look at)."""
     try:
         with open(os.path.join(tmp, "teardown")) as f:
             cmds = [json.loads(line) for line in f if line.strip()]
@@ -101,10 +101,11 @@ def _teardown(prefix, n, tmp):
     for ns in sorted(names, key=lambda x: x.endswith("-sw")):
         run(["ip", "netns", "del", ns], 10)
     run(["ip", "link", "del", "%s%d-h" % (prefix, n)], 10)
-    shutil.rmtree(tmp, ignore_errors=True)
+    if not os.environ.get("TFB_TEST_KEEP"):
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _keeper(rfd, prefix, n, tmp):
+def keeper(rfd, prefix, n, tmp):
     """The keeper's life: out of our process group and deaf to the
     signals that stop a test, wait for the pipe to close, clean up."""
     os.setsid()
@@ -252,7 +253,7 @@ class Net:
         pid = os.fork()
         if pid == 0:
             os.close(wfd)
-            _keeper(rfd, self.prefix, n, self.tmp)
+            keeper(rfd, self.prefix, n, self.tmp)
         os.close(rfd)
         self.keeper_pid, self.keeper_fd = pid, wfd
         sh(["ip", "-n", self.ns("sw"), "link", "set", "lo", "up"])

@@ -13,6 +13,7 @@ import re
 import shlex
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from ...kit import REPO, stack
@@ -79,6 +80,21 @@ def machine_info(tools):
     return info
 
 
+def start(prog, problems, var, out):
+    """Before a sweep: the preflight's problems said (prog: each), the
+    state directory var locked, the output directory made.  (lock, out),
+    or None when the sweep must not start."""
+    for m in problems:
+        print(f"{prog}: {m}", file=sys.stderr)
+    if problems:
+        return None
+    f = lock(var)
+    if f is None:
+        print(f"{prog}: another bench runs from {var}", file=sys.stderr)
+        return None
+    return f, out_dir(out)
+
+
 def lock(var):
     """An open file holding the lock of the state directory var, or None
     when another bench holds it."""
@@ -132,6 +148,14 @@ def guarded(sweep, stop, say, meta):
         stop()
     meta["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
     return status
+
+
+def finish(say, failures, out, elapsed_s, status):
+    """After the report is written: the last line, and the exit status
+    (1 when a point failed and nothing worse happened)."""
+    say(f"bench: {failures} failed point(s); report: {out}/report.md; "
+        f"took {elapsed_s:.0f} s")
+    return 1 if failures and status == 0 else status
 
 
 def write_csv(path, columns, points):

@@ -12,13 +12,14 @@ each process its share of a budget instead, TFB_SUBJECT_POOL connections
 (at most 160, at least 1), half of them opened at the start, as
 TechEmpower does.
 """
-import html
 import os
 import random
 
 import asyncpg
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+
+from fortunes import page as fortunes_page
 
 READ = "SELECT id, randomnumber FROM world WHERE id = $1"
 WRITE = "UPDATE world SET randomnumber = $1 WHERE id = $2"
@@ -97,11 +98,4 @@ async def updates(queries: str = None):
 async def fortunes():
     async with pool.acquire() as conn:
         rows = [tuple(r) for r in await conn.fetch("SELECT id, message FROM fortune")]
-    rows.append((0, "Additional fortune added at request time."))
-    rows.sort(key=lambda r: r[1])
-    body = ["<!DOCTYPE html><html><head><title>Fortunes</title></head><body>"
-            "<table><tr><th>id</th><th>message</th></tr>"]
-    for fid, msg in rows:
-        body.append("<tr><td>%d</td><td>%s</td></tr>" % (fid, html.escape(msg, quote=True)))
-    body.append("</table></body></html>")
-    return HTMLResponse("".join(body))
+    return HTMLResponse(fortunes_page(rows))

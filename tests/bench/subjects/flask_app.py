@@ -11,12 +11,13 @@ changed:
                and kept: the article's fix.
 The PostgreSQL settings come from libpq's PG* variables.
 """
-import html
 import os
 import random
 
 import flask
 import psycopg2
+
+from fortunes import page as fortunes_page
 
 MODE = os.environ.get("TFB_SUBJECT_DB", "persistent")
 if MODE not in ("per-request", "persistent"):
@@ -110,12 +111,5 @@ def fortunes():
     with db().cursor() as cur:
         cur.execute("SELECT id, message FROM fortune")
         rows = cur.fetchall()
-    rows.append((0, "Additional fortune added at request time."))
-    rows.sort(key=lambda r: r[1])
-    body = ["<!DOCTYPE html><html><head><title>Fortunes</title></head><body>"
-            "<table><tr><th>id</th><th>message</th></tr>"]
-    for fid, msg in rows:
-        body.append("<tr><td>%d</td><td>%s</td></tr>" % (fid, html.escape(msg, quote=True)))
-    body.append("</table></body></html>")
-    return flask.Response("".join(body), mimetype="text/html",
+    return flask.Response(fortunes_page(rows), mimetype="text/html",
                           content_type="text/html; charset=utf-8")
