@@ -175,14 +175,14 @@ $(B)/tests/integration/netdelay $(B)/tests/bench/openloop: $(B)/tests/%: tests/%
 
 unit: all $(TEST_BINS)
 
-# The fuzz targets' smoke (tests/fuzz/run) and tests/run's test of itself
-# count among the tests.
+# The layout and pyflakes (tests/lint), the fuzz targets' smoke
+# (tests/fuzz/run) and tests/run's test of itself count among the tests.
 test: all $(TEST_BINS) $(TEST_TOOLS)
 	@deploy/deps test
 	@$(MAKE) --no-print-directory fuzz-build
 	@APP=$(abspath $(B))/tfb-fcgi TFB_BUILD_DIR=$(abspath $(B)) \
-	    FUZZ_DIR=$(abspath $(FUZZ_B))/tests/fuzz \
-	    tests/run $(TEST_BINS) tests/fuzz/run tests/run_selftest.py
+	    FUZZ_DIR=$(abspath $(FUZZ_B))/tests/fuzz FORMAT_SRCS="$(FORMAT_SRCS)" \
+	    tests/run $(TEST_BINS) tests/lint tests/fuzz/run tests/run_selftest.py
 
 # The whole of make test on a sanitizer build of its own: the unit tests,
 # and through APP and TFB_BUILD_DIR every integration test, run

@@ -117,6 +117,9 @@ struct db {
     int lost;            /* the connection was lost: log the recovery */
     int broke;           /* the last failure was the connection itself */
     int retried;         /* this request has reconnected once already */
+    unsigned epoch;      /* changes when conn is closed or replaced */
+    int eager;           /* the dial follows a connection ended while idle */
+    char fatal[256];     /* a FATAL the server sent outside a statement */
     char sqlstate[6];    /* of the last statement that failed */
     struct dial dial;
     PGresult *fortunes_res;
@@ -245,6 +248,8 @@ answer_ms(const struct db *db)
 static void
 db_close(struct db *db)
 {
+    if (db->conn != NULL)
+        db->epoch++;
     PQfinish(db->conn);
     db->conn = NULL;
 }
@@ -534,6 +539,25 @@ dial_note(struct db *db, const char *why)
     return DB_UNAVAILABLE;
 }
 
+/*
+ * on_notice: libpq's notice receiver (its default writes to stderr, past
+ * our log).  What the server sends outside a statement comes here too: a
+ * FATAL on an idle connection (a shutdown, pg_terminate_backend, an idle
+ * session timeout) is kept as the reason db_idle_check gives.
+ */
+static void
+on_notice(void *arg, const PGresult *res)
+{
+    struct db *db = arg;
+    const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *msg = PQresultErrorMessage(res);
+
+    if (sev != NULL && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0))
+        snprintf(db->fatal, sizeof(db->fatal), "%.*s", msg_len(msg), msg);
+    else
+        log_debug("db: the server says: %.*s", msg_len(msg), msg);
+}
+
 /* dial_attempt: start the connection to the walk's current host. */
 static void
 dial_attempt(struct db *db)
@@ -556,6 +580,8 @@ dial_attempt(struct db *db)
             param(&p, "target_session_attrs", target);
     }
     d->conn = PQconnectStartParams(p.keys, p.vals, 1);
+    if (d->conn != NULL)
+        PQsetNoticeReceiver(d->conn, on_notice, db);
     /* As if PQconnectPoll had asked for a write (its manual's word). */
     d->events = POLLOUT;
     d->preparing = 0;
@@ -803,6 +829,8 @@ dial_done(struct db *db)
         log_info("db: connected, past: %.*s", (int)why->len, why->data);
     db->conn = db->dial.conn;
     db->dial.conn = NULL;
+    db->epoch++;
+    db->eager = 0;
     db->st_ms = db->dial.st_ms;
     dial_end(db);
     db->backoff_ms = 0;
@@ -824,6 +852,7 @@ dial_failed(struct db *db)
     struct buf *why = &db->dial.why;
 
     back_off(db);
+    db->eager = 0;
     log_warn("db: cannot connect (next try in %d ms): %.*s", db->backoff_ms,
              why->data != NULL ? (int)why->len : 0,
              why->data != NULL ? why->data : "");
@@ -899,9 +928,12 @@ db_connect(struct db *db)
 
     if (db->conn != NULL)
         return DB_OK;
-    if (db->dial.active)
+    /* A dial under way in the loop: during an outage, the request does not
+     * wait for it; after a connection that ended while idle, it does, as
+     * it would have reconnected itself (db.h: db_idle_check). */
+    if (db->dial.active && !db->eager)
         return DB_UNAVAILABLE;
-    rc = db_connect_start(db);
+    rc = db->dial.active ? DB_PENDING : db_connect_start(db);
     while (rc == DB_PENDING) {
         /* A failed poll() only shortens the wait: the step checks both
          * the socket and the deadline. */
@@ -923,6 +955,51 @@ db_retry_in(const struct db *db)
         return -1;
     left = db->next_try_ms - now_ms();
     return left > 0 ? left : 0;
+}
+
+int
+db_idle_fd(const struct db *db)
+{
+    if (db == NULL || db->conn == NULL || db->mode != DB_PERSISTENT)
+        return -1;
+    return PQsocket(db->conn);
+}
+
+unsigned
+db_epoch(const struct db *db)
+{
+    return db != NULL ? db->epoch : 0;
+}
+
+int
+db_idle_check(struct db *db)
+{
+    const char *why;
+    PGnotify *n;
+
+    if (db->conn == NULL)
+        return DB_UNAVAILABLE;
+    db->fatal[0] = '\0';
+    /* PQisBusy parses what was read: a FATAL reaches on_notice there. */
+    if (PQconsumeInput(db->conn) && !PQisBusy(db->conn) &&
+        PQstatus(db->conn) == CONNECTION_OK && db->fatal[0] == '\0') {
+        while ((n = PQnotifies(db->conn)) != NULL)
+            PQfreemem(n);
+        return DB_OK;
+    }
+    why = db->fatal[0] != '\0' ? db->fatal : PQerrorMessage(db->conn);
+    log_warn("db: the connection ended while idle: %.*s", msg_len(why), why);
+    sb_db_down(sb_self(), why, (size_t)msg_len(why));
+    db_close(db);
+    /* No request was on it, so none to try again; the next connection is
+     * due at once, not after a backoff (nothing has failed yet), and a
+     * request that comes meanwhile waits for it (db_connect). */
+    db->lost = 1;
+    db->broke = 0;
+    db->backoff_ms = 0;
+    db->next_try_ms = 0;
+    db->eager = 1;
+    return DB_UNAVAILABLE;
 }
 
 void
@@ -1075,7 +1152,8 @@ judged(struct db *db, const struct stmt *st, PGresult *res, int *rc)
         db->lost = 1;
         *rc = DB_UNAVAILABLE;
     } else {
-        log_err("db: %s: %.*s", st->name, msg_len(msg), msg);
+        log_err("db: %s: %.*s (SQLSTATE %s)", st->name, msg_len(msg), msg,
+                db->sqlstate[0] != '\0' ? db->sqlstate : "none");
         *rc = DB_ERROR;
     }
     PQclear(res);

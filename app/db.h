@@ -266,6 +266,36 @@ int64_t db_connect_left(const struct db *db);
 int64_t db_retry_in(const struct db *db);
 
 /*
+ * The connection between requests.  A server that ends the session while
+ * the worker is idle (a restart, pg_terminate_backend, an idle session
+ * timeout) says so on the socket; watched, the worker learns it at once
+ * instead of at its next request, shows the database down, and connects
+ * again before a request needs it.
+ *
+ * db_idle_fd: the socket of the connection db holds (DB_PERSISTENT), to
+ * watch for input while no statement runs; -1 without one.
+ *
+ * db_epoch: changes whenever that connection is closed or replaced.  A
+ * watcher that finds another epoch knows the socket it watched is closed
+ * (which took it out of any epoll set) and that its number names nothing
+ * of ours any more.
+ *
+ * db_idle_check: the socket had input while idle: it is read (a notice,
+ * a notification); a connection that ended is closed here, logged with
+ * the server's reason, shown down, and a new one is due at once
+ * (db_retry_in 0).  A request that needs the database while that first
+ * attempt is under way waits for it in db_connect (at most each host's
+ * bound), as it would have made it itself had the end not been seen: a
+ * restart or a switchover costs no request; during an outage (the
+ * attempts after a failed one) requests never wait.  The caller that
+ * watches the attempt's socket must then expect it closed under it.
+ * Results: DB_OK (still connected) or DB_UNAVAILABLE.
+ */
+int db_idle_fd(const struct db *db);
+unsigned db_epoch(const struct db *db);
+int db_idle_check(struct db *db);
+
+/*
  * db_request_done: the request is answered; in DB_PER_REQUEST mode the
  * connection is closed here.
  */

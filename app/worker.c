@@ -116,7 +116,8 @@ static volatile sig_atomic_t stopping, reopen;
  */
 struct dbconn {
     struct db *db;
-    int fd; /* in the epoll set, or -1 */
+    int fd;         /* connecting: in the epoll set, or -1 */
+    unsigned epoch; /* of the connection last watched while idle */
 };
 
 struct worker {
@@ -977,21 +978,33 @@ expire(struct worker *w, int64_t now)
  * readiness of its socket, or at the current host's deadline
  * (db_connect_left), never waiting on it.  Meanwhile the database routes
  * answer 503 at once (db.h: a request never waits for a connection under
- * way) and the others are served as usual.
+ * way during an outage) and the others are served as usual.  The one
+ * exception is the first attempt after a connection that ended while
+ * idle (watch_idle): a request that needs it finishes it (db.h:
+ * db_idle_check).
  *
  * The socket leaves the epoll set before each step and comes back after
  * it, whatever its number: libpq closes it and opens another at any step
  * (the next address, the next host), and a number alone cannot tell an
- * old socket from a new one.  Nothing but these steps calls into the
- * connection under way, so the descriptor taken out is still the one put
- * in: it cannot have been closed, nor its number given to a client.
+ * old socket from a new one.  So a number is taken out of the set only
+ * while it is still the attempt's (or the connection's) socket: one
+ * closed under the loop, by a request that finished the attempt, left the
+ * set with it, and its number may be a client's now.
  */
 
-/* db_unwatch: d's socket out of the epoll set (it is open: see above). */
+/*
+ * db_unwatch: d's socket out of the epoll set, if that number is still the
+ * database's: a request may have finished the attempt itself (db.h:
+ * db_idle_check), and a socket libpq closed meanwhile left the set with
+ * it, its number free for a client's.
+ */
 static void
 db_unwatch(struct worker *w, struct dbconn *d)
 {
-    if (d->fd != -1)
+    short events;
+
+    if (d->fd != -1 &&
+        (d->fd == db_pollfd(d->db, &events) || d->fd == db_idle_fd(d->db)))
         (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, d->fd, NULL);
     d->fd = -1;
 }
@@ -1034,6 +1047,33 @@ db_of(struct worker *w, void *tag)
         if (tag == &w->dbs[i])
             return &w->dbs[i];
     return NULL;
+}
+
+/*
+ * watch_idle: d's connection, once made, watched for input between
+ * requests (db.h: db_idle_fd), level-triggered: a server that ends it is
+ * seen at once.  Added once per connection, when its epoch is new; a
+ * closed one left the epoll set with its socket.
+ */
+static void
+watch_idle(struct worker *w, struct dbconn *d)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = d};
+    int fd;
+
+    if (d->epoch == db_epoch(d->db))
+        return;
+    d->epoch = db_epoch(d->db);
+    if ((fd = db_idle_fd(d->db)) < 0)
+        return;
+    /* Made by a request (db_connect) out of an attempt this loop watched:
+     * the same socket is still in the set (EEXIST below), or a closed one
+     * left it. */
+    d->fd = -1;
+    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) == -1 &&
+        (errno != EEXIST || epoll_ctl(w->ep, EPOLL_CTL_MOD, fd, &ev) == -1))
+        log_warn("worker: epoll_ctl on the database's socket: %s",
+                 strerror(errno));
 }
 
 /*
@@ -1126,9 +1166,9 @@ setup(struct worker *w)
     w->values.max_conns = (unsigned)w->o->max_conns;
     w->values.max_reqs = (unsigned)w->o->max_conns;
     if (w->ctx->db != NULL)
-        w->dbs[w->ndbs++] = (struct dbconn){w->ctx->db, -1};
+        w->dbs[w->ndbs++] = (struct dbconn){w->ctx->db, -1, 0};
     if (w->ctx->db_write != NULL)
-        w->dbs[w->ndbs++] = (struct dbconn){w->ctx->db_write, -1};
+        w->dbs[w->ndbs++] = (struct dbconn){w->ctx->db_write, -1, 0};
     if ((fl = fcntl(fd, F_GETFL)) == -1 ||
         fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
         (w->ep = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
@@ -1189,6 +1229,8 @@ loop_turn(struct worker *w)
 
     /* Reading, or an answer waiting for its peer: a deadline runs. */
     sb_set_state(w->slot, w->conns.used > w->conns.kept ? SB_READING : SB_IDLE);
+    for (i = 0; i < w->ndbs; i++)
+        watch_idle(w, &w->dbs[i]);
     n = epoll_pwait(w->ep, ev, EVENTS, wait_ms(w, now), &w->waitmask);
     now = sb_now_ns();
     tend_dbs(w);
@@ -1199,9 +1241,11 @@ loop_turn(struct worker *w)
             if (accept_one(w, now) == -1)
                 return -1;
         } else if ((d = db_of(w, c)) != NULL) {
-            /* (Unless tend_dbs settled it already.) */
+            /* Connecting (unless tend_dbs settled it already), or idle. */
             if (db_connect_left(d->db) >= 0)
                 db_step(w, d, 0);
+            else
+                (void)db_idle_check(d->db);
         } else if (c->state != CONN_FREE) {
             /* (A connection closed earlier in this batch is skipped.) */
             on_event(w, c, ev[i].events, now);

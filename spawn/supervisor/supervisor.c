@@ -1234,8 +1234,9 @@ resized(struct sv *sv, int n, const char *why, int64_t now)
     if (sv->report != NULL)
         pm_report_write(sv->report, &sv->view);
     if (grew && sv->cfg->pm != PM_STATIC && !sv->rolling)
-        roll(sv, "the pool grew: its front server's kept connections go to the "
-                 "new workers too",
+        roll(sv,
+             "the pool grew: its front server's kept connections go to the "
+             "new workers too",
              now);
 }
 

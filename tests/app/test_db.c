@@ -326,6 +326,52 @@ test_terminated(struct db *db)
 }
 
 /*
+ * test_idle_ended: a connection the server ends between requests says so
+ * on its socket (db_idle_fd readable); db_idle_check closes it with the
+ * server's reason, and a new one is due at once, before any request.
+ */
+static void
+test_idle_ended(struct db *db)
+{
+    struct pollfd p = {.events = POLLIN};
+    struct world w = {0, 0};
+    unsigned epoch;
+    long pid;
+
+    is_int(db_connect(db), DB_OK, "idle: connected");
+    epoch = db_epoch(db);
+    p.fd = db_idle_fd(db);
+    ok(p.fd >= 0 && p.fd == PQsocket(db->conn),
+       "db_idle_fd: the connection's socket");
+    ok(poll(&p, 1, 100) == 0, "quiet while idle");
+    is_int(db_idle_check(db), DB_OK, "db_idle_check on a quiet connection");
+    ok(db->conn != NULL && db_epoch(db) == epoch,
+       "the connection kept, its epoch the same");
+    pid = PQbackendPID(db->conn);
+    is_int(q_long_int("SELECT pg_terminate_backend($1, 5000)::int", pid), 1,
+           "its backend terminated from another connection");
+    ok(poll(&p, 1, 2000) == 1 && (p.revents & POLLIN),
+       "its socket says so at once");
+    capture();
+    is_int(db_idle_check(db), DB_UNAVAILABLE, "db_idle_check: DB_UNAVAILABLE");
+    ok(captured("warn: db: the connection ended while idle: FATAL:  "
+                "terminating connection due to administrator command"),
+       "one warning, with the server's reason");
+    ok(db->conn == NULL && db_idle_fd(db) == -1 && db_epoch(db) != epoch,
+       "the connection closed: no socket, another epoch");
+    is_int(db_retry_in(db), 0, "a new connection due at once, no backoff");
+    is_int(db_connect_start(db), DB_PENDING,
+           "the loop starts it, without waiting");
+    capture();
+    is_int(db_world_read(db, (const int32_t[]){1}, 1, &w), DB_OK,
+           "a read meanwhile finishes that attempt and is answered");
+    ok(captured("info: db: connected again"), "logged as the recovery");
+    ok(w.id == 1 && db->conn != NULL && db_connect_left(db) == -1,
+       "with its row, the attempt over");
+    db_request_done(db);
+}
+
+/*
  * test_cancelled: a pipelined read whose first statement is cancelled by
  * statement_timeout (a lock held on world) gives up at once, instead of
  * waiting for the statements queued behind it, each of which would wait
@@ -1216,6 +1262,7 @@ main(void)
     test_world_all(db);
     test_bad_values(db);
     test_terminated(db);
+    test_idle_ended(db);
     test_cancelled(db);
     test_per_request();
     test_retry_in();

@@ -39,7 +39,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from ..kit import REPO, proc, web

@@ -10,12 +10,10 @@ would kill the worker.
 """
 
 import os
-import subprocess
 import time
 
 from ..kit import APP_BIN, SPAWN_BIN, STACK, web
-from ..kit.cmd import wait_for
-from ..kit.pg import Database
+from ..kit.pg import Database, WorldLock
 from ..kit.pool import Worker
 from ..kit.scene import Scene
 from ..kit.tap import main
@@ -30,16 +28,8 @@ def statement_timeout(tap, w, db):
                   >= 2 and not sp.lines(r"PGOPTIONS"),
                   "--request-timeout 2s: each worker sets statement_timeout 1800 ms")
         before = sp.workers()
-        env = dict(os.environ, **db.pg)
-        locker = sc.popen(["psql", "-X", "-q", "-c",
-                           "BEGIN; LOCK TABLE world IN ACCESS EXCLUSIVE MODE; "
-                           "SELECT pg_sleep(6); COMMIT;"],
-                          env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
-        locked = wait_for(lambda: db.psql(
-            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-            "WHERE c.relname = 'world' AND l.mode = 'AccessExclusiveLock' "
-            "AND l.granted") == "1", 10, 0.1)
+        locker = sc.own(WorldLock(["psql"], dict(os.environ, **db.pg), db.psql, 6))
+        locked = locker.held
         t0 = time.monotonic()
         r = web.try_get(ng.url("/db"), timeout=10)
         took = time.monotonic() - t0
@@ -51,7 +41,7 @@ def statement_timeout(tap, w, db):
                   "before the limit (HTTP %s after %.2f s)" % (r.status, took))
         tap.check(not sp.lines(r"busy on one request") and sp.workers() == before,
                   "so the supervisor kills no worker")
-        locker.wait(15)
+        locker.wait()
         r = web.try_get(ng.url("/db"))
         tap.check(r.status == 200, "and /db answers again once the lock is gone")
 

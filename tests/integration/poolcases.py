@@ -19,6 +19,7 @@ from ..kit.cmd import wait_for
 from ..kit.scene import Scene
 
 N = 2  # workers: the machine has 2 cores
+WRK_CONNS = 16
 
 
 def start(sc, w, extra=(), n=N, env=None):
@@ -108,15 +109,24 @@ def max_requests(tap, w):
     with Scene(tap, "maxreq") as sc:
         sp, ng = start(sc, w, ["--max-requests", base,
                                "--max-requests-jitter", jitter])
-        res = sc.wrk(ng.url(w.path), 5).result()
-        recycled = [int(x) for x in sp.lines(r"recycled after (\d+) requests")]
-        limits = [int(x) for x in sp.lines(r"max-requests (\d+)\)")]
+        res = sc.wrk(ng.url(w.path), 5, connections=WRK_CONNS).result()
+        recycled = [(int(p), int(n)) for p, n in
+                    sp.lines(r"worker (\d+) \(slot \d+\) recycled after (\d+) requests")]
+        own = {int(p): int(n) for p, n in
+               sp.lines(r"worker (\d+) started \(slot \d+, max-requests (\d+)\)")}
+        limits = list(own.values())
         tap.check(len(recycled) >= 4,
                   "%s: max-requests %d: workers recycle under load (%d times)"
                   % (w.name, base, len(recycled)))
-        tap.check(recycled and all(base <= r <= base + jitter for r in recycled),
-                  "%s: each recycled after its own limit in [%d, %d]"
-                  % (w.name, base, base + jitter), [str(recycled[:20])])
+        # The requests already read when the limit is reached are answered
+        # (one per front connection at most), so a worker may serve a few
+        # past its limit; never fewer.
+        bad = [(p, n, own.get(p)) for p, n in recycled
+               if p not in own or not own[p] <= n <= own[p] + WRK_CONNS]
+        tap.check(recycled and not bad,
+                  "%s: each recycled after its own limit in [%d, %d], at most %d past it"
+                  % (w.name, base, base + jitter, WRK_CONNS),
+                  ["(pid, served, its limit): %s" % bad[:20]])
         tap.check(len(set(limits)) > 1 and all(base <= x <= base + jitter
                                                 for x in limits),
                   "%s: the limits are jittered (%d distinct of %d)"

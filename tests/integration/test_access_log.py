@@ -20,11 +20,10 @@ have.
 import os
 import re
 import signal
-import subprocess
 import tempfile
 import time
 
-from ..kit import APP_BIN, SPAWN_BIN, STACK, stack, web
+from ..kit import APP_BIN, SPAWN_BIN, STACK, web
 from ..kit.cmd import run, tail, wait_for
 from ..kit.stack import Stack, StackError
 from ..kit.tap import main

@@ -4,34 +4,33 @@ connection slot while the workers need one.
 The stack behind nginx (3 workers), under wrk load on /json from start to
 end.  Then:
 
-  1. the workers' backends are terminated (pg_terminate_backend) while no
-     database request is in flight, so that each worker needs a new
-     connection on its next database request;
+  1. the workers are stopped (SIGSTOP) and their backends terminated
+     (pg_terminate_backend): a running worker sees its connection end on
+     its idle socket and connects again at once, and would take a freed
+     slot back before the other client could;
   2. another client (a raw protocol client in this file, application_name
      tfb-test-hog) opens connections until PostgreSQL refuses one with
      SQLSTATE 53300 (too many connections): every slot of max_connections
      is then taken, the reserved ones too (the stack's role is a superuser,
      as TechEmpower's is);
-  3. wrk load on every database route for 3 s: each worker finds its
-     connection dead, reconnects at once (a read does), is refused, and
-     backs off; every answer is a 200 or the app's 503 with a short body,
-     and some are 503; nothing dropped, nothing hung;
+  3. the workers continued (SIGCONT): each sees its connection ended,
+     connects again at once, is refused, and backs off; wrk load on every
+     database route for 3 s: every answer is a 200 or the app's 503 with
+     a short body, and some are 503; nothing dropped, nothing hung;
   4. the other client closes its connections: within 5 s (the backoff's
      2 s ceiling plus slack) a round of requests on every database route
      answers 200, then 1 s of wrk load answers 200 only; the same worker
      processes, one PostgreSQL connection each.
 
-The slots are taken between the termination and the next database
-request, with only /json (no database) under load meanwhile: a worker
-connects when a request needs it, so under database load the workers would
-race the other client for the freed slots, and which of them wins each
-slot would decide whether the fault happens at all.
+/json (no database) is under load from start to end: stopped workers
+hold its requests a moment, and it answers 200 only.
 
 Skipped when PGHOST is set: the test would terminate connections on, and
 fill, a PostgreSQL it does not own.
 """
 
 import os
+import signal
 import socket
 import struct
 import time
@@ -114,12 +113,20 @@ def body(tap):
         hog = Hog(st.pg_env())
         try:
             bg = sc.load(["/json"], seconds=HOLD + 5)
-            n = st.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE application_name = '%s'" % APP_NAME)
-            gone = wait_for(lambda: st.app_connections() == 0, 10, 0.1)
-            tap.check(n == str(sc.workers) and gone,
-                      "the workers' %d backends terminated" % sc.workers, "terminated %s" % n)
-            held = hog.fill()
+            pids = st.worker_pids()
+            try:
+                for p in pids:
+                    os.kill(p, signal.SIGSTOP)
+                n = st.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE application_name = '%s'" % APP_NAME)
+                gone = wait_for(lambda: st.app_connections() == 0, 10, 0.1)
+                tap.check(len(pids) == sc.workers and n == str(sc.workers) and gone,
+                          "the %d workers stopped, their backends terminated" % sc.workers,
+                          "workers %s, terminated %s" % (pids, n))
+                held = hog.fill()
+            finally:
+                for p in pids:
+                    os.kill(p, signal.SIGCONT)
             tap.check(hog.refusal and hog.refusal[0] == "53300" and held > 0,
                       "another client holds every slot: %d connections, then refused "
                       "with 53300" % held, "refusal: %s" % (hog.refusal,))

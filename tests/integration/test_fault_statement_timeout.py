@@ -27,8 +27,9 @@ stack does not own.
 import re
 import time
 
-from ..kit import REPO, STACK, stack
-from ..kit.cmd import tail, wait_exit, wait_for
+from ..kit import STACK, stack
+from ..kit.cmd import tail
+from ..kit.pg import WorldLock
 from ..kit.scene import DB_PATHS, Scene
 from ..kit.tap import main
 
@@ -46,16 +47,10 @@ def body(tap):
                   tail(sc.st.app_log(), 5))
         load = sc.load(DB_PATHS, seconds=LOCK + 3)
         time.sleep(1)
-        locker = sc.popen([STACK, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
-                           "BEGIN; LOCK TABLE world IN ACCESS EXCLUSIVE MODE; "
-                           "SELECT pg_sleep(%d); COMMIT;" % LOCK],
-                          env=st.env(), cwd=str(REPO))
-        locked = wait_for(lambda: st.psql(
-            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-            "WHERE c.relname = 'world' AND l.mode = 'AccessExclusiveLock' "
-            "AND l.granted") == "1", 10, 0.1)
+        locker = sc.own(WorldLock([STACK, "psql"], st.env(), st.psql, LOCK))
+        locked = locker.held
         tap.check(locked, "another client holds an ACCESS EXCLUSIVE lock on world")
-        rc = wait_exit(locker, LOCK + 15)
+        rc = locker.wait()
         since = time.monotonic()
         tap.check(rc == 0, "and releases it %d s later (psql exited %s)" % (LOCK, rc))
         sc.check_outage(label, load, since)

@@ -7,10 +7,14 @@ With the stack up (nginx, WORKERS=2, its own PostgreSQL):
     200 "ok: 2 of 2 workers can serve; database up ...", and keeps
     answering 200 at once while every worker is held in the database (a
     busy worker can serve: it is not stuck);
+  * every worker's session ended by the server while idle
+    (pg_terminate_backend): each sees it on the idle socket, logs the
+    server's reason and connects again, with no request sent;
   * PostgreSQL stopped (`deploy/stack pg stop`) for 9 s, while every
-    worker waits in it on a lock (so that each learns of it: an idle one
-    would at its next query; the page takes the newest word of any
-    worker, so one is enough for /ping): /ping answers 503
+    worker waits in it on a lock (granted before the requests are sent;
+    an idle worker learns of the stop on its idle socket too, but a lock
+    makes it certain that each was in the middle of a request):
+    /ping answers 503
     "fail: ...; database down: <libpq's message>", each worker's record
     on the status page says down, since when, its attempts (more of them
     as the worker retries by itself) and its last error on one line (no
@@ -40,9 +44,9 @@ import subprocess
 import tempfile
 import time
 
-from ..kit import APP_BIN, REPO, SPAWN_BIN, STACK, proc, stack, web
+from ..kit import APP_BIN, APP_NAME, REPO, SPAWN_BIN, STACK, proc, stack, web
 from ..kit.cmd import tail, wait_for
-from ..kit.pg import APP_DB, APP_PASSWORD, APP_USER, Cluster
+from ..kit.pg import APP_DB, APP_PASSWORD, APP_USER, Cluster, WorldLock
 from ..kit.stack import Stack, StackError
 from ..kit.tap import main
 
@@ -85,29 +89,40 @@ def check_up(tap, st):
 
 def check_busy(tap, st):
     """Every worker in the database, held by a lock: /ping still at once."""
-    lock = subprocess.Popen(
-        [str(STACK), "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
-         "BEGIN; LOCK TABLE world IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;"],
-        env=st.env(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        time.sleep(0.5)
-        with concurrent.futures.ThreadPoolExecutor(2 * WORKERS) as ex:
-            futs = [ex.submit(web.try_get, st.url("/db"), timeout=20)
-                    for _ in range(2 * WORKERS)]
-            wait_for(lambda: (_status(st) or {}).get("active processes") == WORKERS, 2)
-            t0 = time.monotonic()
-            r = ping(st)
-            took = time.monotonic() - t0
-            j = _status(st) or {}
-            tap.check(r.status == 200 and r.body.startswith("ok: %d of %d" % (WORKERS, WORKERS))
-                      and took < 1 and j.get("active processes") == WORKERS,
-                      "every worker busy in the database: /ping answers 200 in %.3f s "
-                      "(busy is not stuck)" % took, [r.summary(200), str(j)[:200]])
-            [f.result() for f in futs]
-    finally:
-        if lock.poll() is None:
-            lock.kill()
-        lock.wait()
+    with WorldLock([STACK, "psql"], st.env(), st.psql, 3) as lock, \
+            concurrent.futures.ThreadPoolExecutor(2 * WORKERS) as ex:
+        futs = [ex.submit(web.try_get, st.url("/db"), timeout=20) for _ in range(2 * WORKERS)]
+        wait_for(lambda: (_status(st) or {}).get("active processes") == WORKERS, 2)
+        t0 = time.monotonic()
+        r = ping(st)
+        took = time.monotonic() - t0
+        j = _status(st) or {}
+        tap.check(lock.held and r.status == 200 and
+                  r.body.startswith("ok: %d of %d" % (WORKERS, WORKERS)) and took < 1 and
+                  j.get("active processes") == WORKERS and not any(f.done() for f in futs),
+                  "every worker busy in the database: /ping answers 200 in %.3f s "
+                  "(busy is not stuck)" % took,
+                  ["lock held: %s" % lock.held, r.summary(200), str(j)[:200]])
+        [f.result() for f in futs]
+
+
+def check_idle_end(tap, st):
+    """The server ends every worker's session while no request is on it
+    (pg_terminate_backend): each worker sees it on the idle socket and
+    connects again by itself, before any request needs it."""
+    before = {p["pid"]: p.get("db reconnects", 0) for p in down_records(st)[1]}
+    n = st.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = '%s'" % APP_NAME)
+    ok = wait_for(lambda: (lambda procs: len(procs) == WORKERS and all(
+        p.get("db state") == "up" and p.get("db reconnects", 0) > before.get(p["pid"], 0)
+        for p in procs))(down_records(st)[1]), 5, step=0.1)
+    log = st.app_log()
+    tap.check(n == str(WORKERS) and ok and
+              log.count("the connection ended while idle: FATAL:  terminating connection "
+                        "due to administrator command") >= WORKERS,
+              "sessions ended while idle (%s terminated): each worker sees it at once, "
+              "logs the server's reason and connects again, no request sent" % n,
+              [str(down_records(st)[1])[:400]] + tail(log, 6))
 
 
 def down_records(st):
@@ -119,25 +134,18 @@ def check_down(tap, st):
     """PostgreSQL stopped while every worker waits in it (a lock held), so
     that each learns of it at once: a worker idle meanwhile would learn it
     only at its next query."""
-    lock = subprocess.Popen(
-        [str(STACK), "psql", "-X", "-q", "-c",
-         "BEGIN; LOCK TABLE world IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(20); COMMIT;"],
-        env=st.env(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    ex = concurrent.futures.ThreadPoolExecutor(2 * WORKERS)
-    try:
-        time.sleep(0.5)
+    with WorldLock([STACK, "psql"], st.env(), st.psql, 20) as lock, \
+            concurrent.futures.ThreadPoolExecutor(2 * WORKERS) as ex:
         futs = [ex.submit(web.try_get, st.url("/db"), timeout=20) for _ in range(2 * WORKERS)]
-        held = wait_for(lambda: (_status(st) or {}).get("active processes") == WORKERS, 5)
+        held = lock.held and wait_for(
+            lambda: (_status(st) or {}).get("active processes") == WORKERS, 5)
+        held = held and not any(f.done() for f in futs)
         t_stop = int(time.time())
-        if not (tap.check(held, "every worker held in the database by a lock") and
+        if not (tap.check(held, "every worker held in the database by a lock (%s)"
+                          % ("held" if lock.held else "the lock not granted")) and
                 stack.step(tap, st, "pg", "stop")):
             return False
         codes = sorted({f.result().status for f in futs})
-    finally:
-        ex.shutdown()
-        if lock.poll() is None:
-            lock.kill()
-        lock.wait()
     r = wait_for(lambda: (lambda x: x if x.status == 503 else None)(ping(st)), 5)
     r = r or ping(st)
     tap.check(r.status == 503 and r.body.startswith("fail: %d of %d workers can serve; "
@@ -214,6 +222,7 @@ def on_stack(tap):
         if not st:
             return
         check_up(tap, st)
+        check_idle_end(tap, st)
         check_busy(tap, st)
         pids = st.worker_pids()
         if check_down(tap, st):

@@ -18,10 +18,10 @@ import concurrent.futures
 import json
 import os
 import signal
-import subprocess
 import time
 
 from ..kit import APP_BIN, STACK, stack, web
+from ..kit.pg import WorldLock
 from ..kit.tap import main
 
 WORKERS = 2
@@ -43,25 +43,20 @@ def holder(st, path):
 
 def killed_during(tap, st, path):
     """The response to path when its worker is killed in the database."""
-    lock = subprocess.Popen(
-        [str(STACK), "psql", "-X", "-q", "-c",
-         "BEGIN; LOCK TABLE world IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(%d); COMMIT;"
-         % LOCK_SECONDS], env=st.env(), stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT)
-    try:
-        time.sleep(0.3)
-        with concurrent.futures.ThreadPoolExecutor(1) as ex:
-            fut = ex.submit(web.try_get, st.url(path), timeout=15)
-            pid = holder(st, path)
-            if pid is None:
-                tap.fail("GET %s: a worker waits in the database" % path)
-                return None, None
-            t0 = time.monotonic()
-            os.kill(pid, signal.SIGKILL)
-            r = fut.result()
-            return r, time.monotonic() - t0
-    finally:
-        lock.wait(LOCK_SECONDS + 10)
+    with WorldLock([STACK, "psql"], st.env(), st.psql, LOCK_SECONDS) as lock, \
+            concurrent.futures.ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(web.try_get, st.url(path), timeout=15)
+        pid = holder(st, path)
+        if not lock.held or pid is None:
+            tap.fail("GET %s: a worker waits in the database (lock held: %s)"
+                     % (path, lock.held))
+            return None, None
+        t0 = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        r = fut.result()
+        took = time.monotonic() - t0
+        lock.wait()
+        return r, took
 
 
 def body(tap):

@@ -42,6 +42,7 @@ import time
 from ..kit import APP_BIN, BUILD, SPAWN_BIN as SPAWN, STACK, browser, proc, promparse, \
     promtext, stack, web
 from ..kit.cmd import run, tail
+from ..kit.pg import WorldLock
 from ..kit.tap import main
 
 WORKERS = 2
@@ -206,12 +207,7 @@ def check_counters(tap, st, label):
 def check_busy(tap, st, label):
     """Every worker in the database, held there by a lock: /status must
     not need one of them."""
-    lock = subprocess.Popen(
-        [str(STACK), "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
-         "BEGIN; LOCK TABLE world IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;"],
-        env=st.env(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        time.sleep(0.5)
+    with WorldLock([STACK, "psql"], st.env(), st.psql, 4) as lock:
         ex = concurrent.futures.ThreadPoolExecutor(3 * WORKERS)
         futs = [ex.submit(web.try_get, st.url("/db"), timeout=20) for _ in range(3 * WORKERS)]
         j, t0 = None, time.monotonic()
@@ -224,10 +220,12 @@ def check_busy(tap, st, label):
         r = status(st, "full")
         took = time.monotonic() - t1
         states = re.findall(r"^state: +(\w+)$", r.body, re.M)
-        tap.check(r.status == 200 and took < 1.0 and states == ["Database"] * WORKERS and
+        tap.check(lock.held and r.status == 200 and took < 1.0 and
+                  states == ["Database"] * WORKERS and
                   re.search(r"^active processes: +%d$" % WORKERS, r.body, re.M),
                   "%s: every worker stuck in the database: /status answers in %.3f s, "
-                  "each worker in its database phase" % (label, took), r.summary(600))
+                  "each worker in its database phase" % (label, took),
+                  ["lock held: %s" % lock.held, r.summary(600)])
         c = run([str(SPAWN), "status", sock(st)], 5)
         tap.check(c.returncode == 0 and re.search(r"^active processes: +%d$" % WORKERS,
                                                   c.stdout, re.M),
@@ -237,10 +235,6 @@ def check_busy(tap, st, label):
         tap.check(all(x.status == 200 for x in rs),
                   "%s: once the lock is gone, the %d requests held are answered 200"
                   % (label, len(rs)), [x.summary(120) for x in rs if x.status != 200][:4])
-    finally:
-        if lock.poll() is None:
-            lock.kill()
-        lock.wait()
 
 
 def check_command(tap, st, label):

@@ -14,11 +14,14 @@ Two ways, one each:
              runs every server-side command inside something (ip netns
              exec).  test_external_pg plays "an existing server" with it,
              test_cluster a primary and its standby.
+  WorldLock  another client holding ACCESS EXCLUSIVE on world, to hold
+             the workers in the database.
 """
 
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 from . import APP_CONNECTIONS_SQL, proc
@@ -197,3 +200,56 @@ class Database:
 
     def app_connections(self):
         return int(self.psql(APP_CONNECTIONS_SQL))
+
+
+class WorldLock:
+    """Another client holding an ACCESS EXCLUSIVE lock on world for seconds:
+    psql (argv: the command up to its options, with env) in a transaction
+    that sleeps.  held: whether a second session (psql: SQL -> its output)
+    saw the lock granted within 10 s; a request sent before that may pass
+    before the lock, and a test that needs its workers held must not count
+    on a sleep (psql starts slowly on a loaded machine).  wait(): the
+    transaction's end (seconds + 10 at most); leaving the with block, or
+    kill() (Scene.own() takes it), ends psql at once."""
+
+    GRANTED_SQL = ("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                   "WHERE c.relname = 'world' AND l.mode = 'AccessExclusiveLock' "
+                   "AND l.granted")
+
+    def __init__(self, argv, env, psql, seconds):
+        self.seconds = seconds
+        self.proc = subprocess.Popen(
+            [str(a) for a in argv] + ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
+                                      "BEGIN; LOCK TABLE world IN ACCESS EXCLUSIVE MODE; "
+                                      "SELECT pg_sleep(%d); COMMIT;" % seconds],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        self.held = bool(wait_for(lambda: self._granted(psql), 10, 0.1))
+
+    @staticmethod
+    def _granted(psql):
+        try:
+            return psql(WorldLock.GRANTED_SQL) == "1"
+        except StackError:
+            return False
+
+    def wait(self):
+        """psql's exit status once the transaction ends (None: killed)."""
+        try:
+            return self.proc.wait(self.seconds + 10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def kill(self):
+        """Its whole tree (deploy/stack psql runs psql under a shell)."""
+        if self.proc.poll() is None:
+            proc.kill_tree(self.proc.pid)
+        self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+        return False

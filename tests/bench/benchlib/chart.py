@@ -17,6 +17,7 @@ top left, which a reader of the PNG (the smoke test, with points()) checks
 against the pixels themselves.
 """
 
+import importlib.util
 import json
 import math
 import struct
@@ -34,9 +35,7 @@ DASHES = (0, (5, 3))  # on, off: in line widths (matplotlib scales dashes)
 def missing():
     """None when charts can be drawn; else what is missing, in a
     sentence a user can act on."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("matplotlib") is None:
         return f"python3-matplotlib is not importable by {sys.executable}"
     return None
 

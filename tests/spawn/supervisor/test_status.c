@@ -856,15 +856,17 @@ count_of(const char *hay, const char *needle)
 }
 
 /*
- * labelled: a board whose worker in slot 0 served 4 requests on /db (1,
- * 2, 30 and 400 ms) and one on /json; its database up.
+ * labelled_once: a board whose worker in slot 0 served 4 requests on /db
+ * (0.6, 2, 30 and 400 ms, each well inside its bucket) and one on /json; its
+ * database up.
  */
 static struct scoreboard *
-labelled(void)
+labelled_once(int64_t *worst_ns)
 {
-    static const int ms[] = {1, 2, 30, 400};
+    static const int us[] = {600, 2000, 30000, 400000};
     struct scoreboard *sb = sb_create(2);
     struct sb_slot *s;
+    int64_t t;
     size_t i;
 
     if (sb == NULL)
@@ -872,10 +874,14 @@ labelled(void)
     s = sb_slot(sb, 0);
     sb_slot_reset(s, SB_IDLE, sb_now_ns());
     sb_set_pid(s, getpid());
-    for (i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
-        sb_request_begin(s, sb_now_ns() - ms[i] * 1000000LL, "/db", 3);
+    *worst_ns = 0;
+    for (i = 0; i < sizeof(us) / sizeof(us[0]); i++) {
+        t = sb_now_ns();
+        sb_request_begin(s, t - us[i] * 1000LL, "/db", 3);
         sb_request_label(s, "/db", 3);
         sb_request_end(s, 200, 0);
+        if (sb_now_ns() - t > *worst_ns)
+            *worst_ns = sb_now_ns() - t;
     }
     sb_request_begin(s, 0, "/json", 5);
     sb_request_label(s, "/json", 5);
@@ -884,6 +890,26 @@ labelled(void)
     sb_db_up(s);
     sb_set_state(s, SB_IDLE);
     return sb;
+}
+
+/*
+ * labelled: the same, made again while a request's own calls took long
+ * enough to move it into the next bucket (a loaded machine preempts the
+ * test between begin and end).
+ */
+static struct scoreboard *
+labelled(void)
+{
+    struct scoreboard *sb;
+    int64_t worst;
+    int tries;
+
+    for (tries = 0;; tries++) {
+        if ((sb = labelled_once(&worst)) == NULL || worst < 300000 ||
+            tries == 200)
+            return sb;
+        sb_free(sb);
+    }
 }
 
 static void
