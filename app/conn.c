@@ -219,6 +219,15 @@ conn_recv(struct conn *c, size_t max, size_t cap)
     return got;
 }
 
+int
+conn_pending(const struct conn *c)
+{
+    char byte;
+
+    return c->in_len > c->in_off ||
+           recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 void
 conn_consume(struct conn *c, size_t n)
 {

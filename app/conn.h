@@ -50,6 +50,7 @@ struct conn {
     int polled;               /* in the worker's epoll set */
     int pollout;              /* ... with EPOLLOUT: an answer is queued */
     int close_after;          /* close once the queued answer is written */
+    int shed;                 /* close after its next answer (the pool grew) */
     unsigned ready;           /* the turn its budget ran out in, or 0 */
     int drained;              /* the last read found the socket empty */
     /* The worker's own: where wire_judge last stopped (see worker.c). */
@@ -125,6 +126,13 @@ int conns_expire(struct conns *t, enum conn_state state, int64_t now);
  * cannot grow (ENOBUFS, ENOMEM).
  */
 ssize_t conn_recv(struct conn *c, size_t max, size_t cap);
+
+/*
+ * conn_pending: bytes of a request wait, held or still in the socket (a
+ * kept connection whose next request came but is not read yet: closing
+ * it would lose that request).
+ */
+int conn_pending(const struct conn *c);
 
 /* conn_consume: the first n bytes held (n at most what it holds) are used. */
 void conn_consume(struct conn *c, size_t n);

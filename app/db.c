@@ -103,6 +103,9 @@ struct dial {
     struct buf why;             /* each attempt's failure, for the log */
 };
 
+/* Who asked for the dial a request waits for (db_connect). */
+enum { EAGER_LOOP = 1, EAGER_REQUEST = 2 };
+
 struct db {
     PGconn *conn;   /* connected, statements prepared, non-blocking */
     char *conninfo; /* NULL: the PG* environment alone */
@@ -118,9 +121,10 @@ struct db {
     int broke;           /* the last failure was the connection itself */
     int retried;         /* this request has reconnected once already */
     unsigned epoch;      /* changes when conn is closed or replaced */
-    int eager;           /* the dial follows a connection ended while idle */
-    char fatal[256];     /* a FATAL the server sent outside a statement */
-    char sqlstate[6];    /* of the last statement that failed */
+    int eager;           /* a request waits for the dial (EAGER_*), or 0 */
+    int retry_once;   /* the loop's eager dial failed: a request tries once */
+    char fatal[256];  /* a FATAL the server sent outside a statement */
+    char sqlstate[6]; /* of the last statement that failed */
     struct dial dial;
     PGresult *fortunes_res;
     struct fortune *fortunes;
@@ -830,7 +834,7 @@ dial_done(struct db *db)
     db->conn = db->dial.conn;
     db->dial.conn = NULL;
     db->epoch++;
-    db->eager = 0;
+    db->eager = db->retry_once = 0;
     db->st_ms = db->dial.st_ms;
     dial_end(db);
     db->backoff_ms = 0;
@@ -852,6 +856,10 @@ dial_failed(struct db *db)
     struct buf *why = &db->dial.why;
 
     back_off(db);
+    /* The loop's first attempt after the end failed (a restart under
+     * way): the next request may try once itself, backoff or not, as it
+     * would have had the end not been seen (db_idle_check). */
+    db->retry_once = db->eager == EAGER_LOOP;
     db->eager = 0;
     log_warn("db: cannot connect (next try in %d ms): %.*s", db->backoff_ms,
              why->data != NULL ? (int)why->len : 0,
@@ -929,8 +937,15 @@ db_connect(struct db *db)
     if (db->conn != NULL)
         return DB_OK;
     /* A dial under way in the loop: during an outage, the request does not
-     * wait for it; after a connection that ended while idle, it does, as
-     * it would have reconnected itself (db.h: db_idle_check). */
+     * wait for it; after a connection that ended while idle, it does, and
+     * when the loop's first attempt then failed, the next request tries
+     * once more itself, as it would have had the end not been seen (db.h:
+     * db_idle_check): a restart costs no request. */
+    if (db->retry_once) {
+        db->retry_once = 0;
+        db->eager = EAGER_REQUEST;
+        db->next_try_ms = 0;
+    }
     if (db->dial.active && !db->eager)
         return DB_UNAVAILABLE;
     rc = db->dial.active ? DB_PENDING : db_connect_start(db);
@@ -998,7 +1013,7 @@ db_idle_check(struct db *db)
     db->broke = 0;
     db->backoff_ms = 0;
     db->next_try_ms = 0;
-    db->eager = 1;
+    db->eager = EAGER_LOOP;
     return DB_UNAVAILABLE;
 }
 

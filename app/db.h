@@ -285,9 +285,10 @@ int64_t db_retry_in(const struct db *db);
  * the server's reason, shown down, and a new one is due at once
  * (db_retry_in 0).  A request that needs the database while that first
  * attempt is under way waits for it in db_connect (at most each host's
- * bound), as it would have made it itself had the end not been seen: a
- * restart or a switchover costs no request; during an outage (the
- * attempts after a failed one) requests never wait.  The caller that
+ * bound), and when that attempt failed (the server restarting), the next
+ * request makes one itself, backoff or not: as it would have had the end
+ * not been seen, so that a restart or a switchover costs no request.
+ * Past that one, during an outage, requests never wait.  The caller that
  * watches the attempt's socket must then expect it closed under it.
  * Results: DB_OK (still connected) or DB_UNAVAILABLE.
  */

@@ -377,7 +377,8 @@ writing(struct worker *w, struct conn *c, int64_t now)
 static void
 written(struct worker *w, struct conn *c, int64_t now)
 {
-    if (c->close_after || (w->draining && c->read_deadline_ns == 0) ||
+    if (c->close_after ||
+        ((w->draining || c->shed) && c->read_deadline_ns == 0) ||
         watch(w, c) == -1) {
         conn_close(&w->conns, c);
         return;
@@ -511,7 +512,7 @@ after_answer(struct worker *w, struct conn *c, int close, int64_t now)
     c->read_deadline_ns = 0;
     c->read_start_ns = 0;
     c->close_after =
-        close || w->draining ||
+        close || c->shed || w->draining ||
         (w->o->max_requests > 0 && w->served >= w->o->max_requests);
     if (conn_queued(c) > 0)
         return writing(w, c, now);
@@ -943,18 +944,56 @@ accept_one(struct worker *w, int64_t now)
     return 0;
 }
 
-/* drain: the worker leaves: accept no more, close what waits for nothing. */
+/*
+ * drain: the worker leaves: accept no more, close what waits for nothing.
+ * A kept connection whose next request has come, unread yet, waits for
+ * its answer (conn_pending): closed, it would lose that request.
+ */
 static void
 drain(struct worker *w)
 {
     struct conn *c;
+    int i;
 
     if (w->draining)
         return;
     w->draining = 1;
     listen_on(w, 0);
-    while ((c = conns_lru(&w->conns)) != NULL)
-        conn_close(&w->conns, c);
+    for (i = 0; i < w->conns.high; i++) {
+        c = &w->conns.c[i];
+        if (c->state == CONN_KEPT && !conn_pending(c))
+            conn_close(&w->conns, c);
+    }
+}
+
+/*
+ * shed: the supervisor asked (scoreboard.h: sb_shed): the kept
+ * connections closed now, the others after their answer, for the front
+ * server to open new ones, which the pool's new workers take their share
+ * of.  A kept connection whose next request has come but is not read yet
+ * is one of the others: closed, it would lose that request.
+ */
+static void
+shed(struct worker *w)
+{
+    struct conn *c;
+    int i, now = 0, later = 0;
+
+    for (i = 0; i < w->conns.high; i++) {
+        c = &w->conns.c[i];
+        if (c->state == CONN_FREE)
+            continue;
+        if (c->state == CONN_KEPT && !conn_pending(c)) {
+            conn_close(&w->conns, c);
+            now++;
+        } else {
+            c->shed = 1;
+            later++;
+        }
+    }
+    log_debug("worker: the pool grew: %d kept connections closed, %d more "
+              "after their answer",
+              now, later);
 }
 
 /* expire: close the connections past their deadline. */
@@ -1281,6 +1320,8 @@ worker_run(struct handler_ctx *ctx, const struct worker_opts *opts)
         if (stopping ||
             (opts->max_requests > 0 && w.served >= opts->max_requests))
             drain(&w);
+        else if (sb_take_shed(w.slot))
+            shed(&w);
         if (w.draining && w.conns.used == 0)
             break;
         /* Room, or a kept connection to make room with: take new ones. */

@@ -68,6 +68,7 @@ struct sb_slot {
                                          harmless */
             /* The pool's word to this slot's worker, before its fork. */
             _Atomic uint64_t max_requests; /* 0: no limit from the pool */
+            _Atomic uint32_t shed; /* close the connections held (sb_shed) */
             /* The database, as the worker last found it; error[] is
              * written between two increments of db_seq. */
             _Atomic int32_t db_state; /* enum sb_db */
@@ -275,6 +276,7 @@ sb_slot_reset(struct sb_slot *slot, enum sb_state state, int64_t now)
     }
     atomic_store(&slot->last_total_us, 0);
     atomic_store(&slot->max_requests, 0);
+    atomic_store(&slot->shed, 0);
     slot->route[0] = '\0';
     slot->cur_label = -1;
     atomic_fetch_add(&slot->db_seq, 1);
@@ -473,6 +475,21 @@ uint64_t
 sb_max_requests(const struct sb_slot *slot)
 {
     return slot != NULL ? atomic_load(&slot->max_requests) : 0;
+}
+
+void
+sb_shed(struct sb_slot *slot)
+{
+    atomic_store_explicit(&slot->shed, 1, memory_order_relaxed);
+}
+
+int
+sb_take_shed(struct sb_slot *slot)
+{
+    /* A load first: the exchange's cache line write only when asked. */
+    return slot != NULL &&
+           atomic_load_explicit(&slot->shed, memory_order_relaxed) != 0 &&
+           atomic_exchange_explicit(&slot->shed, 0, memory_order_relaxed) != 0;
 }
 
 void

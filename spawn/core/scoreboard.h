@@ -245,6 +245,18 @@ int64_t sb_request_limit_ms(void);
 uint64_t sb_max_requests(const struct sb_slot *slot);
 
 /*
+ * sb_shed: the supervisor asks the slot's worker to close the connections
+ * it holds, each once its request in progress is answered: the pool grew,
+ * and a front server that keeps its connections (nginx's keepalive) would
+ * otherwise keep sending every request to the workers it had.  Opened
+ * again, the connections spread over the whole pool.  sb_take_shed: the
+ * worker's side, once per turn of its loop: whether it was asked since
+ * the last call (0 for NULL).
+ */
+void sb_shed(struct sb_slot *slot);
+int sb_take_shed(struct sb_slot *slot);
+
+/*
  * sb_attach_env: a worker's side.  Maps the scoreboard named by the
  * environment and returns this worker's slot.  A worker run by anything
  * else (no variable, or one that does not check out) gets a slot of its

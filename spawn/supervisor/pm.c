@@ -362,10 +362,12 @@ judge(struct pm *pm, const struct pm_measure *m0, int64_t now, char *why,
      * probe: 16 -> 32 at 1 ms, +40% on quiet seconds, looked flat on
      * busy ones). */
     rise = took >= PM_BUSY_ALL * want && !cpu_bound(pm, b) ? -PM_GAIN : PM_GAIN;
-    if (took >= want &&
-        (g >= rise || b->requests < PM_FEW_REQUESTS ||
-         m.requests < PM_FEW_REQUESTS ||
-         (g > -PM_GAIN && b->queue >= 1 && m.queue <= b->queue / 4))) {
+    if ((took >= want &&
+         (g >= rise || b->requests < PM_FEW_REQUESTS ||
+          m.requests < PM_FEW_REQUESTS ||
+          (g > -PM_GAIN && b->queue >= 1 && m.queue <= b->queue / 4))) ||
+        (g >= PM_GAIN_ALONE && b->requests >= PM_FEW_REQUESTS &&
+         took >= PM_TOOK_NEAR * want)) {
         /* Kept: a trim for the workers waiting for a CPU must not undo
          * what was measured to buy requests. */
         pm->probing = pm->looks = 0;

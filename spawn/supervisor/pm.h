@@ -104,24 +104,21 @@
  *                    by PM_GAIN (they did not just wait longer: /queries
  *                    with the database 1 ms away kept 4 workers busy or
  *                    64 at much the same rate, PostgreSQL's CPU the
- *                    limit).  When the added workers were nearly all kept
- *                    busy (PM_BUSY_ALL) and the pool is not CPU-bound,
- *                    the rate need only not fall by PM_GAIN (the busy
- *                    count is the surer sign, the rate's noise what could
- *                    undo a good probe).  An open load, where the rate is
- *                    the clients' and the wait what workers buy, passes
- *                    with the queue down to a quarter; a measurement of
- *                    fewer than PM_FEW_REQUESTS requests, on the busy
- *                    count alone.  A first look that says no is followed
- *                    by a second, the better of the two figures kept;
- *                    two noes: the pool goes back, and the size it tried
- *                    is the ceiling.  A kept size is the floor of the
- *                    trim below.  A load that fell away meanwhile (the
- *                    new size's busy below what the old one could hold)
- *                    leaves the new size, for idleness to undo;
- *   fewer needed     when for --idle-timeout every window needed fewer
- *                    workers than the pool has (the workers at work plus
- *                    the queue, at PM_UTIL_SHRINK), the pool shrinks to
+ *                    limit); a rise of PM_GAIN_ALONE keeps it with
+ *                    PM_TOOK_NEAR of the busy count asked (a count that
+ *                    falls just short beside a clear rise is noise).  When the
+ * added workers were nearly all kept busy (PM_BUSY_ALL) and the pool is not
+ * CPU-bound, the rate need only not fall by PM_GAIN (the busy count is the
+ * surer sign, the rate's noise what could undo a good probe).  An open load,
+ * where the rate is the clients' and the wait what workers buy, passes with the
+ * queue down to a quarter; a measurement of fewer than PM_FEW_REQUESTS
+ * requests, on the busy count alone.  A first look that says no is followed by
+ * a second, the better of the two figures kept; two noes: the pool goes back,
+ * and the size it tried is the ceiling.  A kept size is the floor of the trim
+ * below.  A load that fell away meanwhile (the new size's busy below what the
+ * old one could hold) leaves the new size, for idleness to undo; fewer needed
+ * when for --idle-timeout every window needed fewer workers than the pool has
+ * (the workers at work plus the queue, at PM_UTIL_SHRINK), the pool shrinks to
  *                    the most any of them needed, in one step, down to
  *                    --workers-min, or to the floor while the load is
  *                    what it was.  Counting the workers at work, not
@@ -184,6 +181,11 @@ enum pm_mode { PM_STATIC, PM_DYNAMIC, PM_ONDEMAND, PM_AUTO };
  * PM_GAIN. */
 #define PM_TOOK 0.5
 #define PM_GAIN 0.1
+/* A rise of the rate this large keeps a probe whose added workers were
+ * kept busy by nearly what PM_TOOK asks, PM_TOOK_NEAR of it (8 -> 16 at
+ * 1 ms: +42%, 3.8 more busy where 4.0 were wanted, was undone). */
+#define PM_GAIN_ALONE 0.25
+#define PM_TOOK_NEAR 0.8
 /* Kept busy nearly all (this many times PM_TOOK of the workers added),
  * outside a CPU-bound pool, a probe need only not lose more than
  * PM_GAIN. */

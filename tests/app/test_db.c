@@ -779,6 +779,73 @@ drive(struct db *db, int rc, int64_t *ms)
     return rc;
 }
 
+/*
+ * test_idle_restart: the connection ends while idle and the loop's first
+ * attempt fails (the server restarting: here an address that refuses):
+ * the backoff runs, yet the next request makes one attempt itself, as it
+ * would have had the end not been seen; the one after an outage's
+ * failure does not.
+ */
+static void
+test_idle_restart(struct db *db)
+{
+    struct pollfd p = {.events = POLLIN};
+    struct world w = {0, 0};
+    char refuse[64], *saved;
+    int64_t ms;
+    int fd, port = 0, rc;
+
+    if (db_connect(db) != DB_OK || (fd = listen_tcp(&port)) == -1) {
+        ok(0, "restart: set-up");
+        return;
+    }
+    close(fd);
+    p.fd = db_idle_fd(db);
+    is_int(q_long_int("SELECT pg_terminate_backend($1, 5000)::int",
+                      PQbackendPID(db->conn)),
+           1, "restart: the backend terminated while idle");
+    (void)poll(&p, 1, 2000);
+    capture();
+    is_int(db_idle_check(db), DB_UNAVAILABLE, "restart: seen while idle");
+    snprintf(refuse, sizeof(refuse), "host=127.0.0.1 port=%d", port);
+    saved = db->conninfo;
+    db->conninfo = refuse;
+    rc = drive(db, db_connect_start(db), &ms);
+    db->conninfo = saved;
+    ok(captured("cannot connect (next try in 50 ms)"),
+       "restart: the loop's attempt refused, logged, the backoff begun");
+    ok(rc == DB_UNAVAILABLE && db_retry_in(db) > 0,
+       "restart: its backoff runs (%lld ms left)", (long long)db_retry_in(db));
+    /* As long as a backoff that grew over several attempts. */
+    db->next_try_ms = now_ms() + 10000;
+    is_int(db_world_read(db, (const int32_t[]){2}, 1, &w), DB_OK,
+           "restart: the next read connects itself, backoff or not");
+    ok(w.id == 2, "restart: with its row");
+    db_request_done(db);
+
+    /* An outage a request found (its own retry refused): the backoff
+     * holds for the next request. */
+    is_int(q_long_int("SELECT pg_terminate_backend($1, 5000)::int",
+                      PQbackendPID(db->conn)),
+           1, "outage: the backend terminated");
+    db->conninfo = refuse;
+    rc = db_world_read(db, (const int32_t[]){2}, 1, &w);
+    db_request_done(db);
+    ms = now_ms();
+    is_int(db_world_read(db, (const int32_t[]){2}, 1, &w), DB_UNAVAILABLE,
+           "outage: a read whose retry was refused, then the next: "
+           "DB_UNAVAILABLE");
+    ms = now_ms() - ms;
+    db_request_done(db);
+    db->conninfo = saved;
+    ok(rc == DB_UNAVAILABLE && ms < 50 && db_retry_in(db) > 0,
+       "outage: both unavailable, the second at once (%lld ms), within the "
+       "backoff",
+       (long long)ms);
+    db->next_try_ms = 0;
+    is_int(db_connect(db), DB_OK, "outage over: connected again");
+}
+
 /* param_at: where key is in p, the last time (the one libpq keeps), or
  * -1; its value in *val. */
 static int
@@ -1263,6 +1330,7 @@ main(void)
     test_bad_values(db);
     test_terminated(db);
     test_idle_ended(db);
+    test_idle_restart(db);
     test_cancelled(db);
     test_per_request();
     test_retry_in();

@@ -608,6 +608,39 @@ test_max_requests(void)
     is_int(wait_exit(pid, 3000), 0, "and worker_run returns 0");
 }
 
+/*
+ * test_shed: the pool grew (scoreboard.h: sb_shed): the worker closes its
+ * kept connections, but answers a request that came on one before it took
+ * the word (sent while it was stopped: wherever it stopped, the request
+ * waits unread), then closes that one too, and goes on taking new ones.
+ */
+static void
+test_shed(void)
+{
+    pid_t pid = start_worker(0);
+    int a = connected(connect_worker()), b = connected(connect_worker());
+
+    if (a != -1 && b != -1) {
+        ok(get(a, 1, 1, "/plaintext") && get(b, 1, 1, "/plaintext"),
+           "two kept connections, each answered once");
+        kill(pid, SIGSTOP);
+        send_request(b, 2, 1, "/plaintext");
+        sb_shed(sb_slot(sb, 0));
+        kill(pid, SIGCONT);
+        ok(read_response(b, 2, reply, sizeof(reply)) == 0 &&
+               strcmp(reply, plaintext) == 0,
+           "sb_shed: the request waiting on a kept connection is answered");
+        ok(eof(b) && eof(a), "then both connections are closed");
+        ok(get_new("/plaintext"), "and a new one is served");
+        ok(!sb_take_shed(sb_slot(sb, 0)), "the word taken once");
+    }
+    if (a != -1)
+        close(a);
+    if (b != -1)
+        close(b);
+    stop_worker(pid, "then SIGTERM: 0");
+}
+
 /* --- the peers that once held a worker ------------------------------- */
 
 /* served_ms: a /plaintext on a new connection: how long it took, or -1. */
@@ -1087,6 +1120,7 @@ main(void)
     test_gone();
     test_in_flight();
     test_max_requests();
+    test_shed();
     test_deaf_peer();
     test_skip_stream();
     test_too_big();

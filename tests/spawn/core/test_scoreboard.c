@@ -214,6 +214,14 @@ test_attach(void)
     is_int(sb_max_requests(sb_slot(sb, 3)), 0,
            "a reset slot holds no max-requests for its next worker");
     is_int(sb_max_requests(NULL), 0, "no slot: no max-requests");
+    ok(!sb_take_shed(sb_slot(sb, 2)), "sb_take_shed: not asked, no");
+    sb_shed(sb_slot(sb, 2));
+    ok(sb_take_shed(sb_slot(sb, 2)) && !sb_take_shed(sb_slot(sb, 2)),
+       "sb_shed: the worker's next sb_take_shed says yes, once");
+    sb_shed(sb_slot(sb, 2));
+    sb_slot_reset(sb_slot(sb, 2), SB_EMPTY, 0);
+    ok(!sb_take_shed(sb_slot(sb, 2)) && !sb_take_shed(NULL),
+       "a reset slot holds no word for its next worker; no slot, none");
     is_int(attach_in_child(fd, "4", &pid), 1,
            "slot 4 of 4: refused (and the slot of its own says no limit, "
            "no max-requests)");

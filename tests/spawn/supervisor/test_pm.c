@@ -537,6 +537,30 @@ test_ondemand(void)
     ok(n == 0 && t <= 30, "ondemand: idle: down to 0 at %d s", t);
 }
 
+/*
+ * probe_8_16: a pool of 8, every worker busy, probes 16, where busy16 are
+ * busy and the rate rises by 42% (measured at 1 ms: 6,654 -> 9,478 req/s,
+ * 3.8 more busy where PM_TOOK wanted 4.0).  Results: the size after 30 s.
+ */
+static int
+probe_8_16(double busy16)
+{
+    struct pm_config c = {PM_AUTO, 8, 1, 64, 1, 3, 10000, 2};
+    struct pm pm;
+    char why[PM_WHY_MAX];
+    int t, n = 8;
+
+    pm_init(&pm, &c);
+    for (t = 1; t < 30; t++) {
+        struct pm_window w = pm.target == 8 ? plain(8, 7.9, 0, 6654)
+                                            : plain(pm.target, busy16, 0, 9478);
+
+        w.cpu_idle = pm.target == 8 ? 0.33 : 0.16;
+        n = feed(&pm, w, t, why, sizeof(why));
+    }
+    return n;
+}
+
 static void
 test_auto_plain(void)
 {
@@ -586,6 +610,13 @@ test_auto_plain(void)
        "auto: the CPU busy, the workers not waiting for it: a probe to 32 "
        "(%d: %s)",
        n, why);
+
+    is_int(probe_8_16(11.7), 16,
+           "auto: 8 -> 16, +42% with 3.8 more busy where 4.0 were wanted: "
+           "kept (a clear rise, a busy count just short)");
+    is_int(probe_8_16(9.9), 8,
+           "auto: 8 -> 16, +42% with 2.0 more busy: undone (the added "
+           "workers found too little work for the rise to be theirs)");
 
     /* TTIN: the hand wins, what was learnt goes. */
     is_int(pm_set(&pm, 80), 64, "auto: SIGTTIN within --workers-max");
