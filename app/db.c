@@ -858,8 +858,10 @@ dial_failed(struct db *db)
     back_off(db);
     /* The loop's first attempt after the end failed (a restart under
      * way): the next request may try once itself, backoff or not, as it
-     * would have had the end not been seen (db_idle_check). */
-    db->retry_once = db->eager == EAGER_LOOP;
+     * would have had the end not been seen (db_idle_check); the loop's
+     * later attempts failing too leave that to it. */
+    if (db->eager == EAGER_LOOP)
+        db->retry_once = 1;
     db->eager = 0;
     log_warn("db: cannot connect (next try in %d ms): %.*s", db->backoff_ms,
              why->data != NULL ? (int)why->len : 0,

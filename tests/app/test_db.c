@@ -816,7 +816,13 @@ test_idle_restart(struct db *db)
        "restart: the loop's attempt refused, logged, the backoff begun");
     ok(rc == DB_UNAVAILABLE && db_retry_in(db) > 0,
        "restart: its backoff runs (%lld ms left)", (long long)db_retry_in(db));
-    /* As long as a backoff that grew over several attempts. */
+    /* The loop tries again after its backoff, refused again, then backs
+     * off as long as after several attempts. */
+    db->next_try_ms = 0;
+    db->conninfo = refuse;
+    rc = drive(db, db_connect_start(db), &ms);
+    db->conninfo = saved;
+    is_int(rc, DB_UNAVAILABLE, "restart: the loop's second attempt refused");
     db->next_try_ms = now_ms() + 10000;
     is_int(db_world_read(db, (const int32_t[]){2}, 1, &w), DB_OK,
            "restart: the next read connects itself, backoff or not");
