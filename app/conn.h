@@ -50,9 +50,10 @@ struct conn {
     int polled;               /* in the worker's epoll set */
     int pollout;              /* ... with EPOLLOUT: an answer is queued */
     int close_after;          /* close once the queued answer is written */
-    int shed;                 /* close after its next answer (the pool grew) */
-    unsigned ready;           /* the turn its budget ran out in, or 0 */
-    int drained;              /* the last read found the socket empty */
+    int shed; /* close after its next answer (let go: the pool grew, or the
+                 worker leaves) */
+    unsigned ready; /* the turn its budget ran out in, or 0 */
+    int drained;    /* the last read found the socket empty */
     /* The worker's own: where wire_judge last stopped (see worker.c). */
     size_t judged_len, judged_whole;
     /* A request over --request-max, read to its end and dropped. */

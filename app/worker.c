@@ -945,52 +945,56 @@ accept_one(struct worker *w, int64_t now)
 }
 
 /*
- * drain: the worker leaves: accept no more, close what waits for nothing.
- * A kept connection whose next request has come, unread yet, waits for
- * its answer (conn_pending): closed, it would lose that request.
+ * let_go: the kept connections closed now, every other one marked to
+ * close after its next answer (c->shed).  A kept connection whose next
+ * request has come but is not read yet is one of the others: closed, it
+ * would lose that request (conn_pending).  *now, *later: how many of each.
  */
 static void
-drain(struct worker *w)
+let_go(struct worker *w, int *now, int *later)
 {
     struct conn *c;
     int i;
 
-    if (w->draining)
-        return;
-    w->draining = 1;
-    listen_on(w, 0);
-    for (i = 0; i < w->conns.high; i++) {
-        c = &w->conns.c[i];
-        if (c->state == CONN_KEPT && !conn_pending(c))
-            conn_close(&w->conns, c);
-    }
-}
-
-/*
- * shed: the supervisor asked (scoreboard.h: sb_shed): the kept
- * connections closed now, the others after their answer, for the front
- * server to open new ones, which the pool's new workers take their share
- * of.  A kept connection whose next request has come but is not read yet
- * is one of the others: closed, it would lose that request.
- */
-static void
-shed(struct worker *w)
-{
-    struct conn *c;
-    int i, now = 0, later = 0;
-
+    *now = *later = 0;
     for (i = 0; i < w->conns.high; i++) {
         c = &w->conns.c[i];
         if (c->state == CONN_FREE)
             continue;
         if (c->state == CONN_KEPT && !conn_pending(c)) {
             conn_close(&w->conns, c);
-            now++;
+            (*now)++;
         } else {
             c->shed = 1;
-            later++;
+            (*later)++;
         }
     }
+}
+
+/* drain: the worker leaves: accept no more, let every connection go. */
+static void
+drain(struct worker *w)
+{
+    int now, later;
+
+    if (w->draining)
+        return;
+    w->draining = 1;
+    listen_on(w, 0);
+    let_go(w, &now, &later);
+}
+
+/*
+ * shed: the supervisor asked (scoreboard.h: sb_shed): every connection
+ * let go, for the front server to open new ones, which the pool's new
+ * workers take their share of.
+ */
+static void
+shed(struct worker *w)
+{
+    int now, later;
+
+    let_go(w, &now, &later);
     log_debug("worker: the pool grew: %d kept connections closed, %d more "
               "after their answer",
               now, later);
