@@ -69,7 +69,7 @@ MAIN_CONNECTIONS = 64
 AUTO = 0
 # What an auto cell costs beyond a fixed one, in seconds: its settle
 # (the pool loaded until its size holds), and its block's idle probe.
-COST_AUTO_SETTLE = 20.0
+COST_AUTO_SETTLE = 25.0
 COST_AUTO_IDLE = 20.0
 
 
