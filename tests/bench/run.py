@@ -67,10 +67,10 @@ of each subject's best rate at 1 ms; 5 repetitions of 5 s per point.
 "auto" among the process counts (--workers, --few, --local-workers) is
 this pool sizing itself (tfb-spawn -w auto): before each of its points
 it is loaded until its size holds, and the report's targets set it
-beside the best fixed count.  Each auto point costs about 20 s more, so
+beside the best fixed count.  Each auto point costs about 25 s more, so
 neither run has it by default: make bench BENCH_WORKERS=2,8,16,32,auto
 adds it to the quick run (about a minute more); the full run with auto
-on every line and the routes at local too (about 110 minutes):
+on every line and the routes at local too (about 120 minutes):
 FULL=1 make bench BENCH_WORKERS=1,2,4,8,16,32,64,auto BENCH_FEW=4,32,auto
 BENCH_ROUTES_AT=local,0,1ms.
 

@@ -18,16 +18,20 @@ holds on a machine shared with other work.
   * --pm ondemand --workers-min 0: no worker until a request comes; the
     first one starts a worker and is answered; --idle-timeout 2s later
     the pool is empty again;
-  * SIGTTIN on an auto pool: one worker more, logged with its reason.
+  * SIGTTIN on an auto pool: one worker more, logged with its reason;
+  * a pool that grows asks its old workers to let the front server's
+    kept connections go only once every new worker accepts: real
+    tfb-fcgi workers (/plaintext, no database) behind nginx with
+    keepalive 32 under wrk -c32, two SIGTTINs; no request fails.
 
-About 80 s; every wait is bounded.  Needs nginx and wrk, no PostgreSQL.
+About 95 s; every wait is bounded.  Needs nginx and wrk, no PostgreSQL.
 """
 
 import re
 import signal
 import time
 
-from ..kit import SPAWN_BIN, proc, web
+from ..kit import APP_BIN, SPAWN_BIN, proc, web
 from ..kit.cmd import run, wait_for
 from ..kit.scene import Scene
 from ..kit.tap import main
@@ -171,11 +175,67 @@ def sigttin(tap):
                   sp.text()[-1500:])
 
 
+def asked_early(text):
+    """The log's "the pool grew: N workers asked" lines that came before
+    a worker started earlier said it accepts: [line]."""
+    started, early = set(), []
+    for line in text.splitlines():
+        m = re.search(r"worker (\d+) started|worker (\d+) \(slot \d+\) accepting|"
+                      r"the pool grew: \d+ workers asked", line)
+        if not m:
+            continue
+        if m.group(1):
+            started.add(m.group(1))
+        elif m.group(2):
+            started.discard(m.group(2))
+        elif started:
+            early.append(line)
+    return early
+
+
+def spreads(tap):
+    """Kept connections follow a pool that grows (supervisor.c: resized,
+    shed_due): the old workers are asked to let theirs go once every new
+    one waits on the socket, so that nginx's new connections can reach
+    the new ones.  Asked at the change, the old workers did so before
+    the new ones were there and took them all back.  Real tfb-fcgi
+    workers (/plaintext, no database) behind nginx keeping its
+    connections; --pm dynamic --spare-min 0: the pool changes size on the
+    signals alone."""
+    with Scene(tap, "spread") as sc:
+        sp = sc.spawn(["--bind", sc.sock, "--socket-mode", "0666", "--log-level", "debug",
+                       "--status", sc.path("run", "status.sock"), "--pm", "dynamic",
+                       "--spare-min", "0", "--spare-max", "8", "-w", "2",
+                       "--workers-min", "2", "--workers-max", "8", "--", APP_BIN],
+                      env={"PGHOST": sc.path("nodb")})
+        if not tap.check(ready(sp, 2, 20), "real workers: 2 start", sp.text()[-1500:]):
+            return
+        ng = sc.front(keepalive=32)
+        load = sc.wrk(ng.url("/plaintext"), 6, connections=32)
+        time.sleep(2)
+        for n in (3, 4):
+            sp.signal(signal.SIGTTIN)
+            sp.wait_log(r"pool size %d -> %d \(dynamic\): SIGTTIN" % (n - 1, n), 5)
+        grown = ready(sp, 4, 10)
+        asked = sp.wait_log(r"the pool grew: \d+ workers asked", 5)
+        res = load.result()
+        early = asked_early(sp.text())
+        tap.check(grown and asked and not early,
+                  "2 -> 4 under load, nginx keeping its connections: the old workers "
+                  "asked to let them go only once every new worker accepts (%s)"
+                  % ("; ".join(early)[:200] or "; ".join(sp.lines(
+                      r"the pool grew: \d+ workers asked.*$"))[:200]), sp.text()[-2000:])
+        tap.check(res["failures"] == 0, "and no request failed (%s)" % res["summary"],
+                  res["out"])
+
+
 def body(tap):
     tap.need([SPAWN_BIN])
     grows_and_shrinks(tap)
     ondemand(tap)
     sigttin(tap)
+    tap.need([APP_BIN])
+    spreads(tap)
 
 
 if __name__ == "__main__":

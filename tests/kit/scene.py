@@ -201,12 +201,12 @@ class Scene:
         os.chmod(dst, 0o755)
         return dst
 
-    def front(self, fcgi_port=None, server="nginx"):
+    def front(self, fcgi_port=None, server="nginx", keepalive=0):
         """deploy/stack's front server with the scene's directory as its
-        VAR, in front of sc.sock (or 127.0.0.1:fcgi_port): a new FastCGI
-        connection per request, so that no kept one pins a worker of a
-        plain libfcgi responder."""
-        st = Stack(server=server, var=self.dir, keepalive=0, tap=self.tap,
+        VAR, in front of sc.sock (or 127.0.0.1:fcgi_port): by default a new
+        FastCGI connection per request, so that no kept one pins a worker
+        of a plain libfcgi responder."""
+        st = Stack(server=server, var=self.dir, keepalive=keepalive, tap=self.tap,
                                 fcgi="tcp" if fcgi_port else "unix", fcgi_port=fcgi_port)
         self.fronts.append(st)
         st.call("front", "start", timeout=60)
