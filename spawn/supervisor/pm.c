@@ -181,6 +181,7 @@ idle_shrink(struct pm *pm, const struct pm_window *w, int need, char *why,
         calm_reset(pm, w->end_ms);
         return 0;
     }
+    pm->probing = pm->looks = 0;
     change(pm, to, w->end_ms);
     return 1;
 }
@@ -330,6 +331,17 @@ better(const struct pm_measure *a, const struct pm_measure *b)
     return m;
 }
 
+/* below: the size a descent tries after n: half, but a worker per CPU
+ * at least (fewer leave a CPU with nothing to run), and --workers-min. */
+static int
+below(const struct pm *pm, int n)
+{
+    int lo = pm->cfg.min > pm->cfg.cpus ? pm->cfg.min : pm->cfg.cpus;
+    int to = n / 2 > lo ? n / 2 : lo;
+
+    return to < n ? to : n;
+}
+
 /*
  * judge: the bigger pool, measured m0, against the measurement before it
  * (pm.h: the added workers must have found work, and the rate have
@@ -343,7 +355,7 @@ judge(struct pm *pm, const struct pm_measure *m0, int64_t now, char *why,
 {
     const struct pm_measure *b = &pm->base;
     struct pm_measure m = pm->looks > 0 ? better(&pm->first, m0) : *m0;
-    int from = pm->probe_from, added = pm->target - from;
+    int from = pm->probe_from, added = pm->target - from, to;
     double g = gain(b, &m), took = m.busy - b->busy, rise;
     double want = PM_TOOK * added * (from > 0 ? b->busy / from : 1);
     char cpu[80];
@@ -372,6 +384,7 @@ judge(struct pm *pm, const struct pm_measure *m0, int64_t now, char *why,
          * what was measured to buy requests. */
         pm->probing = pm->looks = 0;
         pm->floor = pm->target;
+        pm->floor_rose = g >= PM_GAIN;
         return pm->target;
     }
     if (pm->looks == 0) {
@@ -381,12 +394,75 @@ judge(struct pm *pm, const struct pm_measure *m0, int64_t now, char *why,
     }
     pm->probing = pm->looks = 0;
     ceiling_at(pm, pm->target, b->best, b->queue, now);
+    /* The added workers found work and bought nothing: what they wait
+     * for is the limit, and fewer may serve as well (pm.h), unless the
+     * size the probe came from was itself kept for a rise: go below it,
+     * judged against the same base. */
+    to = took >= want && !(pm->floor == from && pm->floor_rose)
+             ? below(pm, from)
+             : from;
     snprintf(why, len,
              "%d workers kept %.1f more busy (%.1f wanted) and answered "
-             "%+.0f%% (best second %.0f -> %.0f req/s%s): back; no more "
-             "while the load stays",
+             "%+.0f%% (best second %.0f -> %.0f req/s%s): %s",
              pm->target, took, want, 100 * g, b->best, m.best,
-             cpu_note(&m, cpu, sizeof(cpu)));
+             cpu_note(&m, cpu, sizeof(cpu)),
+             to < from ? "back, and below: fewer may serve as well"
+                       : "back; no more while the load stays");
+    if (to < from) {
+        pm->probing = -1;
+        pm->probe_from = from;
+    }
+    return change(pm, to, now);
+}
+
+/*
+ * judge_down: a smaller pool, measured m0, against the base measured at
+ * the bigger size the descent began from: kept if its best second holds
+ * within PM_GAIN, and the descent goes on; after two looks that say it
+ * lost, back to the last size that held, which becomes the floor.
+ */
+static int
+judge_down(struct pm *pm, const struct pm_measure *m0, int64_t now, char *why,
+           size_t len)
+{
+    const struct pm_measure *b = &pm->base;
+    struct pm_measure m = pm->looks > 0 ? better(&pm->first, m0) : *m0;
+    int from = pm->probe_from, to;
+    double g = gain(b, &m);
+
+    if (m.queue < PM_QUEUE && m.busy < PM_UTIL_SHRINK * pm->target) {
+        pm->probing = pm->looks = 0; /* the load fell away */
+        return pm->target;
+    }
+    if (g > -PM_GAIN || b->requests < PM_FEW_REQUESTS ||
+        m.requests < PM_FEW_REQUESTS) {
+        pm->floor = pm->target;
+        pm->floor_rose = 0;
+        to = below(pm, pm->target);
+        if (to == pm->target) {
+            pm->probing = pm->looks = 0;
+            return pm->target;
+        }
+        snprintf(why, len,
+                 "%d workers answered %+.0f%% of the best second with more "
+                 "(%.0f -> %.0f req/s), %.1f busy: fewer still",
+                 pm->target, 100 * g, b->best, m.best, m.busy);
+        pm->probe_from = pm->target;
+        pm->looks = 0;
+        return change(pm, to, now);
+    }
+    if (pm->looks == 0) {
+        pm->looks = 1;
+        pm->first = m;
+        return pm->target;
+    }
+    pm->probing = pm->looks = 0;
+    pm->floor = from;
+    pm->floor_rose = 1;
+    snprintf(why, len,
+             "%d workers answered %+.0f%% of the best second with more "
+             "(%.0f -> %.0f req/s): back to the fewest that served as well",
+             pm->target, 100 * g, b->best, m.best);
     return change(pm, from, now);
 }
 
@@ -398,9 +474,11 @@ grow_to(const struct pm *pm, const struct pm_measure *m)
 
     if (n == 0)
         return 1;
-    /* CPU-bound: a quarter more (one at least), near the knee where a
-     * big step costs while it is judged and buys little; else twice. */
-    to = cpu_bound(pm, m) ? n + (n / 4 > 1 ? n / 4 : 1) : 2 * n;
+    /* CPU-bound: a quarter more (a worker per CPU at least), near the
+     * knee where a big step costs while it is judged and buys little;
+     * else twice. */
+    to = cpu_bound(pm, m) ? n + (n / 4 > pm->cfg.cpus ? n / 4 : pm->cfg.cpus)
+                          : 2 * n;
     /* Every worker busy: how much more is wanted cannot be seen (nginx
      * may hold the requests, on kept connections); with some idle, the
      * queue tells. */
@@ -443,8 +521,12 @@ decide(struct pm *pm, const struct pm_measure *m, int64_t now, char *why,
     int to, before = pm->target;
     char cpu[80];
 
-    if (pm->probing && (judge(pm, m, now, why, len) != before || pm->probing))
-        return pm->target; /* undone, or a second look to take */
+    if (pm->probing) {
+        to = pm->probing > 0 ? judge(pm, m, now, why, len)
+                             : judge_down(pm, m, now, why, len);
+        if (to != before || pm->probing)
+            return pm->target; /* moved, or a second look to take */
+    }
     /* Kept, or none: m is the base of what follows.  A ceiling holds the
      * size: a probe below it would be a smaller step than the one that
      * bought nothing, expected to buy less. */

@@ -90,72 +90,86 @@
  *
  *   requests wait    queue >= PM_QUEUE or busy >= PM_UTIL_GROW of the
  *                    workers: try a bigger size (a probe): twice, or a
- *                    quarter more (one at least) when the pool is
- *                    CPU-bound, near the knee where a big step costs
+ *                    quarter more (a worker per CPU at least: one more
+ *                    among two CPUs is lost in the noise) when the pool
+ *                    is CPU-bound, near the knee where a big step costs
  *                    while it is judged and buys little; with workers
  *                    idle, no more than the waiting work needs at
  *                    PM_UTIL_SHRINK.  Doubling makes each probe's effect
  *                    large against the noise, and reaches 32 from 2 in
- *                    four probes, 3 s each;
- *   a probe judged   the next measurement against the last one before
- *                    it: kept if the busy workers grew by PM_TOOK of the
- *                    workers added (scaled by the share busy before: the
- *                    added workers found work) and the best second rose
- *                    by PM_GAIN (they did not just wait longer: /queries
- *                    with the database 1 ms away kept 4 workers busy or
- *                    64 at much the same rate, PostgreSQL's CPU the
- *                    limit); a rise of PM_GAIN_ALONE keeps it with
- *                    PM_TOOK_NEAR of the busy count asked (a count that
- *                    falls just short beside a clear rise is noise).  When the
- * added workers were nearly all kept busy (PM_BUSY_ALL) and the pool is not
- * CPU-bound, the rate need only not fall by PM_GAIN (the busy count is the
- * surer sign, the rate's noise what could undo a good probe).  An open load,
- * where the rate is the clients' and the wait what workers buy, passes with the
- * queue down to a quarter; a measurement of fewer than PM_FEW_REQUESTS
- * requests, on the busy count alone.  A first look that says no is followed by
- * a second, the better of the two figures kept; two noes: the pool goes back,
- * and the size it tried is the ceiling.  A kept size is the floor of the trim
- * below.  A load that fell away meanwhile (the new size's busy below what the
- * old one could hold) leaves the new size, for idleness to undo; fewer needed
- * when for --idle-timeout every window needed fewer workers than the pool has
- * (the workers at work plus the queue, at PM_UTIL_SHRINK), the pool shrinks to
- *                    the most any of them needed, in one step, down to
- *                    --workers-min, or to the floor while the load is
- *                    what it was.  Counting the workers at work, not
- *                    those waiting for a CPU, is what brings a CPU-bound
- *                    pool down (local: 2-3 at work of 6 busy), and an
- *                    idle pool to its minimum after one --idle-timeout.
+ *                    four probes, 3 s each.
+ *
+ * A probe is judged by the next measurement against the last one before
+ * it: kept if the busy workers grew by PM_TOOK of the workers added
+ * (scaled by the share busy before: the added workers found work) and the
+ * best second rose by PM_GAIN (they did not just wait longer: /queries
+ * with the database 1 ms away kept 4 workers busy or 64 at much the same
+ * rate, PostgreSQL's CPU the limit); a rise of PM_GAIN_ALONE keeps it with
+ * PM_TOOK_NEAR of the busy count asked (a count that falls just short
+ * beside a clear rise is noise).  When the added workers were nearly all
+ * kept busy (PM_BUSY_ALL) and the pool is not CPU-bound, the rate need
+ * only not fall by PM_GAIN (the busy count is the surer sign, the rate's
+ * noise what could undo a good probe).  An open load, where the rate is
+ * the clients' and the wait what workers buy, passes with the queue down
+ * to a quarter; a measurement of fewer than PM_FEW_REQUESTS requests, on
+ * the busy count alone.  A first look that says no is followed by a
+ * second, the better of the two figures kept; two noes: the pool goes
+ * back, and the size it tried is the ceiling.  A kept size is the floor
+ * of the trim below.  A load that fell away meanwhile (the new size's
+ * busy below what the old one could hold) leaves the new size, for
+ * idleness to undo.
+ *
+ * A probe undone whose added workers found work (busy grew by what was
+ * wanted) has shown that what they wait for is the limit, a database out
+ * of CPU, and fewer workers may then serve as well, with less waiting
+ * (/queries 1 ms away: much the same rate from 8 workers to 64, and p99
+ * at 16 twice 4's): the pool goes back and below, to half the size the
+ * probe came from (a worker per CPU at least), judged against the
+ * measurement before the probe; while the best second holds within
+ * PM_GAIN, half again; the first size that loses (two looks) sends it
+ * back to the last that held, the floor.  A size that was itself kept for
+ * a rise of PM_GAIN over the one below is not descended from: the climb
+ * measured that fewer lose.
+ *
+ * Fewer needed: when for --idle-timeout every window needed fewer
+ * workers than the pool has (the workers at work plus the queue, at
+ * PM_UTIL_SHRINK), the pool shrinks to the most any of them needed, in one
+ * step, down to --workers-min, or to the floor while the load is what it
+ * was.  Counting the workers at work, not those waiting for a CPU, is what
+ * brings a CPU-bound pool down (local: 2-3 at work of 6 busy), and an idle
+ * pool to its minimum after one --idle-timeout.
  *
  * Why it converges: every change is a probe, judged once and kept or
  * undone, or a shrink to what was measured as needed.  A climb under a
  * steady load doubles until a probe buys nothing (at most log2(max/min)
- * probes) and goes back one step: one change of direction; a shrink after
- * it to what the load needs is the second, at most.  Why it does not
- * oscillate: a ceiling, once found, stops every probe (a smaller step than
- * the one that bought nothing would buy less) while the load stays what
- * it was: the best second at the current size within PM_CONTEXT times the
- * one the ceiling was found at, the queue no more than twice as deep (a
- * load that grew while every worker was busy shows there only);
- * PM_CONTEXT_N measurements in a row out of it forget ceiling and floor,
- * as a shrink to half the pool or less does, and a ceiling lapses after
- * PM_HOLD_MS, doubled each time the same ceiling is found again, up to
- * PM_HOLD_MAX_MS.  The trim stops at the floor, so that it cannot undo
- * what a probe measured and start the climb again.  And growing (at
- * PM_UTIL_GROW busy, or a queue) and shrinking (below PM_UTIL_SHRINK, for
- * a whole --idle-timeout) are far apart, so a load between them moves
- * nothing.  Growing is fast and shrinking slow, as requests that wait
- * cost more than workers that idle.
+ * probes) and goes back one step, or further down while fewer serve as
+ * well: one change of direction; the step back up from a descent's first
+ * loss, or a shrink to what the load needs, is the second, at most.  Why it
+ * does not oscillate: a ceiling, once found, stops every probe (a smaller step
+ * than the one that bought nothing would buy less) while the load stays what it
+ * was: the best second at the current size within PM_CONTEXT times the one the
+ * ceiling was found at, the queue no more than twice as deep (a load that grew
+ * while every worker was busy shows there only); PM_CONTEXT_N measurements in a
+ * row out of it forget ceiling and floor, as a shrink to half the pool or less
+ * does, and a ceiling lapses after PM_HOLD_MS, doubled each time the same
+ * ceiling is found again, up to PM_HOLD_MAX_MS.  The trim stops at the floor,
+ * so that it cannot undo what a probe measured and start the climb again.  And
+ * growing (at PM_UTIL_GROW busy, or a queue) and shrinking (below
+ * PM_UTIL_SHRINK, for a whole --idle-timeout) are far apart, so a load between
+ * them moves nothing.  Growing is fast and shrinking slow, as requests that
+ * wait cost more than workers that idle.
  *
  * How well, on traces recorded on the shared machine (test_pm.c replays
  * each from 8 starting seconds): /db 1 ms away at the best size, 32, in 7
  * of 8 (16 in one, whose 32's seconds fell in a busy spell); /db local
- * at 2, the best, in all; /queries at 0.87 to 1 of the best.
+ * at 2, the best, in all; /queries at 0.78 to 1 of the best; /queries
+ * after /db on the same pool (the bench's order), from 32 down to 8.
  *
  * What it does not do: find a size between two powers of two (the best
  * fixed count of a sweep is one of those too); shrink a pool that is too
- * big but not CPU-bound while every worker is busy (a database that locks
- * rows, where more workers only wait longer): the rate keeps such a pool
- * from growing, and a restart or SIGTTOU brings it down.
+ * big while every worker is busy and it cannot probe upwards (at
+ * --workers-max, or under a ceiling): the descent follows an undone probe
+ * only, and a restart or SIGTTOU brings such a pool down.
  */
 #ifndef PM_H
 #define PM_H
@@ -252,7 +266,9 @@ struct pm {
     struct pm_measure acc; /* the measurement under way (sums) */
     double cpu_idle_span;  /* of acc: seconds whose CPU idle is known */
     double run_wait_span;  /* and whose run wait is */
-    /* auto: the probe under judgment, from size probe_from. */
+    /* auto: the probe under judgment, from size probe_from: 1, a bigger
+     * size; -1, a smaller one (a descent: probe_from is the last size
+     * that held, base the measurement at the size it began from). */
     int probing;
     int probe_from;
     struct pm_measure base;  /* the measurement before it */
@@ -260,6 +276,7 @@ struct pm {
     struct pm_measure first; /* the first look */
     int ceiling;             /* no better at; 0: unknown */
     int floor;               /* the last size a probe was kept at */
+    int floor_rose;          /* for a rise of the rate, over the size below */
     double ceiling_rate, ceiling_queue;
     int64_t ceiling_until_ms;
     int last_ceiling; /* the ceiling found before: the hold doubles */

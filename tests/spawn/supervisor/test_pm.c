@@ -430,6 +430,40 @@ leak(const char *name)
     trace_free(&t);
 }
 
+/*
+ * carry: the far trace of /db for 60 s, then /queries's at once on the
+ * same pool (the bench's order in an auto block): the pool /db grew finds
+ * that /queries's added workers only wait longer on the database, and
+ * comes down to a size that answers as well (0.9 of the best recorded,
+ * as settles asks) with fewer workers, within 60 s of the change (the
+ * load's change is seen only after PM_CONTEXT_N measurements).
+ */
+static void
+carry(const char *from, const char *to)
+{
+    struct trace a, b;
+    struct load l[2] = {{&a, 60, 0}, {&b, 90, 0}};
+    struct run r;
+    int best, end, last;
+    double q;
+
+    if (!ok(trace_load(&a, from) == 0 && trace_load(&b, to) == 0,
+            "carry: %s then %s: the traces read", from, to))
+        return;
+    simulate(&auto_cfg, l, 2, &r, 0, 1);
+    end = r.size[r.seconds - 1];
+    best = trace_best(&b, auto_cfg.min, auto_cfg.max);
+    q = trace_capacity(&b, end) / trace_capacity(&b, best);
+    last = last_change_in(&r, 60, r.seconds);
+    ok(end < r.size[59] && q >= 0.9,
+       "carry: %s's %d workers down to %d for %s, %.2f of the best "
+       "recorded (%d)",
+       from, r.size[59], end, to, q, best);
+    ok(last < 120, "carry: settled %d s after the change", last - 60 + 1);
+    trace_free(&a);
+    trace_free(&b);
+}
+
 /* plain: a window of n workers, busy of them serving, queue waiting,
  * rate requests a second; the CPU half idle, no wait for it. */
 static struct pm_window
@@ -576,12 +610,14 @@ test_auto_plain(void)
        "auto: idle: down to --workers-min at %d s, in one step (%s)", t, why);
 
     /* CPU-bound: every worker busy, 8 at work and the rest waiting for
-     * a CPU, the machine without an idle CPU: a probe of a quarter more,
-     * which buys nothing (the same 8 at work, the same rate), undone;
-     * then the 8 at work need 12 at PM_UTIL_SHRINK. */
+     * a CPU, the machine without an idle CPU, 1,000 req/s a worker at
+     * work: a probe of a quarter more, which buys nothing (the same 8 at
+     * work, the same rate), undone and below: 8 answer as many, 4 half,
+     * so back to 8, which the 8 at work need. */
     pm_init(&pm, &c);
     for (t = 1; t < 60; t++) {
-        struct pm_window w = plain(16, pm.target, 0, 8000);
+        struct pm_window w =
+            plain(16, pm.target, 0, 1000 * (pm.target < 8 ? pm.target : 8));
 
         w.cpu_idle = 0.01;
         w.run_wait = pm.target > 8 ? pm.target - 8 : 0;
@@ -591,10 +627,11 @@ test_auto_plain(void)
         changes += n != pm_prev;
         pm_prev = n;
     }
-    ok(top == 20 && n == 12 && changes == 3 && strstr(why, "at most 12 needed"),
+    ok(top == 20 && n == 8 && changes == 4 &&
+           strstr(why, "back to the fewest that served as well"),
        "auto: CPU-bound, every worker busy, half waiting for a CPU: a probe "
-       "of a quarter more (%d), undone, then down to what the 8 at work "
-       "need (%d after %d changes: %s)",
+       "of a quarter more (%d), undone, then down to the 8 at work, tried "
+       "below (%d after %d changes: %s)",
        top, n, changes, why);
 
     /* The same with the CPU busy by others, the workers not waiting. */
@@ -664,5 +701,6 @@ main(void)
     burst("far-db");
     burst("local-db");
     leak("far-db");
+    carry("far-db", "far-queries");
     return done_testing();
 }
