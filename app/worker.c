@@ -223,6 +223,28 @@ install_signals(sigset_t *waitmask)
 }
 
 /*
+ * let_signals_in: epoll_pwait() lets a signal in only when it returns for
+ * it (EINTR, nothing ready): one that comes while the worker runs stays
+ * pending through every epoll_pwait() that finds a connection or its
+ * database's answer ready, and under a steady load that is every one (a
+ * stopped worker served on until it was killed at its stop deadline).
+ * A pending one is let in here, the wait's mask set for a moment.
+ */
+static void
+let_signals_in(const sigset_t *waitmask)
+{
+    static const sigset_t none;
+    sigset_t pending, old;
+
+    memset(&pending, 0, sizeof(pending)); /* the kernel fills _NSIG bits */
+    if (sigpending(&pending) == -1 ||
+        memcmp(&pending, &none, sizeof(pending)) == 0)
+        return;
+    if (sigprocmask(SIG_SETMASK, waitmask, &old) == 0)
+        (void)sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+/*
  * cgi_find: the variables of struct cgi among the name-value pairs p[0,
  * n), the first of a name winning (as libfcgi's FCGX_GetParam did), their
  * values copied NUL-terminated into vals, which has room for n + 5 bytes
@@ -1275,6 +1297,8 @@ loop_turn(struct worker *w)
     for (i = 0; i < w->ndbs; i++)
         watch_idle(w, &w->dbs[i]);
     n = epoll_pwait(w->ep, ev, EVENTS, wait_ms(w, now), &w->waitmask);
+    if (n >= 0)
+        let_signals_in(&w->waitmask);
     now = sb_now_ns();
     tend_dbs(w);
     for (i = 0; i < n; i++) {

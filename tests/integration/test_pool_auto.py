@@ -22,11 +22,16 @@ holds on a machine shared with other work.
   * a pool that grows asks its old workers to let the front server's
     kept connections go only once every new worker accepts: real
     tfb-fcgi workers (/plaintext, no database) behind nginx with
-    keepalive 32 under wrk -c32, two SIGTTINs; no request fails.
+    keepalive 32 under wrk -c32, two SIGTTINs; no request fails;
+  * a pool that shrinks under load (the stack, PostgreSQL local, 8 -> 2
+    under wrk -c64 on /queries) loses its workers at once, none killed
+    at its stop deadline.
 
-About 95 s; every wait is bounded.  Needs nginx and wrk, no PostgreSQL.
+About 110 s; every wait is bounded.  Needs nginx and wrk; PostgreSQL for
+the last case only.
 """
 
+import os
 import re
 import signal
 import time
@@ -229,6 +234,35 @@ def spreads(tap):
                   res["out"])
 
 
+def stops_under_load(tap):
+    """A pool that shrinks under load (auto's descent, SIGTTOU) loses its
+    workers at once, not at their stop deadline: a worker whose
+    epoll_pwait always found something ready (a connection, its
+    database's answer) never took the SIGTERM pending for it
+    (epoll_pwait lets a signal in only when it returns for it), served
+    on, and was killed 10 s later.  The stack (PostgreSQL, real workers,
+    nginx keeping its connections) under wrk -c64 on /queries?queries=20:
+    8 -> 2 by six SIGTTOUs."""
+    with Scene(tap, "stops", stack={"workers": 8}) as sc:
+        sup = sc.st.pool_pids()
+        load = sc.wrk(sc.st.url("/queries?queries=20"), 10, connections=64)
+        time.sleep(3)
+        t0 = time.monotonic()
+        for _ in range(6):
+            os.kill(sup[0], signal.SIGTTOU)
+            time.sleep(0.05)
+        gone = wait_for(lambda: len(sc.st.worker_pids()) == 2, 12)
+        took = time.monotonic() - t0
+        res = load.result()
+        killed = re.findall(r"still running after its stop deadline.*", sc.st.app_log())
+        tap.check(gone and took < 3 and not killed,
+                  "8 -> 2 under load: the six stopped workers left in %.1f s (3 at most), "
+                  "none killed at its deadline (%s)" % (took, "; ".join(killed)[:200]),
+                  sc.st.app_log()[-2000:])
+        tap.check(res["failures"] == 0, "and no request failed (%s)" % res["summary"],
+                  res["out"])
+
+
 def body(tap):
     tap.need([SPAWN_BIN])
     grows_and_shrinks(tap)
@@ -236,6 +270,7 @@ def body(tap):
     sigttin(tap)
     tap.need([APP_BIN])
     spreads(tap)
+    stops_under_load(tap)
 
 
 if __name__ == "__main__":
