@@ -464,6 +464,40 @@ carry(const char *from, const char *to)
     trace_free(&b);
 }
 
+/*
+ * moved: the local trace of /queries for 60 s (CPU-bound: a ceiling just
+ * above the cores' count), then /db with the database 1 ms away on the
+ * same pool (the bench's auto block: the delay line changed, not the
+ * pool): the rate at the same size falls by less than PM_CONTEXT, but
+ * the CPUs are no longer the limit, so the ceiling goes and the pool
+ * grows to within 0.9 of the best recorded, within 40 s.
+ */
+static void
+moved(const char *from, const char *to)
+{
+    struct trace a, b;
+    struct load l[2] = {{&a, 60, 0}, {&b, 90, 0}};
+    struct run r;
+    int best, end, last;
+    double q;
+
+    if (!ok(trace_load(&a, from) == 0 && trace_load(&b, to) == 0,
+            "moved: %s then %s: the traces read", from, to))
+        return;
+    simulate(&auto_cfg, l, 2, &r, 0, 1);
+    end = r.size[r.seconds - 1];
+    best = trace_best(&b, auto_cfg.min, auto_cfg.max);
+    q = trace_capacity(&b, end) / trace_capacity(&b, best);
+    last = last_change_in(&r, 60, r.seconds);
+    ok(q >= 0.9,
+       "moved: from %s's %d workers to %d for %s, %.2f of the best "
+       "recorded (%d)",
+       from, r.size[59], end, to, q, best);
+    ok(last < 100, "moved: settled %d s after the change", last - 60 + 1);
+    trace_free(&a);
+    trace_free(&b);
+}
+
 /* plain: a window of n workers, busy of them serving, queue waiting,
  * rate requests a second; the CPU half idle, no wait for it. */
 static struct pm_window
@@ -702,5 +736,6 @@ main(void)
     burst("local-db");
     leak("far-db");
     carry("far-db", "far-queries");
+    moved("local-queries", "far-db");
     return done_testing();
 }
