@@ -44,7 +44,7 @@ static void
 calm_reset(struct pm *pm, int64_t now)
 {
     pm->calm_since_ms = now;
-    pm->calm_need = -1;
+    pm->calm_need = pm->calm_load = -1;
 }
 
 /* settle: the pool is moving: measure nothing until it has its size and
@@ -160,6 +160,8 @@ idle_shrink(struct pm *pm, const struct pm_window *w, int need, char *why,
     }
     if (need > pm->calm_need)
         pm->calm_need = need;
+    if (up((w->busy + w->queue) / PM_UTIL_SHRINK) > pm->calm_load)
+        pm->calm_load = up((w->busy + w->queue) / PM_UTIL_SHRINK);
     if (w->end_ms - pm->calm_since_ms < pm->cfg.idle_ms ||
         pm->target <= pm->cfg.min)
         return 0;
@@ -170,10 +172,12 @@ idle_shrink(struct pm *pm, const struct pm_window *w, int need, char *why,
              pm->calm_need, (double)pm->cfg.idle_ms / 1000, w->busy,
              w->run_wait > 0 ? w->run_wait : 0.0,
              w->span_ms > 0 ? (double)w->requests * 1000 / w->span_ms : 0.0);
-    /* Half the pool or less needed: the load fell, and what was learnt
-     * of it goes; a smaller trim (the workers waiting for a CPU counted
-     * out) keeps it, and stops at the last size a probe was kept at. */
-    if (to <= pm->target / 2)
+    /* Half the pool or less needed, the workers waiting for a CPU
+     * counted in: the load fell, and what was learnt of it goes.  Any
+     * other trim (those waiting counted out) keeps it, and stops at the
+     * last size a probe was kept at: /db 1 ms away, 32 kept over 16 for
+     * +140%, had 18.6 of its 32 busy waiting for a CPU, and went to 15. */
+    if (to <= pm->target / 2 && pm->calm_load <= pm->target / 2)
         forget(pm);
     else if (to < pm->floor)
         to = pm->floor;
@@ -331,6 +335,17 @@ better(const struct pm_measure *a, const struct pm_measure *b)
     return m;
 }
 
+/* rose_here: the floor was kept for a rise of the rate, under the load
+ * m measures (its best second within PM_CONTEXT of the floor's): a floor
+ * kept under another load (/db 1 ms away, 32 for +140%) says nothing of
+ * this one (/queries, 6 times slower a request). */
+static int
+rose_here(const struct pm *pm, const struct pm_measure *m)
+{
+    return pm->floor_rose && m->best * PM_CONTEXT >= pm->floor_rate &&
+           m->best <= pm->floor_rate * PM_CONTEXT;
+}
+
 /* below: the size a descent tries after n: half, but a worker per CPU
  * at least (fewer leave a CPU with nothing to run), and --workers-min. */
 static int
@@ -385,7 +400,27 @@ judge(struct pm *pm, const struct pm_measure *m0, int64_t now, char *why,
         pm->probing = pm->looks = 0;
         pm->floor = pm->target;
         pm->floor_rose = g >= PM_GAIN;
-        return pm->target;
+        pm->floor_rate = m.best;
+        /* Kept at --workers-max: no probe above can show that it buys
+         * nothing, and a rise as large as PM_GAIN is within the noise at
+         * that size (/queries 1 ms away: 64 kept over 32 for +13%, 0.88 of
+         * 8's rate), so the descent asks whether fewer serve as well, the
+         * undone probe's question, from here. */
+        to = below(pm, pm->target);
+        if (pm->target < pm->cfg.max || to == pm->target)
+            return pm->target;
+        snprintf(why, len,
+                 "%d workers, the most allowed, kept %.1f more busy (%.1f "
+                 "wanted) and answered %+.0f%% (best second %.0f -> %.0f "
+                 "req/s%s): fewer may serve as well",
+                 pm->target, took, want, 100 * g, b->best, m.best,
+                 cpu_note(&m, cpu, sizeof(cpu)));
+        ceiling_at(pm, pm->target, m.best, m.queue, now);
+        pm->ceiling_cpu = cpu_bound(pm, &m);
+        pm->base = m;
+        pm->probing = -1;
+        pm->probe_from = pm->target;
+        return change(pm, to, now);
     }
     if (pm->looks == 0) {
         pm->looks = 1;
@@ -399,7 +434,7 @@ judge(struct pm *pm, const struct pm_measure *m0, int64_t now, char *why,
      * for is the limit, and fewer may serve as well (pm.h), unless the
      * size the probe came from was itself kept for a rise: go below it,
      * judged against the same base. */
-    to = took >= want && !(pm->floor == from && pm->floor_rose)
+    to = took >= want && !(pm->floor == from && rose_here(pm, b))
              ? below(pm, from)
              : from;
     snprintf(why, len,
@@ -419,26 +454,29 @@ judge(struct pm *pm, const struct pm_measure *m0, int64_t now, char *why,
 /*
  * judge_down: a smaller pool, measured m0, against the base measured at
  * the bigger size the descent began from: kept if its best second holds
- * within PM_GAIN, and the descent goes on; after two looks that say it
- * lost, back to the last size that held, which becomes the floor.
+ * within PM_GAIN, and the descent goes on; else, after a second look
+ * unless the loss is clear, back to the last size that held, which
+ * becomes the floor.
  */
 static int
 judge_down(struct pm *pm, const struct pm_measure *m0, int64_t now, char *why,
            size_t len)
 {
     const struct pm_measure *b = &pm->base;
-    struct pm_measure m = pm->looks > 0 ? better(&pm->first, m0) : *m0;
+    struct pm_measure mm = pm->looks > 0 ? better(&pm->first, m0) : *m0;
+    const struct pm_measure *m = &mm;
     int from = pm->probe_from, to;
-    double g = gain(b, &m);
+    double g = gain(b, m);
 
-    if (m.queue < PM_QUEUE && m.busy < PM_UTIL_SHRINK * pm->target) {
+    if (m->queue < PM_QUEUE && m->busy < PM_UTIL_SHRINK * pm->target) {
         pm->probing = pm->looks = 0; /* the load fell away */
         return pm->target;
     }
     if (g > -PM_GAIN || b->requests < PM_FEW_REQUESTS ||
-        m.requests < PM_FEW_REQUESTS) {
+        m->requests < PM_FEW_REQUESTS) {
         pm->floor = pm->target;
         pm->floor_rose = 0;
+        pm->floor_rate = m->best;
         to = below(pm, pm->target);
         if (to == pm->target) {
             pm->probing = pm->looks = 0;
@@ -447,23 +485,28 @@ judge_down(struct pm *pm, const struct pm_measure *m0, int64_t now, char *why,
         snprintf(why, len,
                  "%d workers answered %+.0f%% of the best second with more "
                  "(%.0f -> %.0f req/s), %.1f busy: fewer still",
-                 pm->target, 100 * g, b->best, m.best, m.busy);
+                 pm->target, 100 * g, b->best, m->best, m->busy);
         pm->probe_from = pm->target;
         pm->looks = 0;
         return change(pm, to, now);
     }
-    if (pm->looks == 0) {
+    /* A loss of PM_LOST is taken at its first look: back is the side
+     * known to hold, and a fall that large, on the shared machine, was
+     * a smaller size's (32 after 64, /queries 1 ms away: -17% on one look,
+     * the same rate on the second). */
+    if (pm->looks == 0 && g > -PM_LOST) {
         pm->looks = 1;
-        pm->first = m;
+        pm->first = *m;
         return pm->target;
     }
     pm->probing = pm->looks = 0;
     pm->floor = from;
     pm->floor_rose = 1;
+    pm->floor_rate = b->best;
     snprintf(why, len,
              "%d workers answered %+.0f%% of the best second with more "
              "(%.0f -> %.0f req/s): back to the fewest that served as well",
-             pm->target, 100 * g, b->best, m.best);
+             pm->target, 100 * g, b->best, m->best);
     return change(pm, from, now);
 }
 
@@ -493,31 +536,44 @@ grow_to(const struct pm *pm, const struct pm_measure *m)
  * ceiling_upkeep: a ceiling lapses with time, or when the load moves:
  * the rate at this size off the one it was found at, or the queue
  * deeper than twice (a load that grew when every worker was busy
- * shows there only).
+ * shows there only).  A measurement far off (the rate off by
+ * PM_CONTEXT squared, or the CPUs half idle under a ceiling they set)
+ * counts twice: no noise measured on the shared machine came near it.
  */
 static void
 ceiling_upkeep(struct pm *pm, const struct pm_measure *m, int64_t now)
 {
+    double r = pm->ceiling_rate, f;
+    int off = 0;
+
     if (pm->ceiling == 0)
         return;
     if (now >= pm->ceiling_until_ms) {
         pm->ceiling = 0;
         return;
     }
+    if (r > 0 && m->best > 0) {
+        f = m->best > r ? m->best / r : r / m->best;
+        off = f >= PM_CONTEXT * PM_CONTEXT ? 2 : f > PM_CONTEXT;
+    }
+    if (m->queue > 2 * pm->ceiling_queue + 1 && off == 0)
+        off = 1;
     /* A ceiling found with the CPUs the limit holds only while they are:
      * the database moved away, and the rate at the same size fell by
      * less than PM_CONTEXT (2 workers: 3,100 req/s of /queries with it
      * local, 1,650 of /db 1 ms away, the CPUs three quarters idle). */
-    if ((pm->ceiling_rate > 0 && (m->best > pm->ceiling_rate * PM_CONTEXT ||
-                                  m->best * PM_CONTEXT < pm->ceiling_rate)) ||
-        m->queue > 2 * pm->ceiling_queue + 1 ||
-        (pm->ceiling_cpu && m->cpu_idle >= 1 - PM_CPU_BUSY &&
-         run_share(m) >= 0 && run_share(m) < PM_RUN_WAIT)) {
-        if (++pm->context_off >= PM_CONTEXT_N)
-            forget(pm);
-    } else {
-        pm->context_off = 0;
+    if (pm->ceiling_cpu && m->cpu_idle >= 1 - PM_CPU_BUSY &&
+        run_share(m) >= 0 && run_share(m) < PM_RUN_WAIT) {
+        f = m->cpu_idle >= 0.5 ? 2 : 1;
+        off = off > f ? off : (int)f;
     }
+    if (off == 0) {
+        pm->context_off = 0;
+        return;
+    }
+    pm->context_off += off;
+    if (pm->context_off >= PM_CONTEXT_N)
+        forget(pm);
 }
 
 /* decide: what a complete measurement m at the target means. */

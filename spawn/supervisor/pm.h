@@ -127,17 +127,26 @@
  * probe came from (a worker per CPU at least), judged against the
  * measurement before the probe; while the best second holds within
  * PM_GAIN, half again; the first size that loses (two looks) sends it
- * back to the last that held, the floor.  A size that was itself kept for
- * a rise of PM_GAIN over the one below is not descended from: the climb
- * measured that fewer lose.
+ * back to the last that held, the floor (at the first look when it lost
+ * PM_LOST: back is the side known to hold).  A size that was itself kept
+ * for a rise of PM_GAIN over the one below, under this load (its best
+ * second within PM_CONTEXT), is not descended from: the climb measured
+ * that fewer lose.  A probe kept at --workers-max, where no
+ * probe above can undo it, starts a descent from there, under a ceiling
+ * at the max (/queries 1 ms away: 64 kept over 32 for +13% in the noise,
+ * 0.88 of 8's rate, and it stayed).
  *
  * Fewer needed: when for --idle-timeout every window needed fewer
  * workers than the pool has (the workers at work plus the queue, at
  * PM_UTIL_SHRINK), the pool shrinks to the most any of them needed, in one
  * step, down to --workers-min, or to the floor while the load is what it
- * was.  Counting the workers at work, not those waiting for a CPU, is what
- * brings a CPU-bound pool down (local: 2-3 at work of 6 busy), and an idle
- * pool to its minimum after one --idle-timeout.
+ * was: it is taken to have fallen when half the pool or less was needed,
+ * the workers waiting for a CPU counted in.  Counting the workers at work,
+ * not those waiting for a CPU, is what brings a CPU-bound pool down
+ * (local: 2-3 at work of 6 busy), and an idle pool to its minimum after
+ * one --idle-timeout; counting them in for the fall is what keeps a pool
+ * the climb measured (/db 1 ms away: 32 kept over 16 for +140%, 18.6 of
+ * its 32 busy waiting for a CPU, was cut to 15).
  *
  * Why it converges: every change is a probe, judged once and kept or
  * undone, or a shrink to what was measured as needed.  A climb under a
@@ -153,27 +162,30 @@
  * the pool CPU-bound, the CPUs still the limit (the database moved away: 2
  * workers answered 3,100 req/s of /queries with it local, 1,650 of /db with it
  * 1 ms away, a fall of less than PM_CONTEXT, the CPUs then three quarters
- * idle); PM_CONTEXT_N measurements in a row out of it forget ceiling and floor,
- * as a shrink to half the pool or less does, and a ceiling lapses after
- * PM_HOLD_MS, doubled each time the same ceiling is found again, up to
- * PM_HOLD_MAX_MS.  The trim stops at the floor, so that it cannot undo what a
- * probe measured and start the climb again.  And growing (at PM_UTIL_GROW busy,
- * or a queue) and shrinking (below PM_UTIL_SHRINK, for a whole --idle-timeout)
- * are far apart, so a load between them moves nothing.  Growing is fast and
- * shrinking slow, as requests that wait cost more than workers that idle.
+ * idle); PM_CONTEXT_N measurements in a row out of it forget ceiling and floor
+ * (one far out, the rate off by PM_CONTEXT squared or the CPUs half idle,
+ * counts twice), as a shrink to half the pool or less does, and a ceiling
+ * lapses after PM_HOLD_MS, doubled each time the same ceiling is found again,
+ * up to PM_HOLD_MAX_MS.  The trim stops at the floor, so that it cannot undo
+ * what a probe measured and start the climb again.  And growing (at
+ * PM_UTIL_GROW busy, or a queue) and shrinking (below PM_UTIL_SHRINK, for a
+ * whole --idle-timeout) are far apart, so a load between them moves nothing.
+ * Growing is fast and shrinking slow, as requests that wait cost more than
+ * workers that idle.
  *
  * How well, on traces recorded on the shared machine (test_pm.c replays
  * each from 8 starting seconds): /db 1 ms away at the best size, 32, in 7
  * of 8 (16 in one, whose 32's seconds fell in a busy spell); /db local
  * at 2, the best, in all; /queries at 0.78 to 1 of the best; /queries
- * after /db on the same pool (the bench's order), from 32 down to 8; /db
- * 1 ms away after /queries local, from 4 up to 32.
+ * after /db on the same pool (the bench's order), from 32 down to 8, 26 s
+ * after the change; /db 1 ms away after /queries local, from 4 up to 32,
+ * 28 s after.
  *
  * What it does not do: find a size between two powers of two (the best
  * fixed count of a sweep is one of those too); shrink a pool that is too
- * big while every worker is busy and it cannot probe upwards (at
- * --workers-max, or under a ceiling): the descent follows an undone probe
- * only, and a restart or SIGTTOU brings such a pool down.
+ * big while every worker is busy under a ceiling: the descent follows an
+ * undone probe, or one kept at --workers-max, and a restart or SIGTTOU
+ * brings such a pool down.
  */
 #ifndef PM_H
 #define PM_H
@@ -204,6 +216,8 @@ enum pm_mode { PM_STATIC, PM_DYNAMIC, PM_ONDEMAND, PM_AUTO };
  * 1 ms: +42%, 3.8 more busy where 4.0 were wanted, was undone). */
 #define PM_GAIN_ALONE 0.25
 #define PM_TOOK_NEAR 0.8
+/* A descent's step that loses this much is undone at its first look. */
+#define PM_LOST 0.25
 /* Kept busy nearly all (this many times PM_TOOK of the workers added),
  * outside a CPU-bound pool, a probe need only not lose more than
  * PM_GAIN. */
@@ -281,6 +295,7 @@ struct pm {
     int ceiling;             /* no better at; 0: unknown */
     int floor;               /* the last size a probe was kept at */
     int floor_rose;          /* for a rise of the rate, over the size below */
+    double floor_rate;       /* the best second it was kept at */
     double ceiling_rate, ceiling_queue;
     int ceiling_cpu; /* found with the pool CPU-bound */
     int64_t ceiling_until_ms;
@@ -288,9 +303,10 @@ struct pm {
     long hold_ms;
     int context_off; /* measurements in a row off the ceiling's rate */
     /* Idleness: since when every window needed fewer than target
-     * workers, and the most one needed (-1: none yet). */
+     * workers, and the most one needed (-1: none yet); calm_load, the
+     * same with the workers waiting for a CPU counted in. */
     int64_t calm_since_ms;
-    int calm_need;
+    int calm_need, calm_load;
 };
 
 /* pm_init: the controller for cfg, at cfg->start workers.  cfg is
