@@ -463,20 +463,19 @@ judge_down(struct pm *pm, const struct pm_measure *m0, int64_t now, char *why,
            size_t len)
 {
     const struct pm_measure *b = &pm->base;
-    struct pm_measure mm = pm->looks > 0 ? better(&pm->first, m0) : *m0;
-    const struct pm_measure *m = &mm;
+    struct pm_measure m = pm->looks > 0 ? better(&pm->first, m0) : *m0;
     int from = pm->probe_from, to;
-    double g = gain(b, m);
+    double g = gain(b, &m);
 
-    if (m->queue < PM_QUEUE && m->busy < PM_UTIL_SHRINK * pm->target) {
+    if (m.queue < PM_QUEUE && m.busy < PM_UTIL_SHRINK * pm->target) {
         pm->probing = pm->looks = 0; /* the load fell away */
         return pm->target;
     }
     if (g > -PM_GAIN || b->requests < PM_FEW_REQUESTS ||
-        m->requests < PM_FEW_REQUESTS) {
+        m.requests < PM_FEW_REQUESTS) {
         pm->floor = pm->target;
         pm->floor_rose = 0;
-        pm->floor_rate = m->best;
+        pm->floor_rate = m.best;
         to = below(pm, pm->target);
         if (to == pm->target) {
             pm->probing = pm->looks = 0;
@@ -485,18 +484,17 @@ judge_down(struct pm *pm, const struct pm_measure *m0, int64_t now, char *why,
         snprintf(why, len,
                  "%d workers answered %+.0f%% of the best second with more "
                  "(%.0f -> %.0f req/s), %.1f busy: fewer still",
-                 pm->target, 100 * g, b->best, m->best, m->busy);
+                 pm->target, 100 * g, b->best, m.best, m.busy);
         pm->probe_from = pm->target;
         pm->looks = 0;
         return change(pm, to, now);
     }
-    /* A loss of PM_LOST is taken at its first look: back is the side
-     * known to hold, and a fall that large, on the shared machine, was
-     * a smaller size's (32 after 64, /queries 1 ms away: -17% on one look,
-     * the same rate on the second). */
+    /* A loss of PM_LOST is taken at its first look, back being the side
+     * known to hold; a smaller one gets a second (32 after 64, /queries
+     * 1 ms away: -17% at one look, the same rate at the next). */
     if (pm->looks == 0 && g > -PM_LOST) {
         pm->looks = 1;
-        pm->first = *m;
+        pm->first = m;
         return pm->target;
     }
     pm->probing = pm->looks = 0;
@@ -506,7 +504,7 @@ judge_down(struct pm *pm, const struct pm_measure *m0, int64_t now, char *why,
     snprintf(why, len,
              "%d workers answered %+.0f%% of the best second with more "
              "(%.0f -> %.0f req/s): back to the fewest that served as well",
-             pm->target, 100 * g, b->best, m->best);
+             pm->target, 100 * g, b->best, m.best);
     return change(pm, from, now);
 }
 
