@@ -100,11 +100,14 @@
  *                    four probes, 3 s each.
  *
  * A probe is judged by the next measurement against the last one before
- * it: kept if the busy workers grew by PM_TOOK of the workers added
- * (scaled by the share busy before: the added workers found work) and the
- * best second rose by PM_GAIN (they did not just wait longer: /queries
- * with the database 1 ms away kept 4 workers busy or 64 at much the same
- * rate, PostgreSQL's CPU the limit); a rise of PM_GAIN_ALONE keeps it with
+ * it (its best second the better of that one's and the one's before it
+ * at the same size, under the same load, as the probe's is the better of
+ * two looks when the first says no: a slow base made 64 look 99% better
+ * than 32 on /queries 1 ms away): kept if the busy workers grew by PM_TOOK of
+ * the workers added (scaled by the share busy before: the added workers found
+ * work) and the best second rose by PM_GAIN (they did not just wait longer:
+ * /queries with the database 1 ms away kept 4 workers busy or 64 at much the
+ * same rate, PostgreSQL's CPU the limit); a rise of PM_GAIN_ALONE keeps it with
  * PM_TOOK_NEAR of the busy count asked (a count that falls just short
  * beside a clear rise is noise).  When the added workers were nearly all
  * kept busy (PM_BUSY_ALL) and the pool is not CPU-bound, the rate need
@@ -131,10 +134,11 @@
  * PM_LOST: back is the side known to hold).  A size that was itself kept
  * for a rise of PM_GAIN over the one below, under this load (its best
  * second within PM_CONTEXT), is not descended from: the climb measured
- * that fewer lose.  A probe kept at --workers-max, where no
- * probe above can undo it, starts a descent from there, under a ceiling
- * at the max (/queries 1 ms away: 64 kept over 32 for +13% in the noise,
- * 0.88 of 8's rate, and it stayed).
+ * that fewer lose.  A probe kept at --workers-max, where no probe above
+ * can undo it, starts a descent below the size it came from, judged
+ * against its own measurement, under a ceiling at the max (/queries 1 ms
+ * away: 64 kept over 32 for +13% in the noise, 0.88 of 8's rate, and it
+ * stayed).
  *
  * Fewer needed: when for --idle-timeout every window needed fewer
  * workers than the pool has (the workers at work plus the queue, at
@@ -162,24 +166,27 @@
  * the pool CPU-bound, the CPUs still the limit (the database moved away: 2
  * workers answered 3,100 req/s of /queries with it local, 1,650 of /db with it
  * 1 ms away, a fall of less than PM_CONTEXT, the CPUs then three quarters
- * idle); PM_CONTEXT_N measurements in a row out of it forget ceiling and floor
- * (one far out, the rate off by PM_CONTEXT squared or the CPUs half idle,
- * counts twice), as a shrink to half the pool or less does, and a ceiling
- * lapses after PM_HOLD_MS, doubled each time the same ceiling is found again,
- * up to PM_HOLD_MAX_MS.  The trim stops at the floor, so that it cannot undo
- * what a probe measured and start the climb again.  And growing (at
- * PM_UTIL_GROW busy, or a queue) and shrinking (below PM_UTIL_SHRINK, for a
- * whole --idle-timeout) are far apart, so a load between them moves nothing.
- * Growing is fast and shrinking slow, as requests that wait cost more than
- * workers that idle.
+ * idle; or, at the size it was found from, its workers waiting for a CPU a
+ * third as much as then, the machine's CPUs perhaps busy with other work);
+ * PM_CONTEXT_N measurements in a row out of it forget ceiling and floor (two
+ * far out, the rate off by PM_CONTEXT squared or the CPUs half idle, are
+ * enough), as a shrink to half the pool or less does, and a ceiling lapses
+ * after PM_HOLD_MS, doubled each time the same ceiling is found again, up to
+ * PM_HOLD_MAX_MS.  The trim stops at the floor, so that it cannot undo what a
+ * probe measured and start the climb again.  And growing (at PM_UTIL_GROW busy,
+ * or a queue) and shrinking (below PM_UTIL_SHRINK, for a whole --idle-timeout)
+ * are far apart, so a load between them moves nothing. Growing is fast and
+ * shrinking slow, as requests that wait cost more than workers that idle.
  *
  * How well, on traces recorded on the shared machine (test_pm.c replays
  * each from 8 starting seconds): /db 1 ms away at the best size, 32, in 7
  * of 8 (16 in one, whose 32's seconds fell in a busy spell); /db local
  * at 2, the best, in all; /queries at 0.78 to 1 of the best; /queries
- * after /db on the same pool (the bench's order), from 32 down to 8, 26 s
- * after the change; /db 1 ms away after /queries local, from 4 up to 32,
- * 28 s after.
+ * after /db on the same pool (the bench's order), 0.91 of the best on
+ * average, down from 32 in 3 replays of 8 (the trace answers as much at
+ * 32 and 64, and slow spells at 16 and 32 end the descent), within 22 s of
+ * the change; /db 1 ms away after /queries local, up from 2-6 to 24-32 in
+ * all 8, within 30 s.
  *
  * What it does not do: find a size between two powers of two (the best
  * fixed count of a sweep is one of those too); shrink a pool that is too
@@ -235,8 +242,11 @@ enum pm_mode { PM_STATIC, PM_DYNAMIC, PM_ONDEMAND, PM_AUTO };
  * load or the database changed (the best second of a measurement at one
  * size varied by half on the shared machine). */
 #define PM_CONTEXT 2.0
-/* ... in this many measurements in a row. */
+/* ... in this many measurements in a row; one far off (the rate off by
+ * PM_CONTEXT squared, the CPUs half idle under a ceiling they set)
+ * counts PM_CONTEXT_FAR: two in a row. */
 #define PM_CONTEXT_N 5
+#define PM_CONTEXT_FAR 3
 /* How long a ceiling holds, first and at most. */
 #define PM_HOLD_MS (300 * 1000L)
 #define PM_HOLD_MAX_MS (3600 * 1000L)
@@ -297,11 +307,15 @@ struct pm {
     int floor_rose;          /* for a rise of the rate, over the size below */
     double floor_rate;       /* the best second it was kept at */
     double ceiling_rate, ceiling_queue;
-    int ceiling_cpu; /* found with the pool CPU-bound */
+    int ceiling_cpu;    /* found with the pool CPU-bound */
+    int ceiling_from;   /* the size of the measurement it was found over */
+    double ceiling_run; /* and its workers' share waiting for a CPU */
     int64_t ceiling_until_ms;
     int last_ceiling; /* the ceiling found before: the hold doubles */
     long hold_ms;
-    int context_off; /* measurements in a row off the ceiling's rate */
+    int context_off;  /* measurements in a row off the ceiling's rate */
+    int last_size;    /* the size of the last measurement decided on */
+    double last_best; /* and its best second */
     /* Idleness: since when every window needed fewer than target
      * workers, and the most one needed (-1: none yet); calm_load, the
      * same with the workers waiting for a CPU counted in. */
