@@ -129,28 +129,29 @@
  * at 16 twice 4's): the pool goes back and below, to half the size the
  * probe came from (a worker per CPU at least), judged against the
  * measurement before the probe; while the best second holds within
- * PM_GAIN, half again; the first size that loses (two looks) sends it
- * back to the last that held, the floor (at the first look when it lost
- * PM_LOST: back is the side known to hold).  A size that was itself kept
- * for a rise of PM_GAIN over the one below, under this load (its best
- * second within PM_CONTEXT), is not descended from: the climb measured
- * that fewer lose.  A probe kept at --workers-max, where no probe above
- * can undo it, starts a descent below the size it came from, judged
- * against its own measurement, under a ceiling at the max (/queries 1 ms
- * away: 64 kept over 32 for +13% in the noise, 0.88 of 8's rate, and it
- * stayed).
+ * PM_GAIN of the best seen so far, half again; the first size that loses
+ * (two looks) sends it back to the last that held, the floor (at the
+ * first look when it lost PM_LOST: back is the side known to hold).  A
+ * size that was itself kept for a rise of PM_GAIN over the one below,
+ * under this load (its best second within PM_CONTEXT), is not descended
+ * from: the climb measured that fewer lose.  A probe kept at
+ * --workers-max, where no probe above can undo it, starts a descent below
+ * the size it came from, judged against its own measurement, under a
+ * ceiling at the max (/queries 1 ms away: 64 kept over 32 for +13% in the
+ * noise, 0.88 of 8's rate, and it stayed).
  *
  * Fewer needed: when for --idle-timeout every window needed fewer
  * workers than the pool has (the workers at work plus the queue, at
  * PM_UTIL_SHRINK), the pool shrinks to the most any of them needed, in one
  * step, down to --workers-min, or to the floor while the load is what it
- * was: it is taken to have fallen when half the pool or less was needed,
- * the workers waiting for a CPU counted in.  Counting the workers at work,
- * not those waiting for a CPU, is what brings a CPU-bound pool down
- * (local: 2-3 at work of 6 busy), and an idle pool to its minimum after
- * one --idle-timeout; counting them in for the fall is what keeps a pool
- * the climb measured (/db 1 ms away: 32 kept over 16 for +140%, 18.6 of
- * its 32 busy waiting for a CPU, was cut to 15).
+ * was: it is taken to have changed when half the pool or less was needed.
+ * Counting the workers at work, not those waiting for a CPU, is what
+ * brings a CPU-bound pool down (local: 2-3 at work of 6 busy; 64 kept
+ * with the database 5 ms away, then the database local), and an idle pool
+ * to its minimum after one --idle-timeout.  It also cuts a pool the climb
+ * measured, when most of its workers wait for a CPU (/db 1 ms away: 32,
+ * kept over 16 for +140%, went to 15, which answered as much in the
+ * sweeps).
  *
  * Why it converges: every change is a probe, judged once and kept or
  * undone, or a shrink to what was measured as needed.  A climb under a
@@ -182,10 +183,10 @@
  * each from 8 starting seconds): /db 1 ms away at the best size, 32, in 7
  * of 8 (16 in one, whose 32's seconds fell in a busy spell); /db local
  * at 2, the best, in all; /queries at 0.78 to 1 of the best; /queries
- * after /db on the same pool (the bench's order), 0.91 of the best on
- * average, down from 32 in 3 replays of 8 (the trace answers as much at
- * 32 and 64, and slow spells at 16 and 32 end the descent), within 22 s of
- * the change; /db 1 ms away after /queries local, up from 2-6 to 24-32 in
+ * after /db on the same pool (the bench's order), 0.93 of the best on
+ * average, down from 32 to 8 in 2 replays of 8 (the trace answers as much
+ * at 32 and 64, and slow spells at 16 and 32 end the descent), within 21 s
+ * of the change; /db 1 ms away after /queries local, up from 2-6 to 24-32 in
  * all 8, within 30 s.
  *
  * What it does not do: find a size between two powers of two (the best
@@ -317,10 +318,9 @@ struct pm {
     int last_size;    /* the size of the last measurement decided on */
     double last_best; /* and its best second */
     /* Idleness: since when every window needed fewer than target
-     * workers, and the most one needed (-1: none yet); calm_load, the
-     * same with the workers waiting for a CPU counted in. */
+     * workers, and the most one needed (-1: none yet). */
     int64_t calm_since_ms;
-    int calm_need, calm_load;
+    int calm_need;
 };
 
 /* pm_init: the controller for cfg, at cfg->start workers.  cfg is
